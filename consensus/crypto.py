@@ -1,0 +1,112 @@
+"""Ed25519 keys, signatures and addresses (through ``cryptography``)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from consensus.types import (
+    ADDRESS_LENGTH,
+    PUBLIC_KEY_LENGTH,
+    SIGNATURE_LENGTH,
+    Address,
+    Hash,
+    PublicKey,
+    Signature,
+)
+
+
+def compute_hash(data: bytes) -> Hash:
+    """SHA-256 of ``data``."""
+    return Hash(hashlib.sha256(data).digest())
+
+
+def compute_address(public_key: PublicKey) -> Address:
+    """A validator's or account's address: the first 20 bytes of SHA-256 of its public key."""
+    return Address(hashlib.sha256(public_key).digest()[:ADDRESS_LENGTH])
+
+
+class PrivateKey:
+    """An Ed25519 signing key."""
+
+    __slots__ = ("_key", "address", "public_key")
+
+    def __init__(self, key: Ed25519PrivateKey) -> None:
+        self._key = key
+        self.public_key = PublicKey(key.public_key().public_bytes_raw())
+        self.address = compute_address(self.public_key)
+
+    @staticmethod
+    def generate() -> PrivateKey:
+        """A fresh random key."""
+        return PrivateKey(Ed25519PrivateKey.generate())
+
+    @staticmethod
+    def from_seed(seed: bytes) -> PrivateKey:
+        """The key whose 32-byte seed is ``seed`` (deterministic; for tests and simulations)."""
+        if len(seed) != 32:
+            raise ValueError("an Ed25519 seed is 32 bytes")
+        return PrivateKey(Ed25519PrivateKey.from_private_bytes(seed))
+
+    def seed_bytes(self) -> bytes:
+        """The raw 32-byte seed, for the node's key file."""
+        return self._key.private_bytes_raw()
+
+    def sign(self, message: bytes) -> Signature:
+        """Sign ``message``."""
+        return Signature(self._key.sign(message))
+
+
+def is_valid_public_key(public_key: bytes) -> bool:
+    """True when ``public_key`` decodes as an Ed25519 point."""
+    if len(public_key) != PUBLIC_KEY_LENGTH:
+        return False
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key)
+    except ValueError:
+        return False
+    return True
+
+
+def is_valid_signature(public_key: PublicKey, message: bytes, signature: Signature) -> bool:
+    """True when ``signature`` is ``public_key``'s Ed25519 signature of ``message``."""
+    if len(signature) != SIGNATURE_LENGTH or len(public_key) != PUBLIC_KEY_LENGTH:
+        return False
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+class SignatureVerifier:
+    """Verifies signatures, remembering the ones already found valid.
+
+    A node sees the same vote many times (gossip, commits, catch-up); a simulation of N nodes in one
+    process sees each vote N times. Each distinct (key, message, signature) is verified once with
+    real Ed25519; ``verifications`` counts those, ``checks`` counts every question asked.
+    """
+
+    __slots__ = ("_valid", "capacity", "checks", "verifications")
+
+    def __init__(self, capacity: int = 200_000) -> None:
+        self._valid: dict[tuple[bytes, bytes, bytes], None] = {}
+        self.capacity = capacity
+        self.checks = 0
+        self.verifications = 0
+
+    def is_valid(self, public_key: PublicKey, message: bytes, signature: Signature) -> bool:
+        """True when ``signature`` is valid (from the cache when it was seen before)."""
+        self.checks += 1
+        key = (public_key, signature, message)
+        if key in self._valid:
+            return True
+        self.verifications += 1
+        if not is_valid_signature(public_key, message, signature):
+            return False
+        if len(self._valid) >= self.capacity:
+            self._valid.pop(next(iter(self._valid)))
+        self._valid[key] = None
+        return True

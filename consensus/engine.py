@@ -1,0 +1,670 @@
+"""Tendermint's consensus (Buchman, Kwon, Milosevic 2018, Algorithm 1) with stake quorums.
+
+The engine is sans-IO: ``handle(event)`` returns the actions the node must carry out, in order.
+Comments ``# Alg.1 line N`` point at the paper's pseudo-code.
+
+Quorums: "2f+1" is stake strictly above the genesis threshold (1/2 or 2/3 of the total); "f+1" is
+stake strictly above 1 - threshold.
+
+valid(v) is split in two. A block is *objectively* valid when the state transition accepts it
+(signatures, proposer, heights, hashes, transactions, state root). A first-time proposal
+(line 22) is prevoted only if it is objectively valid *and* this validator's learner approves its
+model update (blocks that keep the model need no verdict). Every later use of valid(v) — a
+re-proposal justified by an earlier polka (line 28), locking on a polka (line 36), deciding
+(line 49) — is objective only: the polka is the stake-weighted ML vote, so a validator that
+rejected an update still follows the quorum's decision, and liveness is Tendermint's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from consensus.crypto import PrivateKey, SignatureVerifier
+from consensus.events import (
+    Action,
+    Broadcast,
+    CommitBlock,
+    CommitReceived,
+    Event,
+    EvidenceReceived,
+    GossipTick,
+    PersistSignState,
+    ProposalContent,
+    ProposalReceived,
+    Rejected,
+    RequestProposal,
+    RequestSync,
+    RequestVerdict,
+    ScheduleGossip,
+    ScheduleTimeout,
+    SignState,
+    TimeoutFired,
+    VerdictReady,
+    VoteReceived,
+)
+from consensus.messages import (
+    Block,
+    Commit,
+    CommitSig,
+    DuplicateVoteEvidence,
+    Proposal,
+    SignedProposal,
+    SignedVote,
+    Vote,
+)
+from consensus.state import (
+    ChainState,
+    InvalidBlock,
+    build_block,
+    is_valid_commit,
+    process_block,
+)
+from consensus.types import (
+    NIL_ROUND,
+    Address,
+    Hash,
+    Height,
+    Milliseconds,
+    Round,
+    Signature,
+    Stake,
+    Step,
+    VoteType,
+    compute_step_of_vote,
+    is_quorum,
+    is_skip_quorum,
+)
+from consensus.validators import ValidatorSet, compute_proposer_of_round
+from consensus.votes import HeightVotes
+
+MAX_BUFFERED_FUTURE_MESSAGES = 10_000
+MAX_PENDING_EVIDENCE = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class TimeoutConfig:
+    """Timeouts grow linearly with the round, so a slow network eventually fits inside one."""
+
+    propose: int = 3000
+    propose_delta: int = 500
+    prevote: int = 1000
+    prevote_delta: int = 500
+    precommit: int = 1000
+    precommit_delta: int = 500
+    commit: int = 0  # wait after deciding, to collect late precommits; 0: no artificial delay
+    gossip: int = 1000  # while a round lasts, resend own messages this often (lossy links)
+
+    def get_timeout(self, step: Step, round_: int) -> Milliseconds:
+        """timeoutPropose/Prevote/Precommit(round)."""
+        base, delta = {
+            Step.PROPOSE: (self.propose, self.propose_delta),
+            Step.PREVOTE: (self.prevote, self.prevote_delta),
+            Step.PRECOMMIT: (self.precommit, self.precommit_delta),
+        }[step]
+        return Milliseconds(base + delta * round_)
+
+
+class Engine:
+    """One node's consensus state machine for the height after its last committed block."""
+
+    def __init__(
+        self,
+        state: ChainState,
+        key: PrivateKey | None,
+        timeouts: TimeoutConfig | None = None,
+        sign_state: SignState | None = None,
+        verifier: SignatureVerifier | None = None,
+    ) -> None:
+        self.key = key
+        self.timeouts = timeouts or TimeoutConfig()
+        self.verifier = verifier or SignatureVerifier()
+        self.sign_state = sign_state or SignState(
+            Height(0), NIL_ROUND, Step.PROPOSE, NIL_ROUND, None
+        )
+        self.pending_evidence: dict[Hash, DuplicateVoteEvidence] = {}
+        self.last_commit: Commit | None = None
+        self._last_commit_sigs: dict[Address, CommitSig] = {}
+        self._future: list[Event] = []
+        self._sync_requested_at: tuple[int, int] = (-1, -1)
+        self._reset_height(state)
+        self.started = False
+
+    # --- accessors --------------------------------------------------------------------------
+
+    @property
+    def address(self) -> Address | None:
+        """This node's validator address (None for a full node)."""
+        return None if self.key is None else self.key.address
+
+    @property
+    def validators(self) -> ValidatorSet:
+        """The validator set deciding the current height."""
+        return self.state.validators
+
+    def get_proposer(self, round_: int) -> Address:
+        """proposer(h_p, round) of Algorithm 1."""
+        proposer = self._proposers.get(round_)
+        if proposer is None:
+            proposer = self._proposers[round_] = compute_proposer_of_round(self.validators, round_)
+        return proposer
+
+    def is_validator(self) -> bool:
+        """True when this node votes at the current height."""
+        return self.key is not None and self.validators.get_validator(self.key.address) is not None
+
+    # --- the event interface ----------------------------------------------------------------
+
+    def start(self) -> list[Action]:
+        """Alg.1 line 10: upon start do StartRound(0)."""
+        self.started = True
+        out: list[Action] = []
+        self._start_round(Round(0), out)
+        self._process_rules(out)
+        return out
+
+    def handle(self, event: Event) -> list[Action]:
+        """Feed one event; returns the actions to carry out, in order."""
+        out: list[Action] = []
+        if isinstance(event, VoteReceived):
+            self._on_vote(event.vote, out)
+        elif isinstance(event, ProposalReceived):
+            self._on_proposal(event.proposal, out)
+        elif isinstance(event, TimeoutFired):
+            self._on_timeout(event, out)
+        elif isinstance(event, GossipTick):
+            self._on_gossip_tick(event, out)
+        elif isinstance(event, VerdictReady):
+            if event.height == self.height:
+                self._verdicts[event.block_hash] = event.approved
+        elif isinstance(event, ProposalContent):
+            self._on_proposal_content(event, out)
+        elif isinstance(event, CommitReceived):
+            self._on_commit_received(event, out)
+        elif isinstance(event, EvidenceReceived):
+            self._on_evidence(event.evidence, out)
+        self._process_rules(out)
+        return out
+
+    # --- height and round bookkeeping -------------------------------------------------------
+
+    def _reset_height(self, state: ChainState) -> None:
+        """Alg.1 line 52: reset locks and the message log for a new height."""
+        self.state = state
+        self.height = Height(state.height + 1)
+        self.round = Round(0)
+        self.step = Step.PROPOSE
+        self.locked_round = NIL_ROUND
+        self.locked_block_hash: Hash | None = None
+        self.valid_round = NIL_ROUND
+        self.valid_block: Block | None = None
+        self._proposers: dict[int, Address] = {}
+        self._proposals: dict[Round, SignedProposal] = {}
+        self._blocks: dict[Hash, Block] = {}
+        self._post_states: dict[Hash, ChainState | None] = {}
+        self._verdicts: dict[Hash, bool] = {}
+        self._verdicts_requested: set[Hash] = set()
+        self._votes = HeightVotes()
+        self._own_messages: list[SignedProposal | SignedVote] = []
+        self._prevote_timeout_rounds: set[Round] = set()
+        self._precommit_timeout_rounds: set[Round] = set()
+        self._polka_rounds: set[Round] = set()
+        self._decision_candidates: set[tuple[Round, Hash]] = set()
+        self._skip_candidates: set[Round] = set()
+        self._awaiting_content: Round | None = None
+        if self.sign_state.height == self.height:  # restarted mid-height: the lock survives
+            self.locked_round = self.sign_state.locked_round
+            self.locked_block_hash = self.sign_state.locked_block_hash
+
+    def _start_round(self, round_: Round, out: list[Action]) -> None:
+        """Alg.1 lines 11-21: StartRound(round)."""
+        self.round = round_
+        self.step = Step.PROPOSE
+        self._own_messages = []
+        if self.key is not None and self.get_proposer(round_) == self.key.address:
+            if self.valid_block is not None:  # line 14
+                self._send_proposal(self.valid_block, self.valid_round, out)
+            else:  # line 17: getValue() is the node's to answer
+                self._awaiting_content = round_
+                out.append(RequestProposal(self.height, round_, self.state.model_hash))
+        # line 21; the proposer schedules it too, in case its own proposal never materialises
+        out.append(
+            ScheduleTimeout(
+                self.height, round_, Step.PROPOSE, self.timeouts.get_timeout(Step.PROPOSE, round_)
+            )
+        )
+        out.append(ScheduleGossip(self.height, round_, Milliseconds(self.timeouts.gossip)))
+
+    # --- signing (with the double-sign guard) -----------------------------------------------
+
+    def _may_sign(self, round_: Round, step: Step) -> bool:
+        """Never sign at or behind the last signed (height, round, step)."""
+        return self.is_validator() and not self.sign_state.is_behind_or_at(
+            self.height, round_, step
+        )
+
+    def _record_signing(self, round_: Round, step: Step, out: list[Action]) -> None:
+        """Persist the sign state (and lock) before the signature leaves the node."""
+        self.sign_state = SignState(
+            self.height, round_, step, self.locked_round, self.locked_block_hash
+        )
+        out.append(PersistSignState(self.sign_state))
+
+    def _send_proposal(self, block: Block, valid_round: Round, out: list[Action]) -> None:
+        """Sign and broadcast ⟨PROPOSAL, h_p, round_p, block, validRound_p⟩."""
+        assert self.key is not None
+        if not self._may_sign(self.round, Step.PROPOSE):
+            return
+        proposal = Proposal(self.state.chain_id, self.height, self.round, block.hash, valid_round)
+        self._record_signing(self.round, Step.PROPOSE, out)
+        signed = SignedProposal(proposal, self.key.sign(proposal.sign_bytes()), block)
+        self._own_messages.append(signed)
+        out.append(Broadcast(signed))
+        self._accept_proposal(signed)
+
+    def _send_vote(self, vote_type: VoteType, block_hash: Hash | None, out: list[Action]) -> None:
+        """Sign and broadcast a prevote or precommit for the current round (if allowed)."""
+        step = compute_step_of_vote(vote_type)
+        if self.key is None or not self._may_sign(self.round, step):
+            return
+        vote = Vote(
+            self.state.chain_id, vote_type, self.height, self.round, block_hash, self.key.address
+        )
+        self._record_signing(self.round, step, out)
+        signed = SignedVote(vote, Signature(self.key.sign(vote.sign_bytes())))
+        self._own_messages.append(signed)
+        out.append(Broadcast(signed))
+        self._count_vote(signed, self.validators.get_power(self.key.address), out)
+
+    # --- incoming messages ------------------------------------------------------------------
+
+    def _buffer_future(self, event: Event, height: int, out: list[Action]) -> None:
+        """Keep next-height messages for later; messages two heights ahead mean: sync now."""
+        if height == self.height + 1 and len(self._future) < MAX_BUFFERED_FUTURE_MESSAGES:
+            self._future.append(event)
+        elif height > self.height + 1:
+            self._request_sync(out)
+
+    def _request_sync(self, out: list[Action]) -> None:
+        """Ask for committed blocks from the current height (once per height and round)."""
+        key = (self.height, self.round)
+        if self._sync_requested_at != key:
+            self._sync_requested_at = key
+            out.append(RequestSync(self.height))
+
+    def _on_vote(self, signed: SignedVote, out: list[Action]) -> None:
+        vote = signed.vote
+        if vote.chain_id != self.state.chain_id:
+            out.append(Rejected(f"vote for chain {vote.chain_id!r}"))
+            return
+        if vote.height == self.height - 1:
+            self._on_late_precommit(signed)
+            return
+        if vote.height > self.height:
+            self._buffer_future(VoteReceived(signed), vote.height, out)
+            return
+        if vote.height < self.height or vote.round < 0:
+            return
+        validator = self.validators.get_validator(vote.validator)
+        if validator is None:
+            out.append(Rejected("vote from a non-validator"))
+            return
+        if not self.verifier.is_valid(validator.public_key, vote.sign_bytes(), signed.signature):
+            out.append(Rejected("vote with an invalid signature"))
+            return
+        self._count_vote(signed, validator.power, out)
+
+    def _count_vote(self, signed: SignedVote, power: int, out: list[Action]) -> None:
+        vote = signed.vote
+        conflict = self._votes.add(signed, Stake(power))
+        if conflict is not None:
+            self._record_evidence(DuplicateVoteEvidence.of(conflict, signed), out)
+            return
+        total = self.validators.total_power
+        threshold = self.state.params.threshold
+        if vote.vote_type == VoteType.PRECOMMIT and vote.block_hash is not None:
+            tally = self._votes.get(VoteType.PRECOMMIT, vote.round)
+            if is_quorum(tally.get_power_for(vote.block_hash), total, threshold):
+                self._decision_candidates.add((vote.round, vote.block_hash))
+        if vote.round > self.round and is_skip_quorum(
+            self._votes.senders_power.get(vote.round, 0), total, threshold
+        ):
+            self._skip_candidates.add(vote.round)
+
+    def _on_late_precommit(self, signed: SignedVote) -> None:
+        """A precommit for the block this node just decided: add it to the commit it will cite."""
+        commit = self.last_commit
+        vote = signed.vote
+        if (
+            commit is None
+            or vote.vote_type != VoteType.PRECOMMIT
+            or vote.round != commit.round
+            or vote.block_hash != commit.block_hash
+            or vote.validator in self._last_commit_sigs
+        ):
+            return
+        validator = self.state.last_validators.get_validator(vote.validator)
+        if validator is None or not self.verifier.is_valid(
+            validator.public_key, vote.sign_bytes(), signed.signature
+        ):
+            return
+        self._last_commit_sigs[vote.validator] = CommitSig(vote.validator, signed.signature)
+
+    def _on_proposal(self, signed: SignedProposal, out: list[Action]) -> None:
+        proposal = signed.proposal
+        if proposal.chain_id != self.state.chain_id:
+            out.append(Rejected(f"proposal for chain {proposal.chain_id!r}"))
+            return
+        if proposal.height > self.height:
+            self._buffer_future(ProposalReceived(signed), proposal.height, out)
+            return
+        if proposal.height < self.height or proposal.round < 0:
+            return
+        if proposal.round in self._proposals:
+            return
+        proposer = self.validators.get_validator(self.get_proposer(proposal.round))
+        assert proposer is not None
+        if not self.verifier.is_valid(proposer.public_key, proposal.sign_bytes(), signed.signature):
+            out.append(Rejected("proposal not signed by the round's proposer"))
+            return
+        if signed.block.hash != proposal.block_hash:
+            out.append(Rejected("proposal's block does not match its hash"))
+            return
+        if not NIL_ROUND <= proposal.valid_round < proposal.round:
+            out.append(Rejected("proposal's valid round is not before its round"))
+            return
+        self._accept_proposal(signed)
+
+    def _accept_proposal(self, signed: SignedProposal) -> None:
+        self._proposals[signed.proposal.round] = signed
+        self._blocks[signed.block.hash] = signed.block
+
+    def _on_proposal_content(self, content: ProposalContent, out: list[Action]) -> None:
+        """getValue() answered: build the block, sign the proposal (Alg.1 line 19)."""
+        if (
+            content.height != self.height
+            or content.round != self.round
+            or self._awaiting_content != content.round
+            or self.step != Step.PROPOSE
+            or self.address is None
+        ):
+            return
+        self._awaiting_content = None
+        evidence = tuple(self.pending_evidence.values())
+        last_commit = self._compose_last_commit()
+        try:
+            block, post_state = build_block(
+                self.state,
+                self.address,
+                list(content.txs),
+                evidence,
+                last_commit,
+                content.model_hash,
+                content.contributions,
+                self.verifier,
+            )
+        except InvalidBlock as error:  # e.g. a bad contribution: propose keeping the model
+            out.append(Rejected(f"own proposal content refused: {error}"))
+            block, post_state = build_block(
+                self.state,
+                self.address,
+                list(content.txs),
+                evidence,
+                last_commit,
+                self.state.model_hash,
+                (),
+                self.verifier,
+            )
+        self._post_states[block.hash] = post_state
+        self._send_proposal(block, NIL_ROUND, out)
+
+    def _compose_last_commit(self) -> Commit | None:
+        """The previous block's commit with every precommit collected so far."""
+        if self.last_commit is None or self.state.height == 0:
+            return None
+        sigs = tuple(sorted(self._last_commit_sigs.values(), key=lambda s: s.validator))
+        return Commit(
+            self.last_commit.height, self.last_commit.round, self.last_commit.block_hash, sigs
+        )
+
+    def _on_commit_received(self, event: CommitReceived, out: list[Action]) -> None:
+        """Catch-up: a block decided by the others, proven by its commit."""
+        block, commit = event.block, event.commit
+        if block.height != self.height or commit.height != self.height:
+            return
+        if commit.block_hash != block.hash:
+            out.append(Rejected("synced commit is not for the synced block"))
+            return
+        if not is_valid_commit(
+            self.state.chain_id, commit, self.validators, self.state.params, self.verifier
+        ):
+            out.append(Rejected("synced commit is invalid or lacks a quorum"))
+            return
+        self._blocks[block.hash] = block
+        if self._get_post_state(block) is None:
+            out.append(Rejected("synced block fails the state transition"))
+            return
+        self._decide(block, commit, out)
+
+    def _on_evidence(self, evidence: DuplicateVoteEvidence, out: list[Action]) -> None:
+        key = evidence.hash()
+        if key in self.pending_evidence:
+            return
+        bond = self.state.bonds.get(evidence.validator)
+        a, b = evidence.vote_a.vote, evidence.vote_b.vote
+        if (
+            bond is None
+            or a.chain_id != self.state.chain_id
+            or (a.vote_type, a.height, a.round, a.validator)
+            != (b.vote_type, b.height, b.round, b.validator)
+            or a.block_hash == b.block_hash
+            or (a.validator, a.height) in self.state.slashed
+            or not all(
+                self.verifier.is_valid(bond.public_key, v.vote.sign_bytes(), v.signature)
+                for v in (evidence.vote_a, evidence.vote_b)
+            )
+        ):
+            out.append(Rejected("invalid evidence"))
+            return
+        self._record_evidence(evidence, out)
+
+    def _record_evidence(self, evidence: DuplicateVoteEvidence, out: list[Action]) -> None:
+        key = evidence.hash()
+        if key in self.pending_evidence or len(self.pending_evidence) >= MAX_PENDING_EVIDENCE:
+            return
+        self.pending_evidence[key] = evidence
+        out.append(Broadcast(evidence))
+
+    def _on_timeout(self, event: TimeoutFired, out: list[Action]) -> None:
+        if event.height != self.height or event.round != self.round:
+            return
+        if event.step == Step.PROPOSE and self.step == Step.PROPOSE:  # line 57
+            self._send_vote(VoteType.PREVOTE, None, out)
+            self.step = Step.PREVOTE
+        elif event.step == Step.PREVOTE and self.step == Step.PREVOTE:  # line 61
+            self._send_vote(VoteType.PRECOMMIT, None, out)
+            self.step = Step.PRECOMMIT
+        elif event.step == Step.PRECOMMIT:  # line 65
+            self._start_round(Round(self.round + 1), out)
+
+    def _on_gossip_tick(self, event: GossipTick, out: list[Action]) -> None:
+        """Tendermint assumes gossip eventually delivers every message: resend this round's own
+        signed messages (not re-signed) while the round lasts, and sync if peers moved on."""
+        if event.height != self.height or event.round != self.round:
+            return
+        out.extend(Broadcast(message) for message in self._own_messages)
+        if self._future:
+            self._request_sync(out)
+        out.append(ScheduleGossip(self.height, self.round, Milliseconds(self.timeouts.gossip)))
+
+    # --- validity ---------------------------------------------------------------------------
+
+    def _get_post_state(self, block: Block) -> ChainState | None:
+        """The state after ``block`` if it is objectively valid, else None (cached)."""
+        if block.hash not in self._post_states:
+            try:
+                self._post_states[block.hash] = process_block(self.state, block, self.verifier)
+            except InvalidBlock:
+                self._post_states[block.hash] = None
+        return self._post_states[block.hash]
+
+    def _get_verdict(self, block: Block, round_: Round, out: list[Action]) -> bool | None:
+        """The learner's verdict; None while it is pending (the first call requests it)."""
+        if block.header.model_hash == self.state.model_hash:
+            return True
+        verdict = self._verdicts.get(block.hash)
+        if verdict is None and block.hash not in self._verdicts_requested:
+            self._verdicts_requested.add(block.hash)
+            out.append(RequestVerdict(self.height, round_, block, self.state.model_hash))
+        return verdict
+
+    # --- the upon rules ---------------------------------------------------------------------
+
+    def _process_rules(self, out: list[Action]) -> None:
+        """Fire every enabled rule until none is."""
+        if not self.started:
+            return
+        while True:
+            if self._try_decide(out):
+                continue
+            if self._try_skip_round(out):
+                continue
+            if self._try_round_rules(out):
+                continue
+            return
+
+    def _try_decide(self, out: list[Action]) -> bool:
+        """Alg.1 line 49: a proposal with 2f+1 precommits in any round is decided."""
+        for round_, block_hash in sorted(self._decision_candidates):
+            block = self._blocks.get(block_hash)
+            if block is None or self._get_post_state(block) is None:
+                continue
+            precommits = self._votes.get(VoteType.PRECOMMIT, round_).get_votes_for(block_hash)
+            commit = Commit(
+                self.height,
+                round_,
+                block_hash,
+                tuple(
+                    sorted(
+                        (CommitSig(v.vote.validator, v.signature) for v in precommits),
+                        key=lambda s: s.validator,
+                    )
+                ),
+            )
+            self._decide(block, commit, out)
+            return True
+        return False
+
+    def _decide(self, block: Block, commit: Commit, out: list[Action]) -> None:
+        """decision_p[h_p] = v; move to the next height (lines 51-54)."""
+        post_state = self._get_post_state(block)
+        assert post_state is not None
+        out.append(CommitBlock(block, commit, post_state))
+        for evidence in block.evidence:
+            self.pending_evidence.pop(evidence.hash(), None)
+        for key, evidence in list(self.pending_evidence.items()):
+            if (evidence.validator, evidence.height) in post_state.slashed or (
+                evidence.height + post_state.params.evidence_max_age < post_state.height
+            ):
+                self.pending_evidence.pop(key)
+        self.last_commit = commit
+        self._last_commit_sigs = {s.validator: s for s in commit.signatures}
+        self._reset_height(post_state)
+        self._start_round(Round(0), out)
+        future, self._future = self._future, []
+        for event in future:
+            if isinstance(event, VoteReceived):
+                self._on_vote(event.vote, out)
+            elif isinstance(event, ProposalReceived):
+                self._on_proposal(event.proposal, out)
+
+    def _try_skip_round(self, out: list[Action]) -> bool:
+        """Alg.1 line 55: f+1 messages from a later round: StartRound(that round)."""
+        later = [r for r in self._skip_candidates if r > self.round]
+        self._skip_candidates = set(later)
+        if not later:
+            return False
+        self._start_round(Round(max(later)), out)
+        return True
+
+    def _try_round_rules(self, out: list[Action]) -> bool:
+        """The rules of the current round (Alg.1 lines 22, 28, 34, 36, 44, 47)."""
+        r = self.round
+        total = self.validators.total_power
+        threshold = self.state.params.threshold
+        prevotes = self._votes.get(VoteType.PREVOTE, r)
+        signed = self._proposals.get(r)
+        if self.step == Step.PROPOSE and signed is not None and self._try_prevote(signed, out):
+            return True
+        if (
+            self.step == Step.PREVOTE
+            and r not in self._prevote_timeout_rounds
+            and is_quorum(prevotes.power_any, total, threshold)
+        ):  # line 34
+            self._prevote_timeout_rounds.add(r)
+            out.append(
+                ScheduleTimeout(
+                    self.height, r, Step.PREVOTE, self.timeouts.get_timeout(Step.PREVOTE, r)
+                )
+            )
+            return True
+        if (
+            signed is not None
+            and self.step >= Step.PREVOTE
+            and r not in self._polka_rounds
+            and is_quorum(prevotes.get_power_for(signed.block.hash), total, threshold)
+            and self._get_post_state(signed.block) is not None
+        ):  # line 36
+            self._polka_rounds.add(r)
+            if self.step == Step.PREVOTE:
+                self.locked_block_hash = signed.block.hash
+                self.locked_round = r
+                self._send_vote(VoteType.PRECOMMIT, signed.block.hash, out)
+                self.step = Step.PRECOMMIT
+            self.valid_block = signed.block
+            self.valid_round = r
+            return True
+        if self.step == Step.PREVOTE and is_quorum(prevotes.get_power_for(None), total, threshold):
+            self._send_vote(VoteType.PRECOMMIT, None, out)  # line 44
+            self.step = Step.PRECOMMIT
+            return True
+        if r not in self._precommit_timeout_rounds and is_quorum(
+            self._votes.get(VoteType.PRECOMMIT, r).power_any, total, threshold
+        ):  # line 47
+            self._precommit_timeout_rounds.add(r)
+            out.append(
+                ScheduleTimeout(
+                    self.height, r, Step.PRECOMMIT, self.timeouts.get_timeout(Step.PRECOMMIT, r)
+                )
+            )
+            return True
+        return False
+
+    def _try_prevote(self, signed: SignedProposal, out: list[Action]) -> bool:
+        """Alg.1 lines 22-33: prevote on the round's proposal (False: verdict pending)."""
+        block = signed.block
+        valid_round = signed.proposal.valid_round
+        objective = self._get_post_state(block) is not None
+        if valid_round == NIL_ROUND:  # line 22
+            if not objective:
+                approve = False
+            elif self.locked_round != NIL_ROUND:
+                approve = self.locked_block_hash == block.hash
+            else:
+                verdict = self._get_verdict(block, self.round, out)
+                if verdict is None:
+                    return False
+                approve = verdict
+        else:  # line 28: needs 2f+1 prevotes for the block in round vr
+            prior = self._votes.get(VoteType.PREVOTE, valid_round)
+            if not is_quorum(
+                prior.get_power_for(block.hash),
+                self.validators.total_power,
+                self.state.params.threshold,
+            ):
+                return False
+            approve = objective and (
+                self.locked_round <= valid_round or self.locked_block_hash == block.hash
+            )
+        self._send_vote(VoteType.PREVOTE, block.hash if approve else None, out)
+        self.step = Step.PREVOTE
+        return True

@@ -1,0 +1,202 @@
+"""What the node tells the engine (events) and what the engine asks of the node (actions)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from consensus.messages import (
+    Block,
+    Commit,
+    Contribution,
+    DuplicateVoteEvidence,
+    SignedProposal,
+    SignedTx,
+    SignedVote,
+)
+from consensus.state import ChainState
+from consensus.types import Hash, Height, Milliseconds, Round, Step
+
+# --- events -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalReceived:
+    """A signed proposal (with its block) arrived from the network."""
+
+    proposal: SignedProposal
+
+
+@dataclass(frozen=True, slots=True)
+class VoteReceived:
+    """A signed vote arrived from the network."""
+
+    vote: SignedVote
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceReceived:
+    """Duplicate-vote evidence arrived from the network."""
+
+    evidence: DuplicateVoteEvidence
+
+
+@dataclass(frozen=True, slots=True)
+class TimeoutFired:
+    """A timeout the engine scheduled has expired."""
+
+    height: Height
+    round: Round
+    step: Step
+
+
+@dataclass(frozen=True, slots=True)
+class GossipTick:
+    """The round's retransmission timer: resend own messages while the round is not over."""
+
+    height: Height
+    round: Round
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictReady:
+    """The learner's verdict on a proposed model update: approve or reject."""
+
+    height: Height
+    block_hash: Hash
+    approved: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalContent:
+    """The node's answer to ``RequestProposal``: what to put in this node's block."""
+
+    height: Height
+    round: Round
+    txs: tuple[SignedTx, ...]
+    model_hash: Hash
+    contributions: tuple[Contribution, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CommitReceived:
+    """A committed block and its commit, fetched from a peer while catching up."""
+
+    block: Block
+    commit: Commit
+
+
+Event = (
+    ProposalReceived
+    | VoteReceived
+    | EvidenceReceived
+    | TimeoutFired
+    | GossipTick
+    | VerdictReady
+    | ProposalContent
+    | CommitReceived
+)
+
+# --- actions ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SignState:
+    """The validator's last signed (height, round, step) and its lock: persisted before sending."""
+
+    height: Height
+    round: Round
+    step: Step
+    locked_round: Round
+    locked_block_hash: Hash | None
+
+    def is_behind_or_at(self, height: int, round_: int, step: Step) -> bool:
+        """True when signing at (height, round, step) would not move strictly forward."""
+        return (height, round_, step) <= (self.height, self.round, self.step)
+
+
+@dataclass(frozen=True, slots=True)
+class PersistSignState:
+    """Write the sign state durably; only then carry out the actions after this one."""
+
+    sign_state: SignState
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """Send a message to every peer."""
+
+    message: SignedProposal | SignedVote | DuplicateVoteEvidence
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleTimeout:
+    """Deliver ``TimeoutFired(height, round, step)`` after ``delay`` milliseconds."""
+
+    height: Height
+    round: Round
+    step: Step
+    delay: Milliseconds
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleGossip:
+    """Deliver ``GossipTick(height, round)`` after ``delay`` milliseconds."""
+
+    height: Height
+    round: Round
+    delay: Milliseconds
+
+
+@dataclass(frozen=True, slots=True)
+class RequestVerdict:
+    """Fetch the block's weights, check their hash, score them, and answer with VerdictReady."""
+
+    height: Height
+    round: Round
+    block: Block
+    base_model_hash: Hash
+
+
+@dataclass(frozen=True, slots=True)
+class RequestProposal:
+    """This node proposes at (height, round): answer with ProposalContent."""
+
+    height: Height
+    round: Round
+    base_model_hash: Hash
+
+
+@dataclass(frozen=True, slots=True)
+class CommitBlock:
+    """Store the decided block, its commit and the new state in one durable write."""
+
+    block: Block
+    commit: Commit
+    state: ChainState
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSync:
+    """Peers are ahead: fetch committed blocks from ``from_height`` and feed CommitReceived."""
+
+    from_height: Height
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A message was refused; it changed nothing."""
+
+    reason: str
+
+
+Action = (
+    PersistSignState
+    | Broadcast
+    | ScheduleTimeout
+    | ScheduleGossip
+    | RequestVerdict
+    | RequestProposal
+    | CommitBlock
+    | RequestSync
+    | Rejected
+)

@@ -1,0 +1,347 @@
+"""Votes, proposals, blocks, commits, contributions and evidence; their sign bytes and hashes."""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from consensus.crypto import compute_hash
+from consensus.encoding import (
+    encode_bytes,
+    encode_int,
+    encode_list,
+    encode_optional_bytes,
+    encode_str,
+    encode_uint,
+)
+from consensus.types import (
+    ZERO_HASH,
+    Address,
+    ChainId,
+    Hash,
+    Height,
+    Nonce,
+    PublicKey,
+    Round,
+    Signature,
+    Tokens,
+    VoteType,
+)
+
+_VOTE_DOMAIN = b"learnchain/vote/v1"
+_PROPOSAL_DOMAIN = b"learnchain/proposal/v1"
+_CONTRIBUTION_DOMAIN = b"learnchain/contribution/v1"
+_TX_DOMAIN = b"learnchain/tx/v1"
+_VOTE_FIELDS = struct.Struct(">BQq32s20s")
+
+
+@dataclass(frozen=True, slots=True)
+class Vote:
+    """A prevote or precommit for a block hash, or for nil (``block_hash`` None)."""
+
+    chain_id: ChainId
+    vote_type: VoteType
+    height: Height
+    round: Round
+    block_hash: Hash | None
+    validator: Address
+
+    def sign_bytes(self) -> bytes:
+        """What the validator signs: domain, chain id, type, height, round, block hash, address."""
+        return (
+            _VOTE_DOMAIN
+            + encode_str(self.chain_id)
+            + (b"\x01" if self.block_hash is not None else b"\x00")
+            + _VOTE_FIELDS.pack(
+                self.vote_type,
+                self.height,
+                self.round,
+                self.block_hash or ZERO_HASH,
+                self.validator,
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SignedVote:
+    """A vote and its validator's signature."""
+
+    vote: Vote
+    signature: Signature
+
+    def encode(self) -> bytes:
+        """Canonical bytes (for hashing a commit or evidence)."""
+        return encode_bytes(self.vote.sign_bytes()) + encode_bytes(self.signature)
+
+
+@dataclass(frozen=True, slots=True)
+class CommitSig:
+    """One validator's precommit signature inside a commit."""
+
+    validator: Address
+    signature: Signature
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """Precommits for one block at one round, from more than the threshold of stake."""
+
+    height: Height
+    round: Round
+    block_hash: Hash
+    signatures: tuple[CommitSig, ...]
+
+    def get_vote(self, chain_id: ChainId, signature: CommitSig) -> Vote:
+        """The precommit that ``signature`` signs."""
+        return Vote(
+            chain_id,
+            VoteType.PRECOMMIT,
+            self.height,
+            self.round,
+            self.block_hash,
+            signature.validator,
+        )
+
+    def encode(self) -> bytes:
+        """Canonical bytes."""
+        return (
+            encode_uint(self.height)
+            + encode_int(self.round)
+            + encode_bytes(self.block_hash)
+            + encode_list(
+                encode_bytes(s.validator) + encode_bytes(s.signature) for s in self.signatures
+            )
+        )
+
+    def signers(self) -> frozenset[Address]:
+        """The validators whose precommits the commit holds."""
+        return frozenset(s.validator for s in self.signatures)
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """Aggregate mode: a validator's signed local update trained from the model at ``height``."""
+
+    chain_id: ChainId
+    height: Height
+    validator: Address
+    weights_hash: Hash
+    samples: int
+    signature: Signature
+
+    def sign_bytes(self) -> bytes:
+        """What the contributor signs."""
+        return (
+            _CONTRIBUTION_DOMAIN
+            + encode_str(self.chain_id)
+            + encode_uint(self.height)
+            + encode_bytes(self.validator)
+            + encode_bytes(self.weights_hash)
+            + encode_uint(self.samples)
+        )
+
+    def encode(self) -> bytes:
+        """Canonical bytes."""
+        return encode_bytes(self.sign_bytes()) + encode_bytes(self.signature)
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateVoteEvidence:
+    """Two conflicting signed votes by one validator at one height, round and type."""
+
+    vote_a: SignedVote
+    vote_b: SignedVote
+
+    @staticmethod
+    def of(first: SignedVote, second: SignedVote) -> DuplicateVoteEvidence:
+        """Evidence with its votes in canonical order, so both finders produce the same bytes."""
+        a, b = sorted((first, second), key=lambda v: v.vote.block_hash or b"")
+        return DuplicateVoteEvidence(a, b)
+
+    @property
+    def validator(self) -> Address:
+        """The equivocator."""
+        return self.vote_a.vote.validator
+
+    @property
+    def height(self) -> Height:
+        """The height of the infraction."""
+        return self.vote_a.vote.height
+
+    def encode(self) -> bytes:
+        """Canonical bytes."""
+        return self.vote_a.encode() + self.vote_b.encode()
+
+    def hash(self) -> Hash:
+        """The evidence's identity."""
+        return compute_hash(self.encode())
+
+
+@dataclass(frozen=True, slots=True)
+class BlockHeader:
+    """What a block hash commits to; ``state_root`` is the state after applying this block."""
+
+    chain_id: ChainId
+    height: Height
+    prev_hash: Hash
+    proposer: Address
+    model_hash: Hash
+    state_root: Hash
+    txs_root: Hash
+    evidence_root: Hash
+    last_commit_root: Hash
+    contributions_root: Hash
+
+    def encode(self) -> bytes:
+        """Canonical bytes."""
+        return (
+            encode_str(self.chain_id)
+            + encode_uint(self.height)
+            + self.prev_hash
+            + self.proposer
+            + self.model_hash
+            + self.state_root
+            + self.txs_root
+            + self.evidence_root
+            + self.last_commit_root
+            + self.contributions_root
+        )
+
+
+@dataclass(frozen=True)
+class Block:
+    """A header and the body its roots commit to."""
+
+    header: BlockHeader
+    txs: tuple[SignedTx, ...] = ()
+    evidence: tuple[DuplicateVoteEvidence, ...] = ()
+    last_commit: Commit | None = None
+    contributions: tuple[Contribution, ...] = field(default=())
+
+    @cached_property
+    def hash(self) -> Hash:
+        """The block's identity: SHA-256 of the canonical header."""
+        return compute_hash(self.header.encode())
+
+    @property
+    def height(self) -> Height:
+        """The block's height."""
+        return self.header.height
+
+
+def compute_txs_root(txs: tuple[SignedTx, ...]) -> Hash:
+    """Hash over the encoded transactions, in order."""
+    return compute_hash(encode_list(encode_bytes(tx.encode()) for tx in txs))
+
+
+def compute_evidence_root(evidence: tuple[DuplicateVoteEvidence, ...]) -> Hash:
+    """Hash over the evidence, in order."""
+    return compute_hash(encode_list(e.encode() for e in evidence))
+
+
+def compute_last_commit_root(commit: Commit | None) -> Hash:
+    """Hash of the previous block's commit (zero for the first block)."""
+    return ZERO_HASH if commit is None else compute_hash(commit.encode())
+
+
+def compute_contributions_root(contributions: tuple[Contribution, ...]) -> Hash:
+    """Hash over the contributions, in order."""
+    return compute_hash(encode_list(c.encode() for c in contributions))
+
+
+def is_body_consistent(block: Block) -> bool:
+    """True when the header's roots match the block's body."""
+    header = block.header
+    return (
+        header.txs_root == compute_txs_root(block.txs)
+        and header.evidence_root == compute_evidence_root(block.evidence)
+        and header.last_commit_root == compute_last_commit_root(block.last_commit)
+        and header.contributions_root == compute_contributions_root(block.contributions)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """A proposer's signed block at (height, round); ``valid_round`` is Tendermint's vr."""
+
+    chain_id: ChainId
+    height: Height
+    round: Round
+    block_hash: Hash
+    valid_round: Round
+
+    def sign_bytes(self) -> bytes:
+        """What the proposer signs."""
+        return (
+            _PROPOSAL_DOMAIN
+            + encode_str(self.chain_id)
+            + encode_uint(self.height)
+            + encode_int(self.round)
+            + self.block_hash
+            + encode_int(self.valid_round)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SignedProposal:
+    """A signed proposal travelling with its block."""
+
+    proposal: Proposal
+    signature: Signature
+    block: Block
+
+
+class TxKind(enum.IntEnum):
+    """What a transaction does."""
+
+    TRANSFER = 1
+    STAKE = 2
+    UNSTAKE = 3
+    UNJAIL = 4
+    EVIDENCE = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Tx:
+    """A transaction; the fields a kind does not use keep their defaults."""
+
+    chain_id: ChainId
+    kind: TxKind
+    sender: PublicKey
+    nonce: Nonce
+    amount: Tokens = Tokens(0)
+    recipient: Address = Address(b"")
+    endpoint: str = ""
+    evidence: DuplicateVoteEvidence | None = None
+
+    def sign_bytes(self) -> bytes:
+        """What the sender signs: domain, chain id, kind, key, nonce and the payload."""
+        return (
+            _TX_DOMAIN
+            + encode_str(self.chain_id)
+            + encode_uint(self.kind)
+            + encode_bytes(self.sender)
+            + encode_uint(self.nonce)
+            + encode_uint(self.amount)
+            + encode_bytes(self.recipient)
+            + encode_str(self.endpoint)
+            + encode_optional_bytes(None if self.evidence is None else self.evidence.encode())
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SignedTx:
+    """A transaction and its sender's signature."""
+
+    tx: Tx
+    signature: Signature
+
+    def encode(self) -> bytes:
+        """Canonical bytes."""
+        return encode_bytes(self.tx.sign_bytes()) + encode_bytes(self.signature)
+
+    def hash(self) -> Hash:
+        """The transaction's identity (mempool and replay checks)."""
+        return compute_hash(self.encode())

@@ -1,0 +1,119 @@
+"""Chain parameters and the genesis they come from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from consensus.encoding import encode_bytes, encode_list, encode_str, encode_uint
+from consensus.types import Address, ChainId, Hash, PublicKey, Stake, Threshold, Tokens
+
+MODES = ("aggregate", "solo")
+
+
+@dataclass(frozen=True, slots=True)
+class ChainParams:
+    """Everything the state transition is parameterised by; all of it lives in the genesis."""
+
+    threshold: Threshold = Threshold(2, 3)
+    mode: str = "aggregate"
+    min_stake: Stake = Stake(100)
+    max_validators: int = 100
+    unbonding_blocks: int = 20
+    block_reward: Tokens = Tokens(10)
+    proposer_reward_percent: int = 50  # aggregate mode: the rest is split among contributors
+    slash_double_sign_percent: int = 5
+    slash_downtime_percent: int = 1
+    downtime_jail_blocks: int = 50  # consecutive blocks missed before jailing
+    jail_blocks: int = 100
+    evidence_max_age: int = 100
+    max_block_txs: int = 1000
+    max_contributions: int = 100
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first parameter out of range."""
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        bounded = {
+            "proposer_reward_percent": self.proposer_reward_percent,
+            "slash_double_sign_percent": self.slash_double_sign_percent,
+            "slash_downtime_percent": self.slash_downtime_percent,
+        }
+        for name, value in bounded.items():
+            if not 0 <= value <= 100:
+                raise ValueError(f"{name} must be between 0 and 100, got {value}")
+        positive = {
+            "min_stake": self.min_stake,
+            "max_validators": self.max_validators,
+            "unbonding_blocks": self.unbonding_blocks,
+            "downtime_jail_blocks": self.downtime_jail_blocks,
+            "jail_blocks": self.jail_blocks,
+            "evidence_max_age": self.evidence_max_age,
+            "max_block_txs": self.max_block_txs,
+            "max_contributions": self.max_contributions,
+        }
+        for name, value in positive.items():
+            if value <= 0:
+                raise ValueError(f"{name} must be positive, got {value}")
+        if self.block_reward < 0:
+            raise ValueError(f"block_reward must not be negative, got {self.block_reward}")
+
+    def encode(self) -> bytes:
+        """Canonical bytes (part of the state root)."""
+        return (
+            encode_uint(self.threshold.numerator)
+            + encode_uint(self.threshold.denominator)
+            + encode_str(self.mode)
+            + b"".join(
+                encode_uint(v)
+                for v in (
+                    self.min_stake,
+                    self.max_validators,
+                    self.unbonding_blocks,
+                    self.block_reward,
+                    self.proposer_reward_percent,
+                    self.slash_double_sign_percent,
+                    self.slash_downtime_percent,
+                    self.downtime_jail_blocks,
+                    self.jail_blocks,
+                    self.evidence_max_age,
+                    self.max_block_txs,
+                    self.max_contributions,
+                )
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class GenesisValidator:
+    """A validator bonded at genesis."""
+
+    public_key: PublicKey
+    stake: Stake
+    endpoint: str = ""
+    moniker: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Genesis:
+    """The chain's first state: parameters, validators, balances and the initial model."""
+
+    chain_id: ChainId
+    params: ChainParams
+    validators: tuple[GenesisValidator, ...]
+    accounts: tuple[tuple[Address, Tokens], ...]
+    initial_model_hash: Hash
+    app_hash: Hash  # hash of what the consensus does not read (the learning task)
+
+    def encode(self) -> bytes:
+        """Canonical bytes."""
+        return (
+            encode_str(self.chain_id)
+            + self.params.encode()
+            + encode_list(
+                encode_bytes(v.public_key) + encode_uint(v.stake) + encode_str(v.endpoint)
+                for v in self.validators
+            )
+            + encode_list(encode_bytes(a) + encode_uint(b) for a, b in self.accounts)
+            + encode_bytes(self.initial_model_hash)
+            + encode_bytes(self.app_hash)
+        )

@@ -1,0 +1,618 @@
+"""The real engine and state transition over a simulated network, in one process.
+
+Simulated time (milliseconds), seeded randomness: the same configuration gives the same run.
+The network delays each transmission uniformly, drops it with probability ``drop``, and cuts
+links during scheduled partitions; validators crash and restart from what they persisted; the
+last ``byzantine`` validators misbehave. The learner is synthetic: honest validators approve a good
+model update with probability ``approval`` and never approve a poisoned one.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import heapq
+import itertools
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from consensus.crypto import PrivateKey, SignatureVerifier, compute_hash
+from consensus.engine import Engine, TimeoutConfig
+from consensus.events import (
+    Action,
+    Broadcast,
+    CommitBlock,
+    CommitReceived,
+    Event,
+    EvidenceReceived,
+    GossipTick,
+    PersistSignState,
+    ProposalContent,
+    ProposalReceived,
+    RequestProposal,
+    RequestSync,
+    RequestVerdict,
+    ScheduleGossip,
+    ScheduleTimeout,
+    SignState,
+    TimeoutFired,
+    VerdictReady,
+    VoteReceived,
+)
+from consensus.messages import (
+    Block,
+    Commit,
+    DuplicateVoteEvidence,
+    Proposal,
+    SignedProposal,
+    SignedTx,
+    SignedVote,
+    Tx,
+    TxKind,
+    Vote,
+)
+from consensus.params import ChainParams, Genesis, GenesisValidator
+from consensus.state import ChainState, build_block, compute_genesis_state
+from consensus.types import (
+    ZERO_HASH,
+    Address,
+    ChainId,
+    Hash,
+    Nonce,
+    Round,
+    Signature,
+    Stake,
+    Threshold,
+    Tokens,
+    VoteType,
+)
+
+
+class Behaviour(enum.Enum):
+    """Ways a byzantine validator misbehaves."""
+
+    EQUIVOCATE = "equivocate"  # signs a second, conflicting vote for every vote, sent to all
+    APPROVE_ALL = "approve_all"  # its learner approves every update, poisoned ones too
+    POISON = "poison"  # proposes poisoned model updates
+    INVALID = "invalid"  # proposes blocks with a wrong state root
+    SILENT = "silent"  # sends nothing
+    SPLIT = "split"  # as proposer, sends one block and votes for it to half the peers, another
+    #                  block and votes to the other half
+
+
+STAKE_UNIT = 100  # --stakes are relative; one unit bonds the default min_stake
+DEFAULT_BYZANTINE = frozenset(
+    {Behaviour.EQUIVOCATE, Behaviour.APPROVE_ALL, Behaviour.POISON, Behaviour.INVALID}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    """Links between ``groups`` are cut from ``start`` to ``end`` (simulated ms)."""
+
+    start: int
+    end: int
+    groups: tuple[frozenset[int], ...]
+
+    def is_cut(self, now: int, a: int, b: int) -> bool:
+        """True when a message from ``a`` to ``b`` is lost at ``now``."""
+        if not self.start <= now < self.end:
+            return False
+        return not any(a in g and b in g for g in self.groups)
+
+
+@dataclass(frozen=True, slots=True)
+class Crash:
+    """Validator ``node`` is down from ``at`` to ``at + down`` (simulated ms)."""
+
+    node: int
+    at: int
+    down: int
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """Everything a run depends on."""
+
+    validators: int = 4
+    stakes: tuple[int, ...] = ()
+    heights: int = 100
+    threshold: Threshold = Threshold(2, 3)
+    byzantine: int = 0
+    behaviours: frozenset[Behaviour] = DEFAULT_BYZANTINE
+    drop: float = 0.0
+    min_delay: int = 1
+    max_delay: int = 10
+    partitions: tuple[Partition, ...] = ()
+    crashes: tuple[Crash, ...] = ()
+    seed: int = 0
+    approval: float = 1.0
+    update_probability: float = 0.5
+    verdict_delay: int = 2
+    timeouts: TimeoutConfig = TimeoutConfig(
+        propose=300,
+        propose_delta=100,
+        prevote=100,
+        prevote_delta=50,
+        precommit=100,
+        precommit_delta=50,
+        commit=0,
+        gossip=200,
+    )
+    params: ChainParams = field(default_factory=ChainParams)
+    max_sim_ms: int = 0  # 0: a generous default from ``heights``
+
+    def get_stakes(self) -> list[int]:
+        """The validators' stakes (equal when none were given)."""
+        if not self.stakes:
+            return [STAKE_UNIT] * self.validators
+        if len(self.stakes) != self.validators:
+            raise ValueError(
+                f"--stakes lists {len(self.stakes)} stakes for {self.validators} validators"
+            )
+        if any(s <= 0 for s in self.stakes):
+            raise ValueError("every stake must be positive")
+        return [s * STAKE_UNIT for s in self.stakes]
+
+
+@dataclass
+class SimulationResult:
+    """What a run shows."""
+
+    heights: int
+    forks: int
+    proposals_by_validator: list[int]
+    stake_share: list[float]
+    slashed: list[int]
+    max_rounds: int
+    poisoned_committed: int
+    wall_seconds: float
+    sim_seconds: float
+    signature_verifications: int
+    signature_checks: int
+    messages_delivered: int
+    messages_dropped: int
+    evidence_committed: int
+    jailed: list[int]
+
+    def as_dict(self) -> dict[str, object]:
+        """The JSON form."""
+        heights = max(self.heights, 1)
+        return {
+            "heights": self.heights,
+            "forks": self.forks,
+            "proposals_by_validator": self.proposals_by_validator,
+            "stake_share": [round(s, 6) for s in self.stake_share],
+            "slashed": self.slashed,
+            "jailed": self.jailed,
+            "max_rounds": self.max_rounds,
+            "poisoned_committed": self.poisoned_committed,
+            "evidence_committed": self.evidence_committed,
+            "wall_seconds": round(self.wall_seconds, 3),
+            "sim_seconds": round(self.sim_seconds, 3),
+            "heights_per_second": round(self.heights / self.wall_seconds, 2)
+            if self.wall_seconds
+            else None,
+            "signature_verifications": self.signature_verifications,
+            "signature_verifications_per_height": round(self.signature_verifications / heights, 2),
+            "signature_checks_per_height": round(self.signature_checks / heights, 2),
+            "messages_delivered": self.messages_delivered,
+            "messages_dropped": self.messages_dropped,
+        }
+
+
+@dataclass
+class _Node:
+    index: int
+    key: PrivateKey
+    behaviours: frozenset[Behaviour]
+    engine: Engine
+    blocks: dict[int, tuple[Block, Commit]] = field(default_factory=dict)
+    states: dict[int, ChainState] = field(default_factory=dict)
+    sign_state: SignState | None = None
+    alive: bool = True
+    epoch: int = 0  # bumps on crash, so events scheduled before it are dropped
+
+    @property
+    def height(self) -> int:
+        """The last committed height."""
+        return self.engine.state.height
+
+    @property
+    def honest(self) -> bool:
+        return not self.behaviours
+
+
+def compute_key(seed: int, index: int) -> PrivateKey:
+    """A deterministic validator key for simulations and testnets."""
+    return PrivateKey.from_seed(hashlib.sha256(f"learnchain-sim/{seed}/{index}".encode()).digest())
+
+
+def compute_genesis(
+    keys: Sequence[PrivateKey], stakes: Sequence[int], params: ChainParams, chain_id: str
+) -> Genesis:
+    """A genesis bonding ``stakes`` to ``keys``, each also holding some liquid tokens."""
+    return Genesis(
+        chain_id=ChainId(chain_id),
+        params=params,
+        validators=tuple(
+            GenesisValidator(k.public_key, Stake(s), f"sim-{i}", f"v{i}")
+            for i, (k, s) in enumerate(zip(keys, stakes, strict=True))
+        ),
+        accounts=tuple((k.address, Tokens(1000)) for k in keys),
+        initial_model_hash=compute_hash(b"initial model"),
+        app_hash=ZERO_HASH,
+    )
+
+
+class Simulation:
+    """A discrete-event simulation of the validators and the network between them."""
+
+    def __init__(self, config: SimulationConfig) -> None:
+        self.config = config
+        self.rng = random.Random(config.seed)
+        stakes = config.get_stakes()
+        if not 0 <= config.byzantine <= config.validators:
+            raise ValueError("--byzantine must be between 0 and the number of validators")
+        if not 0 <= config.drop < 1:
+            raise ValueError("--drop must be in [0, 1)")
+        params = replace(config.params, threshold=config.threshold)
+        self.keys = [compute_key(config.seed, i) for i in range(config.validators)]
+        self.genesis = compute_genesis(self.keys, stakes, params, f"sim-{config.seed}")
+        self.genesis_state = compute_genesis_state(self.genesis)
+        self.verifier = SignatureVerifier()
+        self.index_of: dict[Address, int] = {k.address: i for i, k in enumerate(self.keys)}
+        self.stakes = stakes
+        first_byzantine = config.validators - config.byzantine
+        self.nodes = [
+            _Node(
+                i,
+                key,
+                config.behaviours if i >= first_byzantine else frozenset(),
+                self._make_engine(key, self.genesis_state, None),
+            )
+            for i, key in enumerate(self.keys)
+        ]
+        self.now = 0
+        self._queue: list[tuple[int, int, int, int, object]] = []
+        self._seq = itertools.count()
+        self.poisoned: set[Hash] = set()
+        self.mempool: dict[Hash, SignedTx] = {}
+        self.delivered = 0
+        self.dropped = 0
+        self._split_blocks: dict[tuple[int, int, int], tuple[Block, Block]] = {}
+
+    def _make_engine(
+        self, key: PrivateKey, state: ChainState, sign_state: SignState | None
+    ) -> Engine:
+        return Engine(state, key, self.config.timeouts, sign_state, self.verifier)
+
+    # --- scheduling -------------------------------------------------------------------------
+
+    def _schedule(self, delay: int, node: int, payload: object) -> None:
+        heapq.heappush(
+            self._queue, (self.now + delay, next(self._seq), node, self.nodes[node].epoch, payload)
+        )
+
+    def _is_cut(self, a: int, b: int) -> bool:
+        return any(p.is_cut(self.now, a, b) for p in self.config.partitions)
+
+    def _send(self, sender: int, recipient: int, event: Event) -> None:
+        if self._is_cut(sender, recipient) or (
+            self.config.drop and self.rng.random() < self.config.drop
+        ):
+            self.dropped += 1
+            return
+        self._schedule(
+            self.rng.randint(self.config.min_delay, self.config.max_delay), recipient, event
+        )
+
+    def _broadcast(self, sender: int, event: Event, to: Sequence[int] | None = None) -> None:
+        if Behaviour.SILENT in self.nodes[sender].behaviours:
+            return
+        for j in range(len(self.nodes)) if to is None else to:
+            if j != sender:
+                self._send(sender, j, event)
+
+    # --- running ----------------------------------------------------------------------------
+
+    def run(self) -> SimulationResult:
+        """Run until every live honest validator reaches the target height (or time runs out)."""
+        config = self.config
+        limit = config.max_sim_ms or 60_000 + config.heights * 2_000
+        started = time.perf_counter()
+        for crash in config.crashes:
+            heapq.heappush(self._queue, (crash.at, next(self._seq), crash.node, -1, "crash"))
+            heapq.heappush(
+                self._queue, (crash.at + crash.down, next(self._seq), crash.node, -1, "restart")
+            )
+        for node in self.nodes:
+            self._apply(node, node.engine.start())
+        while self._queue:
+            when, _, index, epoch, payload = heapq.heappop(self._queue)
+            if when > limit:
+                break
+            self.now = when
+            node = self.nodes[index]
+            if payload == "crash":
+                node.alive = False
+                node.epoch += 1
+                continue
+            if payload == "restart":
+                self._restart(node)
+                continue
+            if not node.alive or epoch != node.epoch:
+                continue
+            if isinstance(payload, RequestSync):
+                self._serve_sync(node, payload)
+                continue
+            assert isinstance(
+                payload,
+                (
+                    VoteReceived,
+                    ProposalReceived,
+                    EvidenceReceived,
+                    TimeoutFired,
+                    GossipTick,
+                    VerdictReady,
+                    ProposalContent,
+                    CommitReceived,
+                ),
+            )
+            if isinstance(payload, (VoteReceived, ProposalReceived, EvidenceReceived)):
+                self.delivered += 1
+            height = node.height
+            self._apply(node, node.engine.handle(payload))
+            if node.height != height and self._is_done():
+                break
+        return self._result(time.perf_counter() - started)
+
+    def _is_done(self) -> bool:
+        target = self.config.heights
+        return all(n.height >= target for n in self.nodes if n.honest and n.alive)
+
+    def _restart(self, node: _Node) -> None:
+        """Come back from what was persisted: the last committed state and the sign state."""
+        node.alive = True
+        node.epoch += 1
+        height = max(node.states, default=0)
+        state = node.states.get(height, self.genesis_state)
+        node.engine = self._make_engine(node.key, state, node.sign_state)
+        if height:
+            node.engine.last_commit = node.blocks[height][1]
+            node.engine._last_commit_sigs = {
+                s.validator: s for s in node.blocks[height][1].signatures
+            }
+        self._apply(node, node.engine.start())
+
+    # --- carrying out actions ---------------------------------------------------------------
+
+    def _apply(self, node: _Node, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Broadcast):
+                self._on_broadcast(node, action)
+            elif isinstance(action, ScheduleTimeout):
+                self._schedule(
+                    action.delay, node.index, TimeoutFired(action.height, action.round, action.step)
+                )
+            elif isinstance(action, ScheduleGossip):
+                self._schedule(action.delay, node.index, GossipTick(action.height, action.round))
+            elif isinstance(action, PersistSignState):
+                node.sign_state = action.sign_state
+            elif isinstance(action, CommitBlock):
+                node.blocks[action.block.height] = (action.block, action.commit)
+                node.states[action.block.height] = action.state
+                node.states.pop(action.block.height - 2, None)
+                for tx in action.block.txs:
+                    self.mempool.pop(tx.hash(), None)
+                self._maybe_unjail(node, action.state)
+            elif isinstance(action, RequestVerdict):
+                self._schedule(
+                    self.config.verdict_delay,
+                    node.index,
+                    VerdictReady(
+                        action.height, action.block.hash, self._verdict(node, action.block)
+                    ),
+                )
+            elif isinstance(action, RequestProposal):
+                self._on_request_proposal(node, action)
+            elif isinstance(action, RequestSync):
+                self._schedule(
+                    self.rng.randint(self.config.min_delay, self.config.max_delay),
+                    node.index,
+                    action,
+                )
+
+    def _verdict(self, node: _Node, block: Block) -> bool:
+        if Behaviour.APPROVE_ALL in node.behaviours:
+            return True
+        if block.header.model_hash in self.poisoned:
+            return False
+        digest = hashlib.sha256(
+            f"{self.config.seed}/{node.index}/".encode() + block.header.model_hash
+        ).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64 < self.config.approval
+
+    def _on_request_proposal(self, node: _Node, request: RequestProposal) -> None:
+        engine = node.engine
+        height, round_ = request.height, request.round
+        model_hash = request.base_model_hash
+        behaviours = node.behaviours
+        if Behaviour.SPLIT in behaviours:
+            self._propose_split(node, request)
+            return
+        if Behaviour.POISON in behaviours and (Behaviour.INVALID not in behaviours or height % 2):
+            model_hash = compute_hash(f"poison/{height}/{round_}/{node.index}".encode())
+            self.poisoned.add(model_hash)
+        elif self.rng.random() < self.config.update_probability:
+            model_hash = compute_hash(f"update/{height}/{round_}/{node.index}".encode())
+        content = ProposalContent(height, round_, tuple(self.mempool.values()), model_hash)
+        actions = engine.handle(content)
+        if Behaviour.INVALID in behaviours and not height % 2:
+            actions = [self._corrupt(a, node) for a in actions]
+        self._apply(node, actions)
+
+    def _corrupt(self, action: Action, node: _Node) -> Action:
+        """Replace an outgoing proposal with one whose block has a wrong state root."""
+        if not (isinstance(action, Broadcast) and isinstance(action.message, SignedProposal)):
+            return action
+        signed = action.message
+        block = signed.block
+        bad = Block(
+            replace(block.header, state_root=compute_hash(b"wrong")),
+            block.txs,
+            block.evidence,
+            block.last_commit,
+            block.contributions,
+        )
+        proposal = replace(signed.proposal, block_hash=bad.hash)
+        return Broadcast(SignedProposal(proposal, node.key.sign(proposal.sign_bytes()), bad))
+
+    def _propose_split(self, node: _Node, request: RequestProposal) -> None:
+        """Equivocate as proposer: block A and votes for it to one half, block B to the other."""
+        engine = node.engine
+        state = engine.state
+        last_commit = engine._compose_last_commit()
+        blocks = []
+        for tag in (b"A", b"B"):
+            block, _ = build_block(
+                state,
+                node.key.address,
+                [],
+                (),
+                last_commit,
+                compute_hash(b"split/" + tag + request.height.to_bytes(8, "big")),
+                (),
+                self.verifier,
+            )
+            blocks.append(block)
+        others = [i for i in range(len(self.nodes)) if i != node.index]
+        halves = (others[: len(others) // 2], others[len(others) // 2 :])
+        for block, half in zip(blocks, halves, strict=True):
+            proposal = Proposal(
+                state.chain_id, request.height, request.round, block.hash, Round(-1)
+            )
+            signed = SignedProposal(proposal, node.key.sign(proposal.sign_bytes()), block)
+            self._broadcast(node.index, ProposalReceived(signed), half)
+            for vote_type in (VoteType.PREVOTE, VoteType.PRECOMMIT):
+                vote = Vote(
+                    state.chain_id,
+                    vote_type,
+                    request.height,
+                    request.round,
+                    block.hash,
+                    node.key.address,
+                )
+                sv = SignedVote(vote, node.key.sign(vote.sign_bytes()))
+                self._broadcast(node.index, VoteReceived(sv), half)
+
+    def _on_broadcast(self, node: _Node, action: Broadcast) -> None:
+        message = action.message
+        if isinstance(message, SignedVote):
+            if (
+                Behaviour.SPLIT in node.behaviours
+                and message.vote.round == node.engine.round
+                and (node.engine.get_proposer(message.vote.round) == node.key.address)
+            ):
+                return  # its split votes were already sent
+            self._broadcast(node.index, VoteReceived(message))
+            if Behaviour.EQUIVOCATE in node.behaviours:
+                self._broadcast(node.index, VoteReceived(self._conflicting(node, message)))
+        elif isinstance(message, SignedProposal):
+            self._broadcast(node.index, ProposalReceived(message))
+        elif isinstance(message, DuplicateVoteEvidence):
+            self._broadcast(node.index, EvidenceReceived(message))
+
+    def _conflicting(self, node: _Node, signed: SignedVote) -> SignedVote:
+        vote = signed.vote
+        other = (
+            None
+            if vote.block_hash is not None
+            else compute_hash(f"other/{vote.height}/{vote.round}".encode())
+        )
+        conflicting = replace(vote, block_hash=other)
+        return SignedVote(conflicting, Signature(node.key.sign(conflicting.sign_bytes())))
+
+    def _serve_sync(self, node: _Node, request: RequestSync) -> None:
+        """A reachable peer streams its committed blocks from the requested height."""
+        peers = [
+            p
+            for p in self.nodes
+            if p.alive
+            and p is not node
+            and p.height >= request.from_height
+            and not self._is_cut(p.index, node.index)
+        ]
+        if not peers:
+            return
+        peer = self.rng.choice(peers)
+        for height in range(request.from_height, peer.height + 1):
+            if height not in peer.blocks:
+                break
+            block, commit = peer.blocks[height]
+            self._apply(node, node.engine.handle(CommitReceived(block, commit)))
+            if node.engine.state.height != height:
+                break
+
+    def _maybe_unjail(self, node: _Node, state: ChainState) -> None:
+        """An honest validator jailed for downtime asks to come back once its jail time is over."""
+        bond = state.bonds.get(node.key.address)
+        if not node.honest or bond is None or not bond.jailed or state.height < bond.jailed_until:
+            return
+        account = state.get_account(node.key.address)
+        tx = Tx(state.chain_id, TxKind.UNJAIL, node.key.public_key, Nonce(account.nonce))
+        signed = SignedTx(tx, Signature(node.key.sign(tx.sign_bytes())))
+        self.mempool[signed.hash()] = signed
+
+    # --- results ----------------------------------------------------------------------------
+
+    def _result(self, wall: float) -> SimulationResult:
+        honest = [n for n in self.nodes if n.honest]
+        top = max((n.height for n in honest), default=0)
+        forks = 0
+        for h in range(1, top + 1):
+            hashes = {n.blocks[h][0].hash for n in honest if h in n.blocks}
+            forks += len(hashes) > 1
+        reference = max(honest, key=lambda n: n.height) if honest else self.nodes[0]
+        proposals = [0] * len(self.nodes)
+        max_rounds = 0
+        poisoned = 0
+        evidence: set[int] = set()
+        for h in sorted(reference.blocks):
+            block, commit = reference.blocks[h]
+            proposals[self.index_of[block.header.proposer]] += 1
+            max_rounds = max(max_rounds, commit.round + 1)
+            poisoned += block.header.model_hash in self.poisoned
+            for item in block.evidence:
+                evidence.add(self.index_of[item.validator])
+            for tx in block.txs:
+                if tx.tx.evidence is not None:
+                    evidence.add(self.index_of[tx.tx.evidence.validator])
+        final = reference.engine.state
+        jailed = sorted(self.index_of[a] for a, b in final.bonds.items() if b.jailed)
+        total_stake = sum(self.stakes)
+        live_honest = [n.height for n in honest if n.alive] or [0]
+        return SimulationResult(
+            heights=min(live_honest),
+            forks=forks,
+            proposals_by_validator=proposals,
+            stake_share=[s / total_stake for s in self.stakes],
+            slashed=sorted(evidence),
+            max_rounds=max_rounds,
+            poisoned_committed=poisoned,
+            wall_seconds=wall,
+            sim_seconds=self.now / 1000,
+            signature_verifications=self.verifier.verifications,
+            signature_checks=self.verifier.checks,
+            messages_delivered=self.delivered,
+            messages_dropped=self.dropped,
+            evidence_committed=sum(len(b.evidence) for b, _ in reference.blocks.values()),
+            jailed=jailed,
+        )
+
+
+def run_simulation(config: SimulationConfig) -> SimulationResult:
+    """Run one simulation."""
+    return Simulation(config).run()

@@ -1,0 +1,601 @@
+"""The chain state and its transition: ``process_block`` and the ``process_*`` steps it is made of.
+
+A state is immutable; processing a block returns a new one or raises ``InvalidBlock`` and changes
+nothing. Token accounting: balances + bonded + unbonding change only by block rewards (minted) and
+slashes (burned).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from consensus.crypto import SignatureVerifier, compute_address, compute_hash, is_valid_public_key
+from consensus.encoding import encode_bytes, encode_list, encode_str, encode_uint
+from consensus.messages import (
+    Block,
+    BlockHeader,
+    Commit,
+    Contribution,
+    DuplicateVoteEvidence,
+    SignedTx,
+    TxKind,
+    compute_contributions_root,
+    compute_evidence_root,
+    compute_last_commit_root,
+    compute_txs_root,
+    is_body_consistent,
+)
+from consensus.params import ChainParams, Genesis
+from consensus.types import (
+    ADDRESS_LENGTH,
+    ZERO_HASH,
+    Address,
+    ChainId,
+    Hash,
+    Height,
+    Nonce,
+    PublicKey,
+    Stake,
+    Tokens,
+    is_quorum,
+)
+from consensus.validators import Validator, ValidatorSet, compute_incremented, compute_updated
+
+MAX_ENDPOINT_LENGTH = 256
+
+
+class InvalidBlock(ValueError):
+    """A block that the state transition refuses."""
+
+
+class InvalidTx(ValueError):
+    """A transaction that the state transition refuses."""
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """Liquid tokens and the next expected nonce."""
+
+    balance: Tokens = Tokens(0)
+    nonce: Nonce = Nonce(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Bond:
+    """A validator's bonded stake and standing."""
+
+    public_key: PublicKey
+    bonded: Tokens
+    endpoint: str = ""
+    jailed_until: Height = Height(0)
+    jailed: bool = False
+    missed: int = 0  # consecutive blocks whose commit lacks this validator's signature
+
+
+@dataclass(frozen=True, slots=True)
+class Unbonding:
+    """Tokens leaving a bond, returned to the account at ``release_height``."""
+
+    address: Address
+    amount: Tokens
+    release_height: Height
+
+
+@dataclass(frozen=True)
+class ChainState:
+    """The state after block ``height`` (height 0 is the genesis)."""
+
+    chain_id: ChainId
+    params: ChainParams
+    height: Height
+    last_block_hash: Hash
+    model_hash: Hash
+    app_hash: Hash
+    accounts: dict[Address, Account]
+    bonds: dict[Address, Bond]
+    unbonding: tuple[Unbonding, ...]
+    last_validators: ValidatorSet  # signed the commit of block ``height``
+    validators: ValidatorSet  # decide block ``height + 1``
+    next_validators: ValidatorSet  # decide block ``height + 2``
+    slashed: frozenset[tuple[Address, Height]] = field(default=frozenset())
+
+    def get_account(self, address: Address) -> Account:
+        """An account; unknown addresses hold nothing."""
+        return self.accounts.get(address, Account())
+
+    def compute_root(self) -> Hash:
+        """The state root: a hash of everything a block changes (not of the block hash itself)."""
+        return compute_hash(
+            encode_str(self.chain_id)
+            + self.params.encode()
+            + encode_uint(self.height)
+            + self.model_hash
+            + self.app_hash
+            + encode_list(
+                encode_bytes(a) + encode_uint(acc.balance) + encode_uint(acc.nonce)
+                for a, acc in sorted(self.accounts.items())
+            )
+            + encode_list(
+                encode_bytes(a)
+                + encode_bytes(b.public_key)
+                + encode_uint(b.bonded)
+                + encode_str(b.endpoint)
+                + encode_uint(b.jailed_until)
+                + encode_uint(int(b.jailed))
+                + encode_uint(b.missed)
+                for a, b in sorted(self.bonds.items())
+            )
+            + encode_list(
+                encode_bytes(u.address) + encode_uint(u.amount) + encode_uint(u.release_height)
+                for u in self.unbonding
+            )
+            + self.validators.encode()
+            + self.next_validators.encode()
+            + encode_list(encode_bytes(a) + encode_uint(h) for a, h in sorted(self.slashed))
+        )
+
+
+def get_total_tokens(state: ChainState) -> int:
+    """All tokens in existence: liquid, bonded and unbonding."""
+    return (
+        sum(a.balance for a in state.accounts.values())
+        + sum(b.bonded for b in state.bonds.values())
+        + sum(u.amount for u in state.unbonding)
+    )
+
+
+def compute_genesis_state(genesis: Genesis) -> ChainState:
+    """The state at height 0."""
+    genesis.params.validate()
+    accounts: dict[Address, Account] = {}
+    for address, balance in genesis.accounts:
+        if len(address) != ADDRESS_LENGTH or balance < 0:
+            raise ValueError("genesis account needs a 20-byte address and a balance >= 0")
+        accounts[address] = Account(Tokens(accounts.get(address, Account()).balance + balance))
+    bonds: dict[Address, Bond] = {}
+    members: list[Validator] = []
+    for gv in genesis.validators:
+        if not is_valid_public_key(gv.public_key):
+            raise ValueError(
+                f"genesis validator {gv.moniker or gv.public_key.hex()}: bad public key"
+            )
+        if gv.stake < genesis.params.min_stake:
+            raise ValueError(
+                f"genesis validator {gv.moniker or gv.public_key.hex()}: stake {gv.stake} "
+                f"is below min_stake {genesis.params.min_stake}"
+            )
+        address = compute_address(gv.public_key)
+        if address in bonds:
+            raise ValueError("genesis lists a validator twice")
+        bonds[address] = Bond(gv.public_key, Tokens(gv.stake), gv.endpoint)
+        members.append(Validator(address, gv.public_key, gv.stake, 0, gv.endpoint))
+    if not members:
+        raise ValueError("genesis needs at least one validator")
+    validators = ValidatorSet.from_genesis(members)
+    return ChainState(
+        chain_id=genesis.chain_id,
+        params=genesis.params,
+        height=Height(0),
+        last_block_hash=ZERO_HASH,
+        model_hash=genesis.initial_model_hash,
+        app_hash=genesis.app_hash,
+        accounts=accounts,
+        bonds=bonds,
+        unbonding=(),
+        last_validators=validators,
+        validators=validators,
+        next_validators=compute_incremented(validators, times=1),
+    )
+
+
+class _Working:
+    """A mutable copy of a state while one block is applied."""
+
+    def __init__(self, state: ChainState, height: Height) -> None:
+        self.state = state
+        self.height = height
+        self.accounts = dict(state.accounts)
+        self.bonds = dict(state.bonds)
+        self.unbonding = list(state.unbonding)
+        self.slashed = set(state.slashed)
+
+
+def is_valid_commit(
+    chain_id: ChainId,
+    commit: Commit,
+    validator_set: ValidatorSet,
+    state_params: ChainParams,
+    verifier: SignatureVerifier,
+) -> bool:
+    """True when ``commit`` holds distinct valid precommits from more than threshold stake."""
+    seen: set[Address] = set()
+    signed_power = 0
+    for sig in commit.signatures:
+        validator = validator_set.get_validator(sig.validator)
+        if validator is None or sig.validator in seen:
+            return False
+        if not verifier.is_valid(
+            validator.public_key, commit.get_vote(chain_id, sig).sign_bytes(), sig.signature
+        ):
+            return False
+        seen.add(sig.validator)
+        signed_power += validator.power
+    return is_quorum(signed_power, validator_set.total_power, state_params.threshold)
+
+
+def process_evidence(
+    work: _Working, evidence: DuplicateVoteEvidence, verifier: SignatureVerifier
+) -> None:
+    """Check duplicate-vote evidence and slash and jail the equivocator."""
+    a, b = evidence.vote_a.vote, evidence.vote_b.vote
+    if (a.chain_id, a.vote_type, a.height, a.round, a.validator) != (
+        b.chain_id,
+        b.vote_type,
+        b.height,
+        b.round,
+        b.validator,
+    ):
+        raise InvalidTx("evidence votes differ in chain, type, height, round or validator")
+    if a.block_hash == b.block_hash:
+        raise InvalidTx("evidence votes do not conflict")
+    if a.chain_id != work.state.chain_id:
+        raise InvalidTx("evidence is from another chain")
+    if not (work.height - work.state.params.evidence_max_age <= a.height <= work.height):
+        raise InvalidTx(f"evidence height {a.height} is outside the evidence window")
+    if (a.validator, a.height) in work.slashed:
+        raise InvalidTx("evidence for this validator and height was already processed")
+    bond = work.bonds.get(a.validator)
+    if bond is None:
+        raise InvalidTx("evidence names a validator with no bond")
+    for signed in (evidence.vote_a, evidence.vote_b):
+        if not verifier.is_valid(bond.public_key, signed.vote.sign_bytes(), signed.signature):
+            raise InvalidTx("evidence vote has an invalid signature")
+    process_slash(work, a.validator, work.state.params.slash_double_sign_percent)
+    work.slashed.add((a.validator, a.height))
+
+
+def process_slash(work: _Working, address: Address, percent: int) -> None:
+    """Burn ``percent`` of a validator's bonded and unbonding tokens and jail it."""
+    bond = work.bonds[address]
+    penalty = bond.bonded * percent // 100
+    work.bonds[address] = replace(
+        bond,
+        bonded=Tokens(bond.bonded - penalty),
+        jailed=True,
+        jailed_until=Height(work.height + work.state.params.jail_blocks),
+        missed=0,
+    )
+    work.unbonding = [
+        replace(u, amount=Tokens(u.amount - u.amount * percent // 100))
+        if u.address == address
+        else u
+        for u in work.unbonding
+    ]
+
+
+def process_tx(work: _Working, signed: SignedTx, verifier: SignatureVerifier) -> None:
+    """Apply one transaction, or raise InvalidTx leaving ``work`` unchanged.
+
+    Every check comes before the first change, so a refused transaction changes nothing.
+    """
+    tx = signed.tx
+    if tx.chain_id != work.state.chain_id:
+        raise InvalidTx(f"transaction is for chain {tx.chain_id!r}")
+    if not verifier.is_valid(tx.sender, tx.sign_bytes(), signed.signature):
+        raise InvalidTx("transaction signature is invalid")
+    sender = compute_address(tx.sender)
+    account = work.accounts.get(sender, Account())
+    if tx.nonce != account.nonce:
+        raise InvalidTx(f"nonce {tx.nonce} is not the expected {account.nonce}")
+    if tx.amount < 0:
+        raise InvalidTx("amount must not be negative")
+    params = work.state.params
+    if tx.kind == TxKind.TRANSFER:
+        if len(tx.recipient) != ADDRESS_LENGTH:
+            raise InvalidTx("recipient must be a 20-byte address")
+        if tx.amount <= 0 or account.balance < tx.amount:
+            raise InvalidTx(f"cannot transfer {tx.amount} from a balance of {account.balance}")
+        work.accounts[sender] = Account(Tokens(account.balance - tx.amount), Nonce(tx.nonce + 1))
+        recipient = work.accounts.get(tx.recipient, Account())
+        work.accounts[tx.recipient] = replace(
+            recipient, balance=Tokens(recipient.balance + tx.amount)
+        )
+        return
+    if tx.kind == TxKind.STAKE:
+        if tx.amount <= 0 or account.balance < tx.amount:
+            raise InvalidTx(f"cannot stake {tx.amount} from a balance of {account.balance}")
+        if len(tx.endpoint) > MAX_ENDPOINT_LENGTH:
+            raise InvalidTx("endpoint is too long")
+        bond = work.bonds.get(sender)
+        bonded = tx.amount + (bond.bonded if bond else 0)
+        if bonded < params.min_stake:
+            raise InvalidTx(f"bond of {bonded} would be below min_stake {params.min_stake}")
+        account = replace(account, balance=Tokens(account.balance - tx.amount))
+        work.bonds[sender] = (
+            replace(bond, bonded=Tokens(bonded), endpoint=tx.endpoint or bond.endpoint)
+            if bond
+            else Bond(tx.sender, Tokens(bonded), tx.endpoint)
+        )
+    elif tx.kind == TxKind.UNSTAKE:
+        bond = work.bonds.get(sender)
+        if bond is None or tx.amount <= 0 or bond.bonded < tx.amount:
+            raise InvalidTx(
+                f"cannot unstake {tx.amount} from a bond of {bond.bonded if bond else 0}"
+            )
+        remaining = bond.bonded - tx.amount
+        if remaining == 0 and not bond.jailed:
+            del work.bonds[sender]
+        else:
+            work.bonds[sender] = replace(bond, bonded=Tokens(remaining))
+        work.unbonding.append(
+            Unbonding(sender, tx.amount, Height(work.height + params.unbonding_blocks))
+        )
+    elif tx.kind == TxKind.UNJAIL:
+        bond = work.bonds.get(sender)
+        if bond is None or not bond.jailed:
+            raise InvalidTx("validator is not jailed")
+        if work.height < bond.jailed_until:
+            raise InvalidTx(f"validator is jailed until height {bond.jailed_until}")
+        if bond.bonded < params.min_stake:
+            raise InvalidTx(f"bond of {bond.bonded} is below min_stake {params.min_stake}")
+        work.bonds[sender] = replace(bond, jailed=False, missed=0)
+    elif tx.kind == TxKind.EVIDENCE:
+        if tx.evidence is None:
+            raise InvalidTx("evidence transaction carries no evidence")
+        process_evidence(work, tx.evidence, verifier)
+    else:
+        raise InvalidTx(f"unknown transaction kind {tx.kind}")
+    work.accounts[sender] = replace(account, nonce=Nonce(tx.nonce + 1))
+
+
+def process_contributions(
+    work: _Working, contributions: tuple[Contribution, ...], verifier: SignatureVerifier
+) -> None:
+    """Check aggregate-mode contributions: signed by distinct current validators, for this round."""
+    state = work.state
+    if contributions and state.params.mode != "aggregate":
+        raise InvalidBlock("solo mode blocks carry no contributions")
+    if len(contributions) > state.params.max_contributions:
+        raise InvalidBlock("too many contributions")
+    seen: set[Address] = set()
+    for c in contributions:
+        validator = state.validators.get_validator(c.validator)
+        if validator is None:
+            raise InvalidBlock("contribution from a non-validator")
+        if c.validator in seen:
+            raise InvalidBlock("two contributions from one validator")
+        if c.chain_id != state.chain_id or c.height != state.height:
+            raise InvalidBlock("contribution is not from the current model")
+        if c.samples <= 0:
+            raise InvalidBlock("contribution has no samples")
+        if not verifier.is_valid(validator.public_key, c.sign_bytes(), c.signature):
+            raise InvalidBlock("contribution signature is invalid")
+        seen.add(c.validator)
+
+
+def process_rewards(
+    work: _Working, header: BlockHeader, contributions: tuple[Contribution, ...]
+) -> None:
+    """Mint the block reward for a model update: to the proposer, shared with contributors."""
+    params = work.state.params
+    if header.model_hash == work.state.model_hash or params.block_reward == 0:
+        return
+    shares: dict[Address, int] = {}
+    contributors = [c.validator for c in contributions]
+    if params.mode == "aggregate" and contributors:
+        pool = params.block_reward * (100 - params.proposer_reward_percent) // 100
+        each = pool // len(contributors)
+        for address in contributors:
+            shares[address] = shares.get(address, 0) + each
+        proposer_share = params.block_reward - each * len(contributors)
+    else:
+        proposer_share = params.block_reward
+    shares[header.proposer] = shares.get(header.proposer, 0) + proposer_share
+    for address, amount in shares.items():
+        account = work.accounts.get(address, Account())
+        work.accounts[address] = replace(account, balance=Tokens(account.balance + amount))
+
+
+def process_downtime(work: _Working, last_commit: Commit | None) -> None:
+    """Count consecutive missed signatures; jail (and lightly slash) long-absent validators."""
+    if last_commit is None:
+        return
+    signers = last_commit.signers()
+    params = work.state.params
+    for validator in work.state.last_validators.validators:
+        bond = work.bonds.get(validator.address)
+        if bond is None or bond.jailed:
+            continue
+        if validator.address in signers:
+            if bond.missed:
+                work.bonds[validator.address] = replace(bond, missed=0)
+            continue
+        missed = bond.missed + 1
+        work.bonds[validator.address] = replace(bond, missed=missed)
+        if missed >= params.downtime_jail_blocks:
+            process_slash(work, validator.address, params.slash_downtime_percent)
+
+
+def process_unbonding(work: _Working) -> None:
+    """Return matured unbonding tokens to their accounts."""
+    remaining: list[Unbonding] = []
+    for entry in work.unbonding:
+        if entry.release_height <= work.height:
+            account = work.accounts.get(entry.address, Account())
+            work.accounts[entry.address] = replace(
+                account, balance=Tokens(account.balance + entry.amount)
+            )
+        else:
+            remaining.append(entry)
+    work.unbonding = remaining
+    for address, bond in list(work.bonds.items()):
+        if bond.bonded == 0 and not bond.jailed:
+            del work.bonds[address]
+
+
+def compute_active_powers(bonds: dict[Address, Bond], params: ChainParams) -> dict[Address, Stake]:
+    """The validators that should be active: unjailed, at least min_stake, the largest first."""
+    eligible = sorted(
+        (
+            (address, bond)
+            for address, bond in bonds.items()
+            if not bond.jailed and bond.bonded >= params.min_stake
+        ),
+        key=lambda item: (-item[1].bonded, item[0]),
+    )[: params.max_validators]
+    return {address: Stake(bond.bonded) for address, bond in eligible}
+
+
+def compute_next_validator_set(work: _Working) -> ValidatorSet:
+    """The set for height h+2: the state's next set with this block's staking changes applied."""
+    current = work.state.next_validators
+    wanted = compute_active_powers(work.bonds, work.state.params)
+    changes: dict[Address, Validator] = {}
+    for validator in current.validators:
+        if validator.address not in wanted:
+            changes[validator.address] = replace(validator, power=Stake(0))
+    for address, power in wanted.items():
+        member = current.get_validator(address)
+        bond = work.bonds[address]
+        if member is None or member.power != power or member.endpoint != bond.endpoint:
+            changes[address] = Validator(address, bond.public_key, power, 0, bond.endpoint)
+    updated = compute_updated(current, changes) if changes else current
+    if not updated.validators:
+        raise InvalidBlock("the block would leave the chain without validators")
+    return compute_incremented(updated, times=1)
+
+
+def process_header_checks(state: ChainState, block: Block, verifier: SignatureVerifier) -> None:
+    """Objective checks of a header against the state it builds on."""
+    header = block.header
+    if header.chain_id != state.chain_id:
+        raise InvalidBlock(f"block is for chain {header.chain_id!r}, not {state.chain_id!r}")
+    if header.height != state.height + 1:
+        raise InvalidBlock(f"block height {header.height} does not follow {state.height}")
+    if header.prev_hash != state.last_block_hash:
+        raise InvalidBlock("block does not build on the last block")
+    if state.validators.get_validator(header.proposer) is None:
+        raise InvalidBlock("block proposer is not a validator")
+    if not is_body_consistent(block):
+        raise InvalidBlock("block body does not match its header roots")
+    if len(block.txs) > state.params.max_block_txs:
+        raise InvalidBlock("block has too many transactions")
+    commit = block.last_commit
+    if state.height == 0:
+        if commit is not None:
+            raise InvalidBlock("the first block has no last commit")
+        return
+    if (
+        commit is None
+        or commit.height != state.height
+        or commit.block_hash != state.last_block_hash
+    ):
+        raise InvalidBlock("block's last commit is not for the previous block")
+    if not is_valid_commit(state.chain_id, commit, state.last_validators, state.params, verifier):
+        raise InvalidBlock("block's last commit is invalid or lacks a quorum")
+
+
+def compute_next_state(
+    state: ChainState,
+    block: Block,
+    verifier: SignatureVerifier,
+) -> ChainState:
+    """Apply a block's body to ``state`` (no header-root checks); the new state or InvalidBlock."""
+    header = block.header
+    work = _Working(state, header.height)
+    process_contributions(work, block.contributions, verifier)
+    seen_evidence: set[Hash] = set()
+    for evidence in block.evidence:
+        if evidence.hash() in seen_evidence:
+            raise InvalidBlock("block lists the same evidence twice")
+        seen_evidence.add(evidence.hash())
+        try:
+            process_evidence(work, evidence, verifier)
+        except InvalidTx as error:
+            raise InvalidBlock(f"invalid evidence: {error}") from error
+    for signed in block.txs:
+        try:
+            process_tx(work, signed, verifier)
+        except InvalidTx as error:
+            raise InvalidBlock(f"invalid transaction: {error}") from error
+    process_rewards(work, header, block.contributions)
+    process_downtime(work, block.last_commit)
+    process_unbonding(work)
+    work.slashed = {
+        (a, h) for a, h in work.slashed if h + state.params.evidence_max_age >= work.height
+    }
+    return ChainState(
+        chain_id=state.chain_id,
+        params=state.params,
+        height=header.height,
+        last_block_hash=block.hash,
+        model_hash=header.model_hash,
+        app_hash=state.app_hash,
+        accounts=work.accounts,
+        bonds=work.bonds,
+        unbonding=tuple(work.unbonding),
+        last_validators=state.validators,
+        validators=state.next_validators,
+        next_validators=compute_next_validator_set(work),
+        slashed=frozenset(work.slashed),
+    )
+
+
+def process_block(state: ChainState, block: Block, verifier: SignatureVerifier) -> ChainState:
+    """The state after ``block``, or InvalidBlock if any objective check fails."""
+    process_header_checks(state, block, verifier)
+    new_state = compute_next_state(state, block, verifier)
+    if new_state.compute_root() != block.header.state_root:
+        raise InvalidBlock("block's state root does not match the state it produces")
+    return new_state
+
+
+def build_block(
+    state: ChainState,
+    proposer: Address,
+    txs: list[SignedTx],
+    evidence: tuple[DuplicateVoteEvidence, ...],
+    last_commit: Commit | None,
+    model_hash: Hash,
+    contributions: tuple[Contribution, ...],
+    verifier: SignatureVerifier,
+) -> tuple[Block, ChainState]:
+    """A valid block on top of ``state`` with what applies of ``evidence`` and ``txs``.
+
+    Returns the block and the state it produces. Items that do not apply are left out (in the
+    order ``compute_next_state`` applies them: evidence, then transactions).
+    """
+    work = _Working(state, Height(state.height + 1))
+    usable_evidence: list[DuplicateVoteEvidence] = []
+    for item in evidence:
+        try:
+            process_evidence(work, item, verifier)
+        except InvalidTx:
+            continue
+        usable_evidence.append(item)
+    applicable: list[SignedTx] = []
+    for signed in txs:
+        if len(applicable) == state.params.max_block_txs:
+            break
+        try:
+            process_tx(work, signed, verifier)  # raises before changing anything
+        except InvalidTx:
+            continue
+        applicable.append(signed)
+    draft = BlockHeader(
+        chain_id=state.chain_id,
+        height=Height(state.height + 1),
+        prev_hash=state.last_block_hash,
+        proposer=proposer,
+        model_hash=model_hash,
+        state_root=ZERO_HASH,
+        txs_root=compute_txs_root(tuple(applicable)),
+        evidence_root=compute_evidence_root(tuple(usable_evidence)),
+        last_commit_root=compute_last_commit_root(last_commit),
+        contributions_root=compute_contributions_root(contributions),
+    )
+    body = Block(draft, tuple(applicable), tuple(usable_evidence), last_commit, contributions)
+    new_state = compute_next_state(state, body, verifier)
+    header = replace(draft, state_root=new_state.compute_root())
+    block = Block(header, body.txs, body.evidence, last_commit, contributions)
+    return block, replace(new_state, last_block_hash=block.hash)

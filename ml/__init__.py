@@ -1,0 +1,1 @@
+"""learnchain machine learning: tasks, learner, vote rule, weights codec."""

@@ -1,0 +1,1 @@
+"""The learnchain validator daemon and its command line."""

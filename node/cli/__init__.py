@@ -1,0 +1,18 @@
+"""The ``learnchain`` command line (click)."""
+
+from __future__ import annotations
+
+import click
+
+from node.cli.demo import demo
+from node.cli.simulate import simulate
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="learnchain")
+def main() -> None:
+    """learnchain: validators that train one shared model on a proof-of-stake chain."""
+
+
+main.add_command(simulate)
+main.add_command(demo)

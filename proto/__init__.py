@@ -1,0 +1,1 @@
+"""Wire schema (.proto) and the code generated from it."""

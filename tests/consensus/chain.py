@@ -1,0 +1,126 @@
+"""Small builders for consensus tests: keys, genesis, signed transactions, committed blocks."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from consensus.crypto import PrivateKey, SignatureVerifier, compute_hash
+from consensus.messages import Block, Commit, CommitSig, SignedTx, Tx, TxKind, Vote
+from consensus.params import ChainParams, Genesis, GenesisValidator
+from consensus.simulation import compute_key
+from consensus.state import ChainState, build_block, compute_genesis_state, process_block
+from consensus.types import (
+    ZERO_HASH,
+    Address,
+    ChainId,
+    Hash,
+    Nonce,
+    Round,
+    Signature,
+    Stake,
+    Tokens,
+    VoteType,
+)
+
+CHAIN = ChainId("test-chain")
+MODEL = compute_hash(b"model-0")
+
+
+def make_keys(count: int, seed: int = 0) -> list[PrivateKey]:
+    """Deterministic keys."""
+    return [compute_key(seed, i) for i in range(count)]
+
+
+def make_genesis_state(
+    validators: list[PrivateKey],
+    stakes: list[int] | None = None,
+    accounts: list[tuple[PrivateKey, int]] | None = None,
+    params: ChainParams | None = None,
+) -> ChainState:
+    """A genesis state with ``validators`` bonded and ``accounts`` funded."""
+    stakes = stakes or [100] * len(validators)
+    genesis = Genesis(
+        chain_id=CHAIN,
+        params=params or ChainParams(),
+        validators=tuple(
+            GenesisValidator(k.public_key, Stake(s), f"127.0.0.1:{26000 + i}")
+            for i, (k, s) in enumerate(zip(validators, stakes, strict=True))
+        ),
+        accounts=tuple((k.address, Tokens(b)) for k, b in (accounts or [])),
+        initial_model_hash=MODEL,
+        app_hash=ZERO_HASH,
+    )
+    return compute_genesis_state(genesis)
+
+
+def sign_tx(key: PrivateKey, kind: TxKind, nonce: int, **fields: object) -> SignedTx:
+    """A signed transaction from ``key``."""
+    tx = Tx(CHAIN, kind, key.public_key, Nonce(nonce), **fields)  # type: ignore[arg-type]
+    return SignedTx(tx, Signature(key.sign(tx.sign_bytes())))
+
+
+def sign_commit(state: ChainState, block: Block, keys: list[PrivateKey], round_: int = 0) -> Commit:
+    """A commit for ``block`` signed by those of ``keys`` that validate the block's height."""
+    sigs = []
+    for key in sorted(keys, key=lambda k: k.address):
+        if state.validators.get_validator(key.address) is None:
+            continue
+        vote = Vote(CHAIN, VoteType.PRECOMMIT, block.height, Round(round_), block.hash, key.address)
+        sigs.append(CommitSig(key.address, Signature(key.sign(vote.sign_bytes()))))
+    return Commit(block.height, Round(round_), block.hash, tuple(sigs))
+
+
+class Chain:
+    """A chain driven block by block, with every validator signing every commit."""
+
+    def __init__(self, state: ChainState, keys: list[PrivateKey]) -> None:
+        self.state = state
+        self.keys = keys
+        self.signers = keys
+        self.verifier = SignatureVerifier()
+        self.last_commit: Commit | None = None
+
+    def next_block(
+        self, txs: list[SignedTx] | None = None, model_hash: Hash | None = None, **kw: object
+    ) -> Block:
+        """Build (but do not apply) the next block, proposed by the round-0 proposer."""
+        block, _ = build_block(
+            self.state,
+            self.state.validators.proposer,
+            txs or [],
+            kw.pop("evidence", ()),  # type: ignore[arg-type]
+            self.last_commit,
+            model_hash or self.state.model_hash,
+            kw.pop("contributions", ()),  # type: ignore[arg-type]
+            self.verifier,
+        )
+        return block
+
+    def commit(self, block: Block, signers: list[PrivateKey] | None = None) -> ChainState:
+        """Apply ``block`` as the state transition would, and sign its commit."""
+        new_state = process_block(self.state, block, self.verifier)
+        self.last_commit = sign_commit(self.state, block, signers or self.signers)
+        self.state = new_state
+        return new_state
+
+    def advance(self, txs: list[SignedTx] | None = None, **kw: object) -> ChainState:
+        """Build and commit the next block."""
+        return self.commit(self.next_block(txs, **kw))
+
+
+def address_of(key: PrivateKey) -> Address:
+    """The account address of ``key``."""
+    return key.address
+
+
+def with_params(**changes: object) -> ChainParams:
+    """Default params with ``changes``."""
+    return replace(ChainParams(), **changes)  # type: ignore[arg-type]
+
+
+def with_forced_txs(block: Block, txs: tuple[SignedTx, ...]) -> Block:
+    """``block`` carrying ``txs`` with a matching txs root (so only the txs themselves are wrong)."""
+    from consensus.messages import compute_txs_root
+
+    header = replace(block.header, txs_root=compute_txs_root(txs))
+    return replace(block, header=header, txs=txs)
