@@ -17,6 +17,7 @@ rejected an update still follows the quorum's decision, and liveness is Tendermi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from consensus.crypto import PrivateKey, SignatureVerifier
@@ -77,6 +78,7 @@ from consensus.types import (
 from consensus.validators import ValidatorSet, compute_proposer_of_round
 from consensus.votes import HeightVotes
 
+Transition = Callable[[ChainState, Block, SignatureVerifier], ChainState]
 MAX_BUFFERED_FUTURE_MESSAGES = 10_000
 MAX_PENDING_EVIDENCE = 1_000
 
@@ -114,8 +116,10 @@ class Engine:
         timeouts: TimeoutConfig | None = None,
         sign_state: SignState | None = None,
         verifier: SignatureVerifier | None = None,
+        transition: Transition = process_block,
     ) -> None:
         self.key = key
+        self.transition = transition
         self.timeouts = timeouts or TimeoutConfig()
         self.verifier = verifier or SignatureVerifier()
         self.sign_state = sign_state or SignState(
@@ -502,7 +506,7 @@ class Engine:
         """The state after ``block`` if it is objectively valid, else None (cached)."""
         if block.hash not in self._post_states:
             try:
-                self._post_states[block.hash] = process_block(self.state, block, self.verifier)
+                self._post_states[block.hash] = self.transition(self.state, block, self.verifier)
             except InvalidBlock:
                 self._post_states[block.hash] = None
         return self._post_states[block.hash]

@@ -47,10 +47,13 @@ class Vote:
     round: Round
     block_hash: Hash | None
     validator: Address
+    _sign_bytes: bytes = field(init=False, repr=False, compare=False)
 
-    def sign_bytes(self) -> bytes:
-        """What the validator signs: domain, chain id, type, height, round, block hash, address."""
-        return (
+    def __post_init__(self) -> None:
+        # One vote is checked by every peer, and again in commits and evidence: encode it once.
+        object.__setattr__(
+            self,
+            "_sign_bytes",
             _VOTE_DOMAIN
             + encode_str(self.chain_id)
             + (b"\x01" if self.block_hash is not None else b"\x00")
@@ -60,8 +63,12 @@ class Vote:
                 self.round,
                 self.block_hash or ZERO_HASH,
                 self.validator,
-            )
+            ),
         )
+
+    def sign_bytes(self) -> bytes:
+        """What the validator signs: domain, chain id, type, height, round, block hash, address."""
+        return self._sign_bytes
 
 
 @dataclass(frozen=True, slots=True)

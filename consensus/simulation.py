@@ -54,7 +54,13 @@ from consensus.messages import (
     Vote,
 )
 from consensus.params import ChainParams, Genesis, GenesisValidator
-from consensus.state import ChainState, build_block, compute_genesis_state
+from consensus.state import (
+    ChainState,
+    InvalidBlock,
+    build_block,
+    compute_genesis_state,
+    process_block,
+)
 from consensus.types import (
     ZERO_HASH,
     Address,
@@ -265,6 +271,7 @@ class Simulation:
         self.verifier = SignatureVerifier()
         self.index_of: dict[Address, int] = {k.address: i for i, k in enumerate(self.keys)}
         self.stakes = stakes
+        self._transitions: dict[tuple[Hash, int, Hash], ChainState | InvalidBlock] = {}
         first_byzantine = config.validators - config.byzantine
         self.nodes = [
             _Node(
@@ -282,12 +289,34 @@ class Simulation:
         self.mempool: dict[Hash, SignedTx] = {}
         self.delivered = 0
         self.dropped = 0
-        self._split_blocks: dict[tuple[int, int, int], tuple[Block, Block]] = {}
 
     def _make_engine(
         self, key: PrivateKey, state: ChainState, sign_state: SignState | None
     ) -> Engine:
-        return Engine(state, key, self.config.timeouts, sign_state, self.verifier)
+        return Engine(state, key, self.config.timeouts, sign_state, self.verifier, self._transition)
+
+    def _transition(
+        self, state: ChainState, block: Block, verifier: SignatureVerifier
+    ) -> ChainState:
+        """process_block, computed once per distinct (state, block) for all simulated nodes.
+
+        The transition is a pure function of the state (fixed by its last block hash and height)
+        and the block; like the signature cache, sharing it across the nodes of one process
+        changes no outcome, only how often the same work is repeated.
+        """
+        key = (state.last_block_hash, state.height, block.hash)
+        cached = self._transitions.get(key)
+        if cached is None:
+            try:
+                cached = process_block(state, block, verifier)
+            except InvalidBlock as error:
+                cached = error
+            self._transitions[key] = cached
+            if len(self._transitions) > 4096:
+                self._transitions.pop(next(iter(self._transitions)))
+        if isinstance(cached, InvalidBlock):
+            raise cached
+        return cached
 
     # --- scheduling -------------------------------------------------------------------------
 
@@ -300,14 +329,17 @@ class Simulation:
         return any(p.is_cut(self.now, a, b) for p in self.config.partitions)
 
     def _send(self, sender: int, recipient: int, event: Event) -> None:
-        if self._is_cut(sender, recipient) or (
-            self.config.drop and self.rng.random() < self.config.drop
+        config = self.config
+        if (config.partitions and self._is_cut(sender, recipient)) or (
+            config.drop and self.rng.random() < config.drop
         ):
             self.dropped += 1
             return
-        self._schedule(
-            self.rng.randint(self.config.min_delay, self.config.max_delay), recipient, event
-        )
+        self._schedule(self._draw_delay(), recipient, event)
+
+    def _draw_delay(self) -> int:
+        config = self.config
+        return config.min_delay + int(self.rng.random() * (config.max_delay - config.min_delay + 1))
 
     def _broadcast(self, sender: int, event: Event, to: Sequence[int] | None = None) -> None:
         if Behaviour.SILENT in self.nodes[sender].behaviours:

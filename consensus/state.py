@@ -59,6 +59,10 @@ class Account:
     balance: Tokens = Tokens(0)
     nonce: Nonce = Nonce(0)
 
+    def encode(self) -> bytes:
+        """Canonical bytes."""
+        return encode_uint(self.balance) + encode_uint(self.nonce)
+
 
 @dataclass(frozen=True, slots=True)
 class Bond:
@@ -70,6 +74,24 @@ class Bond:
     jailed_until: Height = Height(0)
     jailed: bool = False
     missed: int = 0  # consecutive blocks whose commit lacks this validator's signature
+    _encoded: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Unchanged bonds are shared between states: encode each once for every later state root.
+        object.__setattr__(
+            self,
+            "_encoded",
+            encode_bytes(self.public_key)
+            + encode_uint(self.bonded)
+            + encode_str(self.endpoint)
+            + encode_uint(self.jailed_until)
+            + encode_uint(int(self.jailed))
+            + encode_uint(self.missed),
+        )
+
+    def encode(self) -> bytes:
+        """Canonical bytes."""
+        return self._encoded
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,19 +134,9 @@ class ChainState:
             + self.model_hash
             + self.app_hash
             + encode_list(
-                encode_bytes(a) + encode_uint(acc.balance) + encode_uint(acc.nonce)
-                for a, acc in sorted(self.accounts.items())
+                encode_bytes(a) + acc.encode() for a, acc in sorted(self.accounts.items())
             )
-            + encode_list(
-                encode_bytes(a)
-                + encode_bytes(b.public_key)
-                + encode_uint(b.bonded)
-                + encode_str(b.endpoint)
-                + encode_uint(b.jailed_until)
-                + encode_uint(int(b.jailed))
-                + encode_uint(b.missed)
-                for a, b in sorted(self.bonds.items())
-            )
+            + encode_list(encode_bytes(a) + b.encode() for a, b in sorted(self.bonds.items()))
             + encode_list(
                 encode_bytes(u.address) + encode_uint(u.amount) + encode_uint(u.release_height)
                 for u in self.unbonding

@@ -119,7 +119,7 @@ def with_params(**changes: object) -> ChainParams:
 
 
 def with_forced_txs(block: Block, txs: tuple[SignedTx, ...]) -> Block:
-    """``block`` carrying ``txs`` with a matching txs root (so only the txs themselves are wrong)."""
+    """``block`` carrying ``txs`` and a matching txs root (only the txs themselves are wrong)."""
     from consensus.messages import compute_txs_root
 
     header = replace(block.header, txs_root=compute_txs_root(txs))

@@ -252,7 +252,7 @@ tx_strategy = st.tuples(
 
 
 def _burned(before, block) -> int:  # type: ignore[no-untyped-def]
-    """Tokens a block's double-sign slashes burn: a percent of each offender's bond and unbonding."""
+    """Tokens burned by double-sign slashes: a percent of each offender's bond and unbonding."""
     pct = before.params.slash_double_sign_percent
     evidence = list(block.evidence) + [t.tx.evidence for t in block.txs if t.tx.evidence]
     burned = 0
