@@ -157,3 +157,21 @@ def test_the_same_seed_gives_the_same_run() -> None:
         "wall_seconds": 0,
         "heights_per_second": 0,
     }
+
+
+def test_thousands_of_heights_with_every_fault_at_once() -> None:
+    result = run_simulation(
+        SimulationConfig(
+            validators=7,
+            heights=2000,
+            byzantine=2,
+            drop=0.1,
+            partitions=(Partition(5_000, 15_000, (frozenset({0, 1, 2, 3}), frozenset({4, 5, 6}))),),
+            crashes=(Crash(1, 30_000, 5_000),),
+            seed=7,
+        )
+    )
+    assert result.forks == 0
+    assert result.heights >= 2000
+    assert result.poisoned_committed == 0
+    assert result.slashed == [5, 6]
