@@ -1,0 +1,319 @@
+"""Learning quality of the protocol: N parties, rounds of propose -> vote -> accept.
+
+One process, the same ml/ code a node uses, and the consensus rule: an update commits when the
+stake approving it (each party running its vote rule on its own private vote set) is strictly
+more than the threshold. Proposers follow consensus.validators' stake-weighted selection.
+Accuracy is always on a held-out test set that no party trains or votes on.
+
+    .venv/bin/python bench/quality.py --parties 5 --task digits-mlp --partition dirichlet:0.5 \
+        --rounds 30 --seeds 0-4 --mode aggregate --threshold 2/3 [--byzantine label_flip:1]
+
+Prints a table and, last, one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from consensus.types import Address, PublicKey, Stake, Threshold, is_quorum
+from consensus.validators import Validator, ValidatorSet, compute_incremented
+from ml.adversaries import ATTACKS, POISONING_ATTACKS, make_learner
+from ml.aggregate import Contribution, aggregate_contributions
+from ml.codec import decode_weights, encode_weights
+from ml.data import (
+    Dataset,
+    compute_dirichlet_shards,
+    compute_iid_shards,
+    load_digits_pool,
+    parse_partition,
+    split_train_vote,
+)
+from ml.errors import WeightsError
+from ml.learner import Learner
+from ml.privacy import compute_dp_steps
+from ml.tasks import TaskConfig, get_task
+from ml.training import clone_state, evaluate_state, train_model
+
+
+@dataclass
+class Trial:
+    seed: int
+    final_accuracy: float
+    local_only_best: float
+    pooled_accuracy: float
+    accepted: int
+    rejected: int
+    byzantine_accepted: int
+    worst_accepted_drop: float
+    seconds_per_round: float
+    ml_cpu_seconds_per_party_round: float
+    epsilon_spent: float | None
+
+
+def parse_seeds(text: str) -> list[int]:
+    if "-" in text:
+        low, high = text.split("-")
+        return list(range(int(low), int(high) + 1))
+    return [int(s) for s in text.split(",")]
+
+
+def parse_byzantine(values: list[str]) -> list[str]:
+    kinds: list[str] = []
+    for value in values:
+        kind, _, count = value.partition(":")
+        if kind not in ATTACKS:
+            raise SystemExit(
+                f"error: unknown byzantine kind {kind!r}; choose from {', '.join(ATTACKS)}"
+            )
+        kinds += [kind] * int(count or 1)
+    return kinds
+
+
+def make_shards(pool: Dataset, parties: int, partition: str, seed: int) -> list[Dataset]:
+    kind, alpha = parse_partition(partition)
+    indices = (
+        compute_iid_shards(pool.y, parties, seed)
+        if kind == "iid"
+        else compute_dirichlet_shards(pool.y, parties, alpha, seed)
+    )
+    return [pool.subset(i) for i in indices]
+
+
+def test_accuracy(learner: Learner, state: dict[str, torch.Tensor], test: Dataset) -> float:
+    return evaluate_state(learner.task, state, test).accuracy
+
+
+def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
+    torch.manual_seed(seed)
+    config = replace(args.task_config, seed=seed)
+    task = get_task(config)
+    pool, test = load_digits_pool(seed)
+    shards = make_shards(pool, args.parties, args.partition, seed)
+    parties = [split_train_vote(shard, seed * 1000 + i) for i, shard in enumerate(shards)]
+    kinds: list[str | None] = [None] * (args.parties - len(attacks)) + list(attacks)
+    learners = [
+        make_learner(task, data, seed * 100 + i, kinds[i]) for i, data in enumerate(parties)
+    ]
+    stakes = [100] * args.parties
+    total = sum(stakes)
+    validator_set = ValidatorSet.from_genesis(
+        Validator(Address(bytes([i]) * 20), PublicKey(bytes([i]) * 32), Stake(s))
+        for i, s in enumerate(stakes)
+    )
+    index_of = {bytes([i]) * 20: i for i in range(args.parties)}
+    template = learners[0].current()
+    accuracy = test_accuracy(learners[0], template, test)
+    accepted = rejected = byzantine_accepted = 0
+    worst_drop = 0.0
+    ml_cpu = 0.0
+    previous_global: dict[str, torch.Tensor] | None = None
+    started = time.perf_counter()
+    for round_index in range(args.rounds):
+        proposer = index_of[validator_set.proposer]
+        validator_set = compute_incremented(validator_set, times=1)
+        cpu0 = time.process_time()
+        if args.mode == "solo":
+            candidate = learners[proposer].propose()
+        else:
+            contributions = [
+                Contribution(str(i), learner.propose(), learner.samples)
+                for i, learner in enumerate(learners)
+            ]
+            if kinds[proposer] in POISONING_ATTACKS:
+                candidate = next(c.state for c in contributions if c.contributor == str(proposer))
+            else:
+                candidate, _ = aggregate_contributions(
+                    learners[proposer].current(),
+                    contributions,
+                    config.aggregation,
+                    learners[proposer].score,
+                    config.screen_margin,
+                    momentum=config.server_momentum,
+                    previous_global=previous_global,
+                )
+        try:  # the weights travel as safetensors and are checked like any network input
+            candidate = decode_weights(
+                encode_weights(candidate), template, config.max_weights_bytes
+            )
+            approving = 0
+            for i, learner in enumerate(learners):
+                colluding = kinds[i] in POISONING_ATTACKS
+                if colluding:
+                    approve = kinds[proposer] is not None
+                else:
+                    approve = learner.vote(candidate).approve
+                approving += stakes[i] if approve else 0
+        except WeightsError:
+            approving = 0
+        ml_cpu += time.process_time() - cpu0
+        if is_quorum(approving, total, args.threshold):
+            accepted += 1
+            byzantine_accepted += kinds[proposer] is not None and kinds[proposer] != "approve_all"
+            previous_global = learners[0].current()
+            for learner in learners:
+                learner.accept(candidate)
+            new_accuracy = test_accuracy(learners[0], candidate, test)
+            worst_drop = max(worst_drop, accuracy - new_accuracy)
+            if args.trace:
+                print(
+                    f"  seed {seed} round {round_index} proposer {proposer} "
+                    f"accepted {accuracy:.3f} -> {new_accuracy:.3f} ({approving}/{total})"
+                )
+            accuracy = new_accuracy
+        else:
+            rejected += 1
+    seconds_per_round = (time.perf_counter() - started) / args.rounds
+    local_only = []
+    for i, data in enumerate(parties):
+        if kinds[i] in POISONING_ATTACKS:
+            continue
+        model = train_model(
+            task,
+            task.initial_model(),
+            data.train,
+            seed,
+            epochs=args.local_only_epochs,
+        )
+        local_only.append(test_accuracy(learners[0], clone_state(model.state_dict()), test))
+    pooled_train = Dataset(
+        np.concatenate([d.train.x for d in parties]), np.concatenate([d.train.y for d in parties])
+    )
+    pooled = train_model(task, task.initial_model(), pooled_train, seed, epochs=args.pooled_epochs)
+    honest_ledgers = [x.privacy for x in learners if x.privacy is not None]
+    return Trial(
+        seed=seed,
+        final_accuracy=accuracy,
+        local_only_best=max(local_only),
+        pooled_accuracy=test_accuracy(learners[0], clone_state(pooled.state_dict()), test),
+        accepted=accepted,
+        rejected=rejected,
+        byzantine_accepted=byzantine_accepted,
+        worst_accepted_drop=max(worst_drop, 0.0),
+        seconds_per_round=seconds_per_round,
+        ml_cpu_seconds_per_party_round=ml_cpu / args.rounds / args.parties,
+        epsilon_spent=max(ledger.spent_epsilon for ledger in honest_ledgers)
+        if honest_ledgers
+        else None,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--parties", type=int, default=5)
+    parser.add_argument("--task", default="digits-mlp")
+    parser.add_argument("--partition", default="dirichlet:0.5")
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--seeds", default="0-4")
+    parser.add_argument("--mode", choices=["aggregate", "solo"], default="aggregate")
+    parser.add_argument("--threshold", default="2/3")
+    parser.add_argument("--byzantine", action="append", default=[], help="KIND:COUNT, repeatable")
+    parser.add_argument("--local-epochs", type=int, default=None)
+    parser.add_argument("--margin", type=float, default=None)
+    parser.add_argument("--metric", choices=["accuracy", "loss"], default=None)
+    parser.add_argument("--trace", action="store_true", help="print every accepted update")
+    parser.add_argument("--confidence", type=float, default=None)
+    parser.add_argument("--aggregation", default=None)
+    parser.add_argument("--screen-margin", type=float, default=None)
+    parser.add_argument("--learning-rate", type=float, default=None)
+    parser.add_argument("--pooled-epochs", type=int, default=40)
+    parser.add_argument("--local-only-epochs", type=int, default=50)
+    parser.add_argument("--hidden", type=int, default=None)
+    parser.add_argument("--server-momentum", type=float, default=None)
+    parser.add_argument("--dp-epsilon", type=float, default=0.0, help="target epsilon; 0: no DP")
+    parser.add_argument("--dp-delta", type=float, default=1e-5)
+    parser.add_argument("--output", choices=["text", "json"], default="text")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    args.threshold = Threshold.parse(args.threshold)
+    attacks = parse_byzantine(args.byzantine)
+    if len(attacks) >= args.parties:
+        raise SystemExit("error: at least one party must be honest")
+    config = TaskConfig(name=args.task)
+    overrides = {
+        "local_epochs": args.local_epochs,
+        "margin": args.margin,
+        "metric": args.metric,
+        "confidence": args.confidence,
+        "aggregation": args.aggregation,
+        "screen_margin": args.screen_margin,
+        "learning_rate": args.learning_rate,
+        "hidden": args.hidden,
+        "server_momentum": args.server_momentum,
+    }
+    config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    if args.dp_epsilon > 0:
+        from opacus.accountants.utils import get_noise_multiplier
+
+        typical = 1437 // args.parties * 4 // 5
+        sample_rate, steps = compute_dp_steps(get_task(config), typical)
+        noise = get_noise_multiplier(
+            target_epsilon=args.dp_epsilon,
+            target_delta=args.dp_delta,
+            sample_rate=sample_rate,
+            steps=steps * args.rounds,
+        )
+        config = replace(
+            config,
+            dp_noise_multiplier=float(noise),
+            dp_target_epsilon=args.dp_epsilon * 1.05,
+            dp_delta=args.dp_delta,
+        )
+    args.task_config = config
+    trials = [run_trial(args, seed, attacks) for seed in parse_seeds(args.seeds)]
+    if args.output == "text":
+        print(
+            f"{args.task} {args.parties} parties {args.partition} {args.rounds} rounds "
+            f"{args.mode} threshold {args.threshold} byzantine {attacks or 'none'}"
+        )
+        print(
+            f"{'seed':>4} {'final':>6} {'local':>6} {'pooled':>6} {'acc':>4} {'rej':>4} "
+            f"{'byz':>4} {'drop':>6} {'s/round':>8} {'cpu/party':>9}"
+        )
+        for t in trials:
+            print(
+                f"{t.seed:>4} {t.final_accuracy:>6.3f} {t.local_only_best:>6.3f} "
+                f"{t.pooled_accuracy:>6.3f} {t.accepted:>4} {t.rejected:>4} "
+                f"{t.byzantine_accepted:>4} {t.worst_accepted_drop:>6.3f} "
+                f"{t.seconds_per_round:>8.3f} {t.ml_cpu_seconds_per_party_round:>9.3f}"
+            )
+    mean = statistics.fmean
+    summary = {
+        "bench": "quality",
+        "task": args.task,
+        "parties": args.parties,
+        "partition": args.partition,
+        "rounds": args.rounds,
+        "mode": args.mode,
+        "threshold": str(args.threshold),
+        "byzantine": attacks,
+        "seeds": [t.seed for t in trials],
+        "final_accuracy_mean": round(mean(t.final_accuracy for t in trials), 4),
+        "local_only_best_mean": round(mean(t.local_only_best for t in trials), 4),
+        "pooled_accuracy_mean": round(mean(t.pooled_accuracy for t in trials), 4),
+        "accepted": sum(t.accepted for t in trials),
+        "rejected": sum(t.rejected for t in trials),
+        "byzantine_accepted": sum(t.byzantine_accepted for t in trials),
+        "worst_accepted_drop": round(max(t.worst_accepted_drop for t in trials), 4),
+        "seconds_per_round": round(mean(t.seconds_per_round for t in trials), 4),
+        "ml_cpu_seconds_per_party_round": round(
+            mean(t.ml_cpu_seconds_per_party_round for t in trials), 4
+        ),
+        "dp_epsilon_spent": max((t.epsilon_spent or 0.0) for t in trials)
+        if args.dp_epsilon
+        else None,
+        "dp_noise_multiplier": round(config.dp_noise_multiplier, 4) if args.dp_epsilon else None,
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""Private data: the built-in digits shards for testnets, and an operator's own CSV or NPZ file.
+
+Data never leaves the node. Each node splits its data into a training part and a vote part that
+is never trained on; the built-in task also sets aside a held-out test set that no party trains
+or votes on (for reporting only).
+"""
+
+from __future__ import annotations
+
+import csv
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from ml.errors import DataError
+
+FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
+
+DIGITS_FEATURES = 64
+DIGITS_CLASSES = 10
+TEST_FRACTION = 0.2
+VOTE_FRACTION = 0.2
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Features (float32, one row per sample) and integer labels."""
+
+    x: FloatArray
+    y: IntArray
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def subset(self, indices: npt.NDArray[np.int64]) -> Dataset:
+        """The samples at ``indices``."""
+        return Dataset(self.x[indices], self.y[indices])
+
+
+@dataclass(frozen=True)
+class PartyData:
+    """One node's private data, split into what it trains on and what it votes with."""
+
+    train: Dataset
+    vote: Dataset
+
+
+def load_digits_pool(seed: int) -> tuple[Dataset, Dataset]:
+    """scikit-learn's bundled digits (no download), scaled to [0, 1]: (pool, held-out test)."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = (np.asarray(bunch.data, dtype=np.float32) / 16.0).astype(np.float32)
+    y = np.asarray(bunch.target, dtype=np.int64)
+    order = np.random.default_rng(seed).permutation(len(y))
+    n_test = round(len(y) * TEST_FRACTION)
+    test, pool = order[:n_test], order[n_test:]
+    return Dataset(x[pool], y[pool]), Dataset(x[test], y[test])
+
+
+def compute_iid_shards(labels: IntArray, parties: int, seed: int) -> list[npt.NDArray[np.int64]]:
+    """Indices split into ``parties`` equal random shards."""
+    order = np.random.default_rng(seed).permutation(len(labels))
+    return [np.sort(part) for part in np.array_split(order, parties)]
+
+
+def compute_dirichlet_shards(
+    labels: IntArray, parties: int, alpha: float, seed: int, min_size: int = 10
+) -> list[npt.NDArray[np.int64]]:
+    """Non-IID shards: each class is spread over the parties by proportions ~ Dirichlet(alpha).
+
+    Redrawn (with the same seeded generator) until every party holds at least ``min_size``
+    samples, the usual practice so that no party is empty.
+    """
+    if alpha <= 0:
+        raise DataError(f"Dirichlet alpha must be positive, got {alpha}")
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels)
+    for _ in range(1000):
+        shards: list[list[int]] = [[] for _ in range(parties)]
+        for c in classes:
+            members = rng.permutation(np.flatnonzero(labels == c))
+            proportions = rng.dirichlet(np.full(parties, alpha))
+            cuts = (np.cumsum(proportions)[:-1] * len(members)).astype(int)
+            for party, part in enumerate(np.split(members, cuts)):
+                shards[party].extend(part.tolist())
+        if min(len(s) for s in shards) >= min_size:
+            return [np.sort(np.asarray(s, dtype=np.int64)) for s in shards]
+    raise DataError(f"cannot give {parties} parties {min_size} samples each with alpha {alpha}")
+
+
+def parse_partition(text: str) -> tuple[str, float]:
+    """``iid`` or ``dirichlet:ALPHA``."""
+    if text == "iid":
+        return "iid", 0.0
+    kind, _, value = text.partition(":")
+    if kind == "dirichlet":
+        try:
+            alpha = float(value)
+        except ValueError:
+            alpha = -1.0
+        if alpha > 0:
+            return "dirichlet", alpha
+    raise DataError(f"partition must be iid or dirichlet:ALPHA (ALPHA > 0), got {text!r}")
+
+
+def split_train_vote(data: Dataset, seed: int, vote_fraction: float = VOTE_FRACTION) -> PartyData:
+    """A seeded split into a training part and a vote part (at least one sample each)."""
+    if len(data) < 2:
+        raise DataError(f"need at least 2 samples to train and vote, got {len(data)}")
+    order = np.random.default_rng(seed).permutation(len(data))
+    n_vote = min(max(1, round(len(data) * vote_fraction)), len(data) - 1)
+    return PartyData(train=data.subset(order[n_vote:]), vote=data.subset(order[:n_vote]))
+
+
+def load_digits_party(
+    party: int, parties: int, partition: str, seed: int
+) -> tuple[PartyData, Dataset]:
+    """Party ``party``'s shard of the digits (train and vote parts) and the held-out test set."""
+    if not 0 <= party < parties:
+        raise DataError(f"party {party} is outside 0..{parties - 1}")
+    pool, test = load_digits_pool(seed)
+    kind, alpha = parse_partition(partition)
+    shards = (
+        compute_iid_shards(pool.y, parties, seed)
+        if kind == "iid"
+        else compute_dirichlet_shards(pool.y, parties, alpha, seed)
+    )
+    return split_train_vote(pool.subset(shards[party]), seed * 1000 + party), test
+
+
+def _read_csv(path: Path, label_column: str) -> tuple[FloatArray, IntArray]:
+    try:
+        with path.open(newline="") as handle:
+            rows = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: cannot read the file ({error})") from error
+    if not rows or not any(rows[0]):
+        raise DataError(f"{path}: the file is empty")
+    header, body = rows[0], [r for r in rows[1:] if r]
+    if label_column not in header:
+        raise DataError(f"{path}: no label column {label_column!r} (columns: {', '.join(header)})")
+    if not body:
+        raise DataError(f"{path}: the file has a header but no rows")
+    label_at = header.index(label_column)
+    features, labels = [], []
+    for line, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            raise DataError(
+                f"{path}: line {line} has {len(row)} fields, the header has {len(header)}"
+            )
+        try:
+            labels.append(int(row[label_at]))
+            features.append([float(v) for i, v in enumerate(row) if i != label_at])
+        except ValueError as error:
+            raise DataError(f"{path}: line {line}: {error}") from error
+    return np.asarray(features, dtype=np.float32), np.asarray(labels, dtype=np.int64)
+
+
+def _read_npz(path: Path) -> tuple[FloatArray, IntArray]:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if "x" not in archive or "y" not in archive:
+                raise DataError(
+                    f"{path}: an NPZ file needs arrays 'x' and 'y' (has {', '.join(archive.files)})"
+                )
+            x, y = archive["x"], archive["y"]
+    except DataError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+        raise DataError(f"{path}: cannot read the NPZ file ({error})") from error
+    if x.ndim != 2 or y.ndim != 1 or x.shape[0] != y.shape[0]:
+        raise DataError(f"{path}: 'x' must be samples × features and 'y' one label per sample")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"{path}: labels 'y' must be integers, got {y.dtype}")
+    return x.astype(np.float32), y.astype(np.int64)
+
+
+def load_operator_file(
+    path: str | Path, features: int, classes: int, label_column: str = "label"
+) -> Dataset:
+    """An operator's own CSV (a header with ``label_column``) or NPZ (arrays x and y), checked."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    if path.suffix.lower() == ".npz":
+        x, y = _read_npz(path)
+    elif path.suffix.lower() == ".csv":
+        x, y = _read_csv(path, label_column)
+    else:
+        raise DataError(f"{path}: expected a .csv or .npz file")
+    if len(y) == 0:
+        raise DataError(f"{path}: the file has no samples")
+    if x.shape[1] != features:
+        raise DataError(f"{path}: {x.shape[1]} features per sample, the task expects {features}")
+    if not np.isfinite(x).all():
+        bad = int(np.argwhere(~np.isfinite(x))[0][0])
+        raise DataError(f"{path}: non-finite feature value in sample {bad}")
+    if y.min() < 0 or y.max() >= classes:
+        raise DataError(f"{path}: labels must be in 0..{classes - 1}, found {y.min()}..{y.max()}")
+    return Dataset(x, y)

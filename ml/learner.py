@@ -1,0 +1,87 @@
+"""A validator's learner, with colearn's four verbs: propose, evaluate, accept, current.
+
+The learner holds the global model (the chain's current weights) and the node's private data.
+``propose`` trains a copy from the global weights on the training part; ``evaluate`` scores
+weights on the vote part, which is never trained on. Neither changes the global model; only
+``accept`` does.
+"""
+
+from __future__ import annotations
+
+from ml.codec import StateDict, compute_weights_hash
+from ml.data import Dataset, PartyData
+from ml.privacy import PrivacyLedger, train_model_dp
+from ml.tasks import Task
+from ml.training import Evaluation, clone_state, evaluate_state, load_model, train_model
+from ml.vote import VoteDecision, VoteRule
+
+
+class Learner:
+    """One party's learning state."""
+
+    def __init__(self, task: Task, data: PartyData, seed: int = 0) -> None:
+        self.task = task
+        self.data = data
+        self.seed = seed
+        self.rule = VoteRule(task.config.metric, task.config.margin, task.config.confidence)
+        self.privacy = (
+            PrivacyLedger(task.config.dp_target_epsilon, task.config.dp_delta)
+            if task.config.dp_noise_multiplier > 0
+            else None
+        )
+        self._global = clone_state(task.initial_model().state_dict())
+        self._global_evaluation: Evaluation | None = None
+        self._proposals = 0
+
+    def current(self) -> StateDict:
+        """The global weights (a copy)."""
+        return clone_state(self._global)
+
+    def current_hash(self) -> bytes:
+        """The canonical hash of the global weights."""
+        return compute_weights_hash(self._global)
+
+    def accept(self, state: StateDict) -> None:
+        """Make ``state`` the global model."""
+        self._global = clone_state(state)
+        self._global_evaluation = None
+
+    def propose(self, seed: int | None = None) -> StateDict:
+        """Weights trained from the global model on the private training data."""
+        model = load_model(self.task, self._global)
+        run_seed = self.seed * 1_000_003 + self._proposals if seed is None else seed
+        self._proposals += 1
+        train_data = self.training_data()
+        if self.privacy is not None:
+            model = train_model_dp(self.task, model, train_data, run_seed, self.privacy)
+        else:
+            model = train_model(self.task, model, train_data, run_seed)
+        return clone_state(model.state_dict())
+
+    def training_data(self) -> Dataset:
+        """What ``propose`` trains on (adversaries override it)."""
+        return self.data.train
+
+    @property
+    def samples(self) -> int:
+        """Training samples (reported with contributions)."""
+        return len(self.data.train)
+
+    def evaluate(self, state: StateDict) -> Evaluation:
+        """Per-sample scores of ``state`` on the vote set."""
+        return evaluate_state(self.task, state, self.data.vote)
+
+    def evaluate_current(self) -> Evaluation:
+        """The global model's scores on the vote set (cached until the next accept)."""
+        if self._global_evaluation is None:
+            self._global_evaluation = self.evaluate(self._global)
+        return self._global_evaluation
+
+    def vote(self, state: StateDict) -> VoteDecision:
+        """The vote rule's verdict on ``state`` against the global model."""
+        return self.rule.decide(self.evaluate(state), self.evaluate_current())
+
+    def score(self, state: StateDict) -> float:
+        """The metric of ``state`` on the vote set (higher is better), for screening."""
+        evaluation = self.evaluate(state)
+        return evaluation.accuracy if self.rule.metric == "accuracy" else -evaluation.loss

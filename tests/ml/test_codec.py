@@ -1,0 +1,112 @@
+"""Weights travel as safetensors; their canonical hash is the same everywhere."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from ml.codec import compute_weights_hash, decode_weights, encode_weights
+from ml.errors import WeightsError
+from ml.tasks import TaskConfig, get_task
+
+LIMIT = 1 << 20
+
+
+def initial_state(seed: int = 0, name: str = "digits-mlp") -> dict[str, torch.Tensor]:
+    return get_task(TaskConfig(name=name, seed=seed)).initial_model().state_dict()
+
+
+def test_a_round_trip_keeps_every_tensor_and_the_hash() -> None:
+    state = initial_state()
+    decoded = decode_weights(encode_weights(state), state, LIMIT)
+    assert all(torch.equal(state[k], decoded[k]) for k in state)
+    assert compute_weights_hash(decoded) == compute_weights_hash(state)
+
+
+def test_the_hash_is_identical_in_another_process() -> None:
+    code = (
+        "from ml.codec import compute_weights_hash; from ml.tasks import TaskConfig, get_task;"
+        "print(compute_weights_hash(get_task(TaskConfig(seed=0)).initial_model().state_dict()).hex())"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert other.stdout.strip() == compute_weights_hash(initial_state()).hex()
+
+
+def test_the_genesis_model_depends_on_the_seed_only() -> None:
+    assert compute_weights_hash(initial_state(0)) == compute_weights_hash(initial_state(0))
+    assert compute_weights_hash(initial_state(0)) != compute_weights_hash(initial_state(1))
+    assert compute_weights_hash(initial_state(0, "digits-cnn")) == compute_weights_hash(
+        initial_state(0, "digits-cnn")
+    )
+
+
+def test_the_hash_ignores_dict_order_but_not_content() -> None:
+    state = initial_state()
+    reordered = dict(reversed(list(state.items())))
+    assert compute_weights_hash(reordered) == compute_weights_hash(state)
+    changed = {k: v.clone() for k, v in state.items()}
+    changed["0.bias"][3] += 1e-6
+    assert compute_weights_hash(changed) != compute_weights_hash(state)
+    renamed = {("x" + k if k == "0.bias" else k): v for k, v in state.items()}
+    assert compute_weights_hash(renamed) != compute_weights_hash(state)
+
+
+def _bad(state: dict[str, torch.Tensor], **change: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    bad = {k: v.clone() for k, v in state.items()}
+    for name, value in change.items():
+        name = name.replace("_", ".")
+        if value is None:
+            bad.pop(name)
+        else:
+            bad[name] = value
+    return bad
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda s: _bad(s, **{"0_bias": None}), "missing \\['0.bias'\\]"),
+        (lambda s: {**s, "extra": torch.zeros(1)}, "unexpected \\['extra'\\]"),
+        (lambda s: _bad(s, **{"0_bias": torch.zeros(3)}), "0.bias: shape"),
+        (lambda s: _bad(s, **{"0_bias": s["0.bias"].double()}), "0.bias: dtype"),
+        (
+            lambda s: _bad(s, **{"0_bias": torch.full_like(s["0.bias"], float("nan"))}),
+            "NaN or infinite",
+        ),
+        (
+            lambda s: _bad(s, **{"0_bias": torch.full_like(s["0.bias"], float("inf"))}),
+            "NaN or infinite",
+        ),
+    ],
+)
+def test_weights_that_do_not_fit_the_model_are_refused(make: object, message: str) -> None:
+    state = initial_state()
+    with pytest.raises(WeightsError, match=message):
+        decode_weights(encode_weights(make(state)), state, LIMIT)  # type: ignore[operator]
+
+
+def test_oversized_truncated_and_garbage_bytes_are_refused() -> None:
+    state = initial_state()
+    data = encode_weights(state)
+    with pytest.raises(WeightsError, match="more than the limit"):
+        decode_weights(data, state, len(data) - 1)
+    with pytest.raises(WeightsError, match="not valid safetensors"):
+        decode_weights(data[: len(data) // 2], state, LIMIT)
+    with pytest.raises(WeightsError):
+        decode_weights(b"\x00" * 3, state, LIMIT)
+    with pytest.raises(WeightsError, match="not valid safetensors"):
+        decode_weights(b"garbage" * 100, state, LIMIT)
+
+
+def test_a_pickle_is_never_loaded() -> None:
+    state = initial_state()
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    with pytest.raises(WeightsError, match="not valid safetensors"):
+        decode_weights(buffer.getvalue(), state, LIMIT)

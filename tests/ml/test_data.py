@@ -1,0 +1,156 @@
+"""Private data: digits shards by seed, train/vote splits, and operators' own files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ml.data import (
+    compute_dirichlet_shards,
+    compute_iid_shards,
+    load_digits_party,
+    load_digits_pool,
+    load_operator_file,
+    parse_partition,
+    split_train_vote,
+)
+from ml.errors import DataError
+
+
+def label_entropy(labels: np.ndarray) -> float:
+    p = np.bincount(labels, minlength=10) / len(labels)
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
+
+
+def test_the_held_out_test_set_is_disjoint_from_the_parties_pool() -> None:
+    pool, test = load_digits_pool(seed=0)
+    rows = {r.tobytes() for r in pool.x}
+    assert len(pool) + len(test) == 1797
+    assert sum(r.tobytes() in rows for r in test.x) < 5  # digits has a few duplicate images
+
+
+@pytest.mark.parametrize("kind", ["iid", "dirichlet"])
+def test_shards_are_disjoint_and_cover_the_pool(kind: str) -> None:
+    pool, _ = load_digits_pool(0)
+    shards = (
+        compute_iid_shards(pool.y, 5, seed=3)
+        if kind == "iid"
+        else compute_dirichlet_shards(pool.y, 5, alpha=0.5, seed=3)
+    )
+    joined = np.concatenate(shards)
+    assert len(joined) == len(pool) == len(set(joined.tolist()))
+
+
+def test_shards_depend_only_on_the_seed() -> None:
+    pool, _ = load_digits_pool(0)
+    a = compute_dirichlet_shards(pool.y, 5, 0.5, seed=1)
+    b = compute_dirichlet_shards(pool.y, 5, 0.5, seed=1)
+    c = compute_dirichlet_shards(pool.y, 5, 0.5, seed=2)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
+
+
+def test_a_small_dirichlet_alpha_skews_the_labels() -> None:
+    pool, _ = load_digits_pool(0)
+    iid = compute_iid_shards(pool.y, 5, seed=0)
+    skewed = compute_dirichlet_shards(pool.y, 5, alpha=0.1, seed=0)
+    assert (
+        np.mean([label_entropy(pool.y[s]) for s in skewed])
+        < np.mean([label_entropy(pool.y[s]) for s in iid]) - 0.5
+    )
+
+
+def test_the_vote_part_is_disjoint_from_the_training_part() -> None:
+    party, _ = load_digits_party(2, 5, "dirichlet:0.5", seed=0)
+    train_rows = {
+        r.tobytes() + bytes([y]) for r, y in zip(party.train.x, party.train.y, strict=True)
+    }
+    overlap = sum(
+        r.tobytes() + bytes([y]) in train_rows
+        for r, y in zip(party.vote.x, party.vote.y, strict=True)
+    )
+    assert len(party.vote) > 0 and len(party.train) > len(party.vote)
+    assert overlap <= 1
+
+
+@pytest.mark.parametrize("text", ["dirichlet", "dirichlet:x", "dirichlet:-1", "noniid", ""])
+def test_a_bad_partition_is_a_clear_error(text: str) -> None:
+    with pytest.raises(DataError, match="partition must be iid or dirichlet:ALPHA"):
+        parse_partition(text)
+
+
+def test_split_needs_two_samples() -> None:
+    pool, _ = load_digits_pool(0)
+    with pytest.raises(DataError, match="at least 2 samples"):
+        split_train_vote(pool.subset(np.array([0])), seed=0)
+
+
+def write_csv(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_an_operator_csv_loads(tmp_path: Path) -> None:
+    data = load_operator_file(write_csv(tmp_path / "d.csv", "a,b,label\n1,2,0\n3,4.5,1\n"), 2, 2)
+    assert data.x.tolist() == [[1.0, 2.0], [3.0, 4.5]]
+    assert data.y.tolist() == [0, 1]
+
+
+def test_an_operator_npz_loads(tmp_path: Path) -> None:
+    path = tmp_path / "d.npz"
+    np.savez(path, x=np.ones((4, 3)), y=np.array([0, 1, 2, 0]))
+    assert len(load_operator_file(path, 3, 3)) == 4
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("missing.csv", None, "no such file"),
+        ("empty.csv", "", "the file is empty"),
+        ("header.csv", "a,b,label\n", "header but no rows"),
+        ("nolabel.csv", "a,b,c\n1,2,3\n", "no label column 'label'"),
+        ("features.csv", "a,label\n1,0\n", "1 features per sample, the task expects 2"),
+        ("nan.csv", "a,b,label\n1,nan,0\n", "non-finite feature value in sample 0"),
+        ("inf.csv", "a,b,label\n1,2,0\ninf,2,1\n", "non-finite feature value in sample 1"),
+        ("text.csv", "a,b,label\n1,two,0\n", "line 2"),
+        ("ragged.csv", "a,b,label\n1,2\n", "line 2 has 2 fields"),
+        ("range.csv", "a,b,label\n1,2,7\n", "labels must be in 0..1"),
+        ("data.txt", "a,b,label\n1,2,0\n", "expected a .csv or .npz file"),
+    ],
+)
+def test_bad_operator_files_get_one_clear_error(
+    tmp_path: Path, name: str, content: str | None, message: str
+) -> None:
+    path = tmp_path / name
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(DataError, match=message):
+        load_operator_file(path, features=2, classes=2)
+
+
+def test_an_unreadable_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "binary.csv"
+    path.write_bytes(b"\xff\xfe\x00garbage\x80")
+    with pytest.raises(DataError, match="cannot read the file"):
+        load_operator_file(path, 2, 2)
+    npz = tmp_path / "broken.npz"
+    npz.write_bytes(b"not a zip at all")
+    with pytest.raises(DataError, match="cannot read the NPZ file"):
+        load_operator_file(npz, 2, 2)
+
+
+def test_an_npz_with_pickled_objects_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "objects.npz"
+    np.savez(path, x=np.array([object()], dtype=object), y=np.array([0]))
+    with pytest.raises(DataError, match="cannot read the NPZ file"):
+        load_operator_file(path, 1, 2)
+
+
+def test_an_npz_without_x_and_y_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "d.npz"
+    np.savez(path, features=np.ones((2, 2)))
+    with pytest.raises(DataError, match="needs arrays 'x' and 'y'"):
+        load_operator_file(path, 2, 2)
