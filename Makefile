@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint format demo simulate bench clean
+.PHONY: install test lint format demo simulate bench proto clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (learnchain needs Python 3.11)"; exit 1; }
@@ -36,6 +36,9 @@ simulate: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/simulator_speed.py
+
+proto: $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --grpc_python_out=. --pyi_out=. proto/learnchain.proto
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -1,0 +1,212 @@
+"""The node's LevelDB store (plyvel): blocks, commits, state, sign state and weight chunks.
+
+Keys (one prefix byte each): ``b``+height -> block, ``h``+hash -> height, ``c``+height -> commit,
+``s`` -> latest state, ``p`` -> sign state, ``w``+weights hash -> chunk manifest, ``k``+chunk
+hash -> chunk. A block, its commit and the state it produces go in one write batch with
+``sync=True``: after a crash the store holds either the old height or the new one, never half.
+Weights are content-addressed chunks, so they stream in and out without whole copies in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import plyvel
+
+from consensus.events import SignState
+from consensus.messages import Block, Commit
+from consensus.state import ChainState
+from consensus.types import Hash, Height
+from node.wire import (
+    WireError,
+    block_from_proto,
+    block_to_proto,
+    commit_from_proto,
+    commit_to_proto,
+    sign_state_from_proto,
+    sign_state_to_proto,
+    state_from_proto,
+    state_to_proto,
+)
+from proto import learnchain_pb2 as pb
+
+CHUNK_SIZE = 1 << 20
+_HEIGHT = struct.Struct(">Q")
+_STATE_KEY = b"s"
+_SIGN_STATE_KEY = b"p"
+
+
+class StoreError(RuntimeError):
+    """The database cannot be opened or holds something unreadable; the message says where."""
+
+
+def _height_key(prefix: bytes, height: int) -> bytes:
+    return prefix + _HEIGHT.pack(height)
+
+
+class Store:
+    """One node's database, opened by one process."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self._db = plyvel.DB(str(self.path), create_if_missing=True, paranoid_checks=True)
+        except plyvel.IOError as error:
+            raise StoreError(f"{self.path}: cannot open the database ({error})") from error
+        except plyvel.CorruptionError as error:
+            raise StoreError(
+                f"{self.path}: the database is corrupt ({error}); restore it or sync a new node"
+            ) from error
+        self._check_consistency()
+
+    def close(self) -> None:
+        """Release the database."""
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # --- blocks, commits, state -----------------------------------------------------------
+
+    def _check_consistency(self) -> None:
+        state = self.load_state()
+        if state is None or state.height == 0:
+            return
+        for prefix in (b"b", b"c"):
+            if self._db.get(_height_key(prefix, state.height)) is None:
+                raise StoreError(
+                    f"{self.path}: the state is at height {state.height} but its "
+                    f"{'block' if prefix == b'b' else 'commit'} is missing (corrupt database)"
+                )
+
+    def save_block(self, block: Block, commit: Commit, state: ChainState) -> None:
+        """Store a decided block, its commit and the new state atomically and durably."""
+        with self._db.write_batch(transaction=True, sync=True) as batch:
+            batch.put(_height_key(b"b", block.height), block_to_proto(block).SerializeToString())
+            batch.put(b"h" + block.hash, _HEIGHT.pack(block.height))
+            batch.put(_height_key(b"c", block.height), commit_to_proto(commit).SerializeToString())
+            batch.put(_STATE_KEY, state_to_proto(state).SerializeToString())
+
+    def save_state(self, state: ChainState) -> None:
+        """Store a state on its own (the genesis state)."""
+        self._db.put(_STATE_KEY, state_to_proto(state).SerializeToString(), sync=True)
+
+    def load_state(self) -> ChainState | None:
+        """The latest state, or None for a new database."""
+        data = self._db.get(_STATE_KEY)
+        if data is None:
+            return None
+        try:
+            return state_from_proto(pb.ChainState.FromString(data))
+        except Exception as error:  # protobuf raises DecodeError or ValueError
+            raise StoreError(f"{self.path}: the stored state is unreadable ({error})") from error
+
+    def get_block(self, height: int) -> Block | None:
+        """The block at ``height``."""
+        data = self._db.get(_height_key(b"b", height))
+        if data is None:
+            return None
+        try:
+            return block_from_proto(pb.Block.FromString(data))
+        except (WireError, Exception) as error:
+            raise StoreError(f"{self.path}: block {height} is unreadable ({error})") from error
+
+    def get_commit(self, height: int) -> Commit | None:
+        """The commit that decided the block at ``height``."""
+        data = self._db.get(_height_key(b"c", height))
+        if data is None:
+            return None
+        try:
+            return commit_from_proto(pb.Commit.FromString(data))
+        except (WireError, Exception) as error:
+            raise StoreError(f"{self.path}: commit {height} is unreadable ({error})") from error
+
+    def get_height_of(self, block_hash: Hash) -> Height | None:
+        """The height of the block with ``block_hash``."""
+        data = self._db.get(b"h" + block_hash)
+        return None if data is None else Height(_HEIGHT.unpack(data)[0])
+
+    def iter_raw_blocks(self, start: int, stop: int) -> Iterator[tuple[bytes, bytes]]:
+        """(block bytes, commit bytes) for heights in [start, stop), without decoding them."""
+        for height in range(start, stop):
+            block = self._db.get(_height_key(b"b", height))
+            commit = self._db.get(_height_key(b"c", height))
+            if block is None or commit is None:
+                return
+            yield block, commit
+
+    # --- sign state -------------------------------------------------------------------------
+
+    def save_sign_state(self, sign_state: SignState) -> None:
+        """Persist the double-sign guard durably (before the signature leaves the node)."""
+        self._db.put(
+            _SIGN_STATE_KEY, sign_state_to_proto(sign_state).SerializeToString(), sync=True
+        )
+
+    def load_sign_state(self) -> SignState | None:
+        """The last persisted sign state."""
+        data = self._db.get(_SIGN_STATE_KEY)
+        return None if data is None else sign_state_from_proto(pb.SignState.FromString(data))
+
+    # --- weights ----------------------------------------------------------------------------
+
+    def put_weights(self, weights_hash: Hash, chunks: Iterable[bytes], sync: bool = True) -> int:
+        """Store weights as content-addressed chunks under ``weights_hash``; returns the size."""
+        manifest: list[bytes] = []
+        size = 0
+        with self._db.write_batch(transaction=True, sync=sync) as batch:
+            for chunk in chunks:
+                for start in range(0, len(chunk), CHUNK_SIZE):
+                    piece = chunk[start : start + CHUNK_SIZE]
+                    key = hashlib.sha256(piece).digest()
+                    batch.put(b"k" + key, piece)
+                    manifest.append(key)
+                    size += len(piece)
+            batch.put(b"w" + weights_hash, _HEIGHT.pack(size) + b"".join(manifest))
+        return size
+
+    def has_weights(self, weights_hash: Hash) -> bool:
+        """True when the weights are stored."""
+        return self._db.get(b"w" + weights_hash) is not None
+
+    def iter_weights(self, weights_hash: Hash) -> Iterator[bytes]:
+        """The stored weights' bytes, chunk by chunk; empty when they are not stored."""
+        manifest = self._db.get(b"w" + weights_hash)
+        if manifest is None:
+            return
+        for offset in range(8, len(manifest), 32):
+            chunk = self._db.get(b"k" + manifest[offset : offset + 32])
+            if chunk is None:
+                raise StoreError(f"{self.path}: a chunk of weights {weights_hash.hex()} is missing")
+            yield chunk
+
+    def get_weights_size(self, weights_hash: Hash) -> int | None:
+        """The stored weights' size in bytes."""
+        manifest = self._db.get(b"w" + weights_hash)
+        return None if manifest is None else int(_HEIGHT.unpack(manifest[:8])[0])
+
+    def prune_weights(self, keep: set[Hash]) -> int:
+        """Delete every stored weights not in ``keep`` (headers and hashes stay); returns count."""
+        referenced: set[bytes] = set()
+        doomed: list[bytes] = []
+        for key, manifest in self._db.iterator(prefix=b"w"):
+            chunks = {manifest[o : o + 32] for o in range(8, len(manifest), 32)}
+            if Hash(key[1:]) in keep:
+                referenced |= chunks
+            else:
+                doomed.append(key)
+        if not doomed:
+            return 0
+        with self._db.write_batch(transaction=True, sync=True) as batch:
+            for key in doomed:
+                batch.delete(key)
+            for key, _ in self._db.iterator(prefix=b"k"):
+                if key[1:] not in referenced:
+                    batch.delete(key)
+        return len(doomed)

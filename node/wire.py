@@ -1,0 +1,499 @@
+"""Conversions between consensus dataclasses and protobuf messages, checking every field.
+
+Decoding is where network input becomes protocol values: lengths, ranges and enums are checked
+here and a bad message raises ``WireError`` with a one-line reason (signatures are checked by the
+engine, which sees the values next).
+"""
+
+from __future__ import annotations
+
+from consensus.events import SignState
+from consensus.messages import (
+    Block,
+    BlockHeader,
+    Commit,
+    CommitSig,
+    Contribution,
+    DuplicateVoteEvidence,
+    Proposal,
+    SignedProposal,
+    SignedTx,
+    SignedVote,
+    Tx,
+    TxKind,
+    Vote,
+)
+from consensus.params import ChainParams
+from consensus.state import Account, Bond, ChainState, Unbonding
+from consensus.types import (
+    ADDRESS_LENGTH,
+    HASH_LENGTH,
+    PUBLIC_KEY_LENGTH,
+    SIGNATURE_LENGTH,
+    Address,
+    ChainId,
+    Hash,
+    Height,
+    Nonce,
+    PublicKey,
+    Round,
+    Signature,
+    Stake,
+    Step,
+    Threshold,
+    Tokens,
+    VoteType,
+)
+from consensus.validators import Validator, ValidatorSet
+from proto import learnchain_pb2 as pb
+
+MAX_CHAIN_ID_LENGTH = 64
+MAX_ROUND = 1 << 20
+MAX_LIST = 10_000
+
+
+class WireError(ValueError):
+    """A message that does not decode to valid protocol values."""
+
+
+def _check_bytes(value: bytes, length: int, what: str) -> bytes:
+    if len(value) != length:
+        raise WireError(f"{what} must be {length} bytes, got {len(value)}")
+    return value
+
+
+def _address(value: bytes, what: str = "address") -> Address:
+    return Address(_check_bytes(value, ADDRESS_LENGTH, what))
+
+
+def _hash(value: bytes, what: str = "hash") -> Hash:
+    return Hash(_check_bytes(value, HASH_LENGTH, what))
+
+
+def _signature(value: bytes) -> Signature:
+    return Signature(_check_bytes(value, SIGNATURE_LENGTH, "signature"))
+
+
+def _public_key(value: bytes) -> PublicKey:
+    return PublicKey(_check_bytes(value, PUBLIC_KEY_LENGTH, "public key"))
+
+
+def _chain_id(value: str) -> ChainId:
+    if not 0 < len(value) <= MAX_CHAIN_ID_LENGTH:
+        raise WireError(f"chain id must be 1 to {MAX_CHAIN_ID_LENGTH} characters")
+    return ChainId(value)
+
+
+def _round(value: int, allow_nil: bool = False) -> Round:
+    if not (-1 if allow_nil else 0) <= value <= MAX_ROUND:
+        raise WireError(f"round {value} is out of range")
+    return Round(value)
+
+
+def _height(value: int) -> Height:
+    if value > 1 << 62:
+        raise WireError(f"height {value} is out of range")
+    return Height(value)
+
+
+def _list_len(items: object, what: str) -> None:
+    if len(items) > MAX_LIST:  # type: ignore[arg-type]
+        raise WireError(f"too many {what}")
+
+
+# ---- votes, commits, evidence ---------------------------------------------------------------
+
+
+def vote_to_proto(signed: SignedVote) -> pb.Vote:
+    """A signed vote as protobuf."""
+    v = signed.vote
+    return pb.Vote(
+        chain_id=v.chain_id,
+        vote_type=int(v.vote_type),
+        height=v.height,
+        round=v.round,
+        block_hash=v.block_hash or b"",
+        validator=v.validator,
+        signature=signed.signature,
+    )
+
+
+def vote_from_proto(message: pb.Vote) -> SignedVote:
+    """A signed vote from protobuf, fields checked."""
+    if message.vote_type not in (VoteType.PREVOTE, VoteType.PRECOMMIT):
+        raise WireError(f"unknown vote type {message.vote_type}")
+    block_hash = _hash(message.block_hash, "vote block hash") if message.block_hash else None
+    vote = Vote(
+        _chain_id(message.chain_id),
+        VoteType(message.vote_type),
+        _height(message.height),
+        _round(message.round),
+        block_hash,
+        _address(message.validator, "vote validator"),
+    )
+    return SignedVote(vote, _signature(message.signature))
+
+
+def commit_to_proto(commit: Commit) -> pb.Commit:
+    """A commit as protobuf."""
+    return pb.Commit(
+        height=commit.height,
+        round=commit.round,
+        block_hash=commit.block_hash,
+        signatures=[
+            pb.CommitSig(validator=s.validator, signature=s.signature) for s in commit.signatures
+        ],
+    )
+
+
+def commit_from_proto(message: pb.Commit) -> Commit:
+    """A commit from protobuf, fields checked."""
+    _list_len(message.signatures, "commit signatures")
+    return Commit(
+        _height(message.height),
+        _round(message.round),
+        _hash(message.block_hash, "commit block hash"),
+        tuple(
+            CommitSig(_address(s.validator, "commit validator"), _signature(s.signature))
+            for s in message.signatures
+        ),
+    )
+
+
+def evidence_to_proto(evidence: DuplicateVoteEvidence) -> pb.Evidence:
+    """Evidence as protobuf."""
+    return pb.Evidence(vote_a=vote_to_proto(evidence.vote_a), vote_b=vote_to_proto(evidence.vote_b))
+
+
+def evidence_from_proto(message: pb.Evidence) -> DuplicateVoteEvidence:
+    """Evidence from protobuf, fields checked."""
+    if not message.HasField("vote_a") or not message.HasField("vote_b"):
+        raise WireError("evidence needs two votes")
+    return DuplicateVoteEvidence.of(
+        vote_from_proto(message.vote_a), vote_from_proto(message.vote_b)
+    )
+
+
+def contribution_to_proto(c: Contribution) -> pb.Contribution:
+    """A contribution as protobuf."""
+    return pb.Contribution(
+        chain_id=c.chain_id,
+        height=c.height,
+        validator=c.validator,
+        weights_hash=c.weights_hash,
+        samples=c.samples,
+        signature=c.signature,
+    )
+
+
+def contribution_from_proto(message: pb.Contribution) -> Contribution:
+    """A contribution from protobuf, fields checked."""
+    return Contribution(
+        _chain_id(message.chain_id),
+        _height(message.height),
+        _address(message.validator, "contribution validator"),
+        _hash(message.weights_hash, "contribution weights hash"),
+        message.samples,
+        _signature(message.signature),
+    )
+
+
+# ---- transactions -------------------------------------------------------------------------
+
+
+def tx_to_proto(signed: SignedTx) -> pb.Tx:
+    """A signed transaction as protobuf."""
+    tx = signed.tx
+    message = pb.Tx(
+        chain_id=tx.chain_id,
+        kind=int(tx.kind),
+        sender=tx.sender,
+        nonce=tx.nonce,
+        amount=tx.amount,
+        recipient=tx.recipient,
+        endpoint=tx.endpoint,
+        signature=signed.signature,
+    )
+    if tx.evidence is not None:
+        message.evidence.CopyFrom(evidence_to_proto(tx.evidence))
+    return message
+
+
+def tx_from_proto(message: pb.Tx) -> SignedTx:
+    """A signed transaction from protobuf, fields checked."""
+    if message.kind not in {k.value for k in TxKind}:
+        raise WireError(f"unknown transaction kind {message.kind}")
+    if message.recipient and len(message.recipient) != ADDRESS_LENGTH:
+        raise WireError("recipient must be a 20-byte address")
+    if len(message.endpoint) > 256:
+        raise WireError("endpoint is too long")
+    evidence = evidence_from_proto(message.evidence) if message.HasField("evidence") else None
+    tx = Tx(
+        _chain_id(message.chain_id),
+        TxKind(message.kind),
+        _public_key(message.sender),
+        Nonce(message.nonce),
+        Tokens(message.amount),
+        Address(message.recipient),
+        message.endpoint,
+        evidence,
+    )
+    return SignedTx(tx, _signature(message.signature))
+
+
+# ---- blocks and proposals -----------------------------------------------------------------
+
+
+def header_to_proto(h: BlockHeader) -> pb.BlockHeader:
+    """A header as protobuf."""
+    return pb.BlockHeader(
+        chain_id=h.chain_id,
+        height=h.height,
+        prev_hash=h.prev_hash,
+        proposer=h.proposer,
+        model_hash=h.model_hash,
+        state_root=h.state_root,
+        txs_root=h.txs_root,
+        evidence_root=h.evidence_root,
+        last_commit_root=h.last_commit_root,
+        contributions_root=h.contributions_root,
+    )
+
+
+def header_from_proto(m: pb.BlockHeader) -> BlockHeader:
+    """A header from protobuf, fields checked."""
+    return BlockHeader(
+        _chain_id(m.chain_id),
+        _height(m.height),
+        _hash(m.prev_hash, "prev hash"),
+        _address(m.proposer, "proposer"),
+        _hash(m.model_hash, "model hash"),
+        _hash(m.state_root, "state root"),
+        _hash(m.txs_root, "txs root"),
+        _hash(m.evidence_root, "evidence root"),
+        _hash(m.last_commit_root, "last commit root"),
+        _hash(m.contributions_root, "contributions root"),
+    )
+
+
+def block_to_proto(block: Block) -> pb.Block:
+    """A block as protobuf."""
+    message = pb.Block(
+        header=header_to_proto(block.header),
+        txs=[tx_to_proto(t) for t in block.txs],
+        evidence=[evidence_to_proto(e) for e in block.evidence],
+        contributions=[contribution_to_proto(c) for c in block.contributions],
+    )
+    if block.last_commit is not None:
+        message.last_commit.CopyFrom(commit_to_proto(block.last_commit))
+    return message
+
+
+def block_from_proto(message: pb.Block) -> Block:
+    """A block from protobuf, fields checked (roots are checked by the state transition)."""
+    if not message.HasField("header"):
+        raise WireError("block has no header")
+    _list_len(message.txs, "transactions")
+    _list_len(message.evidence, "evidence items")
+    _list_len(message.contributions, "contributions")
+    return Block(
+        header_from_proto(message.header),
+        tuple(tx_from_proto(t) for t in message.txs),
+        tuple(evidence_from_proto(e) for e in message.evidence),
+        commit_from_proto(message.last_commit) if message.HasField("last_commit") else None,
+        tuple(contribution_from_proto(c) for c in message.contributions),
+    )
+
+
+def proposal_to_proto(signed: SignedProposal) -> pb.Proposal:
+    """A signed proposal with its block as protobuf."""
+    p = signed.proposal
+    return pb.Proposal(
+        chain_id=p.chain_id,
+        height=p.height,
+        round=p.round,
+        block_hash=p.block_hash,
+        valid_round=p.valid_round,
+        signature=signed.signature,
+        block=block_to_proto(signed.block),
+    )
+
+
+def proposal_from_proto(message: pb.Proposal) -> SignedProposal:
+    """A signed proposal from protobuf, fields checked."""
+    if not message.HasField("block"):
+        raise WireError("proposal carries no block")
+    proposal = Proposal(
+        _chain_id(message.chain_id),
+        _height(message.height),
+        _round(message.round),
+        _hash(message.block_hash, "proposal block hash"),
+        _round(message.valid_round, allow_nil=True),
+    )
+    return SignedProposal(proposal, _signature(message.signature), block_from_proto(message.block))
+
+
+# ---- state and sign state (stored locally) --------------------------------------------------
+
+
+def _validator_set_to_proto(vs: ValidatorSet) -> pb.ValidatorSet:
+    return pb.ValidatorSet(
+        validators=[
+            pb.Validator(
+                address=v.address,
+                public_key=v.public_key,
+                power=v.power,
+                priority=v.priority,
+                endpoint=v.endpoint,
+            )
+            for v in vs.validators
+        ],
+        proposer=vs.proposer,
+    )
+
+
+def _validator_set_from_proto(m: pb.ValidatorSet) -> ValidatorSet:
+    return ValidatorSet(
+        tuple(
+            Validator(
+                _address(v.address),
+                _public_key(v.public_key),
+                Stake(v.power),
+                v.priority,
+                v.endpoint,
+            )
+            for v in m.validators
+        ),
+        Address(m.proposer),
+    )
+
+
+def _params_to_proto(p: ChainParams) -> pb.ChainParams:
+    return pb.ChainParams(
+        threshold_numerator=p.threshold.numerator,
+        threshold_denominator=p.threshold.denominator,
+        mode=p.mode,
+        min_stake=p.min_stake,
+        max_validators=p.max_validators,
+        unbonding_blocks=p.unbonding_blocks,
+        block_reward=p.block_reward,
+        proposer_reward_percent=p.proposer_reward_percent,
+        slash_double_sign_percent=p.slash_double_sign_percent,
+        slash_downtime_percent=p.slash_downtime_percent,
+        downtime_jail_blocks=p.downtime_jail_blocks,
+        jail_blocks=p.jail_blocks,
+        evidence_max_age=p.evidence_max_age,
+        max_block_txs=p.max_block_txs,
+        max_contributions=p.max_contributions,
+    )
+
+
+def _params_from_proto(m: pb.ChainParams) -> ChainParams:
+    return ChainParams(
+        threshold=Threshold(m.threshold_numerator, m.threshold_denominator),
+        mode=m.mode,
+        min_stake=Stake(m.min_stake),
+        max_validators=m.max_validators,
+        unbonding_blocks=m.unbonding_blocks,
+        block_reward=Tokens(m.block_reward),
+        proposer_reward_percent=m.proposer_reward_percent,
+        slash_double_sign_percent=m.slash_double_sign_percent,
+        slash_downtime_percent=m.slash_downtime_percent,
+        downtime_jail_blocks=m.downtime_jail_blocks,
+        jail_blocks=m.jail_blocks,
+        evidence_max_age=m.evidence_max_age,
+        max_block_txs=m.max_block_txs,
+        max_contributions=m.max_contributions,
+    )
+
+
+def state_to_proto(state: ChainState) -> pb.ChainState:
+    """A chain state as protobuf (for the node's own store)."""
+    return pb.ChainState(
+        chain_id=state.chain_id,
+        params=_params_to_proto(state.params),
+        height=state.height,
+        last_block_hash=state.last_block_hash,
+        model_hash=state.model_hash,
+        app_hash=state.app_hash,
+        accounts=[
+            pb.Account(address=a, balance=acc.balance, nonce=acc.nonce)
+            for a, acc in sorted(state.accounts.items())
+        ],
+        bonds=[
+            pb.Bond(
+                address=a,
+                public_key=b.public_key,
+                bonded=b.bonded,
+                endpoint=b.endpoint,
+                jailed_until=b.jailed_until,
+                jailed=b.jailed,
+                missed=b.missed,
+            )
+            for a, b in sorted(state.bonds.items())
+        ],
+        unbonding=[
+            pb.Unbonding(address=u.address, amount=u.amount, release_height=u.release_height)
+            for u in state.unbonding
+        ],
+        last_validators=_validator_set_to_proto(state.last_validators),
+        validators=_validator_set_to_proto(state.validators),
+        next_validators=_validator_set_to_proto(state.next_validators),
+        slashed=[pb.SlashRecord(address=a, height=h) for a, h in sorted(state.slashed)],
+    )
+
+
+def state_from_proto(m: pb.ChainState) -> ChainState:
+    """A chain state from the node's own store."""
+    return ChainState(
+        chain_id=ChainId(m.chain_id),
+        params=_params_from_proto(m.params),
+        height=Height(m.height),
+        last_block_hash=Hash(m.last_block_hash),
+        model_hash=Hash(m.model_hash),
+        app_hash=Hash(m.app_hash),
+        accounts={
+            Address(a.address): Account(Tokens(a.balance), Nonce(a.nonce)) for a in m.accounts
+        },
+        bonds={
+            Address(b.address): Bond(
+                PublicKey(b.public_key),
+                Tokens(b.bonded),
+                b.endpoint,
+                Height(b.jailed_until),
+                b.jailed,
+                b.missed,
+            )
+            for b in m.bonds
+        },
+        unbonding=tuple(
+            Unbonding(Address(u.address), Tokens(u.amount), Height(u.release_height))
+            for u in m.unbonding
+        ),
+        last_validators=_validator_set_from_proto(m.last_validators),
+        validators=_validator_set_from_proto(m.validators),
+        next_validators=_validator_set_from_proto(m.next_validators),
+        slashed=frozenset((Address(s.address), Height(s.height)) for s in m.slashed),
+    )
+
+
+def sign_state_to_proto(s: SignState) -> pb.SignState:
+    """The double-sign guard's state as protobuf."""
+    return pb.SignState(
+        height=s.height,
+        round=s.round,
+        step=int(s.step),
+        locked_round=s.locked_round,
+        locked_block_hash=s.locked_block_hash or b"",
+    )
+
+
+def sign_state_from_proto(m: pb.SignState) -> SignState:
+    """The double-sign guard's state from the node's store."""
+    return SignState(
+        Height(m.height),
+        Round(m.round),
+        Step(m.step),
+        Round(m.locked_round),
+        Hash(m.locked_block_hash) if m.locked_block_hash else None,
+    )

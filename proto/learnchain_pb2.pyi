@@ -1,0 +1,425 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Vote(_message.Message):
+    __slots__ = ("chain_id", "vote_type", "height", "round", "block_hash", "validator", "signature")
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    VOTE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_HASH_FIELD_NUMBER: _ClassVar[int]
+    VALIDATOR_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    chain_id: str
+    vote_type: int
+    height: int
+    round: int
+    block_hash: bytes
+    validator: bytes
+    signature: bytes
+    def __init__(self, chain_id: _Optional[str] = ..., vote_type: _Optional[int] = ..., height: _Optional[int] = ..., round: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., validator: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class CommitSig(_message.Message):
+    __slots__ = ("validator", "signature")
+    VALIDATOR_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    validator: bytes
+    signature: bytes
+    def __init__(self, validator: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class Commit(_message.Message):
+    __slots__ = ("height", "round", "block_hash", "signatures")
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_HASH_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURES_FIELD_NUMBER: _ClassVar[int]
+    height: int
+    round: int
+    block_hash: bytes
+    signatures: _containers.RepeatedCompositeFieldContainer[CommitSig]
+    def __init__(self, height: _Optional[int] = ..., round: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., signatures: _Optional[_Iterable[_Union[CommitSig, _Mapping]]] = ...) -> None: ...
+
+class Contribution(_message.Message):
+    __slots__ = ("chain_id", "height", "validator", "weights_hash", "samples", "signature")
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    VALIDATOR_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_HASH_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    chain_id: str
+    height: int
+    validator: bytes
+    weights_hash: bytes
+    samples: int
+    signature: bytes
+    def __init__(self, chain_id: _Optional[str] = ..., height: _Optional[int] = ..., validator: _Optional[bytes] = ..., weights_hash: _Optional[bytes] = ..., samples: _Optional[int] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class Evidence(_message.Message):
+    __slots__ = ("vote_a", "vote_b")
+    VOTE_A_FIELD_NUMBER: _ClassVar[int]
+    VOTE_B_FIELD_NUMBER: _ClassVar[int]
+    vote_a: Vote
+    vote_b: Vote
+    def __init__(self, vote_a: _Optional[_Union[Vote, _Mapping]] = ..., vote_b: _Optional[_Union[Vote, _Mapping]] = ...) -> None: ...
+
+class Tx(_message.Message):
+    __slots__ = ("chain_id", "kind", "sender", "nonce", "amount", "recipient", "endpoint", "evidence", "signature")
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENT_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    chain_id: str
+    kind: int
+    sender: bytes
+    nonce: int
+    amount: int
+    recipient: bytes
+    endpoint: str
+    evidence: Evidence
+    signature: bytes
+    def __init__(self, chain_id: _Optional[str] = ..., kind: _Optional[int] = ..., sender: _Optional[bytes] = ..., nonce: _Optional[int] = ..., amount: _Optional[int] = ..., recipient: _Optional[bytes] = ..., endpoint: _Optional[str] = ..., evidence: _Optional[_Union[Evidence, _Mapping]] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class BlockHeader(_message.Message):
+    __slots__ = ("chain_id", "height", "prev_hash", "proposer", "model_hash", "state_root", "txs_root", "evidence_root", "last_commit_root", "contributions_root")
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    PREV_HASH_FIELD_NUMBER: _ClassVar[int]
+    PROPOSER_FIELD_NUMBER: _ClassVar[int]
+    MODEL_HASH_FIELD_NUMBER: _ClassVar[int]
+    STATE_ROOT_FIELD_NUMBER: _ClassVar[int]
+    TXS_ROOT_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_ROOT_FIELD_NUMBER: _ClassVar[int]
+    LAST_COMMIT_ROOT_FIELD_NUMBER: _ClassVar[int]
+    CONTRIBUTIONS_ROOT_FIELD_NUMBER: _ClassVar[int]
+    chain_id: str
+    height: int
+    prev_hash: bytes
+    proposer: bytes
+    model_hash: bytes
+    state_root: bytes
+    txs_root: bytes
+    evidence_root: bytes
+    last_commit_root: bytes
+    contributions_root: bytes
+    def __init__(self, chain_id: _Optional[str] = ..., height: _Optional[int] = ..., prev_hash: _Optional[bytes] = ..., proposer: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., state_root: _Optional[bytes] = ..., txs_root: _Optional[bytes] = ..., evidence_root: _Optional[bytes] = ..., last_commit_root: _Optional[bytes] = ..., contributions_root: _Optional[bytes] = ...) -> None: ...
+
+class Block(_message.Message):
+    __slots__ = ("header", "txs", "evidence", "last_commit", "contributions")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    TXS_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
+    LAST_COMMIT_FIELD_NUMBER: _ClassVar[int]
+    CONTRIBUTIONS_FIELD_NUMBER: _ClassVar[int]
+    header: BlockHeader
+    txs: _containers.RepeatedCompositeFieldContainer[Tx]
+    evidence: _containers.RepeatedCompositeFieldContainer[Evidence]
+    last_commit: Commit
+    contributions: _containers.RepeatedCompositeFieldContainer[Contribution]
+    def __init__(self, header: _Optional[_Union[BlockHeader, _Mapping]] = ..., txs: _Optional[_Iterable[_Union[Tx, _Mapping]]] = ..., evidence: _Optional[_Iterable[_Union[Evidence, _Mapping]]] = ..., last_commit: _Optional[_Union[Commit, _Mapping]] = ..., contributions: _Optional[_Iterable[_Union[Contribution, _Mapping]]] = ...) -> None: ...
+
+class Proposal(_message.Message):
+    __slots__ = ("chain_id", "height", "round", "block_hash", "valid_round", "signature", "block")
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_HASH_FIELD_NUMBER: _ClassVar[int]
+    VALID_ROUND_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_FIELD_NUMBER: _ClassVar[int]
+    chain_id: str
+    height: int
+    round: int
+    block_hash: bytes
+    valid_round: int
+    signature: bytes
+    block: Block
+    def __init__(self, chain_id: _Optional[str] = ..., height: _Optional[int] = ..., round: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., valid_round: _Optional[int] = ..., signature: _Optional[bytes] = ..., block: _Optional[_Union[Block, _Mapping]] = ...) -> None: ...
+
+class BlockWithCommit(_message.Message):
+    __slots__ = ("block", "commit")
+    BLOCK_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
+    block: Block
+    commit: Commit
+    def __init__(self, block: _Optional[_Union[Block, _Mapping]] = ..., commit: _Optional[_Union[Commit, _Mapping]] = ...) -> None: ...
+
+class Account(_message.Message):
+    __slots__ = ("address", "balance", "nonce")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    BALANCE_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    address: bytes
+    balance: int
+    nonce: int
+    def __init__(self, address: _Optional[bytes] = ..., balance: _Optional[int] = ..., nonce: _Optional[int] = ...) -> None: ...
+
+class Bond(_message.Message):
+    __slots__ = ("address", "public_key", "bonded", "endpoint", "jailed_until", "jailed", "missed")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    BONDED_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    JAILED_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    JAILED_FIELD_NUMBER: _ClassVar[int]
+    MISSED_FIELD_NUMBER: _ClassVar[int]
+    address: bytes
+    public_key: bytes
+    bonded: int
+    endpoint: str
+    jailed_until: int
+    jailed: bool
+    missed: int
+    def __init__(self, address: _Optional[bytes] = ..., public_key: _Optional[bytes] = ..., bonded: _Optional[int] = ..., endpoint: _Optional[str] = ..., jailed_until: _Optional[int] = ..., jailed: _Optional[bool] = ..., missed: _Optional[int] = ...) -> None: ...
+
+class Unbonding(_message.Message):
+    __slots__ = ("address", "amount", "release_height")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    address: bytes
+    amount: int
+    release_height: int
+    def __init__(self, address: _Optional[bytes] = ..., amount: _Optional[int] = ..., release_height: _Optional[int] = ...) -> None: ...
+
+class Validator(_message.Message):
+    __slots__ = ("address", "public_key", "power", "priority", "endpoint")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    POWER_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    address: bytes
+    public_key: bytes
+    power: int
+    priority: int
+    endpoint: str
+    def __init__(self, address: _Optional[bytes] = ..., public_key: _Optional[bytes] = ..., power: _Optional[int] = ..., priority: _Optional[int] = ..., endpoint: _Optional[str] = ...) -> None: ...
+
+class ValidatorSet(_message.Message):
+    __slots__ = ("validators", "proposer")
+    VALIDATORS_FIELD_NUMBER: _ClassVar[int]
+    PROPOSER_FIELD_NUMBER: _ClassVar[int]
+    validators: _containers.RepeatedCompositeFieldContainer[Validator]
+    proposer: bytes
+    def __init__(self, validators: _Optional[_Iterable[_Union[Validator, _Mapping]]] = ..., proposer: _Optional[bytes] = ...) -> None: ...
+
+class ChainParams(_message.Message):
+    __slots__ = ("threshold_numerator", "threshold_denominator", "mode", "min_stake", "max_validators", "unbonding_blocks", "block_reward", "proposer_reward_percent", "slash_double_sign_percent", "slash_downtime_percent", "downtime_jail_blocks", "jail_blocks", "evidence_max_age", "max_block_txs", "max_contributions")
+    THRESHOLD_NUMERATOR_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_DENOMINATOR_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    MIN_STAKE_FIELD_NUMBER: _ClassVar[int]
+    MAX_VALIDATORS_FIELD_NUMBER: _ClassVar[int]
+    UNBONDING_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_REWARD_FIELD_NUMBER: _ClassVar[int]
+    PROPOSER_REWARD_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    SLASH_DOUBLE_SIGN_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    SLASH_DOWNTIME_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    DOWNTIME_JAIL_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    JAIL_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_MAX_AGE_FIELD_NUMBER: _ClassVar[int]
+    MAX_BLOCK_TXS_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONTRIBUTIONS_FIELD_NUMBER: _ClassVar[int]
+    threshold_numerator: int
+    threshold_denominator: int
+    mode: str
+    min_stake: int
+    max_validators: int
+    unbonding_blocks: int
+    block_reward: int
+    proposer_reward_percent: int
+    slash_double_sign_percent: int
+    slash_downtime_percent: int
+    downtime_jail_blocks: int
+    jail_blocks: int
+    evidence_max_age: int
+    max_block_txs: int
+    max_contributions: int
+    def __init__(self, threshold_numerator: _Optional[int] = ..., threshold_denominator: _Optional[int] = ..., mode: _Optional[str] = ..., min_stake: _Optional[int] = ..., max_validators: _Optional[int] = ..., unbonding_blocks: _Optional[int] = ..., block_reward: _Optional[int] = ..., proposer_reward_percent: _Optional[int] = ..., slash_double_sign_percent: _Optional[int] = ..., slash_downtime_percent: _Optional[int] = ..., downtime_jail_blocks: _Optional[int] = ..., jail_blocks: _Optional[int] = ..., evidence_max_age: _Optional[int] = ..., max_block_txs: _Optional[int] = ..., max_contributions: _Optional[int] = ...) -> None: ...
+
+class SlashRecord(_message.Message):
+    __slots__ = ("address", "height")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    address: bytes
+    height: int
+    def __init__(self, address: _Optional[bytes] = ..., height: _Optional[int] = ...) -> None: ...
+
+class ChainState(_message.Message):
+    __slots__ = ("chain_id", "params", "height", "last_block_hash", "model_hash", "app_hash", "accounts", "bonds", "unbonding", "last_validators", "validators", "next_validators", "slashed")
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    LAST_BLOCK_HASH_FIELD_NUMBER: _ClassVar[int]
+    MODEL_HASH_FIELD_NUMBER: _ClassVar[int]
+    APP_HASH_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNTS_FIELD_NUMBER: _ClassVar[int]
+    BONDS_FIELD_NUMBER: _ClassVar[int]
+    UNBONDING_FIELD_NUMBER: _ClassVar[int]
+    LAST_VALIDATORS_FIELD_NUMBER: _ClassVar[int]
+    VALIDATORS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_VALIDATORS_FIELD_NUMBER: _ClassVar[int]
+    SLASHED_FIELD_NUMBER: _ClassVar[int]
+    chain_id: str
+    params: ChainParams
+    height: int
+    last_block_hash: bytes
+    model_hash: bytes
+    app_hash: bytes
+    accounts: _containers.RepeatedCompositeFieldContainer[Account]
+    bonds: _containers.RepeatedCompositeFieldContainer[Bond]
+    unbonding: _containers.RepeatedCompositeFieldContainer[Unbonding]
+    last_validators: ValidatorSet
+    validators: ValidatorSet
+    next_validators: ValidatorSet
+    slashed: _containers.RepeatedCompositeFieldContainer[SlashRecord]
+    def __init__(self, chain_id: _Optional[str] = ..., params: _Optional[_Union[ChainParams, _Mapping]] = ..., height: _Optional[int] = ..., last_block_hash: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., app_hash: _Optional[bytes] = ..., accounts: _Optional[_Iterable[_Union[Account, _Mapping]]] = ..., bonds: _Optional[_Iterable[_Union[Bond, _Mapping]]] = ..., unbonding: _Optional[_Iterable[_Union[Unbonding, _Mapping]]] = ..., last_validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., next_validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., slashed: _Optional[_Iterable[_Union[SlashRecord, _Mapping]]] = ...) -> None: ...
+
+class SignState(_message.Message):
+    __slots__ = ("height", "round", "step", "locked_round", "locked_block_hash")
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    LOCKED_ROUND_FIELD_NUMBER: _ClassVar[int]
+    LOCKED_BLOCK_HASH_FIELD_NUMBER: _ClassVar[int]
+    height: int
+    round: int
+    step: int
+    locked_round: int
+    locked_block_hash: bytes
+    def __init__(self, height: _Optional[int] = ..., round: _Optional[int] = ..., step: _Optional[int] = ..., locked_round: _Optional[int] = ..., locked_block_hash: _Optional[bytes] = ...) -> None: ...
+
+class Ack(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class TxAck(_message.Message):
+    __slots__ = ("tx_hash",)
+    TX_HASH_FIELD_NUMBER: _ClassVar[int]
+    tx_hash: bytes
+    def __init__(self, tx_hash: _Optional[bytes] = ...) -> None: ...
+
+class ContributionAnnouncement(_message.Message):
+    __slots__ = ("contribution",)
+    CONTRIBUTION_FIELD_NUMBER: _ClassVar[int]
+    contribution: Contribution
+    def __init__(self, contribution: _Optional[_Union[Contribution, _Mapping]] = ...) -> None: ...
+
+class FetchWeightsRequest(_message.Message):
+    __slots__ = ("weights_hash",)
+    WEIGHTS_HASH_FIELD_NUMBER: _ClassVar[int]
+    weights_hash: bytes
+    def __init__(self, weights_hash: _Optional[bytes] = ...) -> None: ...
+
+class WeightsChunk(_message.Message):
+    __slots__ = ("data", "total_size")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    total_size: int
+    def __init__(self, data: _Optional[bytes] = ..., total_size: _Optional[int] = ...) -> None: ...
+
+class GetBlocksRequest(_message.Message):
+    __slots__ = ("from_height", "to_height")
+    FROM_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    TO_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    from_height: int
+    to_height: int
+    def __init__(self, from_height: _Optional[int] = ..., to_height: _Optional[int] = ...) -> None: ...
+
+class StatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class StatusResponse(_message.Message):
+    __slots__ = ("chain_id", "node_id", "height", "latest_block_hash", "model_hash", "peers", "syncing", "moniker")
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    LATEST_BLOCK_HASH_FIELD_NUMBER: _ClassVar[int]
+    MODEL_HASH_FIELD_NUMBER: _ClassVar[int]
+    PEERS_FIELD_NUMBER: _ClassVar[int]
+    SYNCING_FIELD_NUMBER: _ClassVar[int]
+    MONIKER_FIELD_NUMBER: _ClassVar[int]
+    chain_id: str
+    node_id: str
+    height: int
+    latest_block_hash: bytes
+    model_hash: bytes
+    peers: int
+    syncing: bool
+    moniker: str
+    def __init__(self, chain_id: _Optional[str] = ..., node_id: _Optional[str] = ..., height: _Optional[int] = ..., latest_block_hash: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., peers: _Optional[int] = ..., syncing: _Optional[bool] = ..., moniker: _Optional[str] = ...) -> None: ...
+
+class BlockRequest(_message.Message):
+    __slots__ = ("height",)
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    height: int
+    def __init__(self, height: _Optional[int] = ...) -> None: ...
+
+class ValidatorsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ValidatorsResponse(_message.Message):
+    __slots__ = ("height", "validators")
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    VALIDATORS_FIELD_NUMBER: _ClassVar[int]
+    height: int
+    validators: ValidatorSet
+    def __init__(self, height: _Optional[int] = ..., validators: _Optional[_Union[ValidatorSet, _Mapping]] = ...) -> None: ...
+
+class AccountRequest(_message.Message):
+    __slots__ = ("address",)
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    address: bytes
+    def __init__(self, address: _Optional[bytes] = ...) -> None: ...
+
+class AccountResponse(_message.Message):
+    __slots__ = ("account", "bond")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    BOND_FIELD_NUMBER: _ClassVar[int]
+    account: Account
+    bond: Bond
+    def __init__(self, account: _Optional[_Union[Account, _Mapping]] = ..., bond: _Optional[_Union[Bond, _Mapping]] = ...) -> None: ...
+
+class HistoryRequest(_message.Message):
+    __slots__ = ("from_height", "limit")
+    FROM_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    from_height: int
+    limit: int
+    def __init__(self, from_height: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class HistoryEntry(_message.Message):
+    __slots__ = ("height", "block_hash", "proposer", "model_hash", "model_updated", "txs")
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_HASH_FIELD_NUMBER: _ClassVar[int]
+    PROPOSER_FIELD_NUMBER: _ClassVar[int]
+    MODEL_HASH_FIELD_NUMBER: _ClassVar[int]
+    MODEL_UPDATED_FIELD_NUMBER: _ClassVar[int]
+    TXS_FIELD_NUMBER: _ClassVar[int]
+    height: int
+    block_hash: bytes
+    proposer: bytes
+    model_hash: bytes
+    model_updated: bool
+    txs: int
+    def __init__(self, height: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., proposer: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., model_updated: _Optional[bool] = ..., txs: _Optional[int] = ...) -> None: ...
+
+class HistoryResponse(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[HistoryEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ...) -> None: ...

@@ -1,0 +1,136 @@
+"""The LevelDB store: atomic durable commits, weights by content, and clear errors on bad files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from consensus.crypto import compute_hash
+from consensus.events import SignState
+from consensus.types import Hash, Height, Round, Step
+from node.store import CHUNK_SIZE, Store, StoreError
+from tests.consensus.chain import Chain, make_genesis_state, make_keys
+
+KEYS = make_keys(4)
+
+
+def test_blocks_commits_and_state_survive_a_reopen(tmp_path: Path) -> None:
+    chain = Chain(make_genesis_state(KEYS), KEYS)
+    with Store(tmp_path / "db") as store:
+        store.save_state(chain.state)
+        for _ in range(5):
+            block = chain.next_block()
+            state = chain.commit(block)
+            assert chain.last_commit is not None
+            store.save_block(block, chain.last_commit, state)
+    with Store(tmp_path / "db") as store:
+        loaded = store.load_state()
+        assert loaded is not None and loaded.height == 5
+        assert loaded.compute_root() == chain.state.compute_root()
+        block5 = store.get_block(5)
+        assert block5 is not None and store.get_height_of(block5.hash) == 5
+        commit = store.get_commit(5)
+        assert commit is not None and commit.block_hash == block5.hash
+        assert store.get_block(6) is None
+        assert len(list(store.iter_raw_blocks(1, 100))) == 5
+
+
+def test_the_sign_state_survives_a_reopen(tmp_path: Path) -> None:
+    sign_state = SignState(Height(3), Round(1), Step.PRECOMMIT, Round(1), compute_hash(b"v"))
+    with Store(tmp_path / "db") as store:
+        assert store.load_sign_state() is None
+        store.save_sign_state(sign_state)
+    with Store(tmp_path / "db") as store:
+        assert store.load_sign_state() == sign_state
+
+
+def test_weights_stream_in_and_out_by_chunks(tmp_path: Path) -> None:
+    data = os.urandom(CHUNK_SIZE * 2 + 12345)
+    weights_hash = compute_hash(data)
+    with Store(tmp_path / "db") as store:
+        assert store.put_weights(weights_hash, [data[:1000], data[1000:]]) == len(data)
+        chunks = list(store.iter_weights(weights_hash))
+        assert all(len(c) <= CHUNK_SIZE for c in chunks)
+        assert b"".join(chunks) == data
+        assert store.get_weights_size(weights_hash) == len(data)
+        assert list(store.iter_weights(Hash(bytes(32)))) == []
+
+
+def test_pruning_keeps_only_the_retained_weights(tmp_path: Path) -> None:
+    with Store(tmp_path / "db") as store:
+        shared = os.urandom(CHUNK_SIZE)
+        old, new = compute_hash(b"old"), compute_hash(b"new")
+        store.put_weights(old, [shared + b"old tail"])
+        store.put_weights(new, [shared + b"new tail"])
+        assert store.prune_weights({new}) == 1
+        assert not store.has_weights(old)
+        assert b"".join(store.iter_weights(new)) == shared + b"new tail"
+
+
+def test_a_second_process_cannot_open_the_same_database(tmp_path: Path) -> None:
+    with Store(tmp_path / "db"), pytest.raises(StoreError, match="cannot open the database"):
+        Store(tmp_path / "db")
+
+
+def test_a_corrupt_database_is_a_clear_error(tmp_path: Path) -> None:
+    chain = Chain(make_genesis_state(KEYS), KEYS)
+    with Store(tmp_path / "db") as store:
+        for _ in range(3):
+            block = chain.next_block()
+            state = chain.commit(block)
+            assert chain.last_commit is not None
+            store.save_block(block, chain.last_commit, state)
+    for path in (tmp_path / "db").iterdir():
+        if path.suffix in (".ldb", ".log") or path.name.startswith("MANIFEST"):
+            path.write_bytes(b"\x00garbage" * 64)
+    with pytest.raises(StoreError, match="corrupt|cannot open"):
+        Store(tmp_path / "db")
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from node.store import Store
+    from tests.consensus.chain import Chain, make_genesis_state, make_keys
+    keys = make_keys(4)
+    chain = Chain(make_genesis_state(keys), keys)
+    store = Store(sys.argv[1])
+    while True:
+        block = chain.next_block()
+        state = chain.commit(block)
+        store.save_block(block, chain.last_commit, state)
+        print(block.height, flush=True)
+    """
+)
+
+
+def test_sigkill_at_any_moment_loses_no_committed_block(tmp_path: Path) -> None:
+    for attempt in range(3):
+        db = tmp_path / f"db{attempt}"
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(db)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        assert writer.stdout is not None
+        acknowledged = 0
+        deadline = time.monotonic() + 60
+        while acknowledged < 20 + 7 * attempt and time.monotonic() < deadline:
+            acknowledged = int(writer.stdout.readline())
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(timeout=30)
+        with Store(db) as store:
+            state = store.load_state()
+            assert state is not None and state.height >= acknowledged
+            for height in range(1, state.height + 1):
+                block = store.get_block(height)
+                commit = store.get_commit(height)
+                assert block is not None and commit is not None and commit.block_hash == block.hash

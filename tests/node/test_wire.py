@@ -1,0 +1,149 @@
+"""Protobuf round trips, and malformed messages refused with a clear reason."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from consensus.crypto import compute_hash
+from consensus.events import SignState
+from consensus.messages import (
+    DuplicateVoteEvidence,
+    Proposal,
+    SignedProposal,
+    SignedVote,
+    TxKind,
+    Vote,
+)
+from consensus.types import NIL_ROUND, Height, Round, Signature, Step, Tokens, VoteType
+from node import wire
+from proto import learnchain_pb2 as pb
+from tests.consensus.chain import CHAIN, Chain, make_genesis_state, make_keys, sign_tx
+
+KEYS = make_keys(4)
+
+
+def busy_chain() -> tuple[Chain, list]:
+    users = make_keys(2, seed=5)
+    chain = Chain(make_genesis_state(KEYS, accounts=[(u, 1000) for u in users]), KEYS)
+    chain.advance()
+    votes = []
+    for block_hash in (compute_hash(b"a"), None):
+        v = Vote(CHAIN, VoteType.PREVOTE, Height(1), Round(0), block_hash, KEYS[2].address)
+        votes.append(SignedVote(v, Signature(KEYS[2].sign(v.sign_bytes()))))
+    evidence = DuplicateVoteEvidence.of(*votes)
+    txs = [
+        sign_tx(users[0], TxKind.TRANSFER, 0, amount=Tokens(5), recipient=users[1].address),
+        sign_tx(users[1], TxKind.STAKE, 0, amount=Tokens(150), endpoint="10.1.2.3:26656"),
+    ]
+    return chain, [chain.next_block(txs, model_hash=compute_hash(b"m1"), evidence=(evidence,))]
+
+
+def test_a_block_with_everything_round_trips() -> None:
+    chain, (block,) = busy_chain()
+    decoded = wire.block_from_proto(
+        pb.Block.FromString(wire.block_to_proto(block).SerializeToString())
+    )
+    assert decoded == block and decoded.hash == block.hash
+    assert len(decoded.txs) == 2 and len(decoded.evidence) == 1 and decoded.last_commit is not None
+
+
+def test_a_proposal_round_trips() -> None:
+    chain, (block,) = busy_chain()
+    proposal = Proposal(CHAIN, block.height, Round(3), block.hash, Round(1))
+    signed = SignedProposal(proposal, Signature(KEYS[0].sign(proposal.sign_bytes())), block)
+    assert wire.proposal_from_proto(wire.proposal_to_proto(signed)) == signed
+
+
+def test_the_chain_state_round_trips_with_the_same_root() -> None:
+    chain, (block,) = busy_chain()
+    state = chain.commit(block)
+    decoded = wire.state_from_proto(
+        pb.ChainState.FromString(wire.state_to_proto(state).SerializeToString())
+    )
+    assert decoded.compute_root() == state.compute_root()
+    assert decoded.slashed == state.slashed and decoded.slashed
+
+
+def test_the_sign_state_round_trips() -> None:
+    for s in (
+        SignState(Height(7), Round(2), Step.PRECOMMIT, Round(1), compute_hash(b"x")),
+        SignState(Height(0), NIL_ROUND, Step.PROPOSE, NIL_ROUND, None),
+    ):
+        assert wire.sign_state_from_proto(wire.sign_state_to_proto(s)) == s
+
+
+@given(
+    vote_type=st.sampled_from([VoteType.PREVOTE, VoteType.PRECOMMIT]),
+    height=st.integers(0, 2**40),
+    round_=st.integers(0, 1000),
+    nil=st.booleans(),
+)
+def test_any_vote_round_trips(vote_type: VoteType, height: int, round_: int, nil: bool) -> None:
+    v = Vote(
+        CHAIN,
+        vote_type,
+        Height(height),
+        Round(round_),
+        None if nil else compute_hash(b"b"),
+        KEYS[0].address,
+    )
+    signed = SignedVote(v, Signature(bytes(64)))
+    assert wire.vote_from_proto(wire.vote_to_proto(signed)) == signed
+
+
+def good_vote() -> pb.Vote:
+    v = Vote(CHAIN, VoteType.PREVOTE, Height(1), Round(0), compute_hash(b"b"), KEYS[0].address)
+    return wire.vote_to_proto(SignedVote(v, Signature(KEYS[0].sign(v.sign_bytes()))))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"vote_type": 9}, "unknown vote type 9"),
+        ({"block_hash": b"short"}, "vote block hash must be 32 bytes"),
+        ({"validator": b"\x01" * 19}, "vote validator must be 20 bytes"),
+        ({"signature": b""}, "signature must be 64 bytes"),
+        ({"chain_id": ""}, "chain id must be 1 to 64 characters"),
+        ({"chain_id": "x" * 65}, "chain id must be 1 to 64 characters"),
+        ({"round": -1}, "round -1 is out of range"),
+        ({"round": 1 << 30}, "out of range"),
+    ],
+)
+def test_a_malformed_vote_is_refused(change: dict[str, object], message: str) -> None:
+    bad = good_vote()
+    for field, value in change.items():
+        setattr(bad, field, value)
+    with pytest.raises(wire.WireError, match=message):
+        wire.vote_from_proto(bad)
+
+
+def test_malformed_blocks_transactions_and_proposals_are_refused() -> None:
+    chain, (block,) = busy_chain()
+    message = wire.block_to_proto(block)
+    message.txs[0].kind = 42
+    with pytest.raises(wire.WireError, match="unknown transaction kind 42"):
+        wire.block_from_proto(message)
+    with pytest.raises(wire.WireError, match="block has no header"):
+        wire.block_from_proto(pb.Block())
+    with pytest.raises(wire.WireError, match="proposal carries no block"):
+        wire.proposal_from_proto(
+            pb.Proposal(chain_id=CHAIN, block_hash=bytes(32), signature=bytes(64))
+        )
+    header = wire.block_to_proto(block)
+    header.header.state_root = b"\x00"
+    with pytest.raises(wire.WireError, match="state root must be 32 bytes"):
+        wire.block_from_proto(header)
+    with pytest.raises(wire.WireError, match="evidence needs two votes"):
+        wire.evidence_from_proto(pb.Evidence(vote_a=good_vote()))
+
+
+def test_a_decoded_block_with_a_changed_field_has_another_hash() -> None:
+    chain, (block,) = busy_chain()
+    message = wire.block_to_proto(block)
+    message.header.height += 1
+    assert wire.block_from_proto(message).hash != block.hash
+    assert replace(block).hash == block.hash
