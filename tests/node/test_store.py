@@ -90,7 +90,7 @@ def test_a_corrupt_database_is_a_clear_error(tmp_path: Path) -> None:
     for path in (tmp_path / "db").iterdir():
         if path.suffix in (".ldb", ".log") or path.name.startswith("MANIFEST"):
             path.write_bytes(b"\x00garbage" * 64)
-    with pytest.raises(StoreError, match="corrupt|cannot open"):
+    with pytest.raises(StoreError, match=r"corrupt|cannot open"):
         Store(tmp_path / "db")
 
 

@@ -43,7 +43,7 @@ def busy_chain() -> tuple[Chain, list]:
 
 
 def test_a_block_with_everything_round_trips() -> None:
-    chain, (block,) = busy_chain()
+    _, (block,) = busy_chain()
     decoded = wire.block_from_proto(
         pb.Block.FromString(wire.block_to_proto(block).SerializeToString())
     )
@@ -52,7 +52,7 @@ def test_a_block_with_everything_round_trips() -> None:
 
 
 def test_a_proposal_round_trips() -> None:
-    chain, (block,) = busy_chain()
+    _, (block,) = busy_chain()
     proposal = Proposal(CHAIN, block.height, Round(3), block.hash, Round(1))
     signed = SignedProposal(proposal, Signature(KEYS[0].sign(proposal.sign_bytes())), block)
     assert wire.proposal_from_proto(wire.proposal_to_proto(signed)) == signed
@@ -122,7 +122,7 @@ def test_a_malformed_vote_is_refused(change: dict[str, object], message: str) ->
 
 
 def test_malformed_blocks_transactions_and_proposals_are_refused() -> None:
-    chain, (block,) = busy_chain()
+    _, (block,) = busy_chain()
     message = wire.block_to_proto(block)
     message.txs[0].kind = 42
     with pytest.raises(wire.WireError, match="unknown transaction kind 42"):
@@ -142,7 +142,7 @@ def test_malformed_blocks_transactions_and_proposals_are_refused() -> None:
 
 
 def test_a_decoded_block_with_a_changed_field_has_another_hash() -> None:
-    chain, (block,) = busy_chain()
+    _, (block,) = busy_chain()
     message = wire.block_to_proto(block)
     message.header.height += 1
     assert wire.block_from_proto(message).hash != block.hash
