@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from node.cli.demo import demo
+from node.cli.setup import init, keys, testnet
 from node.cli.simulate import simulate
 
 
@@ -14,5 +15,8 @@ def main() -> None:
     """learnchain: validators that train one shared model on a proof-of-stake chain."""
 
 
+main.add_command(init)
+main.add_command(testnet)
+main.add_command(keys)
 main.add_command(simulate)
 main.add_command(demo)

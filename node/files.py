@@ -1,0 +1,331 @@
+"""The files a node owns: config.toml, genesis.json and its Ed25519 key file.
+
+Malformed files give a ``ConfigError`` naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from consensus.crypto import PrivateKey, compute_address, is_valid_public_key
+from consensus.engine import TimeoutConfig
+from consensus.params import MODES, ChainParams, Genesis, GenesisValidator
+from consensus.types import Address, ChainId, Hash, PublicKey, Stake, Threshold, Tokens
+from ml.errors import MLError
+from ml.tasks import TaskConfig
+
+CONFIG_FILE = "config.toml"
+GENESIS_FILE = "genesis.json"
+KEY_FILE = "node_key.json"
+DATA_DIR = "data"
+
+
+class ConfigError(ValueError):
+    """A node file that cannot be used; the message names the file and field."""
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where the node's private data comes from."""
+
+    kind: str = "digits"  # "digits" (a built-in shard) or "file" (the operator's CSV/NPZ)
+    party: int = 0
+    parties: int = 1
+    partition: str = "iid"
+    seed: int = 0
+    path: str = ""
+    label_column: str = "label"
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """config.toml."""
+
+    moniker: str = "node"
+    listen: str = "127.0.0.1:26656"
+    persistent_peers: tuple[str, ...] = ()
+    metrics: str = ""  # host:port for Prometheus; empty: off
+    log_format: str = "text"
+    retain_models: int = 10
+    timeouts: TimeoutConfig = TimeoutConfig()
+    data: DataSource = DataSource()
+    attack: str = ""  # testing only: make this validator an adversary (ml.adversaries)
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def _fail(path: Path, where: str, problem: str) -> ConfigError:
+    return ConfigError(f"{path}: {where}: {problem}")
+
+
+def _typed(path: Path, where: str, value: Any, expected: type) -> Any:
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
+        raise _fail(path, where, f"expected {expected.__name__}, got {value!r}")
+    return value
+
+
+def _read_section(path: Path, prefix: str, table: Any, cls: type) -> Any:
+    if not isinstance(table, dict):
+        raise _fail(path, prefix, "expected a table")
+    defaults = cls()
+    known = {f.name for f in fields(cls) if f.name != "extra"}
+    values = {}
+    for key, value in table.items():
+        if key not in known:
+            raise _fail(path, f"{prefix}.{key}", "unknown field")
+        values[key] = _typed(path, f"{prefix}.{key}", value, type(getattr(defaults, key)))
+    return cls(**values)
+
+
+def read_config(home: Path) -> NodeConfig:
+    """Load and check ``home/config.toml``."""
+    path = home / CONFIG_FILE
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: no such file (run `learnchain init` or `learnchain testnet`)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read the file ({error})") from error
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML ({error})") from error
+    top: dict[str, Any] = {}
+    defaults = NodeConfig()
+    for key, value in raw.items():
+        if key == "timeouts":
+            top[key] = _read_section(path, "timeouts", value, TimeoutConfig)
+        elif key == "data":
+            top[key] = _read_section(path, "data", value, DataSource)
+        elif key == "persistent_peers":
+            if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+                raise _fail(path, key, "expected a list of host:port strings")
+            top[key] = tuple(value)
+        elif key in {f.name for f in fields(NodeConfig)} and key != "extra":
+            top[key] = _typed(path, key, value, type(getattr(defaults, key)))
+        else:
+            raise _fail(path, key, "unknown field")
+    config = NodeConfig(**top)
+    for where, address in [("listen", config.listen)] + [
+        (f"persistent_peers[{i}]", p) for i, p in enumerate(config.persistent_peers)
+    ]:
+        check_host_port(path, where, address)
+    if config.metrics:
+        check_host_port(path, "metrics", config.metrics)
+    if config.log_format not in ("text", "json"):
+        raise _fail(path, "log_format", f"must be text or json, got {config.log_format!r}")
+    if config.data.kind not in ("digits", "file"):
+        raise _fail(path, "data.kind", f"must be digits or file, got {config.data.kind!r}")
+    if config.data.kind == "digits" and not 0 <= config.data.party < config.data.parties:
+        raise _fail(path, "data.party", f"must be in 0..{config.data.parties - 1}")
+    if config.data.kind == "file" and not config.data.path:
+        raise _fail(path, "data.path", "a file data source needs a path")
+    if config.retain_models < 1:
+        raise _fail(path, "retain_models", "must be at least 1")
+    return config
+
+
+def check_host_port(path: Path, where: str, value: str) -> None:
+    """``host:port`` with a port in 1..65535."""
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise _fail(path, where, f"expected host:port, got {value!r}")
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))
+
+
+def write_config(home: Path, config: NodeConfig) -> None:
+    """Write ``home/config.toml``."""
+    lines = ["# learnchain node configuration", ""]
+    for f in fields(NodeConfig):
+        if f.name in ("timeouts", "data", "extra"):
+            continue
+        lines.append(f"{f.name} = {_toml_value(getattr(config, f.name))}")
+    for section in ("timeouts", "data"):
+        lines += ["", f"[{section}]"]
+        value = getattr(config, section)
+        lines += [f"{f.name} = {_toml_value(getattr(value, f.name))}" for f in fields(value)]
+    (home / CONFIG_FILE).write_text("\n".join(lines) + "\n")
+
+
+# ---- genesis -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GenesisFile:
+    """genesis.json: the consensus genesis and the learning task."""
+
+    genesis: Genesis
+    task: TaskConfig
+    monikers: dict[str, str]
+
+
+def genesis_to_json(g: GenesisFile) -> dict[str, Any]:
+    """The JSON form of a genesis file."""
+    p = g.genesis.params
+    return {
+        "chain_id": g.genesis.chain_id,
+        "params": {
+            "threshold": str(p.threshold),
+            **{f.name: getattr(p, f.name) for f in fields(ChainParams) if f.name != "threshold"},
+        },
+        "validators": [
+            {
+                "public_key": v.public_key.hex(),
+                "address": compute_address(v.public_key).hex(),
+                "stake": v.stake,
+                "endpoint": v.endpoint,
+                "moniker": v.moniker,
+            }
+            for v in g.genesis.validators
+        ],
+        "accounts": [{"address": a.hex(), "balance": b} for a, b in g.genesis.accounts],
+        "initial_model_hash": g.genesis.initial_model_hash.hex(),
+        "task": g.task.to_dict(),
+    }
+
+
+def write_genesis(home: Path, g: GenesisFile) -> None:
+    """Write ``home/genesis.json``."""
+    (home / GENESIS_FILE).write_text(json.dumps(genesis_to_json(g), indent=2) + "\n")
+
+
+def _hex(path: Path, where: str, value: Any, length: int) -> bytes:
+    if not isinstance(value, str):
+        raise _fail(path, where, "expected a hex string")
+    try:
+        data = bytes.fromhex(value)
+    except ValueError:
+        raise _fail(path, where, "not valid hex") from None
+    if len(data) != length:
+        raise _fail(path, where, f"expected {length} bytes, got {len(data)}")
+    return data
+
+
+def compute_app_hash(task: TaskConfig) -> Hash:
+    """The hash of the task, which the state root covers (every node runs the same task)."""
+    from consensus.crypto import compute_hash
+
+    return compute_hash(json.dumps(task.to_dict(), sort_keys=True).encode())
+
+
+def read_genesis(home: Path) -> GenesisFile:
+    """Load and check ``home/genesis.json``."""
+    path = home / GENESIS_FILE
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(f"{path}: not readable JSON ({error})") from error
+    if not isinstance(raw, dict):
+        raise _fail(path, "top level", "expected an object")
+    for key in ("chain_id", "params", "validators", "accounts", "initial_model_hash", "task"):
+        if key not in raw:
+            raise _fail(path, key, "missing")
+    chain_id = raw["chain_id"]
+    if not isinstance(chain_id, str) or not 0 < len(chain_id) <= 64:
+        raise _fail(path, "chain_id", "expected 1 to 64 characters")
+    params_raw = dict(_typed(path, "params", raw["params"], dict))
+    try:
+        threshold = Threshold.parse(str(params_raw.pop("threshold", "2/3")))
+    except ValueError as error:
+        raise _fail(path, "params.threshold", str(error)) from error
+    params = _read_section(path, "params", params_raw, ChainParams)
+    params = replace(params, threshold=threshold)
+    if params.mode not in MODES:
+        raise _fail(path, "params.mode", f"must be one of {', '.join(MODES)}")
+    try:
+        params.validate()
+    except ValueError as error:
+        raise _fail(path, "params", str(error)) from error
+    validators = []
+    monikers = {}
+    for i, v in enumerate(_typed(path, "validators", raw["validators"], list)):
+        where = f"validators[{i}]"
+        v = _typed(path, where, v, dict)
+        public_key = PublicKey(_hex(path, f"{where}.public_key", v.get("public_key"), 32))
+        if not is_valid_public_key(public_key):
+            raise _fail(path, f"{where}.public_key", "not an Ed25519 public key")
+        stake = _typed(path, f"{where}.stake", v.get("stake"), int)
+        endpoint = _typed(path, f"{where}.endpoint", v.get("endpoint", ""), str)
+        moniker = _typed(path, f"{where}.moniker", v.get("moniker", ""), str)
+        validators.append(GenesisValidator(public_key, Stake(stake), endpoint, moniker))
+        monikers[compute_address(public_key).hex()] = moniker
+    accounts = []
+    for i, a in enumerate(_typed(path, "accounts", raw["accounts"], list)):
+        where = f"accounts[{i}]"
+        a = _typed(path, where, a, dict)
+        address = Address(_hex(path, f"{where}.address", a.get("address"), 20))
+        balance = _typed(path, f"{where}.balance", a.get("balance"), int)
+        if balance < 0:
+            raise _fail(path, f"{where}.balance", "must not be negative")
+        accounts.append((address, Tokens(balance)))
+    try:
+        task = TaskConfig.from_dict(_typed(path, "task", raw["task"], dict))
+    except MLError as error:
+        raise ConfigError(f"{path}: {error}") from error
+    genesis = Genesis(
+        ChainId(chain_id),
+        params,
+        tuple(validators),
+        tuple(accounts),
+        Hash(_hex(path, "initial_model_hash", raw["initial_model_hash"], 32)),
+        compute_app_hash(task),
+    )
+    return GenesisFile(genesis, task, monikers)
+
+
+# ---- keys ----------------------------------------------------------------------------------
+
+
+def write_key(home: Path, key: PrivateKey) -> None:
+    """Write the key file with mode 0600 (created that way, never world-readable)."""
+    path = home / KEY_FILE
+    payload = json.dumps(
+        {
+            "address": key.address.hex(),
+            "public_key": key.public_key.hex(),
+            "private_key": key.seed_bytes().hex(),
+        },
+        indent=2,
+    )
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(payload + "\n")
+    os.chmod(path, 0o600)
+
+
+def read_key(home: Path) -> PrivateKey:
+    """Load the key file, refusing one that others can read."""
+    path = home / KEY_FILE
+    try:
+        mode = path.stat().st_mode
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except (OSError, json.JSONDecodeError) as error:
+        raise ConfigError(f"{path}: not readable JSON ({error})") from error
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"{path}: permissions {oct(mode & 0o777)} are too open; run chmod 600")
+    if not isinstance(raw, dict):
+        raise _fail(path, "top level", "expected an object")
+    key = PrivateKey.from_seed(_hex(path, "private_key", raw.get("private_key"), 32))
+    if raw.get("public_key") != key.public_key.hex():
+        raise _fail(path, "public_key", "does not match private_key")
+    return key

@@ -1,0 +1,128 @@
+"""Creating node homes: one node (``init``) or a local testnet of N validators (``testnet``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from consensus.crypto import PrivateKey
+from consensus.params import ChainParams, Genesis, GenesisValidator
+from consensus.types import ChainId, Hash, Stake, Threshold, Tokens
+from ml.codec import compute_weights_hash
+from ml.tasks import TaskConfig, get_task
+from node.files import (
+    DATA_DIR,
+    DataSource,
+    GenesisFile,
+    NodeConfig,
+    compute_app_hash,
+    write_config,
+    write_genesis,
+    write_key,
+)
+
+VALIDATOR_STAKE = 1_000
+VALIDATOR_BALANCE = 10_000
+FAUCET_BALANCE = 1_000_000
+FAUCET_KEY_FILE = "faucet_key.json"
+
+
+@dataclass(frozen=True)
+class TestnetSpec:
+    """What ``learnchain testnet`` builds."""
+
+    __test__ = False  # not a pytest test class
+
+    validators: int
+    output: Path
+    chain_id: str = "learnchain-testnet"
+    threshold: Threshold = Threshold(2, 3)
+    mode: str = "aggregate"
+    task: str = "digits-mlp"
+    partition: str = "iid"
+    seed: int = 0
+    base_port: int = 26656
+    host: str = "127.0.0.1"
+
+
+def compute_initial_model_hash(task: TaskConfig) -> Hash:
+    """The genesis model's canonical hash (the same on every machine for the task and seed)."""
+    return Hash(compute_weights_hash(get_task(task).initial_model().state_dict()))
+
+
+def create_genesis(
+    chain_id: str,
+    validators: list[tuple[PrivateKey, str, str]],
+    accounts: list[tuple[PrivateKey, int]],
+    task: TaskConfig,
+    params: ChainParams,
+) -> GenesisFile:
+    """A genesis with each (key, endpoint, moniker) bonded and each (key, balance) funded."""
+    genesis = Genesis(
+        ChainId(chain_id),
+        params,
+        tuple(
+            GenesisValidator(key.public_key, Stake(VALIDATOR_STAKE), endpoint, moniker)
+            for key, endpoint, moniker in validators
+        ),
+        tuple((key.address, Tokens(balance)) for key, balance in accounts),
+        compute_initial_model_hash(task),
+        compute_app_hash(task),
+    )
+    return GenesisFile(genesis, task, {k.address.hex(): m for k, _, m in validators})
+
+
+def create_testnet(spec: TestnetSpec) -> list[Path]:
+    """Homes ``node0`` .. ``nodeN-1`` under ``spec.output``: config, key and genesis each."""
+    if spec.validators < 1:
+        raise ValueError("a testnet needs at least one validator")
+    if spec.output.exists() and any(spec.output.iterdir()):
+        raise ValueError(f"{spec.output} already exists and is not empty")
+    keys = [PrivateKey.generate() for _ in range(spec.validators)]
+    faucet = PrivateKey.generate()
+    endpoints = [f"{spec.host}:{spec.base_port + i}" for i in range(spec.validators)]
+    task = TaskConfig(name=spec.task, seed=spec.seed)
+    params = replace(ChainParams(), threshold=spec.threshold, mode=spec.mode)
+    genesis = create_genesis(
+        spec.chain_id,
+        [(k, e, f"node{i}") for i, (k, e) in enumerate(zip(keys, endpoints, strict=True))],
+        [(k, VALIDATOR_BALANCE) for k in keys] + [(faucet, FAUCET_BALANCE)],
+        task,
+        params,
+    )
+    homes = []
+    spec.output.mkdir(parents=True, exist_ok=True)
+    write_key(spec.output, faucet)
+    (spec.output / "node_key.json").rename(spec.output / FAUCET_KEY_FILE)
+    for i, key in enumerate(keys):
+        home = spec.output / f"node{i}"
+        (home / DATA_DIR).mkdir(parents=True)
+        config = NodeConfig(
+            moniker=f"node{i}",
+            listen=endpoints[i],
+            persistent_peers=tuple(e for j, e in enumerate(endpoints) if j != i),
+            data=DataSource("digits", i, spec.validators, spec.partition, spec.seed),
+        )
+        write_config(home, config)
+        write_key(home, key)
+        write_genesis(home, genesis)
+        homes.append(home)
+    return homes
+
+
+def create_single_node(
+    home: Path, moniker: str, chain_id: str, listen: str = "127.0.0.1:26656"
+) -> PrivateKey:
+    """A home for one validator with its own genesis (``learnchain init``)."""
+    if (home / "config.toml").exists():
+        raise ValueError(f"{home} is already initialised")
+    (home / DATA_DIR).mkdir(parents=True, exist_ok=True)
+    key = PrivateKey.generate()
+    task = TaskConfig()
+    genesis = create_genesis(
+        chain_id, [(key, listen, moniker)], [(key, VALIDATOR_BALANCE)], task, ChainParams()
+    )
+    write_config(home, NodeConfig(moniker=moniker, listen=listen))
+    write_key(home, key)
+    write_genesis(home, genesis)
+    return key
