@@ -152,6 +152,11 @@ class Engine:
             proposer = self._proposers[round_] = compute_proposer_of_round(self.validators, round_)
         return proposer
 
+    def restore_last_commit(self, commit: Commit) -> None:
+        """After a restart: the commit of the last stored block, which the next block cites."""
+        self.last_commit = commit
+        self._last_commit_sigs = {s.validator: s for s in commit.signatures}
+
     def is_validator(self) -> bool:
         """True when this node votes at the current height."""
         return self.key is not None and self.validators.get_validator(self.key.address) is not None

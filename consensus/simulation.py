@@ -413,10 +413,7 @@ class Simulation:
         state = node.states.get(height, self.genesis_state)
         node.engine = self._make_engine(node.key, state, node.sign_state)
         if height:
-            node.engine.last_commit = node.blocks[height][1]
-            node.engine._last_commit_sigs = {
-                s.validator: s for s in node.blocks[height][1].signatures
-            }
+            node.engine.restore_last_commit(node.blocks[height][1])
         self._apply(node, node.engine.start())
 
     # --- carrying out actions ---------------------------------------------------------------

@@ -15,13 +15,14 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from ml.config import DIGITS_CLASSES, DIGITS_FEATURES
 from ml.errors import DataError
+
+__all__ = ["DIGITS_CLASSES", "DIGITS_FEATURES"]
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
 
-DIGITS_FEATURES = 64
-DIGITS_CLASSES = 10
 TEST_FRACTION = 0.2
 VOTE_FRACTION = 0.2
 

@@ -7,116 +7,17 @@ model hash is the same everywhere.
 
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import nn
 
+from ml.config import AGGREGATIONS, METRICS, TaskConfig
 from ml.data import DIGITS_CLASSES, DIGITS_FEATURES
-from ml.errors import TaskError
 
-METRICS = ("accuracy", "loss")
-AGGREGATIONS = ("clipped_mean", "screened_mean", "trimmed_mean", "median")
-
-
-@dataclass(frozen=True)
-class TaskConfig:
-    """The ``task`` object of the genesis: a registered task name and its hyperparameters."""
-
-    name: str = "digits-mlp"
-    seed: int = 0
-    hidden: int = 128
-    learning_rate: float = 0.05
-    momentum: float = 0.9
-    batch_size: int = 32
-    local_epochs: int = 3
-    metric: str = "accuracy"
-    margin: float = 0.0
-    confidence: float = 1.0  # z of the vote rule's one-sided bound (see ml.vote)
-    aggregation: str = "clipped_mean"
-    screen_margin: float = 0.10
-    server_momentum: float = 0.5  # aggregate mode: FedAvgM on the last global step
-    features: int = DIGITS_FEATURES  # tabular-mlp only: the operator's feature count
-    classes: int = DIGITS_CLASSES  # tabular-mlp only: the operator's class count
-    dp_noise_multiplier: float = 0.0  # 0: no differential privacy
-    dp_max_grad_norm: float = 1.0
-    dp_target_epsilon: float = 0.0  # the node's budget; 0 with DP on: unlimited
-    dp_delta: float = 1e-5
-    max_weights_bytes: int = 64 * 1024 * 1024
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
-
-    def validate(self) -> None:
-        """Raise TaskError naming the first bad field."""
-        if self.name not in TASKS:
-            raise TaskError(
-                f"task.name: unknown task {self.name!r}; known: {', '.join(sorted(TASKS))}"
-            )
-        if self.metric not in METRICS:
-            raise TaskError(f"task.metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
-        if self.aggregation not in AGGREGATIONS:
-            choices = ", ".join(AGGREGATIONS)
-            raise TaskError(f"task.aggregation must be one of {choices}, got {self.aggregation!r}")
-        positive = {
-            "hidden": self.hidden,
-            "learning_rate": self.learning_rate,
-            "batch_size": self.batch_size,
-            "local_epochs": self.local_epochs,
-            "features": self.features,
-            "classes": self.classes,
-            "dp_max_grad_norm": self.dp_max_grad_norm,
-            "dp_delta": self.dp_delta,
-            "max_weights_bytes": self.max_weights_bytes,
-        }
-        for name, value in positive.items():
-            if not value > 0:
-                raise TaskError(f"task.{name} must be positive, got {value}")
-        nonnegative = {
-            "momentum": self.momentum,
-            "margin": self.margin,
-            "confidence": self.confidence,
-            "screen_margin": self.screen_margin,
-            "server_momentum": self.server_momentum,
-            "dp_noise_multiplier": self.dp_noise_multiplier,
-            "dp_target_epsilon": self.dp_target_epsilon,
-        }
-        for name, value in nonnegative.items():
-            if value < 0:
-                raise TaskError(f"task.{name} must not be negative, got {value}")
-        if self.server_momentum >= 1:
-            raise TaskError(f"task.server_momentum must be below 1, got {self.server_momentum}")
-        if self.classes < 2:
-            raise TaskError("task.classes must be at least 2")
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form for the genesis."""
-        data = dataclasses.asdict(self)
-        data.pop("extra")
-        return data
-
-    @staticmethod
-    def from_dict(data: dict[str, Any]) -> TaskConfig:
-        """Read a genesis ``task`` object; unknown or mistyped fields are TaskErrors."""
-        if not isinstance(data, dict):
-            raise TaskError("task must be an object")
-        known = {f.name: f for f in dataclasses.fields(TaskConfig) if f.name != "extra"}
-        values: dict[str, Any] = {}
-        defaults = TaskConfig()
-        for key, value in data.items():
-            if key not in known:
-                raise TaskError(f"task.{key}: unknown field")
-            expected = type(getattr(defaults, key))
-            if expected is float and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-            if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):
-                raise TaskError(f"task.{key}: expected {expected.__name__}, got {value!r}")
-            values[key] = value
-        config = TaskConfig(**values)
-        config.validate()
-        return config
+__all__ = ["AGGREGATIONS", "METRICS", "TASKS", "Task", "TaskConfig", "get_task", "register_task"]
 
 
 class Task(ABC):

@@ -17,8 +17,8 @@ from consensus.crypto import PrivateKey, compute_address, is_valid_public_key
 from consensus.engine import TimeoutConfig
 from consensus.params import MODES, ChainParams, Genesis, GenesisValidator
 from consensus.types import Address, ChainId, Hash, PublicKey, Stake, Threshold, Tokens
+from ml.config import TaskConfig
 from ml.errors import MLError
-from ml.tasks import TaskConfig
 
 CONFIG_FILE = "config.toml"
 GENESIS_FILE = "genesis.json"

@@ -8,8 +8,7 @@ from pathlib import Path
 from consensus.crypto import PrivateKey
 from consensus.params import ChainParams, Genesis, GenesisValidator
 from consensus.types import ChainId, Hash, Stake, Threshold, Tokens
-from ml.codec import compute_weights_hash
-from ml.tasks import TaskConfig, get_task
+from ml.config import TaskConfig
 from node.files import (
     DATA_DIR,
     DataSource,
@@ -47,6 +46,9 @@ class TestnetSpec:
 
 def compute_initial_model_hash(task: TaskConfig) -> Hash:
     """The genesis model's canonical hash (the same on every machine for the task and seed)."""
+    from ml.codec import compute_weights_hash
+    from ml.tasks import get_task
+
     return Hash(compute_weights_hash(get_task(task).initial_model().state_dict()))
 
 

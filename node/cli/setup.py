@@ -7,9 +7,7 @@ from pathlib import Path
 import click
 
 from consensus.types import Threshold
-from ml.data import parse_partition
-from ml.errors import DataError
-from ml.tasks import TASKS
+from ml.config import BUILTIN_TASKS
 from node.cli.options import echo_json, parse_threshold
 from node.files import ConfigError, read_key
 from node.testnet import TestnetSpec, create_single_node, create_testnet
@@ -29,6 +27,9 @@ def init(home: Path, moniker: str, chain_id: str) -> None:
 
 
 def _check_partition(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    from ml.data import parse_partition
+    from ml.errors import DataError
+
     try:
         parse_partition(value)
     except DataError as error:
@@ -43,7 +44,7 @@ def _check_partition(_ctx: click.Context, _param: click.Parameter, value: str) -
 @click.option(
     "--mode", type=click.Choice(["aggregate", "solo"]), default="aggregate", show_default=True
 )
-@click.option("--task", type=click.Choice(sorted(TASKS)), default="digits-mlp", show_default=True)
+@click.option("--task", type=click.Choice(BUILTIN_TASKS), default="digits-mlp", show_default=True)
 @click.option("--partition", default="iid", callback=_check_partition, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--base-port", type=click.IntRange(1024, 65000), default=26656, show_default=True)

@@ -1,0 +1,217 @@
+"""``learnchain start`` and ``learnchain query``."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import click
+import grpc
+
+from node.cli.options import echo_json
+from node.files import ConfigError, read_config
+from node.store import StoreError
+from proto import learnchain_pb2 as pb
+from proto import learnchain_pb2_grpc as pb_grpc
+
+
+@click.command()
+@click.option("--home", type=click.Path(path_type=Path), required=True)
+def start(home: Path) -> None:
+    """Run a validator (or full node) from its home directory until Ctrl-C."""
+    from node.daemon import run_node
+
+    try:
+        asyncio.run(run_node(home))
+    except (ConfigError, StoreError) as error:
+        raise click.ClickException(str(error)) from error
+    except KeyboardInterrupt:
+        pass
+
+
+def resolve_node(node: str | None, home: Path | None) -> str:
+    """--node HOST:PORT, or --home DIR meaning that node's own listen address."""
+    if node:
+        return node
+    if home is not None:
+        try:
+            return read_config(home).listen
+        except ConfigError as error:
+            raise click.ClickException(str(error)) from error
+    raise click.UsageError("give --node HOST:PORT or --home DIR")
+
+
+def node_options(fn: Any) -> Any:
+    """--node, --home and --output."""
+    fn = click.option(
+        "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
+    )(fn)
+    fn = click.option("--home", type=click.Path(path_type=Path), help="Use this node's address.")(
+        fn
+    )
+    return click.option("--node", help="HOST:PORT of a node's gRPC service.")(fn)
+
+
+def call(address: str, method: str, request: Any) -> Any:
+    """One Query call; gRPC failures become one-line errors."""
+    with grpc.insecure_channel(address) as channel:
+        stub = pb_grpc.QueryStub(channel)
+        try:
+            return getattr(stub, method)(request, timeout=10)
+        except grpc.RpcError as error:
+            code = error.code()
+            if code == grpc.StatusCode.UNAVAILABLE:
+                raise click.ClickException(f"cannot reach a node at {address}") from None
+            raise click.ClickException(f"{address}: {error.details()}") from None
+
+
+def emit(output: str, payload: dict[str, Any]) -> None:
+    """JSON (one object) or aligned text."""
+    if output == "json":
+        echo_json(payload)
+        return
+    for key, value in payload.items():
+        click.echo(f"{key:<20} {value}")
+
+
+@click.group()
+def query() -> None:
+    """Ask a node about the chain."""
+
+
+@query.command()
+@node_options
+def status(node: str | None, home: Path | None, output: str) -> None:
+    """Height, latest block, model hash, peers."""
+    r = call(resolve_node(node, home), "Status", pb.StatusRequest())
+    emit(
+        output,
+        {
+            "chain_id": r.chain_id,
+            "node_id": r.node_id,
+            "moniker": r.moniker,
+            "height": r.height,
+            "latest_block_hash": r.latest_block_hash.hex(),
+            "model_hash": r.model_hash.hex(),
+            "peers": r.peers,
+            "syncing": r.syncing,
+        },
+    )
+
+
+def block_payload(item: pb.BlockWithCommit) -> dict[str, Any]:
+    """The JSON form of a block."""
+    from node.wire import block_from_proto
+
+    block = block_from_proto(item.block)
+    h = block.header
+    return {
+        "height": h.height,
+        "hash": block.hash.hex(),
+        "prev_hash": h.prev_hash.hex(),
+        "proposer": h.proposer.hex(),
+        "model_hash": h.model_hash.hex(),
+        "state_root": h.state_root.hex(),
+        "txs": [t.hash().hex() for t in block.txs],
+        "evidence": len(block.evidence),
+        "contributions": [c.validator.hex() for c in block.contributions],
+        "commit_round": item.commit.round,
+        "signers": [s.validator.hex() for s in item.commit.signatures],
+    }
+
+
+@query.command()
+@click.argument("height", type=click.IntRange(0), default=0)
+@node_options
+def block(height: int, node: str | None, home: Path | None, output: str) -> None:
+    """The block at HEIGHT (the latest when left out)."""
+    emit(
+        output,
+        block_payload(call(resolve_node(node, home), "GetBlock", pb.BlockRequest(height=height))),
+    )
+
+
+@query.command()
+@node_options
+def validators(node: str | None, home: Path | None, output: str) -> None:
+    """The validator set for the next height."""
+    r = call(resolve_node(node, home), "Validators", pb.ValidatorsRequest())
+    members = [
+        {
+            "address": v.address.hex(),
+            "stake": v.power,
+            "endpoint": v.endpoint,
+            "priority": v.priority,
+        }
+        for v in r.validators.validators
+    ]
+    if output == "json":
+        echo_json({"height": r.height, "validators": members})
+        return
+    click.echo(f"validators for height {r.height}:")
+    for m in members:
+        click.echo(f"  {m['address']}  stake {m['stake']:>8}  {m['endpoint']}")
+
+
+@query.command()
+@click.argument("address")
+@node_options
+def account(address: str, node: str | None, home: Path | None, output: str) -> None:
+    """Balance, nonce and bond of ADDRESS (40 hex characters)."""
+    try:
+        raw = bytes.fromhex(address)
+    except ValueError:
+        raise click.BadParameter("ADDRESS must be hex") from None
+    if len(raw) != 20:
+        raise click.BadParameter("ADDRESS must be 20 bytes (40 hex characters)")
+    r = call(resolve_node(node, home), "GetAccount", pb.AccountRequest(address=raw))
+    payload: dict[str, Any] = {
+        "address": address,
+        "balance": r.account.balance,
+        "nonce": r.account.nonce,
+    }
+    if r.HasField("bond"):
+        payload |= {"bonded": r.bond.bonded, "jailed": r.bond.jailed, "endpoint": r.bond.endpoint}
+    emit(output, payload)
+
+
+@query.command()
+@node_options
+def model(node: str | None, home: Path | None, output: str) -> None:
+    """The current global model's hash and size."""
+    address = resolve_node(node, home)
+    s = call(address, "Status", pb.StatusRequest())
+    size = 0
+    with grpc.insecure_channel(address) as channel:
+        for chunk in pb_grpc.QueryStub(channel).Model(pb.FetchWeightsRequest(), timeout=60):
+            size += len(chunk.data)
+    emit(output, {"height": s.height, "model_hash": s.model_hash.hex(), "size_bytes": size})
+
+
+@query.command()
+@click.option("--from-height", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 10000), default=100, show_default=True)
+@node_options
+def history(from_height: int, limit: int, node: str | None, home: Path | None, output: str) -> None:
+    """Blocks and the model updates they carried."""
+    r = call(
+        resolve_node(node, home), "History", pb.HistoryRequest(from_height=from_height, limit=limit)
+    )
+    entries = [
+        {
+            "height": e.height,
+            "block_hash": e.block_hash.hex(),
+            "proposer": e.proposer.hex(),
+            "model_hash": e.model_hash.hex(),
+            "model_updated": e.model_updated,
+            "txs": e.txs,
+        }
+        for e in r.entries
+    ]
+    if output == "json":
+        echo_json({"entries": entries})
+        return
+    for e in entries:
+        mark = "model update" if e["model_updated"] else ""
+        click.echo(f"{e['height']:>6}  {e['block_hash'][:16]}  {e['proposer'][:12]}  {mark}")

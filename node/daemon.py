@@ -1,0 +1,595 @@
+"""The validator daemon: the consensus engine driven by gRPC, timers, LevelDB and the learner.
+
+One asyncio task consumes events in order, feeds them to the engine and carries out the actions
+it returns, in order: a sign state is persisted (sync) before the signature is broadcast, and a
+block is stored (one sync write batch) before anything after it. Training, evaluation and
+LevelDB writes run in worker threads, so the node keeps answering while it trains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import random
+import signal
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from consensus.crypto import SignatureVerifier, is_valid_signature
+from consensus.engine import Engine
+from consensus.events import (
+    Action,
+    Broadcast,
+    CommitBlock,
+    CommitReceived,
+    Event,
+    EvidenceReceived,
+    GossipTick,
+    PersistSignState,
+    ProposalContent,
+    ProposalReceived,
+    Rejected,
+    RequestProposal,
+    RequestSync,
+    RequestVerdict,
+    ScheduleGossip,
+    ScheduleTimeout,
+    TimeoutFired,
+    VerdictReady,
+    VoteReceived,
+)
+from consensus.messages import (
+    Contribution,
+    DuplicateVoteEvidence,
+    SignedProposal,
+    SignedTx,
+    SignedVote,
+)
+from consensus.state import ChainState, compute_genesis_state
+from consensus.types import Address, Hash, Height, Signature, VoteType
+from consensus.validators import compute_proposer_of_round
+from ml.errors import MLError
+from node.files import DATA_DIR, ConfigError, read_config, read_genesis, read_key
+from node.learning import EncodedWeights, LearningWorker, load_learner
+from node.metrics import Metrics
+from node.peers import MAX_MESSAGE_BYTES, PeerSet
+from node.services import PeerService, QueryService
+from node.store import Store
+from node.wire import (
+    WireError,
+    block_from_proto,
+    commit_from_proto,
+    contribution_to_proto,
+    evidence_to_proto,
+    proposal_to_proto,
+    tx_to_proto,
+    vote_to_proto,
+)
+from proto import learnchain_pb2 as pb
+from proto import learnchain_pb2_grpc as pb_grpc
+
+MAX_MEMPOOL = 10_000
+MAX_SEEN = 50_000
+T = TypeVar("T")
+log = logging.getLogger("learnchain.node")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(
+            {
+                "time": round(record.created, 3),
+                "level": record.levelname.lower(),
+                "logger": record.name,
+                "message": record.getMessage(),
+            }
+        )
+
+
+def setup_logging(log_format: str, level: int = logging.INFO) -> None:
+    """Text or JSON-lines logs on stderr."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        JsonFormatter()
+        if log_format == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+class Node:
+    """One validator (or full node) process."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.config = read_config(home)
+        self.genesis_file = read_genesis(home)
+        self.key = read_key(home)
+        self.genesis_state = compute_genesis_state(self.genesis_file.genesis)
+        self.store = Store(home / DATA_DIR / "chain.db")
+        state = self.store.load_state()
+        if state is None:
+            self.store.save_state(self.genesis_state)
+            state = self.genesis_state
+        elif state.chain_id != self.genesis_state.chain_id:
+            raise ConfigError(
+                f"{home / DATA_DIR}: the database is for chain {state.chain_id!r}, "
+                f"genesis.json for {self.genesis_state.chain_id!r}"
+            )
+        self.verifier = SignatureVerifier()
+        self.engine = Engine(
+            state, self.key, self.config.timeouts, self.store.load_sign_state(), self.verifier
+        )
+        if state.height > 0:
+            commit = self.store.get_commit(state.height)
+            if commit is not None:
+                self.engine.restore_last_commit(commit)
+        self.metrics = Metrics()
+        self.peers = PeerSet(list(self.config.persistent_peers))
+        self.events: asyncio.Queue[Event | _Start] = asyncio.Queue()
+        self.mempool: OrderedDict[Hash, SignedTx] = OrderedDict()
+        self.contributions: dict[Address, Contribution] = {}
+        self._contributions_changed = asyncio.Event()
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._model_task: asyncio.Task[None] | None = None
+        self._syncing = False
+        self._last_commit_time = time.monotonic()
+        self.learning: LearningWorker | None = None
+        self.server: grpc.aio.Server | None = None
+        self.stopped = asyncio.Event()
+
+    # --- life cycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the learner, serve gRPC, and start consensus."""
+        loop = asyncio.get_running_loop()
+        config = self.config
+        learner = await loop.run_in_executor(
+            None,
+            load_learner,
+            self.genesis_file.task,
+            config.data,
+            config.data.party,
+            config.attack,
+        )
+        self.learning = LearningWorker(learner)
+        if self.learning.current_hash() != self.genesis_state.model_hash:
+            raise ConfigError(
+                f"{self.home / 'genesis.json'}: initial_model_hash does not match the task's "
+                "initial model (different task, seed or software version)"
+            )
+        genesis_weights = self.learning.current_encoded()
+        await self._io_run(
+            self.store.put_weights, genesis_weights.weights_hash, [genesis_weights.data]
+        )
+        self.server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ]
+        )
+        pb_grpc.add_PeerServicer_to_server(PeerService(self), self.server)
+        pb_grpc.add_QueryServicer_to_server(QueryService(self), self.server)
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, self.server)
+        names = [
+            pb.DESCRIPTOR.services_by_name["Peer"].full_name,
+            pb.DESCRIPTOR.services_by_name["Query"].full_name,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ]
+        reflection.enable_server_reflection(names, self.server)
+        if self.server.add_insecure_port(config.listen) == 0:
+            raise ConfigError(f"{self.home / 'config.toml'}: listen: cannot bind {config.listen}")
+        await self.server.start()
+        await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        if config.metrics:
+            self.metrics.serve(config.metrics)
+        self._spawn(self._consume())
+        self._ensure_model()
+        self.events.put_nowait(_Start())
+        log.info(
+            "node %s (%s) listening on %s at height %d",
+            config.moniker,
+            self.key.address.hex()[:12],
+            config.listen,
+            self.engine.state.height,
+        )
+
+    async def stop(self) -> None:
+        """Stop serving and release everything."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self.server is not None:
+            await self.server.stop(grace=0.5)
+        await self.peers.close()
+        if self.learning is not None:
+            self.learning.close()
+        self._io.shutdown(wait=True)
+        self.store.close()
+        self.stopped.set()
+
+    def _spawn(self, coroutine: Any) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", exc_info=task.exception())
+
+    async def _io_run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
+
+    # --- the consensus loop -----------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        while True:
+            event = await self.events.get()
+            if isinstance(event, _Start):
+                actions = self.engine.start()
+            else:
+                actions = self.engine.handle(event)
+            await self._execute(actions)
+            self.metrics.round.set(self.engine.round)
+
+    async def _execute(self, actions: list[Action]) -> None:
+        loop = asyncio.get_running_loop()
+        for action in actions:
+            if isinstance(action, PersistSignState):
+                await self._io_run(self.store.save_sign_state, action.sign_state)
+            elif isinstance(action, Broadcast):
+                self._broadcast(action.message)
+            elif isinstance(action, ScheduleTimeout):
+                loop.call_later(
+                    action.delay / 1000,
+                    self.events.put_nowait,
+                    TimeoutFired(action.height, action.round, action.step),
+                )
+            elif isinstance(action, ScheduleGossip):
+                loop.call_later(
+                    action.delay / 1000,
+                    self.events.put_nowait,
+                    GossipTick(action.height, action.round),
+                )
+            elif isinstance(action, CommitBlock):
+                await self._io_run(self.store.save_block, action.block, action.commit, action.state)
+                self._after_commit(action)
+            elif isinstance(action, RequestVerdict):
+                self._spawn(self._verdict(action))
+            elif isinstance(action, RequestProposal):
+                self._spawn(self._build_proposal(action))
+            elif isinstance(action, RequestSync):
+                if not self._syncing:
+                    self._spawn(self._sync(action.from_height))
+            elif isinstance(action, Rejected):
+                self.metrics.rejected.labels(reason="consensus").inc()
+                log.debug("rejected: %s", action.reason)
+
+    def _broadcast(self, message: SignedProposal | SignedVote | DuplicateVoteEvidence) -> None:
+        if isinstance(message, SignedVote):
+            self.peers.broadcast("SendVote", vote_to_proto(message))
+        elif isinstance(message, SignedProposal):
+            self.peers.broadcast("SendProposal", proposal_to_proto(message))
+        else:
+            self.peers.broadcast("SendEvidence", evidence_to_proto(message))
+
+    def _after_commit(self, action: CommitBlock) -> None:
+        block, state = action.block, action.state
+        now = time.monotonic()
+        self.metrics.height.set(block.height)
+        self.metrics.rounds_per_height.observe(action.commit.round + 1)
+        self.metrics.block_interval.observe(now - self._last_commit_time)
+        self.metrics.peers.set(self.peers.connected)
+        self._last_commit_time = now
+        for tx in block.txs:
+            self.mempool.pop(tx.hash(), None)
+        self.contributions = {}
+        if block.header.model_hash != self.learning_hash():
+            self.metrics.model_updates.inc()
+            log.info(
+                "height %d: model update %s from %s",
+                block.height,
+                block.header.model_hash.hex()[:12],
+                block.header.proposer.hex()[:12],
+            )
+        self._ensure_model()
+        if state.params.mode == "aggregate" and self.engine.is_validator() and not self._syncing:
+            self._spawn(self._contribute(state))
+
+    def learning_hash(self) -> Hash:
+        """The hash of the global model the learner holds."""
+        assert self.learning is not None
+        return self.learning.current_hash()
+
+    # --- the model ----------------------------------------------------------------------------
+
+    def _ensure_model(self) -> None:
+        """Bring the learner to the chain's model, fetching weights when needed."""
+        if self._model_task is None or self._model_task.done():
+            self._model_task = self._spawn(self._follow_model())
+
+    async def _follow_model(self) -> None:
+        assert self.learning is not None
+        while self.learning.current_hash() != self.engine.state.model_hash:
+            target = self.engine.state.model_hash
+            data = await self._get_weights(target, None)
+            if data is None:
+                await asyncio.sleep(0.5)  # no peer has them yet: the chain keeps going meanwhile
+                continue
+            await self.learning.accept(data)
+
+    async def _model_ready(self) -> None:
+        if self._model_task is not None and not self._model_task.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._model_task)
+
+    async def _get_weights(self, weights_hash: Hash, preferred: str | None) -> bytes | None:
+        """Weights from the store, or fetched from a peer (preferred first) and verified."""
+        assert self.learning is not None
+        if self.store.has_weights(weights_hash):
+            return b"".join(await self._io_run(lambda: list(self.store.iter_weights(weights_hash))))
+        peers = list(self.peers.peers)
+        random.shuffle(peers)
+        peers.sort(key=lambda p: p.address != preferred)
+        for peer in peers:
+            data = await peer.fetch_weights(weights_hash, self.learning.max_bytes)
+            if data is None:
+                continue
+            if await self._verify_weights(data, weights_hash):
+                await self._io_run(self.store.put_weights, weights_hash, [data])
+                return data
+            self.metrics.rejected.labels(reason="weights").inc()
+        return None
+
+    async def _verify_weights(self, data: bytes, weights_hash: Hash) -> bool:
+        assert self.learning is not None
+        learning = self.learning
+
+        def check() -> bool:
+            from ml.codec import compute_weights_hash
+
+            try:
+                return compute_weights_hash(learning.decode(data)) == weights_hash
+            except MLError:
+                return False
+
+        result: bool = await learning._run(check)
+        return result
+
+    async def _verdict(self, request: RequestVerdict) -> None:
+        assert self.learning is not None
+        await self._model_ready()
+        proposer = compute_proposer_of_round(self.engine.validators, request.round)
+        member = self.engine.validators.get_validator(proposer)
+        data = await self._get_weights(
+            request.block.header.model_hash, member.endpoint if member else None
+        )
+        approved = False
+        if data is not None:
+            try:
+                approved = await self.learning.vote(data)
+            except MLError:
+                approved = False
+        self.events.put_nowait(VerdictReady(request.height, request.block.hash, approved))
+
+    async def _store_weights(self, weights: EncodedWeights) -> None:
+        await self._io_run(self.store.put_weights, weights.weights_hash, [weights.data])
+
+    async def _build_proposal(self, request: RequestProposal) -> None:
+        """getValue(): train (solo) or aggregate contributions (aggregate mode)."""
+        assert self.learning is not None
+        await self._model_ready()
+        state = self.engine.state
+        txs = tuple(self.mempool.values())
+        model_hash = state.model_hash
+        used: tuple[Contribution, ...] = ()
+        try:
+            if state.params.mode == "solo":
+                weights = await self.learning.propose()
+                await self._store_weights(weights)
+                model_hash = weights.weights_hash
+            else:
+                pool = await self._await_contributions(state)
+                inputs = []
+                for contribution in pool:
+                    member = state.validators.get_validator(contribution.validator)
+                    data = await self._get_weights(
+                        contribution.weights_hash, member.endpoint if member else None
+                    )
+                    if data is not None:
+                        inputs.append((contribution.validator.hex(), data, contribution.samples))
+                if inputs:
+                    weights, used_ids = await self.learning.aggregate(inputs)
+                    await self._store_weights(weights)
+                    model_hash = weights.weights_hash
+                    used = tuple(c for c in pool if c.validator.hex() in used_ids)
+        except MLError as error:
+            log.warning("no model update in this proposal: %s", error)
+            model_hash, used = state.model_hash, ()
+        self.events.put_nowait(
+            ProposalContent(request.height, request.round, txs, model_hash, used)
+        )
+
+    async def _await_contributions(self, state: ChainState) -> list[Contribution]:
+        """Contributions for the current model: all validators', or what came within a deadline."""
+        deadline = time.monotonic() + self.config.timeouts.propose / 2000
+        wanted = {v.address for v in state.validators.validators}
+        while set(self.contributions) < wanted and self.engine.state is state:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._contributions_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._contributions_changed.wait(), remaining)
+        return [c for c in self.contributions.values() if c.height == state.height]
+
+    async def _contribute(self, state: ChainState) -> None:
+        """Aggregate mode: train from the new global model and announce a signed contribution."""
+        assert self.learning is not None
+        await self._model_ready()
+        if self.engine.state is not state:
+            return
+        try:
+            weights = await self.learning.propose()
+        except MLError as error:
+            log.warning("no contribution this round: %s", error)
+            return
+        await self._store_weights(weights)
+        unsigned = Contribution(
+            state.chain_id,
+            state.height,
+            self.key.address,
+            weights.weights_hash,
+            self.learning.learner.samples,
+            Signature(b""),
+        )
+        contribution = Contribution(
+            unsigned.chain_id,
+            unsigned.height,
+            unsigned.validator,
+            unsigned.weights_hash,
+            unsigned.samples,
+            self.key.sign(unsigned.sign_bytes()),
+        )
+        if self.engine.state is state:
+            self.contributions[self.key.address] = contribution
+            self._contributions_changed.set()
+            self.peers.broadcast(
+                "SendContribution",
+                pb.ContributionAnnouncement(contribution=contribution_to_proto(contribution)),
+            )
+
+    # --- catch-up -----------------------------------------------------------------------------
+
+    async def _sync(self, from_height: int) -> None:
+        self._syncing = True
+        try:
+            peers = list(self.peers.peers)
+            random.shuffle(peers)
+            for peer in peers:
+                try:
+                    async for item in peer.get_blocks(from_height):
+                        block, commit = block_from_proto(item.block), commit_from_proto(item.commit)
+                        self.events.put_nowait(CommitReceived(block, commit))
+                        from_height = block.height + 1
+                    break
+                except (grpc.aio.AioRpcError, WireError) as error:
+                    log.debug("sync from %s failed: %s", peer.address, error)
+        finally:
+            self._syncing = False
+
+    # --- incoming (called by the services) --------------------------------------------------
+
+    def _is_new(self, raw: bytes) -> bool:
+        digest = hashlib.sha256(raw).digest()
+        if digest in self._seen:
+            return False
+        self._seen[digest] = None
+        if len(self._seen) > MAX_SEEN:
+            self._seen.popitem(last=False)
+        return True
+
+    def receive_vote(self, vote: SignedVote, raw: bytes) -> None:
+        """A vote from a peer (deduplicated)."""
+        if self._is_new(raw):
+            label = "prevote" if vote.vote.vote_type == VoteType.PREVOTE else "precommit"
+            self.metrics.votes.labels(type=label).inc()
+            self.events.put_nowait(VoteReceived(vote))
+
+    def receive_proposal(self, proposal: SignedProposal, raw: bytes) -> None:
+        """A proposal from a peer (deduplicated)."""
+        if self._is_new(raw):
+            self.events.put_nowait(ProposalReceived(proposal))
+
+    def receive_evidence(self, evidence: DuplicateVoteEvidence) -> None:
+        """Evidence from a peer."""
+        if self._is_new(evidence.encode()):
+            self.events.put_nowait(EvidenceReceived(evidence))
+
+    def receive_contribution(self, contribution: Contribution) -> None:
+        """A contribution for the current model; its signature is checked before anything else."""
+        state = self.engine.state
+        member = state.validators.get_validator(contribution.validator)
+        if member is None:
+            raise ValueError("contribution from a non-validator")
+        if not is_valid_signature(
+            member.public_key, contribution.sign_bytes(), contribution.signature
+        ):
+            raise ValueError("contribution signature is invalid")
+        if contribution.chain_id != state.chain_id or contribution.height != state.height:
+            return  # for another model: stale or early, not an error
+        if contribution.samples <= 0:
+            raise ValueError("contribution has no samples")
+        self.contributions[contribution.validator] = contribution
+        self._contributions_changed.set()
+
+    def submit_tx(self, signed: SignedTx) -> bytes:
+        """A transaction into the bounded mempool, gossiped on first sight."""
+        tx = signed.tx
+        if tx.chain_id != self.engine.state.chain_id:
+            raise ValueError(f"transaction is for chain {tx.chain_id!r}")
+        if not is_valid_signature(tx.sender, tx.sign_bytes(), signed.signature):
+            raise ValueError("transaction signature is invalid")
+        tx_hash = signed.hash()
+        if tx_hash in self.mempool:
+            return tx_hash
+        if len(self.mempool) >= MAX_MEMPOOL:
+            raise ValueError("mempool is full")
+        self.mempool[tx_hash] = signed
+        self.peers.broadcast("SubmitTx", tx_to_proto(signed))
+        return tx_hash
+
+    def get_status(self) -> pb.StatusResponse:
+        """What ``learnchain query status`` shows."""
+        state = self.engine.state
+        return pb.StatusResponse(
+            chain_id=state.chain_id,
+            node_id=self.key.address.hex(),
+            height=state.height,
+            latest_block_hash=state.last_block_hash,
+            model_hash=state.model_hash,
+            peers=self.peers.connected,
+            syncing=self._syncing,
+            moniker=self.config.moniker,
+        )
+
+
+class _Start:
+    """The first event: Engine.start()."""
+
+
+async def run_node(home: Path) -> None:
+    """Run a node until SIGINT or SIGTERM."""
+    node = Node(home)
+    setup_logging(node.config.log_format)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await node.start()
+        await stop.wait()
+    finally:
+        await node.stop()
+
+
+__all__ = ["Height", "Node", "run_node"]

@@ -1,0 +1,128 @@
+"""The node's learning worker: the learner on private data, run off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
+
+import torch
+
+from consensus.types import Hash
+from ml.adversaries import make_learner
+from ml.aggregate import Contribution as MLContribution
+from ml.aggregate import aggregate_contributions
+from ml.codec import StateDict, compute_weights_hash, decode_weights, encode_weights
+from ml.data import load_digits_party, load_operator_file, split_train_vote
+from ml.learner import Learner
+from ml.tasks import TaskConfig, get_task
+from node.files import DataSource
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class EncodedWeights:
+    """Weights as they travel and are stored: canonical hash and safetensors bytes."""
+
+    weights_hash: Hash
+    data: bytes
+
+
+def load_learner(task_config: TaskConfig, source: DataSource, seed: int, attack: str) -> Learner:
+    """The learner over this node's private data (and, for testing, an adversary)."""
+    task = get_task(task_config)
+    if source.kind == "digits":
+        data, _ = load_digits_party(source.party, source.parties, source.partition, source.seed)
+    else:
+        dataset = load_operator_file(source.path, task.features, task.classes, source.label_column)
+        data = split_train_vote(dataset, seed)
+    return make_learner(task, data, seed, attack or None)
+
+
+def encode(state: StateDict) -> EncodedWeights:
+    """Canonical hash and bytes of a state dict."""
+    return EncodedWeights(Hash(compute_weights_hash(state)), encode_weights(state))
+
+
+class LearningWorker:
+    """Runs the learner's verbs in one worker thread, in order (torch is not re-entrant here)."""
+
+    def __init__(self, learner: Learner) -> None:
+        self.learner = learner
+        self.template = learner.current()
+        self.max_bytes = learner.task.config.max_weights_bytes
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="learner")
+        self._previous_global: StateDict | None = None
+        torch.set_num_threads(1)
+
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def decode(self, data: bytes) -> StateDict:
+        """Checked weights (WeightsError when they do not fit the task's model)."""
+        return decode_weights(data, self.template, self.max_bytes)
+
+    async def propose(self) -> EncodedWeights:
+        """Train from the global model (solo proposals and aggregate contributions)."""
+        state = await self._run(self.learner.propose)
+        return await self._run(encode, state)
+
+    async def vote(self, data: bytes) -> bool:
+        """Decode and score proposed weights on the vote set; the rule's verdict."""
+
+        def decide() -> bool:
+            return self.learner.vote(self.decode(data)).approve
+
+        result: bool = await self._run(decide)
+        return result
+
+    async def accept(self, data: bytes) -> None:
+        """Make committed weights the global model."""
+
+        def accept() -> None:
+            self._previous_global = self.learner.current()
+            self.learner.accept(self.decode(data))
+
+        await self._run(accept)
+
+    async def aggregate(
+        self, contributions: list[tuple[str, bytes, int]]
+    ) -> tuple[EncodedWeights, list[str]]:
+        """Robustly combine (contributor, weights bytes, samples) into one proposal."""
+        config = self.learner.task.config
+
+        def combine() -> tuple[EncodedWeights, list[str]]:
+            decoded = []
+            for contributor, data, samples in contributions:
+                try:
+                    decoded.append(MLContribution(contributor, self.decode(data), samples))
+                except ValueError:
+                    continue
+            state, used = aggregate_contributions(
+                self.learner.current(),
+                decoded,
+                config.aggregation,
+                self.learner.score,
+                config.screen_margin,
+                momentum=config.server_momentum,
+                previous_global=self._previous_global,
+            )
+            return encode(state), used
+
+        result: tuple[EncodedWeights, list[str]] = await self._run(combine)
+        return result
+
+    def current_hash(self) -> Hash:
+        """The global model's canonical hash."""
+        return Hash(self.learner.current_hash())
+
+    def current_encoded(self) -> EncodedWeights:
+        """The global model, encoded."""
+        return encode(self.learner.current())
+
+    def close(self) -> None:
+        """Stop the worker thread."""
+        self._executor.shutdown(wait=False, cancel_futures=True)

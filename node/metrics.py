@@ -1,0 +1,40 @@
+"""Prometheus metrics, all prefixed ``learnchain_``."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+
+class Metrics:
+    """One node's metrics on its own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.height = Gauge("learnchain_height", "Last committed height", registry=r)
+        self.round = Gauge("learnchain_round", "Current consensus round", registry=r)
+        self.rounds_per_height = Histogram(
+            "learnchain_rounds_per_height",
+            "Rounds a height needed",
+            buckets=(1, 2, 3, 5, 8, 13),
+            registry=r,
+        )
+        self.block_interval = Histogram(
+            "learnchain_block_interval_seconds", "Time between commits", registry=r
+        )
+        self.votes = Counter("learnchain_votes_total", "Votes received", ["type"], registry=r)
+        self.model_score = Gauge(
+            "learnchain_model_score", "Global model accuracy on the vote set", registry=r
+        )
+        self.model_updates = Counter(
+            "learnchain_model_updates_total", "Committed model updates", registry=r
+        )
+        self.peers = Gauge("learnchain_peers", "Connected peers", registry=r)
+        self.rejected = Counter(
+            "learnchain_rejected_messages_total", "Messages refused", ["reason"], registry=r
+        )
+
+    def serve(self, address: str) -> None:
+        """Expose the metrics over HTTP at ``host:port``."""
+        host, _, port = address.rpartition(":")
+        start_http_server(int(port), addr=host, registry=self.registry)

@@ -1,0 +1,105 @@
+"""Outgoing gRPC: channels to persistent peers (with gRPC's reconnect and backoff)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+
+from proto import learnchain_pb2 as pb
+from proto import learnchain_pb2_grpc as pb_grpc
+
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+CHANNEL_OPTIONS = [
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 5000),
+    ("grpc.keepalive_time_ms", 30000),
+]
+SEND_TIMEOUT = 5.0
+
+log = logging.getLogger("learnchain.peers")
+
+
+class Peer:
+    """One persistent peer."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self.stub = pb_grpc.PeerStub(self.channel)
+        self.connected = False
+
+    async def send(self, method: str, message: object) -> bool:
+        """Call a unary Peer method; False (and logged at debug) when the peer is unreachable."""
+        try:
+            await getattr(self.stub, method)(message, timeout=SEND_TIMEOUT)
+        except grpc.aio.AioRpcError as error:
+            self.connected = error.code() not in (
+                grpc.StatusCode.UNAVAILABLE,
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+            )
+            log.debug("peer %s %s: %s", self.address, method, error.code().name)
+            return False
+        self.connected = True
+        return True
+
+    async def fetch_weights(self, weights_hash: bytes, max_bytes: int) -> bytes | None:
+        """Stream weights from this peer (None when it does not have them or sends too much)."""
+        parts: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in self.stub.FetchWeights(
+                pb.FetchWeightsRequest(weights_hash=weights_hash), timeout=60
+            ):
+                size += len(chunk.data)
+                if size > max_bytes:
+                    return None
+                parts.append(chunk.data)
+        except grpc.aio.AioRpcError:
+            return None
+        return b"".join(parts) if parts else None
+
+    def get_blocks(self, from_height: int) -> AsyncIterator[pb.BlockWithCommit]:
+        """Committed blocks with their commits from ``from_height`` on."""
+        stream: AsyncIterator[pb.BlockWithCommit] = self.stub.GetBlocks(
+            pb.GetBlocksRequest(from_height=from_height), timeout=120
+        )
+        return stream
+
+    async def close(self) -> None:
+        """Close the channel."""
+        await self.channel.close()
+
+
+class PeerSet:
+    """All persistent peers; broadcasts are concurrent and never block the caller for long."""
+
+    def __init__(self, addresses: list[str]) -> None:
+        self.peers = [Peer(a) for a in addresses]
+        self._tasks: set[asyncio.Task[bool]] = set()
+
+    def broadcast(self, method: str, message: object) -> None:
+        """Send to every peer in the background."""
+        for peer in self.peers:
+            task = asyncio.create_task(peer.send(method, message))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def find(self, address: str) -> Peer | None:
+        """The peer at ``address``, if it is one of ours."""
+        return next((p for p in self.peers if p.address == address), None)
+
+    @property
+    def connected(self) -> int:
+        """Peers whose last call went through."""
+        return sum(p.connected for p in self.peers)
+
+    async def close(self) -> None:
+        """Close every channel."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*(p.close() for p in self.peers), return_exceptions=True)

@@ -1,0 +1,207 @@
+"""The gRPC services a node serves: Peer (between validators) and Query (CLI and tools).
+
+Every request is size-limited by the server options and decoded through ``node.wire``; a bad
+message is refused with INVALID_ARGUMENT, counted, and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import grpc
+
+from consensus.types import Address, Hash
+from node.wire import (
+    WireError,
+    contribution_from_proto,
+    evidence_from_proto,
+    proposal_from_proto,
+    tx_from_proto,
+    vote_from_proto,
+)
+from proto import learnchain_pb2 as pb
+from proto import learnchain_pb2_grpc as pb_grpc
+
+if TYPE_CHECKING:
+    from node.daemon import Node
+
+MAX_BLOCKS_PER_REQUEST = 100_000
+
+
+async def _refuse(node: Node, context: grpc.aio.ServicerContext, error: Exception) -> None:
+    node.metrics.rejected.labels(reason=type(error).__name__).inc()
+    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+
+
+class PeerService(pb_grpc.PeerServicer):  # type: ignore[misc]
+    """Consensus messages, weights, catch-up and transactions."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    async def SendProposal(self, request: pb.Proposal, context: grpc.aio.ServicerContext) -> pb.Ack:
+        try:
+            self.node.receive_proposal(proposal_from_proto(request), request.SerializeToString())
+        except WireError as error:
+            await _refuse(self.node, context, error)
+        return pb.Ack()
+
+    async def SendVote(self, request: pb.Vote, context: grpc.aio.ServicerContext) -> pb.Ack:
+        try:
+            self.node.receive_vote(vote_from_proto(request), request.SerializeToString())
+        except WireError as error:
+            await _refuse(self.node, context, error)
+        return pb.Ack()
+
+    async def SendEvidence(self, request: pb.Evidence, context: grpc.aio.ServicerContext) -> pb.Ack:
+        try:
+            self.node.receive_evidence(evidence_from_proto(request))
+        except WireError as error:
+            await _refuse(self.node, context, error)
+        return pb.Ack()
+
+    async def SendContribution(
+        self, request: pb.ContributionAnnouncement, context: grpc.aio.ServicerContext
+    ) -> pb.Ack:
+        try:
+            self.node.receive_contribution(contribution_from_proto(request.contribution))
+        except (WireError, ValueError) as error:
+            await _refuse(self.node, context, error)
+        return pb.Ack()
+
+    async def SubmitTx(self, request: pb.Tx, context: grpc.aio.ServicerContext) -> pb.TxAck:
+        try:
+            tx_hash = self.node.submit_tx(tx_from_proto(request))
+        except (WireError, ValueError) as error:
+            await _refuse(self.node, context, error)
+            return pb.TxAck()
+        return pb.TxAck(tx_hash=tx_hash)
+
+    async def FetchWeights(
+        self, request: pb.FetchWeightsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WeightsChunk]:
+        if len(request.weights_hash) != 32:
+            await _refuse(self.node, context, WireError("weights hash must be 32 bytes"))
+        store = self.node.store
+        size = store.get_weights_size(Hash(request.weights_hash))
+        if size is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no such weights")
+        first = True
+        for chunk in store.iter_weights(Hash(request.weights_hash)):
+            yield pb.WeightsChunk(data=chunk, total_size=size if first else 0)
+            first = False
+
+    async def GetBlocks(
+        self, request: pb.GetBlocksRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.BlockWithCommit]:
+        latest = self.node.engine.state.height
+        stop = min(
+            request.to_height or latest, latest, request.from_height + MAX_BLOCKS_PER_REQUEST
+        )
+        for block, commit in self.node.store.iter_raw_blocks(max(request.from_height, 1), stop + 1):
+            yield pb.BlockWithCommit(
+                block=pb.Block.FromString(block), commit=pb.Commit.FromString(commit)
+            )
+
+
+class QueryService(pb_grpc.QueryServicer):  # type: ignore[misc]
+    """Status, blocks, validators, accounts, the model and its history."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    async def Status(
+        self, request: pb.StatusRequest, context: grpc.aio.ServicerContext
+    ) -> pb.StatusResponse:
+        return self.node.get_status()
+
+    async def GetBlock(
+        self, request: pb.BlockRequest, context: grpc.aio.ServicerContext
+    ) -> pb.BlockWithCommit:
+        height = request.height or self.node.engine.state.height
+        raw = list(self.node.store.iter_raw_blocks(height, height + 1))
+        if not raw:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no block at height {height}")
+        block, commit = raw[0]
+        return pb.BlockWithCommit(
+            block=pb.Block.FromString(block), commit=pb.Commit.FromString(commit)
+        )
+
+    async def Validators(
+        self, request: pb.ValidatorsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ValidatorsResponse:
+        from node.wire import state_to_proto
+
+        state = self.node.engine.state
+        return pb.ValidatorsResponse(
+            height=state.height + 1, validators=state_to_proto(state).validators
+        )
+
+    async def GetAccount(
+        self, request: pb.AccountRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AccountResponse:
+        if len(request.address) != 20:
+            await _refuse(self.node, context, WireError("address must be 20 bytes"))
+        state = self.node.engine.state
+        address = Address(request.address)
+        account = state.get_account(address)
+        response = pb.AccountResponse(
+            account=pb.Account(address=address, balance=account.balance, nonce=account.nonce)
+        )
+        bond = state.bonds.get(address)
+        if bond is not None:
+            response.bond.CopyFrom(
+                pb.Bond(
+                    address=address,
+                    public_key=bond.public_key,
+                    bonded=bond.bonded,
+                    endpoint=bond.endpoint,
+                    jailed_until=bond.jailed_until,
+                    jailed=bond.jailed,
+                    missed=bond.missed,
+                )
+            )
+        return response
+
+    async def Model(
+        self, request: pb.FetchWeightsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WeightsChunk]:
+        weights_hash = Hash(request.weights_hash or self.node.engine.state.model_hash)
+        size = self.node.store.get_weights_size(weights_hash)
+        if size is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "this node does not hold those weights")
+        first = True
+        for chunk in self.node.store.iter_weights(weights_hash):
+            yield pb.WeightsChunk(data=chunk, total_size=size if first else 0)
+            first = False
+
+    async def History(
+        self, request: pb.HistoryRequest, context: grpc.aio.ServicerContext
+    ) -> pb.HistoryResponse:
+        latest = self.node.engine.state.height
+        start = max(request.from_height, 1)
+        stop = min(latest, start + min(request.limit or 100, 10_000) - 1)
+        entries = []
+        previous_model = None
+        if start > 1:
+            before = self.node.store.get_block(start - 1)
+            previous_model = before.header.model_hash if before else None
+        for height in range(start, stop + 1):
+            block = self.node.store.get_block(height)
+            if block is None:
+                break
+            h = block.header
+            entries.append(
+                pb.HistoryEntry(
+                    height=height,
+                    block_hash=block.hash,
+                    proposer=h.proposer,
+                    model_hash=h.model_hash,
+                    model_updated=(previous_model is not None and h.model_hash != previous_model)
+                    or (height == 1 and h.model_hash != self.node.genesis_state.model_hash),
+                    txs=len(block.txs),
+                )
+            )
+            previous_model = h.model_hash
+        return pb.HistoryResponse(entries=entries)
