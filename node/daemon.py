@@ -63,7 +63,7 @@ from node.files import DATA_DIR, ConfigError, read_config, read_genesis, read_ke
 from node.learning import EncodedWeights, LearningWorker, load_learner
 from node.metrics import Metrics
 from node.peers import MAX_MESSAGE_BYTES, PeerSet
-from node.services import PeerService, QueryService
+from node.services import add_services
 from node.store import Store
 from node.wire import (
     WireError,
@@ -76,7 +76,6 @@ from node.wire import (
     vote_to_proto,
 )
 from proto import learnchain_pb2 as pb
-from proto import learnchain_pb2_grpc as pb_grpc
 
 MAX_MEMPOOL = 10_000
 MAX_SEEN = 50_000
@@ -184,8 +183,7 @@ class Node:
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ]
         )
-        pb_grpc.add_PeerServicer_to_server(PeerService(self), self.server)
-        pb_grpc.add_QueryServicer_to_server(QueryService(self), self.server)
+        add_services(self.server, self)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, self.server)
         names = [

@@ -312,8 +312,12 @@ def write_key(home: Path, key: PrivateKey) -> None:
 
 
 def read_key(home: Path) -> PrivateKey:
-    """Load the key file, refusing one that others can read."""
-    path = home / KEY_FILE
+    """Load ``home``'s node key."""
+    return read_key_file(home / KEY_FILE)
+
+
+def read_key_file(path: Path) -> PrivateKey:
+    """Load a key file, refusing one that others can read."""
     try:
         mode = path.stat().st_mode
         raw = json.loads(path.read_text())

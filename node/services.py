@@ -7,7 +7,7 @@ message is refused with INVALID_ARGUMENT, counted, and changes nothing.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -205,3 +205,64 @@ class QueryService(pb_grpc.QueryServicer):  # type: ignore[misc]
             )
             previous_model = h.model_hash
         return pb.HistoryResponse(entries=entries)
+
+
+class Malformed:
+    """A request whose bytes did not parse; the handler refuses it with INVALID_ARGUMENT."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _safe_deserializer(message_class: Any) -> Any:
+    def deserialize(data: bytes) -> Any:
+        try:
+            return message_class.FromString(data)
+        except Exception as error:  # protobuf's DecodeError and friends
+            return Malformed(error)
+
+    return deserialize
+
+
+def _guard_unary(node: Node, method: Any) -> Any:
+    async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if isinstance(request, Malformed):
+            await _refuse(node, context, WireError(f"malformed message: {request.error}"))
+        return await method(request, context)
+
+    return handler
+
+
+def _guard_stream(node: Node, method: Any) -> Any:
+    async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if isinstance(request, Malformed):
+            await _refuse(node, context, WireError(f"malformed message: {request.error}"))
+        async for item in method(request, context):
+            yield item
+
+    return handler
+
+
+def add_services(server: grpc.aio.Server, node: Node) -> None:
+    """Register Peer and Query so that undecodable requests get INVALID_ARGUMENT, not UNKNOWN."""
+    for service_name, servicer in (("Peer", PeerService(node)), ("Query", QueryService(node))):
+        descriptor = pb.DESCRIPTOR.services_by_name[service_name]
+        handlers = {}
+        for method in descriptor.methods:
+            request_class = getattr(pb, method.input_type.name)
+            response_class = getattr(pb, method.output_type.name)
+            implementation = getattr(servicer, method.name)
+            factory = (
+                grpc.unary_stream_rpc_method_handler
+                if method.server_streaming
+                else grpc.unary_unary_rpc_method_handler
+            )
+            guard = _guard_stream if method.server_streaming else _guard_unary
+            handlers[method.name] = factory(
+                guard(node, implementation),
+                request_deserializer=_safe_deserializer(request_class),
+                response_serializer=response_class.SerializeToString,
+            )
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(descriptor.full_name, handlers),)
+        )

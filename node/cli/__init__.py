@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from node.cli.chain_tx import model, tx
 from node.cli.demo import demo
 from node.cli.run import query, start
 from node.cli.setup import init, keys, testnet
@@ -19,6 +20,8 @@ def main() -> None:
 main.add_command(init)
 main.add_command(start)
 main.add_command(query)
+main.add_command(tx)
+main.add_command(model)
 main.add_command(testnet)
 main.add_command(keys)
 main.add_command(simulate)

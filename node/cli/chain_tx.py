@@ -1,0 +1,232 @@
+"""``learnchain tx ...`` and ``learnchain model export``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import grpc
+
+from consensus.crypto import PrivateKey
+from consensus.messages import SignedTx, Tx, TxKind
+from consensus.types import Address, ChainId, Nonce, Signature, Tokens
+from node.cli.options import echo_json
+from node.cli.run import call, emit, node_options, resolve_node
+from node.files import ConfigError, read_key, read_key_file
+from node.wire import tx_to_proto
+from proto import learnchain_pb2 as pb
+from proto import learnchain_pb2_grpc as pb_grpc
+
+
+def _load_signer(home: Path | None, key_file: Path | None) -> PrivateKey:
+    try:
+        if key_file is not None:
+            return read_key_file(key_file)
+        if home is not None:
+            return read_key(home)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from error
+    raise click.UsageError("give --home DIR (its node key signs) or --key FILE")
+
+
+def send_tx(
+    address: str, key: PrivateKey, kind: TxKind, wait: bool, **fields: Any
+) -> dict[str, Any]:
+    """Sign with the next nonce, submit, and (with ``wait``) wait until a block includes it."""
+    status = call(address, "Status", pb.StatusRequest())
+    account = call(address, "GetAccount", pb.AccountRequest(address=key.address)).account
+    tx = Tx(ChainId(status.chain_id), kind, key.public_key, Nonce(account.nonce), **fields)
+    signed = SignedTx(tx, Signature(key.sign(tx.sign_bytes())))
+    with grpc.insecure_channel(address) as channel:
+        try:
+            ack = pb_grpc.PeerStub(channel).SubmitTx(tx_to_proto(signed), timeout=10)
+        except grpc.RpcError as error:
+            raise click.ClickException(
+                f"{address} refused the transaction: {error.details()}"
+            ) from None
+    result: dict[str, Any] = {
+        "tx_hash": ack.tx_hash.hex(),
+        "sender": key.address.hex(),
+        "nonce": tx.nonce,
+    }
+    if wait:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            now = call(address, "GetAccount", pb.AccountRequest(address=key.address)).account
+            if now.nonce > account.nonce:
+                result["committed_by_height"] = call(address, "Status", pb.StatusRequest()).height
+                break
+            time.sleep(0.5)
+        else:
+            raise click.ClickException(
+                "the transaction was not committed within 120 s (it may still be; "
+                "check with `learnchain query account`)"
+            )
+    return result
+
+
+def tx_options(fn: Any) -> Any:
+    """--key and --wait."""
+    fn = click.option(
+        "--key",
+        "key_file",
+        type=click.Path(path_type=Path, exists=True),
+        help="Sign with this key file.",
+    )(fn)
+    return click.option(
+        "--wait/--no-wait", default=True, show_default=True, help="Wait until committed."
+    )(fn)
+
+
+@click.group()
+def tx() -> None:
+    """Sign and submit transactions."""
+
+
+@tx.command()
+@click.argument("amount", type=click.IntRange(1))
+@click.option(
+    "--endpoint",
+    default="",
+    help="This validator's gRPC address for peers (default: its listen address).",
+)
+@node_options
+@tx_options
+def stake(
+    amount: int,
+    endpoint: str,
+    node: str | None,
+    home: Path | None,
+    output: str,
+    key_file: Path | None,
+    wait: bool,
+) -> None:
+    """Bond AMOUNT tokens: become a validator, or add power."""
+    if not endpoint and home is not None:
+        from node.files import read_config
+
+        try:
+            endpoint = read_config(home).listen
+        except ConfigError as error:
+            raise click.ClickException(str(error)) from error
+    key = _load_signer(home, key_file)
+    emit(
+        output,
+        send_tx(
+            resolve_node(node, home),
+            key,
+            TxKind.STAKE,
+            wait,
+            amount=Tokens(amount),
+            endpoint=endpoint,
+        ),
+    )
+
+
+@tx.command()
+@click.argument("amount", type=click.IntRange(1))
+@node_options
+@tx_options
+def unstake(
+    amount: int, node: str | None, home: Path | None, output: str, key_file: Path | None, wait: bool
+) -> None:
+    """Start unbonding AMOUNT tokens (they return after the unbonding period)."""
+    key = _load_signer(home, key_file)
+    emit(
+        output, send_tx(resolve_node(node, home), key, TxKind.UNSTAKE, wait, amount=Tokens(amount))
+    )
+
+
+@tx.command()
+@click.argument("to")
+@click.argument("amount", type=click.IntRange(1))
+@node_options
+@tx_options
+def transfer(
+    to: str,
+    amount: int,
+    node: str | None,
+    home: Path | None,
+    output: str,
+    key_file: Path | None,
+    wait: bool,
+) -> None:
+    """Send AMOUNT tokens to the address TO (40 hex characters)."""
+    try:
+        recipient = bytes.fromhex(to)
+    except ValueError:
+        raise click.BadParameter("TO must be a hex address") from None
+    if len(recipient) != 20:
+        raise click.BadParameter("TO must be 20 bytes (40 hex characters)")
+    key = _load_signer(home, key_file)
+    emit(
+        output,
+        send_tx(
+            resolve_node(node, home),
+            key,
+            TxKind.TRANSFER,
+            wait,
+            amount=Tokens(amount),
+            recipient=Address(recipient),
+        ),
+    )
+
+
+@tx.command()
+@node_options
+@tx_options
+def unjail(
+    node: str | None, home: Path | None, output: str, key_file: Path | None, wait: bool
+) -> None:
+    """Ask to be let back into the validator set after a jail term."""
+    key = _load_signer(home, key_file)
+    emit(output, send_tx(resolve_node(node, home), key, TxKind.UNJAIL, wait))
+
+
+@click.group()
+def model() -> None:
+    """The shared model."""
+
+
+@model.command("export")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="FILE.safetensors")
+@click.option("--height", type=click.IntRange(1), default=None, help="The model as of this block.")
+@node_options
+def export(out: Path, height: int | None, node: str | None, home: Path | None, output: str) -> None:
+    """Write the global model as safetensors, checking its hash against the chain."""
+    address = resolve_node(node, home)
+    if height is None:
+        status = call(address, "Status", pb.StatusRequest())
+        model_hash, at = status.model_hash, status.height
+    else:
+        item = call(address, "GetBlock", pb.BlockRequest(height=height))
+        model_hash, at = item.block.header.model_hash, height
+    parts = []
+    with grpc.insecure_channel(address) as channel:
+        try:
+            for chunk in pb_grpc.QueryStub(channel).Model(
+                pb.FetchWeightsRequest(weights_hash=model_hash), timeout=120
+            ):
+                parts.append(chunk.data)
+        except grpc.RpcError as error:
+            raise click.ClickException(f"{address}: {error.details()}") from None
+    data = b"".join(parts)
+    from safetensors.torch import load
+
+    from ml.codec import compute_weights_hash
+
+    if compute_weights_hash(load(data)) != model_hash:
+        raise click.ClickException("the weights the node sent do not match the chain's model hash")
+    out.write_bytes(data)
+    payload = {
+        "out": str(out),
+        "height": at,
+        "model_hash": model_hash.hex(),
+        "size_bytes": len(data),
+    }
+    if output == "json":
+        echo_json(payload)
+    else:
+        emit(output, payload)

@@ -1,0 +1,181 @@
+"""A four-validator testnet of real processes on loopback, driven through the CLI and gRPC."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from tests.e2e.cluster import Cluster, learnchain
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    net = Cluster(tmp_path_factory.mktemp("e2e") / "net", 4, "--partition", "dirichlet:0.5")
+    net.start_all()
+    try:
+        net.wait_for([0, 1, 2, 3], 8)
+        yield net
+    finally:
+        net.stop_all()
+
+
+def test_every_node_reports_the_same_block_at_every_height(cluster: Cluster) -> None:
+    top = min(cluster.height(i) for i in range(4))
+    for height in range(1, top + 1):
+        assert len({cluster.block_hash(i, height) for i in range(4)}) == 1, height
+    shown = learnchain("query", "block", str(top), "--node", cluster.address(2), "--output", "json")
+    block = json.loads(shown.stdout)
+    assert block["hash"] == cluster.block_hash(0, top).hex()
+    assert {"height", "hash", "proposer", "model_hash", "txs"} <= set(block)
+
+
+def test_status_has_the_contract_fields(cluster: Cluster) -> None:
+    shown = learnchain("query", "status", "--home", str(cluster.home(1)), "--output", "json")
+    status = json.loads(shown.stdout)
+    assert {
+        "chain_id",
+        "node_id",
+        "height",
+        "latest_block_hash",
+        "model_hash",
+        "peers",
+        "syncing",
+    } <= set(status)
+    assert status["peers"] == 3
+
+
+def test_validators_lists_the_four_with_their_stakes(cluster: Cluster) -> None:
+    shown = json.loads(
+        learnchain("query", "validators", "--node", cluster.address(0), "--output", "json").stdout
+    )
+    assert len(shown["validators"]) == 4
+    assert all(v["stake"] == 1000 for v in shown["validators"])
+
+
+def test_the_model_is_trained_and_exported_with_the_chains_hash(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    history = json.loads(
+        learnchain("query", "history", "--node", cluster.address(0), "--output", "json").stdout
+    )
+    assert any(e["model_updated"] for e in history["entries"])
+    out = tmp_path / "model.safetensors"
+    exported = learnchain(
+        "model", "export", "--node", cluster.address(3), "--out", str(out), "--output", "json"
+    )
+    assert exported.returncode == 0, exported.stderr
+    payload = json.loads(exported.stdout)
+    from safetensors.torch import load_file
+
+    from ml.codec import compute_weights_hash
+    from ml.tasks import TaskConfig, get_task
+
+    state = load_file(out)
+    assert compute_weights_hash(state).hex() == payload["model_hash"]
+    model = get_task(TaskConfig()).build_model()
+    model.load_state_dict(state)
+
+
+def test_a_transfer_from_the_faucet_is_committed(cluster: Cluster) -> None:
+    recipient = "ab" * 20
+    sent = learnchain(
+        "tx",
+        "transfer",
+        recipient,
+        "25",
+        "--key",
+        str(cluster.root / "faucet_key.json"),
+        "--node",
+        cluster.address(1),
+        "--output",
+        "json",
+    )
+    assert sent.returncode == 0, sent.stderr
+    account = json.loads(
+        learnchain(
+            "query", "account", recipient, "--node", cluster.address(2), "--output", "json"
+        ).stdout
+    )
+    assert account["balance"] == 25
+
+
+PEER_METHODS = ["SendProposal", "SendVote", "SendEvidence", "SendContribution", "SubmitTx"]
+QUERY_METHODS = ["Status", "GetBlock", "Validators", "GetAccount", "History"]
+STREAMS = [("Peer", "FetchWeights"), ("Peer", "GetBlocks"), ("Query", "Model")]
+
+
+def test_garbage_and_oversized_calls_to_every_method_leave_the_node_running(
+    cluster: Cluster,
+) -> None:
+    channel = grpc.insecure_channel(cluster.address(0))
+    payloads = [
+        os.urandom(200),
+        b"\x0a\xff\xff\xff\xff\x0f" + os.urandom(50),
+        os.urandom(9 * 1024 * 1024),
+    ]
+    calls = [(f"/learnchain.v1.Peer/{m}", False) for m in PEER_METHODS]
+    calls += [(f"/learnchain.v1.Query/{m}", False) for m in QUERY_METHODS if m != "Status"]
+    calls += [(f"/learnchain.v1.{s}/{m}", True) for s, m in STREAMS]
+    refused = 0
+    for path, streaming in calls:
+        for payload in payloads:
+            method = (channel.unary_stream if streaming else channel.unary_unary)(path)
+            try:
+                result = method(payload, timeout=10)
+                if streaming:
+                    list(result)
+            except grpc.RpcError as error:
+                assert error.code() in (
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    grpc.StatusCode.NOT_FOUND,
+                ), (path, error.code())
+                refused += 1
+    assert refused >= len(calls) * 2
+    before = cluster.height(0)
+    cluster.wait_for([0, 1, 2, 3], before + 3)
+    assert cluster.is_running(0)
+
+
+def test_a_killed_validator_is_not_missed_and_catches_up_when_restarted(cluster: Cluster) -> None:
+    cluster.kill(3)
+    before = max(cluster.height(i) for i in range(3))
+    cluster.wait_for([0, 1, 2], before + 5)
+    cluster.start(3)
+    target = max(cluster.height(i) for i in range(3)) + 3
+    cluster.wait_for([0, 1, 2, 3], target)
+    top = min(cluster.height(i) for i in range(4))
+    assert cluster.block_hash(3, top) == cluster.block_hash(0, top)
+    # It votes again: a later commit carries its signature.
+    address = json.loads(
+        learnchain("keys", "show", "--home", str(cluster.home(3)), "--output", "json").stdout
+    )["address"]
+    cluster.wait_for([0], top + 5)
+    signed = []
+    for height in range(top + 1, cluster.height(0) + 1):
+        block = json.loads(
+            learnchain(
+                "query", "block", str(height), "--node", cluster.address(0), "--output", "json"
+            ).stdout
+        )
+        signed.append(address in block["signers"])
+    assert any(signed)
+
+
+def test_all_validators_killed_and_restarted_continue_from_the_last_height(
+    cluster: Cluster,
+) -> None:
+    heights = [cluster.height(i) for i in range(4)]
+    for i in range(4):
+        cluster.kill(i)
+    cluster.start_all()
+    cluster.wait_for([0, 1, 2, 3], max(heights) + 3)
+    for i in range(4):
+        assert cluster.block_hash(i, max(heights)) == cluster.block_hash(0, max(heights))
