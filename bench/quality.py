@@ -35,7 +35,7 @@ from ml.data import (
     parse_partition,
     split_train_vote,
 )
-from ml.errors import WeightsError
+from ml.errors import PrivacyBudgetExceeded, WeightsError
 from ml.learner import Learner
 from ml.privacy import compute_dp_steps
 from ml.tasks import TaskConfig, get_task
@@ -55,6 +55,35 @@ class Trial:
     seconds_per_round: float
     ml_cpu_seconds_per_party_round: float
     epsilon_spent: float | None
+    noise: float
+
+
+def compute_dp_config(
+    args: argparse.Namespace, config: TaskConfig, smallest: int
+) -> dict[str, float]:
+    """Noise for which the smallest party's training over every round spends ``--dp-epsilon``."""
+    from opacus.accountants.utils import get_noise_multiplier
+
+    sample_rate, steps = compute_dp_steps(get_task(config), smallest)
+    noise = get_noise_multiplier(
+        target_epsilon=args.dp_epsilon,
+        target_delta=args.dp_delta,
+        sample_rate=sample_rate,
+        steps=steps * args.rounds,
+    )
+    return {
+        "dp_noise_multiplier": float(noise),
+        "dp_target_epsilon": args.dp_epsilon,
+        "dp_delta": args.dp_delta,
+    }
+
+
+def propose_within_budget(learner: Learner) -> dict[str, torch.Tensor] | None:
+    """A proposal, or None once the party's privacy budget is spent (it sits the round out)."""
+    try:
+        return learner.propose()
+    except PrivacyBudgetExceeded:
+        return None
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -97,6 +126,11 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
     pool, test = load_digits_pool(seed)
     shards = make_shards(pool, args.parties, args.partition, seed)
     parties = [split_train_vote(shard, seed * 1000 + i) for i, shard in enumerate(shards)]
+    if args.dp_epsilon > 0:
+        config = replace(
+            config, **compute_dp_config(args, config, min(len(p.train) for p in parties))
+        )
+        task = get_task(config)
     kinds: list[str | None] = [None] * (args.parties - len(attacks)) + list(attacks)
     learners = [
         make_learner(task, data, seed * 100 + i, kinds[i]) for i, data in enumerate(parties)
@@ -120,11 +154,13 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
         validator_set = compute_incremented(validator_set, times=1)
         cpu0 = time.process_time()
         if args.mode == "solo":
-            candidate = learners[proposer].propose()
+            candidate = propose_within_budget(learners[proposer]) or learners[proposer].current()
         else:
+            proposals = [(i, propose_within_budget(learner)) for i, learner in enumerate(learners)]
             contributions = [
-                Contribution(str(i), learner.propose(), learner.samples)
-                for i, learner in enumerate(learners)
+                Contribution(str(i), state, learners[i].samples)
+                for i, state in proposals
+                if state is not None
             ]
             if kinds[proposer] in POISONING_ATTACKS:
                 candidate = next(c.state for c in contributions if c.contributor == str(proposer))
@@ -201,6 +237,7 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
         epsilon_spent=max(ledger.spent_epsilon for ledger in honest_ledgers)
         if honest_ledgers
         else None,
+        noise=config.dp_noise_multiplier,
     )
 
 
@@ -250,23 +287,6 @@ def main() -> None:
         "server_momentum": args.server_momentum,
     }
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
-    if args.dp_epsilon > 0:
-        from opacus.accountants.utils import get_noise_multiplier
-
-        typical = 1437 // args.parties * 4 // 5
-        sample_rate, steps = compute_dp_steps(get_task(config), typical)
-        noise = get_noise_multiplier(
-            target_epsilon=args.dp_epsilon,
-            target_delta=args.dp_delta,
-            sample_rate=sample_rate,
-            steps=steps * args.rounds,
-        )
-        config = replace(
-            config,
-            dp_noise_multiplier=float(noise),
-            dp_target_epsilon=args.dp_epsilon * 1.05,
-            dp_delta=args.dp_delta,
-        )
     args.task_config = config
     trials = [run_trial(args, seed, attacks) for seed in parse_seeds(args.seeds)]
     if args.output == "text":
@@ -310,7 +330,7 @@ def main() -> None:
         "dp_epsilon_spent": max((t.epsilon_spent or 0.0) for t in trials)
         if args.dp_epsilon
         else None,
-        "dp_noise_multiplier": round(config.dp_noise_multiplier, 4) if args.dp_epsilon else None,
+        "dp_noise_multiplier": [round(t.noise, 4) for t in trials] if args.dp_epsilon else None,
     }
     print(json.dumps(summary))
 
