@@ -164,10 +164,17 @@ class Engine:
     # --- the event interface ----------------------------------------------------------------
 
     def start(self) -> list[Action]:
-        """Alg.1 line 10: upon start do StartRound(0)."""
+        """Alg.1 line 10: upon start do StartRound(0).
+
+        A validator restarted mid-height resumes at the round it last signed in: it may not sign
+        in earlier rounds again, and skipping ahead is always safe (as line 55 does).
+        """
         self.started = True
         out: list[Action] = []
-        self._start_round(Round(0), out)
+        resume = self.sign_state.round if self.sign_state.height == self.height else 0
+        self._start_round(Round(max(resume, 0)), out)
+        if self.sign_state.height == self.height:
+            self._restore_own_messages(out)
         self._process_rules(out)
         return out
 
@@ -243,6 +250,23 @@ class Engine:
         )
         out.append(ScheduleGossip(self.height, round_, Milliseconds(self.timeouts.gossip)))
 
+    def _restore_own_messages(self, out: list[Action]) -> None:
+        """After a restart: count, and gossip again, what this validator signed this round."""
+        for message in self.sign_state.messages:
+            self._own_messages.append(message)
+            out.append(Broadcast(message))
+            if isinstance(message, SignedProposal):
+                self._accept_proposal(message)
+            else:
+                power = self.validators.get_power(message.vote.validator)
+                self._count_vote(message, power, out)
+                self.step = max(self.step, compute_step_of_vote(message.vote.vote_type))
+        if self._awaiting_content is not None and any(
+            isinstance(m, SignedProposal) for m in self.sign_state.messages
+        ):
+            self._awaiting_content = None
+            out[:] = [a for a in out if not isinstance(a, RequestProposal)]
+
     # --- signing (with the double-sign guard) -----------------------------------------------
 
     def _may_sign(self, round_: Round, step: Step) -> bool:
@@ -251,10 +275,21 @@ class Engine:
             self.height, round_, step
         )
 
-    def _record_signing(self, round_: Round, step: Step, out: list[Action]) -> None:
-        """Persist the sign state (and lock) before the signature leaves the node."""
+    def _record_signing(
+        self, round_: Round, step: Step, message: SignedProposal | SignedVote, out: list[Action]
+    ) -> None:
+        """Persist the sign state, lock and this round's own messages before they leave the node.
+
+        Like CometBFT's WAL: a validator restarted mid-round re-gossips what it signed (it may
+        not sign it again), so a whole network restarted at once does not wait forever for
+        votes that died with the processes.
+        """
+        previous = self.sign_state
+        kept = (
+            previous.messages if (previous.height, previous.round) == (self.height, round_) else ()
+        )
         self.sign_state = SignState(
-            self.height, round_, step, self.locked_round, self.locked_block_hash
+            self.height, round_, step, self.locked_round, self.locked_block_hash, (*kept, message)
         )
         out.append(PersistSignState(self.sign_state))
 
@@ -264,8 +299,8 @@ class Engine:
         if not self._may_sign(self.round, Step.PROPOSE):
             return
         proposal = Proposal(self.state.chain_id, self.height, self.round, block.hash, valid_round)
-        self._record_signing(self.round, Step.PROPOSE, out)
         signed = SignedProposal(proposal, self.key.sign(proposal.sign_bytes()), block)
+        self._record_signing(self.round, Step.PROPOSE, signed, out)
         self._own_messages.append(signed)
         out.append(Broadcast(signed))
         self._accept_proposal(signed)
@@ -278,8 +313,8 @@ class Engine:
         vote = Vote(
             self.state.chain_id, vote_type, self.height, self.round, block_hash, self.key.address
         )
-        self._record_signing(self.round, step, out)
         signed = SignedVote(vote, Signature(self.key.sign(vote.sign_bytes())))
+        self._record_signing(self.round, step, signed, out)
         self._own_messages.append(signed)
         out.append(Broadcast(signed))
         self._count_vote(signed, self.validators.get_power(self.key.address), out)

@@ -108,6 +108,7 @@ class SignState:
     step: Step
     locked_round: Round
     locked_block_hash: Hash | None
+    messages: tuple[SignedProposal | SignedVote, ...] = ()  # own, this height and round
 
     def is_behind_or_at(self, height: int, round_: int, step: Step) -> bool:
         """True when signing at (height, round, step) would not move strictly forward."""

@@ -568,6 +568,8 @@ class Node:
             peers=self.peers.connected,
             syncing=self._syncing,
             moniker=self.config.moniker,
+            round=self.engine.round,
+            step=int(self.engine.step),
         )
 
 

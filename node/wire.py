@@ -479,21 +479,31 @@ def state_from_proto(m: pb.ChainState) -> ChainState:
 
 def sign_state_to_proto(s: SignState) -> pb.SignState:
     """The double-sign guard's state as protobuf."""
-    return pb.SignState(
+    message = pb.SignState(
         height=s.height,
         round=s.round,
         step=int(s.step),
         locked_round=s.locked_round,
         locked_block_hash=s.locked_block_hash or b"",
+        votes=[vote_to_proto(m) for m in s.messages if isinstance(m, SignedVote)],
     )
+    for m in s.messages:
+        if isinstance(m, SignedProposal):
+            message.proposal.CopyFrom(proposal_to_proto(m))
+    return message
 
 
 def sign_state_from_proto(m: pb.SignState) -> SignState:
     """The double-sign guard's state from the node's store."""
+    messages: list[SignedProposal | SignedVote] = []
+    if m.HasField("proposal"):
+        messages.append(proposal_from_proto(m.proposal))
+    messages += [vote_from_proto(v) for v in m.votes]
     return SignState(
         Height(m.height),
         Round(m.round),
         Step(m.step),
         Round(m.locked_round),
         Hash(m.locked_block_hash) if m.locked_block_hash else None,
+        tuple(messages),
     )

@@ -287,18 +287,22 @@ class ChainState(_message.Message):
     def __init__(self, chain_id: _Optional[str] = ..., params: _Optional[_Union[ChainParams, _Mapping]] = ..., height: _Optional[int] = ..., last_block_hash: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., app_hash: _Optional[bytes] = ..., accounts: _Optional[_Iterable[_Union[Account, _Mapping]]] = ..., bonds: _Optional[_Iterable[_Union[Bond, _Mapping]]] = ..., unbonding: _Optional[_Iterable[_Union[Unbonding, _Mapping]]] = ..., last_validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., next_validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., slashed: _Optional[_Iterable[_Union[SlashRecord, _Mapping]]] = ...) -> None: ...
 
 class SignState(_message.Message):
-    __slots__ = ("height", "round", "step", "locked_round", "locked_block_hash")
+    __slots__ = ("height", "round", "step", "locked_round", "locked_block_hash", "votes", "proposal")
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     ROUND_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     LOCKED_ROUND_FIELD_NUMBER: _ClassVar[int]
     LOCKED_BLOCK_HASH_FIELD_NUMBER: _ClassVar[int]
+    VOTES_FIELD_NUMBER: _ClassVar[int]
+    PROPOSAL_FIELD_NUMBER: _ClassVar[int]
     height: int
     round: int
     step: int
     locked_round: int
     locked_block_hash: bytes
-    def __init__(self, height: _Optional[int] = ..., round: _Optional[int] = ..., step: _Optional[int] = ..., locked_round: _Optional[int] = ..., locked_block_hash: _Optional[bytes] = ...) -> None: ...
+    votes: _containers.RepeatedCompositeFieldContainer[Vote]
+    proposal: Proposal
+    def __init__(self, height: _Optional[int] = ..., round: _Optional[int] = ..., step: _Optional[int] = ..., locked_round: _Optional[int] = ..., locked_block_hash: _Optional[bytes] = ..., votes: _Optional[_Iterable[_Union[Vote, _Mapping]]] = ..., proposal: _Optional[_Union[Proposal, _Mapping]] = ...) -> None: ...
 
 class Ack(_message.Message):
     __slots__ = ()
@@ -343,7 +347,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("chain_id", "node_id", "height", "latest_block_hash", "model_hash", "peers", "syncing", "moniker")
+    __slots__ = ("chain_id", "node_id", "height", "latest_block_hash", "model_hash", "peers", "syncing", "moniker", "round", "step")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -352,6 +356,8 @@ class StatusResponse(_message.Message):
     PEERS_FIELD_NUMBER: _ClassVar[int]
     SYNCING_FIELD_NUMBER: _ClassVar[int]
     MONIKER_FIELD_NUMBER: _ClassVar[int]
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     node_id: str
     height: int
@@ -360,7 +366,9 @@ class StatusResponse(_message.Message):
     peers: int
     syncing: bool
     moniker: str
-    def __init__(self, chain_id: _Optional[str] = ..., node_id: _Optional[str] = ..., height: _Optional[int] = ..., latest_block_hash: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., peers: _Optional[int] = ..., syncing: _Optional[bool] = ..., moniker: _Optional[str] = ...) -> None: ...
+    round: int
+    step: int
+    def __init__(self, chain_id: _Optional[str] = ..., node_id: _Optional[str] = ..., height: _Optional[int] = ..., latest_block_hash: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., peers: _Optional[int] = ..., syncing: _Optional[bool] = ..., moniker: _Optional[str] = ..., round: _Optional[int] = ..., step: _Optional[int] = ...) -> None: ...
 
 class BlockRequest(_message.Message):
     __slots__ = ("height",)

@@ -1,36 +1,331 @@
-"""``learnchain demo``: until the validator daemon lands, a simulated testnet with a summary."""
+"""``learnchain demo``: a local testnet of real node processes that learns, shown live."""
 
 from __future__ import annotations
 
-import click
+import json
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from consensus.simulation import SimulationConfig, run_simulation
+import click
+import grpc
+
 from consensus.types import Threshold
 from node.cli.options import echo_json, parse_threshold
-from node.cli.simulate import print_summary
+from proto import learnchain_pb2 as pb
+from proto import learnchain_pb2_grpc as pb_grpc
+
+ATTACK_KINDS = ("label_flip", "random", "nan", "scaled", "approve_all")
+
+
+@dataclass
+class Progress:
+    """What the demo has seen so far."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    accuracy: float = 0.0
+    commit_times: list[float] = field(default_factory=list)
+
+
+def _free_base_port(count: int) -> int:
+    import socket
+
+    for base in range(27000, 60000, 50):
+        try:
+            sockets = []
+            for port in range(base, base + count):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise click.ClickException("no free loopback ports for the demo")
+
+
+def _set_attack(home: Path, attack: str) -> None:
+    config = home / "config.toml"
+    config.write_text(config.read_text().replace('attack = ""', f'attack = "{attack}"'))
+
+
+class Demo:
+    """The processes, the evaluation data and the polling."""
+
+    def __init__(self, root: Path, validators: int, seed: int, partition: str) -> None:
+        self.root = root
+        self.validators = validators
+        self.seed = seed
+        self.partition = partition
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.addresses: list[str] = []
+        self.stubs: list[Any] = []
+
+    def start(self, base_port: int) -> None:
+        for i in range(self.validators):
+            home = self.root / f"node{i}"
+            log = (self.root / f"node{i}.log").open("ab")
+            self.processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "node.cli", "start", "--home", str(home)],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+            self.addresses.append(f"127.0.0.1:{base_port + i}")
+            self.stubs.append(pb_grpc.QueryStub(grpc.insecure_channel(self.addresses[-1])))
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for process in self.processes:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def check_alive(self) -> None:
+        for i, process in enumerate(self.processes):
+            if process.poll() is not None:
+                tail = (self.root / f"node{i}.log").read_text()[-1500:]
+                raise click.ClickException(
+                    f"node{i} exited with code {process.returncode}:\n{tail}"
+                )
+
+    def height(self, i: int) -> int:
+        try:
+            return int(self.stubs[i].Status(pb.StatusRequest(), timeout=2).height)
+        except grpc.RpcError:
+            return -1
+
+
+def _evaluate(task: Any, data: bytes, test: Any) -> float:
+    from safetensors.torch import load
+
+    from ml.training import evaluate_state
+
+    return evaluate_state(task, load(data), test).accuracy
+
+
+def _fetch_model(stub: Any, model_hash: bytes) -> bytes:
+    return b"".join(
+        c.data for c in stub.Model(pb.FetchWeightsRequest(weights_hash=model_hash), timeout=60)
+    )
+
+
+def _baselines(
+    task: Any, validators: int, partition: str, seed: int, test: Any, byzantine: int
+) -> tuple[list[float], float]:
+    """Each honest party alone, and everyone's training data pooled (same held-out test set)."""
+    import numpy as np
+
+    from ml.data import Dataset, load_digits_party
+    from ml.training import clone_state, evaluate_state, train_model
+
+    parties = [load_digits_party(i, validators, partition, seed)[0] for i in range(validators)]
+    local = []
+    for data in parties[: validators - byzantine]:
+        model = train_model(task, task.initial_model(), data.train, seed, epochs=50)
+        local.append(round(evaluate_state(task, clone_state(model.state_dict()), test).accuracy, 4))
+    pooled_data = Dataset(
+        np.concatenate([p.train.x for p in parties]), np.concatenate([p.train.y for p in parties])
+    )
+    pooled = train_model(task, task.initial_model(), pooled_data, seed, epochs=40)
+    return local, round(evaluate_state(task, clone_state(pooled.state_dict()), test).accuracy, 4)
 
 
 @click.command()
-@click.option("--validators", type=click.IntRange(1, 100), default=5, show_default=True)
-@click.option("--rounds", type=click.IntRange(1), default=200, show_default=True)
-@click.option("--byzantine", type=click.IntRange(0), default=1, show_default=True)
+@click.option("--validators", type=click.IntRange(1, 20), default=5, show_default=True)
+@click.option(
+    "--rounds", type=click.IntRange(1), default=30, show_default=True, help="Heights to commit."
+)
+@click.option("--partition", default="dirichlet:0.5", show_default=True)
+@click.option("--byzantine", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--attack", type=click.Choice(ATTACK_KINDS), default="label_flip", show_default=True)
+@click.option(
+    "--mode", type=click.Choice(["aggregate", "solo"]), default="aggregate", show_default=True
+)
 @click.option("--threshold", default="2/3", callback=parse_threshold, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--keep",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Keep the testnet in this directory.",
+)
 def demo(
-    validators: int, rounds: int, byzantine: int, threshold: Threshold, seed: int, output: str
+    validators: int,
+    rounds: int,
+    partition: str,
+    byzantine: int,
+    attack: str,
+    mode: str,
+    threshold: Threshold,
+    seed: int,
+    output: str,
+    keep: Path | None,
 ) -> None:
-    """A local testnet: the consensus engine with a byzantine validator (simulated network)."""
-    config = SimulationConfig(
-        validators=validators,
-        heights=rounds,
-        byzantine=min(byzantine, validators),
-        threshold=threshold,
-        drop=0.05,
-        seed=seed,
-    )
-    result = run_simulation(config)
-    if output == "json":
-        echo_json(result.as_dict())
+    """Run N real validators on loopback that train one model on sharded digits, live."""
+    from ml.data import load_digits_pool
+    from ml.tasks import TaskConfig, get_task
+    from node.testnet import TestnetSpec, create_testnet
+
+    if byzantine >= validators:
+        raise click.BadParameter("at least one validator must be honest", param_hint="--byzantine")
+    say = click.echo if output == "text" else (lambda *_a, **_k: None)
+    scratch = None
+    if keep is None:
+        scratch = tempfile.TemporaryDirectory(prefix="learnchain-demo-")
+        root = Path(scratch.name) / "testnet"
     else:
-        print_summary(config, result)
+        root = keep
+    base_port = _free_base_port(validators)
+    try:
+        create_testnet(
+            TestnetSpec(
+                validators,
+                root,
+                "learnchain-demo",
+                threshold,
+                mode,
+                "digits-mlp",
+                partition,
+                seed,
+                base_port,
+            )
+        )
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
+    monikers = {}
+    for i in range(validators):
+        key = json.loads((root / f"node{i}" / "node_key.json").read_text())
+        monikers[bytes.fromhex(key["address"])] = f"node{i}" + (
+            f" ({attack})" if i >= validators - byzantine else ""
+        )
+    for i in range(validators - byzantine, validators):
+        _set_attack(root / f"node{i}", attack)
+    task = get_task(TaskConfig(seed=seed))
+    _, test = load_digits_pool(seed)
+    byzantine_addresses = {a for a, m in monikers.items() if "(" in m}
+    net = Demo(root, validators, seed, partition)
+    progress = Progress()
+    say(
+        f"starting {validators} validators ({mode}, threshold {threshold}, {partition}, "
+        f"{byzantine} byzantine) in {root}"
+    )
+    started = time.monotonic()
+    try:
+        net.start(base_port)
+        deadline = time.monotonic() + 180
+        while min(net.height(i) for i in range(validators)) < 0:
+            net.check_alive()
+            if time.monotonic() > deadline:
+                raise click.ClickException("the validators did not come up within 180 s")
+            time.sleep(0.2)
+        say(f"{'height':>6} {'proposer':<22} {'round':>5} {'update':>7} {'test acc':>8}")
+        seen = 0
+        previous_model = None
+        last_progress = time.monotonic()
+        while seen < rounds:
+            net.check_alive()
+            if time.monotonic() - last_progress > 120:
+                raise click.ClickException(
+                    "no block committed for 120 s; see the node logs in " + str(root)
+                )
+            height = net.height(0)
+            if height <= seen:
+                time.sleep(0.05)
+                continue
+            for h in range(seen + 1, min(height, rounds) + 1):
+                item = net.stubs[0].GetBlock(pb.BlockRequest(height=h), timeout=5)
+                header = item.block.header
+                updated = (previous_model is None and h == 1) or header.model_hash != previous_model
+                if h == 1:
+                    genesis_hash = json.loads((root / "node0" / "genesis.json").read_text())[
+                        "initial_model_hash"
+                    ]
+                    updated = header.model_hash.hex() != genesis_hash
+                if updated:
+                    progress.accuracy = _evaluate(
+                        task, _fetch_model(net.stubs[0], header.model_hash), test
+                    )
+                previous_model = header.model_hash
+                row = {
+                    "height": h,
+                    "proposer": monikers.get(header.proposer, header.proposer.hex()[:12]),
+                    "byzantine_proposer": header.proposer in byzantine_addresses,
+                    "round": item.commit.round,
+                    "accepted": updated,
+                    "accuracy": round(progress.accuracy, 4),
+                    "signers": len(item.commit.signatures),
+                }
+                progress.rows.append(row)
+                progress.commit_times.append(time.monotonic())
+                say(
+                    f"{h:>6} {row['proposer']:<22} {row['round']:>5} "
+                    f"{'yes' if updated else '-':>7} {progress.accuracy:>8.3f}"
+                )
+            seen = min(height, rounds)
+            last_progress = time.monotonic()
+        top = min(net.height(i) for i in range(validators))
+        consistent = all(
+            len(
+                {
+                    net.stubs[i]
+                    .GetBlock(pb.BlockRequest(height=h), timeout=5)
+                    .block.SerializeToString()
+                    for i in range(validators)
+                }
+            )
+            == 1
+            for h in range(1, min(top, rounds) + 1)
+        )
+    except KeyboardInterrupt:
+        raise click.ClickException("interrupted; every validator was stopped") from None
+    finally:
+        net.stop()
+        if scratch is not None:
+            scratch.cleanup()
+    say("training the comparison baselines (each party alone, and all data pooled)...")
+    local, pooled = _baselines(task, validators, partition, seed, test, byzantine)
+    intervals = [
+        b - a for a, b in zip(progress.commit_times, progress.commit_times[1:], strict=False)
+    ]
+    summary = {
+        "rounds": len(progress.rows),
+        "accepted": sum(r["accepted"] for r in progress.rows),
+        "rejected": sum(r["round"] for r in progress.rows),
+        "final_accuracy": round(progress.accuracy, 4),
+        "local_only_accuracy": local,
+        "pooled_accuracy": pooled,
+        "byzantine_accepted": sum(r["accepted"] and r["byzantine_proposer"] for r in progress.rows),
+        "heights": len(progress.rows),
+        "round_seconds_median": round(statistics.median(intervals), 4) if intervals else None,
+        "consistent": consistent,
+        "wall_seconds": round(time.monotonic() - started, 1),
+    }
+    if output == "json":
+        echo_json(summary)
+        return
+    say("")
+    say(
+        f"committed {summary['heights']} heights in {summary['wall_seconds']} s: "
+        f"{summary['accepted']} model updates accepted, {summary['rejected']} proposals rejected"
+    )
+    say(f"  final accuracy (held-out test)  {summary['final_accuracy']:.3f}")
+    say(f"  each party alone                {', '.join(f'{a:.3f}' for a in local)}")
+    say(f"  all data pooled                 {pooled:.3f}")
+    say(f"  byzantine updates accepted      {summary['byzantine_accepted']}")
+    say(f"  every node agrees on every block: {'yes' if consistent else 'NO'}")

@@ -96,6 +96,8 @@ def status(node: str | None, home: Path | None, output: str) -> None:
             "model_hash": r.model_hash.hex(),
             "peers": r.peers,
             "syncing": r.syncing,
+            "round": r.round,
+            "step": ["propose", "prevote", "precommit"][r.step],
         },
     )
 

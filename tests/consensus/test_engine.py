@@ -251,3 +251,30 @@ def test_a_full_node_follows_but_never_signs() -> None:
         actions += engine.handle(VoteReceived(vote(other, VoteType.PRECOMMIT, signed.block.hash)))
     assert votes_in(actions) == []
     assert engine.height == 2
+
+
+def test_a_restarted_validator_resumes_at_the_round_it_last_signed_in() -> None:
+    state, _, me = setup()
+    persisted = SignState(Height(1), Round(3), Step.PREVOTE, NIL_ROUND, None)
+    engine = Engine(state, me, sign_state=persisted)
+    engine.start()
+    assert engine.round == 3
+    actions = engine.handle(TimeoutFired(Height(1), Round(3), Step.PROPOSE))
+    assert votes_in(actions) == []  # it prevoted in round 3 before the crash
+    for other in KEYS:
+        if other is not me:
+            actions += engine.handle(VoteReceived(vote(other, VoteType.PREVOTE, None, round_=3)))
+    assert [(v.vote_type, v.round) for v in votes_in(actions)] == [(VoteType.PRECOMMIT, 3)]
+
+
+def test_a_restarted_validator_gossips_again_what_it_signed_before_the_crash() -> None:
+    state, proposer, me = setup()
+    engine = Engine(state, me)
+    engine.start()
+    before = engine.handle(ProposalReceived(propose(state, proposer)))
+    prevote = votes_in(before)[0]
+    restarted = Engine(state, me, sign_state=engine.sign_state)
+    actions = restarted.start()
+    assert prevote in votes_in(actions)  # the same signed vote, not a new signature
+    assert restarted.step == Step.PREVOTE
+    assert restarted._votes.get(VoteType.PREVOTE, Round(0)).power_any > 0
