@@ -129,6 +129,7 @@ class Node:
                 f"{home / DATA_DIR}: the database is for chain {state.chain_id!r}, "
                 f"genesis.json for {self.genesis_state.chain_id!r}"
             )
+        self.committed: ChainState = state  # the state of the last block written to the store
         self.verifier = SignatureVerifier()
         self.engine = Engine(
             state, self.key, self.config.timeouts, self.store.load_sign_state(), self.verifier
@@ -270,6 +271,7 @@ class Node:
                 )
             elif isinstance(action, CommitBlock):
                 await self._io_run(self.store.save_block, action.block, action.commit, action.state)
+                self.committed = action.state
                 self._after_commit(action)
             elif isinstance(action, RequestVerdict):
                 self._spawn(self._verdict(action))
@@ -557,8 +559,8 @@ class Node:
         return tx_hash
 
     def get_status(self) -> pb.StatusResponse:
-        """What ``learnchain query status`` shows."""
-        state = self.engine.state
+        """What ``learnchain query status`` shows: the last block written to the store."""
+        state = self.committed
         return pb.StatusResponse(
             chain_id=state.chain_id,
             node_id=self.key.address.hex(),

@@ -95,7 +95,7 @@ class PeerService(pb_grpc.PeerServicer):  # type: ignore[misc]
     async def GetBlocks(
         self, request: pb.GetBlocksRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.BlockWithCommit]:
-        latest = self.node.engine.state.height
+        latest = self.node.committed.height
         stop = min(
             request.to_height or latest, latest, request.from_height + MAX_BLOCKS_PER_REQUEST
         )
@@ -119,7 +119,7 @@ class QueryService(pb_grpc.QueryServicer):  # type: ignore[misc]
     async def GetBlock(
         self, request: pb.BlockRequest, context: grpc.aio.ServicerContext
     ) -> pb.BlockWithCommit:
-        height = request.height or self.node.engine.state.height
+        height = request.height or self.node.committed.height
         raw = list(self.node.store.iter_raw_blocks(height, height + 1))
         if not raw:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no block at height {height}")
@@ -133,7 +133,7 @@ class QueryService(pb_grpc.QueryServicer):  # type: ignore[misc]
     ) -> pb.ValidatorsResponse:
         from node.wire import state_to_proto
 
-        state = self.node.engine.state
+        state = self.node.committed
         return pb.ValidatorsResponse(
             height=state.height + 1, validators=state_to_proto(state).validators
         )
@@ -143,7 +143,7 @@ class QueryService(pb_grpc.QueryServicer):  # type: ignore[misc]
     ) -> pb.AccountResponse:
         if len(request.address) != 20:
             await _refuse(self.node, context, WireError("address must be 20 bytes"))
-        state = self.node.engine.state
+        state = self.node.committed
         address = Address(request.address)
         account = state.get_account(address)
         response = pb.AccountResponse(
@@ -167,7 +167,7 @@ class QueryService(pb_grpc.QueryServicer):  # type: ignore[misc]
     async def Model(
         self, request: pb.FetchWeightsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WeightsChunk]:
-        weights_hash = Hash(request.weights_hash or self.node.engine.state.model_hash)
+        weights_hash = Hash(request.weights_hash or self.node.committed.model_hash)
         size = self.node.store.get_weights_size(weights_hash)
         if size is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, "this node does not hold those weights")
@@ -179,7 +179,7 @@ class QueryService(pb_grpc.QueryServicer):  # type: ignore[misc]
     async def History(
         self, request: pb.HistoryRequest, context: grpc.aio.ServicerContext
     ) -> pb.HistoryResponse:
-        latest = self.node.engine.state.height
+        latest = self.node.committed.height
         start = max(request.from_height, 1)
         stop = min(latest, start + min(request.limit or 100, 10_000) - 1)
         entries = []

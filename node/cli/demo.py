@@ -249,7 +249,11 @@ def demo(
                 time.sleep(0.05)
                 continue
             for h in range(seen + 1, min(height, rounds) + 1):
-                item = net.stubs[0].GetBlock(pb.BlockRequest(height=h), timeout=5)
+                try:
+                    item = net.stubs[0].GetBlock(pb.BlockRequest(height=h), timeout=5)
+                except grpc.RpcError:
+                    height = h - 1
+                    break
                 header = item.block.header
                 updated = (previous_model is None and h == 1) or header.model_hash != previous_model
                 if h == 1:
