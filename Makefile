@@ -29,7 +29,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 demo: $(STAMP)
-	$(BIN)/learnchain demo
+	$(BIN)/learnchain demo --validators 5 --rounds 30
 
 simulate: $(STAMP)
 	$(BIN)/learnchain simulate --validators 7 --stakes 1,1,2,3,5,8,13 --heights 3000 --seed 1

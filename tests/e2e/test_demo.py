@@ -1,0 +1,61 @@
+"""``learnchain demo`` as a user runs it: real processes that learn, and its JSON summary."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.e2e.cluster import learnchain
+
+pytestmark = pytest.mark.e2e
+
+FIELDS = {
+    "rounds",
+    "accepted",
+    "rejected",
+    "final_accuracy",
+    "local_only_accuracy",
+    "pooled_accuracy",
+    "byzantine_accepted",
+    "heights",
+    "round_seconds_median",
+    "consistent",
+}
+
+
+def run_demo(*extra: str) -> dict[str, object]:
+    shown = learnchain(
+        "demo",
+        "--validators",
+        "5",
+        "--rounds",
+        "30",
+        "--partition",
+        "dirichlet:0.5",
+        "--seed",
+        "0",
+        "--output",
+        "json",
+        *extra,
+        timeout=600,
+    )
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    summary: dict[str, object] = json.loads(shown.stdout.strip().splitlines()[-1])
+    assert FIELDS <= set(summary)
+    return summary
+
+
+def test_the_demo_learns_better_than_any_party_alone() -> None:
+    summary = run_demo()
+    assert summary["consistent"] is True
+    assert summary["heights"] == 30
+    assert summary["final_accuracy"] >= 0.95  # type: ignore[operator]
+    assert summary["final_accuracy"] > max(summary["local_only_accuracy"])  # type: ignore[arg-type, operator]
+
+
+def test_a_poisoning_validator_gets_nothing_accepted() -> None:
+    summary = run_demo("--byzantine", "1")
+    assert summary["consistent"] is True
+    assert summary["byzantine_accepted"] == 0
+    assert summary["final_accuracy"] >= 0.93  # type: ignore[operator]
