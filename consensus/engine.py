@@ -235,7 +235,6 @@ class Engine:
         """Alg.1 lines 11-21: StartRound(round)."""
         self.round = round_
         self.step = Step.PROPOSE
-        self._own_messages = []
         if self.key is not None and self.get_proposer(round_) == self.key.address:
             if self.valid_block is not None:  # line 14
                 self._send_proposal(self.valid_block, self.valid_round, out)
@@ -243,11 +242,7 @@ class Engine:
                 self._awaiting_content = round_
                 out.append(RequestProposal(self.height, round_, self.state.model_hash))
         # line 21; the proposer schedules it too, in case its own proposal never materialises
-        out.append(
-            ScheduleTimeout(
-                self.height, round_, Step.PROPOSE, self.timeouts.get_timeout(Step.PROPOSE, round_)
-            )
-        )
+        self._schedule_timeout(Step.PROPOSE, out)
         out.append(ScheduleGossip(self.height, round_, Milliseconds(self.timeouts.gossip)))
 
     def _restore_own_messages(self, out: list[Action]) -> None:
@@ -266,6 +261,11 @@ class Engine:
         ):
             self._awaiting_content = None
             out[:] = [a for a in out if not isinstance(a, RequestProposal)]
+
+    def _schedule_timeout(self, step: Step, out: list[Action]) -> None:
+        """timeoutPropose/Prevote/Precommit(round_p) for the current height and round."""
+        delay = self.timeouts.get_timeout(step, self.round)
+        out.append(ScheduleTimeout(self.height, self.round, step, delay))
 
     # --- signing (with the double-sign guard) -----------------------------------------------
 
@@ -531,8 +531,10 @@ class Engine:
             self._start_round(Round(self.round + 1), out)
 
     def _on_gossip_tick(self, event: GossipTick, out: list[Action]) -> None:
-        """Tendermint assumes gossip eventually delivers every message: resend this round's own
-        signed messages (not re-signed) while the round lasts, and sync if peers moved on."""
+        """Tendermint assumes gossip eventually delivers every message: while a round lasts,
+        resend every own signed message of this height (not re-signed; earlier rounds' prevotes
+        are the polka a locked peer needs to accept a re-proposal, Alg.1 line 28), and sync if
+        peers moved on."""
         if event.height != self.height or event.round != self.round:
             return
         out.extend(Broadcast(message) for message in self._own_messages)
@@ -645,11 +647,7 @@ class Engine:
             and is_quorum(prevotes.power_any, total, threshold)
         ):  # line 34
             self._prevote_timeout_rounds.add(r)
-            out.append(
-                ScheduleTimeout(
-                    self.height, r, Step.PREVOTE, self.timeouts.get_timeout(Step.PREVOTE, r)
-                )
-            )
+            self._schedule_timeout(Step.PREVOTE, out)
             return True
         if (
             signed is not None
@@ -675,11 +673,7 @@ class Engine:
             self._votes.get(VoteType.PRECOMMIT, r).power_any, total, threshold
         ):  # line 47
             self._precommit_timeout_rounds.add(r)
-            out.append(
-                ScheduleTimeout(
-                    self.height, r, Step.PRECOMMIT, self.timeouts.get_timeout(Step.PRECOMMIT, r)
-                )
-            )
+            self._schedule_timeout(Step.PRECOMMIT, out)
             return True
         return False
 

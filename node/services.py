@@ -14,6 +14,7 @@ import grpc
 from consensus.types import Address, Hash
 from node.wire import (
     WireError,
+    bond_to_proto,
     contribution_from_proto,
     evidence_from_proto,
     proposal_from_proto,
@@ -151,17 +152,7 @@ class QueryService(pb_grpc.QueryServicer):  # type: ignore[misc]
         )
         bond = state.bonds.get(address)
         if bond is not None:
-            response.bond.CopyFrom(
-                pb.Bond(
-                    address=address,
-                    public_key=bond.public_key,
-                    bonded=bond.bonded,
-                    endpoint=bond.endpoint,
-                    jailed_until=bond.jailed_until,
-                    jailed=bond.jailed,
-                    missed=bond.missed,
-                )
-            )
+            response.bond.CopyFrom(bond_to_proto(address, bond))
         return response
 
     async def Model(

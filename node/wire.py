@@ -407,6 +407,19 @@ def _params_from_proto(m: pb.ChainParams) -> ChainParams:
     )
 
 
+def bond_to_proto(address: Address, bond: Bond) -> pb.Bond:
+    """A validator's bond as protobuf."""
+    return pb.Bond(
+        address=address,
+        public_key=bond.public_key,
+        bonded=bond.bonded,
+        endpoint=bond.endpoint,
+        jailed_until=bond.jailed_until,
+        jailed=bond.jailed,
+        missed=bond.missed,
+    )
+
+
 def state_to_proto(state: ChainState) -> pb.ChainState:
     """A chain state as protobuf (for the node's own store)."""
     return pb.ChainState(
@@ -420,18 +433,7 @@ def state_to_proto(state: ChainState) -> pb.ChainState:
             pb.Account(address=a, balance=acc.balance, nonce=acc.nonce)
             for a, acc in sorted(state.accounts.items())
         ],
-        bonds=[
-            pb.Bond(
-                address=a,
-                public_key=b.public_key,
-                bonded=b.bonded,
-                endpoint=b.endpoint,
-                jailed_until=b.jailed_until,
-                jailed=b.jailed,
-                missed=b.missed,
-            )
-            for a, b in sorted(state.bonds.items())
-        ],
+        bonds=[bond_to_proto(a, b) for a, b in sorted(state.bonds.items())],
         unbonding=[
             pb.Unbonding(address=u.address, amount=u.amount, release_height=u.release_height)
             for u in state.unbonding

@@ -175,3 +175,14 @@ def test_thousands_of_heights_with_every_fault_at_once() -> None:
     assert result.heights >= 2000
     assert result.poisoned_committed == 0
     assert result.slashed == [5, 6]
+
+
+@pytest.mark.parametrize("seed", [3, 5])
+def test_validators_locked_in_different_rounds_recover_through_gossiped_polkas(seed: int) -> None:
+    # Regression: with drops, earlier rounds' polka prevotes must be gossiped again, or honest
+    # validators locked on different values can never accept a re-proposal (Alg.1 line 28).
+    result = run_simulation(
+        SimulationConfig(validators=7, heights=300, byzantine=2, drop=0.1, seed=seed)
+    )
+    assert result.forks == 0
+    assert result.heights >= 300
