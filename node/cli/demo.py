@@ -297,11 +297,16 @@ def demo(
             for h in range(1, min(top, rounds) + 1)
         )
     except KeyboardInterrupt:
+        net.stop()
         raise click.ClickException("interrupted; every validator was stopped") from None
-    finally:
+    except BaseException:
         net.stop()
         if scratch is not None:
-            scratch.cleanup()
+            scratch._finalizer.detach()  # type: ignore[attr-defined]  # keep the logs to read
+        raise
+    net.stop()
+    if scratch is not None:
+        scratch.cleanup()
     say("training the comparison baselines (each party alone, and all data pooled)...")
     local, pooled = _baselines(task, validators, partition, seed, test, byzantine)
     intervals = [
