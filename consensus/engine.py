@@ -362,7 +362,6 @@ class Engine:
         conflict = self._votes.add(signed, Stake(power))
         if conflict is not None:
             self._record_evidence(DuplicateVoteEvidence.of(conflict, signed), out)
-            return
         total = self.validators.total_power
         threshold = self.state.params.threshold
         if vote.vote_type == VoteType.PRECOMMIT and vote.block_hash is not None:

@@ -7,33 +7,54 @@ from consensus.types import Address, Hash, Round, Stake, VoteType
 
 
 class RoundVotes:
-    """One round's votes of one type, at most one counted per validator."""
+    """One round's votes of one type.
 
-    __slots__ = ("by_validator", "power_any", "power_by_hash")
+    ``power_any`` counts each validator once. ``power_by_hash`` counts each (validator, block)
+    pair once, so an equivocator's conflicting votes each count toward their own block: the
+    recipients of a split vote then see the same polkas whatever the arrival order (CometBFT
+    gets the same effect from peers' +2/3 claims). This is safe while byzantine stake is below
+    1/3: two quorums above 2/3 still share an honest validator, who votes once.
+    """
+
+    __slots__ = ("by_validator", "conflicting", "power_any", "power_by_hash")
 
     def __init__(self) -> None:
         self.by_validator: dict[Address, SignedVote] = {}
+        self.conflicting: dict[tuple[Address, Hash | None], SignedVote] = {}
         self.power_by_hash: dict[Hash | None, int] = {}
         self.power_any = 0
 
     def add(self, vote: SignedVote, power: Stake) -> SignedVote | None:
         """Count ``vote``; returns the earlier conflicting vote by the same validator, if any."""
-        earlier = self.by_validator.get(vote.vote.validator)
-        if earlier is not None:
-            return earlier if earlier.vote.block_hash != vote.vote.block_hash else None
-        self.by_validator[vote.vote.validator] = vote
-        block_hash = vote.vote.block_hash
+        validator, block_hash = vote.vote.validator, vote.vote.block_hash
+        earlier = self.by_validator.get(validator)
+        if earlier is not None and (
+            earlier.vote.block_hash == block_hash or (validator, block_hash) in self.conflicting
+        ):
+            return None  # a duplicate
         self.power_by_hash[block_hash] = self.power_by_hash.get(block_hash, 0) + power
-        self.power_any += power
-        return None
+        if earlier is None:
+            self.by_validator[validator] = vote
+            self.power_any += power
+            return None
+        self.conflicting[(validator, block_hash)] = vote
+        return earlier
 
     def get_power_for(self, block_hash: Hash | None) -> int:
         """Stake that voted for ``block_hash`` (None: nil)."""
         return self.power_by_hash.get(block_hash, 0)
 
     def get_votes_for(self, block_hash: Hash) -> list[SignedVote]:
-        """The votes for ``block_hash``."""
-        return [v for v in self.by_validator.values() if v.vote.block_hash == block_hash]
+        """The votes for ``block_hash``, one per validator."""
+        votes = {
+            address: v
+            for address, v in self.by_validator.items()
+            if v.vote.block_hash == block_hash
+        }
+        for (address, voted), v in self.conflicting.items():
+            if voted == block_hash:
+                votes.setdefault(address, v)
+        return list(votes.values())
 
 
 class HeightVotes:

@@ -186,3 +186,15 @@ def test_validators_locked_in_different_rounds_recover_through_gossiped_polkas(s
     )
     assert result.forks == 0
     assert result.heights >= 300
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_equivocators_and_drops_cost_only_a_few_rounds(seed: int) -> None:
+    # Regression: an equivocator's split votes must not leave honest validators seeing different
+    # polkas for many rounds (each (validator, block) pair counts toward that block).
+    result = run_simulation(
+        SimulationConfig(validators=7, heights=120, byzantine=2, drop=0.2, seed=seed)
+    )
+    assert result.forks == 0
+    assert result.heights >= 120
+    assert result.max_rounds <= 8
