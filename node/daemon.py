@@ -312,7 +312,12 @@ class Node:
                 block.header.proposer.hex()[:12],
             )
         self._ensure_model()
-        if state.params.mode == "aggregate" and self.engine.is_validator() and not self._syncing:
+        if (
+            self.config.train
+            and state.params.mode == "aggregate"
+            and self.engine.is_validator()
+            and not self._syncing
+        ):
             self._spawn(self._contribute(state))
 
     def learning_hash(self) -> Hash:
@@ -403,11 +408,11 @@ class Node:
         model_hash = state.model_hash
         used: tuple[Contribution, ...] = ()
         try:
-            if state.params.mode == "solo":
+            if self.config.train and state.params.mode == "solo":
                 weights = await self.learning.propose()
                 await self._store_weights(weights)
                 model_hash = weights.weights_hash
-            else:
+            elif self.config.train:
                 pool = await self._await_contributions(state)
                 inputs = []
                 for contribution in pool:

@@ -55,6 +55,7 @@ class NodeConfig:
     retain_models: int = 10
     timeouts: TimeoutConfig = TimeoutConfig()
     data: DataSource = DataSource()
+    train: bool = True  # false: never propose or contribute model updates (blocks carry txs only)
     attack: str = ""  # testing only: make this validator an adversary (ml.adversaries)
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 

@@ -1,0 +1,157 @@
+"""Empty-block commit rate of real validator processes on loopback, and their memory.
+
+Targets (issue #4): >= 50 blocks/s with 4 validators (p50 commit interval <= 20 ms), >= 10 with
+16; resident memory per validator on digits <= 400 MB. Validators run with ``train = false``
+(blocks carry no model update), so this measures consensus, gRPC and LevelDB alone.
+
+    .venv/bin/python bench/commit_rate.py [--validators 4,16] [--seconds 15]
+
+Prints a table and, last, one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+
+from proto import learnchain_pb2 as pb
+from proto import learnchain_pb2_grpc as pb_grpc
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_base_port(count: int) -> int:
+    for base in range(40000, 60000, 97):
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError("no free ports")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def measure(validators: int, seconds: float) -> dict[str, object]:
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch) / "net"
+        base = free_base_port(validators)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "node.cli",
+                "testnet",
+                "--validators",
+                str(validators),
+                "--output",
+                str(root),
+                "--base-port",
+                str(base),
+            ],
+            check=True,
+            capture_output=True,
+            cwd=ROOT,
+        )
+        for i in range(validators):
+            config = root / f"node{i}" / "config.toml"
+            config.write_text(config.read_text().replace("train = true", "train = false"))
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-m", "node.cli", "start", "--home", str(root / f"node{i}")],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                cwd=ROOT,
+            )
+            for i in range(validators)
+        ]
+        stub = pb_grpc.QueryStub(grpc.insecure_channel(f"127.0.0.1:{base}"))
+
+        def height() -> int:
+            try:
+                return int(stub.Status(pb.StatusRequest(), timeout=2).height)
+            except grpc.RpcError:
+                return -1
+
+        try:
+            deadline = time.monotonic() + 300
+            while height() < 3:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the testnet did not start committing")
+                time.sleep(0.2)
+            first_seen: dict[int, float] = {}
+            start_height, start = height(), time.monotonic()
+            while time.monotonic() - start < seconds:
+                h = height()
+                first_seen.setdefault(h, time.monotonic())
+                time.sleep(0.002)
+            end_height, elapsed = height(), time.monotonic() - start
+            memory = [rss_mb(p.pid) for p in processes]
+        finally:
+            for p in processes:
+                p.send_signal(signal.SIGTERM)
+            for p in processes:
+                try:
+                    p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+    seen = sorted(first_seen.items())
+    intervals = [
+        (t2 - t1) / (h2 - h1) * 1000
+        for (h1, t1), (h2, t2) in zip(seen, seen[1:], strict=False)
+        if h2 > h1
+    ]
+    return {
+        "validators": validators,
+        "blocks": end_height - start_height,
+        "seconds": round(elapsed, 2),
+        "blocks_per_second": round((end_height - start_height) / elapsed, 1),
+        "p50_commit_interval_ms": round(statistics.median(intervals), 1) if intervals else None,
+        "rss_mb_max": round(max(memory), 1),
+        "rss_mb_mean": round(statistics.fmean(memory), 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--validators", default="4,16")
+    parser.add_argument("--seconds", type=float, default=15.0)
+    args = parser.parse_args()
+    rows = [measure(int(n), args.seconds) for n in args.validators.split(",")]
+    print(
+        f"{'validators':>10} {'blocks/s':>9} {'p50 ms':>7} {'RSS max MB':>11} {'RSS mean MB':>12}"
+    )
+    for r in rows:
+        print(
+            f"{r['validators']:>10} {r['blocks_per_second']:>9} {r['p50_commit_interval_ms']:>7} "
+            f"{r['rss_mb_max']:>11} {r['rss_mb_mean']:>12}"
+        )
+    print(json.dumps({"bench": "commit_rate", "runs": rows}))
+
+
+if __name__ == "__main__":
+    main()
