@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import grpc
@@ -118,11 +119,7 @@ def measure(validators: int, seconds: float) -> dict[str, object]:
                 except subprocess.TimeoutExpired:
                     p.kill()
     seen = sorted(first_seen.items())
-    intervals = [
-        (t2 - t1) / (h2 - h1) * 1000
-        for (h1, t1), (h2, t2) in zip(seen, seen[1:], strict=False)
-        if h2 > h1
-    ]
+    intervals = [(t2 - t1) / (h2 - h1) * 1000 for (h1, t1), (h2, t2) in pairwise(seen) if h2 > h1]
     return {
         "validators": validators,
         "blocks": end_height - start_height,

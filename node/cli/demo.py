@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -309,9 +310,7 @@ def demo(
         scratch.cleanup()
     say("training the comparison baselines (each party alone, and all data pooled)...")
     local, pooled = _baselines(task, validators, partition, seed, test, byzantine)
-    intervals = [
-        b - a for a, b in zip(progress.commit_times, progress.commit_times[1:], strict=False)
-    ]
+    intervals = [b - a for a, b in pairwise(progress.commit_times)]
     summary = {
         "rounds": len(progress.rows),
         "accepted": sum(r["accepted"] for r in progress.rows),
