@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import random
@@ -78,7 +77,6 @@ from node.wire import (
 from proto import learnchain_pb2 as pb
 
 MAX_MEMPOOL = 10_000
-MAX_SEEN = 50_000
 T = TypeVar("T")
 log = logging.getLogger("learnchain.node")
 
@@ -144,7 +142,6 @@ class Node:
         self.mempool: OrderedDict[Hash, SignedTx] = OrderedDict()
         self.contributions: dict[Address, Contribution] = {}
         self._contributions_changed = asyncio.Event()
-        self._seen: OrderedDict[bytes, None] = OrderedDict()
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._tasks: set[asyncio.Task[Any]] = set()
         self._model_task: asyncio.Task[None] | None = None
@@ -504,31 +501,23 @@ class Node:
 
     # --- incoming (called by the services) --------------------------------------------------
 
-    def _is_new(self, raw: bytes) -> bool:
-        digest = hashlib.sha256(raw).digest()
-        if digest in self._seen:
-            return False
-        self._seen[digest] = None
-        if len(self._seen) > MAX_SEEN:
-            self._seen.popitem(last=False)
-        return True
+    # Retransmissions are not filtered here: gossip resends a message exactly because its first
+    # delivery may have been lost or unusable, and the engine drops duplicates cheaply (cached
+    # signature checks, one tally entry per validator and block).
 
-    def receive_vote(self, vote: SignedVote, raw: bytes) -> None:
-        """A vote from a peer (deduplicated)."""
-        if self._is_new(raw):
-            label = "prevote" if vote.vote.vote_type == VoteType.PREVOTE else "precommit"
-            self.metrics.votes.labels(type=label).inc()
-            self.events.put_nowait(VoteReceived(vote))
+    def receive_vote(self, vote: SignedVote) -> None:
+        """A vote from a peer."""
+        label = "prevote" if vote.vote.vote_type == VoteType.PREVOTE else "precommit"
+        self.metrics.votes.labels(type=label).inc()
+        self.events.put_nowait(VoteReceived(vote))
 
-    def receive_proposal(self, proposal: SignedProposal, raw: bytes) -> None:
-        """A proposal from a peer (deduplicated)."""
-        if self._is_new(raw):
-            self.events.put_nowait(ProposalReceived(proposal))
+    def receive_proposal(self, proposal: SignedProposal) -> None:
+        """A proposal from a peer."""
+        self.events.put_nowait(ProposalReceived(proposal))
 
     def receive_evidence(self, evidence: DuplicateVoteEvidence) -> None:
         """Evidence from a peer."""
-        if self._is_new(evidence.encode()):
-            self.events.put_nowait(EvidenceReceived(evidence))
+        self.events.put_nowait(EvidenceReceived(evidence))
 
     def receive_contribution(self, contribution: Contribution) -> None:
         """A contribution for the current model; its signature is checked before anything else."""

@@ -43,14 +43,14 @@ class PeerService(pb_grpc.PeerServicer):  # type: ignore[misc]
 
     async def SendProposal(self, request: pb.Proposal, context: grpc.aio.ServicerContext) -> pb.Ack:
         try:
-            self.node.receive_proposal(proposal_from_proto(request), request.SerializeToString())
+            self.node.receive_proposal(proposal_from_proto(request))
         except WireError as error:
             await _refuse(self.node, context, error)
         return pb.Ack()
 
     async def SendVote(self, request: pb.Vote, context: grpc.aio.ServicerContext) -> pb.Ack:
         try:
-            self.node.receive_vote(vote_from_proto(request), request.SerializeToString())
+            self.node.receive_vote(vote_from_proto(request))
         except WireError as error:
             await _refuse(self.node, context, error)
         return pb.Ack()
