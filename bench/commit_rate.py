@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,27 +24,11 @@ from pathlib import Path
 
 import grpc
 
+from node.testnet import find_free_base_port
 from proto import learnchain_pb2 as pb
 from proto import learnchain_pb2_grpc as pb_grpc
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_base_port(count: int) -> int:
-    for base in range(40000, 60000, 97):
-        sockets = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError("no free ports")
 
 
 def rss_mb(pid: int) -> float:
@@ -58,7 +41,7 @@ def rss_mb(pid: int) -> float:
 def measure(validators: int, seconds: float) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch) / "net"
-        base = free_base_port(validators)
+        base = find_free_base_port(validators, start=40000, step=97)
         subprocess.run(
             [
                 sys.executable,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -42,6 +43,24 @@ class TestnetSpec:
     seed: int = 0
     base_port: int = 26656
     host: str = "127.0.0.1"
+
+
+def find_free_base_port(count: int, start: int = 27000, step: int = 50) -> int:
+    """The first base port from ``start`` with ``count`` consecutive free loopback ports."""
+    for base in range(start, 65000 - count, step):
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise ValueError(f"no {count} consecutive free loopback ports")
 
 
 def compute_initial_model_hash(task: TaskConfig) -> Hash:

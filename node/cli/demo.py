@@ -34,25 +34,6 @@ class Progress:
     commit_times: list[float] = field(default_factory=list)
 
 
-def _free_base_port(count: int) -> int:
-    import socket
-
-    for base in range(27000, 60000, 50):
-        try:
-            sockets = []
-            for port in range(base, base + count):
-                s = socket.socket()
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise click.ClickException("no free loopback ports for the demo")
-
-
 def _set_attack(home: Path, attack: str) -> None:
     config = home / "config.toml"
     config.write_text(config.read_text().replace('attack = ""', f'attack = "{attack}"'))
@@ -181,7 +162,7 @@ def demo(
     """Run N real validators on loopback that train one model on sharded digits, live."""
     from ml.data import load_digits_pool
     from ml.tasks import TaskConfig, get_task
-    from node.testnet import TestnetSpec, create_testnet
+    from node.testnet import TestnetSpec, create_testnet, find_free_base_port
 
     if byzantine >= validators:
         raise click.BadParameter("at least one validator must be honest", param_hint="--byzantine")
@@ -192,7 +173,10 @@ def demo(
         root = Path(scratch.name) / "testnet"
     else:
         root = keep
-    base_port = _free_base_port(validators)
+    try:
+        base_port = find_free_base_port(validators)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
     try:
         create_testnet(
             TestnetSpec(

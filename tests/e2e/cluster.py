@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,28 +11,11 @@ from pathlib import Path
 
 import grpc
 
+from node.testnet import find_free_base_port
 from proto import learnchain_pb2 as pb
 from proto import learnchain_pb2_grpc as pb_grpc
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def find_free_base_port(count: int) -> int:
-    """A base port with ``count`` consecutive free loopback ports."""
-    for base in range(30000 + os.getpid() % 1000 * 20, 60000, 37):
-        sockets = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                s.bind(("127.0.0.1", port))
-                sockets.append(s)
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError("no free ports")
 
 
 def learnchain(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -54,7 +36,9 @@ class Cluster:
     def __init__(self, root: Path, validators: int, *extra: str) -> None:
         self.root = root
         self.count = validators
-        self.base_port = find_free_base_port(validators)
+        self.base_port = find_free_base_port(
+            validators, start=30000 + os.getpid() % 1000 * 20, step=37
+        )
         created = learnchain(
             "testnet",
             "--validators",
