@@ -339,10 +339,24 @@ class Node:
                 continue
             await self.learning.accept(data)
 
-    async def _model_ready(self) -> None:
-        if self._model_task is not None and not self._model_task.done():
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._model_task)
+    async def _model_ready(self) -> bool:
+        """Wait (at most one propose timeout) until the learner holds the chain's model.
+
+        Consensus never waits on learning without bound: past the wait a verdict is a
+        rejection and a proposal carries no update, and the round goes on.
+        """
+        if self._model_task is None or self._model_task.done():
+            return True
+        try:
+            await asyncio.wait_for(
+                asyncio.shield(self._model_task), self.config.timeouts.propose / 1000
+            )
+        except TimeoutError:
+            log.warning("the learner does not hold the chain's model yet; not waiting longer")
+            return False
+        except Exception:
+            return False
+        return True
 
     async def _get_weights(self, weights_hash: Hash, preferred: str | None) -> bytes | None:
         """Weights from the store, or fetched from a peer (preferred first) and verified."""
@@ -379,7 +393,9 @@ class Node:
 
     async def _verdict(self, request: RequestVerdict) -> None:
         assert self.learning is not None
-        await self._model_ready()
+        if not await self._model_ready():
+            self.events.put_nowait(VerdictReady(request.height, request.block.hash, False))
+            return
         proposer = compute_proposer_of_round(self.engine.validators, request.round)
         member = self.engine.validators.get_validator(proposer)
         data = await self._get_weights(
@@ -399,17 +415,18 @@ class Node:
     async def _build_proposal(self, request: RequestProposal) -> None:
         """getValue(): train (solo) or aggregate contributions (aggregate mode)."""
         assert self.learning is not None
-        await self._model_ready()
+        ready = await self._model_ready()
         state = self.engine.state
         txs = tuple(self.mempool.values())
         model_hash = state.model_hash
         used: tuple[Contribution, ...] = ()
+        train = self.config.train and ready
         try:
-            if self.config.train and state.params.mode == "solo":
+            if train and state.params.mode == "solo":
                 weights = await self.learning.propose()
                 await self._store_weights(weights)
                 model_hash = weights.weights_hash
-            elif self.config.train:
+            elif train:
                 pool = await self._await_contributions(state)
                 inputs = []
                 for contribution in pool:
@@ -447,8 +464,7 @@ class Node:
     async def _contribute(self, state: ChainState) -> None:
         """Aggregate mode: train from the new global model and announce a signed contribution."""
         assert self.learning is not None
-        await self._model_ready()
-        if self.engine.state is not state:
+        if not await self._model_ready() or self.engine.state is not state:
             return
         try:
             weights = await self.learning.propose()
