@@ -19,13 +19,18 @@ import statistics
 import time
 from dataclasses import dataclass, replace
 
-import numpy as np
 import torch
 
 from consensus.types import Address, PublicKey, Stake, Threshold, is_quorum
 from consensus.validators import Validator, ValidatorSet, compute_incremented
 from ml.adversaries import ATTACKS, POISONING_ATTACKS, make_learner
 from ml.aggregate import Contribution, aggregate_contributions
+from ml.baselines import (
+    LOCAL_ONLY_EPOCHS,
+    POOLED_EPOCHS,
+    compute_local_only_accuracies,
+    compute_pooled_accuracy,
+)
 from ml.codec import decode_weights, encode_weights
 from ml.data import (
     Dataset,
@@ -39,7 +44,7 @@ from ml.errors import PrivacyBudgetExceeded, WeightsError
 from ml.learner import Learner
 from ml.privacy import compute_dp_steps
 from ml.tasks import TaskConfig, get_task
-from ml.training import clone_state, evaluate_state, train_model
+from ml.training import evaluate_state
 
 
 @dataclass
@@ -206,28 +211,17 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
         else:
             rejected += 1
     seconds_per_round = (time.perf_counter() - started) / args.rounds
-    local_only = []
-    for i, data in enumerate(parties):
-        if kinds[i] in POISONING_ATTACKS:
-            continue
-        model = train_model(
-            task,
-            task.initial_model(),
-            data.train,
-            seed,
-            epochs=args.local_only_epochs,
-        )
-        local_only.append(test_accuracy(learners[0], clone_state(model.state_dict()), test))
-    pooled_train = Dataset(
-        np.concatenate([d.train.x for d in parties]), np.concatenate([d.train.y for d in parties])
+    honest_parties = [p for i, p in enumerate(parties) if kinds[i] not in POISONING_ATTACKS]
+    local_only = compute_local_only_accuracies(
+        task, honest_parties, test, seed, args.local_only_epochs
     )
-    pooled = train_model(task, task.initial_model(), pooled_train, seed, epochs=args.pooled_epochs)
+    pooled_accuracy = compute_pooled_accuracy(task, parties, test, seed, args.pooled_epochs)
     honest_ledgers = [x.privacy for x in learners if x.privacy is not None]
     return Trial(
         seed=seed,
         final_accuracy=accuracy,
         local_only_best=max(local_only),
-        pooled_accuracy=test_accuracy(learners[0], clone_state(pooled.state_dict()), test),
+        pooled_accuracy=pooled_accuracy,
         accepted=accepted,
         rejected=rejected,
         byzantine_accepted=byzantine_accepted,
@@ -261,8 +255,8 @@ def main() -> None:
     parser.add_argument("--aggregation", default=None)
     parser.add_argument("--screen-margin", type=float, default=None)
     parser.add_argument("--learning-rate", type=float, default=None)
-    parser.add_argument("--pooled-epochs", type=int, default=40)
-    parser.add_argument("--local-only-epochs", type=int, default=50)
+    parser.add_argument("--pooled-epochs", type=int, default=POOLED_EPOCHS)
+    parser.add_argument("--local-only-epochs", type=int, default=LOCAL_ONLY_EPOCHS)
     parser.add_argument("--hidden", type=int, default=None)
     parser.add_argument("--server-momentum", type=float, default=None)
     parser.add_argument("--dp-epsilon", type=float, default=0.0, help="target epsilon; 0: no DP")

@@ -16,6 +16,7 @@ from ml.aggregate import Contribution as MLContribution
 from ml.aggregate import aggregate_contributions
 from ml.codec import StateDict, compute_weights_hash, decode_weights, encode_weights
 from ml.data import load_digits_party, load_operator_file, split_train_vote
+from ml.errors import MLError
 from ml.learner import Learner
 from ml.tasks import TaskConfig, get_task
 from node.files import DataSource
@@ -69,6 +70,18 @@ class LearningWorker:
         """Train from the global model (solo proposals and aggregate contributions)."""
         state = await self._run(self.learner.propose)
         return await self._run(encode, state)
+
+    async def verify(self, data: bytes, weights_hash: Hash) -> bool:
+        """True when ``data`` fits the task's model and has the canonical ``weights_hash``."""
+
+        def check() -> bool:
+            try:
+                return compute_weights_hash(self.decode(data)) == weights_hash
+            except MLError:
+                return False
+
+        result: bool = await self._run(check)
+        return result
 
     async def vote(self, data: bytes) -> bool:
         """Decode and score proposed weights on the vote set; the rule's verdict."""

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import plyvel
 
@@ -21,7 +22,6 @@ from consensus.messages import Block, Commit
 from consensus.state import ChainState
 from consensus.types import Hash, Height
 from node.wire import (
-    WireError,
     block_from_proto,
     block_to_proto,
     commit_from_proto,
@@ -33,6 +33,7 @@ from node.wire import (
 )
 from proto import learnchain_pb2 as pb
 
+T = TypeVar("T")
 CHUNK_SIZE = 1 << 20
 _HEIGHT = struct.Struct(">Q")
 _STATE_KEY = b"s"
@@ -97,35 +98,37 @@ class Store:
         """Store a state on its own (the genesis state)."""
         self._db.put(_STATE_KEY, state_to_proto(state).SerializeToString(), sync=True)
 
-    def load_state(self) -> ChainState | None:
-        """The latest state, or None for a new database."""
-        data = self._db.get(_STATE_KEY)
+    def _read(self, key: bytes, what: str, parse: Callable[[bytes], T]) -> T | None:
+        """The value at ``key`` parsed, None when absent, StoreError when unreadable."""
+        data = self._db.get(key)
         if data is None:
             return None
         try:
-            return state_from_proto(pb.ChainState.FromString(data))
-        except Exception as error:  # protobuf raises DecodeError or ValueError
-            raise StoreError(f"{self.path}: the stored state is unreadable ({error})") from error
+            return parse(data)
+        except Exception as error:  # protobuf's DecodeError, or WireError for bad fields
+            raise StoreError(f"{self.path}: {what} is unreadable ({error})") from error
+
+    def load_state(self) -> ChainState | None:
+        """The latest state, or None for a new database."""
+        return self._read(
+            _STATE_KEY, "the stored state", lambda d: state_from_proto(pb.ChainState.FromString(d))
+        )
 
     def get_block(self, height: int) -> Block | None:
         """The block at ``height``."""
-        data = self._db.get(_height_key(b"b", height))
-        if data is None:
-            return None
-        try:
-            return block_from_proto(pb.Block.FromString(data))
-        except (WireError, Exception) as error:
-            raise StoreError(f"{self.path}: block {height} is unreadable ({error})") from error
+        return self._read(
+            _height_key(b"b", height),
+            f"block {height}",
+            lambda d: block_from_proto(pb.Block.FromString(d)),
+        )
 
     def get_commit(self, height: int) -> Commit | None:
         """The commit that decided the block at ``height``."""
-        data = self._db.get(_height_key(b"c", height))
-        if data is None:
-            return None
-        try:
-            return commit_from_proto(pb.Commit.FromString(data))
-        except (WireError, Exception) as error:
-            raise StoreError(f"{self.path}: commit {height} is unreadable ({error})") from error
+        return self._read(
+            _height_key(b"c", height),
+            f"commit {height}",
+            lambda d: commit_from_proto(pb.Commit.FromString(d)),
+        )
 
     def get_height_of(self, block_hash: Hash) -> Height | None:
         """The height of the block with ``block_hash``."""

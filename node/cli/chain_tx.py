@@ -12,7 +12,6 @@ import grpc
 from consensus.crypto import PrivateKey
 from consensus.messages import SignedTx, Tx, TxKind
 from consensus.types import Address, ChainId, Nonce, Signature, Tokens
-from node.cli.options import echo_json
 from node.cli.run import call, emit, node_options, resolve_node
 from node.files import ConfigError, read_key, read_key_file
 from node.wire import tx_to_proto
@@ -226,7 +225,4 @@ def export(out: Path, height: int | None, node: str | None, home: Path | None, o
         "model_hash": model_hash.hex(),
         "size_bytes": len(data),
     }
-    if output == "json":
-        echo_json(payload)
-    else:
-        emit(output, payload)
+    emit(output, payload)

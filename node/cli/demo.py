@@ -110,21 +110,14 @@ def _baselines(
     task: Any, validators: int, partition: str, seed: int, test: Any, byzantine: int
 ) -> tuple[list[float], float]:
     """Each honest party alone, and everyone's training data pooled (same held-out test set)."""
-    import numpy as np
-
-    from ml.data import Dataset, load_digits_party
-    from ml.training import clone_state, evaluate_state, train_model
+    from ml.baselines import compute_local_only_accuracies, compute_pooled_accuracy
+    from ml.data import load_digits_party
 
     parties = [load_digits_party(i, validators, partition, seed)[0] for i in range(validators)]
-    local = []
-    for data in parties[: validators - byzantine]:
-        model = train_model(task, task.initial_model(), data.train, seed, epochs=50)
-        local.append(round(evaluate_state(task, clone_state(model.state_dict()), test).accuracy, 4))
-    pooled_data = Dataset(
-        np.concatenate([p.train.x for p in parties]), np.concatenate([p.train.y for p in parties])
+    local = compute_local_only_accuracies(task, parties[: validators - byzantine], test, seed)
+    return [round(a, 4) for a in local], round(
+        compute_pooled_accuracy(task, parties, test, seed), 4
     )
-    pooled = train_model(task, task.initial_model(), pooled_data, seed, epochs=40)
-    return local, round(evaluate_state(task, clone_state(pooled.state_dict()), test).accuracy, 4)
 
 
 @click.command()
@@ -221,7 +214,8 @@ def demo(
             time.sleep(0.2)
         say(f"{'height':>6} {'proposer':<22} {'round':>5} {'update':>7} {'test acc':>8}")
         seen = 0
-        previous_model = None
+        genesis = json.loads((root / "node0" / "genesis.json").read_text())
+        previous_model = bytes.fromhex(genesis["initial_model_hash"])
         last_progress = time.monotonic()
         while seen < rounds:
             net.check_alive()
@@ -240,12 +234,7 @@ def demo(
                     height = h - 1
                     break
                 header = item.block.header
-                updated = (previous_model is None and h == 1) or header.model_hash != previous_model
-                if h == 1:
-                    genesis_hash = json.loads((root / "node0" / "genesis.json").read_text())[
-                        "initial_model_hash"
-                    ]
-                    updated = header.model_hash.hex() != genesis_hash
+                updated = header.model_hash != previous_model
                 if updated:
                     progress.accuracy = _evaluate(
                         task, _fetch_model(net.stubs[0], header.model_hash), test

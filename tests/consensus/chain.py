@@ -11,7 +11,6 @@ from consensus.simulation import compute_key
 from consensus.state import ChainState, build_block, compute_genesis_state, process_block
 from consensus.types import (
     ZERO_HASH,
-    Address,
     ChainId,
     Hash,
     Nonce,
@@ -106,11 +105,6 @@ class Chain:
     def advance(self, txs: list[SignedTx] | None = None, **kw: object) -> ChainState:
         """Build and commit the next block."""
         return self.commit(self.next_block(txs, **kw))
-
-
-def address_of(key: PrivateKey) -> Address:
-    """The account address of ``key``."""
-    return key.address
 
 
 def with_params(**changes: object) -> ChainParams:

@@ -1,0 +1,39 @@
+"""What collective learning is compared with: each party alone, and all data pooled.
+
+Both are scored on the same held-out test set as the shared model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ml.data import Dataset, PartyData
+from ml.tasks import Task
+from ml.training import evaluate_model, train_model
+
+LOCAL_ONLY_EPOCHS = 50
+POOLED_EPOCHS = 40
+
+
+def compute_local_only_accuracies(
+    task: Task, parties: list[PartyData], test: Dataset, seed: int, epochs: int = LOCAL_ONLY_EPOCHS
+) -> list[float]:
+    """Test accuracy of each party trained alone on its own training part."""
+    return [
+        evaluate_model(
+            task, train_model(task, task.initial_model(), p.train, seed, epochs), test
+        ).accuracy
+        for p in parties
+    ]
+
+
+def compute_pooled_accuracy(
+    task: Task, parties: list[PartyData], test: Dataset, seed: int, epochs: int = POOLED_EPOCHS
+) -> float:
+    """Test accuracy of one model trained on every party's training part together."""
+    pooled = Dataset(
+        np.concatenate([p.train.x for p in parties]), np.concatenate([p.train.y for p in parties])
+    )
+    return evaluate_model(
+        task, train_model(task, task.initial_model(), pooled, seed, epochs), test
+    ).accuracy
