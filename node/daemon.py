@@ -58,7 +58,16 @@ from consensus.state import ChainState, compute_genesis_state
 from consensus.types import Address, Hash, Signature, VoteType
 from consensus.validators import compute_proposer_of_round
 from ml.errors import MLError
-from node.files import DATA_DIR, ConfigError, read_config, read_genesis, read_key
+from node.files import (
+    DATA_DIR,
+    GENESIS_FILE,
+    ConfigError,
+    check_host_port,
+    get_advertised_address,
+    read_config,
+    read_genesis,
+    read_key,
+)
 from node.learning import EncodedWeights, LearningWorker, load_learner
 from node.metrics import Metrics
 from node.peers import MAX_MESSAGE_BYTES, PeerSet
@@ -77,6 +86,7 @@ from node.wire import (
 from proto import learnchain_pb2 as pb
 
 MAX_MEMPOOL = 10_000
+ANNOUNCE_INTERVAL = 5.0  # seconds between Hello rounds to every peer (peers forget on restart)
 ROUNDS_BEFORE_PLAIN_BLOCKS = 2
 T = TypeVar("T")
 log = logging.getLogger("learnchain.node")
@@ -116,6 +126,8 @@ class Node:
         self.home = home
         self.config = read_config(home)
         self.genesis_file = read_genesis(home)
+        self.genesis_json = (home / GENESIS_FILE).read_bytes()
+        self.advertised = get_advertised_address(self.config)
         self.key = read_key(home)
         self.genesis_state = compute_genesis_state(self.genesis_file.genesis)
         self.store = Store(home / DATA_DIR / "chain.db")
@@ -199,6 +211,9 @@ class Node:
         if config.metrics:
             self.metrics.serve(config.metrics)
         self._spawn(self._consume())
+        self._add_validator_peers(self.committed)
+        if self.advertised:
+            self._spawn(self._announce())
         self._ensure_model()
         self.events.put_nowait(_Start())
         log.info(
@@ -309,6 +324,7 @@ class Node:
                 block.header.model_hash.hex()[:12],
                 block.header.proposer.hex()[:12],
             )
+        self._add_validator_peers(state)
         self._ensure_model()
         if (
             self.config.train
@@ -317,6 +333,52 @@ class Node:
             and not self._syncing
         ):
             self._spawn(self._contribute(state))
+
+    # --- peers --------------------------------------------------------------------------------
+
+    def _is_own_address(self, address: str) -> bool:
+        return address in (self.advertised, self.config.listen)
+
+    def _add_validator_peers(self, state: ChainState) -> None:
+        """Validators talk to every validator: dial the endpoints the chain state lists."""
+        for member in state.validators.validators:
+            if (
+                member.endpoint
+                and member.address != self.key.address
+                and not self._is_own_address(member.endpoint)
+            ):
+                self.peers.add(member.endpoint)
+
+    async def _announce(self) -> None:
+        """Say Hello to every peer now and then, so nodes that do not list us still gossip to us."""
+        request = pb.HelloRequest(
+            chain_id=self.genesis_state.chain_id,
+            node_id=self.key.address,
+            endpoint=self.advertised,
+        )
+        while True:
+            await asyncio.gather(*(peer.hello(request) for peer in list(self.peers.peers)))
+            await asyncio.sleep(ANNOUNCE_INTERVAL)
+
+    def receive_hello(self, request: pb.HelloRequest) -> pb.HelloResponse:
+        """A node announces the address to gossip to; checked, then added to the peers."""
+        if request.chain_id != self.genesis_state.chain_id:
+            raise ValueError(f"hello is for chain {request.chain_id!r}")
+        if len(request.node_id) != 20:
+            raise ValueError("node_id must be 20 bytes")
+        if not 0 < len(request.endpoint) <= 256:
+            raise ValueError("endpoint must be 1 to 256 characters")
+        try:
+            check_host_port(Path("hello"), "endpoint", request.endpoint)
+        except ConfigError as error:
+            raise ValueError(str(error)) from None
+        if request.node_id != self.key.address and not self._is_own_address(request.endpoint):
+            self.peers.add(request.endpoint)
+        return pb.HelloResponse(
+            chain_id=self.genesis_state.chain_id,
+            node_id=self.key.address,
+            height=self.committed.height,
+        )
 
     # --- the model ----------------------------------------------------------------------------
 

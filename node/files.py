@@ -49,6 +49,7 @@ class NodeConfig:
 
     moniker: str = "node"
     listen: str = "127.0.0.1:26656"
+    external_address: str = ""  # what peers dial; empty: the listen address unless it is 0.0.0.0
     persistent_peers: tuple[str, ...] = ()
     metrics: str = ""  # host:port for Prometheus; empty: off
     log_format: str = "text"
@@ -118,6 +119,8 @@ def read_config(home: Path) -> NodeConfig:
         (f"persistent_peers[{i}]", p) for i, p in enumerate(config.persistent_peers)
     ]:
         check_host_port(path, where, address)
+    if config.external_address:
+        check_host_port(path, "external_address", config.external_address)
     if config.metrics:
         check_host_port(path, "metrics", config.metrics)
     if config.log_format not in ("text", "json"):
@@ -131,6 +134,17 @@ def read_config(home: Path) -> NodeConfig:
     if config.retain_models < 1:
         raise _fail(path, "retain_models", "must be at least 1")
     return config
+
+
+UNSPECIFIED_HOSTS = ("0.0.0.0", "[::]", "::", "")
+
+
+def get_advertised_address(config: NodeConfig) -> str:
+    """The address other nodes can dial this node at ("" when it cannot be known)."""
+    if config.external_address:
+        return config.external_address
+    host = config.listen.rpartition(":")[0]
+    return "" if host in UNSPECIFIED_HOSTS else config.listen
 
 
 def check_host_port(path: Path, where: str, value: str) -> None:

@@ -1,4 +1,9 @@
-"""Outgoing gRPC: channels to persistent peers (with gRPC's reconnect and backoff)."""
+"""Outgoing gRPC: channels to peers (with gRPC's reconnect and backoff).
+
+The peers are the persistent peers from config.toml, the validators' endpoints from the chain
+state, and nodes that announced themselves with Hello (full nodes, new validators), up to
+``MAX_PEERS``.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 30000),
 ]
 SEND_TIMEOUT = 5.0
+MAX_PEERS = 64
 
 log = logging.getLogger("learnchain.peers")
 
@@ -46,6 +52,16 @@ class Peer:
             return False
         self.connected = True
         return True
+
+    async def hello(self, request: pb.HelloRequest) -> pb.HelloResponse | None:
+        """Announce ourselves; the peer's answer, or None when it is unreachable or refuses."""
+        try:
+            response: pb.HelloResponse = await self.stub.Hello(request, timeout=SEND_TIMEOUT)
+        except grpc.aio.AioRpcError as error:
+            log.debug("peer %s Hello: %s %s", self.address, error.code().name, error.details())
+            return None
+        self.connected = True
+        return response
 
     async def fetch_weights(self, weights_hash: bytes, max_bytes: int) -> bytes | None:
         """Stream weights from this peer (None when it does not have them or sends too much)."""
@@ -88,6 +104,14 @@ class PeerSet:
             task = asyncio.create_task(peer.send(method, message))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    def add(self, address: str) -> bool:
+        """Dial ``address`` from now on; False when it is known already or the set is full."""
+        if self.find(address) is not None or len(self.peers) >= MAX_PEERS:
+            return False
+        self.peers.append(Peer(address))
+        log.info("new peer %s", address)
+        return True
 
     def find(self, address: str) -> Peer | None:
         """The peer at ``address``, if it is one of ours."""

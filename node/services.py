@@ -41,6 +41,15 @@ class PeerService(pb_grpc.PeerServicer):  # type: ignore[misc]
     def __init__(self, node: Node) -> None:
         self.node = node
 
+    async def Hello(
+        self, request: pb.HelloRequest, context: grpc.aio.ServicerContext
+    ) -> pb.HelloResponse:
+        try:
+            return self.node.receive_hello(request)
+        except ValueError as error:
+            await _refuse(self.node, context, error)
+            return pb.HelloResponse()
+
     async def SendProposal(self, request: pb.Proposal, context: grpc.aio.ServicerContext) -> pb.Ack:
         try:
             self.node.receive_proposal(proposal_from_proto(request))
@@ -196,6 +205,11 @@ class QueryService(pb_grpc.QueryServicer):  # type: ignore[misc]
             )
             previous_model = h.model_hash
         return pb.HistoryResponse(entries=entries)
+
+    async def Genesis(
+        self, request: pb.GenesisRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GenesisResponse:
+        return pb.GenesisResponse(genesis_json=self.node.genesis_json)
 
 
 class Malformed:

@@ -12,10 +12,13 @@ from consensus.types import ChainId, Hash, Stake, Threshold, Tokens
 from ml.config import TaskConfig
 from node.files import (
     DATA_DIR,
+    GENESIS_FILE,
+    ConfigError,
     DataSource,
     GenesisFile,
     NodeConfig,
     compute_app_hash,
+    read_genesis,
     write_config,
     write_genesis,
     write_key,
@@ -25,6 +28,7 @@ VALIDATOR_STAKE = 1_000
 VALIDATOR_BALANCE = 10_000
 FAUCET_BALANCE = 1_000_000
 FAUCET_KEY_FILE = "faucet_key.json"
+CONTAINER_METRICS_PORT = 26660
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,14 @@ class TestnetSpec:
     seed: int = 0
     base_port: int = 26656
     host: str = "127.0.0.1"
+    hostname_prefix: str = ""  # e.g. "node": node I is reached at nodeI:BASE_PORT (containers)
+
+
+def compute_testnet_endpoints(spec: TestnetSpec) -> list[str]:
+    """Each validator's address: loopback ports from the base, or one hostname each."""
+    if spec.hostname_prefix:
+        return [f"{spec.hostname_prefix}{i}:{spec.base_port}" for i in range(spec.validators)]
+    return [f"{spec.host}:{spec.base_port + i}" for i in range(spec.validators)]
 
 
 def find_free_base_port(count: int, start: int = 27000, step: int = 50) -> int:
@@ -101,7 +113,7 @@ def create_testnet(spec: TestnetSpec) -> list[Path]:
         raise ValueError(f"{spec.output} already exists and is not empty")
     keys = [PrivateKey.generate() for _ in range(spec.validators)]
     faucet = PrivateKey.generate()
-    endpoints = [f"{spec.host}:{spec.base_port + i}" for i in range(spec.validators)]
+    endpoints = compute_testnet_endpoints(spec)
     task = TaskConfig(name=spec.task, seed=spec.seed)
     params = replace(ChainParams(), threshold=spec.threshold, mode=spec.mode)
     genesis = create_genesis(
@@ -120,8 +132,10 @@ def create_testnet(spec: TestnetSpec) -> list[Path]:
         (home / DATA_DIR).mkdir(parents=True)
         config = NodeConfig(
             moniker=f"node{i}",
-            listen=endpoints[i],
+            listen=f"0.0.0.0:{spec.base_port}" if spec.hostname_prefix else endpoints[i],
+            external_address=endpoints[i] if spec.hostname_prefix else "",
             persistent_peers=tuple(e for j, e in enumerate(endpoints) if j != i),
+            metrics=f"0.0.0.0:{CONTAINER_METRICS_PORT}" if spec.hostname_prefix else "",
             data=DataSource("digits", i, spec.validators, spec.partition, spec.seed),
         )
         write_config(home, config)
@@ -129,6 +143,29 @@ def create_testnet(spec: TestnetSpec) -> list[Path]:
         write_genesis(home, genesis)
         homes.append(home)
     return homes
+
+
+def create_joining_node(
+    home: Path, moniker: str, genesis_json: bytes, config: NodeConfig
+) -> PrivateKey:
+    """A home for a node joining an existing chain: its own key and the chain's genesis.
+
+    It starts as a full node (it follows the chain without voting) and becomes a validator
+    once it stakes (``learnchain tx stake``).
+    """
+    if (home / "config.toml").exists():
+        raise ValueError(f"{home} is already initialised")
+    (home / DATA_DIR).mkdir(parents=True, exist_ok=True)
+    (home / GENESIS_FILE).write_bytes(genesis_json)
+    try:
+        read_genesis(home)
+    except ConfigError:
+        (home / GENESIS_FILE).unlink()
+        raise
+    key = PrivateKey.generate()
+    write_config(home, config)
+    write_key(home, key)
+    return key
 
 
 def create_single_node(

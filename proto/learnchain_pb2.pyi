@@ -342,6 +342,26 @@ class GetBlocksRequest(_message.Message):
     to_height: int
     def __init__(self, from_height: _Optional[int] = ..., to_height: _Optional[int] = ...) -> None: ...
 
+class HelloRequest(_message.Message):
+    __slots__ = ("chain_id", "node_id", "endpoint")
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    chain_id: str
+    node_id: bytes
+    endpoint: str
+    def __init__(self, chain_id: _Optional[str] = ..., node_id: _Optional[bytes] = ..., endpoint: _Optional[str] = ...) -> None: ...
+
+class HelloResponse(_message.Message):
+    __slots__ = ("chain_id", "node_id", "height")
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    chain_id: str
+    node_id: bytes
+    height: int
+    def __init__(self, chain_id: _Optional[str] = ..., node_id: _Optional[bytes] = ..., height: _Optional[int] = ...) -> None: ...
+
 class StatusRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
@@ -431,3 +451,13 @@ class HistoryResponse(_message.Message):
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     entries: _containers.RepeatedCompositeFieldContainer[HistoryEntry]
     def __init__(self, entries: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ...) -> None: ...
+
+class GenesisRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GenesisResponse(_message.Message):
+    __slots__ = ("genesis_json",)
+    GENESIS_JSON_FIELD_NUMBER: _ClassVar[int]
+    genesis_json: bytes
+    def __init__(self, genesis_json: _Optional[bytes] = ...) -> None: ...

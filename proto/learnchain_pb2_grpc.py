@@ -35,6 +35,11 @@ class PeerStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.Hello = channel.unary_unary(
+                '/learnchain.v1.Peer/Hello',
+                request_serializer=proto_dot_learnchain__pb2.HelloRequest.SerializeToString,
+                response_deserializer=proto_dot_learnchain__pb2.HelloResponse.FromString,
+                _registered_method=True)
         self.SendProposal = channel.unary_unary(
                 '/learnchain.v1.Peer/SendProposal',
                 request_serializer=proto_dot_learnchain__pb2.Proposal.SerializeToString,
@@ -75,6 +80,12 @@ class PeerStub:
 class PeerServicer:
     """Between validators: consensus messages, weights, catch-up and transactions.
     """
+
+    def Hello(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def SendProposal(self, request, context):
         """Missing associated documentation comment in .proto file."""
@@ -121,6 +132,11 @@ class PeerServicer:
 
 def add_PeerServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'Hello': grpc.unary_unary_rpc_method_handler(
+                    servicer.Hello,
+                    request_deserializer=proto_dot_learnchain__pb2.HelloRequest.FromString,
+                    response_serializer=proto_dot_learnchain__pb2.HelloResponse.SerializeToString,
+            ),
             'SendProposal': grpc.unary_unary_rpc_method_handler(
                     servicer.SendProposal,
                     request_deserializer=proto_dot_learnchain__pb2.Proposal.FromString,
@@ -167,6 +183,33 @@ def add_PeerServicer_to_server(servicer, server):
 class Peer:
     """Between validators: consensus messages, weights, catch-up and transactions.
     """
+
+    @staticmethod
+    def Hello(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnchain.v1.Peer/Hello',
+            proto_dot_learnchain__pb2.HelloRequest.SerializeToString,
+            proto_dot_learnchain__pb2.HelloResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def SendProposal(request,
@@ -398,6 +441,11 @@ class QueryStub:
                 request_serializer=proto_dot_learnchain__pb2.HistoryRequest.SerializeToString,
                 response_deserializer=proto_dot_learnchain__pb2.HistoryResponse.FromString,
                 _registered_method=True)
+        self.Genesis = channel.unary_unary(
+                '/learnchain.v1.Query/Genesis',
+                request_serializer=proto_dot_learnchain__pb2.GenesisRequest.SerializeToString,
+                response_deserializer=proto_dot_learnchain__pb2.GenesisResponse.FromString,
+                _registered_method=True)
 
 
 class QueryServicer:
@@ -440,6 +488,12 @@ class QueryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Genesis(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -472,6 +526,11 @@ def add_QueryServicer_to_server(servicer, server):
                     servicer.History,
                     request_deserializer=proto_dot_learnchain__pb2.HistoryRequest.FromString,
                     response_serializer=proto_dot_learnchain__pb2.HistoryResponse.SerializeToString,
+            ),
+            'Genesis': grpc.unary_unary_rpc_method_handler(
+                    servicer.Genesis,
+                    request_deserializer=proto_dot_learnchain__pb2.GenesisRequest.FromString,
+                    response_serializer=proto_dot_learnchain__pb2.GenesisResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -637,6 +696,33 @@ class Query:
             '/learnchain.v1.Query/History',
             proto_dot_learnchain__pb2.HistoryRequest.SerializeToString,
             proto_dot_learnchain__pb2.HistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Genesis(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnchain.v1.Query/Genesis',
+            proto_dot_learnchain__pb2.GenesisRequest.SerializeToString,
+            proto_dot_learnchain__pb2.GenesisResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -89,7 +89,7 @@ def tx() -> None:
 @click.option(
     "--endpoint",
     default="",
-    help="This validator's gRPC address for peers (default: its listen address).",
+    help="This validator's gRPC address for peers (default: from its config.toml).",
 )
 @node_options
 @tx_options
@@ -104,10 +104,10 @@ def stake(
 ) -> None:
     """Bond AMOUNT tokens: become a validator, or add power."""
     if not endpoint and home is not None:
-        from node.files import read_config
+        from node.files import get_advertised_address, read_config
 
         try:
-            endpoint = read_config(home).listen
+            endpoint = get_advertised_address(read_config(home))
         except ConfigError as error:
             raise click.ClickException(str(error)) from error
     key = _load_signer(home, key_file)

@@ -217,3 +217,29 @@ def history(from_height: int, limit: int, node: str | None, home: Path | None, o
     for e in entries:
         mark = "model update" if e["model_updated"] else ""
         click.echo(f"{e['height']:>6}  {e['block_hash'][:16]}  {e['proposer'][:12]}  {mark}")
+
+
+@query.command()
+@node_options
+def health(node: str | None, home: Path | None, output: str) -> None:
+    """The node's gRPC health (exit status 0 when SERVING): for container health checks."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    address = resolve_node(node, home)
+    with grpc.insecure_channel(address) as channel:
+        try:
+            answer = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=3
+            )
+        except grpc.RpcError as error:
+            raise click.ClickException(f"{address}: {error.code().name}") from None
+    serving = answer.status == health_pb2.HealthCheckResponse.SERVING
+    emit(
+        output,
+        {
+            "address": address,
+            "status": health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status),
+        },
+    )
+    if not serving:
+        raise SystemExit(1)

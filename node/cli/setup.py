@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import click
@@ -9,24 +10,118 @@ import click
 from consensus.types import Threshold
 from ml.config import BUILTIN_TASKS
 from node.cli.options import echo_json, parse_threshold
-from node.files import ConfigError, read_key
-from node.testnet import TestnetSpec, create_single_node, create_testnet
+from node.files import (
+    ConfigError,
+    DataSource,
+    NodeConfig,
+    check_host_port,
+    read_genesis,
+    read_key,
+)
+from node.testnet import TestnetSpec, create_joining_node, create_single_node, create_testnet
 
 
 @click.command()
 @click.option("--home", type=click.Path(path_type=Path), required=True)
 @click.option("--moniker", required=True)
-@click.option("--chain-id", default="learnchain-local", show_default=True)
-def init(home: Path, moniker: str, chain_id: str) -> None:
-    """Create a node home: key, config.toml and a one-validator genesis."""
+@click.option("--chain-id", default="learnchain-local", show_default=True, help="For a new chain.")
+@click.option(
+    "--genesis",
+    "genesis_file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Join the chain of this genesis.json instead of starting a new chain.",
+)
+@click.option("--genesis-from", help="Join the chain of the node at HOST:PORT (its genesis.json).")
+@click.option("--peers", default="", help="HOST:PORT,... to connect to (default: --genesis-from).")
+@click.option("--listen", default="127.0.0.1:26656", show_default=True)
+@click.option("--external-address", default="", help="HOST:PORT peers dial, if not --listen.")
+@click.option("--shard", default="", help="Built-in digits: only shard I of N, e.g. 4/5.")
+@click.option("--partition", default="iid", show_default=True, help="How --shard splits digits.")
+@click.option(
+    "--data-file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Train and vote on this CSV or NPZ file (tabular-mlp chains).",
+)
+def init(
+    home: Path,
+    moniker: str,
+    chain_id: str,
+    genesis_file: Path | None,
+    genesis_from: str | None,
+    peers: str,
+    listen: str,
+    external_address: str,
+    shard: str,
+    partition: str,
+    data_file: Path | None,
+) -> None:
+    """Create a node home: a key, config.toml and genesis.json.
+
+    Without --genesis or --genesis-from it starts a new one-validator chain. With either, the
+    node joins that chain as a full node; `learnchain tx stake` makes it a validator.
+    """
+    if genesis_file is None and genesis_from is None:
+        try:
+            key = create_single_node(home, moniker, chain_id, listen)
+        except ValueError as error:
+            raise click.ClickException(str(error)) from error
+        click.echo(f"initialised {home} (validator {key.address.hex()})")
+        return
+    if genesis_file is not None and genesis_from is not None:
+        raise click.UsageError("give --genesis or --genesis-from, not both")
+    peer_list = tuple(p for p in peers.split(",") if p) or ((genesis_from,) if genesis_from else ())
+    config = NodeConfig(
+        moniker=moniker,
+        listen=listen,
+        external_address=external_address,
+        persistent_peers=peer_list,
+        data=compute_data_source(shard, partition, data_file),
+    )
     try:
-        key = create_single_node(home, moniker, chain_id)
+        for where, address in [("--listen", listen)] + [("--peers", p) for p in peer_list]:
+            check_host_port(Path("init"), where, address)
+        if external_address:
+            check_host_port(Path("init"), "--external-address", external_address)
+    except ConfigError as error:
+        raise click.BadParameter(str(error).removeprefix("init: ")) from error
+    if genesis_from is not None:
+        from node.cli.run import call
+        from proto import learnchain_pb2 as pb
+
+        genesis_json = call(genesis_from, "Genesis", pb.GenesisRequest()).genesis_json
+    else:
+        assert genesis_file is not None
+        genesis_json = genesis_file.read_bytes()
+    try:
+        key = create_joining_node(home, moniker, genesis_json, config)
     except ValueError as error:
         raise click.ClickException(str(error)) from error
-    click.echo(f"initialised {home} (validator {key.address.hex()})")
+    chain = read_genesis(home).genesis.chain_id
+    digest = hashlib.sha256(genesis_json).hexdigest()
+    click.echo(f"initialised {home}: a full node of chain {chain} (address {key.address.hex()})")
+    click.echo(f"genesis.json sha256 {digest} (compare it with the network's)")
+    click.echo(f"next: learnchain start --home {home}, then fund {key.address.hex()} and stake")
 
 
-def _check_partition(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+def compute_data_source(shard: str, partition: str, data_file: Path | None) -> DataSource:
+    """--shard I/N and --partition, or --data-file."""
+    if data_file is not None:
+        if shard:
+            raise click.UsageError("give --shard or --data-file, not both")
+        return DataSource(kind="file", path=str(data_file.resolve()))
+    if not shard:
+        return DataSource()
+    try:
+        party, parties = (int(part) for part in shard.split("/"))
+    except ValueError:
+        raise click.BadParameter(f"--shard takes I/N, e.g. 4/5; got {shard!r}") from None
+    if not 0 <= party < parties:
+        raise click.BadParameter(f"--shard {shard}: I must be in 0..N-1")
+    _check_partition(None, None, partition)
+    return DataSource("digits", party, parties, partition)
+
+
+def _check_partition(_ctx: click.Context | None, _param: click.Parameter | None, value: str) -> str:
     from ml.data import parse_partition
     from ml.errors import DataError
 
@@ -49,6 +144,11 @@ def _check_partition(_ctx: click.Context, _param: click.Parameter, value: str) -
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--base-port", type=click.IntRange(1024, 65000), default=26656, show_default=True)
 @click.option("--chain-id", default="learnchain-testnet", show_default=True)
+@click.option(
+    "--hostname-prefix",
+    default="",
+    help="Containers: node I listens on 0.0.0.0:BASE_PORT and is reached at PREFIXI:BASE_PORT.",
+)
 def testnet(
     validators: int,
     output: Path,
@@ -59,10 +159,20 @@ def testnet(
     seed: int,
     base_port: int,
     chain_id: str,
+    hostname_prefix: str,
 ) -> None:
     """Create homes for a local testnet of N validators sharing one genesis."""
     spec = TestnetSpec(
-        validators, output, chain_id, threshold, mode, task, partition, seed, base_port
+        validators,
+        output,
+        chain_id,
+        threshold,
+        mode,
+        task,
+        partition,
+        seed,
+        base_port,
+        hostname_prefix=hostname_prefix,
     )
     try:
         homes = create_testnet(spec)

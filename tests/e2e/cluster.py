@@ -33,11 +33,11 @@ def learnchain(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[
 class Cluster:
     """N validators made by ``learnchain testnet`` and started as separate processes."""
 
-    def __init__(self, root: Path, validators: int, *extra: str) -> None:
+    def __init__(self, root: Path, validators: int, *extra: str, spare_ports: int = 0) -> None:
         self.root = root
         self.count = validators
         self.base_port = find_free_base_port(
-            validators, start=30000 + os.getpid() % 1000 * 20, step=37
+            validators + spare_ports, start=30000 + os.getpid() % 1000 * 20, step=37
         )
         created = learnchain(
             "testnet",
@@ -50,7 +50,7 @@ class Cluster:
             *extra,
         )
         assert created.returncode == 0, created.stderr
-        self.processes: list[subprocess.Popen[bytes] | None] = [None] * validators
+        self.processes: dict[int, subprocess.Popen[bytes] | None] = dict.fromkeys(range(validators))
 
     def home(self, i: int) -> Path:
         return self.root / f"node{i}"
@@ -67,6 +67,25 @@ class Cluster:
             cwd=ROOT,
         )
 
+    def init_joiner(self, i: int, *extra: str) -> None:
+        """``learnchain init`` a home ``node{i}`` that joins this chain (fetching the genesis)."""
+        created = learnchain(
+            "init",
+            "--home",
+            str(self.home(i)),
+            "--moniker",
+            f"node{i}",
+            "--genesis-from",
+            self.address(0),
+            "--peers",
+            ",".join(self.address(v) for v in range(self.count)),
+            "--listen",
+            self.address(i),
+            *extra,
+        )
+        assert created.returncode == 0, created.stderr
+        self.processes[i] = None
+
     def start_all(self) -> None:
         for i in range(self.count):
             self.start(i)
@@ -79,10 +98,10 @@ class Cluster:
             self.processes[i] = None
 
     def stop_all(self) -> None:
-        for process in self.processes:
+        for process in self.processes.values():
             if process is not None:
                 process.send_signal(signal.SIGTERM)
-        for i, process in enumerate(self.processes):
+        for i, process in self.processes.items():
             if process is not None:
                 try:
                     process.wait(timeout=20)

@@ -1,0 +1,103 @@
+"""A newcomer joins a running testnet by staking, validates, and leaves by unstaking."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.cluster import Cluster, learnchain
+
+pytestmark = pytest.mark.e2e
+
+JOINER = 4
+
+
+def cli_json(*args: str) -> Any:
+    """Run a CLI command with ``--output json`` and parse its one JSON object."""
+    done = learnchain(*args, "--output", "json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def wait_until(what: str, check: Callable[[], Any], timeout: float = 180) -> Any:
+    """Poll ``check`` until it returns something truthy; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for: {what}")
+
+
+def validator_stakes(cluster: Cluster) -> dict[str, int]:
+    shown = cli_json("query", "validators", "--node", cluster.address(0))
+    return {v["address"]: v["stake"] for v in shown["validators"]}
+
+
+def find_block(cluster: Cluster, first: int, test: Callable[[dict[str, Any]], bool]) -> int | None:
+    """The first committed height from ``first`` on whose block satisfies ``test``."""
+    for height in range(first, cluster.height(0) + 1):
+        if test(cli_json("query", "block", str(height), "--node", cluster.address(0))):
+            return height
+    return None
+
+
+def test_a_full_node_joins_by_staking_then_proposes_votes_and_leaves(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path / "net", 4, spare_ports=1)
+    cluster.start_all()
+    try:
+        cluster.wait_for([0, 1, 2, 3], 3)
+        cluster.init_joiner(JOINER, "--shard", "4/5")
+        cluster.start(JOINER)
+        joiner = cli_json("keys", "show", "--home", str(cluster.home(JOINER)))["address"]
+
+        # A full node: it follows the chain without being a validator.
+        cluster.wait_for([JOINER], cluster.height(0) + 2)
+        assert joiner not in validator_stakes(cluster)
+
+        cli_json(
+            "tx",
+            "transfer",
+            joiner,
+            "5000",
+            "--key",
+            str(cluster.root / "faucet_key.json"),
+            "--node",
+            cluster.address(0),
+        )
+        staked = cli_json("tx", "stake", "2000", "--home", str(cluster.home(JOINER)))
+        bond = cli_json("query", "account", joiner, "--node", cluster.address(1))
+        assert bond["bonded"] == 2000
+        assert bond["endpoint"] == cluster.address(JOINER)
+
+        wait_until("the joiner in the validator set", lambda: validator_stakes(cluster).get(joiner))
+        assert validator_stakes(cluster)[joiner] == 2000
+        joined_at = int(staked["committed_by_height"])
+
+        proposed = wait_until(
+            "a block proposed by the joiner",
+            lambda: find_block(cluster, joined_at, lambda b: b["proposer"] == joiner),
+        )
+        signed = wait_until(
+            "a commit signed by the joiner",
+            lambda: find_block(cluster, joined_at, lambda b: joiner in b["signers"]),
+        )
+        assert proposed and signed
+        top = min(cluster.height(i) for i in range(5))
+        for height in range(joined_at, top + 1):
+            assert len({cluster.block_hash(i, height) for i in range(5)}) == 1, height
+
+        cli_json("tx", "unstake", "2000", "--home", str(cluster.home(JOINER)))
+        wait_until(
+            "the joiner out of the validator set", lambda: joiner not in validator_stakes(cluster)
+        )
+        height = cluster.height(0)
+        cluster.wait_for([0, 1, 2, 3, JOINER], height + 3)
+    finally:
+        cluster.stop_all()
