@@ -35,6 +35,7 @@ from node.testnet import TestnetSpec, create_joining_node, create_single_node, c
 @click.option("--peers", default="", help="HOST:PORT,... to connect to (default: --genesis-from).")
 @click.option("--listen", default="127.0.0.1:26656", show_default=True)
 @click.option("--external-address", default="", help="HOST:PORT peers dial, if not --listen.")
+@click.option("--metrics", default="", help="HOST:PORT to serve Prometheus metrics on.")
 @click.option("--shard", default="", help="Built-in digits: only shard I of N, e.g. 4/5.")
 @click.option("--partition", default="iid", show_default=True, help="How --shard splits digits.")
 @click.option(
@@ -51,6 +52,7 @@ def init(
     peers: str,
     listen: str,
     external_address: str,
+    metrics: str,
     shard: str,
     partition: str,
     data_file: Path | None,
@@ -75,13 +77,15 @@ def init(
         listen=listen,
         external_address=external_address,
         persistent_peers=peer_list,
+        metrics=metrics,
         data=compute_data_source(shard, partition, data_file),
     )
     try:
         for where, address in [("--listen", listen)] + [("--peers", p) for p in peer_list]:
             check_host_port(Path("init"), where, address)
-        if external_address:
-            check_host_port(Path("init"), "--external-address", external_address)
+        for where, optional in (("--external-address", external_address), ("--metrics", metrics)):
+            if optional:
+                check_host_port(Path("init"), where, optional)
     except ConfigError as error:
         raise click.BadParameter(str(error).removeprefix("init: ")) from error
     if genesis_from is not None:
