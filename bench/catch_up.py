@@ -88,8 +88,10 @@ def measure(blocks: int) -> dict[str, object]:
         root = Path(scratch) / "net"
         base = find_free_base_port(4, start=41000, step=97)
         subprocess.run(
-            [sys.executable, "-m", "node.cli", "testnet", "--validators", "4"]
-            + ["--output", str(root), "--base-port", str(base)],
+            [
+                *(sys.executable, "-m", "node.cli", "testnet", "--validators", "4"),
+                *("--output", str(root), "--base-port", str(base)),
+            ],
             check=True,
             capture_output=True,
             cwd=ROOT,

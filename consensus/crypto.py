@@ -81,6 +81,13 @@ def is_valid_signature(public_key: PublicKey, message: bytes, signature: Signatu
     return True
 
 
+def compute_valid_signatures(
+    triples: list[tuple[PublicKey, bytes, Signature]],
+) -> list[tuple[PublicKey, bytes, Signature]]:
+    """The (key, message, signature) triples whose signature is valid."""
+    return [t for t in triples if is_valid_signature(*t)]
+
+
 class SignatureVerifier:
     """Verifies signatures, remembering the ones already found valid.
 
@@ -96,6 +103,14 @@ class SignatureVerifier:
         self.capacity = capacity
         self.checks = 0
         self.verifications = 0
+
+    def remember(self, verified: list[tuple[PublicKey, bytes, Signature]]) -> None:
+        """Record (key, message, signature) triples already verified elsewhere (e.g. in a worker
+        thread, with ``compute_valid_signatures``), so that checking them again is a lookup."""
+        for public_key, message, signature in verified:
+            if len(self._valid) >= self.capacity:
+                self._valid.pop(next(iter(self._valid)))
+            self._valid[(public_key, signature, message)] = None
 
     def is_valid(self, public_key: PublicKey, message: bytes, signature: Signature) -> bool:
         """True when ``signature`` is valid (from the cache when it was seen before)."""

@@ -57,6 +57,7 @@ class LearningWorker:
         self.max_bytes = learner.task.config.max_weights_bytes
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="learner")
         self._previous_global: StateDict | None = None
+        self._current_hash = Hash(learner.current_hash())  # changes only in accept()
         torch.set_num_threads(1)
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
@@ -98,6 +99,7 @@ class LearningWorker:
         def accept() -> None:
             self._previous_global = self.learner.current()
             self.learner.accept(self.decode(data))
+            self._current_hash = Hash(self.learner.current_hash())
 
         await self._run(accept)
 
@@ -132,7 +134,7 @@ class LearningWorker:
 
     def current_hash(self) -> Hash:
         """The global model's canonical hash."""
-        return Hash(self.learner.current_hash())
+        return self._current_hash
 
     def current_encoded(self) -> EncodedWeights:
         """The global model, encoded."""

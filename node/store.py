@@ -88,10 +88,19 @@ class Store:
 
     def save_block(self, block: Block, commit: Commit, state: ChainState) -> None:
         """Store a decided block, its commit and the new state atomically and durably."""
+        self.save_blocks([(block, commit)], state)
+
+    def save_blocks(self, decided: list[tuple[Block, Commit]], state: ChainState) -> None:
+        """Store several consecutive decided blocks and the state after the last, atomically."""
         with self._db.write_batch(transaction=True, sync=True) as batch:
-            batch.put(_height_key(b"b", block.height), block_to_proto(block).SerializeToString())
-            batch.put(b"h" + block.hash, _HEIGHT.pack(block.height))
-            batch.put(_height_key(b"c", block.height), commit_to_proto(commit).SerializeToString())
+            for block, commit in decided:
+                batch.put(
+                    _height_key(b"b", block.height), block_to_proto(block).SerializeToString()
+                )
+                batch.put(b"h" + block.hash, _HEIGHT.pack(block.height))
+                batch.put(
+                    _height_key(b"c", block.height), commit_to_proto(commit).SerializeToString()
+                )
             batch.put(_STATE_KEY, state_to_proto(state).SerializeToString())
 
     def save_state(self, state: ChainState) -> None:
