@@ -13,9 +13,6 @@ import math
 import warnings
 
 import torch
-from opacus import GradSampleModule
-from opacus.accountants import RDPAccountant
-from opacus.optimizers import DPOptimizer
 from torch import nn
 from torch.nn import functional as F
 
@@ -31,22 +28,26 @@ class PrivacyLedger:
     def __init__(self, target_epsilon: float, delta: float) -> None:
         self.target_epsilon = target_epsilon
         self.delta = delta
-        self._accountant = RDPAccountant()
+        self._history: list[tuple[float, float, int]] = []  # (noise, sample rate, steps) runs
 
     @property
     def spent_epsilon(self) -> float:
         """Epsilon spent so far at this ledger's delta."""
-        if not self._accountant.history:
-            return 0.0
-        return float(self._accountant.get_epsilon(self.delta))
+        return self._compute_epsilon(self._history) if self._history else 0.0
+
+    def _compute_epsilon(self, history: list[tuple[float, float, int]]) -> float:
+        # Opacus (and what it imports) costs about 100 MB of memory: only nodes using DP load it.
+        from opacus.accountants import RDPAccountant
+
+        accountant = RDPAccountant()
+        accountant.history = list(history)
+        return float(accountant.get_epsilon(self.delta))
 
     def compute_epsilon_after(
         self, noise_multiplier: float, sample_rate: float, steps: int
     ) -> float:
         """Epsilon if a run of ``steps`` steps were added."""
-        probe = RDPAccountant()
-        probe.history = [*self._accountant.history, (noise_multiplier, sample_rate, steps)]
-        return float(probe.get_epsilon(self.delta))
+        return self._compute_epsilon([*self._history, (noise_multiplier, sample_rate, steps)])
 
     def charge(self, noise_multiplier: float, sample_rate: float, steps: int) -> None:
         """Record a run, or raise PrivacyBudgetExceeded (recording nothing)."""
@@ -56,7 +57,7 @@ class PrivacyLedger:
                 f"training would spend epsilon {after:.2f} (delta {self.delta:g}), past this "
                 f"node's budget of {self.target_epsilon:g}; spent so far {self.spent_epsilon:.2f}"
             )
-        self._accountant.history.append((noise_multiplier, sample_rate, steps))
+        self._history.append((noise_multiplier, sample_rate, steps))
 
 
 def compute_dp_steps(task: Task, samples: int) -> tuple[float, int]:
@@ -70,6 +71,9 @@ def train_model_dp(
     task: Task, model: nn.Module, data: Dataset, seed: int, ledger: PrivacyLedger
 ) -> nn.Module:
     """DP-SGD for the task's local epochs, charged to ``ledger`` before any step is taken."""
+    from opacus import GradSampleModule
+    from opacus.optimizers import DPOptimizer
+
     config = task.config
     sample_rate, steps = compute_dp_steps(task, len(data))
     ledger.charge(config.dp_noise_multiplier, sample_rate, steps)

@@ -57,6 +57,7 @@ from consensus.messages import (
 from consensus.state import ChainState, compute_genesis_state
 from consensus.types import Address, Hash, Signature, VoteType
 from consensus.validators import compute_proposer_of_round
+from ml.codec import WeightsBytes
 from ml.errors import MLError
 from node.files import (
     DATA_DIR,
@@ -445,7 +446,7 @@ class Node:
             return False
         return True
 
-    async def _get_weights(self, weights_hash: Hash, preferred: str | None) -> bytes | None:
+    async def _get_weights(self, weights_hash: Hash, preferred: str | None) -> WeightsBytes | None:
         """Weights from the store, or fetched from a peer (preferred first) and verified."""
         assert self.learning is not None
         if self.store.has_weights(weights_hash):

@@ -14,7 +14,14 @@ from consensus.types import Hash
 from ml.adversaries import POISONING_ATTACKS, make_learner
 from ml.aggregate import Contribution as MLContribution
 from ml.aggregate import aggregate_contributions
-from ml.codec import StateDict, compute_weights_hash, decode_weights, encode_weights
+from ml.codec import (
+    StateDict,
+    WeightsBytes,
+    compute_encoded_weights_hash,
+    compute_weights_hash,
+    decode_weights,
+    encode_weights,
+)
 from ml.data import load_digits_party, load_operator_file, split_train_vote
 from ml.errors import MLError
 from ml.learner import Learner
@@ -63,7 +70,7 @@ class LearningWorker:
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
-    def decode(self, data: bytes) -> StateDict:
+    def decode(self, data: WeightsBytes) -> StateDict:
         """Checked weights (WeightsError when they do not fit the task's model)."""
         return decode_weights(data, self.template, self.max_bytes)
 
@@ -72,19 +79,22 @@ class LearningWorker:
         state = await self._run(self.learner.propose)
         return await self._run(encode, state)
 
-    async def verify(self, data: bytes, weights_hash: Hash) -> bool:
+    async def verify(self, data: WeightsBytes, weights_hash: Hash) -> bool:
         """True when ``data`` fits the task's model and has the canonical ``weights_hash``."""
 
         def check() -> bool:
             try:
-                return compute_weights_hash(self.decode(data)) == weights_hash
+                return (
+                    compute_encoded_weights_hash(data, self.template, self.max_bytes)
+                    == weights_hash
+                )
             except MLError:
                 return False
 
         result: bool = await self._run(check)
         return result
 
-    async def vote(self, data: bytes) -> bool:
+    async def vote(self, data: WeightsBytes) -> bool:
         """Decode and score proposed weights on the vote set; the rule's verdict."""
 
         def decide() -> bool:
@@ -93,7 +103,7 @@ class LearningWorker:
         result: bool = await self._run(decide)
         return result
 
-    async def accept(self, data: bytes) -> None:
+    async def accept(self, data: WeightsBytes) -> None:
         """Make committed weights the global model."""
 
         def accept() -> None:
@@ -104,7 +114,7 @@ class LearningWorker:
         await self._run(accept)
 
     async def aggregate(
-        self, contributions: list[tuple[str, bytes, int]]
+        self, contributions: list[tuple[str, WeightsBytes, int]]
     ) -> tuple[EncodedWeights, list[str]]:
         """Robustly combine (contributor, weights bytes, samples) into one proposal."""
         config = self.learner.task.config

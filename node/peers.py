@@ -63,21 +63,28 @@ class Peer:
         self.connected = True
         return response
 
-    async def fetch_weights(self, weights_hash: bytes, max_bytes: int) -> bytes | None:
-        """Stream weights from this peer (None when it does not have them or sends too much)."""
-        parts: list[bytes] = []
-        size = 0
+    async def fetch_weights(self, weights_hash: bytes, max_bytes: int) -> bytearray | None:
+        """Stream weights from this peer into one buffer (None when it does not have them, or
+        sends more than ``max_bytes`` or than the size it announced)."""
+        buffer = bytearray()
         try:
             async for chunk in self.stub.FetchWeights(
                 pb.FetchWeightsRequest(weights_hash=weights_hash), timeout=60
             ):
-                size += len(chunk.data)
-                if size > max_bytes:
+                if not buffer and chunk.total_size:
+                    if chunk.total_size > max_bytes:
+                        return None
+                    buffer = bytearray(chunk.total_size)  # filled in place: one copy in memory
+                    size = 0
+                elif not buffer:
+                    return None  # the first chunk must announce the size
+                if size + len(chunk.data) > len(buffer):
                     return None
-                parts.append(chunk.data)
+                buffer[size : size + len(chunk.data)] = chunk.data
+                size += len(chunk.data)
         except grpc.aio.AioRpcError:
             return None
-        return b"".join(parts) if parts else None
+        return buffer if buffer and size == len(buffer) else None
 
     def get_blocks(self, from_height: int) -> AsyncIterator[pb.BlockWithCommit]:
         """Committed blocks with their commits from ``from_height`` on."""

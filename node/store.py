@@ -35,6 +35,7 @@ from proto import learnchain_pb2 as pb
 
 T = TypeVar("T")
 CHUNK_SIZE = 1 << 20
+WEIGHTS_BATCH_BYTES = 8 << 20
 _HEIGHT = struct.Struct(">Q")
 _STATE_KEY = b"s"
 _SIGN_STATE_KEY = b"p"
@@ -168,19 +169,35 @@ class Store:
 
     # --- weights ----------------------------------------------------------------------------
 
-    def put_weights(self, weights_hash: Hash, chunks: Iterable[bytes], sync: bool = True) -> int:
-        """Store weights as content-addressed chunks under ``weights_hash``; returns the size."""
+    def put_weights(
+        self,
+        weights_hash: Hash,
+        chunks: Iterable[bytes | bytearray | memoryview],
+        sync: bool = True,
+    ) -> int:
+        """Store weights as content-addressed chunks under ``weights_hash``; returns the size.
+
+        Chunks go in write batches of ``WEIGHTS_BATCH_BYTES`` (a 100 MB batch would sit whole in
+        LevelDB's log and memtable); the manifest goes last, so weights are never listed before
+        all their chunks are stored. Chunks without a manifest are garbage for ``prune_weights``.
+        """
         manifest: list[bytes] = []
-        size = 0
-        with self._db.write_batch(transaction=True, sync=sync) as batch:
-            for chunk in chunks:
-                for start in range(0, len(chunk), CHUNK_SIZE):
-                    piece = chunk[start : start + CHUNK_SIZE]
-                    key = hashlib.sha256(piece).digest()
-                    batch.put(b"k" + key, piece)
-                    manifest.append(key)
-                    size += len(piece)
-            batch.put(b"w" + weights_hash, _HEIGHT.pack(size) + b"".join(manifest))
+        size = pending = 0
+        batch = self._db.write_batch()
+        for chunk in chunks:
+            view = memoryview(chunk)
+            for start in range(0, len(view), CHUNK_SIZE):
+                piece = bytes(view[start : start + CHUNK_SIZE])
+                key = hashlib.sha256(piece).digest()
+                batch.put(b"k" + key, piece)
+                manifest.append(key)
+                size += len(piece)
+                pending += len(piece)
+                if pending >= WEIGHTS_BATCH_BYTES:
+                    batch.write()
+                    batch, pending = self._db.write_batch(), 0
+        batch.write()
+        self._db.put(b"w" + weights_hash, _HEIGHT.pack(size) + b"".join(manifest), sync=sync)
         return size
 
     def has_weights(self, weights_hash: Hash) -> bool:

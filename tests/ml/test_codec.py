@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 
 import pytest
 import torch
 
-from ml.codec import compute_weights_hash, decode_weights, encode_weights
+from ml.codec import (
+    compute_encoded_weights_hash,
+    compute_weights_hash,
+    decode_weights,
+    encode_weights,
+)
 from ml.errors import WeightsError
 from ml.tasks import TaskConfig, get_task
 
@@ -110,3 +116,43 @@ def test_a_pickle_is_never_loaded() -> None:
     torch.save(state, buffer)
     with pytest.raises(WeightsError, match="not valid safetensors"):
         decode_weights(buffer.getvalue(), state, LIMIT)
+
+
+def test_the_hash_of_encoded_bytes_equals_the_hash_of_the_decoded_weights() -> None:
+    for name in ("digits-mlp", "digits-cnn"):
+        state = initial_state(name=name)
+        data = encode_weights(state)
+        expected = compute_weights_hash(state)
+        assert compute_encoded_weights_hash(data, state, LIMIT) == expected
+        assert compute_encoded_weights_hash(bytearray(data), state, LIMIT) == expected
+
+
+def _with_header(data: bytes, edit: object) -> bytes:
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    edit(header)  # type: ignore[operator]
+    encoded = json.dumps(header).encode()
+    return len(encoded).to_bytes(8, "little") + encoded + data[8 + size :]
+
+
+def _overlap(header: dict[str, dict[str, list[int]]]) -> None:
+    first, second = sorted(k for k in header if k != "__metadata__")[:2]
+    header[second]["data_offsets"] = list(header[first]["data_offsets"])
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (_overlap, "offsets do not match|overlap or leave gaps"),
+        (lambda h: h["0.weight"].update(dtype="F64"), "dtype"),
+        (lambda h: h["0.weight"].update(dtype="X9"), "unknown or missing dtype"),
+        (lambda h: h["0.weight"].update(data_offsets=[0, 4]), "offsets do not match"),
+    ],
+)
+def test_a_crafted_header_is_refused_by_both_readers(edit: object, message: str) -> None:
+    state = initial_state()
+    data = _with_header(encode_weights(state), edit)
+    with pytest.raises(WeightsError, match=message):
+        compute_encoded_weights_hash(data, state, LIMIT)
+    with pytest.raises(WeightsError, match=message):
+        decode_weights(data, state, LIMIT)
