@@ -329,11 +329,11 @@ class Node:
 
     def _broadcast(self, message: SignedProposal | SignedVote | DuplicateVoteEvidence) -> None:
         if isinstance(message, SignedVote):
-            self.peers.broadcast("SendVote", vote_to_proto(message))
+            self.peers.gossip(pb.Envelope(vote=vote_to_proto(message)))
         elif isinstance(message, SignedProposal):
-            self.peers.broadcast("SendProposal", proposal_to_proto(message))
+            self.peers.gossip(pb.Envelope(proposal=proposal_to_proto(message)))
         else:
-            self.peers.broadcast("SendEvidence", evidence_to_proto(message))
+            self.peers.gossip(pb.Envelope(evidence=evidence_to_proto(message)))
 
     def _after_commit(self, action: CommitBlock, previous_model: Hash) -> None:
         block, state = action.block, action.state
@@ -566,10 +566,10 @@ class Node:
         if self.engine.state is state:
             self.contributions[self.key.address] = contribution
             self._contributions_changed.set()
-            self.peers.broadcast(
-                "SendContribution",
-                pb.ContributionAnnouncement(contribution=contribution_to_proto(contribution)),
+            announcement = pb.ContributionAnnouncement(
+                contribution=contribution_to_proto(contribution)
             )
+            self.peers.gossip(pb.Envelope(contribution=announcement))
 
     # --- catch-up -----------------------------------------------------------------------------
 

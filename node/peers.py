@@ -26,6 +26,7 @@ CHANNEL_OPTIONS = [
 ]
 SEND_TIMEOUT = 5.0
 MAX_PEERS = 64
+MAX_OUTBOX = 4096  # gossip messages queued for one peer; past it new ones are dropped
 
 log = logging.getLogger("learnchain.peers")
 
@@ -38,6 +39,38 @@ class Peer:
         self.channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
         self.stub = pb_grpc.PeerStub(self.channel)
         self.connected = False
+        self.dropped = 0
+        self._outbox: asyncio.Queue[pb.Envelope] = asyncio.Queue(MAX_OUTBOX)
+        self._stream: asyncio.Task[None] | None = None
+
+    def gossip(self, envelope: pb.Envelope) -> None:
+        """Queue a consensus message for this peer's Gossip stream (dropped when the queue is
+        full: consensus re-gossips what matters, and a dead peer must not grow our memory)."""
+        if self._outbox.full():
+            self.dropped += 1
+            return
+        self._outbox.put_nowait(envelope)
+        if self._stream is None or self._stream.done():
+            self._stream = asyncio.create_task(self._keep_streaming())
+
+    async def _keep_streaming(self) -> None:
+        """One long-lived Gossip stream, reopened with backoff when it breaks. A message taken
+        from the queue when the stream broke is lost, as on any lossy link."""
+        backoff = 0.2
+        while True:
+            try:
+                await self.stub.Gossip(self._outgoing())
+            except grpc.aio.AioRpcError as error:
+                self.connected = False
+                log.debug("peer %s Gossip: %s", self.address, error.code().name)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _outgoing(self) -> AsyncIterator[pb.Envelope]:
+        while True:
+            envelope = await self._outbox.get()
+            yield envelope
+            self.connected = True
 
     async def send(self, method: str, message: object) -> bool:
         """Call a unary Peer method; False (and logged at debug) when the peer is unreachable."""
@@ -95,6 +128,8 @@ class Peer:
 
     async def close(self) -> None:
         """Close the channel."""
+        if self._stream is not None:
+            self._stream.cancel()
         await self.channel.close()
 
 
@@ -119,6 +154,11 @@ class PeerSet:
         self.peers.append(Peer(address))
         log.info("new peer %s", address)
         return True
+
+    def gossip(self, envelope: pb.Envelope) -> None:
+        """Send a consensus message to every peer on its Gossip stream."""
+        for peer in self.peers:
+            peer.gossip(envelope)
 
     def find(self, address: str) -> Peer | None:
         """The peer at ``address``, if it is one of ours."""

@@ -50,6 +50,34 @@ class PeerService(pb_grpc.PeerServicer):  # type: ignore[misc]
             await _refuse(self.node, context, error)
             return pb.HelloResponse()
 
+    async def Gossip(
+        self, requests: AsyncIterator[pb.Envelope | Malformed], context: grpc.aio.ServicerContext
+    ) -> pb.Ack:
+        """A peer's stream of consensus messages; the first bad one ends the stream."""
+        async for envelope in requests:
+            try:
+                if isinstance(envelope, Malformed):
+                    raise WireError(f"malformed message: {envelope.error}")
+                self._dispatch(envelope)
+            except (WireError, ValueError) as error:
+                await _refuse(self.node, context, error)
+        return pb.Ack()
+
+    def _dispatch(self, envelope: pb.Envelope) -> None:
+        kind = envelope.WhichOneof("body")
+        if kind == "vote":
+            self.node.receive_vote(vote_from_proto(envelope.vote))
+        elif kind == "proposal":
+            self.node.receive_proposal(proposal_from_proto(envelope.proposal))
+        elif kind == "evidence":
+            self.node.receive_evidence(evidence_from_proto(envelope.evidence))
+        elif kind == "contribution":
+            self.node.receive_contribution(
+                contribution_from_proto(envelope.contribution.contribution)
+            )
+        else:
+            raise WireError("empty envelope")
+
     async def SendProposal(self, request: pb.Proposal, context: grpc.aio.ServicerContext) -> pb.Ack:
         try:
             self.node.receive_proposal(proposal_from_proto(request))
@@ -257,6 +285,13 @@ def add_services(server: grpc.aio.Server, node: Node) -> None:
             request_class = getattr(pb, method.input_type.name)
             response_class = getattr(pb, method.output_type.name)
             implementation = getattr(servicer, method.name)
+            if method.client_streaming:  # Gossip: the servicer refuses Malformed items itself
+                handlers[method.name] = grpc.stream_unary_rpc_method_handler(
+                    implementation,
+                    request_deserializer=_safe_deserializer(request_class),
+                    response_serializer=response_class.SerializeToString,
+                )
+                continue
             factory = (
                 grpc.unary_stream_rpc_method_handler
                 if method.server_streaming

@@ -40,6 +40,11 @@ class PeerStub:
                 request_serializer=proto_dot_learnchain__pb2.HelloRequest.SerializeToString,
                 response_deserializer=proto_dot_learnchain__pb2.HelloResponse.FromString,
                 _registered_method=True)
+        self.Gossip = channel.stream_unary(
+                '/learnchain.v1.Peer/Gossip',
+                request_serializer=proto_dot_learnchain__pb2.Envelope.SerializeToString,
+                response_deserializer=proto_dot_learnchain__pb2.Ack.FromString,
+                _registered_method=True)
         self.SendProposal = channel.unary_unary(
                 '/learnchain.v1.Peer/SendProposal',
                 request_serializer=proto_dot_learnchain__pb2.Proposal.SerializeToString,
@@ -83,6 +88,14 @@ class PeerServicer:
 
     def Hello(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Gossip(self, request_iterator, context):
+        """A node keeps one Gossip stream open to each peer and sends every consensus message on it
+        (the unary Send* methods below carry the same messages one call each).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -136,6 +149,11 @@ def add_PeerServicer_to_server(servicer, server):
                     servicer.Hello,
                     request_deserializer=proto_dot_learnchain__pb2.HelloRequest.FromString,
                     response_serializer=proto_dot_learnchain__pb2.HelloResponse.SerializeToString,
+            ),
+            'Gossip': grpc.stream_unary_rpc_method_handler(
+                    servicer.Gossip,
+                    request_deserializer=proto_dot_learnchain__pb2.Envelope.FromString,
+                    response_serializer=proto_dot_learnchain__pb2.Ack.SerializeToString,
             ),
             'SendProposal': grpc.unary_unary_rpc_method_handler(
                     servicer.SendProposal,
@@ -201,6 +219,33 @@ class Peer:
             '/learnchain.v1.Peer/Hello',
             proto_dot_learnchain__pb2.HelloRequest.SerializeToString,
             proto_dot_learnchain__pb2.HelloResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Gossip(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/learnchain.v1.Peer/Gossip',
+            proto_dot_learnchain__pb2.Envelope.SerializeToString,
+            proto_dot_learnchain__pb2.Ack.FromString,
             options,
             channel_credentials,
             insecure,
