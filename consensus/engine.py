@@ -130,6 +130,7 @@ class Engine:
         self._last_commit_sigs: dict[Address, CommitSig] = {}
         self._future: list[Event] = []
         self._sync_requested_at: tuple[int, int] = (-1, -1)
+        self._behind = False  # a message from two or more heights ahead arrived at this height
         self._reset_height(state)
         self.started = False
 
@@ -326,6 +327,7 @@ class Engine:
         if height == self.height + 1 and len(self._future) < MAX_BUFFERED_FUTURE_MESSAGES:
             self._future.append(event)
         elif height > self.height + 1:
+            self._behind = True
             self._request_sync(out)
 
     def _request_sync(self, out: list[Action]) -> None:
@@ -537,7 +539,11 @@ class Engine:
         if event.height != self.height or event.round != self.round:
             return
         out.extend(Broadcast(message) for message in self._own_messages)
-        if self._future:
+        if self._behind:
+            # Ask again on every tick: a sync can end short of the tip (a lagging peer, a broken
+            # stream), and messages from far ahead may not come again at this height and round.
+            out.append(RequestSync(self.height))
+        elif self._future:
             self._request_sync(out)
         out.append(ScheduleGossip(self.height, self.round, Milliseconds(self.timeouts.gossip)))
 
@@ -614,6 +620,7 @@ class Engine:
         self.last_commit = commit
         self._last_commit_sigs = {s.validator: s for s in commit.signatures}
         self._reset_height(post_state)
+        self._behind = False
         self._start_round(Round(0), out)
         future, self._future = self._future, []
         for event in future:

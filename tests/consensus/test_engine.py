@@ -10,10 +10,12 @@ from consensus.events import (
     Action,
     Broadcast,
     CommitBlock,
+    GossipTick,
     PersistSignState,
     ProposalReceived,
     Rejected,
     RequestProposal,
+    RequestSync,
     RequestVerdict,
     SignState,
     TimeoutFired,
@@ -278,3 +280,19 @@ def test_a_restarted_validator_gossips_again_what_it_signed_before_the_crash() -
     assert prevote in votes_in(actions)  # the same signed vote, not a new signature
     assert restarted.step == Step.PREVOTE
     assert restarted._votes.get(VoteType.PREVOTE, Round(0)).power_any > 0
+
+
+def test_a_node_that_hears_from_far_ahead_asks_to_sync_on_every_gossip_tick() -> None:
+    # Regression: a full node whose first sync ended short of the tip (it synced from a peer
+    # that was itself behind) asked only once per height and round, and stayed behind forever.
+    state, _, other = setup()
+    engine = Engine(state, PrivateKey.generate())
+    engine.start()
+    ahead = Vote(CHAIN, VoteType.PREVOTE, Height(5), Round(0), None, other.address)
+    first = engine.handle(
+        VoteReceived(SignedVote(ahead, Signature(other.sign(ahead.sign_bytes()))))
+    )
+    assert [a.from_height for a in first if isinstance(a, RequestSync)] == [1]
+    for _ in range(2):
+        again = engine.handle(GossipTick(Height(1), Round(0)))
+        assert [a.from_height for a in again if isinstance(a, RequestSync)] == [1]

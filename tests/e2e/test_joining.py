@@ -24,6 +24,9 @@ def cli_json(*args: str) -> Any:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+CLUSTER: Cluster | None = None  # the running cluster, for log tails in failure messages
+
+
 def wait_until(what: str, check: Callable[[], Any], timeout: float = 180) -> Any:
     """Poll ``check`` until it returns something truthy; fail naming ``what``."""
     deadline = time.monotonic() + timeout
@@ -32,7 +35,11 @@ def wait_until(what: str, check: Callable[[], Any], timeout: float = 180) -> Any
         if result:
             return result
         time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for: {what}")
+    logs = ""
+    if CLUSTER is not None:
+        for log in sorted(CLUSTER.root.glob("node*.log")):
+            logs += f"\n--- {log.name}\n{log.read_text()[-1500:]}"
+    raise AssertionError(f"timed out waiting for: {what}{logs}")
 
 
 def validator_stakes(cluster: Cluster) -> dict[str, int]:
@@ -49,7 +56,8 @@ def find_block(cluster: Cluster, first: int, test: Callable[[dict[str, Any]], bo
 
 
 def test_a_full_node_joins_by_staking_then_proposes_votes_and_leaves(tmp_path: Path) -> None:
-    cluster = Cluster(tmp_path / "net", 4, spare_ports=1)
+    global CLUSTER
+    cluster = CLUSTER = Cluster(tmp_path / "net", 4, spare_ports=1)
     cluster.start_all()
     try:
         cluster.wait_for([0, 1, 2, 3], 3)
@@ -71,14 +79,23 @@ def test_a_full_node_joins_by_staking_then_proposes_votes_and_leaves(tmp_path: P
             "--node",
             cluster.address(0),
         )
-        staked = cli_json("tx", "stake", "2000", "--home", str(cluster.home(JOINER)))
-        bond = cli_json("query", "account", joiner, "--node", cluster.address(1))
+        # Submitted to the joiner itself, which passes it on to the validators.
+        cli_json("tx", "stake", "2000", "--home", str(cluster.home(JOINER)), "--no-wait")
+        bond = wait_until(
+            "the stake committed",
+            lambda: (
+                (a := cli_json("query", "account", joiner, "--node", cluster.address(1))).get(
+                    "bonded"
+                )
+                and a
+            ),
+        )
         assert bond["bonded"] == 2000
         assert bond["endpoint"] == cluster.address(JOINER)
+        joined_at = cluster.height(1)
 
         wait_until("the joiner in the validator set", lambda: validator_stakes(cluster).get(joiner))
         assert validator_stakes(cluster)[joiner] == 2000
-        joined_at = int(staked["committed_by_height"])
 
         proposed = wait_until(
             "a block proposed by the joiner",
