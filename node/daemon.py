@@ -15,7 +15,7 @@ import logging
 import random
 import signal
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -71,7 +71,7 @@ from node.files import (
 )
 from node.learning import EncodedWeights, LearningWorker, load_learner
 from node.metrics import Metrics
-from node.peers import MAX_MESSAGE_BYTES, PeerSet
+from node.peers import INLINE_WEIGHTS_BYTES, MAX_MESSAGE_BYTES, PeerSet
 from node.services import add_services
 from node.store import Store
 from node.wire import (
@@ -90,6 +90,7 @@ MAX_MEMPOOL = 10_000
 MAX_EVENTS_PER_BATCH = 512  # events handled before the blocks they decided are written
 SYNC_WINDOW = 512  # blocks a catch-up stream may run ahead of the engine
 SYNC_CHUNK = 64  # synced blocks whose signatures are verified together
+PRUNE_EVERY = 50  # heights between prunings of stored weights beyond retain_models
 ANNOUNCE_INTERVAL = 5.0  # seconds between Hello rounds to every peer (peers forget on restart)
 ROUNDS_BEFORE_PLAIN_BLOCKS = 2
 T = TypeVar("T")
@@ -110,7 +111,7 @@ class JsonFormatter(logging.Formatter):
         )
 
 
-def setup_logging(log_format: str, level: int = logging.INFO) -> None:
+def setup_logging(log_format: str, level: str = "info") -> None:
     """Text or JSON-lines logs on stderr."""
     handler = logging.StreamHandler()
     handler.setFormatter(
@@ -120,7 +121,7 @@ def setup_logging(log_format: str, level: int = logging.INFO) -> None:
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(level.upper())
 
 
 class Node:
@@ -145,6 +146,10 @@ class Node:
                 f"genesis.json for {self.genesis_state.chain_id!r}"
             )
         self.committed: ChainState = state  # the state of the last block written to the store
+        self._retained_models = deque(
+            self.store.get_recent_model_hashes(self.config.retain_models) or [state.model_hash],
+            maxlen=self.config.retain_models,
+        )
         self.verifier = SignatureVerifier()
         self.engine = Engine(
             state, self.key, self.config.timeouts, self.store.load_sign_state(), self.verifier
@@ -157,8 +162,12 @@ class Node:
         self.peers = PeerSet(list(self.config.persistent_peers))
         self.events: asyncio.Queue[Event | _Start] = asyncio.Queue()
         self.mempool: OrderedDict[Hash, SignedTx] = OrderedDict()
-        self.contributions: dict[Address, Contribution] = {}
+        # Contributions by height: the current model's, and the next one's from validators that
+        # committed before this node did (kept so the next proposer need not wait them out).
+        self.contributions: dict[int, dict[Address, Contribution]] = {}
         self._contributions_changed = asyncio.Event()
+        self._arriving_weights: dict[Hash, asyncio.Task[None]] = {}
+        self._proposed_weights: EncodedWeights | None = None  # pushed beside our proposal
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._verifiers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify")
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -167,6 +176,7 @@ class Node:
         self._pending_blocks: list[CommitBlock] = []
         self._progress = asyncio.Event()  # set whenever the engine has handled a batch of events
         self._last_commit_time = time.monotonic()
+        self._busy_at_last_commit = 0.0
         self.learning: LearningWorker | None = None
         self.server: grpc.aio.Server | None = None
         self.stopped = asyncio.Event()
@@ -331,21 +341,35 @@ class Node:
         if isinstance(message, SignedVote):
             self.peers.gossip(pb.Envelope(vote=vote_to_proto(message)))
         elif isinstance(message, SignedProposal):
-            self.peers.gossip(pb.Envelope(proposal=proposal_to_proto(message)))
+            weights = self._proposed_weights
+            inline = (
+                weights.data
+                if weights is not None
+                and weights.weights_hash == message.block.header.model_hash
+                and len(weights.data) <= INLINE_WEIGHTS_BYTES
+                else b""
+            )
+            self.peers.gossip(pb.Envelope(proposal=proposal_to_proto(message), weights=inline))
         else:
             self.peers.gossip(pb.Envelope(evidence=evidence_to_proto(message)))
 
     def _after_commit(self, action: CommitBlock, previous_model: Hash) -> None:
         block, state = action.block, action.state
         now = time.monotonic()
+        log.debug("committed height %d at %.6f", block.height, now)
         self.metrics.height.set(block.height)
         self.metrics.rounds_per_height.observe(action.commit.round + 1)
         self.metrics.block_interval.observe(now - self._last_commit_time)
+        if self.learning is not None:
+            busy = self.learning.busy_seconds - self._busy_at_last_commit
+            self._busy_at_last_commit = self.learning.busy_seconds
+            self.metrics.learner_seconds.observe(busy)
+            self.metrics.round_overhead.observe(max(0.0, now - self._last_commit_time - busy))
         self.metrics.peers.set(self.peers.connected)
         self._last_commit_time = now
         for tx in block.txs:
             self.mempool.pop(tx.hash(), None)
-        self.contributions = {}
+        self.contributions = {h: c for h, c in self.contributions.items() if h >= state.height}
         if block.header.model_hash != previous_model:
             self.metrics.model_updates.inc()
             log.info(
@@ -354,7 +378,15 @@ class Node:
                 block.header.model_hash.hex()[:12],
                 block.header.proposer.hex()[:12],
             )
+        if state.model_hash != self._retained_models[-1]:
+            self._retained_models.append(state.model_hash)
+        if block.height % PRUNE_EVERY == 0:
+            self._spawn(self._prune_weights())
         self._add_validator_peers(state)
+        self._start_learning(state)
+
+    def _start_learning(self, state: ChainState) -> None:
+        """A written block: follow its model and, in aggregate mode, train a contribution."""
         self._ensure_model()
         if (
             self.config.train
@@ -363,6 +395,16 @@ class Node:
             and not self._syncing
         ):
             self._spawn(self._contribute(state))
+
+    async def _prune_weights(self) -> None:
+        """Delete stored weights other than the last ``retain_models`` committed models and the
+        current height's work in progress (contributions, proposals, weights arriving)."""
+        keep = set(self._retained_models) | set(self._arriving_weights)
+        keep |= {c.weights_hash for pool in self.contributions.values() for c in pool.values()}
+        if self._proposed_weights is not None:
+            keep.add(self._proposed_weights.weights_hash)
+        pruned = await self._io_run(self.store.prune_weights, keep)
+        log.debug("pruned %d stored weights", pruned)
 
     # --- peers --------------------------------------------------------------------------------
 
@@ -449,6 +491,9 @@ class Node:
     async def _get_weights(self, weights_hash: Hash, preferred: str | None) -> WeightsBytes | None:
         """Weights from the store, or fetched from a peer (preferred first) and verified."""
         assert self.learning is not None
+        arriving = self._arriving_weights.get(weights_hash)
+        if arriving is not None:
+            await asyncio.wait([arriving])
         if self.store.has_weights(weights_hash):
             return b"".join(await self._io_run(lambda: list(self.store.iter_weights(weights_hash))))
         peers = list(self.peers.peers)
@@ -500,20 +545,22 @@ class Node:
             if train and state.params.mode == "solo":
                 weights = await self.learning.propose()
                 await self._store_weights(weights)
+                self._proposed_weights = weights
                 model_hash = weights.weights_hash
             elif train:
                 pool = await self._await_contributions(state)
-                inputs = []
-                for contribution in pool:
-                    member = state.validators.get_validator(contribution.validator)
-                    data = await self._get_weights(
-                        contribution.weights_hash, member.endpoint if member else None
-                    )
-                    if data is not None:
-                        inputs.append((contribution.validator.hex(), data, contribution.samples))
+                fetched = await asyncio.gather(
+                    *(self._get_contribution_weights(state, c) for c in pool)
+                )
+                inputs = [
+                    (c.validator.hex(), data, c.samples)
+                    for c, data in zip(pool, fetched, strict=True)
+                    if data is not None
+                ]
                 if inputs:
                     weights, used_ids = await self.learning.aggregate(inputs)
                     await self._store_weights(weights)
+                    self._proposed_weights = weights
                     model_hash = weights.weights_hash
                     used = tuple(c for c in pool if c.validator.hex() in used_ids)
         except MLError as error:
@@ -523,18 +570,29 @@ class Node:
             ProposalContent(request.height, request.round, txs, model_hash, used)
         )
 
+    async def _get_contribution_weights(
+        self, state: ChainState, contribution: Contribution
+    ) -> WeightsBytes | None:
+        member = state.validators.get_validator(contribution.validator)
+        return await self._get_weights(
+            contribution.weights_hash, member.endpoint if member else None
+        )
+
     async def _await_contributions(self, state: ChainState) -> list[Contribution]:
         """Contributions for the current model: all validators', or what came within a deadline."""
         deadline = time.monotonic() + self.config.timeouts.propose / 2000
         wanted = {v.address for v in state.validators.validators}
-        while set(self.contributions) < wanted and self.engine.state is state:
+        while not wanted <= self.contributions.get(state.height, {}).keys():
+            if self.engine.state is not state:
+                break
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             self._contributions_changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._contributions_changed.wait(), remaining)
-        return [c for c in self.contributions.values() if c.height == state.height]
+        pool = self.contributions.get(state.height, {})
+        return [c for address, c in pool.items() if address in wanted]
 
     async def _contribute(self, state: ChainState) -> None:
         """Aggregate mode: train from the new global model and announce a signed contribution."""
@@ -564,12 +622,12 @@ class Node:
             self.key.sign(unsigned.sign_bytes()),
         )
         if self.engine.state is state:
-            self.contributions[self.key.address] = contribution
-            self._contributions_changed.set()
+            self._add_contribution(contribution)
             announcement = pb.ContributionAnnouncement(
                 contribution=contribution_to_proto(contribution)
             )
-            self.peers.gossip(pb.Envelope(contribution=announcement))
+            inline = weights.data if len(weights.data) <= INLINE_WEIGHTS_BYTES else b""
+            self.peers.gossip(pb.Envelope(contribution=announcement, weights=inline))
 
     # --- catch-up -----------------------------------------------------------------------------
 
@@ -644,16 +702,51 @@ class Node:
         self.metrics.votes.labels(type=label).inc()
         self.events.put_nowait(VoteReceived(vote))
 
-    def receive_proposal(self, proposal: SignedProposal) -> None:
-        """A proposal from a peer."""
+    def receive_proposal(self, proposal: SignedProposal, weights: bytes = b"") -> None:
+        """A proposal from a peer, perhaps with the weights its block names."""
         self.events.put_nowait(ProposalReceived(proposal))
+        if weights and self._is_signed_by_round_proposer(proposal):
+            self._receive_weights(proposal.block.header.model_hash, weights)
+
+    def _is_signed_by_round_proposer(self, signed: SignedProposal) -> bool:
+        """True for a proposal of this height signed by its round's proposer (the engine checks
+        the same signature next, from the verifier's cache)."""
+        proposal = signed.proposal
+        if proposal.height != self.engine.height or proposal.round < 0:
+            return False
+        if signed.block.hash != proposal.block_hash:
+            return False
+        proposer = self.engine.validators.get_validator(self.engine.get_proposer(proposal.round))
+        return proposer is not None and self.verifier.is_valid(
+            proposer.public_key, proposal.sign_bytes(), signed.signature
+        )
+
+    def _receive_weights(self, weights_hash: Hash, data: bytes) -> None:
+        """Weights pushed beside a message whose signature checked; kept once their hash does."""
+        if self.learning is None or weights_hash in self._arriving_weights:
+            return
+        if len(data) > INLINE_WEIGHTS_BYTES:
+            raise ValueError(f"inline weights over {INLINE_WEIGHTS_BYTES} bytes")
+        task = self._spawn(self._keep_weights(weights_hash, data))
+        self._arriving_weights[weights_hash] = task
+        task.add_done_callback(lambda _: self._arriving_weights.pop(weights_hash, None))
+
+    async def _keep_weights(self, weights_hash: Hash, data: bytes) -> None:
+        assert self.learning is not None
+        if self.store.has_weights(weights_hash):
+            return
+        if await self.learning.verify(data, weights_hash):
+            await self._io_run(self.store.put_weights, weights_hash, [data])
+        else:
+            self.metrics.rejected.labels(reason="weights").inc()
 
     def receive_evidence(self, evidence: DuplicateVoteEvidence) -> None:
         """Evidence from a peer."""
         self.events.put_nowait(EvidenceReceived(evidence))
 
-    def receive_contribution(self, contribution: Contribution) -> None:
-        """A contribution for the current model; its signature is checked before anything else."""
+    def receive_contribution(self, contribution: Contribution, weights: bytes = b"") -> None:
+        """A contribution for the current model (or the next), perhaps with its weights; its
+        signature is checked before anything else."""
         state = self.engine.state
         member = state.validators.get_validator(contribution.validator)
         if member is None:
@@ -662,11 +755,20 @@ class Node:
             member.public_key, contribution.sign_bytes(), contribution.signature
         ):
             raise ValueError("contribution signature is invalid")
-        if contribution.chain_id != state.chain_id or contribution.height != state.height:
-            return  # for another model: stale or early, not an error
+        if contribution.chain_id != state.chain_id:
+            raise ValueError(f"contribution is for chain {contribution.chain_id!r}")
         if contribution.samples <= 0:
             raise ValueError("contribution has no samples")
-        self.contributions[contribution.validator] = contribution
+        if state.height <= contribution.height <= state.height + 1:
+            self._add_contribution(contribution)
+            if weights:
+                self._receive_weights(contribution.weights_hash, weights)
+        # otherwise it is for a model long replaced (or far ahead): not an error, not kept
+
+    def _add_contribution(self, contribution: Contribution) -> None:
+        self.contributions.setdefault(contribution.height, {})[contribution.validator] = (
+            contribution
+        )
         self._contributions_changed.set()
 
     def submit_tx(self, signed: SignedTx) -> bytes:
@@ -709,7 +811,7 @@ class _Start:
 async def run_node(home: Path) -> None:
     """Run a node until SIGINT or SIGTERM."""
     node = Node(home)
-    setup_logging(node.config.log_format)
+    setup_logging(node.config.log_format, node.config.log_level)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -21,6 +21,7 @@ from ml.config import TaskConfig
 from ml.errors import MLError
 
 CONFIG_FILE = "config.toml"
+LOG_LEVELS = ("debug", "info", "warning", "error")
 GENESIS_FILE = "genesis.json"
 KEY_FILE = "node_key.json"
 DATA_DIR = "data"
@@ -53,7 +54,8 @@ class NodeConfig:
     persistent_peers: tuple[str, ...] = ()
     metrics: str = ""  # host:port for Prometheus; empty: off
     log_format: str = "text"
-    retain_models: int = 10
+    log_level: str = "info"
+    retain_models: int = 10  # distinct committed models whose weights stay stored
     timeouts: TimeoutConfig = TimeoutConfig()
     data: DataSource = DataSource()
     train: bool = True  # false: never propose or contribute model updates (blocks carry txs only)
@@ -131,6 +133,8 @@ def read_config(home: Path) -> NodeConfig:
         raise _fail(path, "data.party", f"must be in 0..{config.data.parties - 1}")
     if config.data.kind == "file" and not config.data.path:
         raise _fail(path, "data.path", "a file data source needs a path")
+    if config.log_level not in LOG_LEVELS:
+        raise _fail(path, "log_level", f"must be one of {', '.join(LOG_LEVELS)}")
     if config.retain_models < 1:
         raise _fail(path, "retain_models", "must be at least 1")
     return config

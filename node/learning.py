@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ from ml.tasks import TaskConfig, get_task
 from node.files import DataSource
 
 T = TypeVar("T")
+log = logging.getLogger("learnchain.learning")
 
 
 @dataclass(frozen=True)
@@ -63,12 +66,35 @@ class LearningWorker:
         self.template = learner.current()
         self.max_bytes = learner.task.config.max_weights_bytes
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="learner")
+        # Checking arriving weights against their hash needs no learner state, so it does not
+        # queue behind training.
+        self._checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="weights-check")
         self._previous_global: StateDict | None = None
         self._current_hash = Hash(learner.current_hash())  # changes only in accept()
+        self.learner_seconds = 0.0  # wall time the learner thread spent working
+        self.checker_seconds = 0.0  # wall time the checker thread spent working
         torch.set_num_threads(1)
 
+    @property
+    def busy_seconds(self) -> float:
+        """Wall time spent on ML work so far (training, scoring, aggregating, checking)."""
+        return self.learner_seconds + self.checker_seconds
+
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._timed, "learner_seconds", fn, *args
+        )
+
+    def _timed(self, counter: str, fn: Callable[..., T], *args: object) -> T:
+        # The monotonic clock is shared by every process on a host, so the intervals logged
+        # here line up across nodes (bench/learning_round.py reads them).
+        started = time.monotonic()
+        try:
+            return fn(*args)
+        finally:
+            ended = time.monotonic()
+            setattr(self, counter, getattr(self, counter) + ended - started)
+            log.debug("ml work %s %.6f %.6f", getattr(fn, "__name__", "?"), started, ended)
 
     def decode(self, data: WeightsBytes) -> StateDict:
         """Checked weights (WeightsError when they do not fit the task's model)."""
@@ -91,7 +117,9 @@ class LearningWorker:
             except MLError:
                 return False
 
-        result: bool = await self._run(check)
+        result: bool = await asyncio.get_running_loop().run_in_executor(
+            self._checker, self._timed, "checker_seconds", check
+        )
         return result
 
     async def vote(self, data: WeightsBytes) -> bool:
@@ -153,3 +181,4 @@ class LearningWorker:
     def close(self) -> None:
         """Stop the worker thread."""
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._checker.shutdown(wait=False, cancel_futures=True)

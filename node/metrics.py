@@ -4,6 +4,26 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+OVERHEAD_BUCKETS = (
+    0.005,
+    0.01,
+    0.015,
+    0.02,
+    0.025,
+    0.03,
+    0.04,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.5,
+    1,
+    2,
+    5,
+)
+
 
 class Metrics:
     """One node's metrics on its own registry."""
@@ -20,7 +40,22 @@ class Metrics:
             registry=r,
         )
         self.block_interval = Histogram(
-            "learnchain_block_interval_seconds", "Time between commits", registry=r
+            "learnchain_block_interval_seconds",
+            "Time between commits",
+            buckets=(*OVERHEAD_BUCKETS, 10),
+            registry=r,
+        )
+        self.learner_seconds = Histogram(
+            "learnchain_learner_seconds",
+            "Time this node's learner worked (train, evaluate, aggregate, check) per block",
+            buckets=OVERHEAD_BUCKETS,
+            registry=r,
+        )
+        self.round_overhead = Histogram(
+            "learnchain_round_overhead_seconds",
+            "Time between commits minus this node's learner work in it",
+            buckets=OVERHEAD_BUCKETS,
+            registry=r,
         )
         self.votes = Counter("learnchain_votes_total", "Votes received", ["type"], registry=r)
         self.model_score = Gauge(

@@ -17,6 +17,7 @@ from proto import learnchain_pb2 as pb
 from proto import learnchain_pb2_grpc as pb_grpc
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+INLINE_WEIGHTS_BYTES = 1 << 20  # weights up to this size are pushed beside their message
 CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),

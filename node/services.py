@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from consensus.types import Address, Hash
+from node.peers import INLINE_WEIGHTS_BYTES
 from node.wire import (
     WireError,
     bond_to_proto,
@@ -65,15 +66,19 @@ class PeerService(pb_grpc.PeerServicer):  # type: ignore[misc]
 
     def _dispatch(self, envelope: pb.Envelope) -> None:
         kind = envelope.WhichOneof("body")
+        if envelope.weights and kind not in ("proposal", "contribution"):
+            raise WireError("weights travel only beside a proposal or a contribution")
+        if len(envelope.weights) > INLINE_WEIGHTS_BYTES:
+            raise WireError(f"inline weights over {INLINE_WEIGHTS_BYTES} bytes")
         if kind == "vote":
             self.node.receive_vote(vote_from_proto(envelope.vote))
         elif kind == "proposal":
-            self.node.receive_proposal(proposal_from_proto(envelope.proposal))
+            self.node.receive_proposal(proposal_from_proto(envelope.proposal), envelope.weights)
         elif kind == "evidence":
             self.node.receive_evidence(evidence_from_proto(envelope.evidence))
         elif kind == "contribution":
             self.node.receive_contribution(
-                contribution_from_proto(envelope.contribution.contribution)
+                contribution_from_proto(envelope.contribution.contribution), envelope.weights
             )
         else:
             raise WireError("empty envelope")

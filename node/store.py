@@ -156,6 +156,23 @@ class Store:
 
     # --- sign state -------------------------------------------------------------------------
 
+    def get_recent_model_hashes(self, count: int, max_blocks: int = 10_000) -> list[Hash]:
+        """The last ``count`` distinct model hashes of committed blocks, oldest first (looking
+        back at most ``max_blocks`` blocks)."""
+        state = self.load_state()
+        if state is None:
+            return []
+        found = [state.model_hash]
+        for height in range(state.height, max(0, state.height - max_blocks), -1):
+            if len(found) == count:
+                break
+            block = self.get_block(height)
+            if block is None:
+                break
+            if block.header.model_hash != found[-1]:
+                found.append(block.header.model_hash)
+        return found[::-1]
+
     def save_sign_state(self, sign_state: SignState) -> None:
         """Persist the double-sign guard durably (before the signature leaves the node)."""
         self._db.put(
@@ -173,9 +190,13 @@ class Store:
         self,
         weights_hash: Hash,
         chunks: Iterable[bytes | bytearray | memoryview],
-        sync: bool = True,
+        sync: bool = False,
     ) -> int:
         """Store weights as content-addressed chunks under ``weights_hash``; returns the size.
+
+        Not synced by default: weights can be fetched again from peers, and LevelDB appends to
+        one log in order, so the synced batch of the block that commits them makes them
+        durable too (a crash loses at most weights no block refers to yet).
 
         Chunks go in write batches of ``WEIGHTS_BATCH_BYTES`` (a 100 MB batch would sit whole in
         LevelDB's log and memtable); the manifest goes last, so weights are never listed before
@@ -235,7 +256,7 @@ class Store:
         with self._db.write_batch(transaction=True, sync=True) as batch:
             for key in doomed:
                 batch.delete(key)
-            for key, _ in self._db.iterator(prefix=b"k"):
+            for key in self._db.iterator(prefix=b"k", include_value=False):
                 if key[1:] not in referenced:
                     batch.delete(key)
         return len(doomed)

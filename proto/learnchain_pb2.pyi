@@ -363,16 +363,18 @@ class HelloResponse(_message.Message):
     def __init__(self, chain_id: _Optional[str] = ..., node_id: _Optional[bytes] = ..., height: _Optional[int] = ...) -> None: ...
 
 class Envelope(_message.Message):
-    __slots__ = ("proposal", "vote", "evidence", "contribution")
+    __slots__ = ("proposal", "vote", "evidence", "contribution", "weights")
     PROPOSAL_FIELD_NUMBER: _ClassVar[int]
     VOTE_FIELD_NUMBER: _ClassVar[int]
     EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     CONTRIBUTION_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     proposal: Proposal
     vote: Vote
     evidence: Evidence
     contribution: ContributionAnnouncement
-    def __init__(self, proposal: _Optional[_Union[Proposal, _Mapping]] = ..., vote: _Optional[_Union[Vote, _Mapping]] = ..., evidence: _Optional[_Union[Evidence, _Mapping]] = ..., contribution: _Optional[_Union[ContributionAnnouncement, _Mapping]] = ...) -> None: ...
+    weights: bytes
+    def __init__(self, proposal: _Optional[_Union[Proposal, _Mapping]] = ..., vote: _Optional[_Union[Vote, _Mapping]] = ..., evidence: _Optional[_Union[Evidence, _Mapping]] = ..., contribution: _Optional[_Union[ContributionAnnouncement, _Mapping]] = ..., weights: _Optional[bytes] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
     __slots__ = ()

@@ -10,6 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from proto import learnchain_pb2 as pb
 from tests.e2e.cluster import Cluster, learnchain
 
 pytestmark = pytest.mark.e2e
@@ -144,6 +145,32 @@ def test_garbage_and_oversized_calls_to_every_method_leave_the_node_running(
                 ), (path, error.code())
                 refused += 1
     assert refused >= len(calls) * 2
+    before = cluster.height(0)
+    cluster.wait_for([0, 1, 2, 3], before + 3)
+    assert cluster.is_running(0)
+
+
+def test_bad_gossip_streams_are_refused_and_leave_the_node_running(cluster: Cluster) -> None:
+    channel = grpc.insecure_channel(cluster.address(0))
+    gossip = channel.stream_unary("/learnchain.v1.Peer/Gossip")
+    bad_streams = [
+        [os.urandom(200)],
+        [os.urandom(9 * 1024 * 1024)],
+        [pb.Envelope().SerializeToString()],
+        [pb.Envelope(vote=pb.Vote(), weights=b"weights beside a vote").SerializeToString()],
+        [
+            pb.Envelope(
+                contribution=pb.ContributionAnnouncement(), weights=bytes(2 * 1024 * 1024)
+            ).SerializeToString()
+        ],
+    ]
+    for stream in bad_streams:
+        with pytest.raises(grpc.RpcError) as raised:
+            gossip(iter(stream), timeout=10)
+        assert raised.value.code() in (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+        ), raised.value.details()
     before = cluster.height(0)
     cluster.wait_for([0, 1, 2, 3], before + 3)
     assert cluster.is_running(0)

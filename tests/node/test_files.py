@@ -59,6 +59,7 @@ def test_a_key_file_readable_by_others_is_refused(tmp_path: Path, testnet_dir: P
         ('[data]\nkind = "cloud"', "config.toml: data.kind: must be digits or file"),
         ('[data]\nkind = "file"', "config.toml: data.path: a file data source needs a path"),
         ("persistent_peers = [1]", "config.toml: persistent_peers: expected a list"),
+        ('log_level = "loud"', "config.toml: log_level: must be one of debug, info"),
         ("listen = ", "config.toml: not valid TOML"),
     ],
 )

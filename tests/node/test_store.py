@@ -74,6 +74,20 @@ def test_pruning_keeps_only_the_retained_weights(tmp_path: Path) -> None:
         assert b"".join(store.iter_weights(new)) == shared + b"new tail"
 
 
+def test_the_recent_models_are_read_back_from_the_blocks(tmp_path: Path) -> None:
+    chain = Chain(make_genesis_state(KEYS), KEYS)
+    models = [compute_hash(f"model {i}".encode()) for i in range(4)]
+    with Store(tmp_path / "db") as store:
+        store.save_state(chain.state)
+        for model in [models[0], models[1], models[1], models[2], models[3], models[3]]:
+            block = chain.next_block(model_hash=model)
+            state = chain.commit(block)
+            assert chain.last_commit is not None
+            store.save_block(block, chain.last_commit, state)
+        assert store.get_recent_model_hashes(3) == models[1:]
+        assert store.get_recent_model_hashes(10)[-4:] == models
+
+
 def test_a_second_process_cannot_open_the_same_database(tmp_path: Path) -> None:
     with Store(tmp_path / "db"), pytest.raises(StoreError, match="cannot open the database"):
         Store(tmp_path / "db")

@@ -1,0 +1,217 @@
+"""Learning-round overhead and memory of validators that train: 5 real processes on digits.
+
+Targets (issue #4): learning round overhead (round wall time minus the ML work) <= 25 ms p50
+with 5 validators on digits; resident memory per validator on digits <= 400 MB.
+
+Five ``learnchain start`` processes from ``learnchain testnet`` (aggregate mode, digits-mlp,
+Dirichlet 0.5) run until a height, logging at debug level. Every node logs each piece of ML work
+(training its contribution, aggregating, checking and scoring weights) as an interval of the
+host's monotonic clock, and each commit. A round is the time between two of node0's commits; its
+ML time is the union of every node's ML intervals within it (time during which some learner was
+working, the round waiting on it); the overhead is the rest: messages, signatures, consensus and
+storage with no learner at work anywhere. The first heights (start-up) are left out.
+
+For comparison it also prints each node's own view from its Prometheus histograms
+(``learnchain_round_overhead_seconds``: time between commits minus that node's own ML work),
+which also counts waiting for the other nodes' training: five trainers share 2 cores here.
+
+    .venv/bin/python bench/learning_round.py [--heights 40]
+
+Prints a table and, last, one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import grpc
+
+from node.testnet import find_free_base_port
+from proto import learnchain_pb2 as pb
+from proto import learnchain_pb2_grpc as pb_grpc
+
+ROOT = Path(__file__).resolve().parents[1]
+VALIDATORS = 5
+WARM_UP_HEIGHTS = 5
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def read_histogram(text: str, name: str) -> list[tuple[float, float]]:
+    """Cumulative (upper bound, count) buckets of one histogram in Prometheus text format."""
+    buckets = []
+    for line in text.splitlines():
+        if line.startswith(f"{name}_bucket{{"):
+            bound = line.split('le="')[1].split('"')[0]
+            buckets.append((float(bound), float(line.rsplit(" ", 1)[1])))
+    return buckets
+
+
+def compute_quantile(buckets: list[tuple[float, float]], q: float) -> float:
+    """The q-quantile of cumulative buckets, linear within the bucket (as Prometheus does)."""
+    total = buckets[-1][1]
+    rank = q * total
+    lower_bound, lower_count = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if bound == float("inf"):
+                return lower_bound
+            share = (rank - lower_count) / (count - lower_count) if count > lower_count else 0
+            return lower_bound + (bound - lower_bound) * share
+        lower_bound, lower_count = bound, count
+    return lower_bound
+
+
+def read_timeline(logs: list[Path]) -> tuple[dict[int, float], list[tuple[float, float]]]:
+    """node0's commit times by height, and every node's ML work intervals."""
+    commits: dict[int, float] = {}
+    work: list[tuple[float, float]] = []
+    for index, path in enumerate(logs):
+        for line in path.read_text().splitlines():
+            if "ml work " in line:
+                started, ended = line.split()[-2:]
+                work.append((float(started), float(ended)))
+            elif index == 0 and "committed height " in line:
+                words = line.split()
+                commits[int(words[-3])] = float(words[-1])
+    return commits, work
+
+
+def compute_union_within(intervals: list[tuple[float, float]], start: float, end: float) -> float:
+    """Length of the union of ``intervals`` clipped to [start, end]."""
+    clipped = sorted((max(a, start), min(b, end)) for a, b in intervals if b > start and a < end)
+    total, reach = 0.0, start
+    for a, b in clipped:
+        if b > reach:
+            total += b - max(a, reach)
+            reach = b
+    return total
+
+
+def compute_rounds(
+    commits: dict[int, float], work: list[tuple[float, float]], first: int
+) -> list[tuple[float, float]]:
+    """(round wall time, ML time within it) for each height from ``first`` on."""
+    return [
+        (commits[h] - commits[h - 1], compute_union_within(work, commits[h - 1], commits[h]))
+        for h in sorted(commits)
+        if h >= first and h - 1 in commits
+    ]
+
+
+def median_ms(values: list[float]) -> float:
+    return round(1000 * statistics.median(values), 1)
+
+
+def merge(histograms: list[list[tuple[float, float]]]) -> list[tuple[float, float]]:
+    return [(h[0], sum(x[i][1] for x in histograms)) for i, h in enumerate(histograms[0])]
+
+
+def measure(heights: int) -> dict[str, object]:
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch) / "net"
+        base = find_free_base_port(2 * VALIDATORS, start=46000, step=97)
+        subprocess.run(
+            [
+                *(sys.executable, "-m", "node.cli", "testnet", "--validators", str(VALIDATORS)),
+                *("--output", str(root), "--base-port", str(base)),
+                *("--partition", "dirichlet:0.5"),
+            ],
+            check=True,
+            capture_output=True,
+            cwd=ROOT,
+        )
+        metrics = [f"127.0.0.1:{base + VALIDATORS + i}" for i in range(VALIDATORS)]
+        for i in range(VALIDATORS):
+            config = root / f"node{i}" / "config.toml"
+            text = config.read_text().replace('metrics = ""', f'metrics = "{metrics[i]}"')
+            config.write_text(text.replace('log_level = "info"', 'log_level = "debug"'))
+        logs = [root / f"node{i}.log" for i in range(VALIDATORS)]
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-m", "node.cli", "start", "--home", str(root / f"node{i}")],
+                stdout=subprocess.DEVNULL,
+                stderr=logs[i].open("w"),
+                cwd=ROOT,
+            )
+            for i in range(VALIDATORS)
+        ]
+        stub = pb_grpc.QueryStub(grpc.insecure_channel(f"127.0.0.1:{base}"))
+
+        def height() -> int:
+            try:
+                return int(stub.Status(pb.StatusRequest(), timeout=2).height)
+            except grpc.RpcError:
+                return -1
+
+        try:
+            deadline = time.monotonic() + 600
+            while height() < heights:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the testnet stopped at height {height()}")
+                time.sleep(0.2)
+            texts = [
+                urllib.request.urlopen(f"http://{m}/metrics", timeout=10).read().decode()
+                for m in metrics
+            ]
+            memory = [rss_mb(p.pid) for p in processes]
+        finally:
+            for p in processes:
+                p.send_signal(signal.SIGTERM)
+            for p in processes:
+                try:
+                    p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        commits, work = read_timeline(logs)
+
+    def p50(name: str) -> float:
+        return round(
+            1000 * compute_quantile(merge([read_histogram(t, name) for t in texts]), 0.5), 1
+        )
+
+    rounds = compute_rounds(commits, work, first=WARM_UP_HEIGHTS)
+    return {
+        "validators": VALIDATORS,
+        "heights": heights,
+        "rounds_measured": len(rounds),
+        "p50_round_ms": median_ms([r[0] for r in rounds]),
+        "p50_round_ml_ms": median_ms([r[1] for r in rounds]),
+        "p50_round_overhead_ms": median_ms([r[0] - r[1] for r in rounds]),
+        "p50_own_learner_ms_per_block": p50("learnchain_learner_seconds"),
+        "p50_overhead_beside_own_learner_ms": p50("learnchain_round_overhead_seconds"),
+        "rss_mb_max": round(max(memory), 1),
+        "rss_mb_mean": round(sum(memory) / len(memory), 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--heights", type=int, default=40)
+    row = measure(parser.parse_args().heights)
+    print(f"{'round ms':>9} {'ML ms':>6} {'overhead ms':>11} {'RSS max MB':>10}  (p50s)")
+    print(
+        f"{row['p50_round_ms']:>9} {row['p50_round_ml_ms']:>6} "
+        f"{row['p50_round_overhead_ms']:>11} {row['rss_mb_max']:>10}"
+    )
+    print(json.dumps({"bench": "learning_round", **row}))
+
+
+if __name__ == "__main__":
+    main()
