@@ -83,11 +83,14 @@ async def fetch(address: str, weights_hash: bytes, size_mb: int, db: str) -> dic
     after_transfer = memory_mb("VmHWM")
     ok = compute_encoded_weights_hash(data, template, 2 * size_mb << 20) == weights_hash
     assert ok, "the weights do not match their hash"
+    checked = time.perf_counter()
     store.put_weights(weights_hash, [data])
     done = time.perf_counter()
     return {
         "seconds": done - started,
         "transfer_seconds": received - started,
+        "check_seconds": checked - received,
+        "store_seconds": done - checked,
         "baseline_rss_mb": baseline,
         "peak_rss_mb": memory_mb("VmHWM"),
         "peak_rss_after_transfer_mb": after_transfer,
@@ -148,6 +151,8 @@ def measure(size_mb: int, receivers: int) -> dict[str, object]:
         "aggregate_mb_per_s": round(receivers * size / (1 << 20) / slowest, 1),
         "per_receiver_seconds": [round(r["seconds"], 2) for r in results],
         "transfer_seconds": [round(r["transfer_seconds"], 2) for r in results],
+        "check_seconds": [round(r["check_seconds"], 2) for r in results],
+        "store_seconds": [round(r["store_seconds"], 2) for r in results],
         "wall_seconds_incl_process_start": round(wall, 2),
         "receiver_peak_rss_mb": round(max(r["peak_rss_mb"] for r in results), 1),
         "receiver_peak_above_baseline_mb": round(

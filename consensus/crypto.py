@@ -1,10 +1,17 @@
-"""Ed25519 keys, signatures and addresses (through ``cryptography``)."""
+"""Ed25519 keys, signatures and addresses.
+
+Keys and signing go through ``cryptography``; verification through libsodium (PyNaCl), which
+verifies an Ed25519 signature in about half the time here and releases the GIL while it does,
+so that catch-up can verify commits on both cores. Both implement RFC 8032 and reject
+non-canonical signatures; every node runs the same one, so validity never differs between nodes.
+"""
 
 from __future__ import annotations
 
 import hashlib
 
-from cryptography.exceptions import InvalidSignature
+import nacl.bindings
+import nacl.exceptions
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from consensus.types import (
@@ -75,8 +82,8 @@ def is_valid_signature(public_key: PublicKey, message: bytes, signature: Signatu
     if len(signature) != SIGNATURE_LENGTH or len(public_key) != PUBLIC_KEY_LENGTH:
         return False
     try:
-        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
-    except (InvalidSignature, ValueError):
+        nacl.bindings.crypto_sign_open(signature + message, public_key)
+    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError):
         return False
     return True
 

@@ -36,6 +36,9 @@ from proto import learnchain_pb2 as pb
 T = TypeVar("T")
 CHUNK_SIZE = 1 << 20
 WEIGHTS_BATCH_BYTES = 8 << 20
+# LevelDB's default 4 MB memtable turns one 100 MB weights write into a cascade of flushes and
+# compactions (3x slower, bench/weights_propagation.py); 32 MB absorbs a write at some memory.
+WRITE_BUFFER_BYTES = 32 << 20
 _HEIGHT = struct.Struct(">Q")
 _STATE_KEY = b"s"
 _SIGN_STATE_KEY = b"p"
@@ -55,7 +58,12 @@ class Store:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         try:
-            self._db = plyvel.DB(str(self.path), create_if_missing=True, paranoid_checks=True)
+            self._db = plyvel.DB(
+                str(self.path),
+                create_if_missing=True,
+                paranoid_checks=True,
+                write_buffer_size=WRITE_BUFFER_BYTES,
+            )
         except plyvel.IOError as error:
             raise StoreError(f"{self.path}: cannot open the database ({error})") from error
         except plyvel.CorruptionError as error:
