@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import grpc
+from processes import make_height_reader, start_node, stop_nodes
 
 from consensus.crypto import PrivateKey, SignatureVerifier
 from consensus.messages import Commit, CommitSig, Vote
@@ -36,8 +35,6 @@ from consensus.validators import compute_proposer_of_round
 from node.files import read_genesis, read_key
 from node.store import Store
 from node.testnet import find_free_base_port
-from proto import learnchain_pb2 as pb
-from proto import learnchain_pb2_grpc as pb_grpc
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,15 +71,6 @@ def write_chain(store: Store, state: ChainState, keys: list[PrivateKey], blocks:
         state = next_state
 
 
-def start(home: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "node.cli", "start", "--home", str(home)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=ROOT,
-    )
-
-
 def measure(blocks: int) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch) / "net"
@@ -105,15 +93,8 @@ def measure(blocks: int) -> dict[str, object]:
         with Store(root / "node0" / "data" / "chain.db") as store:
             write_chain(store, genesis, keys, blocks)
         build_seconds = time.perf_counter() - built
-        processes = [start(root / "node0"), start(root / "node1")]
-        stub = pb_grpc.QueryStub(grpc.insecure_channel(f"127.0.0.1:{base + 1}"))
-
-        def height() -> int:
-            try:
-                return int(stub.Status(pb.StatusRequest(), timeout=2).height)
-            except grpc.RpcError:
-                return -1
-
+        processes = [start_node(root / "node0"), start_node(root / "node1")]
+        height = make_height_reader(f"127.0.0.1:{base + 1}")
         try:
             deadline = time.monotonic() + 600
             while height() < 1:
@@ -127,13 +108,7 @@ def measure(blocks: int) -> dict[str, object]:
                 time.sleep(0.05)
             elapsed = time.perf_counter() - first
         finally:
-            for p in processes:
-                p.send_signal(signal.SIGTERM)
-            for p in processes:
-                try:
-                    p.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            stop_nodes(processes)
     synced = blocks - first_height
     return {
         "blocks": blocks,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import statistics
 import subprocess
 import sys
@@ -22,20 +21,11 @@ import time
 from itertools import pairwise
 from pathlib import Path
 
-import grpc
+from processes import make_height_reader, rss_mb, start_node, stop_nodes
 
 from node.testnet import find_free_base_port
-from proto import learnchain_pb2 as pb
-from proto import learnchain_pb2_grpc as pb_grpc
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def measure(validators: int, seconds: float) -> dict[str, object]:
@@ -62,23 +52,8 @@ def measure(validators: int, seconds: float) -> dict[str, object]:
         for i in range(validators):
             config = root / f"node{i}" / "config.toml"
             config.write_text(config.read_text().replace("train = true", "train = false"))
-        processes = [
-            subprocess.Popen(
-                [sys.executable, "-m", "node.cli", "start", "--home", str(root / f"node{i}")],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                cwd=ROOT,
-            )
-            for i in range(validators)
-        ]
-        stub = pb_grpc.QueryStub(grpc.insecure_channel(f"127.0.0.1:{base}"))
-
-        def height() -> int:
-            try:
-                return int(stub.Status(pb.StatusRequest(), timeout=2).height)
-            except grpc.RpcError:
-                return -1
-
+        processes = [start_node(root / f"node{i}") for i in range(validators)]
+        height = make_height_reader(f"127.0.0.1:{base}")
         try:
             deadline = time.monotonic() + 300
             while height() < 3:
@@ -94,13 +69,7 @@ def measure(validators: int, seconds: float) -> dict[str, object]:
             end_height, elapsed = height(), time.monotonic() - start
             memory = [rss_mb(p.pid) for p in processes]
         finally:
-            for p in processes:
-                p.send_signal(signal.SIGTERM)
-            for p in processes:
-                try:
-                    p.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            stop_nodes(processes)
     seen = sorted(first_seen.items())
     intervals = [(t2 - t1) / (h2 - h1) * 1000 for (h1, t1), (h2, t2) in pairwise(seen) if h2 > h1]
     return {

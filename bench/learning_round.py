@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import statistics
 import subprocess
 import sys
@@ -33,22 +32,13 @@ import time
 import urllib.request
 from pathlib import Path
 
-import grpc
+from processes import make_height_reader, rss_mb, start_node, stop_nodes
 
 from node.testnet import find_free_base_port
-from proto import learnchain_pb2 as pb
-from proto import learnchain_pb2_grpc as pb_grpc
 
 ROOT = Path(__file__).resolve().parents[1]
 VALIDATORS = 5
 WARM_UP_HEIGHTS = 5
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def read_histogram(text: str, name: str) -> list[tuple[float, float]]:
@@ -141,23 +131,8 @@ def measure(heights: int) -> dict[str, object]:
             text = config.read_text().replace('metrics = ""', f'metrics = "{metrics[i]}"')
             config.write_text(text.replace('log_level = "info"', 'log_level = "debug"'))
         logs = [root / f"node{i}.log" for i in range(VALIDATORS)]
-        processes = [
-            subprocess.Popen(
-                [sys.executable, "-m", "node.cli", "start", "--home", str(root / f"node{i}")],
-                stdout=subprocess.DEVNULL,
-                stderr=logs[i].open("w"),
-                cwd=ROOT,
-            )
-            for i in range(VALIDATORS)
-        ]
-        stub = pb_grpc.QueryStub(grpc.insecure_channel(f"127.0.0.1:{base}"))
-
-        def height() -> int:
-            try:
-                return int(stub.Status(pb.StatusRequest(), timeout=2).height)
-            except grpc.RpcError:
-                return -1
-
+        processes = [start_node(root / f"node{i}", logs[i].open("w")) for i in range(VALIDATORS)]
+        height = make_height_reader(f"127.0.0.1:{base}")
         try:
             deadline = time.monotonic() + 600
             while height() < heights:
@@ -170,13 +145,7 @@ def measure(heights: int) -> dict[str, object]:
             ]
             memory = [rss_mb(p.pid) for p in processes]
         finally:
-            for p in processes:
-                p.send_signal(signal.SIGTERM)
-            for p in processes:
-                try:
-                    p.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            stop_nodes(processes)
         commits, work = read_timeline(logs)
 
     def p50(name: str) -> float:

@@ -28,6 +28,7 @@ class ChainParams:
     evidence_max_age: int = 100
     max_block_txs: int = 1000
     max_contributions: int = 100
+    training_heights: int = 0  # the model may change up to this height; 0: training never ends
 
     def validate(self) -> None:
         """Raise ValueError naming the first parameter out of range."""
@@ -54,8 +55,15 @@ class ChainParams:
         for name, value in positive.items():
             if value <= 0:
                 raise ValueError(f"{name} must be positive, got {value}")
+        if self.training_heights < 0:
+            raise ValueError(f"training_heights must not be negative, got {self.training_heights}")
         if self.block_reward < 0:
             raise ValueError(f"block_reward must not be negative, got {self.block_reward}")
+
+    def is_training_height(self, height: int) -> bool:
+        """True when a block at ``height`` may still change the model (DESIGN §2: after the
+        training budget, blocks carry transactions only)."""
+        return self.training_heights == 0 or height <= self.training_heights
 
     def encode(self) -> bytes:
         """Canonical bytes (part of the state root)."""
@@ -78,6 +86,7 @@ class ChainParams:
                     self.evidence_max_age,
                     self.max_block_txs,
                     self.max_contributions,
+                    self.training_heights,
                 )
             )
         )

@@ -492,6 +492,12 @@ def process_header_checks(state: ChainState, block: Block, verifier: SignatureVe
         raise InvalidBlock("block body does not match its header roots")
     if len(block.txs) > state.params.max_block_txs:
         raise InvalidBlock("block has too many transactions")
+    if not state.params.is_training_height(header.height) and (
+        header.model_hash != state.model_hash or block.contributions
+    ):
+        raise InvalidBlock(
+            f"training ended at height {state.params.training_heights}: the model no longer changes"
+        )
     commit = block.last_commit
     if state.height == 0:
         if commit is not None:

@@ -391,6 +391,7 @@ class Node:
         if (
             self.config.train
             and state.params.mode == "aggregate"
+            and state.params.is_training_height(state.height + 1)
             and self.engine.is_validator()
             and not self._syncing
         ):
@@ -540,7 +541,12 @@ class Node:
         used: tuple[Contribution, ...] = ()
         # Updates need every survivor's approval when stake is tight; after two failed rounds at
         # a height, propose without one so the chain never stalls on learning (DESIGN §2).
-        train = self.config.train and ready and request.round < ROUNDS_BEFORE_PLAIN_BLOCKS
+        train = (
+            self.config.train
+            and ready
+            and request.round < ROUNDS_BEFORE_PLAIN_BLOCKS
+            and state.params.is_training_height(request.height)
+        )
         try:
             if train and state.params.mode == "solo":
                 weights = await self.learning.propose()

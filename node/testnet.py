@@ -48,6 +48,7 @@ class TestnetSpec:
     base_port: int = 26656
     host: str = "127.0.0.1"
     hostname_prefix: str = ""  # e.g. "node": node I is reached at nodeI:BASE_PORT (containers)
+    training_heights: int = 0  # the model may change up to this height; 0: no end
 
 
 def compute_testnet_endpoints(spec: TestnetSpec) -> list[str]:
@@ -115,7 +116,12 @@ def create_testnet(spec: TestnetSpec) -> list[Path]:
     faucet = PrivateKey.generate()
     endpoints = compute_testnet_endpoints(spec)
     task = TaskConfig(name=spec.task, seed=spec.seed)
-    params = replace(ChainParams(), threshold=spec.threshold, mode=spec.mode)
+    params = replace(
+        ChainParams(),
+        threshold=spec.threshold,
+        mode=spec.mode,
+        training_heights=spec.training_heights,
+    )
     genesis = create_genesis(
         spec.chain_id,
         [(k, e, f"node{i}") for i, (k, e) in enumerate(zip(keys, endpoints, strict=True))],

@@ -385,6 +385,7 @@ def _params_to_proto(p: ChainParams) -> pb.ChainParams:
         evidence_max_age=p.evidence_max_age,
         max_block_txs=p.max_block_txs,
         max_contributions=p.max_contributions,
+        training_heights=p.training_heights,
     )
 
 
@@ -404,6 +405,7 @@ def _params_from_proto(m: pb.ChainParams) -> ChainParams:
         evidence_max_age=m.evidence_max_age,
         max_block_txs=m.max_block_txs,
         max_contributions=m.max_contributions,
+        training_heights=m.training_heights,
     )
 
 

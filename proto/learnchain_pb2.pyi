@@ -215,7 +215,7 @@ class ValidatorSet(_message.Message):
     def __init__(self, validators: _Optional[_Iterable[_Union[Validator, _Mapping]]] = ..., proposer: _Optional[bytes] = ...) -> None: ...
 
 class ChainParams(_message.Message):
-    __slots__ = ("threshold_numerator", "threshold_denominator", "mode", "min_stake", "max_validators", "unbonding_blocks", "block_reward", "proposer_reward_percent", "slash_double_sign_percent", "slash_downtime_percent", "downtime_jail_blocks", "jail_blocks", "evidence_max_age", "max_block_txs", "max_contributions")
+    __slots__ = ("threshold_numerator", "threshold_denominator", "mode", "min_stake", "max_validators", "unbonding_blocks", "block_reward", "proposer_reward_percent", "slash_double_sign_percent", "slash_downtime_percent", "downtime_jail_blocks", "jail_blocks", "evidence_max_age", "max_block_txs", "max_contributions", "training_heights")
     THRESHOLD_NUMERATOR_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_DENOMINATOR_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
@@ -231,6 +231,7 @@ class ChainParams(_message.Message):
     EVIDENCE_MAX_AGE_FIELD_NUMBER: _ClassVar[int]
     MAX_BLOCK_TXS_FIELD_NUMBER: _ClassVar[int]
     MAX_CONTRIBUTIONS_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_HEIGHTS_FIELD_NUMBER: _ClassVar[int]
     threshold_numerator: int
     threshold_denominator: int
     mode: str
@@ -246,7 +247,8 @@ class ChainParams(_message.Message):
     evidence_max_age: int
     max_block_txs: int
     max_contributions: int
-    def __init__(self, threshold_numerator: _Optional[int] = ..., threshold_denominator: _Optional[int] = ..., mode: _Optional[str] = ..., min_stake: _Optional[int] = ..., max_validators: _Optional[int] = ..., unbonding_blocks: _Optional[int] = ..., block_reward: _Optional[int] = ..., proposer_reward_percent: _Optional[int] = ..., slash_double_sign_percent: _Optional[int] = ..., slash_downtime_percent: _Optional[int] = ..., downtime_jail_blocks: _Optional[int] = ..., jail_blocks: _Optional[int] = ..., evidence_max_age: _Optional[int] = ..., max_block_txs: _Optional[int] = ..., max_contributions: _Optional[int] = ...) -> None: ...
+    training_heights: int
+    def __init__(self, threshold_numerator: _Optional[int] = ..., threshold_denominator: _Optional[int] = ..., mode: _Optional[str] = ..., min_stake: _Optional[int] = ..., max_validators: _Optional[int] = ..., unbonding_blocks: _Optional[int] = ..., block_reward: _Optional[int] = ..., proposer_reward_percent: _Optional[int] = ..., slash_double_sign_percent: _Optional[int] = ..., slash_downtime_percent: _Optional[int] = ..., downtime_jail_blocks: _Optional[int] = ..., jail_blocks: _Optional[int] = ..., evidence_max_age: _Optional[int] = ..., max_block_txs: _Optional[int] = ..., max_contributions: _Optional[int] = ..., training_heights: _Optional[int] = ...) -> None: ...
 
 class SlashRecord(_message.Message):
     __slots__ = ("address", "height")

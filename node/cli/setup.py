@@ -153,6 +153,14 @@ def _check_partition(_ctx: click.Context | None, _param: click.Parameter | None,
     default="",
     help="Containers: node I listens on 0.0.0.0:BASE_PORT and is reached at PREFIXI:BASE_PORT.",
 )
+@click.option(
+    "--training-heights",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Training budget: the model may change up to this height, then blocks carry "
+    "transactions only (0: no end).",
+)
 def testnet(
     validators: int,
     output: Path,
@@ -164,6 +172,7 @@ def testnet(
     base_port: int,
     chain_id: str,
     hostname_prefix: str,
+    training_heights: int,
 ) -> None:
     """Create homes for a local testnet of N validators sharing one genesis."""
     spec = TestnetSpec(
@@ -177,6 +186,7 @@ def testnet(
         seed,
         base_port,
         hostname_prefix=hostname_prefix,
+        training_heights=training_heights,
     )
     try:
         homes = create_testnet(spec)

@@ -146,6 +146,18 @@ def test_a_model_update_rewards_its_proposer() -> None:
     assert state.model_hash == compute_hash(b"better model")
 
 
+def test_after_the_training_budget_the_model_no_longer_changes() -> None:
+    chain, _ = make_chain(mode="solo", training_heights=2)
+    chain.advance(model_hash=compute_hash(b"update 1"))
+    chain.advance(model_hash=compute_hash(b"update 2"))
+    with pytest.raises(InvalidBlock, match="training ended at height 2"):
+        process_block(
+            chain.state, chain.next_block(model_hash=compute_hash(b"update 3")), chain.verifier
+        )
+    state = chain.advance()  # blocks without an update keep the chain going
+    assert state.height == 3 and state.model_hash == compute_hash(b"update 2")
+
+
 def test_a_block_without_a_model_update_mints_nothing() -> None:
     chain, _ = make_chain()
     before = get_total_tokens(chain.state)
