@@ -203,7 +203,10 @@ class QueryService(pb_grpc.QueryServicer):  # type: ignore[misc]
         weights_hash = Hash(request.weights_hash or self.node.committed.model_hash)
         size = self.node.store.get_weights_size(weights_hash)
         if size is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, "this node does not hold those weights")
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                "this node does not hold those weights (it keeps the last retain_models models)",
+            )
         first = True
         for chunk in self.node.store.iter_weights(weights_hash):
             yield pb.WeightsChunk(data=chunk, total_size=size if first else 0)
