@@ -40,7 +40,7 @@ from ml.data import (
     parse_partition,
     split_train_vote,
 )
-from ml.errors import PrivacyBudgetExceeded, WeightsError
+from ml.errors import MLError, PrivacyBudgetExceeded, WeightsError
 from ml.learner import Learner
 from ml.privacy import compute_dp_steps
 from ml.tasks import TaskConfig, get_task
@@ -281,6 +281,10 @@ def main() -> None:
         "server_momentum": args.server_momentum,
     }
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    try:
+        config.validate()
+    except MLError as error:
+        parser.error(str(error))
     args.task_config = config
     trials = [run_trial(args, seed, attacks) for seed in parse_seeds(args.seeds)]
     if args.output == "text":
