@@ -124,6 +124,14 @@ def setup_logging(log_format: str, level: str = "info") -> None:
     root.setLevel(level.upper())
 
 
+def compute_inline_weights(weights: EncodedWeights | None) -> bytes:
+    """The bytes to push beside the message naming ``weights``: all of them when small enough,
+    else none (peers fetch them with FetchWeights)."""
+    if weights is None or len(weights.data) > INLINE_WEIGHTS_BYTES:
+        return b""
+    return weights.data
+
+
 class Node:
     """One validator (or full node) process."""
 
@@ -342,13 +350,8 @@ class Node:
             self.peers.gossip(pb.Envelope(vote=vote_to_proto(message)))
         elif isinstance(message, SignedProposal):
             weights = self._proposed_weights
-            inline = (
-                weights.data
-                if weights is not None
-                and weights.weights_hash == message.block.header.model_hash
-                and len(weights.data) <= INLINE_WEIGHTS_BYTES
-                else b""
-            )
+            ours = weights is not None and weights.weights_hash == message.block.header.model_hash
+            inline = compute_inline_weights(weights) if ours else b""
             self.peers.gossip(pb.Envelope(proposal=proposal_to_proto(message), weights=inline))
         else:
             self.peers.gossip(pb.Envelope(evidence=evidence_to_proto(message)))
@@ -502,12 +505,8 @@ class Node:
         peers.sort(key=lambda p: p.address != preferred)
         for peer in peers:
             data = await peer.fetch_weights(weights_hash, self.learning.max_bytes)
-            if data is None:
-                continue
-            if await self.learning.verify(data, weights_hash):
-                await self._io_run(self.store.put_weights, weights_hash, [data])
+            if data is not None and await self._keep_weights(weights_hash, data):
                 return data
-            self.metrics.rejected.labels(reason="weights").inc()
         return None
 
     async def _verdict(self, request: RequestVerdict) -> None:
@@ -632,8 +631,9 @@ class Node:
             announcement = pb.ContributionAnnouncement(
                 contribution=contribution_to_proto(contribution)
             )
-            inline = weights.data if len(weights.data) <= INLINE_WEIGHTS_BYTES else b""
-            self.peers.gossip(pb.Envelope(contribution=announcement, weights=inline))
+            self.peers.gossip(
+                pb.Envelope(contribution=announcement, weights=compute_inline_weights(weights))
+            )
 
     # --- catch-up -----------------------------------------------------------------------------
 
@@ -728,23 +728,27 @@ class Node:
         )
 
     def _receive_weights(self, weights_hash: Hash, data: bytes) -> None:
-        """Weights pushed beside a message whose signature checked; kept once their hash does."""
-        if self.learning is None or weights_hash in self._arriving_weights:
+        """Weights pushed beside a message whose signature checked (the Peer service bounds
+        their size); kept once their hash checks."""
+        if (
+            self.learning is None
+            or weights_hash in self._arriving_weights
+            or self.store.has_weights(weights_hash)
+        ):
             return
-        if len(data) > INLINE_WEIGHTS_BYTES:
-            raise ValueError(f"inline weights over {INLINE_WEIGHTS_BYTES} bytes")
         task = self._spawn(self._keep_weights(weights_hash, data))
         self._arriving_weights[weights_hash] = task
         task.add_done_callback(lambda _: self._arriving_weights.pop(weights_hash, None))
 
-    async def _keep_weights(self, weights_hash: Hash, data: bytes) -> None:
+    async def _keep_weights(self, weights_hash: Hash, data: WeightsBytes) -> bool:
+        """Store weights that fit the task's model and have ``weights_hash``; False (and counted
+        as rejected) when they do not."""
         assert self.learning is not None
-        if self.store.has_weights(weights_hash):
-            return
-        if await self.learning.verify(data, weights_hash):
-            await self._io_run(self.store.put_weights, weights_hash, [data])
-        else:
+        if not await self.learning.verify(data, weights_hash):
             self.metrics.rejected.labels(reason="weights").inc()
+            return False
+        await self._io_run(self.store.put_weights, weights_hash, [data])
+        return True
 
     def receive_evidence(self, evidence: DuplicateVoteEvidence) -> None:
         """Evidence from a peer."""
