@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from processes import make_height_reader, start_node, stop_nodes
+from processes import cpu_seconds, make_height_reader, start_node, stop_nodes
 
 from consensus.crypto import PrivateKey, SignatureVerifier
 from consensus.messages import Commit, CommitSig, Vote
@@ -102,11 +102,13 @@ def measure(blocks: int) -> dict[str, object]:
                     raise RuntimeError("node1 did not start syncing")
                 time.sleep(0.01)
             first_height, first = height(), time.perf_counter()
+            cpu_before = [cpu_seconds(p.pid) for p in processes]
             while (h := height()) < blocks:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"node1 stopped syncing at height {h}")
                 time.sleep(0.05)
             elapsed = time.perf_counter() - first
+            cpu = [cpu_seconds(p.pid) - b for p, b in zip(processes, cpu_before, strict=True)]
         finally:
             stop_nodes(processes)
     synced = blocks - first_height
@@ -115,6 +117,8 @@ def measure(blocks: int) -> dict[str, object]:
         "synced_measured": synced,
         "seconds": round(elapsed, 2),
         "blocks_per_second": round(synced / elapsed, 1),
+        "syncing_cpu_ms_per_block": round(cpu[1] * 1000 / synced, 3),
+        "serving_cpu_ms_per_block": round(cpu[0] * 1000 / synced, 3),
         "chain_build_seconds": round(build_seconds, 1),
     }
 
@@ -126,8 +130,12 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=10_000)
     args = parser.parse_args()
     row = measure(args.blocks)
-    print(f"{'blocks':>7} {'seconds':>8} {'blocks/s':>9} {'target':>7}")
-    print(f"{row['blocks']:>7} {row['seconds']:>8} {row['blocks_per_second']:>9} {'>= 2000':>7}")
+    print(f"{'blocks':>7} {'seconds':>8} {'blocks/s':>9} {'target':>7} {'CPU ms/block':>22}")
+    cpu = f"{row['syncing_cpu_ms_per_block']} sync + {row['serving_cpu_ms_per_block']} serve"
+    print(
+        f"{row['blocks']:>7} {row['seconds']:>8} {row['blocks_per_second']:>9} {'>= 2000':>7} "
+        f"{cpu:>22}"
+    )
     print(json.dumps({"bench": "catch_up", **row}))
 
 

@@ -37,6 +37,24 @@ _TX_DOMAIN = b"learnchain/tx/v1"
 _VOTE_FIELDS = struct.Struct(">BQq32s20s")
 
 
+def compute_vote_sign_bytes(
+    chain_id: ChainId,
+    vote_type: VoteType,
+    height: Height,
+    round_: Round,
+    block_hash: Hash | None,
+    validator: Address,
+) -> bytes:
+    """What a validator signs for a vote: domain, chain id, type, height, round, block hash and
+    its address."""
+    return (
+        _VOTE_DOMAIN
+        + encode_str(chain_id)
+        + (b"\x01" if block_hash is not None else b"\x00")
+        + _VOTE_FIELDS.pack(vote_type, height, round_, block_hash or ZERO_HASH, validator)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Vote:
     """A prevote or precommit for a block hash, or for nil (``block_hash`` None)."""
@@ -51,20 +69,10 @@ class Vote:
 
     def __post_init__(self) -> None:
         # One vote is checked by every peer, and again in commits and evidence: encode it once.
-        object.__setattr__(
-            self,
-            "_sign_bytes",
-            _VOTE_DOMAIN
-            + encode_str(self.chain_id)
-            + (b"\x01" if self.block_hash is not None else b"\x00")
-            + _VOTE_FIELDS.pack(
-                self.vote_type,
-                self.height,
-                self.round,
-                self.block_hash or ZERO_HASH,
-                self.validator,
-            ),
+        sign_bytes = compute_vote_sign_bytes(
+            self.chain_id, self.vote_type, self.height, self.round, self.block_hash, self.validator
         )
+        object.__setattr__(self, "_sign_bytes", sign_bytes)
 
     def sign_bytes(self) -> bytes:
         """What the validator signs: domain, chain id, type, height, round, block hash, address."""
@@ -100,9 +108,9 @@ class Commit:
     block_hash: Hash
     signatures: tuple[CommitSig, ...]
 
-    def get_vote(self, chain_id: ChainId, signature: CommitSig) -> Vote:
-        """The precommit that ``signature`` signs."""
-        return Vote(
+    def get_sign_bytes(self, chain_id: ChainId, signature: CommitSig) -> bytes:
+        """The sign bytes of the precommit that ``signature`` signs (without building it)."""
+        return compute_vote_sign_bytes(
             chain_id,
             VoteType.PRECOMMIT,
             self.height,

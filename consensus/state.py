@@ -227,7 +227,7 @@ def is_valid_commit(
         if validator is None or sig.validator in seen:
             return False
         if not verifier.is_valid(
-            validator.public_key, commit.get_vote(chain_id, sig).sign_bytes(), sig.signature
+            validator.public_key, commit.get_sign_bytes(chain_id, sig), sig.signature
         ):
             return False
         seen.add(sig.validator)

@@ -120,9 +120,9 @@ class Peer:
             return None
         return buffer if buffer and size == len(buffer) else None
 
-    def get_blocks(self, from_height: int) -> AsyncIterator[pb.BlockWithCommit]:
-        """Committed blocks with their commits from ``from_height`` on."""
-        stream: AsyncIterator[pb.BlockWithCommit] = self.stub.GetBlocks(
+    def get_blocks(self, from_height: int) -> AsyncIterator[pb.BlockBatch]:
+        """Batches of committed blocks with their commits from ``from_height`` on."""
+        stream: AsyncIterator[pb.BlockBatch] = self.stub.GetBlocks(
             pb.GetBlocksRequest(from_height=from_height), timeout=120
         )
         return stream

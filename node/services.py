@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from node.daemon import Node
 
 MAX_BLOCKS_PER_REQUEST = 100_000
+BLOCK_BATCH_BLOCKS = 64  # blocks per GetBlocks message
+BLOCK_BATCH_BYTES = 1024 * 1024  # bytes per GetBlocks message (a larger single block goes alone)
 
 
 async def _refuse(node: Node, context: grpc.aio.ServicerContext, error: Exception) -> None:
@@ -137,15 +139,27 @@ class PeerService(pb_grpc.PeerServicer):  # type: ignore[misc]
 
     async def GetBlocks(
         self, request: pb.GetBlocksRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.BlockWithCommit]:
+    ) -> AsyncIterator[pb.BlockBatch]:
         latest = self.node.committed.height
         stop = min(
             request.to_height or latest, latest, request.from_height + MAX_BLOCKS_PER_REQUEST
         )
-        for block, commit in self.node.store.iter_raw_blocks(max(request.from_height, 1), stop + 1):
-            yield pb.BlockWithCommit(
-                block=pb.Block.FromString(block), commit=pb.Commit.FromString(commit)
+        height = max(request.from_height, 1)
+        while height <= stop:
+            raw = await self.node.read_block_batch(
+                height, stop + 1, BLOCK_BATCH_BLOCKS, BLOCK_BATCH_BYTES
             )
+            if not raw:
+                return
+            yield pb.BlockBatch(
+                blocks=[
+                    pb.BlockWithCommit(
+                        block=pb.Block.FromString(block), commit=pb.Commit.FromString(commit)
+                    )
+                    for block, commit in raw
+                ]
+            )
+            height += len(raw)
 
 
 class QueryService(pb_grpc.QueryServicer):  # type: ignore[misc]

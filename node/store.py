@@ -162,6 +162,20 @@ class Store:
                 return
             yield block, commit
 
+    def get_raw_block_batch(
+        self, start: int, stop: int, max_blocks: int, max_bytes: int
+    ) -> list[tuple[bytes, bytes]]:
+        """Consecutive (block bytes, commit bytes) from ``start`` (below ``stop``): at most
+        ``max_blocks``, and no more than ``max_bytes`` unless a single block is larger."""
+        batch: list[tuple[bytes, bytes]] = []
+        size = 0
+        for block, commit in self.iter_raw_blocks(start, min(stop, start + max_blocks)):
+            size += len(block) + len(commit)
+            if batch and size > max_bytes:
+                break
+            batch.append((block, commit))
+        return batch
+
     # --- sign state -------------------------------------------------------------------------
 
     def get_recent_model_hashes(self, count: int, max_blocks: int = 10_000) -> list[Hash]:

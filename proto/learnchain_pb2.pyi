@@ -154,6 +154,12 @@ class BlockWithCommit(_message.Message):
     commit: Commit
     def __init__(self, block: _Optional[_Union[Block, _Mapping]] = ..., commit: _Optional[_Union[Commit, _Mapping]] = ...) -> None: ...
 
+class BlockBatch(_message.Message):
+    __slots__ = ("blocks",)
+    BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    blocks: _containers.RepeatedCompositeFieldContainer[BlockWithCommit]
+    def __init__(self, blocks: _Optional[_Iterable[_Union[BlockWithCommit, _Mapping]]] = ...) -> None: ...
+
 class Account(_message.Message):
     __slots__ = ("address", "balance", "nonce")
     ADDRESS_FIELD_NUMBER: _ClassVar[int]

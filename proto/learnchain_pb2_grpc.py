@@ -78,7 +78,7 @@ class PeerStub:
         self.GetBlocks = channel.unary_stream(
                 '/learnchain.v1.Peer/GetBlocks',
                 request_serializer=proto_dot_learnchain__pb2.GetBlocksRequest.SerializeToString,
-                response_deserializer=proto_dot_learnchain__pb2.BlockWithCommit.FromString,
+                response_deserializer=proto_dot_learnchain__pb2.BlockBatch.FromString,
                 _registered_method=True)
 
 
@@ -188,7 +188,7 @@ def add_PeerServicer_to_server(servicer, server):
             'GetBlocks': grpc.unary_stream_rpc_method_handler(
                     servicer.GetBlocks,
                     request_deserializer=proto_dot_learnchain__pb2.GetBlocksRequest.FromString,
-                    response_serializer=proto_dot_learnchain__pb2.BlockWithCommit.SerializeToString,
+                    response_serializer=proto_dot_learnchain__pb2.BlockBatch.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -434,7 +434,7 @@ class Peer:
             target,
             '/learnchain.v1.Peer/GetBlocks',
             proto_dot_learnchain__pb2.GetBlocksRequest.SerializeToString,
-            proto_dot_learnchain__pb2.BlockWithCommit.FromString,
+            proto_dot_learnchain__pb2.BlockBatch.FromString,
             options,
             channel_credentials,
             insecure,
