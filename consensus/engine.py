@@ -153,6 +153,10 @@ class Engine:
             proposer = self._proposers[round_] = compute_proposer_of_round(self.validators, round_)
         return proposer
 
+    def get_block(self, block_hash: Hash) -> Block | None:
+        """A block of the current height this node has received, by hash."""
+        return self._blocks.get(block_hash)
+
     def restore_last_commit(self, commit: Commit) -> None:
         """After a restart: the commit of the last stored block, which the next block cites."""
         self.last_commit = commit

@@ -55,6 +55,7 @@ from consensus.messages import (
     SignedProposal,
     SignedTx,
     SignedVote,
+    Vote,
 )
 from consensus.state import ChainState, compute_genesis_state
 from consensus.types import Address, Hash, Signature, VoteType
@@ -188,6 +189,8 @@ class Node:
         self._contributions_changed = asyncio.Event()
         self._arriving_weights: dict[Hash, asyncio.Task[None]] = {}
         self._proposed_weights: EncodedWeights | None = None  # pushed beside our proposal
+        # (height, model hash, training): the next contribution, started at our precommit
+        self._early: tuple[int, Hash, asyncio.Task[EncodedWeights | None]] | None = None
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._verifiers = create_verifier_pool()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -332,6 +335,8 @@ class Node:
                 await self._io_run(self.store.save_sign_state, action.sign_state)
             elif isinstance(action, Broadcast):
                 self._broadcast(action.message)
+                if isinstance(action.message, SignedVote):
+                    self._start_early_contribution(action.message.vote)
             elif isinstance(action, ScheduleTimeout):
                 loop.call_later(
                     action.delay / 1000,
@@ -431,14 +436,48 @@ class Node:
     def _start_learning(self, state: ChainState) -> None:
         """A written block: follow its model and, in aggregate mode, train a contribution."""
         self._ensure_model()
-        if (
+        if self._is_contributor(state, state.height + 1):
+            self._spawn(self._contribute(state))
+
+    def _is_contributor(self, state: ChainState, height: int) -> bool:
+        """True when this node trains a contribution for the block at ``height``."""
+        return (
             self.config.train
+            and self.learning is not None
             and state.params.mode == "aggregate"
-            and state.params.is_training_height(state.height + 1)
+            and state.params.is_training_height(height)
             and self.engine.is_validator()
             and not self._syncing
+        )
+
+    def _start_early_contribution(self, vote: Vote) -> None:
+        """Optimistic execution: a block this node precommits almost always commits, so the next
+        contribution starts training from its model now, overlapping the precommit round trip
+        and the block write. It is announced only if that block is the one committed."""
+        if (
+            vote.vote_type != VoteType.PRECOMMIT
+            or vote.block_hash is None
+            or vote.validator != self.engine.address
+            or (self._early is not None and self._early[0] == vote.height)
+            or not self._is_contributor(self.engine.state, vote.height + 1)
         ):
-            self._spawn(self._contribute(state))
+            return
+        block = self.engine.get_block(vote.block_hash)
+        if block is None:
+            return
+        model_hash = block.header.model_hash
+        self._early = (vote.height, model_hash, self._spawn(self._train_early(model_hash)))
+
+    async def _train_early(self, model_hash: Hash) -> EncodedWeights | None:
+        assert self.learning is not None
+        data = await self._get_weights(model_hash, None)
+        if data is None:
+            return None
+        try:
+            return await self.learning.propose_from(data)
+        except MLError as error:
+            log.debug("early contribution failed: %s", error)
+            return None
 
     async def _prune_weights(self) -> None:
         """Delete stored weights other than the last ``retain_models`` committed models and the
@@ -551,6 +590,7 @@ class Node:
 
     async def _verdict(self, request: RequestVerdict) -> None:
         assert self.learning is not None
+        self._ensure_model()  # an early contribution may have moved the learner ahead
         if not await self._model_ready():
             self.events.put_nowait(VerdictReady(request.height, request.block.hash, False))
             return
@@ -573,6 +613,7 @@ class Node:
     async def _build_proposal(self, request: RequestProposal) -> None:
         """getValue(): train (solo) or aggregate contributions (aggregate mode)."""
         assert self.learning is not None
+        self._ensure_model()  # an early contribution may have moved the learner ahead
         ready = await self._model_ready()
         state = self.engine.state
         txs = tuple(self.mempool.values())
@@ -642,13 +683,18 @@ class Node:
     async def _contribute(self, state: ChainState) -> None:
         """Aggregate mode: train from the new global model and announce a signed contribution."""
         assert self.learning is not None
-        if not await self._model_ready() or self.engine.state is not state:
-            return
-        try:
-            weights = await self.learning.propose()
-        except MLError as error:
-            log.warning("no contribution this round: %s", error)
-            return
+        early = self._early
+        weights = None
+        if early is not None and (early[0], early[1]) == (state.height, state.model_hash):
+            weights = await early[2]
+        if weights is None:
+            if not await self._model_ready() or self.engine.state is not state:
+                return
+            try:
+                weights = await self.learning.propose()
+            except MLError as error:
+                log.warning("no contribution this round: %s", error)
+                return
         await self._store_weights(weights)
         unsigned = Contribution(
             state.chain_id,

@@ -134,12 +134,26 @@ class LearningWorker:
     async def accept(self, data: WeightsBytes) -> None:
         """Make committed weights the global model."""
 
-        def accept() -> None:
-            self._previous_global = self.learner.current()
-            self.learner.accept(self.decode(data))
-            self._current_hash = Hash(self.learner.current_hash())
+        await self._run(self._accept, data)
 
-        await self._run(accept)
+    def _accept(self, data: WeightsBytes) -> None:
+        state = self.decode(data)
+        weights_hash = Hash(compute_weights_hash(state))
+        if weights_hash == self._current_hash:
+            return  # already the global model (an early contribution took it before the commit)
+        self._previous_global = self.learner.current()
+        self.learner.accept(state)
+        self._current_hash = weights_hash
+
+    async def propose_from(self, data: WeightsBytes) -> EncodedWeights:
+        """Make ``data`` the global model and train from it, in one step of the worker (so that
+        no other accept comes between)."""
+
+        def accept_and_train() -> EncodedWeights:
+            self._accept(data)
+            return encode(self.learner.propose())
+
+        return await self._run(accept_and_train)
 
     async def aggregate(
         self, contributions: list[tuple[str, WeightsBytes, int]]
