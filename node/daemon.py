@@ -188,10 +188,13 @@ class Node:
         self.contributions: dict[int, dict[Address, Contribution]] = {}
         self._contributions_changed = asyncio.Event()
         self._arriving_weights: dict[Hash, asyncio.Task[None]] = {}
+        self._unstored_weights: dict[Hash, WeightsBytes] = {}  # checked, being written
         self._proposed_weights: EncodedWeights | None = None  # pushed beside our proposal
         # (height, model hash, training): the next contribution, started at our precommit
         self._early: tuple[int, Hash, asyncio.Task[EncodedWeights | None]] | None = None
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        # The sign state has its own writer so a vote never queues behind large weights.
+        self._sign_io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sign-state")
         self._verifiers = create_verifier_pool()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._model_task: asyncio.Task[None] | None = None
@@ -276,6 +279,7 @@ class Node:
             self.learning.close()
         self._io.shutdown(wait=True)
         self._verifiers.shutdown(wait=False, cancel_futures=True)
+        self._sign_io.shutdown(wait=True)
         self.store.close()
         self.stopped.set()
 
@@ -332,7 +336,9 @@ class Node:
             if isinstance(action, (PersistSignState, Broadcast)):
                 await self._write_decided_blocks()  # nothing is signed on top of unwritten blocks
             if isinstance(action, PersistSignState):
-                await self._io_run(self.store.save_sign_state, action.sign_state)
+                await asyncio.get_running_loop().run_in_executor(
+                    self._sign_io, self.store.save_sign_state, action.sign_state
+                )
             elif isinstance(action, Broadcast):
                 self._broadcast(action.message)
                 if isinstance(action.message, SignedVote):
@@ -483,6 +489,7 @@ class Node:
         """Delete stored weights other than the last ``retain_models`` committed models and the
         current height's work in progress (contributions, proposals, weights arriving)."""
         keep = set(self._retained_models) | set(self._arriving_weights)
+        keep |= set(self._unstored_weights)
         keep |= {c.weights_hash for pool in self.contributions.values() for c in pool.values()}
         if self._proposed_weights is not None:
             keep.add(self._proposed_weights.weights_hash)
@@ -577,6 +584,9 @@ class Node:
         arriving = self._arriving_weights.get(weights_hash)
         if arriving is not None:
             await asyncio.wait([arriving])
+        unstored = self._unstored_weights.get(weights_hash)
+        if unstored is not None:
+            return unstored
         if self.store.has_weights(weights_hash):
             return b"".join(await self._io_run(lambda: list(self.store.iter_weights(weights_hash))))
         peers = list(self.peers.peers)
@@ -836,6 +846,7 @@ class Node:
         if (
             self.learning is None
             or weights_hash in self._arriving_weights
+            or weights_hash in self._unstored_weights
             or self.store.has_weights(weights_hash)
         ):
             return
@@ -844,13 +855,20 @@ class Node:
         task.add_done_callback(lambda _: self._arriving_weights.pop(weights_hash, None))
 
     async def _keep_weights(self, weights_hash: Hash, data: WeightsBytes) -> bool:
-        """Store weights that fit the task's model and have ``weights_hash``; False (and counted
-        as rejected) when they do not."""
+        """Keep weights that fit the task's model and have ``weights_hash``; False (and counted
+        as rejected) when they do not.
+
+        Kept weights are usable at once and written in the background. The one store thread
+        writes in order, so a block naming them (decided only after they were checked here) is
+        never written before them.
+        """
         assert self.learning is not None
         if not await self.learning.verify(data, weights_hash):
             self.metrics.rejected.labels(reason="weights").inc()
             return False
-        await self._io_run(self.store.put_weights, weights_hash, [data])
+        self._unstored_weights[weights_hash] = data
+        write = self._spawn(self._io_run(self.store.put_weights, weights_hash, [data]))
+        write.add_done_callback(lambda _: self._unstored_weights.pop(weights_hash, None))
         return True
 
     def receive_evidence(self, evidence: DuplicateVoteEvidence) -> None:
