@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 from consensus.encoding import encode_bytes, encode_int, encode_list, encode_str, encode_uint
 from consensus.types import Address, PublicKey, Stake
@@ -98,6 +99,19 @@ def compute_proposer_of_round(validator_set: ValidatorSet, round_: int) -> Addre
 
 def compute_incremented(validator_set: ValidatorSet, times: int) -> ValidatorSet:
     """Advance the proposer priorities ``times`` steps (CometBFT IncrementProposerPriority)."""
+    if times == 1:
+        return _compute_incremented_once(validator_set)
+    return _compute_incremented(validator_set, times)
+
+
+@lru_cache(maxsize=4096)
+def _compute_incremented_once(validator_set: ValidatorSet) -> ValidatorSet:
+    # Every block advances the set once, and priorities cycle (with equal powers, every N
+    # heights), so a replay or catch-up asks the same question again and again.
+    return _compute_incremented(validator_set, 1)
+
+
+def _compute_incremented(validator_set: ValidatorSet, times: int) -> ValidatorSet:
     if times <= 0:
         raise ValueError("priorities advance at least once")
     validators = list(validator_set.validators)

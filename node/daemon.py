@@ -546,6 +546,8 @@ class Node:
 
     def _ensure_model(self) -> None:
         """Bring the learner to the chain's model, fetching weights when needed."""
+        if self.learning is None or self.learning.current_hash() == self.engine.state.model_hash:
+            return
         if self._model_task is None or self._model_task.done():
             self._model_task = self._spawn(self._follow_model())
 
@@ -623,6 +625,8 @@ class Node:
     async def _build_proposal(self, request: RequestProposal) -> None:
         """getValue(): train (solo) or aggregate contributions (aggregate mode)."""
         assert self.learning is not None
+        if request.height != self.engine.height:
+            return  # decided meanwhile (catching up runs through heights faster than this)
         self._ensure_model()  # an early contribution may have moved the learner ahead
         ready = await self._model_ready()
         state = self.engine.state
