@@ -700,7 +700,10 @@ class Node:
         early = self._early
         weights = None
         if early is not None and (early[0], early[1]) == (state.height, state.model_hash):
-            weights = await early[2]
+            try:
+                weights = await early[2]
+            except Exception as error:  # the early run is an optimisation: train the usual way
+                log.debug("early contribution unusable: %s", error)
         if weights is None:
             if not await self._model_ready() or self.engine.state is not state:
                 return
