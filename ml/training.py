@@ -50,6 +50,41 @@ def to_tensors(data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(data.x), torch.from_numpy(data.y)
 
 
+class MomentumSGD:
+    """SGD with heavy-ball momentum, step for step what ``torch.optim.SGD`` computes on the CPU.
+
+    ``torch.optim.Optimizer`` imports ``torch._dynamo`` (and sympy with it) when it is built,
+    about 70 MB of resident memory in every node process for an optimizer of six lines.
+    """
+
+    def __init__(self, parameters: list[nn.Parameter], lr: float, momentum: float) -> None:
+        self.parameters = parameters
+        self.lr = lr
+        self.momentum = momentum
+        self._buffers: list[torch.Tensor | None] = [None] * len(parameters)
+
+    def zero_grad(self) -> None:
+        """Forget the gradients of the last step."""
+        for parameter in self.parameters:
+            parameter.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """buf <- momentum * buf + grad (grad on the first step); param <- param - lr * buf."""
+        for i, parameter in enumerate(self.parameters):
+            grad = parameter.grad
+            if grad is None:
+                continue
+            if self.momentum != 0:
+                buffer = self._buffers[i]
+                if buffer is None:
+                    buffer = self._buffers[i] = torch.clone(grad).detach()
+                else:
+                    buffer.mul_(self.momentum).add_(grad)
+                grad = buffer
+            parameter.add_(grad, alpha=-self.lr)
+
+
 def train_model(
     task: Task, model: nn.Module, data: Dataset, seed: int, epochs: int | None = None
 ) -> nn.Module:
@@ -58,15 +93,15 @@ def train_model(
     x, y = to_tensors(data)
     x = task.prepare(x)
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=config.learning_rate, momentum=config.momentum
+    optimizer = MomentumSGD(
+        list(model.parameters()), lr=config.learning_rate, momentum=config.momentum
     )
     model.train()
     for _ in range(config.local_epochs if epochs is None else epochs):
         order = torch.randperm(len(y), generator=generator)
         for start in range(0, len(y), config.batch_size):
             batch = order[start : start + config.batch_size]
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad()
             F.cross_entropy(model(x[batch]), y[batch]).backward()  # type: ignore[no-untyped-call]
             optimizer.step()
     return model.eval()

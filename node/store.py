@@ -36,9 +36,11 @@ from proto import learnchain_pb2 as pb
 T = TypeVar("T")
 CHUNK_SIZE = 1 << 20
 WEIGHTS_BATCH_BYTES = 8 << 20
-# LevelDB's default 4 MB memtable turns one 100 MB weights write into a cascade of flushes and
-# compactions (3x slower, bench/weights_propagation.py); 32 MB absorbs a write at some memory.
-WRITE_BUFFER_BYTES = 32 << 20
+# The memtable size trades memory for large writes. LevelDB's default 4 MB makes a 100 MB weights
+# write about twice as slow as 32 MB does (bench/weights_propagation.py), but a node holds up to
+# two memtables plus the mapped tables they flush to, which with 32 MB kept a digits validator
+# about 80 MB larger after a few hundred heights (bench/learning_round.py). 8 MB is between.
+WRITE_BUFFER_BYTES = 8 << 20
 _HEIGHT = struct.Struct(">Q")
 _STATE_KEY = b"s"
 _SIGN_STATE_KEY = b"p"
