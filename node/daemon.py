@@ -145,6 +145,17 @@ def compute_inline_weights(weights: EncodedWeights | None) -> bytes:
     return weights.data
 
 
+def compute_awaited_contributors(
+    validators: set[Address], last_contributors: set[Address], own: Address
+) -> set[Address]:
+    """The validators an aggregating proposer waits for: those that contributed at the last
+    height (and itself), or all of them when it saw no contribution there. A validator that went
+    quiet is not waited out at every height; its contribution is still used when it arrives in
+    time, and once it contributes again it is waited for again."""
+    live = validators & (last_contributors | {own})
+    return live if last_contributors else set(validators)
+
+
 class Node:
     """One validator (or full node) process."""
 
@@ -186,6 +197,7 @@ class Node:
         # Contributions by height: the current model's, and the next one's from validators that
         # committed before this node did (kept so the next proposer need not wait them out).
         self.contributions: dict[int, dict[Address, Contribution]] = {}
+        self._last_contributors: set[Address] = set()  # who contributed to the last block's pool
         self._contributions_changed = asyncio.Event()
         self._arriving_weights: dict[Hash, asyncio.Task[None]] = {}
         self._unstored_weights: dict[Hash, WeightsBytes] = {}  # checked, being written
@@ -423,6 +435,7 @@ class Node:
         self._last_commit_time = now
         for tx in block.txs:
             self.mempool.pop(tx.hash(), None)
+        self._last_contributors = set(self.contributions.get(state.height - 1, {}))
         self.contributions = {h: c for h, c in self.contributions.items() if h >= state.height}
         if block.header.model_hash != previous_model:
             self.metrics.model_updates.inc()
@@ -679,10 +692,12 @@ class Node:
         )
 
     async def _await_contributions(self, state: ChainState) -> list[Contribution]:
-        """Contributions for the current model: all validators', or what came within a deadline."""
+        """Contributions for the current model: every live validator's, or what came within a
+        deadline (see ``compute_awaited_contributors``)."""
         deadline = time.monotonic() + self.config.timeouts.propose / 2000
         wanted = {v.address for v in state.validators.validators}
-        while not wanted <= self.contributions.get(state.height, {}).keys():
+        awaited = compute_awaited_contributors(wanted, self._last_contributors, self.key.address)
+        while not awaited <= self.contributions.get(state.height, {}).keys():
             if self.engine.state is not state:
                 break
             remaining = deadline - time.monotonic()
