@@ -25,7 +25,7 @@ class TaskConfig:
 
     name: str = "digits-mlp"
     seed: int = 0
-    hidden: int = 128
+    hidden: int = 192
     learning_rate: float = 0.05
     momentum: float = 0.9
     batch_size: int = 32
@@ -35,7 +35,7 @@ class TaskConfig:
     confidence: float = 1.0  # z of the vote rule's one-sided bound (see ml.vote)
     aggregation: str = "clipped_mean"
     screen_margin: float = 0.10
-    server_momentum: float = 0.5  # aggregate mode: FedAvgM on the last global step
+    server_momentum: float = 0.7  # aggregate mode: FedAvgM on the last global step
     features: int = DIGITS_FEATURES  # tabular-mlp only: the operator's feature count
     classes: int = DIGITS_CLASSES  # tabular-mlp only: the operator's class count
     dp_noise_multiplier: float = 0.0  # 0: no differential privacy
