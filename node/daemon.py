@@ -348,7 +348,7 @@ class Node:
             if isinstance(action, (PersistSignState, Broadcast)):
                 await self._write_decided_blocks()  # nothing is signed on top of unwritten blocks
             if isinstance(action, PersistSignState):
-                await asyncio.get_running_loop().run_in_executor(
+                await loop.run_in_executor(
                     self._sign_io, self.store.save_sign_state, action.sign_state
                 )
             elif isinstance(action, Broadcast):
