@@ -4,7 +4,10 @@ Targets (issue #4): >= 50 blocks/s with 4 validators (p50 commit interval <= 20 
 16; resident memory per validator on digits <= 400 MB. Validators run with ``train = false``
 (blocks carry no model update), so this measures consensus, gRPC and LevelDB alone.
 
-    .venv/bin/python bench/commit_rate.py [--validators 4,16] [--seconds 15]
+    .venv/bin/python bench/commit_rate.py [--validators 4,16] [--seconds 15] [--vote-relay-from N]
+
+``--vote-relay-from`` overrides the genesis parameter (0: every validator sends every vote to
+every peer; default: the chain's default, relaying from 8 validators on).
 
 Prints a table and, last, one JSON line.
 """
@@ -28,7 +31,7 @@ from node.testnet import find_free_base_port
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def measure(validators: int, seconds: float) -> dict[str, object]:
+def measure(validators: int, seconds: float, relay_from: int | None) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch) / "net"
         base = find_free_base_port(validators, start=40000, step=97)
@@ -52,6 +55,11 @@ def measure(validators: int, seconds: float) -> dict[str, object]:
         for i in range(validators):
             config = root / f"node{i}" / "config.toml"
             config.write_text(config.read_text().replace("train = true", "train = false"))
+            if relay_from is not None:
+                genesis_file = root / f"node{i}" / "genesis.json"
+                genesis = json.loads(genesis_file.read_text())
+                genesis["params"]["vote_relay_from"] = relay_from
+                genesis_file.write_text(json.dumps(genesis))
         processes = [start_node(root / f"node{i}") for i in range(validators)]
         height = make_height_reader(f"127.0.0.1:{base}")
         try:
@@ -74,6 +82,7 @@ def measure(validators: int, seconds: float) -> dict[str, object]:
     intervals = [(t2 - t1) / (h2 - h1) * 1000 for (h1, t1), (h2, t2) in pairwise(seen) if h2 > h1]
     return {
         "validators": validators,
+        "vote_relay_from": relay_from,
         "blocks": end_height - start_height,
         "seconds": round(elapsed, 2),
         "blocks_per_second": round((end_height - start_height) / elapsed, 1),
@@ -89,8 +98,9 @@ def main() -> None:
     )
     parser.add_argument("--validators", default="4,16")
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--vote-relay-from", type=int, default=None)
     args = parser.parse_args()
-    rows = [measure(int(n), args.seconds) for n in args.validators.split(",")]
+    rows = [measure(int(n), args.seconds, args.vote_relay_from) for n in args.validators.split(",")]
     print(
         f"{'validators':>10} {'blocks/s':>9} {'p50 ms':>7} {'RSS max MB':>11} {'RSS mean MB':>12}"
     )

@@ -33,6 +33,7 @@ from consensus.events import (
     ProposalContent,
     ProposalReceived,
     Rejected,
+    RelayVote,
     RequestProposal,
     RequestSync,
     RequestVerdict,
@@ -128,6 +129,7 @@ class Engine:
         self.pending_evidence: dict[Hash, DuplicateVoteEvidence] = {}
         self.last_commit: Commit | None = None
         self._last_commit_sigs: dict[Address, CommitSig] = {}
+        self._relayed_last_commit = False  # this node relayed the votes of the last commit
         self._future: list[Event] = []
         self._sync_requested_at: tuple[int, int] = (-1, -1)
         self._behind = False  # a message from two or more heights ahead arrived at this height
@@ -152,6 +154,29 @@ class Engine:
         if proposer is None:
             proposer = self._proposers[round_] = compute_proposer_of_round(self.validators, round_)
         return proposer
+
+    def is_relaying(self) -> bool:
+        """True when this height's votes for blocks go through each round's proposer."""
+        relay_from = self.state.params.vote_relay_from
+        return relay_from > 0 and len(self.validators.validators) >= relay_from
+
+    def is_relay_hub(self, round_: Round) -> bool:
+        """True when this node relays the votes of ``round_`` (it is the round's proposer)."""
+        return (
+            self.key is not None
+            and self.is_relaying()
+            and self.get_proposer(round_) == self.key.address
+        )
+
+    def get_vote_recipient(self, vote: Vote) -> Address | None:
+        """Where an own vote goes first: the round's proposer when relaying a vote for a block,
+        else None (every peer). Nil votes go to every peer: a round whose proposer is silent ends
+        in nil votes, and they must not depend on it. Gossip resends always go to every peer, so
+        a proposer that does not relay costs a gossip interval, never liveness."""
+        if vote.block_hash is None or not self.is_relaying():
+            return None
+        proposer = self.get_proposer(vote.round)
+        return None if proposer == vote.validator else proposer
 
     def get_block(self, block_hash: Hash) -> Block | None:
         """A block of the current height this node has received, by hash."""
@@ -321,7 +346,7 @@ class Engine:
         signed = SignedVote(vote, Signature(self.key.sign(vote.sign_bytes())))
         self._record_signing(self.round, step, signed, out)
         self._own_messages.append(signed)
-        out.append(Broadcast(signed))
+        out.append(Broadcast(signed, self.get_vote_recipient(vote)))
         self._count_vote(signed, self.validators.get_power(self.key.address), out)
 
     # --- incoming messages ------------------------------------------------------------------
@@ -347,13 +372,15 @@ class Engine:
             out.append(Rejected(f"vote for chain {vote.chain_id!r}"))
             return
         if vote.height == self.height - 1:
-            self._on_late_precommit(signed)
+            self._on_late_precommit(signed, out)
             return
         if vote.height > self.height:
             self._buffer_future(VoteReceived(signed), vote.height, out)
             return
         if vote.height < self.height or vote.round < 0:
             return
+        if self._votes.is_counted(vote):
+            return  # a resend, or a relayed copy of a vote already here: nothing to verify
         validator = self.validators.get_validator(vote.validator)
         if validator is None:
             out.append(Rejected("vote from a non-validator"))
@@ -362,6 +389,8 @@ class Engine:
             out.append(Rejected("vote with an invalid signature"))
             return
         self._count_vote(signed, validator.power, out)
+        if vote.block_hash is not None and self.is_relay_hub(vote.round):
+            out.append(RelayVote(signed))
 
     def _count_vote(self, signed: SignedVote, power: int, out: list[Action]) -> None:
         vote = signed.vote
@@ -379,7 +408,7 @@ class Engine:
         ):
             self._skip_candidates.add(vote.round)
 
-    def _on_late_precommit(self, signed: SignedVote) -> None:
+    def _on_late_precommit(self, signed: SignedVote, out: list[Action]) -> None:
         """A precommit for the block this node just decided: add it to the commit it will cite."""
         commit = self.last_commit
         vote = signed.vote
@@ -397,6 +426,8 @@ class Engine:
         ):
             return
         self._last_commit_sigs[vote.validator] = CommitSig(vote.validator, signed.signature)
+        if self._relayed_last_commit:
+            out.append(RelayVote(signed))
 
     def _on_proposal(self, signed: SignedProposal, out: list[Action]) -> None:
         proposal = signed.proposal
@@ -623,6 +654,7 @@ class Engine:
                 self.pending_evidence.pop(key)
         self.last_commit = commit
         self._last_commit_sigs = {s.validator: s for s in commit.signatures}
+        self._relayed_last_commit = self.is_relay_hub(commit.round)
         self._reset_height(post_state)
         self._behind = False
         self._start_round(Round(0), out)

@@ -14,7 +14,7 @@ from consensus.messages import (
     SignedVote,
 )
 from consensus.state import ChainState
-from consensus.types import Hash, Height, Milliseconds, Round, Step
+from consensus.types import Address, Hash, Height, Milliseconds, Round, Step
 
 # --- events -------------------------------------------------------------------------------------
 
@@ -124,9 +124,18 @@ class PersistSignState:
 
 @dataclass(frozen=True, slots=True)
 class Broadcast:
-    """Send a message to every peer."""
+    """Send a message to every peer, or only to validator ``to`` (the round's proposer, which
+    relays it: ChainParams.vote_relay_from)."""
 
     message: SignedProposal | SignedVote | DuplicateVoteEvidence
+    to: Address | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RelayVote:
+    """Send on to every peer a vote that this node, the proposer of the vote's round, counted."""
+
+    vote: SignedVote
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +202,7 @@ class Rejected:
 Action = (
     PersistSignState
     | Broadcast
+    | RelayVote
     | ScheduleTimeout
     | ScheduleGossip
     | RequestVerdict

@@ -8,6 +8,7 @@ from consensus.encoding import encode_bytes, encode_list, encode_str, encode_uin
 from consensus.types import Address, ChainId, Hash, PublicKey, Stake, Threshold, Tokens
 
 MODES = ("aggregate", "solo")
+DEFAULT_VOTE_RELAY_FROM = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,10 @@ class ChainParams:
     max_block_txs: int = 1000
     max_contributions: int = 100
     training_heights: int = 0  # the model may change up to this height; 0: training never ends
+    # From this many validators on, a validator sends its vote for a block to the round's
+    # proposer alone, which relays the votes it counts to every peer in batches: O(n) gossip
+    # messages a step instead of O(n²). 0: never (every validator sends to every peer).
+    vote_relay_from: int = DEFAULT_VOTE_RELAY_FROM
 
     def validate(self) -> None:
         """Raise ValueError naming the first parameter out of range."""
@@ -55,6 +60,8 @@ class ChainParams:
         for name, value in positive.items():
             if value <= 0:
                 raise ValueError(f"{name} must be positive, got {value}")
+        if self.vote_relay_from < 0:
+            raise ValueError(f"vote_relay_from must not be negative, got {self.vote_relay_from}")
         if self.training_heights < 0:
             raise ValueError(f"training_heights must not be negative, got {self.training_heights}")
         if self.block_reward < 0:
@@ -87,6 +94,7 @@ class ChainParams:
                     self.max_block_txs,
                     self.max_contributions,
                     self.training_heights,
+                    self.vote_relay_from,
                 )
             )
         )

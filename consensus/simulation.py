@@ -31,6 +31,7 @@ from consensus.events import (
     PersistSignState,
     ProposalContent,
     ProposalReceived,
+    RelayVote,
     RequestProposal,
     RequestSync,
     RequestVerdict,
@@ -86,6 +87,7 @@ class Behaviour(enum.Enum):
     SILENT = "silent"  # sends nothing
     SPLIT = "split"  # as proposer, sends one block and votes for it to half the peers, another
     #                  block and votes to the other half
+    NO_RELAY = "no_relay"  # as a round's proposer, never relays the votes sent to it
 
 
 STAKE_UNIT = 100  # --stakes are relative; one unit bonds the default min_stake
@@ -422,6 +424,9 @@ class Simulation:
         for action in actions:
             if isinstance(action, Broadcast):
                 self._on_broadcast(node, action)
+            elif isinstance(action, RelayVote):
+                if Behaviour.NO_RELAY not in node.behaviours:
+                    self._broadcast(node.index, VoteReceived(action.vote))
             elif isinstance(action, ScheduleTimeout):
                 self._schedule(
                     action.delay, node.index, TimeoutFired(action.height, action.round, action.step)
@@ -546,9 +551,10 @@ class Simulation:
                 and (node.engine.get_proposer(message.vote.round) == node.key.address)
             ):
                 return  # its split votes were already sent
-            self._broadcast(node.index, VoteReceived(message))
+            to = None if action.to is None else [self.index_of[action.to]]
+            self._broadcast(node.index, VoteReceived(message), to)
             if Behaviour.EQUIVOCATE in node.behaviours:
-                self._broadcast(node.index, VoteReceived(self._conflicting(node, message)))
+                self._broadcast(node.index, VoteReceived(self._conflicting(node, message)), to)
         elif isinstance(message, SignedProposal):
             self._broadcast(node.index, ProposalReceived(message))
         elif isinstance(message, DuplicateVoteEvidence):

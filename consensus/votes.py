@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from consensus.messages import SignedVote
+from consensus.messages import SignedVote, Vote
 from consensus.types import Address, Hash, Round, Stake, VoteType
 
 
@@ -74,6 +74,17 @@ class HeightVotes:
         if votes is None:
             votes = self._rounds[key] = RoundVotes()
         return votes
+
+    def is_counted(self, vote: Vote) -> bool:
+        """True when this validator's vote for this block (or nil) in this round is counted."""
+        tally = self._rounds.get((vote.vote_type, vote.round))
+        if tally is None:
+            return False
+        earlier = tally.by_validator.get(vote.validator)
+        return earlier is not None and (
+            earlier.vote.block_hash == vote.block_hash
+            or (vote.validator, vote.block_hash) in tally.conflicting
+        )
 
     def add(self, vote: SignedVote, power: Stake) -> SignedVote | None:
         """Count a vote; returns an earlier conflicting vote (equivocation) if there is one."""

@@ -40,6 +40,7 @@ from consensus.events import (
     ProposalContent,
     ProposalReceived,
     Rejected,
+    RelayVote,
     RequestProposal,
     RequestSync,
     RequestVerdict,
@@ -74,7 +75,7 @@ from node.files import (
 )
 from node.learning import EncodedWeights, LearningWorker, load_learner
 from node.metrics import Metrics
-from node.peers import INLINE_WEIGHTS_BYTES, MAX_MESSAGE_BYTES, PeerSet
+from node.peers import INLINE_WEIGHTS_BYTES, MAX_MESSAGE_BYTES, Peer, PeerSet
 from node.services import add_services
 from node.store import Store
 from node.wire import (
@@ -212,6 +213,7 @@ class Node:
         self._model_task: asyncio.Task[None] | None = None
         self._syncing = False
         self._pending_blocks: list[CommitBlock] = []
+        self._relay_queue: list[pb.Vote] = []
         self._writes: deque[tuple[asyncio.Future[None], list[CommitBlock]]] = deque()
         self._progress = asyncio.Event()  # set whenever the engine has handled a batch of events
         self._last_commit_time = time.monotonic()
@@ -352,9 +354,11 @@ class Node:
                     self._sign_io, self.store.save_sign_state, action.sign_state
                 )
             elif isinstance(action, Broadcast):
-                self._broadcast(action.message)
+                self._broadcast(action.message, action.to)
                 if isinstance(action.message, SignedVote):
                     self._start_early_contribution(action.message.vote)
+            elif isinstance(action, RelayVote):
+                self._relay(action.vote)
             elif isinstance(action, ScheduleTimeout):
                 loop.call_later(
                     action.delay / 1000,
@@ -408,9 +412,16 @@ class Node:
                 previous, self.committed = self.committed, action.state
                 self._after_commit(action, previous.model_hash)
 
-    def _broadcast(self, message: SignedProposal | SignedVote | DuplicateVoteEvidence) -> None:
+    def _broadcast(
+        self, message: SignedProposal | SignedVote | DuplicateVoteEvidence, to: Address | None
+    ) -> None:
         if isinstance(message, SignedVote):
-            self.peers.gossip(pb.Envelope(vote=vote_to_proto(message)))
+            envelope = pb.Envelope(vote=vote_to_proto(message))
+            hub = None if to is None else self._find_validator_peer(to)
+            if hub is not None:
+                hub.gossip(envelope)
+            else:
+                self.peers.gossip(envelope)
         elif isinstance(message, SignedProposal):
             weights = self._proposed_weights
             ours = weights is not None and weights.weights_hash == message.block.header.model_hash
@@ -418,6 +429,22 @@ class Node:
             self.peers.gossip(pb.Envelope(proposal=proposal_to_proto(message), weights=inline))
         else:
             self.peers.gossip(pb.Envelope(evidence=evidence_to_proto(message)))
+
+    def _find_validator_peer(self, address: Address) -> Peer | None:
+        """Our peer for the validator ``address`` (by its endpoint in the chain state)."""
+        member = self.engine.validators.get_validator(address)
+        return None if member is None else self.peers.find(member.endpoint)
+
+    def _relay(self, vote: SignedVote) -> None:
+        """Queue a vote to relay; the votes queued in one turn of the event loop go as one batch."""
+        self._relay_queue.append(vote_to_proto(vote))
+        self.metrics.relayed_votes.inc()
+        if len(self._relay_queue) == 1:
+            asyncio.get_running_loop().call_soon(self._flush_relay)
+
+    def _flush_relay(self) -> None:
+        votes, self._relay_queue = self._relay_queue, []
+        self.peers.gossip(pb.Envelope(votes=pb.VoteBatch(votes=votes)))
 
     def _after_commit(self, action: CommitBlock, previous_model: Hash) -> None:
         block, state = action.block, action.state

@@ -58,6 +58,11 @@ class Metrics:
             registry=r,
         )
         self.votes = Counter("learnchain_votes_total", "Votes received", ["type"], registry=r)
+        self.relayed_votes = Counter(
+            "learnchain_relayed_votes_total",
+            "Votes this node relayed to its peers as the proposer of their round",
+            registry=r,
+        )
         self.model_score = Gauge(
             "learnchain_model_score", "Global model accuracy on the vote set", registry=r
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import AsyncIterator
 
 import grpc
@@ -28,6 +29,7 @@ CHANNEL_OPTIONS = [
 SEND_TIMEOUT = 5.0
 MAX_PEERS = 64
 MAX_OUTBOX = 4096  # gossip messages queued for one peer; past it new ones are dropped
+MAX_RELAYED_VOTES = 1024  # votes in one VoteBatch
 
 log = logging.getLogger("learnchain.peers")
 
@@ -41,16 +43,18 @@ class Peer:
         self.stub = pb_grpc.PeerStub(self.channel)
         self.connected = False
         self.dropped = 0
-        self._outbox: asyncio.Queue[pb.Envelope] = asyncio.Queue(MAX_OUTBOX)
+        self._outbox: deque[pb.Envelope] = deque()
+        self._queued = asyncio.Event()
         self._stream: asyncio.Task[None] | None = None
 
     def gossip(self, envelope: pb.Envelope) -> None:
         """Queue a consensus message for this peer's Gossip stream (dropped when the queue is
         full: consensus re-gossips what matters, and a dead peer must not grow our memory)."""
-        if self._outbox.full():
+        if len(self._outbox) >= MAX_OUTBOX:
             self.dropped += 1
             return
-        self._outbox.put_nowait(envelope)
+        self._outbox.append(envelope)
+        self._queued.set()
         if self._stream is None or self._stream.done():
             self._stream = asyncio.create_task(self._keep_streaming())
 
@@ -69,8 +73,10 @@ class Peer:
 
     async def _outgoing(self) -> AsyncIterator[pb.Envelope]:
         while True:
-            envelope = await self._outbox.get()
-            yield envelope
+            while not self._outbox:
+                self._queued.clear()
+                await self._queued.wait()
+            yield take_next_envelope(self._outbox)
             self.connected = True
 
     async def send(self, method: str, message: object) -> bool:
@@ -132,6 +138,24 @@ class Peer:
         if self._stream is not None:
             self._stream.cancel()
         await self.channel.close()
+
+
+def take_next_envelope(outbox: deque[pb.Envelope]) -> pb.Envelope:
+    """The next message to send: the oldest, with the relayed votes queued right behind it merged
+    in when it is a vote batch (a relaying proposer queues them faster than one stream sends)."""
+    envelope = outbox.popleft()
+    if envelope.WhichOneof("body") != "votes":
+        return envelope
+    merged: pb.Envelope | None = None
+    while outbox and outbox[0].WhichOneof("body") == "votes":
+        count = len(envelope.votes.votes) if merged is None else len(merged.votes.votes)
+        if count + len(outbox[0].votes.votes) > MAX_RELAYED_VOTES:
+            break
+        if merged is None:
+            merged = pb.Envelope()
+            merged.votes.votes.extend(envelope.votes.votes)
+        merged.votes.votes.extend(outbox.popleft().votes.votes)
+    return envelope if merged is None else merged
 
 
 class PeerSet:

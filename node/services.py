@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from consensus.types import Address, Hash
-from node.peers import INLINE_WEIGHTS_BYTES
+from node.peers import INLINE_WEIGHTS_BYTES, MAX_RELAYED_VOTES
 from node.wire import (
     WireError,
     bond_to_proto,
@@ -74,6 +74,11 @@ class PeerService(pb_grpc.PeerServicer):  # type: ignore[misc]
             raise WireError(f"inline weights over {INLINE_WEIGHTS_BYTES} bytes")
         if kind == "vote":
             self.node.receive_vote(vote_from_proto(envelope.vote))
+        elif kind == "votes":
+            if not 0 < len(envelope.votes.votes) <= MAX_RELAYED_VOTES:
+                raise WireError(f"a vote batch holds 1 to {MAX_RELAYED_VOTES} votes")
+            for vote in [vote_from_proto(v) for v in envelope.votes.votes]:
+                self.node.receive_vote(vote)
         elif kind == "proposal":
             self.node.receive_proposal(proposal_from_proto(envelope.proposal), envelope.weights)
         elif kind == "evidence":

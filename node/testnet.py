@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from consensus.crypto import PrivateKey
-from consensus.params import ChainParams, Genesis, GenesisValidator
+from consensus.params import DEFAULT_VOTE_RELAY_FROM, ChainParams, Genesis, GenesisValidator
 from consensus.types import ChainId, Hash, Stake, Threshold, Tokens
 from ml.config import TaskConfig
 from node.files import (
@@ -49,6 +49,7 @@ class TestnetSpec:
     host: str = "127.0.0.1"
     hostname_prefix: str = ""  # e.g. "node": node I is reached at nodeI:BASE_PORT (containers)
     training_heights: int = 0  # the model may change up to this height; 0: no end
+    vote_relay_from: int = DEFAULT_VOTE_RELAY_FROM  # 0: votes always go to every peer
 
 
 def compute_testnet_endpoints(spec: TestnetSpec) -> list[str]:
@@ -121,6 +122,7 @@ def create_testnet(spec: TestnetSpec) -> list[Path]:
         threshold=spec.threshold,
         mode=spec.mode,
         training_heights=spec.training_heights,
+        vote_relay_from=spec.vote_relay_from,
     )
     genesis = create_genesis(
         spec.chain_id,

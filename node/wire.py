@@ -386,6 +386,7 @@ def _params_to_proto(p: ChainParams) -> pb.ChainParams:
         max_block_txs=p.max_block_txs,
         max_contributions=p.max_contributions,
         training_heights=p.training_heights,
+        vote_relay_from=p.vote_relay_from,
     )
 
 
@@ -406,6 +407,7 @@ def _params_from_proto(m: pb.ChainParams) -> ChainParams:
         max_block_txs=m.max_block_txs,
         max_contributions=m.max_contributions,
         training_heights=m.training_heights,
+        vote_relay_from=m.vote_relay_from,
     )
 
 

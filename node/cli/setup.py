@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from consensus.params import DEFAULT_VOTE_RELAY_FROM
 from consensus.types import Threshold
 from ml.config import BUILTIN_TASKS
 from node.cli.options import echo_json, parse_threshold
@@ -161,6 +162,14 @@ def _check_partition(_ctx: click.Context | None, _param: click.Parameter | None,
     help="Training budget: the model may change up to this height, then blocks carry "
     "transactions only (0: no end).",
 )
+@click.option(
+    "--vote-relay-from",
+    type=click.IntRange(0),
+    default=DEFAULT_VOTE_RELAY_FROM,
+    show_default=True,
+    help="From this many validators on, votes for a block go through the round's proposer, "
+    "which relays them in batches (0: every vote to every peer).",
+)
 def testnet(
     validators: int,
     output: Path,
@@ -173,6 +182,7 @@ def testnet(
     chain_id: str,
     hostname_prefix: str,
     training_heights: int,
+    vote_relay_from: int,
 ) -> None:
     """Create homes for a local testnet of N validators sharing one genesis."""
     spec = TestnetSpec(
@@ -187,6 +197,7 @@ def testnet(
         base_port,
         hostname_prefix=hostname_prefix,
         training_heights=training_heights,
+        vote_relay_from=vote_relay_from,
     )
     try:
         homes = create_testnet(spec)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from consensus.params import DEFAULT_VOTE_RELAY_FROM, ChainParams
 from consensus.simulation import (
     DEFAULT_BYZANTINE,
     Behaviour,
@@ -50,6 +51,14 @@ from node.cli.options import (
     show_default=True,
     help="Chance an honest validator approves a good model update.",
 )
+@click.option(
+    "--vote-relay-from",
+    type=click.IntRange(0),
+    default=DEFAULT_VOTE_RELAY_FROM,
+    show_default=True,
+    help="From this many validators on, votes for a block go through the round's proposer "
+    "(0: every vote to every validator).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def simulate(
@@ -63,6 +72,7 @@ def simulate(
     partitions: tuple[str, ...],
     crashes: tuple[str, ...],
     approval: float,
+    vote_relay_from: int,
     seed: int,
     output: str,
 ) -> None:
@@ -86,6 +96,7 @@ def simulate(
         partitions=parse_partitions(partitions, validators),
         crashes=parse_crashes(crashes, validators),
         approval=approval,
+        params=ChainParams(vote_relay_from=vote_relay_from),
         seed=seed,
     )
     result = run_simulation(config)

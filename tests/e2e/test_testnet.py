@@ -158,6 +158,9 @@ def test_bad_gossip_streams_are_refused_and_leave_the_node_running(cluster: Clus
         [os.urandom(9 * 1024 * 1024)],
         [pb.Envelope().SerializeToString()],
         [pb.Envelope(vote=pb.Vote(), weights=b"weights beside a vote").SerializeToString()],
+        [pb.Envelope(votes=pb.VoteBatch()).SerializeToString()],
+        [pb.Envelope(votes=pb.VoteBatch(votes=[pb.Vote(vote_type=7)])).SerializeToString()],
+        [pb.Envelope(votes=pb.VoteBatch(votes=[pb.Vote()] * 1025)).SerializeToString()],
         [
             pb.Envelope(
                 contribution=pb.ContributionAnnouncement(), weights=bytes(2 * 1024 * 1024)
