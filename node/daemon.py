@@ -575,7 +575,11 @@ class Node:
         except ConfigError as error:
             raise ValueError(str(error)) from None
         if request.node_id != self.key.address and not self._is_own_address(request.endpoint):
-            self.peers.add(request.endpoint)
+            known = self.peers.find(request.endpoint)
+            if known is None:
+                self.peers.add(request.endpoint)
+            else:
+                known.redial()
         return pb.HelloResponse(
             chain_id=self.genesis_state.chain_id,
             node_id=self.key.address,

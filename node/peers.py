@@ -8,6 +8,7 @@ state, and nodes that announced themselves with Hello (full nodes, new validator
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator
@@ -25,11 +26,15 @@ CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 5000),
     ("grpc.keepalive_time_ms", 30000),
+    # Each channel its own connection: a redialled peer's fresh channel must not inherit the old
+    # one's connection backoff from gRPC's process-wide subchannel pool.
+    ("grpc.use_local_subchannel_pool", 1),
 ]
 SEND_TIMEOUT = 5.0
 MAX_PEERS = 64
 MAX_OUTBOX = 4096  # gossip messages queued for one peer; past it new ones are dropped
 MAX_RELAYED_VOTES = 1024  # votes in one VoteBatch
+STREAM_RETRY_SECONDS = (0.2, 5.0)  # a broken Gossip stream is retried after 0.2 s, doubling to 5
 
 log = logging.getLogger("learnchain.peers")
 
@@ -46,6 +51,10 @@ class Peer:
         self._outbox: deque[pb.Envelope] = deque()
         self._queued = asyncio.Event()
         self._stream: asyncio.Task[None] | None = None
+        self._attempt = 0  # Gossip calls made; only the latest one's request stream may send
+        self._unreachable = False  # the Gossip stream failed with UNAVAILABLE and waits to retry
+        self._retry_now = asyncio.Event()
+        self._closing: set[asyncio.Task[None]] = set()
 
     def gossip(self, envelope: pb.Envelope) -> None:
         """Queue a consensus message for this peer's Gossip stream (dropped when the queue is
@@ -61,21 +70,53 @@ class Peer:
     async def _keep_streaming(self) -> None:
         """One long-lived Gossip stream, reopened with backoff when it breaks. A message taken
         from the queue when the stream broke is lost, as on any lossy link."""
-        backoff = 0.2
+        first, most = STREAM_RETRY_SECONDS
+        backoff = first
         while True:
             try:
-                await self.stub.Gossip(self._outgoing())
+                try:
+                    await self.stub.Gossip(self._outgoing(self._attempt))
+                finally:
+                    self._attempt += 1  # the ended call's request stream, if still read, stops
             except grpc.aio.AioRpcError as error:
+                if self.connected:
+                    backoff = first  # it worked until now: retry soon
                 self.connected = False
                 log.debug("peer %s Gossip: %s", self.address, error.code().name)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                self._unreachable = error.code() == grpc.StatusCode.UNAVAILABLE
+                self._retry_now.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._retry_now.wait(), backoff)
+                self._unreachable = False
+                backoff = min(backoff * 2, most)
 
-    async def _outgoing(self) -> AsyncIterator[pb.Envelope]:
+    def redial(self) -> None:
+        """The peer has just said Hello, so it is up: when our stream to it is waiting to retry
+        after UNAVAILABLE, retry now, on a fresh channel (the old one would wait out gRPC's own
+        reconnect backoff). A peer that starts or restarts after us then hears from us at once,
+        as an inbound connection would do in CometBFT's p2p layer."""
+        if not self._unreachable:
+            return
+        old, self.channel = (
+            self.channel,
+            grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS),
+        )
+        self.stub = pb_grpc.PeerStub(self.channel)
+        closing = asyncio.create_task(old.close())
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
+        self._unreachable = False
+        self._retry_now.set()
+
+    async def _outgoing(self, attempt: int) -> AsyncIterator[pb.Envelope]:
+        """The messages of Gossip call ``attempt``. gRPC may go on reading a call's request stream
+        after the call failed; such a stale stream ends instead of taking messages to nowhere."""
         while True:
             while not self._outbox:
                 self._queued.clear()
                 await self._queued.wait()
+            if attempt != self._attempt:
+                return
             yield take_next_envelope(self._outbox)
             self.connected = True
 
