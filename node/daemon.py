@@ -845,7 +845,8 @@ class Node:
             )
         except BrokenProcessPool:
             log.warning("signature worker died; the engine verifies this chunk itself")
-            self._verifiers = create_verifier_pool()
+            broken, self._verifiers = self._verifiers, create_verifier_pool()
+            broken.shutdown(wait=False, cancel_futures=True)
             verified = []
         self.verifier.remember(verified)
         if previous is not None:
@@ -921,8 +922,16 @@ class Node:
             return False
         self._unstored_weights[weights_hash] = data
         write = self._spawn(self._io_run(self.store.put_weights, weights_hash, [data]))
-        write.add_done_callback(lambda _: self._unstored_weights.pop(weights_hash, None))
+        write.add_done_callback(lambda task: self._forget_unstored(weights_hash, task))
         return True
+
+    def _forget_unstored(self, weights_hash: Hash, write: asyncio.Task[Any]) -> None:
+        """Drop weights from memory once written; weights whose write failed stay usable here
+        (the store is failing: the block write that follows will stop the node)."""
+        if not write.cancelled() and write.exception() is not None:
+            log.error("weights %s were not stored: %s", weights_hash.hex()[:12], write.exception())
+            return
+        self._unstored_weights.pop(weights_hash, None)
 
     def receive_evidence(self, evidence: DuplicateVoteEvidence) -> None:
         """Evidence from a peer."""
