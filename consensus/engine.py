@@ -132,7 +132,6 @@ class Engine:
         self._relayed_last_commit = False  # this node relayed the votes of the last commit
         self._future: list[Event] = []
         self._sync_requested_at: tuple[int, int] = (-1, -1)
-        self._behind = False  # a message from two or more heights ahead arrived at this height
         self._reset_height(state)
         self.started = False
 
@@ -356,7 +355,6 @@ class Engine:
         if height == self.height + 1 and len(self._future) < MAX_BUFFERED_FUTURE_MESSAGES:
             self._future.append(event)
         elif height > self.height + 1:
-            self._behind = True
             self._request_sync(out)
 
     def _request_sync(self, out: list[Action]) -> None:
@@ -569,17 +567,17 @@ class Engine:
     def _on_gossip_tick(self, event: GossipTick, out: list[Action]) -> None:
         """Tendermint assumes gossip eventually delivers every message: while a round lasts,
         resend every own signed message of this height (not re-signed; earlier rounds' prevotes
-        are the polka a locked peer needs to accept a re-proposal, Alg.1 line 28), and sync if
-        peers moved on."""
+        are the polka a locked peer needs to accept a re-proposal, Alg.1 line 28), and ask peers
+        for the height's block in case they moved on."""
         if event.height != self.height or event.round != self.round:
             return
         out.extend(Broadcast(message) for message in self._own_messages)
-        if self._behind:
-            # Ask again on every tick: a sync can end short of the tip (a lagging peer, a broken
-            # stream), and messages from far ahead may not come again at this height and round.
-            out.append(RequestSync(self.height))
-        elif self._future:
-            self._request_sync(out)
+        # Ask peers for this height's block on every tick: a sync can end short of the tip (a
+        # lagging peer, a broken stream), messages from far ahead may not come again, and a node
+        # that was syncing while this height's votes went by hears nothing more until the next
+        # proposer gives up on it, which is a whole propose timeout when that proposer is this
+        # node. A peer that has not committed the height answers with nothing.
+        out.append(RequestSync(self.height))
         out.append(ScheduleGossip(self.height, self.round, Milliseconds(self.timeouts.gossip)))
 
     # --- validity ---------------------------------------------------------------------------
@@ -656,7 +654,6 @@ class Engine:
         self._last_commit_sigs = {s.validator: s for s in commit.signatures}
         self._relayed_last_commit = self.is_relay_hub(commit.round)
         self._reset_height(post_state)
-        self._behind = False
         self._start_round(Round(0), out)
         future, self._future = self._future, []
         for event in future:

@@ -59,7 +59,7 @@ from consensus.messages import (
     Vote,
 )
 from consensus.state import ChainState, compute_genesis_state
-from consensus.types import Address, Hash, Signature, VoteType
+from consensus.types import Address, Hash, PublicKey, Signature, VoteType
 from consensus.validators import compute_proposer_of_round
 from ml.codec import WeightsBytes
 from ml.errors import MLError
@@ -378,6 +378,9 @@ class Node:
             elif isinstance(action, RequestProposal):
                 self._spawn(self._build_proposal(action))
             elif isinstance(action, RequestSync):
+                log.debug(
+                    "sync requested from height %d (syncing: %s)", action.from_height, self._syncing
+                )
                 if not self._syncing:
                     self._spawn(self._sync(action.from_height))
             elif isinstance(action, Rejected):
@@ -814,6 +817,7 @@ class Node:
                     # Stay "syncing" until the engine has applied what was streamed, so that a
                     # message from the tip meanwhile does not start a second, duplicate stream.
                     await self._await_engine_height(from_height - 1)
+                    log.debug("synced to height %d from %s", from_height - 1, peer.address)
                     break
                 except (grpc.aio.AioRpcError, WireError) as error:
                     log.debug("sync from %s failed: %s", peer.address, error)
@@ -824,12 +828,28 @@ class Node:
         self, chunk: list[CommitReceived], previous: asyncio.Task[None] | None
     ) -> None:
         """Hand synced blocks to the engine after the ``previous`` chunk, their commit signatures
-        verified in a worker process first (the engine checks them again, from its cache)."""
+        verified in a worker process first (the engine checks them again, from its cache).
+
+        A short chunk, such as the few blocks a validator that fell behind needs, goes straight
+        to the engine, which verifies it: starting the worker processes takes seconds on a
+        loaded machine, and a validator that waits for them misses its proposer turn.
+        """
         if not chunk:
             if previous is not None:
                 await previous
             return
         await self._await_engine_height(chunk[-1].block.height - SYNC_WINDOW)
+        if len(chunk) >= SYNC_CHUNK:
+            self.verifier.remember(await self._verify_in_workers(chunk))
+        if previous is not None:
+            await previous
+        for event in chunk:
+            self.events.put_nowait(event)
+
+    async def _verify_in_workers(
+        self, chunk: list[CommitReceived]
+    ) -> list[tuple[PublicKey, bytes, Signature]]:
+        """The valid commit signatures of ``chunk``, checked in the worker processes."""
         state = self.engine.state
         triples = []
         for event in chunk:
@@ -840,19 +860,12 @@ class Node:
                     triples.append((bond.public_key, message, sig.signature))
         loop = asyncio.get_running_loop()
         try:
-            verified = await loop.run_in_executor(
-                self._verifiers, compute_valid_signatures, triples
-            )
+            return await loop.run_in_executor(self._verifiers, compute_valid_signatures, triples)
         except BrokenProcessPool:
             log.warning("signature worker died; the engine verifies this chunk itself")
             broken, self._verifiers = self._verifiers, create_verifier_pool()
             broken.shutdown(wait=False, cancel_futures=True)
-            verified = []
-        self.verifier.remember(verified)
-        if previous is not None:
-            await previous
-        for event in chunk:
-            self.events.put_nowait(event)
+            return []
 
     async def _await_engine_height(self, height: int) -> None:
         """Until the engine reaches ``height``, or makes no progress for a second."""

@@ -296,3 +296,18 @@ def test_a_node_that_hears_from_far_ahead_asks_to_sync_on_every_gossip_tick() ->
     for _ in range(2):
         again = engine.handle(GossipTick(Height(1), Round(0)))
         assert [a.from_height for a in again if isinstance(a, RequestSync)] == [1]
+
+
+def test_a_node_that_hears_nothing_asks_peers_for_its_height_on_every_gossip_tick() -> None:
+    # Regression: a validator that was syncing while its height's votes went by heard nothing
+    # more (the others waited, silent, for its proposal at the next height) until a whole
+    # propose timeout later.
+    state, _, _ = setup()
+    engine = Engine(state, PrivateKey.generate())
+    engine.start()
+    for _ in range(2):
+        tick = engine.handle(GossipTick(Height(1), Round(0)))
+        assert [a.from_height for a in tick if isinstance(a, RequestSync)] == [1]
+    assert not [
+        a for a in engine.handle(GossipTick(Height(1), Round(3))) if isinstance(a, RequestSync)
+    ]  # a tick of a round already over asks nothing
