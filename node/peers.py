@@ -175,10 +175,11 @@ class Peer:
         return stream
 
     async def close(self) -> None:
-        """Close the channel."""
+        """Close the channel (and wait for the ones replaced by redials to close)."""
         if self._stream is not None:
             self._stream.cancel()
         await self.channel.close()
+        await asyncio.gather(*self._closing, return_exceptions=True)
 
 
 def take_next_envelope(outbox: deque[pb.Envelope]) -> pb.Envelope:

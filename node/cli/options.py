@@ -7,8 +7,18 @@ from typing import Any
 
 import click
 
+from consensus.params import DEFAULT_VOTE_RELAY_FROM
 from consensus.simulation import Behaviour, Crash, Partition
 from consensus.types import Threshold
+
+vote_relay_option = click.option(
+    "--vote-relay-from",
+    type=click.IntRange(0),
+    default=DEFAULT_VOTE_RELAY_FROM,
+    show_default=True,
+    help="From this many validators on, votes for a block go through the round's proposer, "
+    "which relays them in batches (0: every vote to every validator).",
+)
 
 
 def parse_threshold(_ctx: click.Context, _param: click.Parameter, value: str) -> Threshold:

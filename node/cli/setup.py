@@ -7,10 +7,9 @@ from pathlib import Path
 
 import click
 
-from consensus.params import DEFAULT_VOTE_RELAY_FROM
 from consensus.types import Threshold
 from ml.config import BUILTIN_TASKS
-from node.cli.options import echo_json, parse_threshold
+from node.cli.options import echo_json, parse_threshold, vote_relay_option
 from node.files import (
     ConfigError,
     DataSource,
@@ -162,14 +161,7 @@ def _check_partition(_ctx: click.Context | None, _param: click.Parameter | None,
     help="Training budget: the model may change up to this height, then blocks carry "
     "transactions only (0: no end).",
 )
-@click.option(
-    "--vote-relay-from",
-    type=click.IntRange(0),
-    default=DEFAULT_VOTE_RELAY_FROM,
-    show_default=True,
-    help="From this many validators on, votes for a block go through the round's proposer, "
-    "which relays them in batches (0: every vote to every peer).",
-)
+@vote_relay_option
 def testnet(
     validators: int,
     output: Path,

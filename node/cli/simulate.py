@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from consensus.params import DEFAULT_VOTE_RELAY_FROM, ChainParams
+from consensus.params import ChainParams
 from consensus.simulation import (
     DEFAULT_BYZANTINE,
     Behaviour,
@@ -20,6 +20,7 @@ from node.cli.options import (
     parse_partitions,
     parse_stakes,
     parse_threshold,
+    vote_relay_option,
 )
 
 
@@ -51,14 +52,7 @@ from node.cli.options import (
     show_default=True,
     help="Chance an honest validator approves a good model update.",
 )
-@click.option(
-    "--vote-relay-from",
-    type=click.IntRange(0),
-    default=DEFAULT_VOTE_RELAY_FROM,
-    show_default=True,
-    help="From this many validators on, votes for a block go through the round's proposer "
-    "(0: every vote to every validator).",
-)
+@vote_relay_option
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def simulate(

@@ -60,15 +60,31 @@ def propose(hub: Engine) -> ProposalReceived:
     return ProposalReceived(proposal)
 
 
+def get_others(engines: list[Engine], hub: Engine) -> list[Engine]:
+    """Every engine but the hub's."""
+    return [e for e in engines if e is not hub]
+
+
 def own_votes(actions: list[object]) -> list[Broadcast]:
     return [a for a in actions if isinstance(a, Broadcast) and isinstance(a.message, SignedVote)]
+
+
+def relays(actions: list[object]) -> list[RelayVote]:
+    return [a for a in actions if isinstance(a, RelayVote)]
+
+
+def prevote_on(voter: Engine, proposal: ProposalReceived) -> SignedVote:
+    """The prevote ``voter`` signs on receiving ``proposal``."""
+    vote = own_votes(voter.handle(proposal))[0].message
+    assert isinstance(vote, SignedVote)
+    return vote
 
 
 def test_a_vote_for_a_block_goes_to_the_rounds_proposer_alone() -> None:
     engines = make_engines()
     hub = get_hub(engines)
     proposal = propose(hub)
-    voter = next(e for e in engines if e is not hub)
+    voter = get_others(engines, hub)[0]
     sent = own_votes(voter.handle(proposal))
     assert [(b.message.vote.vote_type, b.to) for b in sent] == [(VoteType.PREVOTE, hub.address)]
 
@@ -85,10 +101,10 @@ def test_the_proposer_sends_its_own_vote_to_everyone() -> None:
 def test_nil_votes_and_gossip_resends_go_to_everyone() -> None:
     engines = make_engines()
     hub = get_hub(engines)
-    voter = next(e for e in engines if e is not hub)
+    voter = get_others(engines, hub)[0]
     nil = own_votes(voter.handle(TimeoutFired(voter.height, Round(0), Step.PROPOSE)))
     assert [(b.message.vote.block_hash, b.to) for b in nil] == [(None, None)]
-    voter2 = next(e for e in engines if e is not hub and e is not voter)
+    voter2 = get_others(engines, hub)[1]
     assert own_votes(voter2.handle(propose(hub)))[0].to == hub.address
     resent = own_votes(voter2.handle(GossipTick(voter2.height, Round(0))))
     assert resent and all(b.to is None for b in resent)
@@ -97,11 +113,11 @@ def test_nil_votes_and_gossip_resends_go_to_everyone() -> None:
 def test_below_the_relay_size_every_vote_goes_to_everyone() -> None:
     engines = make_engines(relay_from=VALIDATORS + 1)
     hub = get_hub(engines)
-    voter = next(e for e in engines if e is not hub)
+    voter = get_others(engines, hub)[0]
     assert [b.to for b in own_votes(voter.handle(propose(hub)))] == [None]
     engines = make_engines(relay_from=0)
     hub = get_hub(engines)
-    voter = next(e for e in engines if e is not hub)
+    voter = get_others(engines, hub)[0]
     assert [b.to for b in own_votes(voter.handle(propose(hub)))] == [None]
 
 
@@ -109,46 +125,41 @@ def test_the_proposer_relays_each_counted_block_vote_once() -> None:
     engines = make_engines()
     hub = get_hub(engines)
     proposal = propose(hub)
-    voter = next(e for e in engines if e is not hub)
-    vote = own_votes(voter.handle(proposal))[0].message
-    assert isinstance(vote, SignedVote)
-    assert [a for a in hub.handle(VoteReceived(vote)) if isinstance(a, RelayVote)] == [
-        RelayVote(vote)
-    ]
-    assert not [a for a in hub.handle(VoteReceived(vote)) if isinstance(a, RelayVote)]
+    voter = get_others(engines, hub)[0]
+    vote = prevote_on(voter, proposal)
+    assert relays(hub.handle(VoteReceived(vote))) == [RelayVote(vote)]
+    assert not relays(hub.handle(VoteReceived(vote)))
 
 
 def test_only_the_rounds_proposer_relays_and_never_a_forged_vote() -> None:
     engines = make_engines()
     hub = get_hub(engines)
     proposal = propose(hub)
-    voter, other = [e for e in engines if e is not hub][:2]
-    vote = own_votes(voter.handle(proposal))[0].message
-    assert isinstance(vote, SignedVote)
+    voter, other = get_others(engines, hub)[:2]
+    vote = prevote_on(voter, proposal)
     other.handle(proposal)
-    assert not [a for a in other.handle(VoteReceived(vote)) if isinstance(a, RelayVote)]
+    assert not relays(other.handle(VoteReceived(vote)))
     forged = SignedVote(vote.vote, Signature(bytes(64)))
     fresh = get_hub(make_engines())
     propose(fresh)
-    assert not [a for a in fresh.handle(VoteReceived(forged)) if isinstance(a, RelayVote)]
+    assert not relays(fresh.handle(VoteReceived(forged)))
 
 
 def test_nil_votes_are_not_relayed() -> None:
     engines = make_engines()
     hub = get_hub(engines)
-    voter = next(e for e in engines if e is not hub)
+    voter = get_others(engines, hub)[0]
     nil = own_votes(voter.handle(TimeoutFired(voter.height, Round(0), Step.PROPOSE)))[0].message
     assert isinstance(nil, SignedVote)
-    assert not [a for a in hub.handle(VoteReceived(nil)) if isinstance(a, RelayVote)]
+    assert not relays(hub.handle(VoteReceived(nil)))
 
 
 def test_a_vote_already_counted_is_not_verified_again() -> None:
     engines = make_engines()
     hub = get_hub(engines)
     proposal = propose(hub)
-    voter = next(e for e in engines if e is not hub)
-    vote = own_votes(voter.handle(proposal))[0].message
-    assert isinstance(vote, SignedVote)
+    voter = get_others(engines, hub)[0]
+    vote = prevote_on(voter, proposal)
     hub.handle(VoteReceived(vote))
     checks = hub.verifier.checks
     hub.handle(VoteReceived(vote))
