@@ -439,9 +439,7 @@ class Engine:
             return
         if proposal.round in self._proposals:
             return
-        proposer = self.validators.get_validator(self.get_proposer(proposal.round))
-        assert proposer is not None
-        if not self.verifier.is_valid(proposer.public_key, proposal.sign_bytes(), signed.signature):
+        if not self.is_signed_by_round_proposer(signed):
             out.append(Rejected("proposal not signed by the round's proposer"))
             return
         if signed.block.hash != proposal.block_hash:
@@ -451,6 +449,16 @@ class Engine:
             out.append(Rejected("proposal's valid round is not before its round"))
             return
         self._accept_proposal(signed)
+
+    def is_signed_by_round_proposer(self, signed: SignedProposal) -> bool:
+        """True when ``signed`` is signed by the proposer of its round at this height (the
+        signature check is cached, so checking before ``handle`` costs nothing twice)."""
+        proposal = signed.proposal
+        if proposal.height != self.height or proposal.round < 0:
+            return False
+        proposer = self.validators.get_validator(self.get_proposer(proposal.round))
+        assert proposer is not None
+        return self.verifier.is_valid(proposer.public_key, proposal.sign_bytes(), signed.signature)
 
     def _accept_proposal(self, signed: SignedProposal) -> None:
         self._proposals[signed.proposal.round] = signed
@@ -468,7 +476,7 @@ class Engine:
             return
         self._awaiting_content = None
         evidence = tuple(self.pending_evidence.values())
-        last_commit = self._compose_last_commit()
+        last_commit = self.compose_last_commit()
         try:
             block, post_state = build_block(
                 self.state,
@@ -495,7 +503,7 @@ class Engine:
         self._post_states[block.hash] = post_state
         self._send_proposal(block, NIL_ROUND, out)
 
-    def _compose_last_commit(self) -> Commit | None:
+    def compose_last_commit(self) -> Commit | None:
         """The previous block's commit with every precommit collected so far."""
         if self.last_commit is None or self.state.height == 0:
             return None

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from consensus.encoding import encode_bytes, encode_list, encode_str, encode_uint
 from consensus.types import Address, ChainId, Hash, PublicKey, Stake, Threshold, Tokens
 
-MODES = ("aggregate", "solo")
+
+class Mode(enum.StrEnum):
+    """How model updates are made (DESIGN §3 in docs/protocol.md)."""
+
+    AGGREGATE = "aggregate"  # every validator contributes; the proposer aggregates
+    SOLO = "solo"  # the proposer trains alone
+
+
+MODES = tuple(mode.value for mode in Mode)
 DEFAULT_VOTE_RELAY_FROM = 8
 
 
@@ -16,7 +25,7 @@ class ChainParams:
     """Everything the state transition is parameterised by; all of it lives in the genesis."""
 
     threshold: Threshold = Threshold(2, 3)
-    mode: str = "aggregate"
+    mode: Mode = Mode.AGGREGATE
     min_stake: Stake = Stake(100)
     max_validators: int = 100
     unbonding_blocks: int = 20
@@ -37,7 +46,7 @@ class ChainParams:
 
     def validate(self) -> None:
         """Raise ValueError naming the first parameter out of range."""
-        if self.mode not in MODES:
+        if self.mode not in MODES:  # a Mode, or a string from outside
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         bounded = {
             "proposer_reward_percent": self.proposer_reward_percent,

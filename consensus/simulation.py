@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from consensus.crypto import PrivateKey, SignatureVerifier, compute_hash
+from consensus.dispatch import dispatch
 from consensus.engine import Engine, TimeoutConfig
 from consensus.events import (
     Action,
@@ -31,6 +32,7 @@ from consensus.events import (
     PersistSignState,
     ProposalContent,
     ProposalReceived,
+    Rejected,
     RelayVote,
     RequestProposal,
     RequestSync,
@@ -421,43 +423,9 @@ class Simulation:
     # --- carrying out actions ---------------------------------------------------------------
 
     def _apply(self, node: _Node, actions: list[Action]) -> None:
+        shell = _SimulatedShell(self, node)
         for action in actions:
-            if isinstance(action, Broadcast):
-                self._on_broadcast(node, action)
-            elif isinstance(action, RelayVote):
-                if Behaviour.NO_RELAY not in node.behaviours:
-                    self._broadcast(node.index, VoteReceived(action.vote))
-            elif isinstance(action, ScheduleTimeout):
-                self._schedule(
-                    action.delay, node.index, TimeoutFired(action.height, action.round, action.step)
-                )
-            elif isinstance(action, ScheduleGossip):
-                self._schedule(action.delay, node.index, GossipTick(action.height, action.round))
-            elif isinstance(action, PersistSignState):
-                node.sign_state = action.sign_state
-            elif isinstance(action, CommitBlock):
-                node.blocks[action.block.height] = (action.block, action.commit)
-                node.states[action.block.height] = action.state
-                node.states.pop(action.block.height - 2, None)
-                for tx in action.block.txs:
-                    self.mempool.pop(tx.hash(), None)
-                self._maybe_unjail(node, action.state)
-            elif isinstance(action, RequestVerdict):
-                self._schedule(
-                    self.config.verdict_delay,
-                    node.index,
-                    VerdictReady(
-                        action.height, action.block.hash, self._verdict(node, action.block)
-                    ),
-                )
-            elif isinstance(action, RequestProposal):
-                self._on_request_proposal(node, action)
-            elif isinstance(action, RequestSync):
-                self._schedule(
-                    self.rng.randint(self.config.min_delay, self.config.max_delay),
-                    node.index,
-                    action,
-                )
+            dispatch(action, shell)
 
     def _verdict(self, node: _Node, block: Block) -> bool:
         if Behaviour.APPROVE_ALL in node.behaviours:
@@ -508,7 +476,7 @@ class Simulation:
         """Equivocate as proposer: block A and votes for it to one half, block B to the other."""
         engine = node.engine
         state = engine.state
-        last_commit = engine._compose_last_commit()
+        last_commit = engine.compose_last_commit()
         blocks = []
         for tag in (b"A", b"B"):
             block, _ = build_block(
@@ -646,6 +614,75 @@ class Simulation:
             evidence_committed=sum(len(b.evidence) for b, _ in reference.blocks.values()),
             jailed=jailed,
         )
+
+
+class _SimulatedShell:
+    """Carries out one simulated node's actions on the simulated network (an ActionHandler)."""
+
+    def __init__(self, simulation: Simulation, node: _Node) -> None:
+        self.simulation = simulation
+        self.node = node
+
+    def persist_sign_state(self, action: PersistSignState) -> None:
+        """Persisted: survives a simulated crash."""
+        self.node.sign_state = action.sign_state
+
+    def broadcast(self, action: Broadcast) -> None:
+        """To the other nodes, through the network's delays, drops and partitions."""
+        self.simulation._on_broadcast(self.node, action)
+
+    def relay_vote(self, action: RelayVote) -> None:
+        """To every other node, unless this one withholds relayed votes."""
+        if Behaviour.NO_RELAY not in self.node.behaviours:
+            self.simulation._broadcast(self.node.index, VoteReceived(action.vote))
+
+    def schedule_timeout(self, action: ScheduleTimeout) -> None:
+        """A TimeoutFired after the delay, in simulated time."""
+        self.simulation._schedule(
+            action.delay, self.node.index, TimeoutFired(action.height, action.round, action.step)
+        )
+
+    def schedule_gossip(self, action: ScheduleGossip) -> None:
+        """A GossipTick after the delay, in simulated time."""
+        self.simulation._schedule(
+            action.delay, self.node.index, GossipTick(action.height, action.round)
+        )
+
+    def request_verdict(self, action: RequestVerdict) -> None:
+        """The synthetic learner's verdict after ``verdict_delay``."""
+        simulation = self.simulation
+        simulation._schedule(
+            simulation.config.verdict_delay,
+            self.node.index,
+            VerdictReady(
+                action.height, action.block.hash, simulation._verdict(self.node, action.block)
+            ),
+        )
+
+    def request_proposal(self, action: RequestProposal) -> None:
+        """The synthetic learner's proposal (or a byzantine one)."""
+        self.simulation._on_request_proposal(self.node, action)
+
+    def commit_block(self, action: CommitBlock) -> None:
+        """Kept in the node's simulated store; the mempool forgets the block's transactions."""
+        node = self.node
+        node.blocks[action.block.height] = (action.block, action.commit)
+        node.states[action.block.height] = action.state
+        node.states.pop(action.block.height - 2, None)
+        for tx in action.block.txs:
+            self.simulation.mempool.pop(tx.hash(), None)
+        self.simulation._maybe_unjail(node, action.state)
+
+    def request_sync(self, action: RequestSync) -> None:
+        """Served by a reachable peer after one network delay."""
+        simulation = self.simulation
+        config = simulation.config
+        simulation._schedule(
+            simulation.rng.randint(config.min_delay, config.max_delay), self.node.index, action
+        )
+
+    def rejected(self, action: Rejected) -> None:
+        """Refused messages change nothing in a simulation."""
 
 
 def run_simulation(config: SimulationConfig) -> SimulationResult:

@@ -371,18 +371,30 @@ def process_contributions(
         raise InvalidBlock("too many contributions")
     seen: set[Address] = set()
     for c in contributions:
-        validator = state.validators.get_validator(c.validator)
-        if validator is None:
-            raise InvalidBlock("contribution from a non-validator")
+        check_contribution(state, c, verifier)
         if c.validator in seen:
             raise InvalidBlock("two contributions from one validator")
-        if c.chain_id != state.chain_id or c.height != state.height:
+        if c.height != state.height:
             raise InvalidBlock("contribution is not from the current model")
-        if c.samples <= 0:
-            raise InvalidBlock("contribution has no samples")
-        if not verifier.is_valid(validator.public_key, c.sign_bytes(), c.signature):
-            raise InvalidBlock("contribution signature is invalid")
         seen.add(c.validator)
+
+
+def check_contribution(
+    state: ChainState, contribution: Contribution, verifier: SignatureVerifier
+) -> None:
+    """Raise InvalidBlock unless ``contribution`` is signed by a current validator, for this
+    chain, with samples (its height is the caller's to check)."""
+    validator = state.validators.get_validator(contribution.validator)
+    if validator is None:
+        raise InvalidBlock("contribution from a non-validator")
+    if not verifier.is_valid(
+        validator.public_key, contribution.sign_bytes(), contribution.signature
+    ):
+        raise InvalidBlock("contribution signature is invalid")
+    if contribution.chain_id != state.chain_id:
+        raise InvalidBlock(f"contribution is for chain {contribution.chain_id!r}")
+    if contribution.samples <= 0:
+        raise InvalidBlock("contribution has no samples")
 
 
 def process_rewards(

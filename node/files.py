@@ -5,6 +5,7 @@ Malformed files give a ``ConfigError`` naming the file and the field.
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import stat
@@ -68,6 +69,12 @@ def _fail(path: Path, where: str, problem: str) -> ConfigError:
 
 
 def _typed(path: Path, where: str, value: Any, expected: type) -> Any:
+    if issubclass(expected, enum.Enum):
+        try:
+            return expected(value)
+        except ValueError:
+            choices = ", ".join(str(member.value) for member in expected)
+            raise _fail(path, where, f"must be one of {choices}, got {value!r}") from None
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):

@@ -1,17 +1,26 @@
 """The gRPC services a node serves: Peer (between validators) and Query (CLI and tools).
 
+Each service depends on small protocols (what it submits, what it reads), not on the node.
 Every request is size-limited by the server options and decoded through ``node.wire``; a bad
 message is refused with INVALID_ARGUMENT, counted, and changes nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
 
 import grpc
 
-from consensus.types import Address, Hash
+from consensus.messages import (
+    Contribution,
+    DuplicateVoteEvidence,
+    SignedProposal,
+    SignedTx,
+    SignedVote,
+)
+from consensus.types import ADDRESS_LENGTH, HASH_LENGTH, Address, Hash
+from node.chain_reader import ChainReader
 from node.peers import INLINE_WEIGHTS_BYTES, MAX_RELAYED_VOTES
 from node.wire import (
     WireError,
@@ -19,38 +28,93 @@ from node.wire import (
     contribution_from_proto,
     evidence_from_proto,
     proposal_from_proto,
+    state_to_proto,
     tx_from_proto,
     vote_from_proto,
 )
 from proto import learnchain_pb2 as pb
 from proto import learnchain_pb2_grpc as pb_grpc
 
-if TYPE_CHECKING:
-    from node.daemon import Node
-
 MAX_BLOCKS_PER_REQUEST = 100_000
 BLOCK_BATCH_BLOCKS = 64  # blocks per GetBlocks message
 BLOCK_BATCH_BYTES = 1024 * 1024  # bytes per GetBlocks message (a larger single block goes alone)
+DEFAULT_HISTORY_ENTRIES = 100
+MAX_HISTORY_ENTRIES = 10_000
 
 
-async def _refuse(node: Node, context: grpc.aio.ServicerContext, error: Exception) -> None:
-    node.metrics.rejected.labels(reason=type(error).__name__).inc()
+class ConsensusInbox(Protocol):
+    """Where consensus messages from peers go (the consensus driver)."""
+
+    def receive_vote(self, vote: SignedVote) -> None: ...
+    def receive_proposal(self, proposal: SignedProposal, weights: bytes = b"") -> None: ...
+    def receive_evidence(self, evidence: DuplicateVoteEvidence) -> None: ...
+
+
+class ContributionInbox(Protocol):
+    """Where contributions from peers go (the learning application)."""
+
+    def receive_contribution(self, contribution: Contribution, weights: bytes = b"") -> None: ...
+
+
+class TxInbox(Protocol):
+    """Where transactions go (the mempool)."""
+
+    def add(self, signed: SignedTx) -> Hash: ...
+
+
+class HelloInbox(Protocol):
+    """Where Hellos go (peer management)."""
+
+    def receive_hello(self, request: pb.HelloRequest) -> pb.HelloResponse: ...
+
+
+Refusals = Callable[[str], None]
+"""Counts a refused request by the error's kind."""
+
+
+async def _refuse(refusals: Refusals, context: grpc.aio.ServicerContext, error: Exception) -> None:
+    refusals(type(error).__name__)
     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+
+
+async def _stream_weights(
+    chain: ChainReader, weights_hash: Hash, context: grpc.aio.ServicerContext, missing: str
+) -> AsyncIterator[pb.WeightsChunk]:
+    size = await chain.read_weights_size(weights_hash)
+    if size is None:
+        await context.abort(grpc.StatusCode.NOT_FOUND, missing)
+    first = True
+    async for chunk in chain.iter_weights(weights_hash):
+        yield pb.WeightsChunk(data=chunk, total_size=size if first else 0)
+        first = False
 
 
 class PeerService(pb_grpc.PeerServicer):  # type: ignore[misc]
     """Consensus messages, weights, catch-up and transactions."""
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    def __init__(
+        self,
+        consensus: ConsensusInbox,
+        contributions: ContributionInbox,
+        txs: TxInbox,
+        hellos: HelloInbox,
+        chain: ChainReader,
+        refusals: Refusals,
+    ) -> None:
+        self.consensus = consensus
+        self.contributions = contributions
+        self.txs = txs
+        self.hellos = hellos
+        self.chain = chain
+        self.refusals = refusals
 
     async def Hello(
         self, request: pb.HelloRequest, context: grpc.aio.ServicerContext
     ) -> pb.HelloResponse:
         try:
-            return self.node.receive_hello(request)
+            return self.hellos.receive_hello(request)
         except ValueError as error:
-            await _refuse(self.node, context, error)
+            await _refuse(self.refusals, context, error)
             return pb.HelloResponse()
 
     async def Gossip(
@@ -63,7 +127,7 @@ class PeerService(pb_grpc.PeerServicer):  # type: ignore[misc]
                     raise WireError(f"malformed message: {envelope.error}")
                 self._dispatch(envelope)
             except (WireError, ValueError) as error:
-                await _refuse(self.node, context, error)
+                await _refuse(self.refusals, context, error)
         return pb.Ack()
 
     def _dispatch(self, envelope: pb.Envelope) -> None:
@@ -73,85 +137,55 @@ class PeerService(pb_grpc.PeerServicer):  # type: ignore[misc]
         if len(envelope.weights) > INLINE_WEIGHTS_BYTES:
             raise WireError(f"inline weights over {INLINE_WEIGHTS_BYTES} bytes")
         if kind == "vote":
-            self.node.receive_vote(vote_from_proto(envelope.vote))
+            self.consensus.receive_vote(vote_from_proto(envelope.vote))
         elif kind == "votes":
             if not 0 < len(envelope.votes.votes) <= MAX_RELAYED_VOTES:
                 raise WireError(f"a vote batch holds 1 to {MAX_RELAYED_VOTES} votes")
             for vote in [vote_from_proto(v) for v in envelope.votes.votes]:
-                self.node.receive_vote(vote)
+                self.consensus.receive_vote(vote)
         elif kind == "proposal":
-            self.node.receive_proposal(proposal_from_proto(envelope.proposal), envelope.weights)
+            self.consensus.receive_proposal(
+                proposal_from_proto(envelope.proposal), envelope.weights
+            )
         elif kind == "evidence":
-            self.node.receive_evidence(evidence_from_proto(envelope.evidence))
+            self.consensus.receive_evidence(evidence_from_proto(envelope.evidence))
         elif kind == "contribution":
-            self.node.receive_contribution(
+            self.contributions.receive_contribution(
                 contribution_from_proto(envelope.contribution.contribution), envelope.weights
             )
         else:
             raise WireError("empty envelope")
 
-    async def SendProposal(self, request: pb.Proposal, context: grpc.aio.ServicerContext) -> pb.Ack:
-        try:
-            self.node.receive_proposal(proposal_from_proto(request))
-        except WireError as error:
-            await _refuse(self.node, context, error)
-        return pb.Ack()
-
-    async def SendVote(self, request: pb.Vote, context: grpc.aio.ServicerContext) -> pb.Ack:
-        try:
-            self.node.receive_vote(vote_from_proto(request))
-        except WireError as error:
-            await _refuse(self.node, context, error)
-        return pb.Ack()
-
-    async def SendEvidence(self, request: pb.Evidence, context: grpc.aio.ServicerContext) -> pb.Ack:
-        try:
-            self.node.receive_evidence(evidence_from_proto(request))
-        except WireError as error:
-            await _refuse(self.node, context, error)
-        return pb.Ack()
-
-    async def SendContribution(
-        self, request: pb.ContributionAnnouncement, context: grpc.aio.ServicerContext
-    ) -> pb.Ack:
-        try:
-            self.node.receive_contribution(contribution_from_proto(request.contribution))
-        except (WireError, ValueError) as error:
-            await _refuse(self.node, context, error)
-        return pb.Ack()
-
     async def SubmitTx(self, request: pb.Tx, context: grpc.aio.ServicerContext) -> pb.TxAck:
         try:
-            tx_hash = self.node.submit_tx(tx_from_proto(request))
+            tx_hash = self.txs.add(tx_from_proto(request))
         except (WireError, ValueError) as error:
-            await _refuse(self.node, context, error)
+            await _refuse(self.refusals, context, error)
             return pb.TxAck()
         return pb.TxAck(tx_hash=tx_hash)
 
     async def FetchWeights(
         self, request: pb.FetchWeightsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WeightsChunk]:
-        if len(request.weights_hash) != 32:
-            await _refuse(self.node, context, WireError("weights hash must be 32 bytes"))
-        store = self.node.store
-        size = store.get_weights_size(Hash(request.weights_hash))
-        if size is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, "no such weights")
-        first = True
-        for chunk in store.iter_weights(Hash(request.weights_hash)):
-            yield pb.WeightsChunk(data=chunk, total_size=size if first else 0)
-            first = False
+        if len(request.weights_hash) != HASH_LENGTH:
+            await _refuse(
+                self.refusals, context, WireError(f"weights hash must be {HASH_LENGTH} bytes")
+            )
+        async for chunk in _stream_weights(
+            self.chain, Hash(request.weights_hash), context, "no such weights"
+        ):
+            yield chunk
 
     async def GetBlocks(
         self, request: pb.GetBlocksRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.BlockBatch]:
-        latest = self.node.committed.height
+        latest = self.chain.committed.height
         stop = min(
             request.to_height or latest, latest, request.from_height + MAX_BLOCKS_PER_REQUEST
         )
         height = max(request.from_height, 1)
         while height <= stop:
-            raw = await self.node.read_block_batch(
+            raw = await self.chain.read_block_batch(
                 height, stop + 1, BLOCK_BATCH_BLOCKS, BLOCK_BATCH_BYTES
             )
             if not raw:
@@ -170,22 +204,30 @@ class PeerService(pb_grpc.PeerServicer):  # type: ignore[misc]
 class QueryService(pb_grpc.QueryServicer):  # type: ignore[misc]
     """Status, blocks, validators, accounts, the model and its history."""
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    def __init__(
+        self,
+        chain: ChainReader,
+        status: Callable[[], pb.StatusResponse],
+        refusals: Refusals,
+    ) -> None:
+        self.chain = chain
+        self.status = status
+        self.refusals = refusals
 
     async def Status(
         self, request: pb.StatusRequest, context: grpc.aio.ServicerContext
     ) -> pb.StatusResponse:
-        return self.node.get_status()
+        return self.status()
 
     async def GetBlock(
         self, request: pb.BlockRequest, context: grpc.aio.ServicerContext
     ) -> pb.BlockWithCommit:
-        height = request.height or self.node.committed.height
-        raw = list(self.node.store.iter_raw_blocks(height, height + 1))
-        if not raw:
+        height = request.height or self.chain.committed.height
+        raw = await self.chain.read_raw_block(height)
+        if raw is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no block at height {height}")
-        block, commit = raw[0]
+            raise AssertionError("unreachable")  # abort raises
+        block, commit = raw
         return pb.BlockWithCommit(
             block=pb.Block.FromString(block), commit=pb.Commit.FromString(commit)
         )
@@ -193,9 +235,7 @@ class QueryService(pb_grpc.QueryServicer):  # type: ignore[misc]
     async def Validators(
         self, request: pb.ValidatorsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ValidatorsResponse:
-        from node.wire import state_to_proto
-
-        state = self.node.committed
+        state = self.chain.committed
         return pb.ValidatorsResponse(
             height=state.height + 1, validators=state_to_proto(state).validators
         )
@@ -203,9 +243,11 @@ class QueryService(pb_grpc.QueryServicer):  # type: ignore[misc]
     async def GetAccount(
         self, request: pb.AccountRequest, context: grpc.aio.ServicerContext
     ) -> pb.AccountResponse:
-        if len(request.address) != 20:
-            await _refuse(self.node, context, WireError("address must be 20 bytes"))
-        state = self.node.committed
+        if len(request.address) != ADDRESS_LENGTH:
+            await _refuse(
+                self.refusals, context, WireError(f"address must be {ADDRESS_LENGTH} bytes")
+            )
+        state = self.chain.committed
         address = Address(request.address)
         account = state.get_account(address)
         response = pb.AccountResponse(
@@ -219,42 +261,34 @@ class QueryService(pb_grpc.QueryServicer):  # type: ignore[misc]
     async def Model(
         self, request: pb.FetchWeightsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WeightsChunk]:
-        weights_hash = Hash(request.weights_hash or self.node.committed.model_hash)
-        size = self.node.store.get_weights_size(weights_hash)
-        if size is None:
-            await context.abort(
-                grpc.StatusCode.NOT_FOUND,
-                "this node does not hold those weights (it keeps the last retain_models models)",
-            )
-        first = True
-        for chunk in self.node.store.iter_weights(weights_hash):
-            yield pb.WeightsChunk(data=chunk, total_size=size if first else 0)
-            first = False
+        weights_hash = Hash(request.weights_hash or self.chain.committed.model_hash)
+        missing = "this node does not hold those weights (it keeps the last retain_models models)"
+        async for chunk in _stream_weights(self.chain, weights_hash, context, missing):
+            yield chunk
 
     async def History(
         self, request: pb.HistoryRequest, context: grpc.aio.ServicerContext
     ) -> pb.HistoryResponse:
-        latest = self.node.committed.height
+        latest = self.chain.committed.height
         start = max(request.from_height, 1)
-        stop = min(latest, start + min(request.limit or 100, 10_000) - 1)
-        entries = []
-        previous_model = None
+        limit = min(request.limit or DEFAULT_HISTORY_ENTRIES, MAX_HISTORY_ENTRIES)
+        stop = min(latest, start + limit - 1)
+        blocks = await self.chain.read_blocks(start - 1 if start > 1 else start, stop + 1)
+        previous_model = self.chain.genesis.model_hash
         if start > 1:
-            before = self.node.store.get_block(start - 1)
-            previous_model = before.header.model_hash if before else None
-        for height in range(start, stop + 1):
-            block = self.node.store.get_block(height)
-            if block is None:
-                break
+            if not blocks:
+                return pb.HistoryResponse()
+            previous_model = blocks.pop(0).header.model_hash
+        entries = []
+        for block in blocks:
             h = block.header
             entries.append(
                 pb.HistoryEntry(
-                    height=height,
+                    height=h.height,
                     block_hash=block.hash,
                     proposer=h.proposer,
                     model_hash=h.model_hash,
-                    model_updated=(previous_model is not None and h.model_hash != previous_model)
-                    or (height == 1 and h.model_hash != self.node.genesis_state.model_hash),
+                    model_updated=h.model_hash != previous_model,
                     txs=len(block.txs),
                 )
             )
@@ -264,7 +298,7 @@ class QueryService(pb_grpc.QueryServicer):  # type: ignore[misc]
     async def Genesis(
         self, request: pb.GenesisRequest, context: grpc.aio.ServicerContext
     ) -> pb.GenesisResponse:
-        return pb.GenesisResponse(genesis_json=self.node.genesis_json)
+        return pb.GenesisResponse(genesis_json=self.chain.genesis_json)
 
 
 class Malformed:
@@ -284,28 +318,30 @@ def _safe_deserializer(message_class: Any) -> Any:
     return deserialize
 
 
-def _guard_unary(node: Node, method: Any) -> Any:
+def _guard_unary(refusals: Refusals, method: Any) -> Any:
     async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
         if isinstance(request, Malformed):
-            await _refuse(node, context, WireError(f"malformed message: {request.error}"))
+            await _refuse(refusals, context, WireError(f"malformed message: {request.error}"))
         return await method(request, context)
 
     return handler
 
 
-def _guard_stream(node: Node, method: Any) -> Any:
+def _guard_stream(refusals: Refusals, method: Any) -> Any:
     async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
         if isinstance(request, Malformed):
-            await _refuse(node, context, WireError(f"malformed message: {request.error}"))
+            await _refuse(refusals, context, WireError(f"malformed message: {request.error}"))
         async for item in method(request, context):
             yield item
 
     return handler
 
 
-def add_services(server: grpc.aio.Server, node: Node) -> None:
+def add_services(
+    server: grpc.aio.Server, peer: PeerService, query: QueryService, refusals: Refusals
+) -> None:
     """Register Peer and Query so that undecodable requests get INVALID_ARGUMENT, not UNKNOWN."""
-    for service_name, servicer in (("Peer", PeerService(node)), ("Query", QueryService(node))):
+    for service_name, servicer in (("Peer", peer), ("Query", query)):
         descriptor = pb.DESCRIPTOR.services_by_name[service_name]
         handlers = {}
         for method in descriptor.methods:
@@ -326,7 +362,7 @@ def add_services(server: grpc.aio.Server, node: Node) -> None:
             )
             guard = _guard_stream if method.server_streaming else _guard_unary
             handlers[method.name] = factory(
-                guard(node, implementation),
+                guard(refusals, implementation),
                 request_deserializer=_safe_deserializer(request_class),
                 response_serializer=response_class.SerializeToString,
             )

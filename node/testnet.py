@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from consensus.crypto import PrivateKey
-from consensus.params import DEFAULT_VOTE_RELAY_FROM, ChainParams, Genesis, GenesisValidator
+from consensus.params import DEFAULT_VOTE_RELAY_FROM, ChainParams, Genesis, GenesisValidator, Mode
 from consensus.types import ChainId, Hash, Stake, Threshold, Tokens
 from ml.config import TaskConfig
 from node.files import (
@@ -120,7 +120,7 @@ def create_testnet(spec: TestnetSpec) -> list[Path]:
     params = replace(
         ChainParams(),
         threshold=spec.threshold,
-        mode=spec.mode,
+        mode=Mode(spec.mode),
         training_heights=spec.training_heights,
         vote_relay_from=spec.vote_relay_from,
     )

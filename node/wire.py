@@ -23,7 +23,7 @@ from consensus.messages import (
     TxKind,
     Vote,
 )
-from consensus.params import ChainParams
+from consensus.params import MODES, ChainParams, Mode
 from consensus.state import Account, Bond, ChainState, Unbonding
 from consensus.types import (
     ADDRESS_LENGTH,
@@ -391,9 +391,11 @@ def _params_to_proto(p: ChainParams) -> pb.ChainParams:
 
 
 def _params_from_proto(m: pb.ChainParams) -> ChainParams:
+    if m.mode not in MODES:
+        raise WireError(f"mode must be one of {', '.join(MODES)}")
     return ChainParams(
         threshold=Threshold(m.threshold_numerator, m.threshold_denominator),
-        mode=m.mode,
+        mode=Mode(m.mode),
         min_stake=Stake(m.min_stake),
         max_validators=m.max_validators,
         unbonding_blocks=m.unbonding_blocks,

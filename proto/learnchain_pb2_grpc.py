@@ -45,26 +45,6 @@ class PeerStub:
                 request_serializer=proto_dot_learnchain__pb2.Envelope.SerializeToString,
                 response_deserializer=proto_dot_learnchain__pb2.Ack.FromString,
                 _registered_method=True)
-        self.SendProposal = channel.unary_unary(
-                '/learnchain.v1.Peer/SendProposal',
-                request_serializer=proto_dot_learnchain__pb2.Proposal.SerializeToString,
-                response_deserializer=proto_dot_learnchain__pb2.Ack.FromString,
-                _registered_method=True)
-        self.SendVote = channel.unary_unary(
-                '/learnchain.v1.Peer/SendVote',
-                request_serializer=proto_dot_learnchain__pb2.Vote.SerializeToString,
-                response_deserializer=proto_dot_learnchain__pb2.Ack.FromString,
-                _registered_method=True)
-        self.SendEvidence = channel.unary_unary(
-                '/learnchain.v1.Peer/SendEvidence',
-                request_serializer=proto_dot_learnchain__pb2.Evidence.SerializeToString,
-                response_deserializer=proto_dot_learnchain__pb2.Ack.FromString,
-                _registered_method=True)
-        self.SendContribution = channel.unary_unary(
-                '/learnchain.v1.Peer/SendContribution',
-                request_serializer=proto_dot_learnchain__pb2.ContributionAnnouncement.SerializeToString,
-                response_deserializer=proto_dot_learnchain__pb2.Ack.FromString,
-                _registered_method=True)
         self.SubmitTx = channel.unary_unary(
                 '/learnchain.v1.Peer/SubmitTx',
                 request_serializer=proto_dot_learnchain__pb2.Tx.SerializeToString,
@@ -93,33 +73,8 @@ class PeerServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Gossip(self, request_iterator, context):
-        """A node keeps one Gossip stream open to each peer and sends every consensus message on it
-        (the unary Send* methods below carry the same messages one call each).
+        """A node keeps one Gossip stream open to each peer and sends every consensus message on it.
         """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def SendProposal(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def SendVote(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def SendEvidence(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def SendContribution(self, request, context):
-        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -153,26 +108,6 @@ def add_PeerServicer_to_server(servicer, server):
             'Gossip': grpc.stream_unary_rpc_method_handler(
                     servicer.Gossip,
                     request_deserializer=proto_dot_learnchain__pb2.Envelope.FromString,
-                    response_serializer=proto_dot_learnchain__pb2.Ack.SerializeToString,
-            ),
-            'SendProposal': grpc.unary_unary_rpc_method_handler(
-                    servicer.SendProposal,
-                    request_deserializer=proto_dot_learnchain__pb2.Proposal.FromString,
-                    response_serializer=proto_dot_learnchain__pb2.Ack.SerializeToString,
-            ),
-            'SendVote': grpc.unary_unary_rpc_method_handler(
-                    servicer.SendVote,
-                    request_deserializer=proto_dot_learnchain__pb2.Vote.FromString,
-                    response_serializer=proto_dot_learnchain__pb2.Ack.SerializeToString,
-            ),
-            'SendEvidence': grpc.unary_unary_rpc_method_handler(
-                    servicer.SendEvidence,
-                    request_deserializer=proto_dot_learnchain__pb2.Evidence.FromString,
-                    response_serializer=proto_dot_learnchain__pb2.Ack.SerializeToString,
-            ),
-            'SendContribution': grpc.unary_unary_rpc_method_handler(
-                    servicer.SendContribution,
-                    request_deserializer=proto_dot_learnchain__pb2.ContributionAnnouncement.FromString,
                     response_serializer=proto_dot_learnchain__pb2.Ack.SerializeToString,
             ),
             'SubmitTx': grpc.unary_unary_rpc_method_handler(
@@ -245,114 +180,6 @@ class Peer:
             target,
             '/learnchain.v1.Peer/Gossip',
             proto_dot_learnchain__pb2.Envelope.SerializeToString,
-            proto_dot_learnchain__pb2.Ack.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def SendProposal(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/learnchain.v1.Peer/SendProposal',
-            proto_dot_learnchain__pb2.Proposal.SerializeToString,
-            proto_dot_learnchain__pb2.Ack.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def SendVote(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/learnchain.v1.Peer/SendVote',
-            proto_dot_learnchain__pb2.Vote.SerializeToString,
-            proto_dot_learnchain__pb2.Ack.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def SendEvidence(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/learnchain.v1.Peer/SendEvidence',
-            proto_dot_learnchain__pb2.Evidence.SerializeToString,
-            proto_dot_learnchain__pb2.Ack.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def SendContribution(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/learnchain.v1.Peer/SendContribution',
-            proto_dot_learnchain__pb2.ContributionAnnouncement.SerializeToString,
             proto_dot_learnchain__pb2.Ack.FromString,
             options,
             channel_credentials,

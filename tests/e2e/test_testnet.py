@@ -107,7 +107,7 @@ def test_a_transfer_from_the_faucet_is_committed(cluster: Cluster) -> None:
     assert account["balance"] == 25
 
 
-PEER_METHODS = ["Hello", "SendProposal", "SendVote", "SendEvidence", "SendContribution", "SubmitTx"]
+PEER_METHODS = ["Hello", "SubmitTx"]
 QUERY_METHODS = [
     "GetBlock",
     "Validators",

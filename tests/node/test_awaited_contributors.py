@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from consensus.types import Address
-from node.daemon import compute_awaited_contributors
+from node.contribution_pool import compute_awaited_contributors
 
 A, B, C, D = (Address(bytes([i]) * 20) for i in range(4))
 VALIDATORS = {A, B, C, D}

@@ -1,0 +1,76 @@
+"""The read side of a node, for the gRPC services: committed blocks, state and weights.
+
+Every store read runs on the store's read thread, never on the event loop that runs consensus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+
+from consensus.messages import Block
+from consensus.state import ChainState
+from consensus.types import Hash
+from node.store_worker import StoreWorker
+
+RawBlock = tuple[bytes, bytes]  # (block bytes, commit bytes) as stored
+
+
+class ChainReader:
+    """Reads what this node has committed."""
+
+    def __init__(
+        self,
+        io: StoreWorker,
+        committed: Callable[[], ChainState],
+        genesis: ChainState,
+        genesis_json: bytes,
+    ) -> None:
+        self._io = io
+        self._committed = committed
+        self.genesis = genesis
+        self.genesis_json = genesis_json
+
+    @property
+    def committed(self) -> ChainState:
+        """The state of the last block written to the store."""
+        return self._committed()
+
+    async def read_block_batch(
+        self, start: int, stop: int, max_blocks: int, max_bytes: int
+    ) -> list[RawBlock]:
+        """Stored blocks and commits from ``start`` for one GetBlocks message."""
+        return await self._io.read(
+            self._io.store.get_raw_block_batch, start, stop, max_blocks, max_bytes
+        )
+
+    async def read_raw_block(self, height: int) -> RawBlock | None:
+        """The stored block and commit at ``height``."""
+        batch = await self.read_block_batch(height, height + 1, 1, 0)
+        return batch[0] if batch else None
+
+    async def read_blocks(self, start: int, stop: int) -> list[Block]:
+        """Decoded blocks in [start, stop), up to the first missing one."""
+
+        def read() -> list[Block]:
+            blocks = []
+            for height in range(start, stop):
+                block = self._io.store.get_block(height)
+                if block is None:
+                    break
+                blocks.append(block)
+            return blocks
+
+        return await self._io.read(read)
+
+    async def read_weights_size(self, weights_hash: Hash) -> int | None:
+        """The stored weights' size in bytes, or None when this node does not hold them."""
+        return await self._io.read(self._io.store.get_weights_size, weights_hash)
+
+    async def iter_weights(self, weights_hash: Hash) -> AsyncIterator[bytes]:
+        """The stored weights' chunks, each read off the event loop."""
+        chunks: Iterator[bytes] = self._io.store.iter_weights(weights_hash)
+        while True:
+            chunk: bytes | None = await self._io.read(next, chunks, None)
+            if chunk is None:
+                return
+            yield chunk

@@ -1,0 +1,221 @@
+"""The consensus driver: feeds the engine its events and carries out the actions it returns.
+
+One task consumes events in order. Actions are carried out in order: a sign state is persisted
+(sync) before the signature is broadcast, and nothing is signed on top of a decided block that
+is not yet written. Blocks decided by one batch of events share one synced write: in the happy
+path a batch is one event; during catch-up it is many synced blocks, and the engine goes on with
+the next batch while they are written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from consensus.dispatch import ActionHandler, dispatch
+from consensus.engine import Engine
+from consensus.events import (
+    Action,
+    Broadcast,
+    CommitBlock,
+    EvidenceReceived,
+    GossipTick,
+    PersistSignState,
+    ProposalContent,
+    ProposalReceived,
+    Rejected,
+    RelayVote,
+    RequestProposal,
+    RequestSync,
+    RequestVerdict,
+    ScheduleGossip,
+    ScheduleTimeout,
+    TimeoutFired,
+    VerdictReady,
+    VoteReceived,
+)
+from consensus.messages import DuplicateVoteEvidence, SignedProposal, SignedVote
+from consensus.types import VoteType
+from node.background import Background
+from node.block_executor import BlockExecutor
+from node.block_sync import BlockSync
+from node.engine_inbox import EngineInbox
+from node.learning_app import LearningApp, compute_inline_weights
+from node.mempool import Mempool
+from node.metrics import Metrics
+from node.peer_manager import PeerManager
+from node.store_worker import StoreWorker
+from node.wire import evidence_to_proto, proposal_to_proto, vote_to_proto
+from proto import learnchain_pb2 as pb
+
+MAX_EVENTS_PER_BATCH = 512  # events handled before the blocks they decided are written
+log = logging.getLogger("learnchain.consensus")
+
+
+class ConsensusDriver(ActionHandler[asyncio.Future[None] | None]):
+    """Runs the engine: events in, actions carried out."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        inbox: EngineInbox,
+        io: StoreWorker,
+        executor: BlockExecutor,
+        sync: BlockSync,
+        app: LearningApp,
+        mempool: Mempool,
+        peers: PeerManager,
+        metrics: Metrics,
+    ) -> None:
+        self.engine = engine
+        self.inbox = inbox
+        self._io = io
+        self._executor = executor
+        self._sync = sync
+        self._app = app
+        self._mempool = mempool
+        self._peers = peers
+        self._metrics = metrics
+        self._background = Background()
+        self._relay_queue: list[pb.Vote] = []
+
+    async def run(self) -> None:
+        """Start the engine and handle events until cancelled."""
+        await self._execute(self.engine.start())
+        while True:
+            for event in await self.inbox.take_batch(MAX_EVENTS_PER_BATCH):
+                await self._execute(self.engine.handle(event))
+            self._executor.start_writing()
+            await self._executor.finish_writes(keep_one=not self.inbox.is_empty())
+            self.inbox.notify_progress()
+            self._metrics.round.set(self.engine.round)
+
+    async def _execute(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, (PersistSignState, Broadcast)):
+                await self._executor.write_all()  # nothing is signed on top of unwritten blocks
+            pending = dispatch(action, self)
+            if pending is not None:
+                await pending
+
+    # --- incoming (the Peer service) ----------------------------------------------------------
+
+    # Retransmissions are not filtered here: gossip resends a message exactly because its first
+    # delivery may have been lost or unusable, and the engine drops duplicates cheaply (cached
+    # signature checks, one tally entry per validator and block).
+
+    def receive_vote(self, vote: SignedVote) -> None:
+        """A vote from a peer."""
+        label = "prevote" if vote.vote.vote_type == VoteType.PREVOTE else "precommit"
+        self._metrics.votes.labels(type=label).inc()
+        self.inbox.submit(VoteReceived(vote))
+
+    def receive_proposal(self, proposal: SignedProposal, weights: bytes = b"") -> None:
+        """A proposal from a peer, perhaps with the weights its block names (kept only when the
+        round's proposer signed it: the engine's own check, cached for when it handles it)."""
+        self.inbox.submit(ProposalReceived(proposal))
+        if (
+            weights
+            and proposal.block.hash == proposal.proposal.block_hash
+            and self.engine.is_signed_by_round_proposer(proposal)
+        ):
+            self._app.weights.offer(proposal.block.header.model_hash, weights)
+
+    def receive_evidence(self, evidence: DuplicateVoteEvidence) -> None:
+        """Evidence from a peer."""
+        self.inbox.submit(EvidenceReceived(evidence))
+
+    # --- actions (consensus.dispatch.ActionHandler) ------------------------------------------
+
+    def persist_sign_state(self, action: PersistSignState) -> asyncio.Future[None]:
+        """Written (sync) on the sign-state thread before the signature goes out."""
+        return asyncio.ensure_future(self._io.save_sign_state(action.sign_state))
+
+    def broadcast(self, action: Broadcast) -> None:
+        """Gossip an own message (a vote perhaps to the round's relay hub alone)."""
+        message = action.message
+        if isinstance(message, SignedVote):
+            envelope = pb.Envelope(vote=vote_to_proto(message))
+            hub = (
+                None
+                if action.to is None
+                else self._peers.find_validator_peer(self.engine.validators, action.to)
+            )
+            if hub is not None:
+                hub.gossip(envelope)
+            else:
+                self._peers.peers.gossip(envelope)
+            self._app.on_precommit(message.vote)
+        elif isinstance(message, SignedProposal):
+            weights = self._app.proposed
+            ours = weights is not None and weights.weights_hash == message.block.header.model_hash
+            inline = compute_inline_weights(weights) if ours else b""
+            self._peers.peers.gossip(
+                pb.Envelope(proposal=proposal_to_proto(message), weights=inline)
+            )
+        else:
+            self._peers.peers.gossip(pb.Envelope(evidence=evidence_to_proto(message)))
+
+    def relay_vote(self, action: RelayVote) -> None:
+        """Queue a vote to relay; the votes queued in one turn of the loop go as one batch."""
+        self._relay_queue.append(vote_to_proto(action.vote))
+        self._metrics.relayed_votes.inc()
+        if len(self._relay_queue) == 1:
+            asyncio.get_running_loop().call_soon(self._flush_relay)
+
+    def _flush_relay(self) -> None:
+        votes, self._relay_queue = self._relay_queue, []
+        self._peers.peers.gossip(pb.Envelope(votes=pb.VoteBatch(votes=votes)))
+
+    def schedule_timeout(self, action: ScheduleTimeout) -> None:
+        """A TimeoutFired into the inbox after the delay."""
+        event = TimeoutFired(action.height, action.round, action.step)
+        asyncio.get_running_loop().call_later(action.delay / 1000, self.inbox.submit, event)
+
+    def schedule_gossip(self, action: ScheduleGossip) -> None:
+        """A GossipTick into the inbox after the delay."""
+        event = GossipTick(action.height, action.round)
+        asyncio.get_running_loop().call_later(action.delay / 1000, self.inbox.submit, event)
+
+    def request_verdict(self, action: RequestVerdict) -> None:
+        """Ask the application (process_proposal) in the background."""
+        self._background.spawn(self._verdict(action))
+
+    async def _verdict(self, request: RequestVerdict) -> None:
+        approved = await self._app.process_proposal(request)
+        self.inbox.submit(VerdictReady(request.height, request.block.hash, approved))
+
+    def request_proposal(self, action: RequestProposal) -> None:
+        """Ask the application (prepare_proposal) in the background."""
+        self._background.spawn(self._proposal(action))
+
+    async def _proposal(self, request: RequestProposal) -> None:
+        if request.height != self.engine.height:
+            return  # decided meanwhile (catching up runs through heights faster than this)
+        update = await self._app.prepare_proposal(request)
+        self.inbox.submit(
+            ProposalContent(
+                request.height,
+                request.round,
+                self._mempool.reap(),
+                update.model_hash,
+                update.contributions,
+            )
+        )
+
+    def commit_block(self, action: CommitBlock) -> None:
+        """Written by the block executor with the other blocks of this batch."""
+        self._executor.decide(action)
+
+    def request_sync(self, action: RequestSync) -> None:
+        """Catch up through block sync."""
+        self._sync.request(action.from_height)
+
+    def rejected(self, action: Rejected) -> None:
+        """Counted; changes nothing."""
+        self._metrics.rejected.labels(reason="consensus").inc()
+        log.debug("rejected: %s", action.reason)
+
+    def close(self) -> None:
+        """Stop the work in flight."""
+        self._background.cancel()

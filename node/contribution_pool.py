@@ -1,0 +1,94 @@
+"""Aggregate mode's contributions: what validators trained from the current model.
+
+A contribution is kept for the current model's height, or the next one (a validator that
+committed before this node did already trains from the next model, and the next proposer should
+not have to wait it out). After each block the older ones are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+
+from consensus.crypto import SignatureVerifier
+from consensus.messages import Contribution
+from consensus.state import ChainState, InvalidBlock, check_contribution
+from consensus.types import Address, Hash, Height
+
+
+class ContributionError(ValueError):
+    """A contribution refused at the door; nothing was kept."""
+
+
+def compute_awaited_contributors(
+    validators: set[Address], last_contributors: set[Address], own: Address
+) -> set[Address]:
+    """The validators an aggregating proposer waits for: those that contributed at the last
+    height (and itself), or all of them when it saw no contribution there. A validator that went
+    quiet is not waited out at every height; its contribution is still used when it arrives in
+    time, and once it contributes again it is waited for again."""
+    live = validators & (last_contributors | {own})
+    return live if last_contributors else set(validators)
+
+
+class ContributionPool:
+    """Contributions by height, checked with the state transition's own rule."""
+
+    def __init__(self, verifier: SignatureVerifier) -> None:
+        self._verifier = verifier
+        self._by_height: dict[Height, dict[Address, Contribution]] = {}
+        self.last_contributors: set[Address] = set()  # who contributed to the last block's pool
+        self._changed = asyncio.Event()
+
+    def receive(self, state: ChainState, contribution: Contribution) -> bool:
+        """Check a contribution from the network against ``state`` and keep it when it is for
+        the current model or the next; False when it is for another height (not an error)."""
+        try:
+            check_contribution(state, contribution, self._verifier)
+        except InvalidBlock as error:
+            raise ContributionError(str(error)) from None
+        if not state.height <= contribution.height <= state.height + 1:
+            return False
+        self.add(contribution)
+        return True
+
+    def add(self, contribution: Contribution) -> None:
+        """Keep a contribution (this node's own, or one checked by ``receive``)."""
+        self._by_height.setdefault(contribution.height, {})[contribution.validator] = contribution
+        self._changed.set()
+
+    def get(self, height: Height) -> dict[Address, Contribution]:
+        """The contributions for the model of ``height``, by validator."""
+        return dict(self._by_height.get(height, {}))
+
+    def iter_weights_hashes(self) -> Iterator[Hash]:
+        """The weights every kept contribution names (kept from pruning)."""
+        for pool in self._by_height.values():
+            for contribution in pool.values():
+                yield contribution.weights_hash
+
+    def update(self, state: ChainState) -> None:
+        """A block was committed, giving ``state``: drop contributions to older models."""
+        self.last_contributors = set(self._by_height.get(Height(state.height - 1), {}))
+        self._by_height = {h: c for h, c in self._by_height.items() if h >= state.height}
+
+    async def wait_for(
+        self,
+        height: Height,
+        awaited: set[Address],
+        seconds: float,
+        is_current: Callable[[], bool],
+    ) -> dict[Address, Contribution]:
+        """Until every ``awaited`` validator's contribution for ``height`` is here, ``seconds``
+        have passed, or ``is_current()`` turns false; what is here then."""
+        deadline = time.monotonic() + seconds
+        while not awaited <= self._by_height.get(height, {}).keys() and is_current():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+        return self.get(height)

@@ -1,0 +1,100 @@
+"""Peer management: dial the validators the chain lists, greet every peer, hear Hellos.
+
+Validators talk to every validator, so each committed state's validator endpoints are dialled;
+full nodes and new validators announce themselves with Hello, so that nodes that do not list
+them still gossip to them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from consensus.state import ChainState
+from consensus.types import ADDRESS_LENGTH, Address, ChainId, Height
+from consensus.validators import ValidatorSet
+from node.files import ConfigError, check_host_port
+from node.peers import Peer, PeerSet
+from proto import learnchain_pb2 as pb
+
+ANNOUNCE_INTERVAL = 5.0  # seconds between Hello rounds to every peer (peers forget on restart)
+MAX_ENDPOINT_CHARS = 256
+
+
+class HelloError(ValueError):
+    """A Hello refused; no peer was added."""
+
+
+class PeerManager:
+    """The peer set and who is in it."""
+
+    def __init__(
+        self,
+        peers: PeerSet,
+        chain_id: ChainId,
+        node_id: Address,
+        own_addresses: tuple[str, ...],
+        advertised: str,
+        committed_height: Callable[[], Height],
+    ) -> None:
+        self.peers = peers
+        self._chain_id = chain_id
+        self._node_id = node_id
+        self._own_addresses = {a for a in own_addresses if a}
+        self._advertised = advertised
+        self._committed_height = committed_height
+
+    def is_own_address(self, address: str) -> bool:
+        """True for an address this node listens or is reached at."""
+        return address in self._own_addresses
+
+    def add_validator_peers(self, state: ChainState) -> None:
+        """Dial every other validator's endpoint that ``state`` lists."""
+        for member in state.validators.validators:
+            if (
+                member.endpoint
+                and member.address != self._node_id
+                and not self.is_own_address(member.endpoint)
+            ):
+                self.peers.add(member.endpoint)
+
+    def find_validator_peer(self, validators: ValidatorSet, address: Address) -> Peer | None:
+        """Our peer for the validator ``address`` (by its endpoint in ``validators``)."""
+        member = validators.get_validator(address)
+        return None if member is None else self.peers.find(member.endpoint)
+
+    def receive_hello(self, request: pb.HelloRequest) -> pb.HelloResponse:
+        """A node announces the address to gossip to; checked, then added to the peers."""
+        if request.chain_id != self._chain_id:
+            raise HelloError(f"hello is for chain {request.chain_id!r}")
+        if len(request.node_id) != ADDRESS_LENGTH:
+            raise HelloError(f"node_id must be {ADDRESS_LENGTH} bytes")
+        if not 0 < len(request.endpoint) <= MAX_ENDPOINT_CHARS:
+            raise HelloError(f"endpoint must be 1 to {MAX_ENDPOINT_CHARS} characters")
+        try:
+            check_host_port(Path("hello"), "endpoint", request.endpoint)
+        except ConfigError as error:
+            raise HelloError(str(error)) from None
+        if request.node_id != self._node_id and not self.is_own_address(request.endpoint):
+            known = self.peers.find(request.endpoint)
+            if known is None:
+                self.peers.add(request.endpoint)
+            else:
+                known.redial()
+        return pb.HelloResponse(
+            chain_id=self._chain_id, node_id=self._node_id, height=self._committed_height()
+        )
+
+    async def announce(self) -> None:
+        """Say Hello to every peer now and then (runs until cancelled)."""
+        request = pb.HelloRequest(
+            chain_id=self._chain_id, node_id=self._node_id, endpoint=self._advertised
+        )
+        while True:
+            await asyncio.gather(*(peer.hello(request) for peer in list(self.peers.peers)))
+            await asyncio.sleep(ANNOUNCE_INTERVAL)
+
+    async def close(self) -> None:
+        """Close every channel."""
+        await self.peers.close()

@@ -1,0 +1,46 @@
+"""What ``learnchain query status`` shows of a running node."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from consensus.engine import Engine
+from consensus.state import ChainState
+from consensus.types import Address
+from proto import learnchain_pb2 as pb
+
+
+class StatusReporter:
+    """Builds the Status response from the parts of a node."""
+
+    def __init__(
+        self,
+        node_id: Address,
+        moniker: str,
+        engine: Engine,
+        committed: Callable[[], ChainState],
+        connected_peers: Callable[[], int],
+        syncing: Callable[[], bool],
+    ) -> None:
+        self._node_id = node_id
+        self._moniker = moniker
+        self._engine = engine
+        self._committed = committed
+        self._connected_peers = connected_peers
+        self._syncing = syncing
+
+    def get_status(self) -> pb.StatusResponse:
+        """The last block written to the store, and where consensus is."""
+        state = self._committed()
+        return pb.StatusResponse(
+            chain_id=state.chain_id,
+            node_id=self._node_id.hex(),
+            height=state.height,
+            latest_block_hash=state.last_block_hash,
+            model_hash=state.model_hash,
+            peers=self._connected_peers(),
+            syncing=self._syncing(),
+            moniker=self._moniker,
+            round=self._engine.round,
+            step=int(self._engine.step),
+        )

@@ -1,0 +1,158 @@
+"""Model weights by hash: from the store, pushed by peers, or fetched from them; kept, retained
+and pruned.
+
+Weights are content-addressed: any weights whose canonical hash checks are as good as any other
+copy, so they are taken from whoever has them. Checked weights are usable at once and written in
+the background; the one store thread writes in order, so a block naming them (decided only after
+they were checked) is never written before them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
+
+from consensus.state import ChainState
+from consensus.types import Hash
+from ml.codec import WeightsBytes
+from node.background import Background
+from node.learning import EncodedWeights
+from node.store_worker import StoreWorker
+
+PRUNE_EVERY = 50  # heights between prunings of stored weights beyond retain_models
+log = logging.getLogger("learnchain.weights")
+
+
+class WeightsChecker(Protocol):
+    """Checks weights against the task's model and their hash (the learning worker)."""
+
+    @property
+    def max_bytes(self) -> int:
+        """The largest weights the task's model can have."""
+        ...
+
+    async def verify(self, data: WeightsBytes, weights_hash: Hash) -> bool:
+        """True when ``data`` fits the task's model and has the canonical ``weights_hash``."""
+        ...
+
+
+class WeightsSource(Protocol):
+    """A peer that may serve weights."""
+
+    @property
+    def address(self) -> str:
+        """The peer's host:port."""
+        ...
+
+    async def fetch_weights(self, weights_hash: bytes, max_bytes: int) -> bytearray | None:
+        """The weights, or None when it does not have them or sends too many bytes."""
+        ...
+
+
+class WeightsPool:
+    """Get, offer, keep, retain and prune weights."""
+
+    def __init__(
+        self,
+        io: StoreWorker,
+        checker: WeightsChecker,
+        sources: Callable[[], Sequence[WeightsSource]],
+        on_rejected: Callable[[], None],
+        retained: Iterable[Hash],
+        retain_models: int,
+    ) -> None:
+        self._io = io
+        self._checker = checker
+        self._sources = sources
+        self._on_rejected = on_rejected
+        self._background = Background()
+        self._arriving: dict[Hash, asyncio.Task[bool]] = {}
+        self._unstored: dict[Hash, WeightsBytes] = {}  # checked, being written
+        self.retained = deque(retained, maxlen=retain_models)  # the last committed models
+
+    def has(self, weights_hash: Hash) -> bool:
+        """True when the weights are here (arriving, being written or stored)."""
+        return (
+            weights_hash in self._arriving
+            or weights_hash in self._unstored
+            or self._io.store.has_weights(weights_hash)
+        )
+
+    async def get(self, weights_hash: Hash, preferred: str | None = None) -> WeightsBytes | None:
+        """The weights from here, or fetched from a peer (``preferred`` first) and checked;
+        None when no peer has them."""
+        arriving = self._arriving.get(weights_hash)
+        if arriving is not None:
+            await asyncio.wait([arriving])
+        unstored = self._unstored.get(weights_hash)
+        if unstored is not None:
+            return unstored
+        store = self._io.store
+        if store.has_weights(weights_hash):
+            return b"".join(await self._io.run(lambda: list(store.iter_weights(weights_hash))))
+        sources = list(self._sources())
+        random.shuffle(sources)
+        sources.sort(key=lambda source: source.address != preferred)
+        for source in sources:
+            data = await source.fetch_weights(weights_hash, self._checker.max_bytes)
+            if data is not None and await self.keep(weights_hash, data):
+                return data
+        return None
+
+    def offer(self, weights_hash: Hash, data: WeightsBytes) -> None:
+        """Weights pushed beside a message whose signature checked; kept once their hash
+        checks, in the background."""
+        if self.has(weights_hash):
+            return
+        task = self._background.spawn(self.keep(weights_hash, data))
+        self._arriving[weights_hash] = task
+        task.add_done_callback(lambda _: self._arriving.pop(weights_hash, None))
+
+    async def keep(self, weights_hash: Hash, data: WeightsBytes) -> bool:
+        """Keep weights that fit the task's model and have ``weights_hash``; False (and counted
+        as rejected) when they do not."""
+        if not await self._checker.verify(data, weights_hash):
+            self._on_rejected()
+            return False
+        self._unstored[weights_hash] = data
+        write = self._background.spawn(
+            self._io.run(self._io.store.put_weights, weights_hash, [data])
+        )
+        write.add_done_callback(lambda task: self._forget_unstored(weights_hash, task))
+        return True
+
+    def _forget_unstored(self, weights_hash: Hash, write: asyncio.Task[Any]) -> None:
+        """Drop weights from memory once written; weights whose write failed stay usable here
+        (the store is failing: the block write that follows will stop the node)."""
+        if not write.cancelled() and write.exception() is not None:
+            log.error("weights %s were not stored: %s", weights_hash.hex()[:12], write.exception())
+            return
+        self._unstored.pop(weights_hash, None)
+
+    async def store(self, weights: EncodedWeights) -> None:
+        """Store this node's own weights (trained or aggregated) before announcing them."""
+        await self._io.run(self._io.store.put_weights, weights.weights_hash, [weights.data])
+
+    def on_commit(self, state: ChainState, in_use: set[Hash]) -> None:
+        """Retain the committed model; every ``PRUNE_EVERY`` heights prune the rest, except
+        ``in_use`` (the current height's work in progress)."""
+        if not self.retained or state.model_hash != self.retained[-1]:
+            self.retained.append(state.model_hash)
+        if state.height % PRUNE_EVERY == 0:
+            self._background.spawn(self.prune(in_use))
+
+    async def prune(self, in_use: set[Hash]) -> int:
+        """Delete stored weights other than the retained models, ``in_use`` and what is
+        arriving; how many."""
+        keep = set(self.retained) | set(self._arriving) | set(self._unstored) | in_use
+        pruned: int = await self._io.run(self._io.store.prune_weights, keep)
+        log.debug("pruned %d stored weights", pruned)
+        return pruned
+
+    def close(self) -> None:
+        """Cancel checks and writes in flight."""
+        self._background.cancel()
