@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import assert_never
 
 from consensus.crypto import PrivateKey, SignatureVerifier
 from consensus.events import (
@@ -210,23 +211,26 @@ class Engine:
     def handle(self, event: Event) -> list[Action]:
         """Feed one event; returns the actions to carry out, in order."""
         out: list[Action] = []
-        if isinstance(event, VoteReceived):
-            self._on_vote(event.vote, out)
-        elif isinstance(event, ProposalReceived):
-            self._on_proposal(event.proposal, out)
-        elif isinstance(event, TimeoutFired):
-            self._on_timeout(event, out)
-        elif isinstance(event, GossipTick):
-            self._on_gossip_tick(event, out)
-        elif isinstance(event, VerdictReady):
-            if event.height == self.height:
-                self._verdicts[event.block_hash] = event.approved
-        elif isinstance(event, ProposalContent):
-            self._on_proposal_content(event, out)
-        elif isinstance(event, CommitReceived):
-            self._on_commit_received(event, out)
-        elif isinstance(event, EvidenceReceived):
-            self._on_evidence(event.evidence, out)
+        match event:
+            case VoteReceived():
+                self._on_vote(event.vote, out)
+            case ProposalReceived():
+                self._on_proposal(event.proposal, out)
+            case TimeoutFired():
+                self._on_timeout(event, out)
+            case GossipTick():
+                self._on_gossip_tick(event, out)
+            case VerdictReady():
+                if event.height == self.height:
+                    self._verdicts[event.block_hash] = event.approved
+            case ProposalContent():
+                self._on_proposal_content(event, out)
+            case CommitReceived():
+                self._on_commit_received(event, out)
+            case EvidenceReceived():
+                self._on_evidence(event.evidence, out)
+            case _:
+                assert_never(event)
         self._process_rules(out)
         return out
 

@@ -286,6 +286,7 @@ class Simulation:
             )
             for i, key in enumerate(self.keys)
         ]
+        self._shells = [_SimulatedShell(self, node) for node in self.nodes]
         self.now = 0
         self._queue: list[tuple[int, int, int, int, object]] = []
         self._seq = itertools.count()
@@ -423,7 +424,7 @@ class Simulation:
     # --- carrying out actions ---------------------------------------------------------------
 
     def _apply(self, node: _Node, actions: list[Action]) -> None:
-        shell = _SimulatedShell(self, node)
+        shell = self._shells[node.index]
         for action in actions:
             dispatch(action, shell)
 

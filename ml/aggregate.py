@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from ml.codec import StateDict
+from ml.config import Aggregation
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def _unflatten(vector: torch.Tensor, template: StateDict, names: list[str]) -> S
 def aggregate_contributions(
     global_state: StateDict,
     contributions: list[Contribution],
-    rule: str = "screened_mean",
+    rule: Aggregation = Aggregation.SCREENED_MEAN,
     score: Callable[[StateDict], float] | None = None,
     screen_margin: float = 0.10,
     trim_fraction: float = 0.2,
@@ -75,7 +76,7 @@ def aggregate_contributions(
         (c for c in contributions if c.samples > 0 and is_finite_state(c.state)),
         key=lambda c: c.contributor,
     )
-    if rule == "screened_mean" and score is not None and len(usable) > 1:
+    if rule == Aggregation.SCREENED_MEAN and score is not None and len(usable) > 1:
         scores = [score(c.state) for c in usable]
         median_score = float(torch.tensor(scores).median())
         usable = [
@@ -91,9 +92,9 @@ def aggregate_contributions(
         norms > median_norm, median_norm / norms.clamp_min(1e-12), torch.ones_like(norms)
     )
     deltas = deltas * scale.unsqueeze(1)
-    if rule == "median":
+    if rule == Aggregation.MEDIAN:
         combined = deltas.median(dim=0).values
-    elif rule == "trimmed_mean" and len(usable) >= 3:
+    elif rule == Aggregation.TRIMMED_MEAN and len(usable) >= 3:
         k = min(int(len(usable) * trim_fraction), (len(usable) - 1) // 2)
         ordered = deltas.sort(dim=0).values
         combined = ordered[k : len(usable) - k].mean(dim=0)

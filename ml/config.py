@@ -6,7 +6,8 @@ The command line reads genesis files without loading torch; ``ml.tasks`` holds t
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+import enum
+from dataclasses import dataclass
 from typing import Any
 
 from ml.errors import TaskError
@@ -14,9 +15,27 @@ from ml.errors import TaskError
 DIGITS_FEATURES = 64
 DIGITS_CLASSES = 10
 BUILTIN_TASKS = ("digits-cnn", "digits-mlp", "tabular-mlp")
+TASK_NAMES: set[str] = set(BUILTIN_TASKS)  # ml.tasks.register_task adds the tasks it registers
 
-METRICS = ("accuracy", "loss")
-AGGREGATIONS = ("clipped_mean", "screened_mean", "trimmed_mean", "median")
+
+class Metric(enum.StrEnum):
+    """What the vote rule scores a model by."""
+
+    ACCURACY = "accuracy"
+    LOSS = "loss"
+
+
+class Aggregation(enum.StrEnum):
+    """How an aggregating proposer combines contributions (ml.aggregate)."""
+
+    CLIPPED_MEAN = "clipped_mean"
+    SCREENED_MEAN = "screened_mean"
+    TRIMMED_MEAN = "trimmed_mean"
+    MEDIAN = "median"
+
+
+METRICS = tuple(metric.value for metric in Metric)
+AGGREGATIONS = tuple(aggregation.value for aggregation in Aggregation)
 
 
 @dataclass(frozen=True)
@@ -30,10 +49,10 @@ class TaskConfig:
     momentum: float = 0.9
     batch_size: int = 32
     local_epochs: int = 3
-    metric: str = "accuracy"
+    metric: Metric = Metric.ACCURACY
     margin: float = 0.0
     confidence: float = 1.0  # z of the vote rule's one-sided bound (see ml.vote)
-    aggregation: str = "clipped_mean"
+    aggregation: Aggregation = Aggregation.CLIPPED_MEAN
     screen_margin: float = 0.10
     server_momentum: float = 0.7  # aggregate mode: FedAvgM on the last global step
     features: int = DIGITS_FEATURES  # tabular-mlp only: the operator's feature count
@@ -43,14 +62,11 @@ class TaskConfig:
     dp_target_epsilon: float = 0.0  # the node's budget; 0 with DP on: unlimited
     dp_delta: float = 1e-5
     max_weights_bytes: int = 64 * 1024 * 1024
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def validate(self) -> None:
         """Raise TaskError naming the first bad field."""
-        from ml.tasks import TASKS  # the registry holds the models, and so needs torch
-
-        if self.name not in TASKS:
-            known = ", ".join(sorted(TASKS))
+        if self.name not in TASK_NAMES:
+            known = ", ".join(sorted(TASK_NAMES))
             raise TaskError(f"task.name: unknown task {self.name!r}; known: {known}")
         if self.metric not in METRICS:
             raise TaskError(f"task.metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
@@ -90,22 +106,26 @@ class TaskConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form for the genesis."""
-        data = dataclasses.asdict(self)
-        data.pop("extra")
-        return data
+        return dataclasses.asdict(self)
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> TaskConfig:
         """Read a genesis ``task`` object; unknown or mistyped fields are TaskErrors."""
         if not isinstance(data, dict):
             raise TaskError("task must be an object")
-        known = {f.name: f for f in dataclasses.fields(TaskConfig) if f.name != "extra"}
+        known = {f.name: f for f in dataclasses.fields(TaskConfig)}
         values: dict[str, Any] = {}
         defaults = TaskConfig()
         for key, value in data.items():
             if key not in known:
                 raise TaskError(f"task.{key}: unknown field")
             expected = type(getattr(defaults, key))
+            if issubclass(expected, enum.Enum):
+                choices = ", ".join(str(member.value) for member in expected)
+                if value not in choices.split(", "):
+                    raise TaskError(f"task.{key} must be one of {choices}, got {value!r}")
+                values[key] = expected(value)
+                continue
             if expected is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
             if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):

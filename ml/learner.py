@@ -9,6 +9,7 @@ weights on the vote part, which is never trained on. Neither changes the global 
 from __future__ import annotations
 
 from ml.codec import StateDict, compute_weights_hash
+from ml.config import Metric
 from ml.data import Dataset, PartyData
 from ml.privacy import PrivacyLedger, train_model_dp
 from ml.tasks import Task
@@ -84,4 +85,4 @@ class Learner:
     def score(self, state: StateDict) -> float:
         """The metric of ``state`` on the vote set (higher is better), for screening."""
         evaluation = self.evaluate(state)
-        return evaluation.accuracy if self.rule.metric == "accuracy" else -evaluation.loss
+        return evaluation.accuracy if self.rule.metric == Metric.ACCURACY else -evaluation.loss

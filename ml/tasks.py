@@ -8,13 +8,12 @@ model hash is the same everywhere.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from typing import ClassVar
 
 import torch
 from torch import nn
 
-from ml.config import AGGREGATIONS, METRICS, TaskConfig
+from ml.config import AGGREGATIONS, METRICS, TASK_NAMES, TaskConfig
 from ml.data import DIGITS_CLASSES, DIGITS_FEATURES
 
 __all__ = ["AGGREGATIONS", "METRICS", "TASKS", "Task", "TaskConfig", "get_task", "register_task"]
@@ -61,6 +60,7 @@ TASKS: dict[str, type[Task]] = {}
 def register_task(cls: type[Task]) -> type[Task]:
     """Class decorator: make a task available by its ``name``."""
     TASKS[cls.name] = cls
+    TASK_NAMES.add(cls.name)
     return cls
 
 
@@ -122,6 +122,3 @@ class TabularMLP(Task):
 
     def build_model(self) -> nn.Module:
         return _mlp(self.config.features, self.config.hidden, self.config.classes)
-
-
-TaskFactory = Callable[[TaskConfig], Task]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ml.config import Metric
 from ml.training import Evaluation
 
 
@@ -35,7 +36,7 @@ class VoteDecision:
 class VoteRule:
     """The task's metric, margin and confidence."""
 
-    metric: str = "accuracy"
+    metric: Metric = Metric.ACCURACY
     margin: float = 0.0
     confidence: float = 1.0
 
@@ -43,7 +44,7 @@ class VoteRule:
         """Approve or reject ``candidate`` against ``current`` on the same vote samples."""
         if len(candidate.correct) != len(current.correct):
             raise ValueError("both models must be scored on the same vote set")
-        if self.metric == "accuracy":
+        if self.metric == Metric.ACCURACY:
             diffs = candidate.correct.astype(np.float64) - current.correct.astype(np.float64)
         else:
             diffs = current.losses.astype(np.float64) - candidate.losses.astype(np.float64)

@@ -14,7 +14,7 @@ import multiprocessing
 import random
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Protocol
 
@@ -62,7 +62,7 @@ class BlockSync:
         inbox: EngineInbox,
         verifier: SignatureVerifier,
         sources: Callable[[], Sequence[BlockSource]],
-        pool_factory: Callable[[], ProcessPoolExecutor] = create_verifier_pool,
+        pool_factory: Callable[[], Executor] = create_verifier_pool,
     ) -> None:
         self._inbox = inbox
         self._verifier = verifier

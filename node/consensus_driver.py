@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from typing import Protocol
 
 from consensus.dispatch import ActionHandler, dispatch
 from consensus.engine import Engine
@@ -34,22 +36,58 @@ from consensus.events import (
     VerdictReady,
     VoteReceived,
 )
-from consensus.messages import DuplicateVoteEvidence, SignedProposal, SignedVote
-from consensus.types import VoteType
+from consensus.messages import DuplicateVoteEvidence, SignedProposal, SignedTx, SignedVote, Vote
+from consensus.types import Address, Hash, VoteType
+from consensus.validators import ValidatorSet
 from node.background import Background
 from node.block_executor import BlockExecutor
-from node.block_sync import BlockSync
 from node.engine_inbox import EngineInbox
-from node.learning_app import LearningApp, compute_inline_weights
-from node.mempool import Mempool
+from node.learning_app import ModelUpdate
 from node.metrics import Metrics
-from node.peer_manager import PeerManager
 from node.store_worker import StoreWorker
 from node.wire import evidence_to_proto, proposal_to_proto, vote_to_proto
 from proto import learnchain_pb2 as pb
 
 MAX_EVENTS_PER_BATCH = 512  # events handled before the blocks they decided are written
 log = logging.getLogger("learnchain.consensus")
+
+
+class Application(Protocol):
+    """The learning application, as consensus sees it (ABCI++-style)."""
+
+    async def prepare_proposal(self, request: RequestProposal) -> ModelUpdate:
+        """The model update for this node's proposal."""
+        ...
+
+    async def process_proposal(self, request: RequestVerdict) -> bool:
+        """The verdict on a proposed block's model update."""
+        ...
+
+    def on_precommit(self, vote: Vote) -> None:
+        """This node precommitted: it may start the next round's work early."""
+        ...
+
+    def get_inline_weights(self, model_hash: Hash) -> bytes:
+        """The weights to push beside this node's proposal naming ``model_hash`` (or none)."""
+        ...
+
+    def offer_weights(self, weights_hash: Hash, data: bytes) -> None:
+        """Weights pushed beside a proposal whose signature checked."""
+        ...
+
+
+class Gossip(Protocol):
+    """Sending consensus messages to peers."""
+
+    def gossip(self, envelope: pb.Envelope) -> None:
+        """To every peer."""
+        ...
+
+    def gossip_to_validator(
+        self, validators: ValidatorSet, address: Address, envelope: pb.Envelope
+    ) -> bool:
+        """To the validator ``address`` alone; False when it is not our peer."""
+        ...
 
 
 class ConsensusDriver(ActionHandler[asyncio.Future[None] | None]):
@@ -61,20 +99,20 @@ class ConsensusDriver(ActionHandler[asyncio.Future[None] | None]):
         inbox: EngineInbox,
         io: StoreWorker,
         executor: BlockExecutor,
-        sync: BlockSync,
-        app: LearningApp,
-        mempool: Mempool,
-        peers: PeerManager,
+        app: Application,
+        gossip: Gossip,
+        reap_txs: Callable[[], tuple[SignedTx, ...]],
+        request_sync: Callable[[int], None],
         metrics: Metrics,
     ) -> None:
         self.engine = engine
         self.inbox = inbox
         self._io = io
         self._executor = executor
-        self._sync = sync
         self._app = app
-        self._mempool = mempool
-        self._peers = peers
+        self._gossip = gossip
+        self._reap_txs = reap_txs
+        self._request_sync = request_sync
         self._metrics = metrics
         self._background = Background()
         self._relay_queue: list[pb.Vote] = []
@@ -119,7 +157,7 @@ class ConsensusDriver(ActionHandler[asyncio.Future[None] | None]):
             and proposal.block.hash == proposal.proposal.block_hash
             and self.engine.is_signed_by_round_proposer(proposal)
         ):
-            self._app.weights.offer(proposal.block.header.model_hash, weights)
+            self._app.offer_weights(proposal.block.header.model_hash, weights)
 
     def receive_evidence(self, evidence: DuplicateVoteEvidence) -> None:
         """Evidence from a peer."""
@@ -136,25 +174,16 @@ class ConsensusDriver(ActionHandler[asyncio.Future[None] | None]):
         message = action.message
         if isinstance(message, SignedVote):
             envelope = pb.Envelope(vote=vote_to_proto(message))
-            hub = (
-                None
-                if action.to is None
-                else self._peers.find_validator_peer(self.engine.validators, action.to)
-            )
-            if hub is not None:
-                hub.gossip(envelope)
-            else:
-                self._peers.peers.gossip(envelope)
+            if action.to is None or not self._gossip.gossip_to_validator(
+                self.engine.validators, action.to, envelope
+            ):
+                self._gossip.gossip(envelope)
             self._app.on_precommit(message.vote)
         elif isinstance(message, SignedProposal):
-            weights = self._app.proposed
-            ours = weights is not None and weights.weights_hash == message.block.header.model_hash
-            inline = compute_inline_weights(weights) if ours else b""
-            self._peers.peers.gossip(
-                pb.Envelope(proposal=proposal_to_proto(message), weights=inline)
-            )
+            inline = self._app.get_inline_weights(message.block.header.model_hash)
+            self._gossip.gossip(pb.Envelope(proposal=proposal_to_proto(message), weights=inline))
         else:
-            self._peers.peers.gossip(pb.Envelope(evidence=evidence_to_proto(message)))
+            self._gossip.gossip(pb.Envelope(evidence=evidence_to_proto(message)))
 
     def relay_vote(self, action: RelayVote) -> None:
         """Queue a vote to relay; the votes queued in one turn of the loop go as one batch."""
@@ -165,7 +194,7 @@ class ConsensusDriver(ActionHandler[asyncio.Future[None] | None]):
 
     def _flush_relay(self) -> None:
         votes, self._relay_queue = self._relay_queue, []
-        self._peers.peers.gossip(pb.Envelope(votes=pb.VoteBatch(votes=votes)))
+        self._gossip.gossip(pb.Envelope(votes=pb.VoteBatch(votes=votes)))
 
     def schedule_timeout(self, action: ScheduleTimeout) -> None:
         """A TimeoutFired into the inbox after the delay."""
@@ -197,7 +226,7 @@ class ConsensusDriver(ActionHandler[asyncio.Future[None] | None]):
             ProposalContent(
                 request.height,
                 request.round,
-                self._mempool.reap(),
+                self._reap_txs(),
                 update.model_hash,
                 update.contributions,
             )
@@ -209,7 +238,7 @@ class ConsensusDriver(ActionHandler[asyncio.Future[None] | None]):
 
     def request_sync(self, action: RequestSync) -> None:
         """Catch up through block sync."""
-        self._sync.request(action.from_height)
+        self._request_sync(action.from_height)
 
     def rejected(self, action: Rejected) -> None:
         """Counted; changes nothing."""

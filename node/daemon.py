@@ -146,10 +146,10 @@ class Node:
             self.inbox,
             self.io,
             self.executor,
-            self.sync,
             app,
-            self.mempool,
             self.peers,
+            self.mempool.reap,
+            self.sync.request,
             self.metrics,
         )
         self._add_commit_listeners(app, learning)

@@ -10,7 +10,7 @@ import json
 import os
 import stat
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,6 @@ class NodeConfig:
     data: DataSource = DataSource()
     train: bool = True  # false: never propose or contribute model updates (blocks carry txs only)
     attack: str = ""  # testing only: make this validator an adversary (ml.adversaries)
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 def _fail(path: Path, where: str, problem: str) -> ConfigError:
@@ -86,7 +85,7 @@ def _read_section(path: Path, prefix: str, table: Any, cls: type) -> Any:
     if not isinstance(table, dict):
         raise _fail(path, prefix, "expected a table")
     defaults = cls()
-    known = {f.name for f in fields(cls) if f.name != "extra"}
+    known = {f.name for f in fields(cls)}
     values = {}
     for key, value in table.items():
         if key not in known:
@@ -119,7 +118,7 @@ def read_config(home: Path) -> NodeConfig:
             if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
                 raise _fail(path, key, "expected a list of host:port strings")
             top[key] = tuple(value)
-        elif key in {f.name for f in fields(NodeConfig)} and key != "extra":
+        elif key in {f.name for f in fields(NodeConfig)}:
             top[key] = _typed(path, key, value, type(getattr(defaults, key)))
         else:
             raise _fail(path, key, "unknown field")
@@ -179,7 +178,7 @@ def write_config(home: Path, config: NodeConfig) -> None:
     """Write ``home/config.toml``."""
     lines = ["# learnchain node configuration", ""]
     for f in fields(NodeConfig):
-        if f.name in ("timeouts", "data", "extra"):
+        if f.name in ("timeouts", "data"):
             continue
         lines.append(f"{f.name} = {_toml_value(getattr(config, f.name))}")
     for section in ("timeouts", "data"):

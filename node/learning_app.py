@@ -176,6 +176,16 @@ class LearningApp:
         if self.is_contributor(state, Height(state.height + 1)):
             self._background.spawn(self._contribute(state))
 
+    def get_inline_weights(self, model_hash: Hash) -> bytes:
+        """The weights to push beside our proposal naming ``model_hash``, when we made them."""
+        proposed = self.proposed
+        ours = proposed is not None and proposed.weights_hash == model_hash
+        return compute_inline_weights(proposed) if ours else b""
+
+    def offer_weights(self, weights_hash: Hash, data: bytes) -> None:
+        """Weights pushed beside a proposal whose signature checked."""
+        self.weights.offer(weights_hash, data)
+
     def receive_contribution(self, contribution: Contribution, weights: bytes = b"") -> None:
         """A contribution from a peer, perhaps with its weights: checked (signature first) by
         the state transition's rule, kept when it is for the current model or the next."""

@@ -64,6 +64,20 @@ class PeerManager:
         member = validators.get_validator(address)
         return None if member is None else self.peers.find(member.endpoint)
 
+    def gossip(self, envelope: pb.Envelope) -> None:
+        """Send a consensus message to every peer."""
+        self.peers.gossip(envelope)
+
+    def gossip_to_validator(
+        self, validators: ValidatorSet, address: Address, envelope: pb.Envelope
+    ) -> bool:
+        """Send to the validator ``address`` alone; False when it is not our peer."""
+        peer = self.find_validator_peer(validators, address)
+        if peer is None:
+            return False
+        peer.gossip(envelope)
+        return True
+
     def receive_hello(self, request: pb.HelloRequest) -> pb.HelloResponse:
         """A node announces the address to gossip to; checked, then added to the peers."""
         if request.chain_id != self._chain_id:

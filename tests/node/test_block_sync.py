@@ -1,0 +1,114 @@
+"""Block sync streams committed blocks from a peer that is ahead into the engine, in order,
+verifying long runs of commit signatures in workers first; a peer that fails is passed over."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from concurrent.futures import Executor, ThreadPoolExecutor
+
+import grpc
+
+from consensus.crypto import SignatureVerifier
+from consensus.engine import Engine
+from consensus.events import CommitReceived
+from node.block_sync import SYNC_CHUNK, BlockSync
+from node.engine_inbox import EngineInbox
+from node.wire import block_to_proto, commit_to_proto
+from proto import learnchain_pb2 as pb
+from tests.consensus.chain import Chain, make_genesis_state, make_keys
+
+KEYS = make_keys(4)
+
+
+def make_blocks(count: int) -> tuple[Chain, list[pb.BlockWithCommit]]:
+    chain = Chain(make_genesis_state(KEYS), KEYS)
+    genesis = chain.state
+    items = []
+    for _ in range(count):
+        block = chain.next_block()
+        chain.commit(block)
+        assert chain.last_commit is not None
+        items.append(
+            pb.BlockWithCommit(
+                block=block_to_proto(block), commit=commit_to_proto(chain.last_commit)
+            )
+        )
+    chain.state = genesis
+    return chain, items
+
+
+class Source:
+    def __init__(self, address: str, items: list[pb.BlockWithCommit], fail: bool = False) -> None:
+        self.address = address
+        self.items = items
+        self.fail = fail
+        self.asked: list[int] = []
+
+    async def get_blocks(self, from_height: int) -> AsyncIterator[pb.BlockBatch]:
+        self.asked.append(from_height)
+        if self.fail:
+            raise grpc.aio.AioRpcError(
+                grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata()
+            )
+        rest = self.items[from_height - 1 :]
+        for start in range(0, len(rest), 10):
+            yield pb.BlockBatch(blocks=rest[start : start + 10])
+
+
+def run_sync(sources: list[Source]) -> tuple[int, list[int]]:
+    """Sync into a full node's engine: its height and the heights handed to it."""
+    chain, _ = make_blocks(0)
+    verifier = SignatureVerifier()
+    engine = Engine(chain.state, None, verifier=verifier)
+    inbox = EngineInbox(engine)
+    pools: list[Executor] = []
+
+    def pool() -> Executor:
+        pools.append(ThreadPoolExecutor(max_workers=1))
+        return pools[-1]
+
+    handed: list[int] = []
+
+    async def drive() -> None:
+        while True:
+            for event in await inbox.take_batch(512):
+                assert isinstance(event, CommitReceived)
+                handed.append(event.block.height)
+                engine.handle(event)
+            inbox.notify_progress()
+
+    async def scenario() -> None:
+        sync = BlockSync(inbox, verifier, lambda: sources, pool)
+        driver = asyncio.create_task(drive())
+        engine.start()
+        await sync.sync(1)
+        assert not sync.syncing
+        driver.cancel()
+        sync.close()
+
+    asyncio.run(scenario())
+    return engine.state.height, handed
+
+
+def test_a_few_blocks_go_straight_to_the_engine_in_order() -> None:
+    _, items = make_blocks(5)
+    height, handed = run_sync([Source("a:1", items)])
+    assert height == 5
+    assert handed == [1, 2, 3, 4, 5]
+
+
+def test_a_long_run_is_verified_in_chunks_and_applied_in_order() -> None:
+    count = SYNC_CHUNK * 2 + 5
+    _, items = make_blocks(count)
+    height, handed = run_sync([Source("a:1", items)])
+    assert height == count
+    assert handed == list(range(1, count + 1))
+
+
+def test_a_failing_peer_is_passed_over_for_the_next() -> None:
+    _, items = make_blocks(3)
+    broken, good = Source("broken:1", [], fail=True), Source("good:1", items)
+    height, _ = run_sync([broken, good])
+    assert height == 3
+    assert good.asked == [1]

@@ -1,0 +1,104 @@
+"""The contribution pool keeps contributions to the current model and the next, checked by the
+state transition's own rule, and drops them once the chain moves past them."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import pytest
+
+from consensus.crypto import PrivateKey, SignatureVerifier, compute_hash
+from consensus.messages import Contribution
+from consensus.state import ChainState
+from consensus.types import Height, Signature
+from node.contribution_pool import ContributionError, ContributionPool
+from tests.consensus.chain import CHAIN, Chain, make_genesis_state, make_keys
+
+KEYS = make_keys(4)
+
+
+def sign(key: PrivateKey, height: int, samples: int = 10) -> Contribution:
+    unsigned = Contribution(
+        CHAIN, Height(height), key.address, compute_hash(b"w%d" % height), samples, Signature(b"")
+    )
+    return replace(unsigned, signature=key.sign(unsigned.sign_bytes()))
+
+
+def make_state(height: int) -> ChainState:
+    chain = Chain(make_genesis_state(KEYS), KEYS)
+    for _ in range(height):
+        chain.advance()
+    return chain.state
+
+
+def test_contributions_to_the_current_model_and_the_next_are_kept() -> None:
+    pool, state = ContributionPool(SignatureVerifier()), make_state(2)
+    assert pool.receive(state, sign(KEYS[0], 2))
+    assert pool.receive(state, sign(KEYS[1], 3))
+    assert set(pool.get(Height(2))) == {KEYS[0].address}
+    assert set(pool.get(Height(3))) == {KEYS[1].address}
+
+
+def test_contributions_to_an_old_or_far_model_are_ignored_without_error() -> None:
+    pool, state = ContributionPool(SignatureVerifier()), make_state(2)
+    assert not pool.receive(state, sign(KEYS[0], 1))
+    assert not pool.receive(state, sign(KEYS[0], 4))
+    assert pool.get(Height(1)) == {} and pool.get(Height(4)) == {}
+
+
+@pytest.mark.parametrize(
+    ("contribution", "error"),
+    [
+        (sign(PrivateKey.from_seed(b"x" * 32), 0), "non-validator"),
+        (replace(sign(KEYS[0], 0), samples=11), "signature"),
+        (replace(sign(KEYS[0], 0), signature=Signature(bytes(64))), "signature"),
+        (sign(KEYS[0], 0, samples=0), "no samples"),
+    ],
+)
+def test_a_bad_contribution_is_refused_and_kept_nowhere(
+    contribution: Contribution, error: str
+) -> None:
+    pool, state = ContributionPool(SignatureVerifier()), make_state(0)
+    with pytest.raises(ContributionError, match=error):
+        pool.receive(state, contribution)
+    assert pool.get(Height(0)) == {}
+
+
+def test_a_commit_drops_older_contributions_and_remembers_the_last_contributors() -> None:
+    pool = ContributionPool(SignatureVerifier())
+    state = make_state(2)
+    pool.receive(state, sign(KEYS[0], 2))
+    pool.receive(state, sign(KEYS[1], 2))
+    pool.receive(state, sign(KEYS[2], 3))
+    pool.update(make_state(3))
+    assert pool.last_contributors == {KEYS[0].address, KEYS[1].address}
+    assert pool.get(Height(2)) == {}
+    assert set(pool.get(Height(3))) == {KEYS[2].address}
+    assert set(pool.iter_weights_hashes()) == {compute_hash(b"w3")}
+
+
+def test_waiting_ends_as_soon_as_every_awaited_contribution_is_here() -> None:
+    async def scenario() -> None:
+        pool = ContributionPool(SignatureVerifier())
+        awaited = {KEYS[0].address, KEYS[1].address}
+        waiting = asyncio.create_task(pool.wait_for(Height(0), awaited, 30.0, lambda: True))
+        pool.add(sign(KEYS[0], 0))
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        pool.add(sign(KEYS[1], 0))
+        arrived = await asyncio.wait_for(waiting, 5)
+        assert set(arrived) == awaited
+
+    asyncio.run(scenario())
+
+
+def test_waiting_ends_at_the_deadline_with_what_came() -> None:
+    async def scenario() -> None:
+        pool = ContributionPool(SignatureVerifier())
+        pool.add(sign(KEYS[0], 0))
+        awaited = {KEYS[0].address, KEYS[1].address}
+        arrived = await pool.wait_for(Height(0), awaited, 0.05, lambda: True)
+        assert set(arrived) == {KEYS[0].address}
+
+    asyncio.run(scenario())

@@ -1,0 +1,165 @@
+"""The learning application behind consensus: a solo proposer trains and stores its update, a
+verdict scores fetched weights on the private vote set (and rejects weights nobody has), a
+contribution from a peer is checked before its weights are kept, and in aggregate mode a
+committed block sets off a signed contribution."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from consensus.crypto import SignatureVerifier, compute_hash
+from consensus.events import RequestProposal, RequestVerdict
+from consensus.messages import Block, Contribution
+from consensus.params import ChainParams, Mode
+from consensus.state import ChainState
+from consensus.types import Hash, Height, Round
+from consensus.validators import ValidatorSet
+from ml.data import load_digits_party
+from ml.learner import Learner
+from ml.tasks import TaskConfig, get_task
+from node.contribution_pool import ContributionError, ContributionPool
+from node.learning import EncodedWeights, LearningWorker
+from node.learning_app import LearningApp
+from node.store import Store
+from node.store_worker import StoreWorker
+from node.weights_pool import WeightsPool
+from tests.consensus.chain import Chain, make_genesis_state, make_keys
+
+KEYS = make_keys(2)
+T = TypeVar("T")
+
+
+class Consensus:
+    def __init__(self, state: ChainState) -> None:
+        self.state = state
+
+    @property
+    def validators(self) -> ValidatorSet:
+        return self.state.validators
+
+    def is_validator(self) -> bool:
+        return True
+
+    def get_block(self, block_hash: Hash) -> Block | None:
+        return None
+
+
+def with_app(
+    tmp_path: Path,
+    mode: Mode,
+    scenario: Callable[[LearningApp, Consensus, list[Contribution]], Awaitable[T]],
+) -> T:
+    async def run() -> T:
+        data, _ = load_digits_party(0, 5, "iid", seed=0)
+        learning = LearningWorker(Learner(get_task(TaskConfig()), data, seed=0))
+        io = StoreWorker(Store(tmp_path / "chain.db"))
+        genesis = make_genesis_state(KEYS, params=ChainParams(mode=mode))
+        consensus = Consensus(replace(genesis, model_hash=learning.current_hash()))
+        weights = WeightsPool(io, learning, lambda: [], lambda: None, [], 10)
+        await weights.store(learning.current_encoded())
+        announced: list[Contribution] = []
+        app = LearningApp(
+            learning,
+            weights,
+            ContributionPool(SignatureVerifier()),
+            consensus,
+            KEYS[0],
+            True,
+            5.0,
+            lambda: False,
+            lambda contribution, _: announced.append(contribution),
+        )
+        try:
+            return await scenario(app, consensus, announced)
+        finally:
+            app.close()
+            weights.close()
+            learning.close()
+            io.close()
+
+    return asyncio.run(run())
+
+
+def test_a_solo_proposer_trains_stores_and_pushes_its_update(tmp_path: Path) -> None:
+    async def scenario(app: LearningApp, consensus: Consensus, _: object) -> None:
+        base = consensus.state.model_hash
+        update = await app.prepare_proposal(RequestProposal(Height(1), Round(0), base))
+        assert update.model_hash != base and update.contributions == ()
+        assert app.weights.has(update.model_hash)
+        assert app.get_inline_weights(update.model_hash) != b""
+        assert app.get_inline_weights(base) == b""
+
+    with_app(tmp_path, Mode.SOLO, scenario)
+
+
+def test_after_two_failed_rounds_a_proposal_keeps_the_model(tmp_path: Path) -> None:
+    async def scenario(app: LearningApp, consensus: Consensus, _: object) -> None:
+        base = consensus.state.model_hash
+        update = await app.prepare_proposal(RequestProposal(Height(1), Round(2), base))
+        assert update.model_hash == base
+
+    with_app(tmp_path, Mode.SOLO, scenario)
+
+
+def test_a_verdict_scores_the_proposed_weights_and_rejects_weights_nobody_has(
+    tmp_path: Path,
+) -> None:
+    async def scenario(app: LearningApp, consensus: Consensus, _: object) -> tuple[bool, bool]:
+        chain = Chain(consensus.state, KEYS)
+        trained = await app.learning.propose()
+        await app.weights.store(trained)
+        good = chain.next_block(model_hash=trained.weights_hash)
+        missing = chain.next_block(model_hash=compute_hash(b"nowhere"))
+        base = consensus.state.model_hash
+        return (
+            await app.process_proposal(RequestVerdict(Height(1), Round(0), good, base)),
+            await app.process_proposal(RequestVerdict(Height(1), Round(0), missing, base)),
+        )
+
+    assert with_app(tmp_path, Mode.SOLO, scenario) == (True, False)
+
+
+def test_a_committed_block_sets_off_a_signed_contribution(tmp_path: Path) -> None:
+    async def scenario(
+        app: LearningApp, consensus: Consensus, announced: list[Contribution]
+    ) -> None:
+        app.on_commit(consensus.state)
+        for _ in range(200):
+            if announced:
+                break
+            await asyncio.sleep(0.05)
+        (contribution,) = announced
+        assert contribution.validator == KEYS[0].address
+        assert contribution.height == consensus.state.height
+        assert app.weights.has(contribution.weights_hash)
+        assert set(app.contributions.get(consensus.state.height)) == {KEYS[0].address}
+        assert contribution.weights_hash in app.weights_in_use()
+
+    with_app(tmp_path, Mode.AGGREGATE, scenario)
+
+
+def test_a_peers_contribution_is_checked_before_its_weights_are_kept(tmp_path: Path) -> None:
+    async def scenario(app: LearningApp, consensus: Consensus, _: object) -> None:
+        trained: EncodedWeights = await app.learning.propose()
+        unsigned = Contribution(
+            consensus.state.chain_id,
+            consensus.state.height,
+            KEYS[1].address,
+            trained.weights_hash,
+            10,
+            KEYS[1].sign(b"not the sign bytes"),
+        )
+        with pytest.raises(ContributionError, match="signature"):
+            app.receive_contribution(unsigned, trained.data)
+        assert not app.weights.has(trained.weights_hash)
+        signed = replace(unsigned, signature=KEYS[1].sign(unsigned.sign_bytes()))
+        app.receive_contribution(signed, trained.data)
+        assert app.weights.has(trained.weights_hash)
+
+    with_app(tmp_path, Mode.AGGREGATE, scenario)

@@ -1,0 +1,187 @@
+"""The Peer and Query services over real gRPC on loopback, in front of fakes and a real store:
+messages reach the component they are for, bad ones are refused and counted, queries read
+committed blocks off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+import pytest
+
+from consensus.crypto import compute_hash
+from consensus.messages import (
+    Contribution,
+    DuplicateVoteEvidence,
+    SignedProposal,
+    SignedTx,
+    SignedVote,
+    Vote,
+)
+from consensus.state import ChainState
+from consensus.types import Hash, Height, Round, VoteType
+from node.chain_reader import ChainReader
+from node.services import PeerService, QueryService, add_services
+from node.store import Store
+from node.store_worker import StoreWorker
+from node.wire import vote_to_proto
+from proto import learnchain_pb2 as pb
+from proto import learnchain_pb2_grpc as pb_grpc
+from tests.consensus.chain import CHAIN, Chain, make_genesis_state, make_keys
+
+KEYS = make_keys(4)
+T = TypeVar("T")
+
+
+class Inboxes:
+    """Every inbox the Peer service submits to, recording what arrives."""
+
+    def __init__(self) -> None:
+        self.votes: list[SignedVote] = []
+
+    def receive_vote(self, vote: SignedVote) -> None:
+        self.votes.append(vote)
+
+    def receive_proposal(self, proposal: SignedProposal, weights: bytes = b"") -> None:
+        raise AssertionError("no proposal expected")
+
+    def receive_evidence(self, evidence: DuplicateVoteEvidence) -> None:
+        raise AssertionError("no evidence expected")
+
+    def receive_contribution(self, contribution: Contribution, weights: bytes = b"") -> None:
+        raise ValueError("contribution signature is invalid")
+
+    def add(self, signed: SignedTx) -> Hash:
+        raise ValueError("transaction signature is invalid")
+
+    def receive_hello(self, request: pb.HelloRequest) -> pb.HelloResponse:
+        return pb.HelloResponse(chain_id=CHAIN)
+
+
+def build_chain(store: Store, heights: int) -> tuple[ChainState, ChainState]:
+    """Commit ``heights`` blocks into ``store``, the second changing the model."""
+    chain = Chain(make_genesis_state(KEYS), KEYS)
+    genesis = chain.state
+    for height in range(1, heights + 1):
+        model = compute_hash(b"update") if height == 2 else None
+        block = chain.next_block(model_hash=model)
+        state = chain.commit(block)
+        assert chain.last_commit is not None
+        store.save_blocks([(block, chain.last_commit)], state)
+    return genesis, chain.state
+
+
+def serve(
+    tmp_path: Path, scenario: Callable[[grpc.aio.Channel, Inboxes, list[str]], Awaitable[T]]
+) -> T:
+    async def run() -> T:
+        store = Store(tmp_path / "chain.db")
+        genesis, committed = build_chain(store, 4)
+        io = StoreWorker(store)
+        chain = ChainReader(io, lambda: committed, genesis, b"{}")
+        inboxes, refused = Inboxes(), []
+        server = grpc.aio.server()
+        add_services(
+            server,
+            PeerService(inboxes, inboxes, inboxes, inboxes, chain, refused.append),
+            QueryService(chain, pb.StatusResponse, refused.append),
+            refused.append,
+        )
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                return await scenario(channel, inboxes, refused)
+        finally:
+            await server.stop(None)
+            io.close()
+
+    return asyncio.run(run())
+
+
+def test_history_reports_which_heights_changed_the_model(tmp_path: Path) -> None:
+    async def scenario(channel: grpc.aio.Channel, *_: Any) -> list[tuple[int, bool]]:
+        query = pb_grpc.QueryStub(channel)
+        full = await query.History(pb.HistoryRequest(from_height=1))
+        tail = await query.History(pb.HistoryRequest(from_height=3, limit=5))
+        return [(e.height, e.model_updated) for e in [*full.entries, *tail.entries]]
+
+    assert serve(tmp_path, scenario) == [
+        (1, False),
+        (2, True),
+        (3, False),
+        (4, False),
+        (3, False),
+        (4, False),
+    ]
+
+
+def test_a_block_that_is_not_there_is_not_found(tmp_path: Path) -> None:
+    async def scenario(channel: grpc.aio.Channel, *_: Any) -> grpc.StatusCode:
+        query = pb_grpc.QueryStub(channel)
+        assert (await query.GetBlock(pb.BlockRequest(height=2))).block.header.height == 2
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await query.GetBlock(pb.BlockRequest(height=99))
+        return caught.value.code()
+
+    assert serve(tmp_path, scenario) == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_gossiped_vote_reaches_the_consensus_inbox(tmp_path: Path) -> None:
+    vote = Vote(CHAIN, VoteType.PREVOTE, Height(5), Round(0), None, KEYS[0].address)
+    signed = SignedVote(vote, KEYS[0].sign(vote.sign_bytes()))
+
+    async def scenario(channel: grpc.aio.Channel, inboxes: Inboxes, _: Any) -> list[SignedVote]:
+        async def stream() -> Any:
+            yield pb.Envelope(vote=vote_to_proto(signed))
+
+        await pb_grpc.PeerStub(channel).Gossip(stream())
+        return inboxes.votes
+
+    assert serve(tmp_path, scenario) == [signed]
+
+
+def test_a_refused_message_is_invalid_argument_and_counted(tmp_path: Path) -> None:
+    async def scenario(
+        channel: grpc.aio.Channel, _: Inboxes, refused: list[str]
+    ) -> tuple[list[grpc.StatusCode], list[str]]:
+        peer = pb_grpc.PeerStub(channel)
+        codes = []
+        for call in (
+            peer.SubmitTx(pb.Tx()),
+            peer.FetchWeights(pb.FetchWeightsRequest(weights_hash=b"short")).read(),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await call
+            codes.append(caught.value.code())
+        return codes, refused
+
+    codes, refused = serve(tmp_path, scenario)
+    assert codes == [grpc.StatusCode.INVALID_ARGUMENT] * 2
+    assert len(refused) == 2
+
+
+def test_queries_read_the_store_off_the_event_loop(tmp_path: Path) -> None:
+    threads: list[str] = []
+
+    async def scenario() -> None:
+        store = Store(tmp_path / "chain.db")
+        genesis, committed = build_chain(store, 2)
+        original = store.get_block
+
+        def get_block(height: int) -> Any:
+            threads.append(threading.current_thread().name)
+            return original(height)
+
+        store.get_block = get_block  # type: ignore[method-assign]
+        io = StoreWorker(store)
+        chain = ChainReader(io, lambda: committed, genesis, b"{}")
+        assert [b.header.height for b in await chain.read_blocks(1, 3)] == [1, 2]
+        io.close()
+
+    asyncio.run(scenario())
+    assert threads and all(name.startswith("store-reads") for name in threads)
