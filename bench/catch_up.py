@@ -19,24 +19,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from processes import cpu_seconds, make_height_reader, start_node, stop_nodes
+from processes import cpu_seconds
 
 from consensus.crypto import PrivateKey, SignatureVerifier
 from consensus.messages import Commit, CommitSig, Vote
 from consensus.state import ChainState, build_block, compute_genesis_state
 from consensus.types import Height, Round, Signature, VoteType
 from consensus.validators import compute_proposer_of_round
+from node.cluster import LocalCluster
 from node.files import read_genesis, read_key
 from node.store import Store
-from node.testnet import find_free_base_port
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_chain(store: Store, state: ChainState, keys: list[PrivateKey], blocks: int) -> None:
@@ -72,45 +68,33 @@ def write_chain(store: Store, state: ChainState, keys: list[PrivateKey], blocks:
 
 
 def measure(blocks: int) -> dict[str, object]:
-    with tempfile.TemporaryDirectory() as scratch:
-        root = Path(scratch) / "net"
-        base = find_free_base_port(4, start=41000, step=97)
-        subprocess.run(
-            [
-                *(sys.executable, "-m", "node.cli", "testnet", "--validators", "4"),
-                *("--output", str(root), "--base-port", str(base)),
-            ],
-            check=True,
-            capture_output=True,
-            cwd=ROOT,
-        )
-        for i in range(4):
-            config = root / f"node{i}" / "config.toml"
-            config.write_text(config.read_text().replace("train = true", "train = false"))
-        genesis = compute_genesis_state(read_genesis(root / "node0").genesis)
-        keys = [read_key(root / f"node{i}") for i in range(4)]
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        LocalCluster(Path(scratch) / "net", 4) as net,
+    ):
+        net.configure_all("train", "false")
+        genesis = compute_genesis_state(read_genesis(net[0].home).genesis)
+        keys = [read_key(net[i].home) for i in range(4)]
         built = time.perf_counter()
-        with Store(root / "node0" / "data" / "chain.db") as store:
+        with Store(net[0].home / "data" / "chain.db") as store:
             write_chain(store, genesis, keys, blocks)
         build_seconds = time.perf_counter() - built
-        processes = [start_node(root / "node0"), start_node(root / "node1")]
-        height = make_height_reader(f"127.0.0.1:{base + 1}")
-        try:
-            deadline = time.monotonic() + 600
-            while height() < 1:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("node1 did not start syncing")
-                time.sleep(0.01)
-            first_height, first = height(), time.perf_counter()
-            cpu_before = [cpu_seconds(p.pid) for p in processes]
-            while (h := height()) < blocks:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"node1 stopped syncing at height {h}")
-                time.sleep(0.05)
-            elapsed = time.perf_counter() - first
-            cpu = [cpu_seconds(p.pid) - b for p, b in zip(processes, cpu_before, strict=True)]
-        finally:
-            stop_nodes(processes)
+        net[0].start()
+        net[1].start()
+        deadline = time.monotonic() + 600
+        while net[1].height() < 1:
+            net.check_alive()
+            if time.monotonic() > deadline:
+                raise RuntimeError("node1 did not start syncing")
+            time.sleep(0.01)
+        first_height, first = net[1].height(), time.perf_counter()
+        cpu_before = [cpu_seconds(net[i].pid) for i in (0, 1)]
+        while (h := net[1].height()) < blocks:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"node1 stopped syncing at height {h}")
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - first
+        cpu = [cpu_seconds(net[i].pid) - b for i, b in zip((0, 1), cpu_before, strict=True)]
     synced = blocks - first_height
     return {
         "blocks": blocks,

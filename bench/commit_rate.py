@@ -17,67 +17,32 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from itertools import pairwise
 from pathlib import Path
 
-from processes import make_height_reader, rss_mb, start_node, stop_nodes
+from processes import rss_mb
 
-from node.testnet import find_free_base_port
-
-ROOT = Path(__file__).resolve().parents[1]
+from node.cluster import LocalCluster
 
 
 def measure(validators: int, seconds: float, relay_from: int | None) -> dict[str, object]:
-    with tempfile.TemporaryDirectory() as scratch:
-        root = Path(scratch) / "net"
-        base = find_free_base_port(validators, start=40000, step=97)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "node.cli",
-                "testnet",
-                "--validators",
-                str(validators),
-                "--output",
-                str(root),
-                "--base-port",
-                str(base),
-            ],
-            check=True,
-            capture_output=True,
-            cwd=ROOT,
-        )
-        for i in range(validators):
-            config = root / f"node{i}" / "config.toml"
-            config.write_text(config.read_text().replace("train = true", "train = false"))
-            if relay_from is not None:
-                genesis_file = root / f"node{i}" / "genesis.json"
-                genesis = json.loads(genesis_file.read_text())
-                genesis["params"]["vote_relay_from"] = relay_from
-                genesis_file.write_text(json.dumps(genesis))
-        processes = [start_node(root / f"node{i}") for i in range(validators)]
-        height = make_height_reader(f"127.0.0.1:{base}")
-        try:
-            deadline = time.monotonic() + 300
-            while height() < 3:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the testnet did not start committing")
-                time.sleep(0.2)
-            first_seen: dict[int, float] = {}
-            start_height, start = height(), time.monotonic()
-            while time.monotonic() - start < seconds:
-                h = height()
-                first_seen.setdefault(h, time.monotonic())
-                time.sleep(0.002)
-            end_height, elapsed = height(), time.monotonic() - start
-            memory = [rss_mb(p.pid) for p in processes]
-        finally:
-            stop_nodes(processes)
+    relay = () if relay_from is None else ("--vote-relay-from", str(relay_from))
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        LocalCluster(Path(scratch) / "net", validators, *relay) as net,
+    ):
+        net.configure_all("train", "false")
+        net.start_all()
+        net.wait_for([0], 3, timeout=300)
+        first_seen: dict[int, float] = {}
+        start_height, start = net[0].height(), time.monotonic()
+        while time.monotonic() - start < seconds:
+            first_seen.setdefault(net[0].height(), time.monotonic())
+            time.sleep(0.002)
+        end_height, elapsed = net[0].height(), time.monotonic() - start
+        memory = [rss_mb(net[i].pid) for i in range(validators)]
     seen = sorted(first_seen.items())
     intervals = [(t2 - t1) / (h2 - h1) * 1000 for (h1, t1), (h2, t2) in pairwise(seen) if h2 > h1]
     return {

@@ -25,18 +25,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
-from processes import make_height_reader, rss_mb, start_node, stop_nodes
+from processes import rss_mb
 
-from node.testnet import find_free_base_port
+from node.cluster import LocalCluster
 
-ROOT = Path(__file__).resolve().parents[1]
 VALIDATORS = 5
 WARM_UP_HEIGHTS = 5
 
@@ -112,41 +108,21 @@ def merge(histograms: list[list[tuple[float, float]]]) -> list[tuple[float, floa
 
 
 def measure(heights: int) -> dict[str, object]:
-    with tempfile.TemporaryDirectory() as scratch:
-        root = Path(scratch) / "net"
-        base = find_free_base_port(2 * VALIDATORS, start=46000, step=97)
-        subprocess.run(
-            [
-                *(sys.executable, "-m", "node.cli", "testnet", "--validators", str(VALIDATORS)),
-                *("--output", str(root), "--base-port", str(base)),
-                *("--partition", "dirichlet:0.5"),
-            ],
-            check=True,
-            capture_output=True,
-            cwd=ROOT,
-        )
-        metrics = [f"127.0.0.1:{base + VALIDATORS + i}" for i in range(VALIDATORS)]
-        for i in range(VALIDATORS):
-            config = root / f"node{i}" / "config.toml"
-            text = config.read_text().replace('metrics = ""', f'metrics = "{metrics[i]}"')
-            config.write_text(text.replace('log_level = "info"', 'log_level = "debug"'))
-        logs = [root / f"node{i}.log" for i in range(VALIDATORS)]
-        processes = [start_node(root / f"node{i}", logs[i].open("w")) for i in range(VALIDATORS)]
-        height = make_height_reader(f"127.0.0.1:{base}")
-        try:
-            deadline = time.monotonic() + 600
-            while height() < heights:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the testnet stopped at height {height()}")
-                time.sleep(0.2)
-            texts = [
-                urllib.request.urlopen(f"http://{m}/metrics", timeout=10).read().decode()
-                for m in metrics
-            ]
-            memory = [rss_mb(p.pid) for p in processes]
-        finally:
-            stop_nodes(processes)
-        commits, work = read_timeline(logs)
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        LocalCluster(Path(scratch) / "net", VALIDATORS, "--partition", "dirichlet:0.5") as net,
+    ):
+        net.enable_metrics()
+        net.configure_all("log_level", "debug")
+        net.start_all()
+        net.wait_for([0], heights, timeout=600)
+        texts = [
+            urllib.request.urlopen(net[i].metrics_url, timeout=10).read().decode()
+            for i in range(VALIDATORS)
+        ]
+        memory = [rss_mb(net[i].pid) for i in range(VALIDATORS)]
+        net.close()
+        commits, work = read_timeline([net[i].log_path for i in range(VALIDATORS)])
 
     def p50(name: str) -> float:
         return round(

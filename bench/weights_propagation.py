@@ -7,7 +7,7 @@ LevelDB: the source serves ``Peer.FetchWeights`` (``node.services.PeerService``)
 ``node.store.Store`` holding the weights as 1 MiB content-addressed chunks; each receiver
 fetches with ``node.peers.Peer.fetch_weights``, checks the weights against the model and their
 canonical hash (``ml.codec.compute_encoded_weights_hash``, what ``LearningWorker.verify``
-runs), and stores them (``Store.put_weights``), as ``Node._get_weights`` does. The node uses
+runs), and stores them (``WeightsStore.put``), as ``WeightsPool.get`` does. The node uses
 checked weights at once (to score and vote) while their write goes on in the background, so the
 rate is measured to the moment every receiver has checked weights; the time until they are also
 stored is reported beside it. The daemon around them is left out: its memory is the same with or
@@ -29,9 +29,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
+from typing import Any, cast
 
 import torch
+
+from consensus.types import Hash
 
 ROOT = Path(__file__).resolve().parents[1]
 TENSOR_ELEMENTS = 1 << 20  # 4 MiB float32 tensors
@@ -53,17 +55,31 @@ def make_state(size_mb: int) -> dict[str, torch.Tensor]:
     }
 
 
+class WeightsOnly:
+    """The bench's node serves weights and nothing else: every other message is refused."""
+
+    def __getattr__(self, name: str) -> Any:
+        def refuse(*_: object) -> Any:
+            raise ValueError("this bench node only serves weights")
+
+        return refuse
+
+
 async def serve(db: str, port: int) -> None:
     import grpc
 
-    from node.metrics import Metrics
+    from node.chain_reader import ChainReader, WeightsReader
     from node.peers import MAX_MESSAGE_BYTES
-    from node.services import add_services
+    from node.services import PeerService, add_services
     from node.store import Store
+    from node.store_worker import StoreWorker
 
-    store = Store(db)
+    weights = WeightsReader(StoreWorker(Store(db)))
     server = grpc.aio.server(options=[("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])
-    add_services(server, SimpleNamespace(store=store, metrics=Metrics()))  # type: ignore[arg-type]
+    refuse: Any = WeightsOnly()
+    no_chain = cast(ChainReader, refuse)  # GetBlocks is never called here
+    peer = PeerService(refuse, refuse, refuse, refuse, no_chain, weights, lambda _: None)
+    add_services(server, lambda _: None, peer=peer)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     print("ready", flush=True)
@@ -86,7 +102,7 @@ async def fetch(address: str, weights_hash: bytes, size_mb: int, db: str) -> dic
     ok = compute_encoded_weights_hash(data, template, 2 * size_mb << 20) == weights_hash
     assert ok, "the weights do not match their hash"
     checked = time.perf_counter()
-    store.put_weights(weights_hash, [data])
+    store.weights.put(Hash(weights_hash), [data])
     done = time.perf_counter()
     return {
         "seconds": checked - started,
@@ -111,7 +127,7 @@ def measure(size_mb: int, receivers: int) -> dict[str, object]:
     del state
     with tempfile.TemporaryDirectory() as scratch:
         with Store(Path(scratch) / "source") as store:
-            store.put_weights(weights_hash, [data])
+            store.weights.put(Hash(weights_hash), [data])
         size = len(data)
         del data
         port = find_free_base_port(1, start=43000)

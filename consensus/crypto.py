@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from consensus.types import (
     ADDRESS_LENGTH,
     PUBLIC_KEY_LENGTH,
+    SEED_LENGTH,
     SIGNATURE_LENGTH,
     Address,
     Hash,
@@ -53,7 +54,7 @@ class PrivateKey:
     @staticmethod
     def from_seed(seed: bytes) -> PrivateKey:
         """The key whose 32-byte seed is ``seed`` (deterministic; for tests and simulations)."""
-        if len(seed) != 32:
+        if len(seed) != SEED_LENGTH:
             raise ValueError("an Ed25519 seed is 32 bytes")
         return PrivateKey(Ed25519PrivateKey.from_private_bytes(seed))
 

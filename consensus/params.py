@@ -10,7 +10,7 @@ from consensus.types import Address, ChainId, Hash, PublicKey, Stake, Threshold,
 
 
 class Mode(enum.StrEnum):
-    """How model updates are made (DESIGN §3 in docs/protocol.md)."""
+    """How model updates are made (docs/protocol.md §3)."""
 
     AGGREGATE = "aggregate"  # every validator contributes; the proposer aggregates
     SOLO = "solo"  # the proposer trains alone
@@ -77,8 +77,8 @@ class ChainParams:
             raise ValueError(f"block_reward must not be negative, got {self.block_reward}")
 
     def is_training_height(self, height: int) -> bool:
-        """True when a block at ``height`` may still change the model (DESIGN §2: after the
-        training budget, blocks carry transactions only)."""
+        """True when a block at ``height`` may still change the model (after the training
+        budget, blocks carry transactions only: docs/protocol.md §3)."""
         return self.training_heights == 0 or height <= self.training_heights
 
     def encode(self) -> bytes:

@@ -28,6 +28,7 @@ from consensus.messages import (
 from consensus.params import ChainParams, Genesis
 from consensus.types import (
     ADDRESS_LENGTH,
+    MAX_ENDPOINT_LENGTH,
     ZERO_HASH,
     Address,
     ChainId,
@@ -40,8 +41,6 @@ from consensus.types import (
     is_quorum,
 )
 from consensus.validators import Validator, ValidatorSet, compute_incremented, compute_updated
-
-MAX_ENDPOINT_LENGTH = 256
 
 
 class InvalidBlock(ValueError):

@@ -23,6 +23,8 @@ ADDRESS_LENGTH = 20
 HASH_LENGTH = 32
 PUBLIC_KEY_LENGTH = 32
 SIGNATURE_LENGTH = 64
+SEED_LENGTH = 32  # an Ed25519 private key's seed
+MAX_ENDPOINT_LENGTH = 256  # host:port of a validator or peer
 ZERO_HASH = Hash(bytes(HASH_LENGTH))
 NIL_ROUND = Round(-1)
 

@@ -1,4 +1,4 @@
-"""The read side of a node, for the gRPC services: committed blocks, state and weights.
+"""The read side of a node, for the gRPC services: committed blocks and state, and weights.
 
 Every store read runs on the store's read thread, never on the event loop that runs consensus.
 """
@@ -62,13 +62,20 @@ class ChainReader:
 
         return await self._io.read(read)
 
+
+class WeightsReader:
+    """Reads the weights this node stores."""
+
+    def __init__(self, io: StoreWorker) -> None:
+        self._io = io
+
     async def read_weights_size(self, weights_hash: Hash) -> int | None:
         """The stored weights' size in bytes, or None when this node does not hold them."""
-        return await self._io.read(self._io.store.get_weights_size, weights_hash)
+        return await self._io.read(self._io.store.weights.get_size, weights_hash)
 
     async def iter_weights(self, weights_hash: Hash) -> AsyncIterator[bytes]:
         """The stored weights' chunks, each read off the event loop."""
-        chunks: Iterator[bytes] = self._io.store.iter_weights(weights_hash)
+        chunks: Iterator[bytes] = self._io.store.weights.iter_chunks(weights_hash)
         while True:
             chunk: bytes | None = await self._io.read(next, chunks, None)
             if chunk is None:

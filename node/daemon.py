@@ -21,16 +21,13 @@ import signal
 from pathlib import Path
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from consensus.crypto import SignatureVerifier
 from consensus.engine import Engine
-from consensus.messages import Contribution
 from consensus.state import ChainState, compute_genesis_state
 from node.block_executor import BlockExecutor
 from node.block_sync import BlockSync
-from node.chain_reader import ChainReader
+from node.chain_reader import ChainReader, WeightsReader
 from node.commit_log import CommitLog
 from node.consensus_driver import ConsensusDriver
 from node.contribution_pool import ContributionPool
@@ -44,20 +41,19 @@ from node.files import (
     read_genesis,
     read_key,
 )
-from node.learning import EncodedWeights, LearningWorker, load_learner
-from node.learning_app import LearningApp, compute_inline_weights
+from node.grpc_server import BindError, start_server
+from node.learning import LearningWorker, load_learner
+from node.learning_app import LearningApp
 from node.logs import setup_logging
 from node.mempool import Mempool
 from node.metrics import Metrics
 from node.peer_manager import PeerManager
-from node.peers import MAX_MESSAGE_BYTES, PeerSet
-from node.services import PeerService, QueryService, add_services
+from node.peers import PeerSet
+from node.services import PeerService, QueryService
 from node.status import StatusReporter
 from node.store import Store
 from node.store_worker import StoreWorker
 from node.weights_pool import WeightsPool
-from node.wire import contribution_to_proto, tx_to_proto
-from proto import learnchain_pb2 as pb
 
 log = logging.getLogger("learnchain.node")
 
@@ -72,15 +68,7 @@ class Node:
         self.key = read_key(home)
         self.genesis_state = compute_genesis_state(self.genesis_file.genesis)
         self.store = Store(home / DATA_DIR / "chain.db")
-        state = self.store.load_state()
-        if state is None:
-            self.store.save_state(self.genesis_state)
-            state = self.genesis_state
-        elif state.chain_id != self.genesis_state.chain_id:
-            raise ConfigError(
-                f"{home / DATA_DIR}: the database is for chain {state.chain_id!r}, "
-                f"genesis.json for {self.genesis_state.chain_id!r}"
-            )
+        state = self.store.load_or_init_state(self.genesis_state)
         self.io = StoreWorker(self.store)
         self.verifier = SignatureVerifier()
         self.engine = Engine(
@@ -102,9 +90,7 @@ class Node:
         )
         self.inbox = EngineInbox(self.engine)
         self.sync = BlockSync(self.inbox, self.verifier, lambda: self.peers.peers.peers)
-        self.mempool = Mempool(
-            state.chain_id, lambda tx: self.peers.peers.broadcast("SubmitTx", tx_to_proto(tx))
-        )
+        self.mempool = Mempool(state.chain_id, self.peers.broadcast_tx)
         self._tasks: list[asyncio.Task[None]] = []
         self.server: grpc.aio.Server | None = None
         self.driver: ConsensusDriver | None = None
@@ -139,7 +125,7 @@ class Node:
             config.train,
             config.timeouts.propose / 1000,
             lambda: self.sync.syncing,
-            self._announce_contribution,
+            self.peers.announce_contribution,
         )
         self.driver = ConsensusDriver(
             self.engine,
@@ -194,59 +180,32 @@ class Node:
         self.executor.add_listener(lambda action, _: self.peers.add_validator_peers(action.state))
         self.executor.add_listener(lambda action, _: app.on_commit(action.state))
 
-    def _announce_contribution(self, contribution: Contribution, weights: EncodedWeights) -> None:
-        announcement = pb.ContributionAnnouncement(contribution=contribution_to_proto(contribution))
-        self.peers.peers.gossip(
-            pb.Envelope(contribution=announcement, weights=compute_inline_weights(weights))
-        )
-
     async def _serve(self, app: LearningApp, driver: ConsensusDriver) -> None:
         """Serve Peer, Query, health and reflection on the listen address."""
-        self.server = server = grpc.aio.server(
-            options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ]
-        )
 
         def refusals(reason: str) -> None:
             self.metrics.rejected.labels(reason=reason).inc()
 
-        chain = ChainReader(
-            self.io,
-            lambda: self.executor.committed,
-            self.genesis_state,
-            (self.home / GENESIS_FILE).read_bytes(),
-        )
+        def committed() -> ChainState:
+            return self.executor.committed
+
+        genesis_json = (self.home / GENESIS_FILE).read_bytes()
+        chain = ChainReader(self.io, committed, self.genesis_state, genesis_json)
+        weights = WeightsReader(self.io)
         status = StatusReporter(
             self.key.address,
             self.config.moniker,
             self.engine,
-            lambda: self.executor.committed,
+            committed,
             lambda: self.peers.peers.connected,
             lambda: self.sync.syncing,
         )
-        add_services(
-            server,
-            PeerService(driver, app, self.mempool, self.peers, chain, refusals),
-            QueryService(chain, status.get_status, refusals),
-            refusals,
-        )
-        health_servicer = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        names = [
-            pb.DESCRIPTOR.services_by_name["Peer"].full_name,
-            pb.DESCRIPTOR.services_by_name["Query"].full_name,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ]
-        reflection.enable_server_reflection(names, server)
-        if server.add_insecure_port(self.config.listen) == 0:
-            raise ConfigError(
-                f"{self.home / 'config.toml'}: listen: cannot bind {self.config.listen}"
-            )
-        await server.start()
-        await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        peer = PeerService(driver, app, self.mempool, self.peers, chain, weights, refusals)
+        query = QueryService(chain, weights, status.get_status, refusals)
+        try:
+            self.server = await start_server(self.config.listen, peer, query, refusals)
+        except BindError as error:
+            raise ConfigError(f"{self.home / 'config.toml'}: listen: {error}") from None
 
     @property
     def committed(self) -> ChainState:

@@ -17,7 +17,19 @@ from typing import Any
 from consensus.crypto import PrivateKey, compute_address, is_valid_public_key
 from consensus.engine import TimeoutConfig
 from consensus.params import MODES, ChainParams, Genesis, GenesisValidator
-from consensus.types import Address, ChainId, Hash, PublicKey, Stake, Threshold, Tokens
+from consensus.types import (
+    ADDRESS_LENGTH,
+    HASH_LENGTH,
+    PUBLIC_KEY_LENGTH,
+    SEED_LENGTH,
+    Address,
+    ChainId,
+    Hash,
+    PublicKey,
+    Stake,
+    Threshold,
+    Tokens,
+)
 from ml.config import TaskConfig
 from ml.errors import MLError
 
@@ -107,6 +119,59 @@ def read_config(home: Path) -> NodeConfig:
         raise ConfigError(f"{path}: cannot read the file ({error})") from error
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML ({error})") from error
+    return _config_from_toml(path, raw)
+
+
+CONFIG_SECTIONS = ("timeouts", "data")
+
+
+def set_config_value(home: Path, key: str, text: str) -> NodeConfig:
+    """Set one field of ``home/config.toml`` (``section.field`` inside [timeouts] or [data]) to
+    ``text`` read as a TOML value (bare words are strings). The result is checked as ``start``
+    reads it; a bad key or value raises ConfigError and writes nothing."""
+    path = home / CONFIG_FILE
+    current = read_config(home)
+    raw = _config_to_toml(current)
+    section, _, name = key.rpartition(".")
+    if section and section not in CONFIG_SECTIONS:
+        raise _fail(path, key, f"unknown section (known: {', '.join(CONFIG_SECTIONS)})")
+    table = raw[section] if section else raw
+    if name not in table:
+        raise _fail(path, key, "unknown field")
+    try:
+        value = tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        value = text
+    if name == "persistent_peers" and isinstance(value, str):
+        value = [p for p in value.split(",") if p]
+    table[name] = value
+    config = _config_from_toml(path, raw)
+    write_config(home, config)
+    return config
+
+
+def get_config_value(home: Path, key: str) -> Any:
+    """One field of ``home/config.toml`` (``section.field`` inside [timeouts] or [data])."""
+    raw = _config_to_toml(read_config(home))
+    section, _, name = key.rpartition(".")
+    table = raw.get(section) if section else raw
+    if not isinstance(table, dict) or name not in table or name in CONFIG_SECTIONS:
+        raise _fail(home / CONFIG_FILE, key, "unknown field")
+    return table[name]
+
+
+def _config_to_toml(config: NodeConfig) -> dict[str, Any]:
+    raw: dict[str, Any] = {}
+    for f in fields(NodeConfig):
+        value = getattr(config, f.name)
+        if f.name in CONFIG_SECTIONS:
+            raw[f.name] = {g.name: getattr(value, g.name) for g in fields(value)}
+        else:
+            raw[f.name] = list(value) if isinstance(value, tuple) else value
+    return raw
+
+
+def _config_from_toml(path: Path, raw: dict[str, Any]) -> NodeConfig:
     top: dict[str, Any] = {}
     defaults = NodeConfig()
     for key, value in raw.items():
@@ -178,10 +243,10 @@ def write_config(home: Path, config: NodeConfig) -> None:
     """Write ``home/config.toml``."""
     lines = ["# learnchain node configuration", ""]
     for f in fields(NodeConfig):
-        if f.name in ("timeouts", "data"):
+        if f.name in CONFIG_SECTIONS:
             continue
         lines.append(f"{f.name} = {_toml_value(getattr(config, f.name))}")
-    for section in ("timeouts", "data"):
+    for section in CONFIG_SECTIONS:
         lines += ["", f"[{section}]"]
         value = getattr(config, section)
         lines += [f"{f.name} = {_toml_value(getattr(value, f.name))}" for f in fields(value)]
@@ -284,7 +349,9 @@ def read_genesis(home: Path) -> GenesisFile:
     for i, v in enumerate(_typed(path, "validators", raw["validators"], list)):
         where = f"validators[{i}]"
         v = _typed(path, where, v, dict)
-        public_key = PublicKey(_hex(path, f"{where}.public_key", v.get("public_key"), 32))
+        public_key = PublicKey(
+            _hex(path, f"{where}.public_key", v.get("public_key"), PUBLIC_KEY_LENGTH)
+        )
         if not is_valid_public_key(public_key):
             raise _fail(path, f"{where}.public_key", "not an Ed25519 public key")
         stake = _typed(path, f"{where}.stake", v.get("stake"), int)
@@ -296,7 +363,7 @@ def read_genesis(home: Path) -> GenesisFile:
     for i, a in enumerate(_typed(path, "accounts", raw["accounts"], list)):
         where = f"accounts[{i}]"
         a = _typed(path, where, a, dict)
-        address = Address(_hex(path, f"{where}.address", a.get("address"), 20))
+        address = Address(_hex(path, f"{where}.address", a.get("address"), ADDRESS_LENGTH))
         balance = _typed(path, f"{where}.balance", a.get("balance"), int)
         if balance < 0:
             raise _fail(path, f"{where}.balance", "must not be negative")
@@ -310,7 +377,7 @@ def read_genesis(home: Path) -> GenesisFile:
         params,
         tuple(validators),
         tuple(accounts),
-        Hash(_hex(path, "initial_model_hash", raw["initial_model_hash"], 32)),
+        Hash(_hex(path, "initial_model_hash", raw["initial_model_hash"], HASH_LENGTH)),
         compute_app_hash(task),
     )
     return GenesisFile(genesis, task, monikers)
@@ -354,7 +421,7 @@ def read_key_file(path: Path) -> PrivateKey:
         raise ConfigError(f"{path}: permissions {oct(mode & 0o777)} are too open; run chmod 600")
     if not isinstance(raw, dict):
         raise _fail(path, "top level", "expected an object")
-    key = PrivateKey.from_seed(_hex(path, "private_key", raw.get("private_key"), 32))
+    key = PrivateKey.from_seed(_hex(path, "private_key", raw.get("private_key"), SEED_LENGTH))
     if raw.get("public_key") != key.public_key.hex():
         raise _fail(path, "public_key", "does not match private_key")
     return key

@@ -31,7 +31,7 @@ from node.background import Background
 from node.contribution_pool import ContributionPool, compute_awaited_contributors
 from node.learning import EncodedWeights, LearningWorker
 from node.model_follower import ModelFollower
-from node.peers import INLINE_WEIGHTS_BYTES
+from node.peer_manager import compute_inline_weights
 from node.weights_pool import WeightsPool
 
 ROUNDS_BEFORE_PLAIN_BLOCKS = 2
@@ -66,14 +66,6 @@ class ModelUpdate:
 
     model_hash: Hash
     contributions: tuple[Contribution, ...] = ()
-
-
-def compute_inline_weights(weights: EncodedWeights | None) -> bytes:
-    """The bytes to push beside the message naming ``weights``: all of them when small enough,
-    else none (peers fetch them with FetchWeights)."""
-    if weights is None or len(weights.data) > INLINE_WEIGHTS_BYTES:
-        return b""
-    return weights.data
 
 
 class LearningApp:

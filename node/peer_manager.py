@@ -11,15 +11,25 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
+from consensus.messages import Contribution, SignedTx
 from consensus.state import ChainState
-from consensus.types import ADDRESS_LENGTH, Address, ChainId, Height
+from consensus.types import ADDRESS_LENGTH, MAX_ENDPOINT_LENGTH, Address, ChainId, Height
 from consensus.validators import ValidatorSet
 from node.files import ConfigError, check_host_port
-from node.peers import Peer, PeerSet
+from node.learning import EncodedWeights
+from node.peers import INLINE_WEIGHTS_BYTES, Peer, PeerSet
+from node.wire import contribution_to_proto, tx_to_proto
 from proto import learnchain_pb2 as pb
 
 ANNOUNCE_INTERVAL = 5.0  # seconds between Hello rounds to every peer (peers forget on restart)
-MAX_ENDPOINT_CHARS = 256
+
+
+def compute_inline_weights(weights: EncodedWeights | None) -> bytes:
+    """The bytes to push beside the message naming ``weights``: all of them when small enough,
+    else none (peers fetch them with FetchWeights)."""
+    if weights is None or len(weights.data) > INLINE_WEIGHTS_BYTES:
+        return b""
+    return weights.data
 
 
 class HelloError(ValueError):
@@ -78,14 +88,23 @@ class PeerManager:
         peer.gossip(envelope)
         return True
 
+    def broadcast_tx(self, signed: SignedTx) -> None:
+        """Pass a transaction on to every peer."""
+        self.peers.broadcast("SubmitTx", tx_to_proto(signed))
+
+    def announce_contribution(self, contribution: Contribution, weights: EncodedWeights) -> None:
+        """Gossip a contribution, with its weights beside it when they are small."""
+        announcement = pb.ContributionAnnouncement(contribution=contribution_to_proto(contribution))
+        self.gossip(pb.Envelope(contribution=announcement, weights=compute_inline_weights(weights)))
+
     def receive_hello(self, request: pb.HelloRequest) -> pb.HelloResponse:
         """A node announces the address to gossip to; checked, then added to the peers."""
         if request.chain_id != self._chain_id:
             raise HelloError(f"hello is for chain {request.chain_id!r}")
         if len(request.node_id) != ADDRESS_LENGTH:
             raise HelloError(f"node_id must be {ADDRESS_LENGTH} bytes")
-        if not 0 < len(request.endpoint) <= MAX_ENDPOINT_CHARS:
-            raise HelloError(f"endpoint must be 1 to {MAX_ENDPOINT_CHARS} characters")
+        if not 0 < len(request.endpoint) <= MAX_ENDPOINT_LENGTH:
+            raise HelloError(f"endpoint must be 1 to {MAX_ENDPOINT_LENGTH} characters")
         try:
             check_host_port(Path("hello"), "endpoint", request.endpoint)
         except ConfigError as error:

@@ -20,7 +20,7 @@ from consensus.messages import (
     SignedVote,
 )
 from consensus.types import ADDRESS_LENGTH, HASH_LENGTH, Address, Hash
-from node.chain_reader import ChainReader
+from node.chain_reader import ChainReader, WeightsReader
 from node.peers import INLINE_WEIGHTS_BYTES, MAX_RELAYED_VOTES
 from node.wire import (
     WireError,
@@ -78,7 +78,7 @@ async def _refuse(refusals: Refusals, context: grpc.aio.ServicerContext, error: 
 
 
 async def _stream_weights(
-    chain: ChainReader, weights_hash: Hash, context: grpc.aio.ServicerContext, missing: str
+    chain: WeightsReader, weights_hash: Hash, context: grpc.aio.ServicerContext, missing: str
 ) -> AsyncIterator[pb.WeightsChunk]:
     size = await chain.read_weights_size(weights_hash)
     if size is None:
@@ -99,6 +99,7 @@ class PeerService(pb_grpc.PeerServicer):  # type: ignore[misc]
         txs: TxInbox,
         hellos: HelloInbox,
         chain: ChainReader,
+        weights: WeightsReader,
         refusals: Refusals,
     ) -> None:
         self.consensus = consensus
@@ -106,6 +107,7 @@ class PeerService(pb_grpc.PeerServicer):  # type: ignore[misc]
         self.txs = txs
         self.hellos = hellos
         self.chain = chain
+        self.weights = weights
         self.refusals = refusals
 
     async def Hello(
@@ -172,7 +174,7 @@ class PeerService(pb_grpc.PeerServicer):  # type: ignore[misc]
                 self.refusals, context, WireError(f"weights hash must be {HASH_LENGTH} bytes")
             )
         async for chunk in _stream_weights(
-            self.chain, Hash(request.weights_hash), context, "no such weights"
+            self.weights, Hash(request.weights_hash), context, "no such weights"
         ):
             yield chunk
 
@@ -207,10 +209,12 @@ class QueryService(pb_grpc.QueryServicer):  # type: ignore[misc]
     def __init__(
         self,
         chain: ChainReader,
+        weights: WeightsReader,
         status: Callable[[], pb.StatusResponse],
         refusals: Refusals,
     ) -> None:
         self.chain = chain
+        self.weights = weights
         self.status = status
         self.refusals = refusals
 
@@ -263,7 +267,7 @@ class QueryService(pb_grpc.QueryServicer):  # type: ignore[misc]
     ) -> AsyncIterator[pb.WeightsChunk]:
         weights_hash = Hash(request.weights_hash or self.chain.committed.model_hash)
         missing = "this node does not hold those weights (it keeps the last retain_models models)"
-        async for chunk in _stream_weights(self.chain, weights_hash, context, missing):
+        async for chunk in _stream_weights(self.weights, weights_hash, context, missing):
             yield chunk
 
     async def History(
@@ -338,10 +342,15 @@ def _guard_stream(refusals: Refusals, method: Any) -> Any:
 
 
 def add_services(
-    server: grpc.aio.Server, peer: PeerService, query: QueryService, refusals: Refusals
+    server: grpc.aio.Server,
+    refusals: Refusals,
+    peer: PeerService | None = None,
+    query: QueryService | None = None,
 ) -> None:
     """Register Peer and Query so that undecodable requests get INVALID_ARGUMENT, not UNKNOWN."""
     for service_name, servicer in (("Peer", peer), ("Query", query)):
+        if servicer is None:
+            continue
         descriptor = pb.DESCRIPTOR.services_by_name[service_name]
         handlers = {}
         for method in descriptor.methods:

@@ -4,14 +4,14 @@ Keys (one prefix byte each): ``b``+height -> block, ``h``+hash -> height, ``c``+
 ``s`` -> latest state, ``p`` -> sign state, ``w``+weights hash -> chunk manifest, ``k``+chunk
 hash -> chunk. A block, its commit and the state it produces go in one write batch with
 ``sync=True``: after a crash the store holds either the old height or the new one, never half.
-Weights are content-addressed chunks, so they stream in and out without whole copies in memory.
+Weights are content-addressed chunks (``store.weights``, node/weights_store.py), so they stream in
+and out without whole copies in memory.
 """
 
 from __future__ import annotations
 
-import hashlib
 import struct
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,6 +21,8 @@ from consensus.events import SignState
 from consensus.messages import Block, Commit
 from consensus.state import ChainState
 from consensus.types import Hash, Height
+from node.store_error import StoreError
+from node.weights_store import WeightsStore
 from node.wire import (
     block_from_proto,
     block_to_proto,
@@ -34,8 +36,6 @@ from node.wire import (
 from proto import learnchain_pb2 as pb
 
 T = TypeVar("T")
-CHUNK_SIZE = 1 << 20
-WEIGHTS_BATCH_BYTES = 8 << 20
 # The memtable size trades memory for large writes. LevelDB's default 4 MB makes a 100 MB weights
 # write about twice as slow as 32 MB does (bench/weights_propagation.py), but a node holds up to
 # two memtables plus the mapped tables they flush to, which with 32 MB kept a digits validator
@@ -44,10 +44,6 @@ WRITE_BUFFER_BYTES = 8 << 20
 _HEIGHT = struct.Struct(">Q")
 _STATE_KEY = b"s"
 _SIGN_STATE_KEY = b"p"
-
-
-class StoreError(RuntimeError):
-    """The database cannot be opened or holds something unreadable; the message says where."""
 
 
 def _height_key(prefix: bytes, height: int) -> bytes:
@@ -72,6 +68,7 @@ class Store:
             raise StoreError(
                 f"{self.path}: the database is corrupt ({error}); restore it or sync a new node"
             ) from error
+        self.weights = WeightsStore(self._db, self.path)
         self._check_consistency()
 
     def close(self) -> None:
@@ -117,6 +114,20 @@ class Store:
     def save_state(self, state: ChainState) -> None:
         """Store a state on its own (the genesis state)."""
         self._db.put(_STATE_KEY, state_to_proto(state).SerializeToString(), sync=True)
+
+    def load_or_init_state(self, genesis: ChainState) -> ChainState:
+        """The latest state, or ``genesis`` (written) for a new database; StoreError when the
+        database belongs to another chain."""
+        state = self.load_state()
+        if state is None:
+            self.save_state(genesis)
+            return genesis
+        if state.chain_id != genesis.chain_id:
+            raise StoreError(
+                f"{self.path}: the database is for chain {state.chain_id!r}, "
+                f"genesis.json for {genesis.chain_id!r}"
+            )
+        return state
 
     def _read(self, key: bytes, what: str, parse: Callable[[bytes], T]) -> T | None:
         """The value at ``key`` parsed, None when absent, StoreError when unreadable."""
@@ -207,80 +218,3 @@ class Store:
         """The last persisted sign state."""
         data = self._db.get(_SIGN_STATE_KEY)
         return None if data is None else sign_state_from_proto(pb.SignState.FromString(data))
-
-    # --- weights ----------------------------------------------------------------------------
-
-    def put_weights(
-        self,
-        weights_hash: Hash,
-        chunks: Iterable[bytes | bytearray | memoryview],
-        sync: bool = False,
-    ) -> int:
-        """Store weights as content-addressed chunks under ``weights_hash``; returns the size.
-
-        Not synced by default: weights can be fetched again from peers, and LevelDB appends to
-        one log in order, so the synced batch of the block that commits them makes them
-        durable too (a crash loses at most weights no block refers to yet).
-
-        Chunks go in write batches of ``WEIGHTS_BATCH_BYTES`` (a 100 MB batch would sit whole in
-        LevelDB's log and memtable); the manifest goes last, so weights are never listed before
-        all their chunks are stored. Chunks without a manifest are garbage for ``prune_weights``.
-        """
-        manifest: list[bytes] = []
-        size = pending = 0
-        batch = self._db.write_batch()
-        for chunk in chunks:
-            view = memoryview(chunk)
-            for start in range(0, len(view), CHUNK_SIZE):
-                piece = bytes(view[start : start + CHUNK_SIZE])
-                key = hashlib.sha256(piece).digest()
-                batch.put(b"k" + key, piece)
-                manifest.append(key)
-                size += len(piece)
-                pending += len(piece)
-                if pending >= WEIGHTS_BATCH_BYTES:
-                    batch.write()
-                    batch, pending = self._db.write_batch(), 0
-        batch.write()
-        self._db.put(b"w" + weights_hash, _HEIGHT.pack(size) + b"".join(manifest), sync=sync)
-        return size
-
-    def has_weights(self, weights_hash: Hash) -> bool:
-        """True when the weights are stored."""
-        return self._db.get(b"w" + weights_hash) is not None
-
-    def iter_weights(self, weights_hash: Hash) -> Iterator[bytes]:
-        """The stored weights' bytes, chunk by chunk; empty when they are not stored."""
-        manifest = self._db.get(b"w" + weights_hash)
-        if manifest is None:
-            return
-        for offset in range(8, len(manifest), 32):
-            chunk = self._db.get(b"k" + manifest[offset : offset + 32])
-            if chunk is None:
-                raise StoreError(f"{self.path}: a chunk of weights {weights_hash.hex()} is missing")
-            yield chunk
-
-    def get_weights_size(self, weights_hash: Hash) -> int | None:
-        """The stored weights' size in bytes."""
-        manifest = self._db.get(b"w" + weights_hash)
-        return None if manifest is None else int(_HEIGHT.unpack(manifest[:8])[0])
-
-    def prune_weights(self, keep: set[Hash]) -> int:
-        """Delete every stored weights not in ``keep`` (headers and hashes stay); returns count."""
-        referenced: set[bytes] = set()
-        doomed: list[bytes] = []
-        for key, manifest in self._db.iterator(prefix=b"w"):
-            chunks = {manifest[o : o + 32] for o in range(8, len(manifest), 32)}
-            if Hash(key[1:]) in keep:
-                referenced |= chunks
-            else:
-                doomed.append(key)
-        if not doomed:
-            return 0
-        with self._db.write_batch(transaction=True, sync=True) as batch:
-            for key in doomed:
-                batch.delete(key)
-            for key in self._db.iterator(prefix=b"k", include_value=False):
-                if key[1:] not in referenced:
-                    batch.delete(key)
-        return len(doomed)

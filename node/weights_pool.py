@@ -79,7 +79,7 @@ class WeightsPool:
         return (
             weights_hash in self._arriving
             or weights_hash in self._unstored
-            or self._io.store.has_weights(weights_hash)
+            or self._io.store.weights.has(weights_hash)
         )
 
     async def get(self, weights_hash: Hash, preferred: str | None = None) -> WeightsBytes | None:
@@ -92,8 +92,10 @@ class WeightsPool:
         if unstored is not None:
             return unstored
         store = self._io.store
-        if store.has_weights(weights_hash):
-            return b"".join(await self._io.run(lambda: list(store.iter_weights(weights_hash))))
+        if store.weights.has(weights_hash):
+            return b"".join(
+                await self._io.run(lambda: list(store.weights.iter_chunks(weights_hash)))
+            )
         sources = list(self._sources())
         random.shuffle(sources)
         sources.sort(key=lambda source: source.address != preferred)
@@ -120,7 +122,7 @@ class WeightsPool:
             return False
         self._unstored[weights_hash] = data
         write = self._background.spawn(
-            self._io.run(self._io.store.put_weights, weights_hash, [data])
+            self._io.run(self._io.store.weights.put, weights_hash, [data])
         )
         write.add_done_callback(lambda task: self._forget_unstored(weights_hash, task))
         return True
@@ -135,7 +137,7 @@ class WeightsPool:
 
     async def store(self, weights: EncodedWeights) -> None:
         """Store this node's own weights (trained or aggregated) before announcing them."""
-        await self._io.run(self._io.store.put_weights, weights.weights_hash, [weights.data])
+        await self._io.run(self._io.store.weights.put, weights.weights_hash, [weights.data])
 
     def on_commit(self, state: ChainState, in_use: set[Hash]) -> None:
         """Retain the committed model; every ``PRUNE_EVERY`` heights prune the rest, except
@@ -149,7 +151,7 @@ class WeightsPool:
         """Delete stored weights other than the retained models, ``in_use`` and what is
         arriving; how many."""
         keep = set(self.retained) | set(self._arriving) | set(self._unstored) | in_use
-        pruned: int = await self._io.run(self._io.store.prune_weights, keep)
+        pruned: int = await self._io.run(self._io.store.weights.prune, keep)
         log.debug("pruned %d stored weights", pruned)
         return pruned
 

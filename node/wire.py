@@ -28,6 +28,7 @@ from consensus.state import Account, Bond, ChainState, Unbonding
 from consensus.types import (
     ADDRESS_LENGTH,
     HASH_LENGTH,
+    MAX_ENDPOINT_LENGTH,
     PUBLIC_KEY_LENGTH,
     SIGNATURE_LENGTH,
     Address,
@@ -224,8 +225,8 @@ def tx_from_proto(message: pb.Tx) -> SignedTx:
     if message.kind not in {k.value for k in TxKind}:
         raise WireError(f"unknown transaction kind {message.kind}")
     if message.recipient and len(message.recipient) != ADDRESS_LENGTH:
-        raise WireError("recipient must be a 20-byte address")
-    if len(message.endpoint) > 256:
+        raise WireError(f"recipient must be a {ADDRESS_LENGTH}-byte address")
+    if len(message.endpoint) > MAX_ENDPOINT_LENGTH:
         raise WireError("endpoint is too long")
     evidence = evidence_from_proto(message.evidence) if message.HasField("evidence") else None
     tx = Tx(

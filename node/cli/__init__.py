@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from node.cli.chain_tx import model, tx
+from node.cli.config import config
 from node.cli.demo import demo
 from node.cli.run import query, start
 from node.cli.setup import init, keys, testnet
@@ -26,3 +27,4 @@ main.add_command(testnet)
 main.add_command(keys)
 main.add_command(simulate)
 main.add_command(demo)
+main.add_command(config)

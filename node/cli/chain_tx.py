@@ -11,7 +11,7 @@ import grpc
 
 from consensus.crypto import PrivateKey
 from consensus.messages import SignedTx, Tx, TxKind
-from consensus.types import Address, ChainId, Nonce, Signature, Tokens
+from consensus.types import ADDRESS_LENGTH, Address, ChainId, Nonce, Signature, Tokens
 from node.cli.run import call, emit, node_options, resolve_node
 from node.files import ConfigError, read_key, read_key_file
 from node.wire import tx_to_proto
@@ -157,8 +157,10 @@ def transfer(
         recipient = bytes.fromhex(to)
     except ValueError:
         raise click.BadParameter("TO must be a hex address") from None
-    if len(recipient) != 20:
-        raise click.BadParameter("TO must be 20 bytes (40 hex characters)")
+    if len(recipient) != ADDRESS_LENGTH:
+        raise click.BadParameter(
+            f"TO must be {ADDRESS_LENGTH} bytes ({2 * ADDRESS_LENGTH} hex characters)"
+        )
     key = _load_signer(home, key_file)
     emit(
         output,

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -19,8 +16,7 @@ import grpc
 
 from consensus.types import Threshold
 from node.cli.options import echo_json, parse_threshold
-from proto import learnchain_pb2 as pb
-from proto import learnchain_pb2_grpc as pb_grpc
+from node.cluster import ClusterError, LocalCluster
 
 ATTACK_KINDS = ("label_flip", "random", "nan", "scaled", "approve_all")
 
@@ -34,64 +30,6 @@ class Progress:
     commit_times: list[float] = field(default_factory=list)
 
 
-def _set_attack(home: Path, attack: str) -> None:
-    config = home / "config.toml"
-    config.write_text(config.read_text().replace('attack = ""', f'attack = "{attack}"'))
-
-
-class Demo:
-    """The processes, the evaluation data and the polling."""
-
-    def __init__(self, root: Path, validators: int, seed: int, partition: str) -> None:
-        self.root = root
-        self.validators = validators
-        self.seed = seed
-        self.partition = partition
-        self.processes: list[subprocess.Popen[bytes]] = []
-        self.addresses: list[str] = []
-        self.stubs: list[Any] = []
-
-    def start(self, base_port: int) -> None:
-        for i in range(self.validators):
-            home = self.root / f"node{i}"
-            log = (self.root / f"node{i}.log").open("ab")
-            self.processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "node.cli", "start", "--home", str(home)],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
-            self.addresses.append(f"127.0.0.1:{base_port + i}")
-            self.stubs.append(pb_grpc.QueryStub(grpc.insecure_channel(self.addresses[-1])))
-
-    def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for process in self.processes:
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-    def check_alive(self) -> None:
-        for i, process in enumerate(self.processes):
-            if process.poll() is not None:
-                tail = (self.root / f"node{i}.log").read_text()[-1500:]
-                raise click.ClickException(
-                    f"node{i} exited with code {process.returncode}:\n{tail}"
-                )
-
-    def height(self, i: int) -> int:
-        try:
-            return int(self.stubs[i].Status(pb.StatusRequest(), timeout=2).height)
-        except grpc.RpcError:
-            return -1
-
-
 def _evaluate(task: Any, data: bytes, test: Any) -> float:
     from safetensors.torch import load
 
@@ -100,10 +38,56 @@ def _evaluate(task: Any, data: bytes, test: Any) -> float:
     return evaluate_state(task, load(data), test).accuracy
 
 
-def _fetch_model(stub: Any, model_hash: bytes) -> bytes:
-    return b"".join(
-        c.data for c in stub.Model(pb.FetchWeightsRequest(weights_hash=model_hash), timeout=60)
-    )
+def _follow(
+    net: LocalCluster,
+    rounds: int,
+    previous_model: bytes,
+    task: Any,
+    test: Any,
+    monikers: dict[bytes, str],
+    byzantine_addresses: set[bytes],
+    progress: Progress,
+    say: Any,
+) -> None:
+    """Show each committed height of node 0 until ``rounds`` heights, scoring each update."""
+    seen = 0
+    last_progress = time.monotonic()
+    while seen < rounds:
+        net.check_alive()
+        if time.monotonic() - last_progress > 120:
+            raise ClusterError("no block committed for 120 s")
+        height = net[0].height()
+        if height <= seen:
+            time.sleep(0.05)
+            continue
+        for h in range(seen + 1, min(height, rounds) + 1):
+            try:
+                item = net[0].block_with_commit(h)
+            except grpc.RpcError:
+                height = h - 1
+                break
+            header = item.block.header
+            updated = header.model_hash != previous_model
+            if updated:
+                progress.accuracy = _evaluate(task, net[0].fetch_model(header.model_hash), test)
+            previous_model = header.model_hash
+            row = {
+                "height": h,
+                "proposer": monikers.get(header.proposer, header.proposer.hex()[:12]),
+                "byzantine_proposer": header.proposer in byzantine_addresses,
+                "round": item.commit.round,
+                "accepted": updated,
+                "accuracy": round(progress.accuracy, 4),
+                "signers": len(item.commit.signatures),
+            }
+            progress.rows.append(row)
+            progress.commit_times.append(time.monotonic())
+            say(
+                f"{h:>6} {row['proposer']:<22} {row['round']:>5} "
+                f"{'yes' if updated else '-':>7} {progress.accuracy:>8.3f}"
+            )
+        seen = min(height, rounds)
+        last_progress = time.monotonic()
 
 
 def _baselines(
@@ -155,7 +139,6 @@ def demo(
     """Run N real validators on loopback that train one model on sharded digits, live."""
     from ml.data import load_digits_pool
     from ml.tasks import TaskConfig, get_task
-    from node.testnet import TestnetSpec, create_testnet, find_free_base_port
 
     if byzantine >= validators:
         raise click.BadParameter("at least one validator must be honest", param_hint="--byzantine")
@@ -167,37 +150,24 @@ def demo(
     else:
         root = keep
     try:
-        base_port = find_free_base_port(validators)
-    except ValueError as error:
-        raise click.ClickException(str(error)) from error
-    try:
-        create_testnet(
-            TestnetSpec(
-                validators,
-                root,
-                "learnchain-demo",
-                threshold,
-                mode,
-                "digits-mlp",
-                partition,
-                seed,
-                base_port,
-            )
+        net = LocalCluster(
+            root,
+            validators,
+            *("--chain-id", "learnchain-demo", "--threshold", str(threshold)),
+            *("--mode", mode, "--partition", partition, "--seed", str(seed)),
         )
-    except ValueError as error:
+        net.configure_all("attack", attack, range(validators - byzantine, validators))
+    except (ClusterError, ValueError) as error:
         raise click.ClickException(str(error)) from error
     monikers = {}
     for i in range(validators):
-        key = json.loads((root / f"node{i}" / "node_key.json").read_text())
+        key = json.loads((net[i].home / "node_key.json").read_text())
         monikers[bytes.fromhex(key["address"])] = f"node{i}" + (
             f" ({attack})" if i >= validators - byzantine else ""
         )
-    for i in range(validators - byzantine, validators):
-        _set_attack(root / f"node{i}", attack)
     task = get_task(TaskConfig(seed=seed))
     _, test = load_digits_pool(seed)
     byzantine_addresses = {a for a, m in monikers.items() if "(" in m}
-    net = Demo(root, validators, seed, partition)
     progress = Progress()
     say(
         f"starting {validators} validators ({mode}, threshold {threshold}, {partition}, "
@@ -205,80 +175,37 @@ def demo(
     )
     started = time.monotonic()
     try:
-        net.start(base_port)
-        deadline = time.monotonic() + 180
-        while min(net.height(i) for i in range(validators)) < 0:
-            net.check_alive()
-            if time.monotonic() > deadline:
-                raise click.ClickException("the validators did not come up within 180 s")
-            time.sleep(0.2)
-        say(f"{'height':>6} {'proposer':<22} {'round':>5} {'update':>7} {'test acc':>8}")
-        seen = 0
-        genesis = json.loads((root / "node0" / "genesis.json").read_text())
-        previous_model = bytes.fromhex(genesis["initial_model_hash"])
-        last_progress = time.monotonic()
-        while seen < rounds:
-            net.check_alive()
-            if time.monotonic() - last_progress > 120:
-                raise click.ClickException(
-                    "no block committed for 120 s; see the node logs in " + str(root)
-                )
-            height = net.height(0)
-            if height <= seen:
-                time.sleep(0.05)
-                continue
-            for h in range(seen + 1, min(height, rounds) + 1):
-                try:
-                    item = net.stubs[0].GetBlock(pb.BlockRequest(height=h), timeout=5)
-                except grpc.RpcError:
-                    height = h - 1
-                    break
-                header = item.block.header
-                updated = header.model_hash != previous_model
-                if updated:
-                    progress.accuracy = _evaluate(
-                        task, _fetch_model(net.stubs[0], header.model_hash), test
-                    )
-                previous_model = header.model_hash
-                row = {
-                    "height": h,
-                    "proposer": monikers.get(header.proposer, header.proposer.hex()[:12]),
-                    "byzantine_proposer": header.proposer in byzantine_addresses,
-                    "round": item.commit.round,
-                    "accepted": updated,
-                    "accuracy": round(progress.accuracy, 4),
-                    "signers": len(item.commit.signatures),
-                }
-                progress.rows.append(row)
-                progress.commit_times.append(time.monotonic())
-                say(
-                    f"{h:>6} {row['proposer']:<22} {row['round']:>5} "
-                    f"{'yes' if updated else '-':>7} {progress.accuracy:>8.3f}"
-                )
-            seen = min(height, rounds)
-            last_progress = time.monotonic()
-        top = min(net.height(i) for i in range(validators))
-        consistent = all(
-            len(
-                {
-                    net.stubs[i]
-                    .GetBlock(pb.BlockRequest(height=h), timeout=5)
-                    .block.SerializeToString()
-                    for i in range(validators)
-                }
+        with net:
+            net.start_all()
+            net.wait_for(range(validators), 0, timeout=180)
+            say(f"{'height':>6} {'proposer':<22} {'round':>5} {'update':>7} {'test acc':>8}")
+            genesis = json.loads((net[0].home / "genesis.json").read_text())
+            _follow(
+                net,
+                rounds,
+                bytes.fromhex(genesis["initial_model_hash"]),
+                task,
+                test,
+                monikers,
+                byzantine_addresses,
+                progress,
+                say,
             )
-            == 1
-            for h in range(1, min(top, rounds) + 1)
-        )
+            top = min(net[i].height() for i in range(validators))
+            consistent = all(
+                len({net[i].block_hash(h) for i in range(validators)}) == 1
+                for h in range(1, min(top, rounds) + 1)
+            )
     except KeyboardInterrupt:
-        net.stop()
         raise click.ClickException("interrupted; every validator was stopped") from None
+    except ClusterError as error:
+        if scratch is not None:
+            scratch._finalizer.detach()  # type: ignore[attr-defined]  # keep the logs to read
+        raise click.ClickException(f"{error}\n(the node logs are in {root})") from None
     except BaseException:
-        net.stop()
         if scratch is not None:
             scratch._finalizer.detach()  # type: ignore[attr-defined]  # keep the logs to read
         raise
-    net.stop()
     if scratch is not None:
         scratch.cleanup()
     say("training the comparison baselines (each party alone, and all data pooled)...")

@@ -9,9 +9,10 @@ from typing import Any
 import click
 import grpc
 
+from consensus.types import ADDRESS_LENGTH
 from node.cli.options import echo_json
 from node.files import ConfigError, read_config
-from node.store import StoreError
+from node.store_error import StoreError
 from proto import learnchain_pb2 as pb
 from proto import learnchain_pb2_grpc as pb_grpc
 
@@ -165,8 +166,10 @@ def account(address: str, node: str | None, home: Path | None, output: str) -> N
         raw = bytes.fromhex(address)
     except ValueError:
         raise click.BadParameter("ADDRESS must be hex") from None
-    if len(raw) != 20:
-        raise click.BadParameter("ADDRESS must be 20 bytes (40 hex characters)")
+    if len(raw) != ADDRESS_LENGTH:
+        raise click.BadParameter(
+            f"ADDRESS must be {ADDRESS_LENGTH} bytes ({2 * ADDRESS_LENGTH} hex characters)"
+        )
     r = call(resolve_node(node, home), "GetAccount", pb.AccountRequest(address=raw))
     payload: dict[str, Any] = {
         "address": address,

@@ -104,7 +104,7 @@ class Chain:
 
     def advance(self, txs: list[SignedTx] | None = None, **kw: object) -> ChainState:
         """Build and commit the next block."""
-        return self.commit(self.next_block(txs, **kw))
+        return self.commit(self.next_block(txs, **kw))  # type: ignore[arg-type]
 
 
 def with_params(**changes: object) -> ChainParams:

@@ -131,6 +131,7 @@ def test_the_sign_state_is_persisted_before_every_signature_leaves() -> None:
         assert isinstance(actions[i - 1], PersistSignState)
         persisted = actions[i - 1].sign_state  # type: ignore[union-attr]
         message = actions[i].message  # type: ignore[union-attr]
+        assert isinstance(message, SignedVote)
         assert (persisted.height, persisted.round) == (message.vote.height, message.vote.round)
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consensus.crypto import SignatureVerifier, compute_hash
+from consensus.crypto import PrivateKey, SignatureVerifier, compute_hash
 from consensus.messages import DuplicateVoteEvidence, SignedVote, TxKind, Vote
 from consensus.state import InvalidBlock, get_total_tokens, process_block
 from consensus.types import Height, Round, Signature, Tokens, VoteType
@@ -23,7 +23,7 @@ from tests.consensus.chain import (
 )
 
 
-def make_chain(balances: int = 1000, **params: object) -> tuple[Chain, list]:
+def make_chain(balances: int = 1000, **params: object) -> tuple[Chain, list[PrivateKey]]:
     keys = make_keys(4)
     users = make_keys(3, seed=99)
     state = make_genesis_state(
@@ -227,9 +227,10 @@ def test_a_block_with_a_wrong_state_root_is_invalid() -> None:
 def test_a_block_whose_last_commit_lacks_a_quorum_is_invalid() -> None:
     chain, _ = make_chain()
     chain.advance()
+    assert chain.last_commit is not None
     chain.last_commit = replace(
         chain.last_commit,
-        signatures=chain.last_commit.signatures[:2],  # type: ignore[union-attr]
+        signatures=chain.last_commit.signatures[:2],
     )
     block = chain.next_block()
     with pytest.raises(InvalidBlock, match="last commit"):

@@ -5,6 +5,7 @@ it, and neither may liveness: a proposer that does not relay costs only gossip r
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import pytest
 
@@ -18,7 +19,7 @@ from consensus.events import (
     TimeoutFired,
     VoteReceived,
 )
-from consensus.messages import SignedProposal, SignedVote
+from consensus.messages import SignedProposal, SignedVote, Vote
 from consensus.params import ChainParams
 from consensus.simulation import (
     Behaviour,
@@ -65,11 +66,17 @@ def get_others(engines: list[Engine], hub: Engine) -> list[Engine]:
     return [e for e in engines if e is not hub]
 
 
-def own_votes(actions: list[object]) -> list[Broadcast]:
+def own_votes(actions: Sequence[object]) -> list[Broadcast]:
     return [a for a in actions if isinstance(a, Broadcast) and isinstance(a.message, SignedVote)]
 
 
-def relays(actions: list[object]) -> list[RelayVote]:
+def vote_of(broadcast: Broadcast) -> Vote:
+    """The vote a Broadcast of an own vote carries."""
+    assert isinstance(broadcast.message, SignedVote)
+    return broadcast.message.vote
+
+
+def relays(actions: Sequence[object]) -> list[RelayVote]:
     return [a for a in actions if isinstance(a, RelayVote)]
 
 
@@ -86,7 +93,7 @@ def test_a_vote_for_a_block_goes_to_the_rounds_proposer_alone() -> None:
     proposal = propose(hub)
     voter = get_others(engines, hub)[0]
     sent = own_votes(voter.handle(proposal))
-    assert [(b.message.vote.vote_type, b.to) for b in sent] == [(VoteType.PREVOTE, hub.address)]
+    assert [(vote_of(b).vote_type, b.to) for b in sent] == [(VoteType.PREVOTE, hub.address)]
 
 
 def test_the_proposer_sends_its_own_vote_to_everyone() -> None:
@@ -103,7 +110,7 @@ def test_nil_votes_and_gossip_resends_go_to_everyone() -> None:
     hub = get_hub(engines)
     voter = get_others(engines, hub)[0]
     nil = own_votes(voter.handle(TimeoutFired(voter.height, Round(0), Step.PROPOSE)))
-    assert [(b.message.vote.block_hash, b.to) for b in nil] == [(None, None)]
+    assert [(vote_of(b).block_hash, b.to) for b in nil] == [(None, None)]
     voter2 = get_others(engines, hub)[1]
     assert own_votes(voter2.handle(propose(hub)))[0].to == hub.address
     resent = own_votes(voter2.handle(GossipTick(voter2.height, Round(0))))

@@ -16,9 +16,11 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.cluster import ROOT, learnchain
+from node.cluster import run_learnchain
 
 pytestmark = pytest.mark.docker
+
+ROOT = Path(__file__).resolve().parents[2]
 
 PROJECT = "learnchain-e2e"
 NODES = {f"node{i}": f"127.0.0.1:{26656 + i}" for i in range(4)} | {"joiner": "127.0.0.1:26664"}
@@ -60,13 +62,13 @@ def _has_compose_v2() -> bool:
 
 def query(node: str, *args: str) -> Any:
     """``learnchain query ... --output json`` against a container's published port."""
-    done = learnchain("query", *args, "--node", NODES[node], "--output", "json", timeout=30)
+    done = run_learnchain("query", *args, "--node", NODES[node], "--output", "json", timeout=30)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
 
 def height(node: str) -> int:
-    done = learnchain("query", "status", "--node", NODES[node], "--output", "json", timeout=30)
+    done = run_learnchain("query", "status", "--node", NODES[node], "--output", "json", timeout=30)
     return int(json.loads(done.stdout)["height"]) if done.returncode == 0 else -1
 
 
@@ -133,7 +135,7 @@ def test_the_four_validators_commit_the_same_blocks_and_the_model_improves(
     assert sorted(stakes.values()) == [1000] * 4
     # Old models are pruned beyond retain_models, so the baseline is the genesis model itself.
     latest = tmp_path / "latest.safetensors"
-    done = learnchain("model", "export", "--node", NODES["node1"], "--out", str(latest))
+    done = run_learnchain("model", "export", "--node", NODES["node1"], "--out", str(latest))
     assert done.returncode == 0, done.stderr
     history = query("node0", "history")["entries"]
     assert sum(e["model_updated"] for e in history) >= 3

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.cluster import Cluster, learnchain
+from node.cluster import LocalCluster, run_learnchain
 
 pytestmark = pytest.mark.e2e
 
@@ -19,12 +19,12 @@ JOINER = 4
 
 def cli_json(*args: str) -> Any:
     """Run a CLI command with ``--output json`` and parse its one JSON object."""
-    done = learnchain(*args, "--output", "json")
+    done = run_learnchain(*args, "--output", "json")
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-CLUSTER: Cluster | None = None  # the running cluster, for log tails in failure messages
+CLUSTER: LocalCluster | None = None  # the running cluster, for log tails in failure messages
 
 
 def wait_until(what: str, check: Callable[[], Any], timeout: float = 180) -> Any:
@@ -42,31 +42,33 @@ def wait_until(what: str, check: Callable[[], Any], timeout: float = 180) -> Any
     raise AssertionError(f"timed out waiting for: {what}{logs}")
 
 
-def validator_stakes(cluster: Cluster) -> dict[str, int]:
-    shown = cli_json("query", "validators", "--node", cluster.address(0))
+def validator_stakes(cluster: LocalCluster) -> dict[str, int]:
+    shown = cli_json("query", "validators", "--node", cluster[0].address)
     return {v["address"]: v["stake"] for v in shown["validators"]}
 
 
-def find_block(cluster: Cluster, first: int, test: Callable[[dict[str, Any]], bool]) -> int | None:
+def find_block(
+    cluster: LocalCluster, first: int, test: Callable[[dict[str, Any]], bool]
+) -> int | None:
     """The first committed height from ``first`` on whose block satisfies ``test``."""
-    for height in range(first, cluster.height(0) + 1):
-        if test(cli_json("query", "block", str(height), "--node", cluster.address(0))):
+    for height in range(first, cluster[0].height() + 1):
+        if test(cli_json("query", "block", str(height), "--node", cluster[0].address)):
             return height
     return None
 
 
 def test_a_full_node_joins_by_staking_then_proposes_votes_and_leaves(tmp_path: Path) -> None:
     global CLUSTER
-    cluster = CLUSTER = Cluster(tmp_path / "net", 4, spare_ports=1)
+    cluster = CLUSTER = LocalCluster(tmp_path / "net", 4, spare_ports=1)
     cluster.start_all()
     try:
         cluster.wait_for([0, 1, 2, 3], 3)
         cluster.init_joiner(JOINER, "--shard", "4/5")
-        cluster.start(JOINER)
-        joiner = cli_json("keys", "show", "--home", str(cluster.home(JOINER)))["address"]
+        cluster[JOINER].start()
+        joiner = cli_json("keys", "show", "--home", str(cluster[JOINER].home))["address"]
 
         # A full node: it follows the chain without being a validator.
-        cluster.wait_for([JOINER], cluster.height(0) + 2)
+        cluster.wait_for([JOINER], cluster[0].height() + 2)
         assert joiner not in validator_stakes(cluster)
 
         cli_json(
@@ -77,22 +79,22 @@ def test_a_full_node_joins_by_staking_then_proposes_votes_and_leaves(tmp_path: P
             "--key",
             str(cluster.root / "faucet_key.json"),
             "--node",
-            cluster.address(0),
+            cluster[0].address,
         )
         # Submitted to the joiner itself, which passes it on to the validators.
-        cli_json("tx", "stake", "2000", "--home", str(cluster.home(JOINER)), "--no-wait")
+        cli_json("tx", "stake", "2000", "--home", str(cluster[JOINER].home), "--no-wait")
         bond = wait_until(
             "the stake committed",
             lambda: (
-                (a := cli_json("query", "account", joiner, "--node", cluster.address(1))).get(
+                (a := cli_json("query", "account", joiner, "--node", cluster[1].address)).get(
                     "bonded"
                 )
                 and a
             ),
         )
         assert bond["bonded"] == 2000
-        assert bond["endpoint"] == cluster.address(JOINER)
-        joined_at = cluster.height(1)
+        assert bond["endpoint"] == cluster[JOINER].address
+        joined_at = cluster[1].height()
 
         wait_until("the joiner in the validator set", lambda: validator_stakes(cluster).get(joiner))
         assert validator_stakes(cluster)[joiner] == 2000
@@ -106,15 +108,15 @@ def test_a_full_node_joins_by_staking_then_proposes_votes_and_leaves(tmp_path: P
             lambda: find_block(cluster, joined_at, lambda b: joiner in b["signers"]),
         )
         assert proposed and signed
-        top = min(cluster.height(i) for i in range(5))
+        top = min(cluster[i].height() for i in range(5))
         for height in range(joined_at, top + 1):
-            assert len({cluster.block_hash(i, height) for i in range(5)}) == 1, height
+            assert len({cluster[i].block_hash(height) for i in range(5)}) == 1, height
 
-        cli_json("tx", "unstake", "2000", "--home", str(cluster.home(JOINER)))
+        cli_json("tx", "unstake", "2000", "--home", str(cluster[JOINER].home))
         wait_until(
             "the joiner out of the validator set", lambda: joiner not in validator_stakes(cluster)
         )
-        height = cluster.height(0)
+        height = cluster[0].height()
         cluster.wait_for([0, 1, 2, 3, JOINER], height + 3)
     finally:
-        cluster.stop_all()
+        cluster.close()

@@ -10,35 +10,35 @@ from pathlib import Path
 import grpc
 import pytest
 
+from node.cluster import LocalCluster, run_learnchain
 from proto import learnchain_pb2 as pb
-from tests.e2e.cluster import Cluster, learnchain
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    net = Cluster(tmp_path_factory.mktemp("e2e") / "net", 4, "--partition", "dirichlet:0.5")
-    net.start_all()
-    try:
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    root = tmp_path_factory.mktemp("e2e") / "net"
+    with LocalCluster(root, 4, "--partition", "dirichlet:0.5") as net:
+        net.start_all()
         net.wait_for([0, 1, 2, 3], 8)
         yield net
-    finally:
-        net.stop_all()
 
 
-def test_every_node_reports_the_same_block_at_every_height(cluster: Cluster) -> None:
-    top = min(cluster.height(i) for i in range(4))
+def test_every_node_reports_the_same_block_at_every_height(cluster: LocalCluster) -> None:
+    top = min(cluster[i].height() for i in range(4))
     for height in range(1, top + 1):
-        assert len({cluster.block_hash(i, height) for i in range(4)}) == 1, height
-    shown = learnchain("query", "block", str(top), "--node", cluster.address(2), "--output", "json")
+        assert len({cluster[i].block_hash(height) for i in range(4)}) == 1, height
+    shown = run_learnchain(
+        "query", "block", str(top), "--node", cluster[2].address, "--output", "json"
+    )
     block = json.loads(shown.stdout)
-    assert block["hash"] == cluster.block_hash(0, top).hex()
+    assert block["hash"] == cluster[0].block_hash(top).hex()
     assert {"height", "hash", "proposer", "model_hash", "txs"} <= set(block)
 
 
-def test_status_has_the_contract_fields(cluster: Cluster) -> None:
-    shown = learnchain("query", "status", "--home", str(cluster.home(1)), "--output", "json")
+def test_status_has_the_contract_fields(cluster: LocalCluster) -> None:
+    shown = run_learnchain("query", "status", "--home", str(cluster[1].home), "--output", "json")
     status = json.loads(shown.stdout)
     assert {
         "chain_id",
@@ -52,24 +52,26 @@ def test_status_has_the_contract_fields(cluster: Cluster) -> None:
     assert status["peers"] == 3
 
 
-def test_validators_lists_the_four_with_their_stakes(cluster: Cluster) -> None:
+def test_validators_lists_the_four_with_their_stakes(cluster: LocalCluster) -> None:
     shown = json.loads(
-        learnchain("query", "validators", "--node", cluster.address(0), "--output", "json").stdout
+        run_learnchain(
+            "query", "validators", "--node", cluster[0].address, "--output", "json"
+        ).stdout
     )
     assert len(shown["validators"]) == 4
     assert all(v["stake"] == 1000 for v in shown["validators"])
 
 
 def test_the_model_is_trained_and_exported_with_the_chains_hash(
-    cluster: Cluster, tmp_path: Path
+    cluster: LocalCluster, tmp_path: Path
 ) -> None:
     history = json.loads(
-        learnchain("query", "history", "--node", cluster.address(0), "--output", "json").stdout
+        run_learnchain("query", "history", "--node", cluster[0].address, "--output", "json").stdout
     )
     assert any(e["model_updated"] for e in history["entries"])
     out = tmp_path / "model.safetensors"
-    exported = learnchain(
-        "model", "export", "--node", cluster.address(3), "--out", str(out), "--output", "json"
+    exported = run_learnchain(
+        "model", "export", "--node", cluster[3].address, "--out", str(out), "--output", "json"
     )
     assert exported.returncode == 0, exported.stderr
     payload = json.loads(exported.stdout)
@@ -84,9 +86,9 @@ def test_the_model_is_trained_and_exported_with_the_chains_hash(
     model.load_state_dict(state)
 
 
-def test_a_transfer_from_the_faucet_is_committed(cluster: Cluster) -> None:
+def test_a_transfer_from_the_faucet_is_committed(cluster: LocalCluster) -> None:
     recipient = "ab" * 20
-    sent = learnchain(
+    sent = run_learnchain(
         "tx",
         "transfer",
         recipient,
@@ -94,14 +96,14 @@ def test_a_transfer_from_the_faucet_is_committed(cluster: Cluster) -> None:
         "--key",
         str(cluster.root / "faucet_key.json"),
         "--node",
-        cluster.address(1),
+        cluster[1].address,
         "--output",
         "json",
     )
     assert sent.returncode == 0, sent.stderr
     account = json.loads(
-        learnchain(
-            "query", "account", recipient, "--node", cluster.address(2), "--output", "json"
+        run_learnchain(
+            "query", "account", recipient, "--node", cluster[2].address, "--output", "json"
         ).stdout
     )
     assert account["balance"] == 25
@@ -118,9 +120,9 @@ STREAMS = [("Peer", "FetchWeights"), ("Peer", "GetBlocks"), ("Query", "Model")]
 
 
 def test_garbage_and_oversized_calls_to_every_method_leave_the_node_running(
-    cluster: Cluster,
+    cluster: LocalCluster,
 ) -> None:
-    channel = grpc.insecure_channel(cluster.address(0))
+    channel = grpc.insecure_channel(cluster[0].address)
     payloads = [
         os.urandom(200),
         b"\x0a\xff\xff\xff\xff\x0f" + os.urandom(50),
@@ -145,13 +147,13 @@ def test_garbage_and_oversized_calls_to_every_method_leave_the_node_running(
                 ), (path, error.code())
                 refused += 1
     assert refused >= len(calls) * 2
-    before = cluster.height(0)
+    before = cluster[0].height()
     cluster.wait_for([0, 1, 2, 3], before + 3)
-    assert cluster.is_running(0)
+    assert cluster[0].is_running()
 
 
-def test_bad_gossip_streams_are_refused_and_leave_the_node_running(cluster: Cluster) -> None:
-    channel = grpc.insecure_channel(cluster.address(0))
+def test_bad_gossip_streams_are_refused_and_leave_the_node_running(cluster: LocalCluster) -> None:
+    channel = grpc.insecure_channel(cluster[0].address)
     gossip = channel.stream_unary("/learnchain.v1.Peer/Gossip")
     bad_streams = [
         [os.urandom(200)],
@@ -174,30 +176,32 @@ def test_bad_gossip_streams_are_refused_and_leave_the_node_running(cluster: Clus
             grpc.StatusCode.INVALID_ARGUMENT,
             grpc.StatusCode.RESOURCE_EXHAUSTED,
         ), raised.value.details()
-    before = cluster.height(0)
+    before = cluster[0].height()
     cluster.wait_for([0, 1, 2, 3], before + 3)
-    assert cluster.is_running(0)
+    assert cluster[0].is_running()
 
 
-def test_a_killed_validator_is_not_missed_and_catches_up_when_restarted(cluster: Cluster) -> None:
-    cluster.kill(3)
-    before = max(cluster.height(i) for i in range(3))
+def test_a_killed_validator_is_not_missed_and_catches_up_when_restarted(
+    cluster: LocalCluster,
+) -> None:
+    cluster[3].kill()
+    before = max(cluster[i].height() for i in range(3))
     cluster.wait_for([0, 1, 2], before + 5)
-    cluster.start(3)
-    target = max(cluster.height(i) for i in range(3)) + 3
+    cluster[3].start()
+    target = max(cluster[i].height() for i in range(3)) + 3
     cluster.wait_for([0, 1, 2, 3], target)
-    top = min(cluster.height(i) for i in range(4))
-    assert cluster.block_hash(3, top) == cluster.block_hash(0, top)
+    top = min(cluster[i].height() for i in range(4))
+    assert cluster[3].block_hash(top) == cluster[0].block_hash(top)
     # It votes again: a later commit carries its signature.
     address = json.loads(
-        learnchain("keys", "show", "--home", str(cluster.home(3)), "--output", "json").stdout
+        run_learnchain("keys", "show", "--home", str(cluster[3].home), "--output", "json").stdout
     )["address"]
     cluster.wait_for([0], top + 5)
     signed = []
-    for height in range(top + 1, cluster.height(0) + 1):
+    for height in range(top + 1, cluster[0].height() + 1):
         block = json.loads(
-            learnchain(
-                "query", "block", str(height), "--node", cluster.address(0), "--output", "json"
+            run_learnchain(
+                "query", "block", str(height), "--node", cluster[0].address, "--output", "json"
             ).stdout
         )
         signed.append(address in block["signers"])
@@ -205,12 +209,12 @@ def test_a_killed_validator_is_not_missed_and_catches_up_when_restarted(cluster:
 
 
 def test_all_validators_killed_and_restarted_continue_from_the_last_height(
-    cluster: Cluster,
+    cluster: LocalCluster,
 ) -> None:
-    heights = [cluster.height(i) for i in range(4)]
+    heights = [cluster[i].height() for i in range(4)]
     for i in range(4):
-        cluster.kill(i)
+        cluster[i].kill()
     cluster.start_all()
     cluster.wait_for([0, 1, 2, 3], max(heights) + 3)
     for i in range(4):
-        assert cluster.block_hash(i, max(heights)) == cluster.block_hash(0, max(heights))
+        assert cluster[i].block_hash(max(heights)) == cluster[0].block_hash(max(heights))

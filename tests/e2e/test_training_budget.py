@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from proto import learnchain_pb2 as pb
-from tests.e2e.cluster import Cluster
+from node.cluster import LocalCluster
 
 pytestmark = pytest.mark.e2e
 
@@ -17,17 +16,10 @@ TRAINING_HEIGHTS = 6
 def test_the_model_stops_changing_after_the_training_budget_and_the_chain_goes_on(
     tmp_path: Path,
 ) -> None:
-    net = Cluster(tmp_path / "net", 3, "--training-heights", str(TRAINING_HEIGHTS))
-    net.start_all()
-    try:
+    with LocalCluster(tmp_path / "net", 3, "--training-heights", str(TRAINING_HEIGHTS)) as net:
+        net.start_all()
         net.wait_for([0, 1, 2], TRAINING_HEIGHTS + 6)
-        stub = net.stub(0)
-        models = [
-            stub.GetBlock(pb.BlockRequest(height=h), timeout=5).block.header.model_hash
-            for h in range(1, TRAINING_HEIGHTS + 7)
-        ]
-    finally:
-        net.stop_all()
+        models = [net[0].block(h).header.model_hash for h in range(1, TRAINING_HEIGHTS + 7)]
     during, after = models[:TRAINING_HEIGHTS], models[TRAINING_HEIGHTS:]
     assert len(set(during)) > 1, "the model should change while training lasts"
     assert set(after) == {during[-1]}, "no block after the budget may change the model"

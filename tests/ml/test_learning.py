@@ -9,6 +9,7 @@ import torch
 from ml.adversaries import ByzantineLearner
 from ml.aggregate import Contribution, aggregate_contributions
 from ml.codec import compute_weights_hash
+from ml.config import Aggregation, Metric
 from ml.data import load_digits_party
 from ml.errors import PrivacyBudgetExceeded, TaskError
 from ml.learner import Learner
@@ -114,14 +115,16 @@ def test_the_loss_metric_compares_per_sample_losses() -> None:
     current = evaluation([1, 1, 1], [0.5, 0.5, 0.5])
     better = evaluation([1, 1, 1], [0.1, 0.2, 0.1])
     worse = evaluation([1, 1, 1], [2.0, 2.5, 3.0])
-    assert VoteRule(metric="loss").decide(better, current).approve
-    assert not VoteRule(metric="loss").decide(worse, current).approve
+    assert VoteRule(metric=Metric.LOSS).decide(better, current).approve
+    assert not VoteRule(metric=Metric.LOSS).decide(worse, current).approve
 
 
 def test_non_finite_losses_and_empty_vote_sets_are_rejected() -> None:
     current = evaluation([1, 1], [0.5, 0.5])
     assert (
-        not VoteRule(metric="loss").decide(evaluation([1, 1], [float("nan"), 0.1]), current).approve
+        not VoteRule(metric=Metric.LOSS)
+        .decide(evaluation([1, 1], [float("nan"), 0.1]), current)
+        .approve
     )
     assert not VoteRule().decide(evaluation([]), evaluation([])).approve
 
@@ -172,13 +175,15 @@ def test_screening_drops_a_label_flipped_contribution(contributions) -> None:  #
     judge = make_learner(0, "iid")
     flipper = ByzantineLearner(judge.task, judge.data, "label_flip", seed=3)
     flipped = Contribution("9", flipper.propose(), flipper.samples)
-    _, used = aggregate_contributions(base, [*honest, flipped], "screened_mean", judge.score, 0.10)
+    _, used = aggregate_contributions(
+        base, [*honest, flipped], Aggregation.SCREENED_MEAN, judge.score, 0.10
+    )
     assert "9" not in used
     assert len(used) >= 3  # honest non-IID contributions survive the screen
 
 
-@pytest.mark.parametrize("rule", ["median", "trimmed_mean"])
-def test_coordinate_wise_rules_produce_finite_weights(contributions, rule: str) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("rule", [Aggregation.MEDIAN, Aggregation.TRIMMED_MEAN])
+def test_coordinate_wise_rules_produce_finite_weights(contributions, rule: Aggregation) -> None:  # type: ignore[no-untyped-def]
     base, honest = contributions
     state, used = aggregate_contributions(base, honest, rule)
     assert len(used) == 4 and all(bool(torch.isfinite(v).all()) for v in state.values())

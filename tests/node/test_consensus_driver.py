@@ -82,7 +82,7 @@ def run_lone_validator(
     tmp_path: Path, heights: int, txs: tuple[SignedTx, ...] = ()
 ) -> tuple[ChainState, App, Gossip, list[int]]:
     genesis = make_genesis_state([KEY], accounts=[(KEY, 100)])
-    app, synced = App(), []
+    app, synced = App(), list[int]()
 
     async def scenario() -> tuple[ChainState, Gossip]:
         store = Store(tmp_path / "chain.db")

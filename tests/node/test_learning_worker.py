@@ -1,5 +1,5 @@
 """The node's learning worker: accepting a model is idempotent, and an early contribution trains
-from the block's model in one step (it starts at this node's precommit; DESIGN §3)."""
+from the block's model in one step (it starts at this node's precommit; docs/protocol.md §3)."""
 
 from __future__ import annotations
 

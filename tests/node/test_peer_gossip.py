@@ -53,7 +53,7 @@ def test_a_merged_batch_never_exceeds_the_limit() -> None:
     assert heights_of(take_next_envelope(outbox)) == [1]
 
 
-class Inbox(pb_grpc.PeerServicer):
+class Inbox(pb_grpc.PeerServicer):  # type: ignore[misc]
     """A peer that only records the gossip it receives."""
 
     def __init__(self) -> None:

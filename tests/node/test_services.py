@@ -24,7 +24,7 @@ from consensus.messages import (
 )
 from consensus.state import ChainState
 from consensus.types import Hash, Height, Round, VoteType
-from node.chain_reader import ChainReader
+from node.chain_reader import ChainReader, WeightsReader
 from node.services import PeerService, QueryService, add_services
 from node.store import Store
 from node.store_worker import StoreWorker
@@ -83,13 +83,14 @@ def serve(
         genesis, committed = build_chain(store, 4)
         io = StoreWorker(store)
         chain = ChainReader(io, lambda: committed, genesis, b"{}")
-        inboxes, refused = Inboxes(), []
+        weights = WeightsReader(io)
+        inboxes, refused = Inboxes(), list[str]()
         server = grpc.aio.server()
         add_services(
             server,
-            PeerService(inboxes, inboxes, inboxes, inboxes, chain, refused.append),
-            QueryService(chain, pb.StatusResponse, refused.append),
             refused.append,
+            PeerService(inboxes, inboxes, inboxes, inboxes, chain, weights, refused.append),
+            QueryService(chain, weights, pb.StatusResponse, refused.append),
         )
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()

@@ -15,7 +15,9 @@ import pytest
 from consensus.crypto import compute_hash
 from consensus.events import SignState
 from consensus.types import Hash, Height, Round, Step
-from node.store import CHUNK_SIZE, Store, StoreError
+from node.store import Store
+from node.store_error import StoreError
+from node.weights_store import CHUNK_SIZE
 from tests.consensus.chain import Chain, make_genesis_state, make_keys
 
 KEYS = make_keys(4)
@@ -55,23 +57,23 @@ def test_weights_stream_in_and_out_by_chunks(tmp_path: Path) -> None:
     data = os.urandom(CHUNK_SIZE * 2 + 12345)
     weights_hash = compute_hash(data)
     with Store(tmp_path / "db") as store:
-        assert store.put_weights(weights_hash, [data[:1000], data[1000:]]) == len(data)
-        chunks = list(store.iter_weights(weights_hash))
+        assert store.weights.put(weights_hash, [data[:1000], data[1000:]]) == len(data)
+        chunks = list(store.weights.iter_chunks(weights_hash))
         assert all(len(c) <= CHUNK_SIZE for c in chunks)
         assert b"".join(chunks) == data
-        assert store.get_weights_size(weights_hash) == len(data)
-        assert list(store.iter_weights(Hash(bytes(32)))) == []
+        assert store.weights.get_size(weights_hash) == len(data)
+        assert list(store.weights.iter_chunks(Hash(bytes(32)))) == []
 
 
 def test_pruning_keeps_only_the_retained_weights(tmp_path: Path) -> None:
     with Store(tmp_path / "db") as store:
         shared = os.urandom(CHUNK_SIZE)
         old, new = compute_hash(b"old"), compute_hash(b"new")
-        store.put_weights(old, [shared + b"old tail"])
-        store.put_weights(new, [shared + b"new tail"])
-        assert store.prune_weights({new}) == 1
-        assert not store.has_weights(old)
-        assert b"".join(store.iter_weights(new)) == shared + b"new tail"
+        store.weights.put(old, [shared + b"old tail"])
+        store.weights.put(new, [shared + b"new tail"])
+        assert store.weights.prune({new}) == 1
+        assert not store.weights.has(old)
+        assert b"".join(store.weights.iter_chunks(new)) == shared + b"new tail"
 
 
 def test_the_recent_models_are_read_back_from_the_blocks(tmp_path: Path) -> None:

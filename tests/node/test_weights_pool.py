@@ -9,7 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from consensus.state import ChainState
-from consensus.types import Hash
+from consensus.types import Hash, Height
+from ml.codec import WeightsBytes
 from node.learning import EncodedWeights
 from node.store import Store
 from node.store_worker import StoreWorker
@@ -29,7 +30,7 @@ class HashChecker:
     def __init__(self) -> None:
         self.checked = 0
 
-    async def verify(self, data: bytes, weights_hash: Hash) -> bool:
+    async def verify(self, data: WeightsBytes, weights_hash: Hash) -> bool:
         self.checked += 1
         return digest(bytes(data)) == weights_hash
 
@@ -83,7 +84,7 @@ def test_weights_whose_hash_does_not_check_are_counted_and_the_next_peer_is_trie
     honest = Source("honest:1", {digest(data): data})
     rejected: list[int] = []
 
-    async def scenario() -> bytes | None:
+    async def scenario() -> WeightsBytes | None:
         pool, io = make_pool(tmp_path, [liar, honest], rejected)
         got = await pool.get(digest(data), preferred="liar:1")
         pool.close()
@@ -95,7 +96,7 @@ def test_weights_whose_hash_does_not_check_are_counted_and_the_next_peer_is_trie
 
 
 def test_weights_no_peer_has_are_none(tmp_path: Path) -> None:
-    async def scenario() -> bytes | None:
+    async def scenario() -> WeightsBytes | None:
         pool, io = make_pool(tmp_path, [Source("a:1", {})], [])
         got = await pool.get(digest(b"nowhere"))
         pool.close()
@@ -133,7 +134,7 @@ def test_pruning_keeps_the_retained_models_and_the_weights_in_use(tmp_path: Path
         for name in (b"m1", b"m2"):
             pool.on_commit(committed_with(state, digest(name), 1), set())
         pruned = await pool.prune({digest(b"contribution")})
-        kept = [io.store.has_weights(digest(name)) for name in names]
+        kept = [io.store.weights.has(digest(name)) for name in names]
         pool.close()
         io.close()
         return pruned, kept
@@ -146,4 +147,4 @@ def test_pruning_keeps_the_retained_models_and_the_weights_in_use(tmp_path: Path
 
 def committed_with(state: ChainState, model_hash: Hash, height: int) -> ChainState:
     assert height % PRUNE_EVERY != 0  # no background prune in the middle of the test
-    return replace(state, model_hash=model_hash, height=height)
+    return replace(state, model_hash=model_hash, height=Height(height))

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from consensus.crypto import compute_hash
 from consensus.events import SignState
 from consensus.messages import (
+    Block,
     DuplicateVoteEvidence,
     Proposal,
     SignedProposal,
@@ -26,7 +27,7 @@ from tests.consensus.chain import CHAIN, Chain, make_genesis_state, make_keys, s
 KEYS = make_keys(4)
 
 
-def busy_chain() -> tuple[Chain, list]:
+def busy_chain() -> tuple[Chain, list[Block]]:
     users = make_keys(2, seed=5)
     chain = Chain(make_genesis_state(KEYS, accounts=[(u, 1000) for u in users]), KEYS)
     chain.advance()

@@ -1,0 +1,287 @@
+"""Real ``learnchain start`` processes on loopback: the one harness behind ``learnchain demo``,
+the end-to-end tests and the benchmarks.
+
+A ``LocalCluster`` makes its homes with ``learnchain testnet``, changes their configuration with
+``learnchain config set`` (as a user would), starts each node as a separate process with its log
+in the testnet directory, and answers questions over gRPC; ``cluster[i]`` is node ``i``. Used as
+a context manager it stops every process and closes every channel and log file it opened.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+import grpc
+
+from consensus.messages import Block
+from node.testnet import find_free_base_port
+from node.wire import block_from_proto
+from proto import learnchain_pb2 as pb
+from proto import learnchain_pb2_grpc as pb_grpc
+
+STOP_SECONDS = 20  # SIGTERM, then SIGKILL after this long
+
+
+class ClusterError(RuntimeError):
+    """A node did not come up, died, or the chain did not get where it was awaited."""
+
+
+def run_learnchain(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the ``learnchain`` command line in a separate process, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "node.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def check_learnchain(*args: str) -> str:
+    """Run the command line; its output, or ClusterError with what it said."""
+    result = run_learnchain(*args)
+    if result.returncode != 0:
+        raise ClusterError((result.stderr or result.stdout).strip())
+    return result.stdout
+
+
+class LocalNode:
+    """One node of a cluster: its home, its process and its gRPC answers."""
+
+    def __init__(self, root: Path, index: int, port: int) -> None:
+        self.index = index
+        self.home = root / f"node{index}"
+        self.address = f"127.0.0.1:{port}"
+        self.log_path = root / f"node{index}.log"
+        self.metrics_address = ""
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        self._channel: grpc.Channel | None = None
+
+    # --- configuration and process ------------------------------------------------------------
+
+    def configure(self, key: str, value: str) -> None:
+        """``learnchain config set KEY VALUE --home`` this node's home."""
+        check_learnchain("config", "set", key, value, "--home", str(self.home))
+        if key == "metrics":
+            self.metrics_address = value
+
+    def start(self) -> None:
+        """``learnchain start --home`` this node's home, in its own process and session."""
+        if self._log is None:
+            self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "node.cli", "start", "--home", str(self.home)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        """The process id."""
+        if self.process is None:
+            raise ClusterError(f"node{self.index} is not running")
+        return self.process.pid
+
+    def is_running(self) -> bool:
+        """True while the process lives."""
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL (a crash)."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=30)
+            self.process = None
+
+    @property
+    def metrics_url(self) -> str:
+        """The Prometheus endpoint (after ``configure("metrics", ...)``)."""
+        if not self.metrics_address:
+            raise ClusterError(f"node{self.index} serves no metrics")
+        return f"http://{self.metrics_address}/metrics"
+
+    def log_tail(self, chars: int = 2000) -> str:
+        """The end of the log."""
+        if not self.log_path.exists():
+            return ""
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def close(self) -> None:
+        """Close the channel and the log file (the process is the cluster's to stop)."""
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    # --- questions over gRPC ------------------------------------------------------------------
+
+    @property
+    def query(self) -> pb_grpc.QueryStub:
+        """A Query stub (one channel per node, closed by ``close``)."""
+        if self._channel is None:
+            self._channel = grpc.insecure_channel(self.address)
+        return pb_grpc.QueryStub(self._channel)
+
+    def status(self) -> pb.StatusResponse | None:
+        """The node's status, or None while it does not answer."""
+        try:
+            response: pb.StatusResponse = self.query.Status(pb.StatusRequest(), timeout=5)
+        except grpc.RpcError:
+            return None
+        return response
+
+    def height(self) -> int:
+        """The committed height (-1 while the node does not answer)."""
+        status = self.status()
+        return -1 if status is None else int(status.height)
+
+    def block_with_commit(self, height: int) -> pb.BlockWithCommit:
+        """The block at ``height`` and its commit, as this node stores them."""
+        response: pb.BlockWithCommit = self.query.GetBlock(
+            pb.BlockRequest(height=height), timeout=5
+        )
+        return response
+
+    def block(self, height: int) -> Block:
+        """The block at ``height``."""
+        return block_from_proto(self.block_with_commit(height).block)
+
+    def block_hash(self, height: int) -> bytes:
+        """The hash of the block at ``height``."""
+        return self.block(height).hash
+
+    def fetch_model(self, model_hash: bytes = b"") -> bytes:
+        """Weights from this node (the current model when no hash is given)."""
+        stream = self.query.Model(pb.FetchWeightsRequest(weights_hash=model_hash), timeout=60)
+        return b"".join(chunk.data for chunk in stream)
+
+
+class LocalCluster:
+    """N validators made by ``learnchain testnet``, each started as its own process."""
+
+    def __init__(
+        self,
+        root: Path,
+        validators: int,
+        *testnet_args: str,
+        base_port: int | None = None,
+        spare_ports: int = 0,
+    ) -> None:
+        self.root = root
+        self.count = validators
+        # Each process searches its own port range first, so concurrent clusters rarely collide.
+        self.base_port = base_port or find_free_base_port(
+            validators + spare_ports, start=30000 + os.getpid() % 1000 * 20, step=37
+        )
+        check_learnchain(
+            "testnet",
+            *("--validators", str(validators), "--output", str(root)),
+            *("--base-port", str(self.base_port)),
+            *testnet_args,
+        )
+        self._nodes = {i: LocalNode(root, i, self.base_port + i) for i in range(validators)}
+
+    def __getitem__(self, i: int) -> LocalNode:
+        node = self._nodes.get(i)
+        if node is None:
+            node = self._nodes[i] = LocalNode(self.root, i, self.base_port + i)
+        return node
+
+    def configure_all(
+        self, key: str, value: str | Callable[[int], str], nodes: Iterable[int] | None = None
+    ) -> None:
+        """The same setting on every validator (or on ``nodes``); ``value(i)`` per node."""
+        for i in range(self.count) if nodes is None else nodes:
+            self[i].configure(key, value if isinstance(value, str) else value(i))
+
+    def enable_metrics(self) -> None:
+        """Serve every validator's Prometheus metrics on a free loopback port of its own."""
+        base = find_free_base_port(self.count, start=self.base_port + 400, step=29)
+        self.configure_all("metrics", lambda i: f"127.0.0.1:{base + i}")
+
+    def init_joiner(self, i: int, *init_args: str) -> LocalNode:
+        """``learnchain init`` a home ``node{i}`` that joins this chain (fetching the genesis)."""
+        joiner = self[i]
+        check_learnchain(
+            "init",
+            *("--home", str(joiner.home), "--moniker", f"node{i}"),
+            *("--genesis-from", self[0].address),
+            *("--peers", ",".join(self[v].address for v in range(self.count))),
+            *("--listen", joiner.address),
+            *init_args,
+        )
+        return joiner
+
+    def start_all(self) -> None:
+        """Start every validator."""
+        for i in range(self.count):
+            self[i].start()
+
+    def check_alive(self) -> None:
+        """Raise ClusterError with the log's tail when a started node has exited."""
+        for node in self._nodes.values():
+            if node.process is not None and node.process.poll() is not None:
+                raise ClusterError(
+                    f"node{node.index} exited with code {node.process.returncode}:\n"
+                    + node.log_tail()
+                )
+
+    def wait_for(self, nodes: Iterable[int], height: int, timeout: float = 180) -> None:
+        """Until every node in ``nodes`` has committed ``height``; ClusterError (with the logs'
+        tails) after ``timeout`` seconds or when a node dies."""
+        nodes = list(nodes)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(self[i].height() >= height for i in nodes):
+                return
+            self.check_alive()
+            time.sleep(0.2)
+        tails = {i: self[i].log_tail() for i in nodes}
+        heights = [self[i].height() for i in nodes]
+        raise ClusterError(f"height {height} not reached: {heights}\n{tails}")
+
+    def stop_all(self) -> None:
+        """SIGTERM every node; SIGKILL what has not stopped within ``STOP_SECONDS``."""
+        running = [node for node in self._nodes.values() if node.process is not None]
+        for node in running:
+            assert node.process is not None
+            if node.process.poll() is None:
+                node.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_SECONDS
+        for node in running:
+            assert node.process is not None
+            try:
+                node.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                node.process.kill()
+                node.process.wait()
+            node.process = None
+
+    def close(self) -> None:
+        """Stop every node and close every channel and log file."""
+        self.stop_all()
+        for node in self._nodes.values():
+            node.close()
+
+    def __enter__(self) -> LocalCluster:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()

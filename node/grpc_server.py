@@ -1,0 +1,42 @@
+"""The node's gRPC server: Peer and Query, the standard health and reflection services."""
+
+from __future__ import annotations
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from node.peers import MAX_MESSAGE_BYTES
+from node.services import PeerService, QueryService, Refusals, add_services
+from proto import learnchain_pb2 as pb
+
+
+class BindError(OSError):
+    """The listen address cannot be bound."""
+
+
+async def start_server(
+    listen: str, peer: PeerService, query: QueryService, refusals: Refusals
+) -> grpc.aio.Server:
+    """Serve on ``listen``; health says SERVING once the server has started."""
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ]
+    )
+    add_services(server, refusals, peer, query)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = [
+        pb.DESCRIPTOR.services_by_name["Peer"].full_name,
+        pb.DESCRIPTOR.services_by_name["Query"].full_name,
+        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        reflection.SERVICE_NAME,
+    ]
+    reflection.enable_server_reflection(names, server)
+    if server.add_insecure_port(listen) == 0:
+        raise BindError(f"cannot bind {listen}")
+    await server.start()
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    return server
