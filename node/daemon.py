@@ -42,7 +42,7 @@ from node.files import (
     read_key,
 )
 from node.grpc_server import BindError, start_server
-from node.learning import LearningWorker, load_learner
+from node.learning import InitialModelMismatch, LearningWorker, load_learning_worker
 from node.learning_app import LearningApp
 from node.logs import setup_logging
 from node.mempool import Mempool
@@ -99,21 +99,17 @@ class Node:
     async def start(self) -> None:
         """Load the learner, create the components that need it, serve gRPC, start consensus."""
         config = self.config
-        learner = await asyncio.get_running_loop().run_in_executor(
-            None,
-            load_learner,
-            self.genesis_file.task,
-            config.data,
-            config.data.party,
-            config.attack,
-        )
-        learning = LearningWorker(learner)
-        if learning.current_hash() != self.genesis_state.model_hash:
-            learning.close()
-            raise ConfigError(
-                f"{self.home / GENESIS_FILE}: initial_model_hash does not match the task's "
-                "initial model (different task, seed or software version)"
+        try:
+            learning = await asyncio.get_running_loop().run_in_executor(
+                None,
+                load_learning_worker,
+                self.genesis_file.task,
+                config.data,
+                config.attack,
+                self.genesis_state.model_hash,
             )
+        except InitialModelMismatch as error:
+            raise ConfigError(f"{self.home / GENESIS_FILE}: {error}") from None
         weights = self._create_weights_pool(learning)
         await weights.store(learning.current_encoded())
         self.app = app = LearningApp(
@@ -206,11 +202,6 @@ class Node:
             self.server = await start_server(self.config.listen, peer, query, refusals)
         except BindError as error:
             raise ConfigError(f"{self.home / 'config.toml'}: listen: {error}") from None
-
-    @property
-    def committed(self) -> ChainState:
-        """The state of the last block written to the store."""
-        return self.executor.committed
 
     async def stop(self) -> None:
         """Stop serving and release everything."""

@@ -53,6 +53,24 @@ def load_learner(task_config: TaskConfig, source: DataSource, seed: int, attack:
     return make_learner(task, data, seed, attack or None)
 
 
+class InitialModelMismatch(ValueError):
+    """The installed task builds another initial model than the genesis names."""
+
+
+def load_learning_worker(
+    task_config: TaskConfig, source: DataSource, attack: str, genesis_model: Hash
+) -> LearningWorker:
+    """The learning worker over this node's data, once its initial model is the genesis one."""
+    worker = LearningWorker(load_learner(task_config, source, source.party, attack))
+    if worker.current_hash() != genesis_model:
+        worker.close()
+        raise InitialModelMismatch(
+            "initial_model_hash does not match the task's initial model "
+            "(different task, seed or software version)"
+        )
+    return worker
+
+
 def encode(state: StateDict) -> EncodedWeights:
     """Canonical hash and bytes of a state dict."""
     return EncodedWeights(Hash(compute_weights_hash(state)), encode_weights(state))
