@@ -56,8 +56,9 @@ def check_learnchain(*args: str) -> str:
 class LocalNode:
     """One node of a cluster: its home, its process and its gRPC answers."""
 
-    def __init__(self, root: Path, index: int, port: int) -> None:
+    def __init__(self, root: Path, index: int, port: int, own_session: bool = False) -> None:
         self.index = index
+        self.own_session = own_session
         self.home = root / f"node{index}"
         self.address = f"127.0.0.1:{port}"
         self.log_path = root / f"node{index}.log"
@@ -65,6 +66,7 @@ class LocalNode:
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self._channel: grpc.Channel | None = None
+        self._query: pb_grpc.QueryStub | None = None
 
     # --- configuration and process ------------------------------------------------------------
 
@@ -75,14 +77,16 @@ class LocalNode:
             self.metrics_address = value
 
     def start(self) -> None:
-        """``learnchain start --home`` this node's home, in its own process and session."""
+        """``learnchain start --home`` this node's home, in its own process (and session, when
+        ``own_session``: Ctrl-C in a terminal then reaches only the harness, which stops the
+        nodes itself)."""
         if self._log is None:
             self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "node.cli", "start", "--home", str(self.home)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=self.own_session,
         )
 
     @property
@@ -121,6 +125,7 @@ class LocalNode:
         if self._channel is not None:
             self._channel.close()
             self._channel = None
+            self._query = None
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -129,10 +134,11 @@ class LocalNode:
 
     @property
     def query(self) -> pb_grpc.QueryStub:
-        """A Query stub (one channel per node, closed by ``close``)."""
-        if self._channel is None:
+        """The Query stub (one channel per node, closed by ``close``)."""
+        if self._query is None:
             self._channel = grpc.insecure_channel(self.address)
-        return pb_grpc.QueryStub(self._channel)
+            self._query = pb_grpc.QueryStub(self._channel)
+        return self._query
 
     def status(self) -> pb.StatusResponse | None:
         """The node's status, or None while it does not answer."""
@@ -178,9 +184,13 @@ class LocalCluster:
         *testnet_args: str,
         base_port: int | None = None,
         spare_ports: int = 0,
+        own_sessions: bool = False,
     ) -> None:
         self.root = root
         self.count = validators
+        # Separate sessions cost throughput where the kernel groups CPU time by session
+        # (sched_autogroup): about a third of the 16-validator commit rate (bench/README.md).
+        self.own_sessions = own_sessions
         # Each process searches its own port range first, so concurrent clusters rarely collide.
         self.base_port = base_port or find_free_base_port(
             validators + spare_ports, start=30000 + os.getpid() % 1000 * 20, step=37
@@ -191,12 +201,12 @@ class LocalCluster:
             *("--base-port", str(self.base_port)),
             *testnet_args,
         )
-        self._nodes = {i: LocalNode(root, i, self.base_port + i) for i in range(validators)}
+        self._nodes: dict[int, LocalNode] = {}
 
     def __getitem__(self, i: int) -> LocalNode:
         node = self._nodes.get(i)
         if node is None:
-            node = self._nodes[i] = LocalNode(self.root, i, self.base_port + i)
+            node = self._nodes[i] = LocalNode(self.root, i, self.base_port + i, self.own_sessions)
         return node
 
     def configure_all(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from consensus.dispatch import ActionHandler, dispatch
@@ -90,7 +90,7 @@ class Gossip(Protocol):
         ...
 
 
-class ConsensusDriver(ActionHandler[asyncio.Future[None] | None]):
+class ConsensusDriver(ActionHandler[Awaitable[None] | None]):
     """Runs the engine: events in, actions carried out."""
 
     def __init__(
@@ -165,9 +165,9 @@ class ConsensusDriver(ActionHandler[asyncio.Future[None] | None]):
 
     # --- actions (consensus.dispatch.ActionHandler) ------------------------------------------
 
-    def persist_sign_state(self, action: PersistSignState) -> asyncio.Future[None]:
+    def persist_sign_state(self, action: PersistSignState) -> Awaitable[None]:
         """Written (sync) on the sign-state thread before the signature goes out."""
-        return asyncio.ensure_future(self._io.save_sign_state(action.sign_state))
+        return self._io.save_sign_state(action.sign_state)
 
     def broadcast(self, action: Broadcast) -> None:
         """Gossip an own message (a vote perhaps to the round's relay hub alone)."""

@@ -155,6 +155,7 @@ def demo(
             validators,
             *("--chain-id", "learnchain-demo", "--threshold", str(threshold)),
             *("--mode", mode, "--partition", partition, "--seed", str(seed)),
+            own_sessions=True,
         )
         net.configure_all("attack", attack, range(validators - byzantine, validators))
     except (ClusterError, ValueError) as error:
