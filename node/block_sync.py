@@ -49,8 +49,8 @@ class BlockSource(Protocol):
         """The peer's host:port."""
         ...
 
-    def get_blocks(self, from_height: int) -> AsyncIterator[pb.BlockBatch]:
-        """Batches of committed blocks with their commits from ``from_height`` on."""
+    def get_blocks(self, chain_id: str, from_height: int) -> AsyncIterator[pb.BlockBatch]:
+        """Batches of committed blocks of ``chain_id`` with their commits from ``from_height``."""
         ...
 
 
@@ -102,7 +102,7 @@ class BlockSync:
         """Stream from one peer; the height after the last block handed on."""
         chunk: list[CommitReceived] = []
         verifying: deque[asyncio.Task[None]] = deque()  # chunks, oldest first
-        async for batch in source.get_blocks(from_height):
+        async for batch in source.get_blocks(self._inbox.state.chain_id, from_height):
             for item in batch.blocks:
                 block = block_from_proto(item.block)
                 chunk.append(CommitReceived(block, commit_from_proto(item.commit)))

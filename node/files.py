@@ -160,6 +160,25 @@ def get_config_value(home: Path, key: str) -> Any:
     return table[name]
 
 
+MAX_TIMEOUT_MS = 3_600_000  # an hour: anything longer is a typo, not a network
+
+
+def check_timeouts(path: Path, timeouts: TimeoutConfig) -> None:
+    """Step timeouts and the gossip interval are positive, deltas and the commit wait not
+    negative, and none is longer than an hour."""
+    positive = ("propose", "prevote", "precommit", "gossip")
+    for f in fields(timeouts):
+        value = getattr(timeouts, f.name)
+        lowest = 1 if f.name in positive else 0
+        if not lowest <= value <= MAX_TIMEOUT_MS:
+            low = "positive" if lowest else "at least 0"
+            raise _fail(
+                path,
+                f"timeouts.{f.name}",
+                f"must be {low} and at most {MAX_TIMEOUT_MS} ms, got {value}",
+            )
+
+
 def _config_to_toml(config: NodeConfig) -> dict[str, Any]:
     raw: dict[str, Any] = {}
     for f in fields(NodeConfig):
@@ -208,6 +227,7 @@ def _config_from_toml(path: Path, raw: dict[str, Any]) -> NodeConfig:
         raise _fail(path, "log_level", f"must be one of {', '.join(LOG_LEVELS)}")
     if config.retain_models < 1:
         raise _fail(path, "retain_models", "must be at least 1")
+    check_timeouts(path, config.timeouts)
     return config
 
 
@@ -355,6 +375,8 @@ def read_genesis(home: Path) -> GenesisFile:
         if not is_valid_public_key(public_key):
             raise _fail(path, f"{where}.public_key", "not an Ed25519 public key")
         stake = _typed(path, f"{where}.stake", v.get("stake"), int)
+        if stake <= 0:
+            raise _fail(path, f"{where}.stake", f"must be positive, got {stake}")
         endpoint = _typed(path, f"{where}.endpoint", v.get("endpoint", ""), str)
         moniker = _typed(path, f"{where}.moniker", v.get("moniker", ""), str)
         validators.append(GenesisValidator(public_key, Stake(stake), endpoint, moniker))

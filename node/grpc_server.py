@@ -23,6 +23,9 @@ async def start_server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            # gRPC sets SO_REUSEPORT by default: a second node on the same port would bind and
+            # silently share its traffic.
+            ("grpc.so_reuseport", 0),
         ]
     )
     add_services(server, refusals, peer, query)
@@ -35,8 +38,12 @@ async def start_server(
         reflection.SERVICE_NAME,
     ]
     reflection.enable_server_reflection(names, server)
-    if server.add_insecure_port(listen) == 0:
-        raise BindError(f"cannot bind {listen}")
+    try:
+        bound = server.add_insecure_port(listen)
+    except RuntimeError as error:
+        raise BindError(f"cannot bind {listen} ({error})") from None
+    if bound == 0:
+        raise BindError(f"cannot bind {listen} (in use?)")
     await server.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     return server

@@ -167,10 +167,10 @@ class Peer:
             return None
         return buffer if buffer and size == len(buffer) else None
 
-    def get_blocks(self, from_height: int) -> AsyncIterator[pb.BlockBatch]:
-        """Batches of committed blocks with their commits from ``from_height`` on."""
+    def get_blocks(self, chain_id: str, from_height: int) -> AsyncIterator[pb.BlockBatch]:
+        """Batches of committed blocks of ``chain_id`` with their commits from ``from_height``."""
         stream: AsyncIterator[pb.BlockBatch] = self.stub.GetBlocks(
-            pb.GetBlocksRequest(from_height=from_height), timeout=120
+            pb.GetBlocksRequest(chain_id=chain_id, from_height=from_height), timeout=120
         )
         return stream
 

@@ -181,7 +181,12 @@ class PeerService(pb_grpc.PeerServicer):  # type: ignore[misc]
     async def GetBlocks(
         self, request: pb.GetBlocksRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.BlockBatch]:
-        latest = self.chain.committed.height
+        committed = self.chain.committed
+        if request.chain_id != committed.chain_id:
+            await _refuse(
+                self.refusals, context, WireError(f"blocks are for chain {committed.chain_id!r}")
+            )
+        latest = committed.height
         stop = min(
             request.to_height or latest, latest, request.from_height + MAX_BLOCKS_PER_REQUEST
         )

@@ -216,5 +216,8 @@ class Store:
 
     def load_sign_state(self) -> SignState | None:
         """The last persisted sign state."""
-        data = self._db.get(_SIGN_STATE_KEY)
-        return None if data is None else sign_state_from_proto(pb.SignState.FromString(data))
+        return self._read(
+            _SIGN_STATE_KEY,
+            "the sign state",
+            lambda d: sign_state_from_proto(pb.SignState.FromString(d)),
+        )

@@ -345,12 +345,14 @@ class WeightsChunk(_message.Message):
     def __init__(self, data: _Optional[bytes] = ..., total_size: _Optional[int] = ...) -> None: ...
 
 class GetBlocksRequest(_message.Message):
-    __slots__ = ("from_height", "to_height")
+    __slots__ = ("from_height", "to_height", "chain_id")
     FROM_HEIGHT_FIELD_NUMBER: _ClassVar[int]
     TO_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     from_height: int
     to_height: int
-    def __init__(self, from_height: _Optional[int] = ..., to_height: _Optional[int] = ...) -> None: ...
+    chain_id: str
+    def __init__(self, from_height: _Optional[int] = ..., to_height: _Optional[int] = ..., chain_id: _Optional[str] = ...) -> None: ...
 
 class HelloRequest(_message.Message):
     __slots__ = ("chain_id", "node_id", "endpoint")

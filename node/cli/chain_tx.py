@@ -197,6 +197,10 @@ def model() -> None:
 @node_options
 def export(out: Path, height: int | None, node: str | None, home: Path | None, output: str) -> None:
     """Write the global model as safetensors, checking its hash against the chain."""
+    if out.is_dir():
+        raise click.BadParameter(f"{out} is a directory; give a file name", param_hint="--out")
+    if not out.parent.is_dir():
+        raise click.BadParameter(f"{out.parent} does not exist", param_hint="--out")
     address = resolve_node(node, home)
     if height is None:
         status = call(address, "Status", pb.StatusRequest())
@@ -220,7 +224,10 @@ def export(out: Path, height: int | None, node: str | None, home: Path | None, o
 
     if compute_weights_hash(load(data)) != model_hash:
         raise click.ClickException("the weights the node sent do not match the chain's model hash")
-    out.write_bytes(data)
+    try:
+        out.write_bytes(data)
+    except OSError as error:
+        raise click.ClickException(f"cannot write {out}: {error.strerror}") from None
     payload = {
         "out": str(out),
         "height": at,

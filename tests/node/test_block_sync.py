@@ -16,7 +16,7 @@ from node.block_sync import SYNC_CHUNK, BlockSync
 from node.engine_inbox import EngineInbox
 from node.wire import block_to_proto, commit_to_proto
 from proto import learnchain_pb2 as pb
-from tests.consensus.chain import Chain, make_genesis_state, make_keys
+from tests.consensus.chain import CHAIN, Chain, make_genesis_state, make_keys
 
 KEYS = make_keys(4)
 
@@ -45,7 +45,8 @@ class Source:
         self.fail = fail
         self.asked: list[int] = []
 
-    async def get_blocks(self, from_height: int) -> AsyncIterator[pb.BlockBatch]:
+    async def get_blocks(self, chain_id: str, from_height: int) -> AsyncIterator[pb.BlockBatch]:
+        assert chain_id == CHAIN
         self.asked.append(from_height)
         if self.fail:
             raise grpc.aio.AioRpcError(

@@ -56,6 +56,10 @@ def test_a_key_file_readable_by_others_is_refused(tmp_path: Path, testnet_dir: P
         ('listen = "nowhere"', "config.toml: listen: expected host:port"),
         ('colour = "blue"', "config.toml: colour: unknown field"),
         ('[timeouts]\npropose = "fast"', "config.toml: timeouts.propose: expected int"),
+        ("[timeouts]\npropose = -1", "config.toml: timeouts.propose: must be positive"),
+        ("[timeouts]\ngossip = 0", "config.toml: timeouts.gossip: must be positive"),
+        ("[timeouts]\nprevote_delta = -5", "timeouts.prevote_delta: must be at least 0"),
+        ("[timeouts]\nprecommit = 86400000", "timeouts.precommit: .* at most 3600000 ms"),
         ('[data]\nkind = "cloud"', "config.toml: data.kind: must be digits or file"),
         ('[data]\nkind = "file"', "config.toml: data.path: a file data source needs a path"),
         ("persistent_peers = [1]", "config.toml: persistent_peers: expected a list"),
@@ -90,6 +94,11 @@ def _genesis_with(testnet_dir: Path, tmp_path: Path, change: object) -> Path:
             r"validators\[1\].public_key: not valid hex",
         ),
         (lambda d: d["validators"][0].update(stake="lots"), r"validators\[0\].stake: expected int"),
+        (
+            lambda d: d["validators"][0].update(stake=-10),
+            r"validators\[0\].stake: must be positive",
+        ),
+        (lambda d: d["validators"][2].update(stake=0), r"validators\[2\].stake: must be positive"),
         (
             lambda d: d["accounts"][0].update(balance=-5),
             r"accounts\[0\].balance: must not be negative",

@@ -166,6 +166,18 @@ def test_a_refused_message_is_invalid_argument_and_counted(tmp_path: Path) -> No
     assert len(refused) == 2
 
 
+def test_blocks_are_served_only_to_a_node_of_the_same_chain(tmp_path: Path) -> None:
+    async def scenario(channel: grpc.aio.Channel, *_: Any) -> tuple[int, grpc.StatusCode]:
+        peer = pb_grpc.PeerStub(channel)
+        ours = [b async for b in peer.GetBlocks(pb.GetBlocksRequest(chain_id=CHAIN, from_height=1))]
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            request = pb.GetBlocksRequest(chain_id="another-chain", from_height=1)
+            [b async for b in peer.GetBlocks(request)]
+        return sum(len(b.blocks) for b in ours), caught.value.code()
+
+    assert serve(tmp_path, scenario) == (4, grpc.StatusCode.INVALID_ARGUMENT)
+
+
 def test_queries_read_the_store_off_the_event_loop(tmp_path: Path) -> None:
     threads: list[str] = []
 

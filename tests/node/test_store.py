@@ -53,6 +53,13 @@ def test_the_sign_state_survives_a_reopen(tmp_path: Path) -> None:
         assert store.load_sign_state() == sign_state
 
 
+def test_a_corrupt_sign_state_is_a_store_error_naming_it(tmp_path: Path) -> None:
+    with Store(tmp_path / "db") as store:
+        store._db.put(b"p", b"\x0a\xff\xff\xff\xff\x0f garbage")
+    with Store(tmp_path / "db") as store, pytest.raises(StoreError, match="the sign state"):
+        store.load_sign_state()
+
+
 def test_weights_stream_in_and_out_by_chunks(tmp_path: Path) -> None:
     data = os.urandom(CHUNK_SIZE * 2 + 12345)
     weights_hash = compute_hash(data)
