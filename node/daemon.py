@@ -20,8 +20,6 @@ import logging
 import signal
 from pathlib import Path
 
-import grpc
-
 from consensus.crypto import SignatureVerifier
 from consensus.engine import Engine
 from consensus.state import ChainState, compute_genesis_state
@@ -41,7 +39,7 @@ from node.files import (
     read_genesis,
     read_key,
 )
-from node.grpc_server import BindError, start_server
+from node.grpc_server import BindError, RunningServer, start_server
 from node.learning import InitialModelMismatch, LearningWorker, load_learning_worker
 from node.learning_app import LearningApp
 from node.logs import setup_logging
@@ -56,6 +54,10 @@ from node.store_worker import StoreWorker
 from node.weights_pool import WeightsPool
 
 log = logging.getLogger("learnchain.node")
+
+
+class NodeFailure(RuntimeError):
+    """The node cannot go on (the message says why); it stops with a non-zero exit."""
 
 
 class Node:
@@ -92,7 +94,8 @@ class Node:
         self.sync = BlockSync(self.inbox, self.verifier, lambda: self.peers.peers.peers)
         self.mempool = Mempool(state.chain_id, self.peers.broadcast_tx)
         self._tasks: list[asyncio.Task[None]] = []
-        self.server: grpc.aio.Server | None = None
+        self._consensus: asyncio.Task[None] | None = None
+        self.server: RunningServer | None = None
         self.driver: ConsensusDriver | None = None
         self.app: LearningApp | None = None
 
@@ -138,7 +141,8 @@ class Node:
         await self._serve(app, self.driver)
         if config.metrics:
             self.metrics.serve(config.metrics)
-        self._tasks.append(asyncio.create_task(self.driver.run()))
+        self._consensus = asyncio.create_task(self.driver.run())
+        self._tasks.append(self._consensus)
         self.peers.add_validator_peers(self.executor.committed)
         if get_advertised_address(config):
             self._tasks.append(asyncio.create_task(self.peers.announce()))
@@ -203,6 +207,18 @@ class Node:
         except BindError as error:
             raise ConfigError(f"{self.home / 'config.toml'}: listen: {error}") from None
 
+    async def wait_for_failure(self) -> None:
+        """Return only if consensus stopped on an error (a store that cannot write, most
+        often): health says NOT_SERVING, then NodeFailure says why in one line."""
+        assert self._consensus is not None
+        try:
+            await asyncio.shield(self._consensus)
+        except Exception as error:
+            log.error("consensus stopped", exc_info=error)
+            if self.server is not None:
+                await self.server.set_not_serving()
+            raise NodeFailure(f"{self.home}: consensus stopped: {error}") from error
+
     async def stop(self) -> None:
         """Stop serving and release everything."""
         for task in self._tasks:
@@ -230,6 +246,12 @@ async def run_node(home: Path) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await node.start()
-        await stop.wait()
+        stopping = asyncio.create_task(stop.wait())
+        failing = asyncio.create_task(node.wait_for_failure())
+        await asyncio.wait({stopping, failing}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        failing.cancel()
+        if failing.done() and not failing.cancelled():
+            failing.result()  # raises NodeFailure
     finally:
         await node.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -15,9 +17,25 @@ class BindError(OSError):
     """The listen address cannot be bound."""
 
 
+@dataclass(frozen=True)
+class RunningServer:
+    """A started server and the health status it reports."""
+
+    server: grpc.aio.Server
+    health: health.aio.HealthServicer
+
+    async def set_not_serving(self) -> None:
+        """Tell health checks (docker's, grpc-health-probe's) that this node is failing."""
+        await self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    async def stop(self, grace: float) -> None:
+        """Stop serving, letting calls in flight finish within ``grace`` seconds."""
+        await self.server.stop(grace=grace)
+
+
 async def start_server(
     listen: str, peer: PeerService, query: QueryService, refusals: Refusals
-) -> grpc.aio.Server:
+) -> RunningServer:
     """Serve on ``listen``; health says SERVING once the server has started."""
     server = grpc.aio.server(
         options=[
@@ -46,4 +64,4 @@ async def start_server(
         raise BindError(f"cannot bind {listen} (in use?)")
     await server.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    return server
+    return RunningServer(server, health_servicer)

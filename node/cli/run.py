@@ -21,11 +21,11 @@ from proto import learnchain_pb2_grpc as pb_grpc
 @click.option("--home", type=click.Path(path_type=Path), required=True)
 def start(home: Path) -> None:
     """Run a validator (or full node) from its home directory until Ctrl-C."""
-    from node.daemon import run_node
+    from node.daemon import NodeFailure, run_node
 
     try:
         asyncio.run(run_node(home))
-    except (ConfigError, StoreError) as error:
+    except (ConfigError, StoreError, NodeFailure) as error:
         raise click.ClickException(str(error)) from error
     except KeyboardInterrupt:
         pass

@@ -36,6 +36,6 @@ def test_a_second_server_on_the_same_port_is_refused() -> None:
             with pytest.raises(BindError, match=f"cannot bind {listen}"):
                 await start_server(listen, *make_services(), lambda _: None)
         finally:
-            await first.stop(None)
+            await first.stop(0)
 
     asyncio.run(scenario())
