@@ -211,6 +211,19 @@ class _Working:
         self.slashed = set(state.slashed)
 
 
+class CheckState:
+    """CometBFT's check state: the last committed state with the mempool's admitted transactions
+    applied in order, so a transaction is admitted only if it would apply after them."""
+
+    def __init__(self, state: ChainState, verifier: SignatureVerifier) -> None:
+        self._work = _Working(state, Height(state.height + 1))
+        self._verifier = verifier
+
+    def apply(self, signed: SignedTx) -> None:
+        """Apply ``signed`` on top of what was admitted, or raise InvalidTx changing nothing."""
+        process_tx(self._work, signed, self._verifier)
+
+
 def is_valid_commit(
     chain_id: ChainId,
     commit: Commit,

@@ -48,6 +48,14 @@ join)
     echo "joiner address $address: funding it from the faucet account"
     $DC exec -T node0 learnchain tx transfer "$address" "${JOIN_FUNDS:-5000}" \
         --key "$HOME_DIR/faucet_key.json" --node node0:26656
+    # The joiner admits the stake only once it has seen the funds (it checks against its state).
+    tries=0
+    until $DC exec -T joiner learnchain query account "$address" --home "$HOME_DIR" --output json |
+        grep -q '"balance": *[1-9]'; do
+        tries=$((tries + 1))
+        [ "$tries" -gt 120 ] && { echo "error: the joiner did not see its funds" >&2; exit 1; }
+        sleep 1
+    done
     echo "staking ${JOIN_STAKE:-2000}: the joiner becomes a validator two blocks after the stake"
     $DC exec -T joiner learnchain tx stake "${JOIN_STAKE:-2000}" --home "$HOME_DIR"
     ;;

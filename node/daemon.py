@@ -22,6 +22,7 @@ from pathlib import Path
 
 from consensus.crypto import SignatureVerifier
 from consensus.engine import Engine
+from consensus.events import CommitBlock
 from consensus.state import ChainState, compute_genesis_state
 from node.block_executor import BlockExecutor
 from node.block_sync import BlockSync
@@ -92,7 +93,7 @@ class Node:
         )
         self.inbox = EngineInbox(self.engine)
         self.sync = BlockSync(self.inbox, self.verifier, lambda: self.peers.peers.peers)
-        self.mempool = Mempool(state.chain_id, self.peers.broadcast_tx)
+        self.mempool = Mempool(state, self.verifier, self.peers.broadcast_tx)
         self._tasks: list[asyncio.Task[None]] = []
         self._consensus: asyncio.Task[None] | None = None
         self.server: RunningServer | None = None
@@ -173,7 +174,11 @@ class Node:
             self.metrics, lambda: learning.busy_seconds, lambda: self.peers.peers.connected
         )
         self.executor.add_listener(commit_log.on_commit)
-        self.executor.add_listener(lambda action, _: self.mempool.update(action.block))
+
+        def recheck_mempool(action: CommitBlock, _: ChainState) -> None:
+            self.mempool.update(action.block, action.state)
+
+        self.executor.add_listener(recheck_mempool)
         self.executor.add_listener(
             lambda action, _: app.weights.on_commit(action.state, app.weights_in_use())
         )

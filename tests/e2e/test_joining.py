@@ -81,6 +81,14 @@ def test_a_full_node_joins_by_staking_then_proposes_votes_and_leaves(tmp_path: P
             "--node",
             cluster[0].address,
         )
+        # The joiner admits a stake only once it has seen the funds (CheckTx on its own state).
+        wait_until(
+            "the joiner sees its funds",
+            lambda: (
+                cli_json("query", "account", joiner, "--node", cluster[JOINER].address)["balance"]
+                >= 5000
+            ),
+        )
         # Submitted to the joiner itself, which passes it on to the validators.
         cli_json("tx", "stake", "2000", "--home", str(cluster[JOINER].home), "--no-wait")
         bond = wait_until(

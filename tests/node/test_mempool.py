@@ -1,5 +1,7 @@
-"""The mempool admits signed transactions of this chain once, gossips them once, and forgets
-them when a block carries them."""
+"""The mempool admits a transaction only if it applies to the committed state after those
+already admitted (CheckTx), says why at once when it does not, gossips it once, bounds each
+sender's share, and after every block drops what the block carried and evicts what no longer
+applies."""
 
 from __future__ import annotations
 
@@ -7,72 +9,111 @@ from dataclasses import replace
 
 import pytest
 
-from consensus.messages import SignedTx, TxKind
+from consensus.crypto import PrivateKey, SignatureVerifier
+from consensus.messages import Block, SignedTx, TxKind
+from consensus.state import ChainState
 from consensus.types import Address, ChainId, Signature, Tokens
 from node.mempool import Mempool, MempoolError
-from tests.consensus.chain import (
-    CHAIN,
-    Chain,
-    make_genesis_state,
-    make_keys,
-    sign_tx,
-    with_forced_txs,
-)
+from tests.consensus.chain import Chain, make_genesis_state, make_keys, sign_tx
 
 KEYS = make_keys(3)
+USER, OTHER = make_keys(2, seed=9)
 RECIPIENT = Address(b"\x07" * 20)
 
 
-def make_tx(nonce: int = 0) -> SignedTx:
-    return sign_tx(KEYS[0], TxKind.TRANSFER, nonce, recipient=RECIPIENT, amount=Tokens(1))
+def transfer(nonce: int, amount: int = 1, key: PrivateKey = USER) -> SignedTx:
+    return sign_tx(key, TxKind.TRANSFER, nonce, recipient=RECIPIENT, amount=Tokens(amount))
 
 
-def make_mempool(capacity: int = 10) -> tuple[Mempool, list[SignedTx]]:
+def make_chain() -> Chain:
+    return Chain(make_genesis_state(KEYS, accounts=[(USER, 100), (OTHER, 100)]), KEYS)
+
+
+def commit(chain: Chain, txs: list[SignedTx]) -> tuple[Block, ChainState]:
+    block = chain.next_block(txs)
+    assert block.txs == tuple(txs)
+    return block, chain.commit(block)
+
+
+def make_mempool(
+    chain: Chain, capacity: int = 10, per_sender: int = 10
+) -> tuple[Mempool, list[SignedTx]]:
     gossiped: list[SignedTx] = []
-    return Mempool(CHAIN, gossiped.append, capacity), gossiped
+    mempool = Mempool(chain.state, SignatureVerifier(), gossiped.append, capacity, per_sender)
+    return mempool, gossiped
 
 
 def test_a_valid_transaction_is_admitted_and_gossiped_once() -> None:
-    mempool, gossiped = make_mempool()
-    tx = make_tx()
+    mempool, gossiped = make_mempool(make_chain())
+    tx = transfer(0)
     assert mempool.add(tx) == tx.hash()
     assert mempool.add(tx) == tx.hash()
-    assert mempool.reap() == (tx,)
-    assert gossiped == [tx]
+    assert mempool.reap() == (tx,) and gossiped == [tx]
 
 
-def test_a_badly_signed_transaction_is_refused_and_changes_nothing() -> None:
-    mempool, gossiped = make_mempool()
-    forged = SignedTx(make_tx().tx, Signature(bytes(64)))
-    with pytest.raises(MempoolError, match="signature"):
-        mempool.add(forged)
+def test_a_senders_transactions_are_admitted_in_nonce_order_only() -> None:
+    mempool, _ = make_mempool(make_chain())
+    with pytest.raises(MempoolError, match="nonce 1 is not the expected 0"):
+        mempool.add(transfer(1))
+    mempool.add(transfer(0))
+    mempool.add(transfer(1))
+    assert len(mempool) == 2
+
+
+@pytest.mark.parametrize(
+    ("tx", "error"),
+    [
+        (SignedTx(transfer(0).tx, Signature(bytes(64))), "signature is invalid"),
+        (transfer(0, amount=1000), "cannot transfer 1000 from a balance of 100"),
+        (transfer(3), "nonce 3 is not the expected 0"),
+    ],
+)
+def test_a_transaction_that_would_not_apply_is_refused_with_the_reason(
+    tx: SignedTx, error: str
+) -> None:
+    mempool, gossiped = make_mempool(make_chain())
+    with pytest.raises(MempoolError, match=error):
+        mempool.add(tx)
     assert len(mempool) == 0 and gossiped == []
 
 
 def test_a_transaction_for_another_chain_is_refused() -> None:
-    mempool, _ = make_mempool()
-    tx = make_tx().tx
-    other = replace(tx, chain_id=ChainId("other-chain"))
-    signed = SignedTx(other, KEYS[0].sign(other.sign_bytes()))
+    mempool, _ = make_mempool(make_chain())
+    other = replace(transfer(0).tx, chain_id=ChainId("other-chain"))
     with pytest.raises(MempoolError, match="other-chain"):
-        mempool.add(signed)
+        mempool.add(SignedTx(other, USER.sign(other.sign_bytes())))
 
 
-def test_a_full_mempool_refuses_new_transactions() -> None:
-    mempool, _ = make_mempool(capacity=2)
-    mempool.add(make_tx(0))
-    mempool.add(make_tx(1))
+def test_the_pool_and_each_senders_share_of_it_are_bounded() -> None:
+    mempool, _ = make_mempool(make_chain(), capacity=3, per_sender=2)
+    mempool.add(transfer(0))
+    mempool.add(transfer(1))
+    with pytest.raises(MempoolError, match="2 transactions waiting"):
+        mempool.add(transfer(2))
+    mempool.add(transfer(0, key=OTHER))
     with pytest.raises(MempoolError, match="full"):
-        mempool.add(make_tx(2))
-    assert len(mempool) == 2
+        mempool.add(transfer(1, key=OTHER))
 
 
-def test_transactions_a_block_carried_are_forgotten_and_the_rest_stay_in_order() -> None:
-    mempool, _ = make_mempool()
-    txs = [make_tx(n) for n in range(3)]
+def test_a_block_drops_what_it_carried_and_the_rest_wait_in_order() -> None:
+    chain = make_chain()
+    mempool, _ = make_mempool(chain)
+    txs = [transfer(n) for n in range(3)]
     for tx in txs:
         mempool.add(tx)
-    chain = Chain(make_genesis_state(KEYS, accounts=[(KEYS[0], 100)]), KEYS)
-    mempool.update(with_forced_txs(chain.next_block(), (txs[1],)))
-    assert mempool.reap() == (txs[0], txs[2])
-    assert txs[1].hash() not in mempool
+    block, state = commit(chain, [txs[0]])
+    assert mempool.update(block, state) == 0
+    assert mempool.reap() == (txs[1], txs[2])
+
+
+def test_transactions_a_block_made_invalid_are_evicted() -> None:
+    chain = make_chain()
+    mempool, _ = make_mempool(chain)
+    mempool.add(transfer(0, amount=60))
+    mempool.add(transfer(1, amount=30))
+    spent_elsewhere = transfer(0, amount=90)  # another node's proposer saw this one first
+    block, state = commit(chain, [spent_elsewhere])
+    assert mempool.update(block, state) == 2
+    assert len(mempool) == 0
+    mempool.add(transfer(1, amount=10))
+    assert len(mempool) == 1
