@@ -33,6 +33,3 @@ class Background:
         """Cancel every task still running."""
         for task in list(self._tasks):
             task.cancel()
-
-    def __len__(self) -> int:
-        return len(self._tasks)

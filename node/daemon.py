@@ -69,6 +69,7 @@ class Node:
         self.config = read_config(home)
         self.genesis_file = read_genesis(home)
         self.key = read_key(home)
+        self.advertised = get_advertised_address(self.config)
         self.genesis_state = compute_genesis_state(self.genesis_file.genesis)
         self.store = Store(home / DATA_DIR / "chain.db")
         state = self.store.load_or_init_state(self.genesis_state)
@@ -87,8 +88,8 @@ class Node:
             PeerSet(list(self.config.persistent_peers)),
             state.chain_id,
             self.key.address,
-            (get_advertised_address(self.config), self.config.listen),
-            get_advertised_address(self.config),
+            (self.advertised, self.config.listen),
+            self.advertised,
             lambda: self.executor.committed.height,
         )
         self.inbox = EngineInbox(self.engine)
@@ -145,7 +146,7 @@ class Node:
         self._consensus = asyncio.create_task(self.driver.run())
         self._tasks.append(self._consensus)
         self.peers.add_validator_peers(self.executor.committed)
-        if get_advertised_address(config):
+        if self.advertised:
             self._tasks.append(asyncio.create_task(self.peers.announce()))
         app.model.ensure()
         log.info(
@@ -180,7 +181,7 @@ class Node:
 
         self.executor.add_listener(recheck_mempool)
         self.executor.add_listener(
-            lambda action, _: app.weights.on_commit(action.state, app.weights_in_use())
+            lambda action, _: app.weights.on_commit(action.state, app.weights_in_use)
         )
         self.executor.add_listener(lambda action, _: self.peers.add_validator_peers(action.state))
         self.executor.add_listener(lambda action, _: app.on_commit(action.state))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from consensus.crypto import PrivateKey
@@ -286,14 +286,7 @@ class LearningApp:
             self.learning.learner.samples,
             Signature(b""),
         )
-        return Contribution(
-            unsigned.chain_id,
-            unsigned.height,
-            unsigned.validator,
-            unsigned.weights_hash,
-            unsigned.samples,
-            self._key.sign(unsigned.sign_bytes()),
-        )
+        return replace(unsigned, signature=self._key.sign(unsigned.sign_bytes()))
 
     def close(self) -> None:
         """Stop training and following."""

@@ -139,13 +139,13 @@ class WeightsPool:
         """Store this node's own weights (trained or aggregated) before announcing them."""
         await self._io.run(self._io.store.weights.put, weights.weights_hash, [weights.data])
 
-    def on_commit(self, state: ChainState, in_use: set[Hash]) -> None:
+    def on_commit(self, state: ChainState, in_use: Callable[[], set[Hash]]) -> None:
         """Retain the committed model; every ``PRUNE_EVERY`` heights prune the rest, except
-        ``in_use`` (the current height's work in progress)."""
+        ``in_use()`` (the current height's work in progress, asked for only then)."""
         if not self.retained or state.model_hash != self.retained[-1]:
             self.retained.append(state.model_hash)
         if state.height % PRUNE_EVERY == 0:
-            self._background.spawn(self.prune(in_use))
+            self._background.spawn(self.prune(in_use()))
 
     async def prune(self, in_use: set[Hash]) -> int:
         """Delete stored weights other than the retained models, ``in_use`` and what is

@@ -132,7 +132,7 @@ def test_pruning_keeps_the_retained_models_and_the_weights_in_use(tmp_path: Path
             await pool.store(EncodedWeights(digest(name), name))
         state = make_genesis_state(make_keys(1))
         for name in (b"m1", b"m2"):
-            pool.on_commit(committed_with(state, digest(name), 1), set())
+            pool.on_commit(committed_with(state, digest(name), 1), set)
         pruned = await pool.prune({digest(b"contribution")})
         kept = [io.store.weights.has(digest(name)) for name in names]
         pool.close()
