@@ -11,6 +11,7 @@ from typing import Protocol, TypeVar, assert_never
 
 from consensus.events import (
     Action,
+    AwaitWork,
     Broadcast,
     CommitBlock,
     PersistSignState,
@@ -19,6 +20,7 @@ from consensus.events import (
     RequestProposal,
     RequestSync,
     RequestVerdict,
+    ScheduleCommitWait,
     ScheduleGossip,
     ScheduleTimeout,
 )
@@ -65,6 +67,14 @@ class ActionHandler(Protocol[R_co]):
         """Fetch committed blocks from peers that are ahead."""
         ...
 
+    def schedule_commit_wait(self, action: ScheduleCommitWait) -> R_co:
+        """Deliver ``CommitWaitOver`` after the delay."""
+        ...
+
+    def await_work(self, action: AwaitWork) -> R_co:
+        """Deliver ``WorkReady`` once there is something to put in a block."""
+        ...
+
     def rejected(self, action: Rejected) -> R_co:
         """Account for a refused message."""
         ...
@@ -91,6 +101,10 @@ def dispatch(action: Action, handler: ActionHandler[R_co]) -> R_co:
             return handler.commit_block(action)
         case RequestSync():
             return handler.request_sync(action)
+        case ScheduleCommitWait():
+            return handler.schedule_commit_wait(action)
+        case AwaitWork():
+            return handler.await_work(action)
         case Rejected():
             return handler.rejected(action)
         case _:

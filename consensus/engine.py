@@ -17,6 +17,7 @@ rejected an update still follows the quorum's decision, and liveness is Tendermi
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import assert_never
@@ -24,9 +25,11 @@ from typing import assert_never
 from consensus.crypto import PrivateKey, SignatureVerifier
 from consensus.events import (
     Action,
+    AwaitWork,
     Broadcast,
     CommitBlock,
     CommitReceived,
+    CommitWaitOver,
     Event,
     EvidenceReceived,
     GossipTick,
@@ -38,12 +41,14 @@ from consensus.events import (
     RequestProposal,
     RequestSync,
     RequestVerdict,
+    ScheduleCommitWait,
     ScheduleGossip,
     ScheduleTimeout,
     SignState,
     TimeoutFired,
     VerdictReady,
     VoteReceived,
+    WorkReady,
 )
 from consensus.messages import (
     Block,
@@ -95,7 +100,7 @@ class TimeoutConfig:
     prevote_delta: int = 500
     precommit: int = 1000
     precommit_delta: int = 500
-    commit: int = 0  # wait after deciding, to collect late precommits; 0: no artificial delay
+    commit: int = 1000  # pause after deciding (CometBFT's timeout_commit); 0: none
     gossip: int = 1000  # while a round lasts, resend own messages this often (lossy links)
 
     def get_timeout(self, step: Step, round_: int) -> Milliseconds:
@@ -108,8 +113,23 @@ class TimeoutConfig:
         return Milliseconds(base + delta * round_)
 
 
+class Phase(enum.Enum):
+    """Where a height is before and after its first round starts."""
+
+    COMMIT_WAIT = "commit-wait"  # pausing after the last decision (timeouts.commit)
+    WORK_WAIT = "work-wait"  # no empty blocks: waiting for something to decide
+    ROUNDS = "rounds"  # Algorithm 1's rounds are running
+
+
 class Engine:
-    """One node's consensus state machine for the height after its last committed block."""
+    """One node's consensus state machine for the height after its last committed block.
+
+    Pacing (CometBFT's ``timeout_commit`` and ``create_empty_blocks = false``): after a decision
+    the next height's round 0 starts ``timeouts.commit`` later, and with ``wait_for_work`` only
+    once the node reports ``WorkReady``, pending evidence exists, or a validator's message of
+    the height arrives (someone else had work: follow). Until round 0 starts, messages of the
+    height are kept and counted, and a decision or a skip to a later round is still taken.
+    """
 
     def __init__(
         self,
@@ -119,8 +139,10 @@ class Engine:
         sign_state: SignState | None = None,
         verifier: SignatureVerifier | None = None,
         transition: Transition = process_block,
+        wait_for_work: bool = False,
     ) -> None:
         self.key = key
+        self.wait_for_work = wait_for_work
         self.transition = transition
         self.timeouts = timeouts or TimeoutConfig()
         self.verifier = verifier or SignatureVerifier()
@@ -201,10 +223,11 @@ class Engine:
         """
         self.started = True
         out: list[Action] = []
-        resume = self.sign_state.round if self.sign_state.height == self.height else 0
-        self._start_round(Round(max(resume, 0)), out)
         if self.sign_state.height == self.height:
+            self._start_round(Round(max(self.sign_state.round, 0)), out)
             self._restore_own_messages(out)
+        else:
+            self._end_commit_wait(out)
         self._process_rules(out)
         return out
 
@@ -223,12 +246,20 @@ class Engine:
             case VerdictReady():
                 if event.height == self.height:
                     self._verdicts[event.block_hash] = event.approved
+                    self._scores[event.block_hash] = event.score
             case ProposalContent():
                 self._on_proposal_content(event, out)
             case CommitReceived():
                 self._on_commit_received(event, out)
             case EvidenceReceived():
                 self._on_evidence(event.evidence, out)
+            case CommitWaitOver():
+                if event.height == self.height and self.phase == Phase.COMMIT_WAIT:
+                    self._end_commit_wait(out)
+            case WorkReady():
+                if event.height == self.height:
+                    self._work_ready = True
+                    self._wake(out)
             case _:
                 assert_never(event)
         self._process_rules(out)
@@ -242,6 +273,11 @@ class Engine:
         self.height = Height(state.height + 1)
         self.round = Round(0)
         self.step = Step.PROPOSE
+        self.phase = Phase.COMMIT_WAIT
+        self._work_ready = False
+        self._gossip_round: Round | None = None
+        self._verdict_waits: set[Round] = set()
+        self._scores: dict[Hash, int | None] = {}
         self.locked_round = NIL_ROUND
         self.locked_block_hash: Hash | None = None
         self.valid_round = NIL_ROUND
@@ -264,8 +300,37 @@ class Engine:
             self.locked_round = self.sign_state.locked_round
             self.locked_block_hash = self.sign_state.locked_block_hash
 
+    def _enter_height(self, out: list[Action]) -> None:
+        """After a decision: pause ``timeouts.commit``, then go on (``_end_commit_wait``)."""
+        if self.timeouts.commit > 0:
+            out.append(ScheduleCommitWait(self.height, Milliseconds(self.timeouts.commit)))
+        else:
+            self._end_commit_wait(out)
+
+    def _end_commit_wait(self, out: list[Action]) -> None:
+        """StartRound(0), unless there is nothing to decide yet and empty blocks are off."""
+        if self.wait_for_work and not (
+            self._work_ready or self.pending_evidence or self._has_messages_of_height()
+        ):
+            self.phase = Phase.WORK_WAIT
+            out.append(AwaitWork(self.height))
+            # Keep asking peers for this height's block while idle: one that missed the last
+            # blocks must still catch up when nothing new is proposed.
+            self._schedule_gossip(out)
+            return
+        self._start_round(Round(0), out)
+
+    def _has_messages_of_height(self) -> bool:
+        return bool(self._proposals) or self._votes.has_any()
+
+    def _wake(self, out: list[Action]) -> None:
+        """Work arrived while waiting for it: StartRound(0)."""
+        if self.phase == Phase.WORK_WAIT:
+            self._start_round(Round(0), out)
+
     def _start_round(self, round_: Round, out: list[Action]) -> None:
         """Alg.1 lines 11-21: StartRound(round)."""
+        self.phase = Phase.ROUNDS
         self.round = round_
         self.step = Step.PROPOSE
         if self.key is not None and self.get_proposer(round_) == self.key.address:
@@ -276,7 +341,12 @@ class Engine:
                 out.append(RequestProposal(self.height, round_, self.state.model_hash))
         # line 21; the proposer schedules it too, in case its own proposal never materialises
         self._schedule_timeout(Step.PROPOSE, out)
-        out.append(ScheduleGossip(self.height, round_, Milliseconds(self.timeouts.gossip)))
+        if self._gossip_round != round_:  # round 0's ticks may have begun while waiting for work
+            self._schedule_gossip(out)
+
+    def _schedule_gossip(self, out: list[Action]) -> None:
+        self._gossip_round = self.round
+        out.append(ScheduleGossip(self.height, self.round, Milliseconds(self.timeouts.gossip)))
 
     def _restore_own_messages(self, out: list[Action]) -> None:
         """After a restart: count, and gossip again, what this validator signed this round."""
@@ -343,8 +413,19 @@ class Engine:
         step = compute_step_of_vote(vote_type)
         if self.key is None or not self._may_sign(self.round, step):
             return
+        score = (
+            self._scores.get(block_hash)
+            if vote_type == VoteType.PRECOMMIT and block_hash is not None
+            else None
+        )
         vote = Vote(
-            self.state.chain_id, vote_type, self.height, self.round, block_hash, self.key.address
+            self.state.chain_id,
+            vote_type,
+            self.height,
+            self.round,
+            block_hash,
+            self.key.address,
+            score,
         )
         signed = SignedVote(vote, Signature(self.key.sign(vote.sign_bytes())))
         self._record_signing(self.round, step, signed, out)
@@ -393,6 +474,7 @@ class Engine:
         self._count_vote(signed, validator.power, out)
         if vote.block_hash is not None and self.is_relay_hub(vote.round):
             out.append(RelayVote(signed))
+        self._wake(out)
 
     def _count_vote(self, signed: SignedVote, power: int, out: list[Action]) -> None:
         vote = signed.vote
@@ -427,7 +509,9 @@ class Engine:
             validator.public_key, vote.sign_bytes(), signed.signature
         ):
             return
-        self._last_commit_sigs[vote.validator] = CommitSig(vote.validator, signed.signature)
+        self._last_commit_sigs[vote.validator] = CommitSig(
+            vote.validator, signed.signature, vote.score
+        )
         if self._relayed_last_commit:
             out.append(RelayVote(signed))
 
@@ -453,6 +537,7 @@ class Engine:
             out.append(Rejected("proposal's valid round is not before its round"))
             return
         self._accept_proposal(signed)
+        self._wake(out)
 
     def is_signed_by_round_proposer(self, signed: SignedProposal) -> bool:
         """True when ``signed`` is signed by the proposer of its round at this height (the
@@ -563,11 +648,16 @@ class Engine:
             return
         self.pending_evidence[key] = evidence
         out.append(Broadcast(evidence))
+        self._wake(out)
 
     def _on_timeout(self, event: TimeoutFired, out: list[Action]) -> None:
         if event.height != self.height or event.round != self.round:
             return
+        if self.phase != Phase.ROUNDS:
+            return
         if event.step == Step.PROPOSE and self.step == Step.PROPOSE:  # line 57
+            if self._extend_for_verdict(out):
+                return
             self._send_vote(VoteType.PREVOTE, None, out)
             self.step = Step.PREVOTE
         elif event.step == Step.PREVOTE and self.step == Step.PREVOTE:  # line 61
@@ -575,6 +665,27 @@ class Engine:
             self.step = Step.PRECOMMIT
         elif event.step == Step.PRECOMMIT:  # line 65
             self._start_round(Round(self.round + 1), out)
+
+    def _extend_for_verdict(self, out: list[Action]) -> bool:
+        """The round's proposal is here and the learner is still scoring it: wait up to the
+        genesis ``verdict_timeout`` in all (once per round) before line 57 prevotes nil, so a
+        large model is judged rather than timed out. A proposer whose weights never come costs
+        its round at most this."""
+        signed = self._proposals.get(self.round)
+        if (
+            signed is None
+            or self.round in self._verdict_waits
+            or signed.block.hash not in self._verdicts_requested
+            or signed.block.hash in self._verdicts
+        ):
+            return False
+        self._verdict_waits.add(self.round)
+        spent = self.timeouts.get_timeout(Step.PROPOSE, self.round)
+        extra = self.state.params.verdict_timeout - spent
+        if extra <= 0:
+            return False
+        out.append(ScheduleTimeout(self.height, self.round, Step.PROPOSE, Milliseconds(extra)))
+        return True
 
     def _on_gossip_tick(self, event: GossipTick, out: list[Action]) -> None:
         """Tendermint assumes gossip eventually delivers every message: while a round lasts,
@@ -590,7 +701,7 @@ class Engine:
         # proposer gives up on it, which is a whole propose timeout when that proposer is this
         # node. A peer that has not committed the height answers with nothing.
         out.append(RequestSync(self.height))
-        out.append(ScheduleGossip(self.height, self.round, Milliseconds(self.timeouts.gossip)))
+        self._schedule_gossip(out)
 
     # --- validity ---------------------------------------------------------------------------
 
@@ -624,7 +735,7 @@ class Engine:
                 continue
             if self._try_skip_round(out):
                 continue
-            if self._try_round_rules(out):
+            if self.phase == Phase.ROUNDS and self._try_round_rules(out):
                 continue
             return
 
@@ -641,7 +752,10 @@ class Engine:
                 block_hash,
                 tuple(
                     sorted(
-                        (CommitSig(v.vote.validator, v.signature) for v in precommits),
+                        (
+                            CommitSig(v.vote.validator, v.signature, v.vote.score)
+                            for v in precommits
+                        ),
                         key=lambda s: s.validator,
                     )
                 ),
@@ -666,7 +780,7 @@ class Engine:
         self._last_commit_sigs = {s.validator: s for s in commit.signatures}
         self._relayed_last_commit = self.is_relay_hub(commit.round)
         self._reset_height(post_state)
-        self._start_round(Round(0), out)
+        self._enter_height(out)
         future, self._future = self._future, []
         for event in future:
             if isinstance(event, VoteReceived):

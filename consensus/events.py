@@ -64,6 +64,7 @@ class VerdictReady:
     height: Height
     block_hash: Hash
     approved: bool
+    score: int | None = None  # the model's score on the vote set, for the precommit's extension
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,21 @@ class ProposalContent:
     txs: tuple[SignedTx, ...]
     model_hash: Hash
     contributions: tuple[Contribution, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CommitWaitOver:
+    """The pause after a decided block (``timeouts.commit``) is over."""
+
+    height: Height
+
+
+@dataclass(frozen=True, slots=True)
+class WorkReady:
+    """The node has something to put in a block at ``height``: transactions, a learning round
+    that is ready, or the empty-block interval has passed."""
+
+    height: Height
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +110,8 @@ Event = (
     | VerdictReady
     | ProposalContent
     | CommitReceived
+    | CommitWaitOver
+    | WorkReady
 )
 
 # --- actions ------------------------------------------------------------------------------------
@@ -193,6 +211,22 @@ class RequestSync:
 
 
 @dataclass(frozen=True, slots=True)
+class ScheduleCommitWait:
+    """Deliver ``CommitWaitOver`` after ``delay`` (CometBFT's timeout_commit)."""
+
+    height: Height
+    delay: Milliseconds
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitWork:
+    """The engine waits at ``height`` until the node reports ``WorkReady`` (or a validator's
+    message of the height arrives): no empty blocks."""
+
+    height: Height
+
+
+@dataclass(frozen=True, slots=True)
 class Rejected:
     """A message was refused; it changed nothing."""
 
@@ -209,5 +243,7 @@ Action = (
     | RequestProposal
     | CommitBlock
     | RequestSync
+    | ScheduleCommitWait
+    | AwaitWork
     | Rejected
 )

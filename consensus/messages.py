@@ -35,6 +35,13 @@ _PROPOSAL_DOMAIN = b"learnchain/proposal/v1"
 _CONTRIBUTION_DOMAIN = b"learnchain/contribution/v1"
 _TX_DOMAIN = b"learnchain/tx/v1"
 _VOTE_FIELDS = struct.Struct(">BQq32s20s")
+_SCORE = struct.Struct(">q")
+MAX_SCORE = 10**15  # scores are micro-units of the task's metric (higher is better)
+
+
+def encode_score(score: int | None) -> bytes:
+    """A vote extension's score: nothing when absent, so score-less votes sign the same bytes."""
+    return b"" if score is None else b"\x01" + _SCORE.pack(score)
 
 
 def compute_vote_sign_bytes(
@@ -44,14 +51,16 @@ def compute_vote_sign_bytes(
     round_: Round,
     block_hash: Hash | None,
     validator: Address,
+    score: int | None = None,
 ) -> bytes:
-    """What a validator signs for a vote: domain, chain id, type, height, round, block hash and
-    its address."""
+    """What a validator signs for a vote: domain, chain id, type, height, round, block hash, its
+    address and, on a precommit for a model update, its score of the model (the extension)."""
     return (
         _VOTE_DOMAIN
         + encode_str(chain_id)
         + (b"\x01" if block_hash is not None else b"\x00")
         + _VOTE_FIELDS.pack(vote_type, height, round_, block_hash or ZERO_HASH, validator)
+        + encode_score(score)
     )
 
 
@@ -65,12 +74,21 @@ class Vote:
     round: Round
     block_hash: Hash | None
     validator: Address
+    # The vote extension (CometBFT ABCI++): on a precommit for a block that changes the model,
+    # the validator's score of that model on its private vote set (docs/protocol.md §3.3).
+    score: int | None = None
     _sign_bytes: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # One vote is checked by every peer, and again in commits and evidence: encode it once.
         sign_bytes = compute_vote_sign_bytes(
-            self.chain_id, self.vote_type, self.height, self.round, self.block_hash, self.validator
+            self.chain_id,
+            self.vote_type,
+            self.height,
+            self.round,
+            self.block_hash,
+            self.validator,
+            self.score,
         )
         object.__setattr__(self, "_sign_bytes", sign_bytes)
 
@@ -97,6 +115,7 @@ class CommitSig:
 
     validator: Address
     signature: Signature
+    score: int | None = None  # the precommit's extension
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +136,7 @@ class Commit:
             self.round,
             self.block_hash,
             signature.validator,
+            signature.score,
         )
 
     def encode(self) -> bytes:
@@ -126,7 +146,8 @@ class Commit:
             + encode_int(self.round)
             + encode_bytes(self.block_hash)
             + encode_list(
-                encode_bytes(s.validator) + encode_bytes(s.signature) for s in self.signatures
+                encode_bytes(s.validator) + encode_bytes(s.signature) + encode_score(s.score)
+                for s in self.signatures
             )
         )
 
@@ -137,7 +158,8 @@ class Commit:
 
 @dataclass(frozen=True, slots=True)
 class Contribution:
-    """Aggregate mode: a validator's signed local update trained from the model at ``height``."""
+    """Aggregate mode: a validator's signed local update trained from the model committed at
+    ``height`` (the state's ``model_height``): valid until the model changes (§3.2)."""
 
     chain_id: ChainId
     height: Height

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from consensus.encoding import encode_bytes, encode_list, encode_str, encode_uint
+from consensus.encoding import encode_bytes, encode_int, encode_list, encode_str, encode_uint
 from consensus.types import Address, ChainId, Hash, PublicKey, Stake, Threshold, Tokens
 
 
@@ -16,8 +16,19 @@ class Mode(enum.StrEnum):
     SOLO = "solo"  # the proposer trains alone
 
 
+class TrainingEnd(enum.IntEnum):
+    """Why the model no longer changes (docs/protocol.md §3.4)."""
+
+    NONE = 0  # training goes on
+    BUDGET = 1  # the training_heights budget is spent
+    TARGET = 2  # the recorded score reached target_score
+    PLATEAU = 3  # plateau_rounds updates in a row without min_improvement
+
+
 MODES = tuple(mode.value for mode in Mode)
 DEFAULT_VOTE_RELAY_FROM = 8
+SCORE_UNIT = 1_000_000  # scores on chain are micro-units of the metric (accuracy, or -loss)
+MAX_LEARNING_MS = 86_400_000  # a day: a longer round deadline or verdict timeout is a typo
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +54,18 @@ class ChainParams:
     # proposer alone, which relays the votes it counts to every peer in batches: O(n) gossip
     # messages a step instead of O(n²). 0: never (every validator sends to every peer).
     vote_relay_from: int = DEFAULT_VOTE_RELAY_FROM
+    # Learning rounds (§3.2). The aggregating proposer waits for contributions at most this
+    # long after the model it builds on was committed (then aggregates what it has).
+    round_deadline: int = 60_000  # milliseconds
+    # A validator may take this long to fetch and score a proposed model before it prevotes
+    # (the propose step is extended for a pending verdict up to it; Alg.1 line 57 after it).
+    verdict_timeout: int = 30_000  # milliseconds
+    # Training ends by itself (§3.4): when the recorded score reaches ``target_score`` (None: no
+    # target), or after ``plateau_rounds`` updates without improving the best recorded score by
+    # ``min_improvement`` (0: no plateau rule). Scores are micro-units, higher is better.
+    target_score: int | None = None
+    plateau_rounds: int = 20
+    min_improvement: int = 1000
 
     def validate(self) -> None:
         """Raise ValueError naming the first parameter out of range."""
@@ -75,6 +98,23 @@ class ChainParams:
             raise ValueError(f"training_heights must not be negative, got {self.training_heights}")
         if self.block_reward < 0:
             raise ValueError(f"block_reward must not be negative, got {self.block_reward}")
+        for name, value in (
+            ("round_deadline", self.round_deadline),
+            ("verdict_timeout", self.verdict_timeout),
+        ):
+            if not 1 <= value <= MAX_LEARNING_MS:
+                raise ValueError(f"{name} must be between 1 and {MAX_LEARNING_MS} ms, got {value}")
+        if not 0 <= self.plateau_rounds <= 1_000_000:
+            raise ValueError(
+                f"plateau_rounds must be between 0 and 1000000, got {self.plateau_rounds}"
+            )
+        if not 0 <= self.min_improvement <= SCORE_UNIT:
+            raise ValueError(
+                f"min_improvement must be between 0 and {SCORE_UNIT} (micro-units), "
+                f"got {self.min_improvement}"
+            )
+        if self.target_score is not None and abs(self.target_score) > 1000 * SCORE_UNIT:
+            raise ValueError(f"target_score is out of range, got {self.target_score}")
 
     def is_training_height(self, height: int) -> bool:
         """True when a block at ``height`` may still change the model (after the training
@@ -104,8 +144,13 @@ class ChainParams:
                     self.max_contributions,
                     self.training_heights,
                     self.vote_relay_from,
+                    self.round_deadline,
+                    self.verdict_timeout,
+                    self.plateau_rounds,
+                    self.min_improvement,
                 )
             )
+            + (b"\x00" if self.target_score is None else b"\x01" + encode_int(self.target_score))
         )
 
 

@@ -23,9 +23,11 @@ from consensus.dispatch import dispatch
 from consensus.engine import Engine, TimeoutConfig
 from consensus.events import (
     Action,
+    AwaitWork,
     Broadcast,
     CommitBlock,
     CommitReceived,
+    CommitWaitOver,
     Event,
     EvidenceReceived,
     GossipTick,
@@ -37,12 +39,14 @@ from consensus.events import (
     RequestProposal,
     RequestSync,
     RequestVerdict,
+    ScheduleCommitWait,
     ScheduleGossip,
     ScheduleTimeout,
     SignState,
     TimeoutFired,
     VerdictReady,
     VoteReceived,
+    WorkReady,
 )
 from consensus.messages import (
     Block,
@@ -153,6 +157,12 @@ class SimulationConfig:
     )
     params: ChainParams = field(default_factory=ChainParams)
     max_sim_ms: int = 0  # 0: a generous default from ``heights``
+    # Learning at the pace of training (docs/protocol.md §3.2): each validator needs
+    # ``training_ms[i]`` after a model is committed before its update is ready (empty: at once).
+    # A proposer proposes an update only when its own is ready; with ``wait_for_work`` the
+    # engines make no empty blocks and a ready learner reports ``WorkReady``.
+    training_ms: tuple[int, ...] = ()
+    wait_for_work: bool = False
 
     def get_stakes(self) -> list[int]:
         """The validators' stakes (equal when none were given)."""
@@ -222,6 +232,7 @@ class _Node:
     blocks: dict[int, tuple[Block, Commit]] = field(default_factory=dict)
     states: dict[int, ChainState] = field(default_factory=dict)
     sign_state: SignState | None = None
+    model_since: int = 0  # simulated ms at which this node's current model was committed
     alive: bool = True
     epoch: int = 0  # bumps on crash, so events scheduled before it are dropped
 
@@ -298,7 +309,15 @@ class Simulation:
     def _make_engine(
         self, key: PrivateKey, state: ChainState, sign_state: SignState | None
     ) -> Engine:
-        return Engine(state, key, self.config.timeouts, sign_state, self.verifier, self._transition)
+        return Engine(
+            state,
+            key,
+            self.config.timeouts,
+            sign_state,
+            self.verifier,
+            self._transition,
+            wait_for_work=self.config.wait_for_work,
+        )
 
     def _transition(
         self, state: ChainState, block: Block, verifier: SignatureVerifier
@@ -396,6 +415,8 @@ class Simulation:
                     VerdictReady,
                     ProposalContent,
                     CommitReceived,
+                    CommitWaitOver,
+                    WorkReady,
                 ),
             )
             if isinstance(payload, (VoteReceived, ProposalReceived, EvidenceReceived)):
@@ -438,6 +459,12 @@ class Simulation:
         ).digest()
         return int.from_bytes(digest[:8], "big") / 2**64 < self.config.approval
 
+    def get_training_left(self, node: _Node) -> int:
+        """Simulated ms until this node's update from the current model is trained."""
+        if not self.config.training_ms:
+            return 0
+        return max(0, node.model_since + self.config.training_ms[node.index] - self.now)
+
     def _on_request_proposal(self, node: _Node, request: RequestProposal) -> None:
         engine = node.engine
         height, round_ = request.height, request.round
@@ -449,7 +476,9 @@ class Simulation:
         if Behaviour.POISON in behaviours and (Behaviour.INVALID not in behaviours or height % 2):
             model_hash = compute_hash(f"poison/{height}/{round_}/{node.index}".encode())
             self.poisoned.add(model_hash)
-        elif self.rng.random() < self.config.update_probability:
+        elif self.rng.random() < self.config.update_probability and not self.get_training_left(
+            node
+        ):
             model_hash = compute_hash(f"update/{height}/{round_}/{node.index}".encode())
         content = ProposalContent(height, round_, tuple(self.mempool.values()), model_hash)
         actions = engine.handle(content)
@@ -667,6 +696,9 @@ class _SimulatedShell:
     def commit_block(self, action: CommitBlock) -> None:
         """Kept in the node's simulated store; the mempool forgets the block's transactions."""
         node = self.node
+        previous = node.states.get(action.block.height - 1, self.simulation.genesis_state)
+        if action.state.model_hash != previous.model_hash:
+            node.model_since = self.simulation.now
         node.blocks[action.block.height] = (action.block, action.commit)
         node.states[action.block.height] = action.state
         node.states.pop(action.block.height - 2, None)
@@ -681,6 +713,18 @@ class _SimulatedShell:
         simulation._schedule(
             simulation.rng.randint(config.min_delay, config.max_delay), self.node.index, action
         )
+
+    def schedule_commit_wait(self, action: ScheduleCommitWait) -> None:
+        """A CommitWaitOver after the delay, in simulated time."""
+        self.simulation._schedule(action.delay, self.node.index, CommitWaitOver(action.height))
+
+    def await_work(self, action: AwaitWork) -> None:
+        """WorkReady once this node's update is trained, or a transaction is waiting."""
+        simulation = self.simulation
+        if Behaviour.SILENT in self.node.behaviours:
+            return
+        delay = 0 if simulation.mempool else simulation.get_training_left(self.node)
+        simulation._schedule(delay, self.node.index, WorkReady(action.height))
 
     def rejected(self, action: Rejected) -> None:
         """Refused messages change nothing in a simulation."""

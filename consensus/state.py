@@ -11,6 +11,11 @@ from dataclasses import dataclass, field, replace
 
 from consensus.crypto import SignatureVerifier, compute_address, compute_hash, is_valid_public_key
 from consensus.encoding import encode_bytes, encode_list, encode_str, encode_uint
+from consensus.learning_record import (
+    LearningRecord,
+    compute_learning_record,
+    compute_record_after_update,
+)
 from consensus.messages import (
     Block,
     BlockHeader,
@@ -25,7 +30,7 @@ from consensus.messages import (
     compute_txs_root,
     is_body_consistent,
 )
-from consensus.params import ChainParams, Genesis
+from consensus.params import ChainParams, Genesis, TrainingEnd
 from consensus.types import (
     ADDRESS_LENGTH,
     MAX_ENDPOINT_LENGTH,
@@ -119,6 +124,7 @@ class ChainState:
     validators: ValidatorSet  # decide block ``height + 1``
     next_validators: ValidatorSet  # decide block ``height + 2``
     slashed: frozenset[tuple[Address, Height]] = field(default=frozenset())
+    learning: LearningRecord = field(default=LearningRecord())
 
     def get_account(self, address: Address) -> Account:
         """An account; unknown addresses hold nothing."""
@@ -143,6 +149,7 @@ class ChainState:
             + self.validators.encode()
             + self.next_validators.encode()
             + encode_list(encode_bytes(a) + encode_uint(h) for a, h in sorted(self.slashed))
+            + self.learning.encode()
         )
 
 
@@ -373,12 +380,18 @@ def process_tx(work: _Working, signed: SignedTx, verifier: SignatureVerifier) ->
 
 
 def process_contributions(
-    work: _Working, contributions: tuple[Contribution, ...], verifier: SignatureVerifier
+    work: _Working,
+    contributions: tuple[Contribution, ...],
+    model_hash: Hash,
+    verifier: SignatureVerifier,
 ) -> None:
-    """Check aggregate-mode contributions: signed by distinct current validators, for this round."""
+    """Check aggregate-mode contributions: signed by distinct current validators, trained from
+    the current model (§3.2)."""
     state = work.state
     if contributions and state.params.mode != "aggregate":
         raise InvalidBlock("solo mode blocks carry no contributions")
+    if contributions and model_hash == state.model_hash:
+        raise InvalidBlock("a block that keeps the model carries no contributions")
     if len(contributions) > state.params.max_contributions:
         raise InvalidBlock("too many contributions")
     seen: set[Address] = set()
@@ -386,8 +399,8 @@ def process_contributions(
         check_contribution(state, c, verifier)
         if c.validator in seen:
             raise InvalidBlock("two contributions from one validator")
-        if c.height != state.height:
-            raise InvalidBlock("contribution is not from the current model")
+        if c.height != state.learning.model_height:
+            raise InvalidBlock("contribution is not trained from the current model")
         seen.add(c.validator)
 
 
@@ -516,12 +529,6 @@ def process_header_checks(state: ChainState, block: Block, verifier: SignatureVe
         raise InvalidBlock("block body does not match its header roots")
     if len(block.txs) > state.params.max_block_txs:
         raise InvalidBlock("block has too many transactions")
-    if not state.params.is_training_height(header.height) and (
-        header.model_hash != state.model_hash or block.contributions
-    ):
-        raise InvalidBlock(
-            f"training ended at height {state.params.training_heights}: the model no longer changes"
-        )
     commit = block.last_commit
     if state.height == 0:
         if commit is not None:
@@ -545,7 +552,19 @@ def compute_next_state(
     """Apply a block's body to ``state`` (no header-root checks); the new state or InvalidBlock."""
     header = block.header
     work = _Working(state, header.height)
-    process_contributions(work, block.contributions, verifier)
+    learning = compute_learning_record(
+        state.learning, state.params, state.height, block.last_commit, state.last_validators
+    )
+    model_changed = header.model_hash != state.model_hash
+    if not learning.is_training() and (model_changed or block.contributions):
+        reason = TrainingEnd(learning.end).name.lower()
+        raise InvalidBlock(
+            f"training ended at height {learning.end_height - 1} ({reason}): "
+            "the model no longer changes"
+        )
+    if model_changed:
+        learning = compute_record_after_update(learning, header.height)
+    process_contributions(work, block.contributions, header.model_hash, verifier)
     seen_evidence: set[Hash] = set()
     for evidence in block.evidence:
         if evidence.hash() in seen_evidence:
@@ -580,6 +599,7 @@ def compute_next_state(
         validators=state.next_validators,
         next_validators=compute_next_validator_set(work),
         slashed=frozenset(work.slashed),
+        learning=learning,
     )
 
 

@@ -75,6 +75,10 @@ class HeightVotes:
             votes = self._rounds[key] = RoundVotes()
         return votes
 
+    def has_any(self) -> bool:
+        """True when any vote of the height is counted."""
+        return bool(self.senders_power)
+
     def is_counted(self, vote: Vote) -> bool:
         """True when this validator's vote for this block (or nil) in this round is counted."""
         tally = self._rounds.get((vote.vote_type, vote.round))

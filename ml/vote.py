@@ -30,6 +30,7 @@ class VoteDecision:
     improvement: float  # D: candidate minus current (accuracy) or current minus candidate (loss)
     standard_error: float
     samples: int
+    score: float = math.nan  # the candidate's metric on the vote set (accuracy, or -loss)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class VoteRule:
         else:
             diffs = current.losses.astype(np.float64) - candidate.losses.astype(np.float64)
         n = len(diffs)
+        score = candidate.accuracy if self.metric == Metric.ACCURACY else -candidate.loss
         if n == 0:
             return VoteDecision(False, 0.0, math.inf, 0)
         if not np.isfinite(diffs).all():
@@ -56,4 +58,5 @@ class VoteRule:
         mean = float(diffs.mean())
         se = float(diffs.std(ddof=1) / math.sqrt(n)) if n > 1 else math.inf
         tolerance = 1e-12  # the bound can land exactly on -margin; do not let rounding decide
-        return VoteDecision(mean + self.confidence * se >= -self.margin - tolerance, mean, se, n)
+        approve = mean + self.confidence * se >= -self.margin - tolerance
+        return VoteDecision(approve, mean, se, n, score)

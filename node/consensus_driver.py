@@ -18,8 +18,10 @@ from consensus.dispatch import ActionHandler, dispatch
 from consensus.engine import Engine
 from consensus.events import (
     Action,
+    AwaitWork,
     Broadcast,
     CommitBlock,
+    CommitWaitOver,
     EvidenceReceived,
     GossipTick,
     PersistSignState,
@@ -30,6 +32,7 @@ from consensus.events import (
     RequestProposal,
     RequestSync,
     RequestVerdict,
+    ScheduleCommitWait,
     ScheduleGossip,
     ScheduleTimeout,
     TimeoutFired,
@@ -42,10 +45,11 @@ from consensus.validators import ValidatorSet
 from node.background import Background
 from node.block_executor import BlockExecutor
 from node.engine_inbox import EngineInbox
-from node.learning_app import ModelUpdate
+from node.learning_app import ModelUpdate, Verdict
 from node.metrics import Metrics
 from node.store_worker import StoreWorker
 from node.wire import evidence_to_proto, proposal_to_proto, vote_to_proto
+from node.work_signal import WorkSignal
 from proto import learnchain_pb2 as pb
 
 MAX_EVENTS_PER_BATCH = 512  # events handled before the blocks they decided are written
@@ -59,8 +63,8 @@ class Application(Protocol):
         """The model update for this node's proposal."""
         ...
 
-    async def process_proposal(self, request: RequestVerdict) -> bool:
-        """The verdict on a proposed block's model update."""
+    async def process_proposal(self, request: RequestVerdict) -> Verdict:
+        """The verdict on a proposed block's model update, with this node's score."""
         ...
 
     def on_precommit(self, vote: Vote) -> None:
@@ -104,6 +108,7 @@ class ConsensusDriver(ActionHandler[Awaitable[None] | None]):
         reap_txs: Callable[[], tuple[SignedTx, ...]],
         request_sync: Callable[[int], None],
         metrics: Metrics,
+        work: WorkSignal | None = None,
     ) -> None:
         self.engine = engine
         self.inbox = inbox
@@ -114,6 +119,7 @@ class ConsensusDriver(ActionHandler[Awaitable[None] | None]):
         self._reap_txs = reap_txs
         self._request_sync = request_sync
         self._metrics = metrics
+        self.work = work or WorkSignal(inbox.submit, ())
         self._background = Background()
         self._relay_queue: list[pb.Vote] = []
 
@@ -211,8 +217,10 @@ class ConsensusDriver(ActionHandler[Awaitable[None] | None]):
         self._background.spawn(self._verdict(action))
 
     async def _verdict(self, request: RequestVerdict) -> None:
-        approved = await self._app.process_proposal(request)
-        self.inbox.submit(VerdictReady(request.height, request.block.hash, approved))
+        verdict = await self._app.process_proposal(request)
+        self.inbox.submit(
+            VerdictReady(request.height, request.block.hash, verdict.approved, verdict.score)
+        )
 
     def request_proposal(self, action: RequestProposal) -> None:
         """Ask the application (prepare_proposal) in the background."""
@@ -240,6 +248,15 @@ class ConsensusDriver(ActionHandler[Awaitable[None] | None]):
         """Catch up through block sync."""
         self._request_sync(action.from_height)
 
+    def schedule_commit_wait(self, action: ScheduleCommitWait) -> None:
+        """A CommitWaitOver into the inbox after the delay."""
+        event = CommitWaitOver(action.height)
+        asyncio.get_running_loop().call_later(action.delay / 1000, self.inbox.submit, event)
+
+    def await_work(self, action: AwaitWork) -> None:
+        """Watch for work (transactions, a ready learning round, the empty-block interval)."""
+        self.work.await_work(action.height)
+
     def rejected(self, action: Rejected) -> None:
         """Counted; changes nothing."""
         self._metrics.rejected.labels(reason="consensus").inc()
@@ -247,4 +264,5 @@ class ConsensusDriver(ActionHandler[Awaitable[None] | None]):
 
     def close(self) -> None:
         """Stop the work in flight."""
+        self.work.close()
         self._background.cancel()

@@ -1,16 +1,14 @@
 """Aggregate mode's contributions: what validators trained from the current model.
 
-A contribution is kept for the current model's height, or the next one (a validator that
-committed before this node did already trains from the next model, and the next proposer should
-not have to wait it out). After each block the older ones are dropped.
+Contributions are kept by the height of the model they were trained from (the state's
+``model_height``): the current model's, or the next height's (a validator that committed a
+model update before this node did already trains from it). Blocks that keep the model leave
+them valid; once the model changes, the older ones are dropped.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from consensus.crypto import SignatureVerifier
 from consensus.messages import Contribution
@@ -39,17 +37,17 @@ class ContributionPool:
     def __init__(self, verifier: SignatureVerifier) -> None:
         self._verifier = verifier
         self._by_height: dict[Height, dict[Address, Contribution]] = {}
-        self.last_contributors: set[Address] = set()  # who contributed to the last block's pool
-        self._changed = asyncio.Event()
+        self.last_contributors: set[Address] = set()  # who contributed to the previous model
+        self._model_height = Height(0)
 
     def receive(self, state: ChainState, contribution: Contribution) -> bool:
         """Check a contribution from the network against ``state`` and keep it when it is for
-        the current model or the next; False when it is for another height (not an error)."""
+        the current model or the next; False when it is for another model (not an error)."""
         try:
             check_contribution(state, contribution, self._verifier)
         except InvalidBlock as error:
             raise ContributionError(str(error)) from None
-        if not state.height <= contribution.height <= state.height + 1:
+        if contribution.height not in (state.learning.model_height, state.height + 1):
             return False
         self.add(contribution)
         return True
@@ -57,7 +55,6 @@ class ContributionPool:
     def add(self, contribution: Contribution) -> None:
         """Keep a contribution (this node's own, or one checked by ``receive``)."""
         self._by_height.setdefault(contribution.height, {})[contribution.validator] = contribution
-        self._changed.set()
 
     def get(self, height: Height) -> dict[Address, Contribution]:
         """The contributions for the model of ``height``, by validator."""
@@ -70,25 +67,11 @@ class ContributionPool:
                 yield contribution.weights_hash
 
     def update(self, state: ChainState) -> None:
-        """A block was committed, giving ``state``: drop contributions to older models."""
-        self.last_contributors = set(self._by_height.get(Height(state.height - 1), {}))
-        self._by_height = {h: c for h, c in self._by_height.items() if h >= state.height}
-
-    async def wait_for(
-        self,
-        height: Height,
-        awaited: set[Address],
-        seconds: float,
-        is_current: Callable[[], bool],
-    ) -> dict[Address, Contribution]:
-        """Until every ``awaited`` validator's contribution for ``height`` is here, ``seconds``
-        have passed, or ``is_current()`` turns false; what is here then."""
-        deadline = time.monotonic() + seconds
-        while not awaited <= self._by_height.get(height, {}).keys() and is_current():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
-        return self.get(height)
+        """A block was committed, giving ``state``: when its model is new, remember who
+        contributed to the previous one and drop contributions to older models."""
+        model_height = state.learning.model_height
+        if model_height == self._model_height:
+            return
+        self.last_contributors = set(self._by_height.get(self._model_height, {}))
+        self._model_height = model_height
+        self._by_height = {h: c for h, c in self._by_height.items() if h >= model_height}

@@ -23,6 +23,7 @@ from pathlib import Path
 from consensus.crypto import SignatureVerifier
 from consensus.engine import Engine
 from consensus.events import CommitBlock
+from consensus.messages import SignedTx
 from consensus.state import ChainState, compute_genesis_state
 from node.block_executor import BlockExecutor
 from node.block_sync import BlockSync
@@ -53,6 +54,7 @@ from node.status import StatusReporter
 from node.store import Store
 from node.store_worker import StoreWorker
 from node.weights_pool import WeightsPool
+from node.work_signal import WorkSignal
 
 log = logging.getLogger("learnchain.node")
 
@@ -76,7 +78,12 @@ class Node:
         self.io = StoreWorker(self.store)
         self.verifier = SignatureVerifier()
         self.engine = Engine(
-            state, self.key, self.config.timeouts, self.store.load_sign_state(), self.verifier
+            state,
+            self.key,
+            self.config.timeouts,
+            self.store.load_sign_state(),
+            self.verifier,
+            wait_for_work=not self.config.create_empty_blocks,
         )
         if state.height > 0:
             commit = self.store.get_commit(state.height)
@@ -94,7 +101,17 @@ class Node:
         )
         self.inbox = EngineInbox(self.engine)
         self.sync = BlockSync(self.inbox, self.verifier, lambda: self.peers.peers.peers)
-        self.mempool = Mempool(state, self.verifier, self.peers.broadcast_tx)
+        self.work = WorkSignal(
+            self.inbox.submit,
+            [lambda: len(self.mempool) > 0],
+            self.config.create_empty_blocks_interval / 1000,
+        )
+
+        def admitted(signed: SignedTx) -> None:
+            self.peers.broadcast_tx(signed)
+            self.work.check()
+
+        self.mempool = Mempool(state, self.verifier, admitted)
         self._tasks: list[asyncio.Task[None]] = []
         self._consensus: asyncio.Task[None] | None = None
         self.server: RunningServer | None = None
@@ -127,7 +144,10 @@ class Node:
             config.timeouts.propose / 1000,
             lambda: self.sync.syncing,
             self.peers.announce_contribution,
+            self.work.check,
+            self.metrics.model_score.set,
         )
+        self.work.add_source(app.has_work)
         self.driver = ConsensusDriver(
             self.engine,
             self.inbox,
@@ -138,6 +158,7 @@ class Node:
             self.mempool.reap,
             self.sync.request,
             self.metrics,
+            self.work,
         )
         self._add_commit_listeners(app, learning)
         await self._serve(app, self.driver)
@@ -148,7 +169,7 @@ class Node:
         self.peers.add_validator_peers(self.executor.committed)
         if self.advertised:
             self._tasks.append(asyncio.create_task(self.peers.announce()))
-        app.model.ensure()
+        app.on_commit(self.executor.committed)  # begin the current model's learning round
         log.info(
             "node %s (%s) listening on %s at height %d",
             config.moniker,

@@ -69,6 +69,10 @@ class NodeConfig:
     log_format: str = "text"
     log_level: str = "info"
     retain_models: int = 10  # distinct committed models whose weights stay stored
+    # CometBFT's create_empty_blocks: false makes a block only when there is something to
+    # decide (transactions, evidence, a ready learning round); an idle chain rests.
+    create_empty_blocks: bool = False
+    create_empty_blocks_interval: int = 0  # ms: with no empty blocks, still make one this often
     timeouts: TimeoutConfig = TimeoutConfig()
     data: DataSource = DataSource()
     train: bool = True  # false: never propose or contribute model updates (blocks carry txs only)
@@ -227,6 +231,13 @@ def _config_from_toml(path: Path, raw: dict[str, Any]) -> NodeConfig:
         raise _fail(path, "log_level", f"must be one of {', '.join(LOG_LEVELS)}")
     if config.retain_models < 1:
         raise _fail(path, "retain_models", "must be at least 1")
+    if not 0 <= config.create_empty_blocks_interval <= MAX_TIMEOUT_MS:
+        raise _fail(
+            path,
+            "create_empty_blocks_interval",
+            f"must be at least 0 and at most {MAX_TIMEOUT_MS} ms, "
+            f"got {config.create_empty_blocks_interval}",
+        )
     check_timeouts(path, config.timeouts)
     return config
 

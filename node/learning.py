@@ -28,6 +28,7 @@ from ml.data import load_digits_party, load_operator_file, split_train_vote
 from ml.errors import MLError
 from ml.learner import Learner
 from ml.tasks import TaskConfig, get_task
+from ml.vote import VoteDecision
 from node.files import DataSource
 
 T = TypeVar("T")
@@ -140,13 +141,13 @@ class LearningWorker:
         )
         return result
 
-    async def vote(self, data: WeightsBytes) -> bool:
+    async def vote(self, data: WeightsBytes) -> VoteDecision:
         """Decode and score proposed weights on the vote set; the rule's verdict."""
 
-        def decide() -> bool:
-            return self.learner.vote(self.decode(data)).approve
+        def decide() -> VoteDecision:
+            return self.learner.vote(self.decode(data))
 
-        result: bool = await self._run(decide)
+        result: VoteDecision = await self._run(decide)
         return result
 
     async def accept(self, data: WeightsBytes) -> None:

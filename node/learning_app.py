@@ -1,19 +1,24 @@
 """The learning application behind consensus, in the shape of ABCI++.
 
-- ``prepare_proposal``: a proposer's model update: trained (solo) or aggregated from the
-  validators' contributions (aggregate).
+- ``prepare_proposal``: a proposer's model update: its own, trained ahead (solo), or aggregated
+  from the validators' contributions once the round is ready (aggregate); else none.
 - ``process_proposal``: the ML half of valid(v): fetch the proposed weights, check their hash,
-  and score them on the private vote set.
+  and score them on the private vote set (the score rides on the precommit).
 - ``on_precommit``: optimistic execution: start training the next contribution from a block this
   node precommits.
-- ``on_commit``: follow the committed model and, in aggregate mode, train and announce a
-  contribution for the next block.
+- ``on_commit``: follow the committed model and, when it changed, train (an aggregate-mode
+  contribution, or a solo update ahead of this node's turn) for as long as training needs:
+  plain blocks in between do not invalidate the work (docs/protocol.md §3.2).
+- ``has_work``: a learning round is ready to be proposed (wakes a chain that makes no empty
+  blocks).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -21,15 +26,16 @@ from typing import Protocol
 from consensus.crypto import PrivateKey
 from consensus.events import RequestProposal, RequestVerdict
 from consensus.messages import Block, Contribution, Vote
-from consensus.params import Mode
+from consensus.params import SCORE_UNIT, Mode
 from consensus.state import ChainState
-from consensus.types import Hash, Height, Signature, VoteType
+from consensus.types import Address, Hash, Height, Signature, VoteType
 from consensus.validators import ValidatorSet, compute_proposer_of_round
 from ml.codec import WeightsBytes
 from ml.errors import MLError
 from node.background import Background
 from node.contribution_pool import ContributionPool, compute_awaited_contributors
 from node.learning import EncodedWeights, LearningWorker
+from node.learning_round import LearningRound
 from node.model_follower import ModelFollower
 from node.peer_manager import compute_inline_weights
 from node.weights_pool import WeightsPool
@@ -61,6 +67,14 @@ class ConsensusView(Protocol):
 
 
 @dataclass(frozen=True)
+class Verdict:
+    """The ML half of valid(v) and the score behind it (micro-units, higher is better)."""
+
+    approved: bool
+    score: int | None = None
+
+
+@dataclass(frozen=True)
 class ModelUpdate:
     """What a proposer puts in its block besides transactions."""
 
@@ -82,6 +96,8 @@ class LearningApp:
         patience: float,
         syncing: Callable[[], bool],
         announce: Callable[[Contribution, EncodedWeights], None],
+        on_ready: Callable[[], None] = lambda: None,
+        report_score: Callable[[float], None] = lambda _: None,
     ) -> None:
         self.learning = learning
         self.weights = weights
@@ -92,6 +108,8 @@ class LearningApp:
         self._patience = patience
         self._syncing = syncing
         self._announce = announce
+        self._on_ready = on_ready
+        self._report_score = report_score
         self._background = Background()
         self.model = ModelFollower(
             learning, lambda: consensus.state.model_hash, weights.get, patience
@@ -99,6 +117,10 @@ class LearningApp:
         self.proposed: EncodedWeights | None = None  # pushed beside our proposal
         # (height, model hash, training): the next contribution, started at our precommit
         self._early: tuple[Height, Hash, asyncio.Task[EncodedWeights | None]] | None = None
+        self._round: LearningRound | None = None  # the current model's round
+        self._solo: tuple[Hash, EncodedWeights] | None = None  # solo: trained ahead, by base
+        self._scores: dict[Hash, int] = {}  # this node's scores of proposed models (bounded)
+        self._check_timer: asyncio.TimerHandle | None = None
 
     # --- ABCI++ -------------------------------------------------------------------------------
 
@@ -114,33 +136,43 @@ class LearningApp:
             self._train
             and ready
             and request.round < ROUNDS_BEFORE_PLAIN_BLOCKS
+            and state.learning.is_training()
             and state.params.is_training_height(request.height)
         ):
             return unchanged
         try:
             if state.params.mode == Mode.SOLO:
-                return await self._propose(await self.learning.propose())
+                solo = self._solo
+                if solo is None or solo[0] != state.model_hash:
+                    return unchanged  # still training: this block keeps the model
+                return await self._propose(solo[1])
             return await self._aggregate(state)
         except MLError as error:
             log.warning("no model update in this proposal: %s", error)
             return unchanged
 
-    async def process_proposal(self, request: RequestVerdict) -> bool:
-        """The ML verdict on a proposed block's weights: approve or reject."""
+    async def process_proposal(self, request: RequestVerdict) -> Verdict:
+        """The ML verdict on a proposed block's weights, and this node's score of them."""
         self.model.ensure()  # an early contribution may have moved the learner ahead
         if not await self.model.ready():
-            return False
+            return Verdict(False)
         validators = self._consensus.validators
         member = validators.get_validator(compute_proposer_of_round(validators, request.round))
-        data = await self.weights.get(
-            request.block.header.model_hash, member.endpoint if member else None
-        )
+        model_hash = request.block.header.model_hash
+        data = await self.weights.get(model_hash, member.endpoint if member else None)
         if data is None:
-            return False
+            return Verdict(False)
         try:
-            return await self.learning.vote(data)
+            decision = await self.learning.vote(data)
         except MLError:
-            return False
+            return Verdict(False)
+        if not math.isfinite(decision.score):
+            return Verdict(decision.approve)
+        score = round(decision.score * SCORE_UNIT)
+        if len(self._scores) >= 64:
+            self._scores.pop(next(iter(self._scores)))
+        self._scores[model_hash] = score
+        return Verdict(decision.approve, score)
 
     def on_precommit(self, vote: Vote) -> None:
         """Optimistic execution: a block this node precommits almost always commits, so the next
@@ -155,18 +187,61 @@ class LearningApp:
         ):
             return
         block = consensus.get_block(vote.block_hash)
-        if block is None:
-            return
+        if block is None or block.header.model_hash == consensus.state.model_hash:
+            return  # a block that keeps the model: the contribution in flight stays valid
         model_hash = block.header.model_hash
         task = self._background.spawn(self._train_early(model_hash))
         self._early = (vote.height, model_hash, task)
 
     def on_commit(self, state: ChainState) -> None:
-        """A written block: follow its model and, in aggregate mode, train a contribution."""
+        """A written block (or the state at start): follow its model and, when the model is
+        new, begin its learning round: train a contribution (aggregate) or an update ahead of
+        this node's turn (solo)."""
         self.contributions.update(state)
         self.model.ensure()
-        if self.is_contributor(state, Height(state.height + 1)):
-            self._background.spawn(self._contribute(state))
+        score = self._scores.get(state.model_hash)
+        if score is not None:
+            self._report_score(score / SCORE_UNIT)
+        model_height = state.learning.model_height
+        if self._round is None or self._round.model_height != model_height:
+            deadline = state.params.round_deadline / 1000
+            self._round = LearningRound(model_height, time.monotonic(), deadline)
+            if self.is_contributor(state, Height(state.height + 1)):
+                self._background.spawn(self._contribute(state))
+            elif self.is_solo_learner(state):
+                self._background.spawn(self._train_solo(state))
+        self.check_ready()
+
+    def has_work(self) -> bool:
+        """True when this node's learning round is ready to be proposed."""
+        state = self._consensus.state
+        if not (self._train and state.learning.is_training() and self._consensus.is_validator()):
+            return False
+        if state.params.mode == Mode.SOLO:
+            return self._solo is not None and self._solo[0] == state.model_hash
+        learning_round = self._round
+        if learning_round is None or learning_round.model_height != state.learning.model_height:
+            return False
+        contributed, awaited = self._get_round_members(state)
+        return learning_round.is_ready(
+            contributed, awaited, state.validators, state.params.threshold, time.monotonic()
+        )
+
+    def check_ready(self) -> None:
+        """Tell the node when the round is ready; else look again when the grace or the
+        deadline would make it so."""
+        if self._check_timer is not None:
+            self._check_timer.cancel()
+            self._check_timer = None
+        if self.has_work():
+            self._on_ready()
+            return
+        learning_round = self._round
+        if learning_round is not None and self._consensus.state.learning.is_training():
+            delay = learning_round.get_next_check(time.monotonic())
+            if delay > 0:
+                loop = asyncio.get_running_loop()
+                self._check_timer = loop.call_later(delay, self.check_ready)
 
     def get_inline_weights(self, model_hash: Hash) -> bytes:
         """The weights to push beside our proposal naming ``model_hash``, when we made them."""
@@ -181,8 +256,11 @@ class LearningApp:
     def receive_contribution(self, contribution: Contribution, weights: bytes = b"") -> None:
         """A contribution from a peer, perhaps with its weights: checked (signature first) by
         the state transition's rule, kept when it is for the current model or the next."""
-        if self.contributions.receive(self._consensus.state, contribution) and weights:
+        if not self.contributions.receive(self._consensus.state, contribution):
+            return
+        if weights:
             self.weights.offer(contribution.weights_hash, weights)
+        self.check_ready()
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -191,10 +269,30 @@ class LearningApp:
         return (
             self._train
             and state.params.mode == Mode.AGGREGATE
+            and state.learning.is_training()
             and state.params.is_training_height(height)
             and self._consensus.is_validator()
             and not self._syncing()
         )
+
+    def is_solo_learner(self, state: ChainState) -> bool:
+        """True when this node trains solo updates ahead of its turn."""
+        return (
+            self._train
+            and state.params.mode == Mode.SOLO
+            and state.learning.is_training()
+            and self._consensus.is_validator()
+            and not self._syncing()
+        )
+
+    def _get_round_members(self, state: ChainState) -> tuple[set[Address], set[Address]]:
+        """Who contributed to the current model, and whom the round awaits."""
+        wanted = {v.address for v in state.validators.validators}
+        contributed = set(self.contributions.get(state.learning.model_height)) & wanted
+        awaited = compute_awaited_contributors(
+            wanted, self.contributions.last_contributors, self._key.address
+        )
+        return contributed, awaited
 
     def weights_in_use(self) -> set[Hash]:
         """Weights this height's work still needs (kept from pruning)."""
@@ -209,15 +307,16 @@ class LearningApp:
         return ModelUpdate(weights.weights_hash)
 
     async def _aggregate(self, state: ChainState) -> ModelUpdate:
-        """Aggregate the contributions that came in time (see ``compute_awaited_contributors``)."""
-        wanted = {v.address for v in state.validators.validators}
-        awaited = compute_awaited_contributors(
-            wanted, self.contributions.last_contributors, self._key.address
-        )
-        arrived = await self.contributions.wait_for(
-            state.height, awaited, self._patience / 2, lambda: self._consensus.state is state
-        )
-        pool = [c for address, c in arrived.items() if address in wanted]
+        """Aggregate the contributions to the current model, once the round may be proposed
+        (``LearningRound.may_aggregate``); else keep the model."""
+        learning_round = self._round
+        contributed, awaited = self._get_round_members(state)
+        if learning_round is None or not learning_round.may_aggregate(
+            contributed, awaited, state.validators, state.params.threshold, time.monotonic()
+        ):
+            return ModelUpdate(state.model_hash)
+        arrived = self.contributions.get(state.learning.model_height)
+        pool = [c for address, c in arrived.items() if address in contributed]
         fetched = await asyncio.gather(*(self._get_contribution_weights(state, c) for c in pool))
         inputs = [
             (c.validator.hex(), data, c.samples)
@@ -249,11 +348,24 @@ class LearningApp:
             log.debug("early contribution failed: %s", error)
             return None
 
+    async def _train_solo(self, state: ChainState) -> None:
+        """Solo mode: train an update from the new global model ahead of this node's turn."""
+        if not await self.model.ready() or self._consensus.state.model_hash != state.model_hash:
+            return
+        try:
+            weights = await self.learning.propose()
+        except MLError as error:
+            log.warning("no solo update from this model: %s", error)
+            return
+        if self._consensus.state.model_hash == state.model_hash:
+            self._solo = (state.model_hash, weights)
+            self.check_ready()
+
     async def _contribute(self, state: ChainState) -> None:
         """Train from the new global model and announce a signed contribution."""
         weights = await self._take_early(state)
         if weights is None:
-            if not await self.model.ready() or self._consensus.state is not state:
+            if not await self.model.ready() or not self._is_current_model(state):
                 return
             try:
                 weights = await self.learning.propose()
@@ -262,9 +374,14 @@ class LearningApp:
                 return
         await self.weights.store(weights)
         contribution = self._sign_contribution(state, weights.weights_hash)
-        if self._consensus.state is state:
+        if self._is_current_model(state):
             self.contributions.add(contribution)
             self._announce(contribution, weights)
+            self.check_ready()
+
+    def _is_current_model(self, state: ChainState) -> bool:
+        """True while the chain's model is still the one ``state`` names."""
+        return self._consensus.state.learning.model_height == state.learning.model_height
 
     async def _take_early(self, state: ChainState) -> EncodedWeights | None:
         """The early contribution, when it was trained from ``state``'s model."""
@@ -280,7 +397,7 @@ class LearningApp:
     def _sign_contribution(self, state: ChainState, weights_hash: Hash) -> Contribution:
         unsigned = Contribution(
             state.chain_id,
-            state.height,
+            state.learning.model_height,
             self._key.address,
             weights_hash,
             self.learning.learner.samples,
@@ -290,5 +407,7 @@ class LearningApp:
 
     def close(self) -> None:
         """Stop training and following."""
+        if self._check_timer is not None:
+            self._check_timer.cancel()
         self._background.cancel()
         self.model.close()

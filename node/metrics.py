@@ -64,7 +64,9 @@ class Metrics:
             registry=r,
         )
         self.model_score = Gauge(
-            "learnchain_model_score", "Global model accuracy on the vote set", registry=r
+            "learnchain_model_score",
+            "This validator's score of the committed model on its vote set (accuracy, or -loss)",
+            registry=r,
         )
         self.model_updates = Counter(
             "learnchain_model_updates_total", "Committed model updates", registry=r

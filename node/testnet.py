@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from consensus.crypto import PrivateKey
-from consensus.params import DEFAULT_VOTE_RELAY_FROM, ChainParams, Genesis, GenesisValidator, Mode
-from consensus.types import ChainId, Hash, Stake, Threshold, Tokens
+from consensus.params import ChainParams, Genesis, GenesisValidator
+from consensus.types import ChainId, Hash, Stake, Tokens
 from ml.config import TaskConfig
 from node.files import (
     DATA_DIR,
@@ -40,16 +40,13 @@ class TestnetSpec:
     validators: int
     output: Path
     chain_id: str = "learnchain-testnet"
-    threshold: Threshold = Threshold(2, 3)
-    mode: str = "aggregate"
     task: str = "digits-mlp"
     partition: str = "iid"
     seed: int = 0
     base_port: int = 26656
     host: str = "127.0.0.1"
     hostname_prefix: str = ""  # e.g. "node": node I is reached at nodeI:BASE_PORT (containers)
-    training_heights: int = 0  # the model may change up to this height; 0: no end
-    vote_relay_from: int = DEFAULT_VOTE_RELAY_FROM  # 0: votes always go to every peer
+    params: ChainParams = field(default_factory=ChainParams)  # threshold, mode, learning...
 
 
 def compute_testnet_endpoints(spec: TestnetSpec) -> list[str]:
@@ -117,13 +114,8 @@ def create_testnet(spec: TestnetSpec) -> list[Path]:
     faucet = PrivateKey.generate()
     endpoints = compute_testnet_endpoints(spec)
     task = TaskConfig(name=spec.task, seed=spec.seed)
-    params = replace(
-        ChainParams(),
-        threshold=spec.threshold,
-        mode=Mode(spec.mode),
-        training_heights=spec.training_heights,
-        vote_relay_from=spec.vote_relay_from,
-    )
+    params = spec.params
+    params.validate()
     genesis = create_genesis(
         spec.chain_id,
         [(k, e, f"node{i}") for i, (k, e) in enumerate(zip(keys, endpoints, strict=True))],
@@ -177,16 +169,22 @@ def create_joining_node(
 
 
 def create_single_node(
-    home: Path, moniker: str, chain_id: str, listen: str = "127.0.0.1:26656"
+    home: Path,
+    moniker: str,
+    chain_id: str,
+    listen: str = "127.0.0.1:26656",
+    params: ChainParams | None = None,
 ) -> PrivateKey:
     """A home for one validator with its own genesis (``learnchain init``)."""
     if (home / "config.toml").exists():
         raise ValueError(f"{home} is already initialised")
+    params = params or ChainParams()
+    params.validate()
     (home / DATA_DIR).mkdir(parents=True, exist_ok=True)
     key = PrivateKey.generate()
     task = TaskConfig()
     genesis = create_genesis(
-        chain_id, [(key, listen, moniker)], [(key, VALIDATOR_BALANCE)], task, ChainParams()
+        chain_id, [(key, listen, moniker)], [(key, VALIDATOR_BALANCE)], task, params
     )
     write_config(home, NodeConfig(moniker=moniker, listen=listen))
     write_key(home, key)

@@ -8,7 +8,9 @@ engine, which sees the values next).
 from __future__ import annotations
 
 from consensus.events import SignState
+from consensus.learning_record import LearningRecord
 from consensus.messages import (
+    MAX_SCORE,
     Block,
     BlockHeader,
     Commit,
@@ -23,7 +25,7 @@ from consensus.messages import (
     TxKind,
     Vote,
 )
-from consensus.params import MODES, ChainParams, Mode
+from consensus.params import MODES, ChainParams, Mode, TrainingEnd
 from consensus.state import Account, Bond, ChainState, Unbonding
 from consensus.types import (
     ADDRESS_LENGTH,
@@ -116,7 +118,18 @@ def vote_to_proto(signed: SignedVote) -> pb.Vote:
         block_hash=v.block_hash or b"",
         validator=v.validator,
         signature=signed.signature,
+        score=v.score,
     )
+
+
+def _score(message: pb.Vote | pb.CommitSig | pb.LearningRecord, name: str) -> int | None:
+    """An optional score field, bounded."""
+    if not message.HasField(name):
+        return None
+    value: int = getattr(message, name)
+    if abs(value) > MAX_SCORE:
+        raise WireError(f"{name} {value} is out of range")
+    return value
 
 
 def vote_from_proto(message: pb.Vote) -> SignedVote:
@@ -131,7 +144,10 @@ def vote_from_proto(message: pb.Vote) -> SignedVote:
         _round(message.round),
         block_hash,
         _address(message.validator, "vote validator"),
+        _score(message, "score"),
     )
+    if vote.score is not None and (vote.vote_type != VoteType.PRECOMMIT or block_hash is None):
+        raise WireError("only a precommit for a block carries a score")
     return SignedVote(vote, _signature(message.signature))
 
 
@@ -142,7 +158,8 @@ def commit_to_proto(commit: Commit) -> pb.Commit:
         round=commit.round,
         block_hash=commit.block_hash,
         signatures=[
-            pb.CommitSig(validator=s.validator, signature=s.signature) for s in commit.signatures
+            pb.CommitSig(validator=s.validator, signature=s.signature, score=s.score)
+            for s in commit.signatures
         ],
     )
 
@@ -155,7 +172,11 @@ def commit_from_proto(message: pb.Commit) -> Commit:
         _round(message.round),
         _hash(message.block_hash, "commit block hash"),
         tuple(
-            CommitSig(_address(s.validator, "commit validator"), _signature(s.signature))
+            CommitSig(
+                _address(s.validator, "commit validator"),
+                _signature(s.signature),
+                _score(s, "score"),
+            )
             for s in message.signatures
         ),
     )
@@ -388,6 +409,11 @@ def _params_to_proto(p: ChainParams) -> pb.ChainParams:
         max_contributions=p.max_contributions,
         training_heights=p.training_heights,
         vote_relay_from=p.vote_relay_from,
+        round_deadline=p.round_deadline,
+        verdict_timeout=p.verdict_timeout,
+        target_score=p.target_score,
+        plateau_rounds=p.plateau_rounds,
+        min_improvement=p.min_improvement,
     )
 
 
@@ -411,6 +437,41 @@ def _params_from_proto(m: pb.ChainParams) -> ChainParams:
         max_contributions=m.max_contributions,
         training_heights=m.training_heights,
         vote_relay_from=m.vote_relay_from,
+        round_deadline=m.round_deadline,
+        verdict_timeout=m.verdict_timeout,
+        target_score=m.target_score if m.HasField("target_score") else None,
+        plateau_rounds=m.plateau_rounds,
+        min_improvement=m.min_improvement,
+    )
+
+
+def learning_to_proto(record: LearningRecord) -> pb.LearningRecord:
+    """Training as the chain records it, as protobuf."""
+    return pb.LearningRecord(
+        model_height=record.model_height,
+        model_score=record.model_score,
+        best_score=record.best_score,
+        stale_rounds=record.stale_rounds,
+        scored_height=record.scored_height,
+        scored=record.scored,
+        end=int(record.end),
+        end_height=record.end_height,
+    )
+
+
+def learning_from_proto(m: pb.LearningRecord) -> LearningRecord:
+    """Training as the chain records it, from protobuf (the node's own store or a peer)."""
+    if m.end not in {int(end) for end in TrainingEnd}:
+        raise WireError(f"unknown training end {m.end}")
+    return LearningRecord(
+        model_height=Height(m.model_height),
+        model_score=_score(m, "model_score"),
+        best_score=_score(m, "best_score"),
+        stale_rounds=m.stale_rounds,
+        scored_height=Height(m.scored_height),
+        scored=_score(m, "scored"),
+        end=TrainingEnd(m.end),
+        end_height=Height(m.end_height),
     )
 
 
@@ -449,6 +510,7 @@ def state_to_proto(state: ChainState) -> pb.ChainState:
         validators=_validator_set_to_proto(state.validators),
         next_validators=_validator_set_to_proto(state.next_validators),
         slashed=[pb.SlashRecord(address=a, height=h) for a, h in sorted(state.slashed)],
+        learning=learning_to_proto(state.learning),
     )
 
 
@@ -483,6 +545,7 @@ def state_from_proto(m: pb.ChainState) -> ChainState:
         validators=_validator_set_from_proto(m.validators),
         next_validators=_validator_set_from_proto(m.next_validators),
         slashed=frozenset((Address(s.address), Height(s.height)) for s in m.slashed),
+        learning=learning_from_proto(m.learning),
     )
 
 

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Vote(_message.Message):
-    __slots__ = ("chain_id", "vote_type", "height", "round", "block_hash", "validator", "signature")
+    __slots__ = ("chain_id", "vote_type", "height", "round", "block_hash", "validator", "signature", "score")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     VOTE_TYPE_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -15,6 +15,7 @@ class Vote(_message.Message):
     BLOCK_HASH_FIELD_NUMBER: _ClassVar[int]
     VALIDATOR_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     vote_type: int
     height: int
@@ -22,15 +23,18 @@ class Vote(_message.Message):
     block_hash: bytes
     validator: bytes
     signature: bytes
-    def __init__(self, chain_id: _Optional[str] = ..., vote_type: _Optional[int] = ..., height: _Optional[int] = ..., round: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., validator: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    score: int
+    def __init__(self, chain_id: _Optional[str] = ..., vote_type: _Optional[int] = ..., height: _Optional[int] = ..., round: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., validator: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., score: _Optional[int] = ...) -> None: ...
 
 class CommitSig(_message.Message):
-    __slots__ = ("validator", "signature")
+    __slots__ = ("validator", "signature", "score")
     VALIDATOR_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
     validator: bytes
     signature: bytes
-    def __init__(self, validator: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    score: int
+    def __init__(self, validator: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., score: _Optional[int] = ...) -> None: ...
 
 class Commit(_message.Message):
     __slots__ = ("height", "round", "block_hash", "signatures")
@@ -221,7 +225,7 @@ class ValidatorSet(_message.Message):
     def __init__(self, validators: _Optional[_Iterable[_Union[Validator, _Mapping]]] = ..., proposer: _Optional[bytes] = ...) -> None: ...
 
 class ChainParams(_message.Message):
-    __slots__ = ("threshold_numerator", "threshold_denominator", "mode", "min_stake", "max_validators", "unbonding_blocks", "block_reward", "proposer_reward_percent", "slash_double_sign_percent", "slash_downtime_percent", "downtime_jail_blocks", "jail_blocks", "evidence_max_age", "max_block_txs", "max_contributions", "training_heights", "vote_relay_from")
+    __slots__ = ("threshold_numerator", "threshold_denominator", "mode", "min_stake", "max_validators", "unbonding_blocks", "block_reward", "proposer_reward_percent", "slash_double_sign_percent", "slash_downtime_percent", "downtime_jail_blocks", "jail_blocks", "evidence_max_age", "max_block_txs", "max_contributions", "training_heights", "vote_relay_from", "round_deadline", "verdict_timeout", "target_score", "plateau_rounds", "min_improvement")
     THRESHOLD_NUMERATOR_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_DENOMINATOR_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
@@ -239,6 +243,11 @@ class ChainParams(_message.Message):
     MAX_CONTRIBUTIONS_FIELD_NUMBER: _ClassVar[int]
     TRAINING_HEIGHTS_FIELD_NUMBER: _ClassVar[int]
     VOTE_RELAY_FROM_FIELD_NUMBER: _ClassVar[int]
+    ROUND_DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    TARGET_SCORE_FIELD_NUMBER: _ClassVar[int]
+    PLATEAU_ROUNDS_FIELD_NUMBER: _ClassVar[int]
+    MIN_IMPROVEMENT_FIELD_NUMBER: _ClassVar[int]
     threshold_numerator: int
     threshold_denominator: int
     mode: str
@@ -256,7 +265,32 @@ class ChainParams(_message.Message):
     max_contributions: int
     training_heights: int
     vote_relay_from: int
-    def __init__(self, threshold_numerator: _Optional[int] = ..., threshold_denominator: _Optional[int] = ..., mode: _Optional[str] = ..., min_stake: _Optional[int] = ..., max_validators: _Optional[int] = ..., unbonding_blocks: _Optional[int] = ..., block_reward: _Optional[int] = ..., proposer_reward_percent: _Optional[int] = ..., slash_double_sign_percent: _Optional[int] = ..., slash_downtime_percent: _Optional[int] = ..., downtime_jail_blocks: _Optional[int] = ..., jail_blocks: _Optional[int] = ..., evidence_max_age: _Optional[int] = ..., max_block_txs: _Optional[int] = ..., max_contributions: _Optional[int] = ..., training_heights: _Optional[int] = ..., vote_relay_from: _Optional[int] = ...) -> None: ...
+    round_deadline: int
+    verdict_timeout: int
+    target_score: int
+    plateau_rounds: int
+    min_improvement: int
+    def __init__(self, threshold_numerator: _Optional[int] = ..., threshold_denominator: _Optional[int] = ..., mode: _Optional[str] = ..., min_stake: _Optional[int] = ..., max_validators: _Optional[int] = ..., unbonding_blocks: _Optional[int] = ..., block_reward: _Optional[int] = ..., proposer_reward_percent: _Optional[int] = ..., slash_double_sign_percent: _Optional[int] = ..., slash_downtime_percent: _Optional[int] = ..., downtime_jail_blocks: _Optional[int] = ..., jail_blocks: _Optional[int] = ..., evidence_max_age: _Optional[int] = ..., max_block_txs: _Optional[int] = ..., max_contributions: _Optional[int] = ..., training_heights: _Optional[int] = ..., vote_relay_from: _Optional[int] = ..., round_deadline: _Optional[int] = ..., verdict_timeout: _Optional[int] = ..., target_score: _Optional[int] = ..., plateau_rounds: _Optional[int] = ..., min_improvement: _Optional[int] = ...) -> None: ...
+
+class LearningRecord(_message.Message):
+    __slots__ = ("model_height", "model_score", "best_score", "stale_rounds", "scored_height", "scored", "end", "end_height")
+    MODEL_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_SCORE_FIELD_NUMBER: _ClassVar[int]
+    BEST_SCORE_FIELD_NUMBER: _ClassVar[int]
+    STALE_ROUNDS_FIELD_NUMBER: _ClassVar[int]
+    SCORED_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    SCORED_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    END_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    model_height: int
+    model_score: int
+    best_score: int
+    stale_rounds: int
+    scored_height: int
+    scored: int
+    end: int
+    end_height: int
+    def __init__(self, model_height: _Optional[int] = ..., model_score: _Optional[int] = ..., best_score: _Optional[int] = ..., stale_rounds: _Optional[int] = ..., scored_height: _Optional[int] = ..., scored: _Optional[int] = ..., end: _Optional[int] = ..., end_height: _Optional[int] = ...) -> None: ...
 
 class SlashRecord(_message.Message):
     __slots__ = ("address", "height")
@@ -267,7 +301,7 @@ class SlashRecord(_message.Message):
     def __init__(self, address: _Optional[bytes] = ..., height: _Optional[int] = ...) -> None: ...
 
 class ChainState(_message.Message):
-    __slots__ = ("chain_id", "params", "height", "last_block_hash", "model_hash", "app_hash", "accounts", "bonds", "unbonding", "last_validators", "validators", "next_validators", "slashed")
+    __slots__ = ("chain_id", "params", "height", "last_block_hash", "model_hash", "app_hash", "accounts", "bonds", "unbonding", "last_validators", "validators", "next_validators", "slashed", "learning")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -281,6 +315,7 @@ class ChainState(_message.Message):
     VALIDATORS_FIELD_NUMBER: _ClassVar[int]
     NEXT_VALIDATORS_FIELD_NUMBER: _ClassVar[int]
     SLASHED_FIELD_NUMBER: _ClassVar[int]
+    LEARNING_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     params: ChainParams
     height: int
@@ -294,7 +329,8 @@ class ChainState(_message.Message):
     validators: ValidatorSet
     next_validators: ValidatorSet
     slashed: _containers.RepeatedCompositeFieldContainer[SlashRecord]
-    def __init__(self, chain_id: _Optional[str] = ..., params: _Optional[_Union[ChainParams, _Mapping]] = ..., height: _Optional[int] = ..., last_block_hash: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., app_hash: _Optional[bytes] = ..., accounts: _Optional[_Iterable[_Union[Account, _Mapping]]] = ..., bonds: _Optional[_Iterable[_Union[Bond, _Mapping]]] = ..., unbonding: _Optional[_Iterable[_Union[Unbonding, _Mapping]]] = ..., last_validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., next_validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., slashed: _Optional[_Iterable[_Union[SlashRecord, _Mapping]]] = ...) -> None: ...
+    learning: LearningRecord
+    def __init__(self, chain_id: _Optional[str] = ..., params: _Optional[_Union[ChainParams, _Mapping]] = ..., height: _Optional[int] = ..., last_block_hash: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., app_hash: _Optional[bytes] = ..., accounts: _Optional[_Iterable[_Union[Account, _Mapping]]] = ..., bonds: _Optional[_Iterable[_Union[Bond, _Mapping]]] = ..., unbonding: _Optional[_Iterable[_Union[Unbonding, _Mapping]]] = ..., last_validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., next_validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., slashed: _Optional[_Iterable[_Union[SlashRecord, _Mapping]]] = ..., learning: _Optional[_Union[LearningRecord, _Mapping]] = ...) -> None: ...
 
 class SignState(_message.Message):
     __slots__ = ("height", "round", "step", "locked_round", "locked_block_hash", "votes", "proposal")
@@ -401,7 +437,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("chain_id", "node_id", "height", "latest_block_hash", "model_hash", "peers", "syncing", "moniker", "round", "step")
+    __slots__ = ("chain_id", "node_id", "height", "latest_block_hash", "model_hash", "peers", "syncing", "moniker", "round", "step", "learning")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -412,6 +448,7 @@ class StatusResponse(_message.Message):
     MONIKER_FIELD_NUMBER: _ClassVar[int]
     ROUND_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
+    LEARNING_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     node_id: str
     height: int
@@ -422,7 +459,8 @@ class StatusResponse(_message.Message):
     moniker: str
     round: int
     step: int
-    def __init__(self, chain_id: _Optional[str] = ..., node_id: _Optional[str] = ..., height: _Optional[int] = ..., latest_block_hash: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., peers: _Optional[int] = ..., syncing: _Optional[bool] = ..., moniker: _Optional[str] = ..., round: _Optional[int] = ..., step: _Optional[int] = ...) -> None: ...
+    learning: LearningRecord
+    def __init__(self, chain_id: _Optional[str] = ..., node_id: _Optional[str] = ..., height: _Optional[int] = ..., latest_block_hash: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., peers: _Optional[int] = ..., syncing: _Optional[bool] = ..., moniker: _Optional[str] = ..., round: _Optional[int] = ..., step: _Optional[int] = ..., learning: _Optional[_Union[LearningRecord, _Mapping]] = ...) -> None: ...
 
 class BlockRequest(_message.Message):
     __slots__ = ("height",)
@@ -465,20 +503,26 @@ class HistoryRequest(_message.Message):
     def __init__(self, from_height: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class HistoryEntry(_message.Message):
-    __slots__ = ("height", "block_hash", "proposer", "model_hash", "model_updated", "txs")
+    __slots__ = ("height", "block_hash", "proposer", "model_hash", "model_updated", "txs", "round", "contributions", "score")
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     BLOCK_HASH_FIELD_NUMBER: _ClassVar[int]
     PROPOSER_FIELD_NUMBER: _ClassVar[int]
     MODEL_HASH_FIELD_NUMBER: _ClassVar[int]
     MODEL_UPDATED_FIELD_NUMBER: _ClassVar[int]
     TXS_FIELD_NUMBER: _ClassVar[int]
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    CONTRIBUTIONS_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
     height: int
     block_hash: bytes
     proposer: bytes
     model_hash: bytes
     model_updated: bool
     txs: int
-    def __init__(self, height: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., proposer: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., model_updated: _Optional[bool] = ..., txs: _Optional[int] = ...) -> None: ...
+    round: int
+    contributions: int
+    score: int
+    def __init__(self, height: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., proposer: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., model_updated: _Optional[bool] = ..., txs: _Optional[int] = ..., round: _Optional[int] = ..., contributions: _Optional[int] = ..., score: _Optional[int] = ...) -> None: ...
 
 class HistoryResponse(_message.Message):
     __slots__ = ("entries",)

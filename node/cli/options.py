@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import click
 
-from consensus.params import DEFAULT_VOTE_RELAY_FROM
+from consensus.params import DEFAULT_VOTE_RELAY_FROM, MAX_LEARNING_MS, SCORE_UNIT, ChainParams
 from consensus.simulation import Behaviour, Crash, Partition
 from consensus.types import Threshold
 
@@ -110,3 +111,83 @@ def parse_behaviours(
 def echo_json(payload: dict[str, Any]) -> None:
     """One JSON object on one line of stdout."""
     click.echo(json.dumps(payload, sort_keys=False))
+
+
+def _learning_option(name: str, kind: Any, default: object, help_text: str) -> Any:
+    return click.option(name, type=kind, default=default, show_default=True, help=help_text)
+
+
+def learning_options(command: Any) -> Any:
+    """The genesis's learning rules (docs/protocol.md §3.2, §3.4), for a new chain."""
+    defaults = ChainParams()
+    for option in reversed(
+        (
+            _learning_option(
+                "--training-heights",
+                click.IntRange(0),
+                0,
+                "Training budget: the model may change up to this height (0: no budget).",
+            ),
+            _learning_option(
+                "--target-score",
+                click.FloatRange(-1000, 1000),
+                None,
+                "End training once the validators' recorded score reaches this (accuracy, or "
+                "-loss for loss tasks).",
+            ),
+            _learning_option(
+                "--plateau-rounds",
+                click.IntRange(0, 1_000_000),
+                defaults.plateau_rounds,
+                "End training after this many model updates without improving the best "
+                "recorded score by --min-improvement (0: never).",
+            ),
+            _learning_option(
+                "--min-improvement",
+                click.FloatRange(0, 1),
+                defaults.min_improvement / SCORE_UNIT,
+                "What counts as an improvement for --plateau-rounds.",
+            ),
+            _learning_option(
+                "--round-deadline",
+                click.FloatRange(0.001, MAX_LEARNING_MS / 1000),
+                defaults.round_deadline / 1000,
+                "Seconds after a model is committed by which the proposer aggregates the "
+                "contributions it has, if no quorum of them came sooner.",
+            ),
+            _learning_option(
+                "--verdict-timeout",
+                click.FloatRange(0.001, MAX_LEARNING_MS / 1000),
+                defaults.verdict_timeout / 1000,
+                "Seconds a validator may take to fetch and score a proposed model.",
+            ),
+        )
+    ):
+        command = option(command)
+    return command
+
+
+def compute_learning_params(
+    params: ChainParams,
+    training_heights: int,
+    target_score: float | None,
+    plateau_rounds: int,
+    min_improvement: float,
+    round_deadline: float,
+    verdict_timeout: float,
+) -> ChainParams:
+    """``params`` with the learning rules from the command line (checked: one-line errors)."""
+    result = replace(
+        params,
+        training_heights=training_heights,
+        target_score=None if target_score is None else round(target_score * SCORE_UNIT),
+        plateau_rounds=plateau_rounds,
+        min_improvement=round(min_improvement * SCORE_UNIT),
+        round_deadline=round(round_deadline * 1000),
+        verdict_timeout=round(verdict_timeout * 1000),
+    )
+    try:
+        result.validate()
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from error
+    return result

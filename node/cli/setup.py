@@ -7,9 +7,16 @@ from pathlib import Path
 
 import click
 
+from consensus.params import ChainParams, Mode
 from consensus.types import Threshold
 from ml.config import BUILTIN_TASKS
-from node.cli.options import echo_json, parse_threshold, vote_relay_option
+from node.cli.options import (
+    compute_learning_params,
+    echo_json,
+    learning_options,
+    parse_threshold,
+    vote_relay_option,
+)
 from node.files import (
     ConfigError,
     DataSource,
@@ -43,6 +50,7 @@ from node.testnet import TestnetSpec, create_joining_node, create_single_node, c
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     help="Train and vote on this CSV or NPZ file (tabular-mlp chains).",
 )
+@learning_options
 def init(
     home: Path,
     moniker: str,
@@ -56,6 +64,12 @@ def init(
     shard: str,
     partition: str,
     data_file: Path | None,
+    training_heights: int,
+    target_score: float | None,
+    plateau_rounds: int,
+    min_improvement: float,
+    round_deadline: float,
+    verdict_timeout: float,
 ) -> None:
     """Create a node home: a key, config.toml and genesis.json.
 
@@ -63,8 +77,17 @@ def init(
     node joins that chain as a full node; `learnchain tx stake` makes it a validator.
     """
     if genesis_file is None and genesis_from is None:
+        params = compute_learning_params(
+            ChainParams(),
+            training_heights,
+            target_score,
+            plateau_rounds,
+            min_improvement,
+            round_deadline,
+            verdict_timeout,
+        )
         try:
-            key = create_single_node(home, moniker, chain_id, listen)
+            key = create_single_node(home, moniker, chain_id, listen, params)
         except ValueError as error:
             raise click.ClickException(str(error)) from error
         click.echo(f"initialised {home} (validator {key.address.hex()})")
@@ -153,14 +176,7 @@ def _check_partition(_ctx: click.Context | None, _param: click.Parameter | None,
     default="",
     help="Containers: node I listens on 0.0.0.0:BASE_PORT and is reached at PREFIXI:BASE_PORT.",
 )
-@click.option(
-    "--training-heights",
-    type=click.IntRange(0),
-    default=0,
-    show_default=True,
-    help="Training budget: the model may change up to this height, then blocks carry "
-    "transactions only (0: no end).",
-)
+@learning_options
 @vote_relay_option
 def testnet(
     validators: int,
@@ -174,22 +190,33 @@ def testnet(
     chain_id: str,
     hostname_prefix: str,
     training_heights: int,
+    target_score: float | None,
+    plateau_rounds: int,
+    min_improvement: float,
+    round_deadline: float,
+    verdict_timeout: float,
     vote_relay_from: int,
 ) -> None:
     """Create homes for a local testnet of N validators sharing one genesis."""
+    params = compute_learning_params(
+        ChainParams(threshold=threshold, mode=Mode(mode), vote_relay_from=vote_relay_from),
+        training_heights,
+        target_score,
+        plateau_rounds,
+        min_improvement,
+        round_deadline,
+        verdict_timeout,
+    )
     spec = TestnetSpec(
         validators,
         output,
         chain_id,
-        threshold,
-        mode,
         task,
         partition,
         seed,
         base_port,
         hostname_prefix=hostname_prefix,
-        training_heights=training_heights,
-        vote_relay_from=vote_relay_from,
+        params=params,
     )
     try:
         homes = create_testnet(spec)

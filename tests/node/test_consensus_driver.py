@@ -17,7 +17,7 @@ from consensus.validators import ValidatorSet
 from node.block_executor import BlockExecutor
 from node.consensus_driver import ConsensusDriver
 from node.engine_inbox import EngineInbox
-from node.learning_app import ModelUpdate
+from node.learning_app import ModelUpdate, Verdict
 from node.metrics import Metrics
 from node.store import Store
 from node.store_worker import StoreWorker
@@ -39,8 +39,8 @@ class App:
     async def prepare_proposal(self, request: RequestProposal) -> ModelUpdate:
         return ModelUpdate(UPDATE if request.height == 1 else request.base_model_hash)
 
-    async def process_proposal(self, request: RequestVerdict) -> bool:
-        return True
+    async def process_proposal(self, request: RequestVerdict) -> Verdict:
+        return Verdict(True, 950_000)
 
     def on_precommit(self, vote: Vote) -> None:
         self.precommits.append(vote)

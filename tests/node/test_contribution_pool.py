@@ -1,9 +1,9 @@
 """The contribution pool keeps contributions to the current model and the next, checked by the
-state transition's own rule, and drops them once the chain moves past them."""
+state transition's own rule; blocks that keep the model leave them, and once the model changes
+the older ones are dropped."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 
 import pytest
@@ -25,9 +25,12 @@ def sign(key: PrivateKey, height: int, samples: int = 10) -> Contribution:
     return replace(unsigned, signature=key.sign(unsigned.sign_bytes()))
 
 
-def make_state(height: int) -> ChainState:
+def make_state(height: int, plain_after: int = 0) -> ChainState:
+    """Every block up to ``height`` changes the model; ``plain_after`` blocks keep it."""
     chain = Chain(make_genesis_state(KEYS), KEYS)
-    for _ in range(height):
+    for h in range(height):
+        chain.advance(model_hash=compute_hash(b"model %d" % (h + 1)))
+    for _ in range(plain_after):
         chain.advance()
     return chain.state
 
@@ -68,6 +71,7 @@ def test_a_bad_contribution_is_refused_and_kept_nowhere(
 def test_a_commit_drops_older_contributions_and_remembers_the_last_contributors() -> None:
     pool = ContributionPool(SignatureVerifier())
     state = make_state(2)
+    pool.update(state)
     pool.receive(state, sign(KEYS[0], 2))
     pool.receive(state, sign(KEYS[1], 2))
     pool.receive(state, sign(KEYS[2], 3))
@@ -78,27 +82,13 @@ def test_a_commit_drops_older_contributions_and_remembers_the_last_contributors(
     assert set(pool.iter_weights_hashes()) == {compute_hash(b"w3")}
 
 
-def test_waiting_ends_as_soon_as_every_awaited_contribution_is_here() -> None:
-    async def scenario() -> None:
-        pool = ContributionPool(SignatureVerifier())
-        awaited = {KEYS[0].address, KEYS[1].address}
-        waiting = asyncio.create_task(pool.wait_for(Height(0), awaited, 30.0, lambda: True))
-        pool.add(sign(KEYS[0], 0))
-        await asyncio.sleep(0)
-        assert not waiting.done()
-        pool.add(sign(KEYS[1], 0))
-        arrived = await asyncio.wait_for(waiting, 5)
-        assert set(arrived) == awaited
-
-    asyncio.run(scenario())
-
-
-def test_waiting_ends_at_the_deadline_with_what_came() -> None:
-    async def scenario() -> None:
-        pool = ContributionPool(SignatureVerifier())
-        pool.add(sign(KEYS[0], 0))
-        awaited = {KEYS[0].address, KEYS[1].address}
-        arrived = await pool.wait_for(Height(0), awaited, 0.05, lambda: True)
-        assert set(arrived) == {KEYS[0].address}
-
-    asyncio.run(scenario())
+def test_blocks_that_keep_the_model_keep_its_contributions() -> None:
+    pool = ContributionPool(SignatureVerifier())
+    pool.update(make_state(2))
+    pool.receive(make_state(2), sign(KEYS[0], 2))
+    after_plain_blocks = make_state(2, plain_after=3)
+    assert after_plain_blocks.height == 5 and after_plain_blocks.learning.model_height == 2
+    pool.update(after_plain_blocks)
+    assert set(pool.get(Height(2))) == {KEYS[0].address}
+    assert pool.receive(after_plain_blocks, sign(KEYS[1], 2))
+    assert not pool.receive(after_plain_blocks, sign(KEYS[2], 4)), "no model at height 4"

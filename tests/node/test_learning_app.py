@@ -16,7 +16,7 @@ import pytest
 from consensus.crypto import SignatureVerifier, compute_hash
 from consensus.events import RequestProposal, RequestVerdict
 from consensus.messages import Block, Contribution
-from consensus.params import ChainParams, Mode
+from consensus.params import SCORE_UNIT, ChainParams, Mode
 from consensus.state import ChainState
 from consensus.types import Hash, Height, Round
 from consensus.validators import ValidatorSet
@@ -25,7 +25,7 @@ from ml.learner import Learner
 from ml.tasks import TaskConfig, get_task
 from node.contribution_pool import ContributionError, ContributionPool
 from node.learning import EncodedWeights, LearningWorker
-from node.learning_app import LearningApp
+from node.learning_app import LearningApp, Verdict
 from node.store import Store
 from node.store_worker import StoreWorker
 from node.weights_pool import WeightsPool
@@ -86,9 +86,23 @@ def with_app(
     return asyncio.run(run())
 
 
-def test_a_solo_proposer_trains_stores_and_pushes_its_update(tmp_path: Path) -> None:
+async def wait_until(condition: Callable[[], bool]) -> None:
+    for _ in range(400):
+        if condition():
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError("condition never held")
+
+
+def test_a_solo_proposer_trains_ahead_of_its_turn_then_proposes_and_pushes_its_update(
+    tmp_path: Path,
+) -> None:
     async def scenario(app: LearningApp, consensus: Consensus, _: object) -> None:
         base = consensus.state.model_hash
+        early = await app.prepare_proposal(RequestProposal(Height(1), Round(0), base))
+        assert early.model_hash == base, "nothing trained yet: the block keeps the model"
+        app.on_commit(consensus.state)
+        await wait_until(app.has_work)
         update = await app.prepare_proposal(RequestProposal(Height(1), Round(0), base))
         assert update.model_hash != base and update.contributions == ()
         assert app.weights.has(update.model_hash)
@@ -110,7 +124,9 @@ def test_after_two_failed_rounds_a_proposal_keeps_the_model(tmp_path: Path) -> N
 def test_a_verdict_scores_the_proposed_weights_and_rejects_weights_nobody_has(
     tmp_path: Path,
 ) -> None:
-    async def scenario(app: LearningApp, consensus: Consensus, _: object) -> tuple[bool, bool]:
+    async def scenario(
+        app: LearningApp, consensus: Consensus, _: object
+    ) -> tuple[Verdict, Verdict]:
         chain = Chain(consensus.state, KEYS)
         trained = await app.learning.propose()
         await app.weights.store(trained)
@@ -122,7 +138,9 @@ def test_a_verdict_scores_the_proposed_weights_and_rejects_weights_nobody_has(
             await app.process_proposal(RequestVerdict(Height(1), Round(0), missing, base)),
         )
 
-    assert with_app(tmp_path, Mode.SOLO, scenario) == (True, False)
+    good, missing = with_app(tmp_path, Mode.SOLO, scenario)
+    assert good.approved and good.score is not None and 0 < good.score <= SCORE_UNIT
+    assert missing == Verdict(False)
 
 
 def test_a_committed_block_sets_off_a_signed_contribution(tmp_path: Path) -> None:
