@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from processes import cpu_seconds
+from processes import FASTEST_PACE, cpu_seconds
 
 from consensus.crypto import PrivateKey, SignatureVerifier
 from consensus.messages import Commit, CommitSig, Vote
@@ -70,7 +70,7 @@ def write_chain(store: Store, state: ChainState, keys: list[PrivateKey], blocks:
 def measure(blocks: int) -> dict[str, object]:
     with (
         tempfile.TemporaryDirectory() as scratch,
-        LocalCluster(Path(scratch) / "net", 4) as net,
+        LocalCluster(Path(scratch) / "net", 4, *FASTEST_PACE) as net,
     ):
         net.configure_all("train", "false")
         genesis = compute_genesis_state(read_genesis(net[0].home).genesis)

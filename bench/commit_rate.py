@@ -22,7 +22,7 @@ import time
 from itertools import pairwise
 from pathlib import Path
 
-from processes import rss_mb
+from processes import FASTEST_PACE, rss_mb
 
 from node.cluster import LocalCluster
 
@@ -31,7 +31,7 @@ def measure(validators: int, seconds: float, relay_from: int | None) -> dict[str
     relay = () if relay_from is None else ("--vote-relay-from", str(relay_from))
     with (
         tempfile.TemporaryDirectory() as scratch,
-        LocalCluster(Path(scratch) / "net", validators, *relay) as net,
+        LocalCluster(Path(scratch) / "net", validators, *relay, *FASTEST_PACE) as net,
     ):
         net.configure_all("train", "false")
         net.start_all()

@@ -110,7 +110,13 @@ def merge(histograms: list[list[tuple[float, float]]]) -> list[tuple[float, floa
 def measure(heights: int) -> dict[str, object]:
     with (
         tempfile.TemporaryDirectory() as scratch,
-        LocalCluster(Path(scratch) / "net", VALIDATORS, "--partition", "dirichlet:0.5") as net,
+        LocalCluster(
+            Path(scratch) / "net",
+            VALIDATORS,
+            "--partition",
+            "dirichlet:0.5",
+            *("--commit-timeout", "0", "--plateau-rounds", "0"),
+        ) as net,
     ):
         net.enable_metrics()
         net.configure_all("log_level", "debug")

@@ -80,6 +80,7 @@ from consensus.types import (
     Threshold,
     Tokens,
     VoteType,
+    is_quorum,
 )
 
 
@@ -157,10 +158,11 @@ class SimulationConfig:
     )
     params: ChainParams = field(default_factory=ChainParams)
     max_sim_ms: int = 0  # 0: a generous default from ``heights``
-    # Learning at the pace of training (docs/protocol.md §3.2): each validator needs
-    # ``training_ms[i]`` after a model is committed before its update is ready (empty: at once).
-    # A proposer proposes an update only when its own is ready; with ``wait_for_work`` the
-    # engines make no empty blocks and a ready learner reports ``WorkReady``.
+    # Learning at the pace of training (docs/protocol.md §3.2): validator i needs
+    # ``training_ms[i]`` after a model is committed to train its contribution (empty: at once);
+    # a round is ready once live validators with more than the threshold of stake are done. A
+    # proposer proposes an update only then; with ``wait_for_work`` the engines make no empty
+    # blocks and each node reports ``WorkReady`` when the round is ready.
     training_ms: tuple[int, ...] = ()
     wait_for_work: bool = False
 
@@ -196,6 +198,7 @@ class SimulationResult:
     messages_dropped: int
     evidence_committed: int
     jailed: list[int]
+    model_updates: int = 0
 
     def as_dict(self) -> dict[str, object]:
         """The JSON form."""
@@ -210,6 +213,7 @@ class SimulationResult:
             "max_rounds": self.max_rounds,
             "poisoned_committed": self.poisoned_committed,
             "evidence_committed": self.evidence_committed,
+            "model_updates": self.model_updates,
             "wall_seconds": round(self.wall_seconds, 3),
             "sim_seconds": round(self.sim_seconds, 3),
             "heights_per_second": round(self.heights / self.wall_seconds, 2)
@@ -404,6 +408,9 @@ class Simulation:
             if isinstance(payload, RequestSync):
                 self._serve_sync(node, payload)
                 continue
+            if isinstance(payload, AwaitWork):
+                self._check_work(node, payload)
+                continue
             assert isinstance(
                 payload,
                 (
@@ -435,6 +442,7 @@ class Simulation:
         """Come back from what was persisted: the last committed state and the sign state."""
         node.alive = True
         node.epoch += 1
+        node.model_since = self.now  # a restarted learner begins the current round again
         height = max(node.states, default=0)
         state = node.states.get(height, self.genesis_state)
         node.engine = self._make_engine(node.key, state, node.sign_state)
@@ -460,10 +468,34 @@ class Simulation:
         return int.from_bytes(digest[:8], "big") / 2**64 < self.config.approval
 
     def get_training_left(self, node: _Node) -> int:
-        """Simulated ms until this node's update from the current model is trained."""
+        """Simulated ms until the round from this node's current model is ready: the live
+        validators' updates are trained in ``training_ms`` each, and the round needs more than
+        the threshold of stake (the fastest first), as the node's aggregate rule does."""
         if not self.config.training_ms:
             return 0
-        return max(0, node.model_since + self.config.training_ms[node.index] - self.now)
+        live = sorted(
+            (self.config.training_ms[n.index], self.stakes[n.index]) for n in self.nodes if n.alive
+        )
+        total, reached, needed = sum(self.stakes), 0, None
+        for training, stake in live:
+            reached += stake
+            if is_quorum(reached, total, self.config.threshold):
+                needed = training
+                break
+        if needed is None:
+            return 2**31  # no quorum of learners alive: no learning round
+        return max(0, node.model_since + needed - self.now)
+
+    def _check_work(self, node: _Node, waiting: AwaitWork) -> None:
+        """WorkReady once the learning round is ready (looked at again when it is due, since
+        a crash meanwhile can delay it) or a transaction is waiting."""
+        if node.engine.height != waiting.height:
+            return
+        left = 0 if self.mempool else self.get_training_left(node)
+        if left:
+            self._schedule(min(left, 2**30), node.index, waiting)
+            return
+        self._apply(node, node.engine.handle(WorkReady(waiting.height)))
 
     def _on_request_proposal(self, node: _Node, request: RequestProposal) -> None:
         engine = node.engine
@@ -612,9 +644,13 @@ class Simulation:
         proposals = [0] * len(self.nodes)
         max_rounds = 0
         poisoned = 0
+        updates = 0
+        model = self.genesis_state.model_hash
         evidence: set[int] = set()
         for h in sorted(reference.blocks):
             block, commit = reference.blocks[h]
+            updates += block.header.model_hash != model
+            model = block.header.model_hash
             proposals[self.index_of[block.header.proposer]] += 1
             max_rounds = max(max_rounds, commit.round + 1)
             poisoned += block.header.model_hash in self.poisoned
@@ -643,6 +679,7 @@ class Simulation:
             messages_dropped=self.dropped,
             evidence_committed=sum(len(b.evidence) for b, _ in reference.blocks.values()),
             jailed=jailed,
+            model_updates=updates,
         )
 
 
@@ -720,11 +757,8 @@ class _SimulatedShell:
 
     def await_work(self, action: AwaitWork) -> None:
         """WorkReady once this node's update is trained, or a transaction is waiting."""
-        simulation = self.simulation
-        if Behaviour.SILENT in self.node.behaviours:
-            return
-        delay = 0 if simulation.mempool else simulation.get_training_left(self.node)
-        simulation._schedule(delay, self.node.index, WorkReady(action.height))
+        if Behaviour.SILENT not in self.node.behaviours:
+            self.simulation._check_work(self.node, action)
 
     def rejected(self, action: Rejected) -> None:
         """Refused messages change nothing in a simulation."""

@@ -43,8 +43,9 @@ class BlockExecutor:
             return
         decided, self._pending = self._pending, []
         blocks = [(a.block, a.commit) for a in decided]
+        learning = [a.state.learning for a in decided]
         write = asyncio.ensure_future(
-            self._io.run(self._io.store.save_blocks, blocks, decided[-1].state)
+            self._io.run(self._io.store.save_blocks, blocks, decided[-1].state, learning)
         )
         self._writes.append((write, decided))
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
 
-from consensus.messages import Block
+from consensus.learning_record import LearningRecord
+from consensus.messages import Block, Commit
 from consensus.state import ChainState
 from consensus.types import Hash
 from node.store_worker import StoreWorker
@@ -47,6 +48,24 @@ class ChainReader:
         """The stored block and commit at ``height``."""
         batch = await self.read_block_batch(height, height + 1, 1, 0)
         return batch[0] if batch else None
+
+    async def read_history(
+        self, start: int, stop: int
+    ) -> list[tuple[Block, Commit | None, LearningRecord | None]]:
+        """Blocks in [start, stop) with their commits and the learning record after each, up
+        to the first missing block."""
+
+        def read() -> list[tuple[Block, Commit | None, LearningRecord | None]]:
+            store = self._io.store
+            rows = []
+            for height in range(start, stop):
+                block = store.get_block(height)
+                if block is None:
+                    break
+                rows.append((block, store.get_commit(height), store.get_learning_record(height)))
+            return rows
+
+        return await self._io.read(read)
 
     async def read_blocks(self, start: int, stop: int) -> list[Block]:
         """Decoded blocks in [start, stop), up to the first missing one."""

@@ -282,14 +282,20 @@ class QueryService(pb_grpc.QueryServicer):  # type: ignore[misc]
         start = max(request.from_height, 1)
         limit = min(request.limit or DEFAULT_HISTORY_ENTRIES, MAX_HISTORY_ENTRIES)
         stop = min(latest, start + limit - 1)
-        blocks = await self.chain.read_blocks(start - 1 if start > 1 else start, stop + 1)
+        # One block before (its model) and one after (the record of this range's last score).
+        rows = await self.chain.read_history(start - 1 if start > 1 else start, stop + 2)
         previous_model = self.chain.genesis.model_hash
         if start > 1:
-            if not blocks:
+            if not rows:
                 return pb.HistoryResponse()
-            previous_model = blocks.pop(0).header.model_hash
+            previous_model = rows.pop(0)[0].header.model_hash
+        scores = {
+            record.scored_height: record.scored
+            for _, _, record in rows
+            if record is not None and record.scored is not None
+        }
         entries = []
-        for block in blocks:
+        for block, commit, _ in rows[: stop - start + 1]:
             h = block.header
             entries.append(
                 pb.HistoryEntry(
@@ -299,6 +305,9 @@ class QueryService(pb_grpc.QueryServicer):  # type: ignore[misc]
                     model_hash=h.model_hash,
                     model_updated=h.model_hash != previous_model,
                     txs=len(block.txs),
+                    round=commit.round if commit is not None else 0,
+                    contributions=len(block.contributions),
+                    score=scores.get(h.height),
                 )
             )
             previous_model = h.model_hash

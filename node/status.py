@@ -7,6 +7,7 @@ from collections.abc import Callable
 from consensus.engine import Engine
 from consensus.state import ChainState
 from consensus.types import Address
+from node.wire import learning_to_proto
 from proto import learnchain_pb2 as pb
 
 
@@ -43,4 +44,5 @@ class StatusReporter:
             moniker=self._moniker,
             round=self._engine.round,
             step=int(self._engine.step),
+            learning=learning_to_proto(state.learning),
         )

@@ -1,9 +1,9 @@
 """The node's LevelDB store (plyvel): blocks, commits, state, sign state and weight chunks.
 
 Keys (one prefix byte each): ``b``+height -> block, ``h``+hash -> height, ``c``+height -> commit,
-``s`` -> latest state, ``p`` -> sign state, ``w``+weights hash -> chunk manifest, ``k``+chunk
-hash -> chunk. A block, its commit and the state it produces go in one write batch with
-``sync=True``: after a crash the store holds either the old height or the new one, never half.
+``l``+height -> the learning record after that block, ``s`` -> latest state, ``p`` -> sign
+state, ``w``+weights hash -> chunk manifest, ``k``+chunk hash -> chunk. A block, its commit and
+the state it produces go in one write batch with ``sync=True``: after a crash the store holds either the old height or the new one, never half.
 Weights are content-addressed chunks (``store.weights``, node/weights_store.py), so they stream in
 and out without whole copies in memory.
 """
@@ -18,6 +18,7 @@ from typing import TypeVar
 import plyvel
 
 from consensus.events import SignState
+from consensus.learning_record import LearningRecord
 from consensus.messages import Block, Commit
 from consensus.state import ChainState
 from consensus.types import Hash, Height
@@ -28,6 +29,8 @@ from node.wire import (
     block_to_proto,
     commit_from_proto,
     commit_to_proto,
+    learning_from_proto,
+    learning_to_proto,
     sign_state_from_proto,
     sign_state_to_proto,
     state_from_proto,
@@ -98,9 +101,20 @@ class Store:
         """Store a decided block, its commit and the new state atomically and durably."""
         self.save_blocks([(block, commit)], state)
 
-    def save_blocks(self, decided: list[tuple[Block, Commit]], state: ChainState) -> None:
-        """Store several consecutive decided blocks and the state after the last, atomically."""
+    def save_blocks(
+        self,
+        decided: list[tuple[Block, Commit]],
+        state: ChainState,
+        learning: list[LearningRecord] | None = None,
+    ) -> None:
+        """Store several consecutive decided blocks and the state after the last, atomically;
+        with ``learning``, the learning record after each block too (for ``query history``)."""
         with self._db.write_batch(transaction=True, sync=True) as batch:
+            for (block, _), record in zip(decided, learning or [], strict=False):
+                batch.put(
+                    _height_key(b"l", block.height),
+                    learning_to_proto(record).SerializeToString(),
+                )
             for block, commit in decided:
                 batch.put(
                     _height_key(b"b", block.height), block_to_proto(block).SerializeToString()
@@ -151,6 +165,14 @@ class Store:
             _height_key(b"b", height),
             f"block {height}",
             lambda d: block_from_proto(pb.Block.FromString(d)),
+        )
+
+    def get_learning_record(self, height: int) -> LearningRecord | None:
+        """The learning record after the block at ``height`` (None if not kept)."""
+        return self._read(
+            _height_key(b"l", height),
+            f"learning record {height}",
+            lambda raw: learning_from_proto(pb.LearningRecord.FromString(raw)),
         )
 
     def get_commit(self, height: int) -> Commit | None:

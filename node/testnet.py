@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from consensus.crypto import PrivateKey
+from consensus.engine import TimeoutConfig
 from consensus.params import ChainParams, Genesis, GenesisValidator
 from consensus.types import ChainId, Hash, Stake, Tokens
 from ml.config import TaskConfig
@@ -47,6 +48,8 @@ class TestnetSpec:
     host: str = "127.0.0.1"
     hostname_prefix: str = ""  # e.g. "node": node I is reached at nodeI:BASE_PORT (containers)
     params: ChainParams = field(default_factory=ChainParams)  # threshold, mode, learning...
+    create_empty_blocks: bool = False  # config.toml of every node
+    commit_timeout: int = TimeoutConfig().commit  # ms, config.toml's timeouts.commit
 
 
 def compute_testnet_endpoints(spec: TestnetSpec) -> list[str]:
@@ -137,6 +140,8 @@ def create_testnet(spec: TestnetSpec) -> list[Path]:
             persistent_peers=tuple(e for j, e in enumerate(endpoints) if j != i),
             metrics=f"0.0.0.0:{CONTAINER_METRICS_PORT}" if spec.hostname_prefix else "",
             data=DataSource("digits", i, spec.validators, spec.partition, spec.seed),
+            create_empty_blocks=spec.create_empty_blocks,
+            timeouts=replace(TimeoutConfig(), commit=spec.commit_timeout),
         )
         write_config(home, config)
         write_key(home, key)

@@ -9,6 +9,7 @@ from typing import Any
 import click
 import grpc
 
+from consensus.params import SCORE_UNIT
 from consensus.types import ADDRESS_LENGTH
 from node.cli.options import echo_json
 from node.files import ConfigError, read_config
@@ -84,7 +85,7 @@ def query() -> None:
 @query.command()
 @node_options
 def status(node: str | None, home: Path | None, output: str) -> None:
-    """Height, latest block, model hash, peers."""
+    """Height, latest block, model hash, peers, and training: on or ended (and why)."""
     r = call(resolve_node(node, home), "Status", pb.StatusRequest())
     emit(
         output,
@@ -99,8 +100,26 @@ def status(node: str | None, home: Path | None, output: str) -> None:
             "syncing": r.syncing,
             "round": r.round,
             "step": ["propose", "prevote", "precommit"][r.step],
+            **describe_learning(r.learning),
         },
     )
+
+
+def _micro(message: pb.LearningRecord, name: str) -> float | None:
+    return getattr(message, name) / SCORE_UNIT if message.HasField(name) else None
+
+
+def describe_learning(record: pb.LearningRecord) -> dict[str, Any]:
+    """Training as the chain records it: on, or ended (why and where); the scores."""
+    ends = {1: "budget", 2: "target", 3: "plateau"}
+    return {
+        "training": "on" if record.end == 0 else f"ended ({ends.get(record.end, '?')})",
+        "training_ended_at": record.end_height - 1 if record.end else None,
+        "model_height": record.model_height,
+        "model_score": _micro(record, "model_score"),
+        "best_score": _micro(record, "best_score"),
+        "updates_without_improvement": record.stale_rounds,
+    }
 
 
 def block_payload(item: pb.BlockWithCommit) -> dict[str, Any]:
@@ -199,7 +218,8 @@ def model(node: str | None, home: Path | None, output: str) -> None:
 @click.option("--limit", type=click.IntRange(1, 10000), default=100, show_default=True)
 @node_options
 def history(from_height: int, limit: int, node: str | None, home: Path | None, output: str) -> None:
-    """Blocks and the model updates they carried."""
+    """Blocks and the model updates they carried: the round each was committed in (rounds
+    before it failed), the contributions used, and the validators' recorded score."""
     r = call(
         resolve_node(node, home), "History", pb.HistoryRequest(from_height=from_height, limit=limit)
     )
@@ -211,15 +231,23 @@ def history(from_height: int, limit: int, node: str | None, home: Path | None, o
             "model_hash": e.model_hash.hex(),
             "model_updated": e.model_updated,
             "txs": e.txs,
+            "round": e.round,
+            "failed_rounds": e.round,
+            "contributions": e.contributions,
+            "score": e.score / SCORE_UNIT if e.HasField("score") else None,
         }
         for e in r.entries
     ]
     if output == "json":
         echo_json({"entries": entries})
         return
+    click.echo(f"{'height':>6}  {'block':<16}  {'proposer':<12}  round  update  contrib  score")
     for e in entries:
-        mark = "model update" if e["model_updated"] else ""
-        click.echo(f"{e['height']:>6}  {e['block_hash'][:16]}  {e['proposer'][:12]}  {mark}")
+        score = "" if e["score"] is None else f"{e['score']:.4f}"
+        click.echo(
+            f"{e['height']:>6}  {e['block_hash'][:16]}  {e['proposer'][:12]}  {e['round']:>5}  "
+            f"{'yes' if e['model_updated'] else '-':>6}  {e['contributions']:>7}  {score}"
+        )
 
 
 @query.command()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from consensus.engine import TimeoutConfig
 from consensus.params import ChainParams, Mode
 from consensus.types import Threshold
 from ml.config import BUILTIN_TASKS
@@ -18,6 +19,7 @@ from node.cli.options import (
     vote_relay_option,
 )
 from node.files import (
+    MAX_TIMEOUT_MS,
     ConfigError,
     DataSource,
     NodeConfig,
@@ -176,6 +178,19 @@ def _check_partition(_ctx: click.Context | None, _param: click.Parameter | None,
     default="",
     help="Containers: node I listens on 0.0.0.0:BASE_PORT and is reached at PREFIXI:BASE_PORT.",
 )
+@click.option(
+    "--create-empty-blocks/--no-create-empty-blocks",
+    default=False,
+    show_default=True,
+    help="Make blocks with nothing in them (else the chain rests when there is nothing to do).",
+)
+@click.option(
+    "--commit-timeout",
+    type=click.IntRange(0, MAX_TIMEOUT_MS),
+    default=TimeoutConfig().commit,
+    show_default=True,
+    help="Milliseconds to pause after each block (0: the fastest pace).",
+)
 @learning_options
 @vote_relay_option
 def testnet(
@@ -189,6 +204,8 @@ def testnet(
     base_port: int,
     chain_id: str,
     hostname_prefix: str,
+    create_empty_blocks: bool,
+    commit_timeout: int,
     training_heights: int,
     target_score: float | None,
     plateau_rounds: int,
@@ -217,6 +234,8 @@ def testnet(
         base_port,
         hostname_prefix=hostname_prefix,
         params=params,
+        create_empty_blocks=create_empty_blocks,
+        commit_timeout=commit_timeout,
     )
     try:
         homes = create_testnet(spec)

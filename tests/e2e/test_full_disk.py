@@ -14,6 +14,7 @@ import pytest
 
 from node.cluster import LocalCluster
 from node.store import Store
+from tests.e2e import EMPTY_BLOCKS
 
 pytestmark = pytest.mark.e2e
 
@@ -57,7 +58,7 @@ def fill(disk: Path) -> Path:
 
 
 def test_a_validator_that_cannot_write_stops_and_restarts_where_it_was(small_disk: Path) -> None:
-    with LocalCluster(small_disk / "net", 1, "--training-heights", "3") as net:
+    with LocalCluster(small_disk / "net", 1, "--training-heights", "3", *EMPTY_BLOCKS) as net:
         node = net[0]
         node.start()
         net.wait_for([0], 5, timeout=180)

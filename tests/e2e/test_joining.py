@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from node.cluster import LocalCluster, run_learnchain
+from tests.e2e import EMPTY_BLOCKS
 
 pytestmark = pytest.mark.e2e
 
@@ -59,7 +60,7 @@ def find_block(
 
 def test_a_full_node_joins_by_staking_then_proposes_votes_and_leaves(tmp_path: Path) -> None:
     global CLUSTER
-    cluster = CLUSTER = LocalCluster(tmp_path / "net", 4, spare_ports=1)
+    cluster = CLUSTER = LocalCluster(tmp_path / "net", 4, *EMPTY_BLOCKS, spare_ports=1)
     cluster.start_all()
     try:
         cluster.wait_for([0, 1, 2, 3], 3)

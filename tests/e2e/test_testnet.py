@@ -12,6 +12,7 @@ import pytest
 
 from node.cluster import LocalCluster, run_learnchain
 from proto import learnchain_pb2 as pb
+from tests.e2e import EMPTY_BLOCKS
 
 pytestmark = pytest.mark.e2e
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     root = tmp_path_factory.mktemp("e2e") / "net"
-    with LocalCluster(root, 4, "--partition", "dirichlet:0.5") as net:
+    with LocalCluster(root, 4, "--partition", "dirichlet:0.5", *EMPTY_BLOCKS) as net:
         net.start_all()
         net.wait_for([0, 1, 2, 3], 8)
         yield net

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from node.cluster import LocalCluster
+from tests.e2e import EMPTY_BLOCKS
 
 pytestmark = pytest.mark.e2e
 
@@ -19,7 +20,7 @@ VALIDATORS = 5
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     root = tmp_path_factory.mktemp("relay") / "net"
-    with LocalCluster(root, VALIDATORS, "--vote-relay-from", str(VALIDATORS)) as net:
+    with LocalCluster(root, VALIDATORS, "--vote-relay-from", str(VALIDATORS), *EMPTY_BLOCKS) as net:
         net.configure_all("train", "false")
         net.enable_metrics()
         net.start_all()
