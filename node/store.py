@@ -3,9 +3,10 @@
 Keys (one prefix byte each): ``b``+height -> block, ``h``+hash -> height, ``c``+height -> commit,
 ``l``+height -> the learning record after that block, ``s`` -> latest state, ``p`` -> sign
 state, ``w``+weights hash -> chunk manifest, ``k``+chunk hash -> chunk. A block, its commit and
-the state it produces go in one write batch with ``sync=True``: after a crash the store holds either the old height or the new one, never half.
-Weights are content-addressed chunks (``store.weights``, node/weights_store.py), so they stream in
-and out without whole copies in memory.
+the state it produces go in one write batch with ``sync=True``: after a crash the store holds
+either the old height or the new one, never half. Weights are content-addressed chunks
+(``store.weights``, node/weights_store.py), so they stream in and out without whole copies in
+memory.
 """
 
 from __future__ import annotations

@@ -14,9 +14,12 @@ from typing import Any
 import click
 import grpc
 
+from consensus.params import SCORE_UNIT
 from consensus.types import Threshold
 from node.cli.options import echo_json, parse_threshold
+from node.cli.run import describe_learning
 from node.cluster import ClusterError, LocalCluster
+from proto import learnchain_pb2 as pb
 
 ATTACK_KINDS = ("label_flip", "random", "nan", "scaled", "approve_all")
 
@@ -28,6 +31,7 @@ class Progress:
     rows: list[dict[str, Any]] = field(default_factory=list)
     accuracy: float = 0.0
     commit_times: list[float] = field(default_factory=list)
+    ended: dict[str, Any] = field(default_factory=dict)  # why training ended, once it did
 
 
 def _evaluate(task: Any, data: bytes, test: Any) -> float:
@@ -49,14 +53,22 @@ def _follow(
     progress: Progress,
     say: Any,
 ) -> None:
-    """Show each committed height of node 0 until ``rounds`` heights, scoring each update."""
+    """Show each committed height of node 0, scoring each update, until training has ended by
+    the chain's rule (and every block up to that is shown) or ``rounds`` heights."""
     seen = 0
     last_progress = time.monotonic()
     while seen < rounds:
         net.check_alive()
         if time.monotonic() - last_progress > 120:
             raise ClusterError("no block committed for 120 s")
-        height = net[0].height()
+        status = net[0].status()
+        if status is None:
+            time.sleep(0.05)
+            continue
+        height = status.height
+        if status.learning.end and seen >= status.learning.end_height:
+            progress.ended = describe_learning(status.learning)
+            return
         if height <= seen:
             time.sleep(0.05)
             continue
@@ -71,6 +83,7 @@ def _follow(
             if updated:
                 progress.accuracy = _evaluate(task, net[0].fetch_model(header.model_hash), test)
             previous_model = header.model_hash
+            score = _get_recorded_score(net, h - 1) if h > 1 else None
             row = {
                 "height": h,
                 "proposer": monikers.get(header.proposer, header.proposer.hex()[:12]),
@@ -79,15 +92,24 @@ def _follow(
                 "accepted": updated,
                 "accuracy": round(progress.accuracy, 4),
                 "signers": len(item.commit.signatures),
+                "score_of_previous": score,
             }
             progress.rows.append(row)
             progress.commit_times.append(time.monotonic())
+            shown = "" if score is None else f"{score:.3f}"
             say(
                 f"{h:>6} {row['proposer']:<22} {row['round']:>5} "
-                f"{'yes' if updated else '-':>7} {progress.accuracy:>8.3f}"
+                f"{'yes' if updated else '-':>7} {progress.accuracy:>8.3f} {shown:>11}"
             )
         seen = min(height, rounds)
         last_progress = time.monotonic()
+
+
+def _get_recorded_score(net: LocalCluster, height: int) -> float | None:
+    """The validators' recorded (median) score of the update at ``height``, once recorded."""
+    history = net[0].query.History(pb.HistoryRequest(from_height=height, limit=1), timeout=10)
+    entry = history.entries[0] if history.entries else None
+    return entry.score / SCORE_UNIT if entry is not None and entry.HasField("score") else None
 
 
 def _baselines(
@@ -107,7 +129,11 @@ def _baselines(
 @click.command()
 @click.option("--validators", type=click.IntRange(1, 20), default=5, show_default=True)
 @click.option(
-    "--rounds", type=click.IntRange(1), default=30, show_default=True, help="Heights to commit."
+    "--rounds",
+    type=click.IntRange(1),
+    default=300,
+    show_default=True,
+    help="At most this many heights (training ends sooner by the chain's plateau rule).",
 )
 @click.option("--partition", default="dirichlet:0.5", show_default=True)
 @click.option("--byzantine", type=click.IntRange(0), default=0, show_default=True)
@@ -179,7 +205,10 @@ def demo(
         with net:
             net.start_all()
             net.wait_for(range(validators), 0, timeout=180)
-            say(f"{'height':>6} {'proposer':<22} {'round':>5} {'update':>7} {'test acc':>8}")
+            say(
+                f"{'height':>6} {'proposer':<22} {'round':>5} {'update':>7} {'test acc':>8} "
+                f"{'prev score':>11}"
+            )
             genesis = json.loads((net[0].home / "genesis.json").read_text())
             _follow(
                 net,
@@ -224,6 +253,9 @@ def demo(
         "round_seconds_median": round(statistics.median(intervals), 4) if intervals else None,
         "consistent": consistent,
         "wall_seconds": round(time.monotonic() - started, 1),
+        "training": progress.ended.get("training", "on"),
+        "training_ended_at": progress.ended.get("training_ended_at"),
+        "best_score": progress.ended.get("best_score"),
     }
     if output == "json":
         echo_json(summary)
@@ -238,3 +270,13 @@ def demo(
     say(f"  all data pooled                 {pooled:.3f}")
     say(f"  byzantine updates accepted      {summary['byzantine_accepted']}")
     say(f"  every node agrees on every block: {'yes' if consistent else 'NO'}")
+    if progress.ended:
+        best = progress.ended["best_score"]
+        say(
+            f"  training {summary['training']} at height {summary['training_ended_at']}"
+            f" (best recorded validator score {best:.3f}); the chain now rests"
+            if best is not None
+            else f"  training {summary['training']} at height {summary['training_ended_at']}"
+        )
+    else:
+        say(f"  training still on after {rounds} heights (--rounds)")
