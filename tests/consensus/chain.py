@@ -11,6 +11,7 @@ from consensus.simulation import compute_key
 from consensus.state import ChainState, build_block, compute_genesis_state, process_block
 from consensus.types import (
     ZERO_HASH,
+    Address,
     ChainId,
     Hash,
     Nonce,
@@ -58,14 +59,24 @@ def sign_tx(key: PrivateKey, kind: TxKind, nonce: int, **fields: object) -> Sign
     return SignedTx(tx, Signature(key.sign(tx.sign_bytes())))
 
 
-def sign_commit(state: ChainState, block: Block, keys: list[PrivateKey], round_: int = 0) -> Commit:
-    """A commit for ``block`` signed by those of ``keys`` that validate the block's height."""
+def sign_commit(
+    state: ChainState,
+    block: Block,
+    keys: list[PrivateKey],
+    round_: int = 0,
+    scores: dict[Address, int] | None = None,
+) -> Commit:
+    """A commit for ``block`` signed by those of ``keys`` that validate the block's height, each
+    precommit carrying its signer's score from ``scores`` (the vote extension), if any."""
     sigs = []
     for key in sorted(keys, key=lambda k: k.address):
         if state.validators.get_validator(key.address) is None:
             continue
-        vote = Vote(CHAIN, VoteType.PRECOMMIT, block.height, Round(round_), block.hash, key.address)
-        sigs.append(CommitSig(key.address, Signature(key.sign(vote.sign_bytes()))))
+        score = (scores or {}).get(key.address)
+        vote = Vote(
+            CHAIN, VoteType.PRECOMMIT, block.height, Round(round_), block.hash, key.address, score
+        )
+        sigs.append(CommitSig(key.address, Signature(key.sign(vote.sign_bytes())), score))
     return Commit(block.height, Round(round_), block.hash, tuple(sigs))
 
 
@@ -95,10 +106,15 @@ class Chain:
         )
         return block
 
-    def commit(self, block: Block, signers: list[PrivateKey] | None = None) -> ChainState:
-        """Apply ``block`` as the state transition would, and sign its commit."""
+    def commit(
+        self,
+        block: Block,
+        signers: list[PrivateKey] | None = None,
+        scores: dict[Address, int] | None = None,
+    ) -> ChainState:
+        """Apply ``block`` as the state transition would, and sign its commit (with scores)."""
         new_state = process_block(self.state, block, self.verifier)
-        self.last_commit = sign_commit(self.state, block, signers or self.signers)
+        self.last_commit = sign_commit(self.state, block, signers or self.signers, 0, scores)
         self.state = new_state
         return new_state
 
