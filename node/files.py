@@ -106,7 +106,13 @@ def _read_section(path: Path, prefix: str, table: Any, cls: type) -> Any:
     for key, value in table.items():
         if key not in known:
             raise _fail(path, f"{prefix}.{key}", "unknown field")
-        values[key] = _typed(path, f"{prefix}.{key}", value, type(getattr(defaults, key)))
+        default = getattr(defaults, key)
+        if default is None:  # an optional whole number (params.target_score)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                raise _fail(path, f"{prefix}.{key}", f"expected a whole number, got {value!r}")
+            values[key] = value
+            continue
+        values[key] = _typed(path, f"{prefix}.{key}", value, type(default))
     return cls(**values)
 
 

@@ -65,6 +65,10 @@ def test_a_key_file_readable_by_others_is_refused(tmp_path: Path, testnet_dir: P
         ("persistent_peers = [1]", "config.toml: persistent_peers: expected a list"),
         ('log_level = "loud"', "config.toml: log_level: must be one of debug, info"),
         ("listen = ", "config.toml: not valid TOML"),
+        ("[timeouts]\ncommit = -1", "timeouts.commit: must be at least 0"),
+        ("create_empty_blocks = 1", "create_empty_blocks: expected bool"),
+        ("create_empty_blocks_interval = -1", "create_empty_blocks_interval: must be at least 0"),
+        ("create_empty_blocks_interval = 99999999999", "create_empty_blocks_interval: .* at most"),
     ],
 )
 def test_a_bad_config_names_the_file_and_field(tmp_path: Path, text: str, message: str) -> None:
@@ -105,6 +109,13 @@ def _genesis_with(testnet_dir: Path, tmp_path: Path, change: object) -> Path:
         ),
         (lambda d: d["task"].update(name="gpt"), "unknown task 'gpt'"),
         (lambda d: d.update(initial_model_hash="00"), "initial_model_hash: expected 32 bytes"),
+        (lambda d: d["params"].update(round_deadline=-5), "round_deadline must be between 1"),
+        (lambda d: d["params"].update(round_deadline=0), "round_deadline must be between 1"),
+        (lambda d: d["params"].update(verdict_timeout=10**12), "verdict_timeout must be between"),
+        (lambda d: d["params"].update(plateau_rounds=-1), "plateau_rounds must be between 0"),
+        (lambda d: d["params"].update(min_improvement=-1), "min_improvement must be between 0"),
+        (lambda d: d["params"].update(target_score="high"), "target_score: expected a whole"),
+        (lambda d: d["params"].update(target_score=10**12), "target_score is out of range"),
     ],
 )
 def test_a_bad_genesis_names_the_file_and_field(
@@ -112,6 +123,31 @@ def test_a_bad_genesis_names_the_file_and_field(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         read_genesis(_genesis_with(testnet_dir, tmp_path, change))
+
+
+def test_the_learning_rules_go_from_the_command_line_into_the_genesis(tmp_path: Path) -> None:
+    runner = CliRunner()
+    flags = ["--target-score", "0.97", "--plateau-rounds", "5", "--round-deadline", "90"]
+    shown = runner.invoke(
+        main, ["testnet", "--validators", "1", "--output", str(tmp_path / "n"), *flags]
+    )
+    assert shown.exit_code == 0, shown.output
+    params = read_genesis(tmp_path / "n" / "node0").genesis.params
+    assert (params.target_score, params.plateau_rounds, params.round_deadline) == (
+        970_000,
+        5,
+        90_000,
+    )
+    for bad in (
+        ["--round-deadline", "0"],
+        ["--plateau-rounds", "-1"],
+        ["--verdict-timeout", "1e9"],
+    ):
+        refused = runner.invoke(
+            main, ["testnet", "--validators", "1", "--output", str(tmp_path / "m"), *bad]
+        )
+        assert refused.exit_code == 2 and bad[0] in refused.output
+        assert not (tmp_path / "m").exists()
 
 
 def test_missing_files_are_one_line_errors(tmp_path: Path) -> None:
