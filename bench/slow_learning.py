@@ -24,7 +24,6 @@ Prints a table and, last, one JSON line.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import statistics
 import tempfile
@@ -34,8 +33,6 @@ from pathlib import Path
 from consensus.types import Hash
 from ml.config import TaskConfig
 from node.cluster import LocalCluster
-from node.files import compute_app_hash, read_genesis, write_genesis
-from node.testnet import compute_initial_model_hash
 from proto import learnchain_pb2 as pb
 
 VALIDATORS = 5
@@ -44,21 +41,8 @@ EVALUATION = ("decide",)
 AGGREGATION = ("combine",)
 
 
-def make_heavy(net: LocalCluster, hidden: int, epochs: int) -> int:
-    """Rewrite every home's genesis with the heavy task (and its hashes); its weights' size."""
-    genesis = read_genesis(net[0].home)
-    task = dataclasses.replace(genesis.task, hidden=hidden, local_epochs=epochs)
-    heavy = dataclasses.replace(
-        genesis,
-        task=task,
-        genesis=dataclasses.replace(
-            genesis.genesis,
-            initial_model_hash=compute_initial_model_hash(task),
-            app_hash=compute_app_hash(task),
-        ),
-    )
-    for i in range(net.count):
-        write_genesis(net[i].home, heavy)
+def compute_weights_bytes(hidden: int) -> int:
+    """The float32 weights of digits-mlp with ``hidden`` units."""
     return (64 * hidden + hidden + hidden * 10 + 10) * 4
 
 
@@ -114,8 +98,8 @@ def main() -> None:
             *("--round-deadline", "600", "--verdict-timeout", "300"),
         ) as net,
     ):
-        weights_bytes = make_heavy(net, args.hidden, args.epochs)
-        task = read_genesis(net[0].home).task
+        task = net.set_task(hidden=args.hidden, local_epochs=args.epochs)
+        weights_bytes = compute_weights_bytes(args.hidden)
         net.configure_all("log_level", "debug")
         started = time.monotonic()
         net.start_all()

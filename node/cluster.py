@@ -9,6 +9,7 @@ a context manager it stops every process and closes every channel and log file i
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -22,6 +23,7 @@ from typing import IO
 import grpc
 
 from consensus.messages import Block
+from ml.config import TaskConfig
 from node.testnet import find_free_base_port
 from node.wire import block_from_proto
 from proto import learnchain_pb2 as pb
@@ -215,6 +217,28 @@ class LocalCluster:
         """The same setting on every validator (or on ``nodes``); ``value(i)`` per node."""
         for i in range(self.count) if nodes is None else nodes:
             self[i].configure(key, value if isinstance(value, str) else value(i))
+
+    def set_task(self, **changes: object) -> TaskConfig:
+        """Change the learning task in every home's genesis (before the first start), with the
+        initial model's and the task's hashes to match, as an operator editing genesis.json
+        would; the new task."""
+        from node.files import compute_app_hash, read_genesis, write_genesis
+        from node.testnet import compute_initial_model_hash
+
+        genesis = read_genesis(self[0].home)
+        task = dataclasses.replace(genesis.task, **changes)  # type: ignore[arg-type]
+        changed = dataclasses.replace(
+            genesis,
+            task=task,
+            genesis=dataclasses.replace(
+                genesis.genesis,
+                initial_model_hash=compute_initial_model_hash(task),
+                app_hash=compute_app_hash(task),
+            ),
+        )
+        for i in range(self.count):
+            write_genesis(self[i].home, changed)
+        return task
 
     def enable_metrics(self) -> None:
         """Serve every validator's Prometheus metrics on a free loopback port of its own."""

@@ -217,9 +217,16 @@ class LearningApp:
         state = self._consensus.state
         if not (self._train and state.learning.is_training() and self._consensus.is_validator()):
             return False
-        if state.params.mode == Mode.SOLO:
-            return self._solo is not None and self._solo[0] == state.model_hash
         learning_round = self._round
+        if state.params.mode == Mode.SOLO:
+            # Only the height's proposer has anything to propose; the others follow its proposal,
+            # or wake at the deadline when it is down (and a later round's proposer proposes).
+            trained = self._solo is not None and self._solo[0] == state.model_hash
+            proposer = compute_proposer_of_round(state.validators, 0) == self._key.address
+            late = learning_round is not None and time.monotonic() >= (
+                learning_round.started + learning_round.deadline
+            )
+            return trained and (proposer or late)
         if learning_round is None or learning_round.model_height != state.learning.model_height:
             return False
         contributed, awaited = self._get_round_members(state)

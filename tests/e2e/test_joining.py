@@ -65,6 +65,8 @@ def test_a_full_node_joins_by_staking_then_proposes_votes_and_leaves(tmp_path: P
     try:
         cluster.wait_for([0, 1, 2, 3], 3)
         cluster.init_joiner(JOINER, "--shard", "4/5")
+        cluster[JOINER].configure("create_empty_blocks", "true")  # as the others (EMPTY_BLOCKS)
+        cluster[JOINER].configure("timeouts.commit", "100")
         cluster[JOINER].start()
         joiner = cli_json("keys", "show", "--home", str(cluster[JOINER].home))["address"]
 
