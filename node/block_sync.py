@@ -63,14 +63,17 @@ class BlockSync:
         verifier: SignatureVerifier,
         sources: Callable[[], Sequence[BlockSource]],
         pool_factory: Callable[[], Executor] = create_verifier_pool,
+        on_caught_up: Callable[[], None] = lambda: None,
     ) -> None:
         self._inbox = inbox
+        self._on_caught_up = on_caught_up
         self._verifier = verifier
         self._sources = sources
         self._pool_factory = pool_factory
         self._pool = pool_factory()
         self._background = Background()
-        self.syncing = False
+        self.syncing = False  # a stream is open (a probe at the tip, or a catch-up)
+        self.catching_up = False  # blocks arrived and are being applied
 
     def request(self, from_height: int) -> None:
         """Peers are ahead: catch up from ``from_height`` unless a catch-up is running."""
@@ -97,6 +100,9 @@ class BlockSync:
                     log.debug("sync from %s failed: %s", source.address, error)
         finally:
             self.syncing = False
+            if self.catching_up:
+                self.catching_up = False
+                self._on_caught_up()
 
     async def _sync_from(self, source: BlockSource, from_height: int) -> int:
         """Stream from one peer; the height after the last block handed on."""
@@ -104,6 +110,7 @@ class BlockSync:
         verifying: deque[asyncio.Task[None]] = deque()  # chunks, oldest first
         async for batch in source.get_blocks(self._inbox.state.chain_id, from_height):
             for item in batch.blocks:
+                self.catching_up = True
                 block = block_from_proto(item.block)
                 chunk.append(CommitReceived(block, commit_from_proto(item.commit)))
                 from_height = block.height + 1

@@ -100,7 +100,12 @@ class Node:
             lambda: self.executor.committed.height,
         )
         self.inbox = EngineInbox(self.engine)
-        self.sync = BlockSync(self.inbox, self.verifier, lambda: self.peers.peers.peers)
+        self.sync = BlockSync(
+            self.inbox,
+            self.verifier,
+            lambda: self.peers.peers.peers,
+            on_caught_up=lambda: self.app.resume() if self.app is not None else None,
+        )
         self.work = WorkSignal(
             self.inbox.submit,
             [lambda: len(self.mempool) > 0],
@@ -142,7 +147,7 @@ class Node:
             self.key,
             config.train,
             config.timeouts.propose / 1000,
-            lambda: self.sync.syncing,
+            lambda: self.sync.catching_up,
             self.peers.announce_contribution,
             self.work.check,
             self.metrics.model_score.set,
@@ -225,7 +230,7 @@ class Node:
             self.engine,
             committed,
             lambda: self.peers.peers.connected,
-            lambda: self.sync.syncing,
+            lambda: self.sync.catching_up,
         )
         peer = PeerService(driver, app, self.mempool, self.peers, chain, weights, refusals)
         query = QueryService(chain, weights, status.get_status, refusals)

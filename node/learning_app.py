@@ -94,7 +94,7 @@ class LearningApp:
         key: PrivateKey,
         train: bool,
         patience: float,
-        syncing: Callable[[], bool],
+        syncing: Callable[[], bool],  # catching up: train once at the tip
         announce: Callable[[Contribution, EncodedWeights], None],
         on_ready: Callable[[], None] = lambda: None,
         report_score: Callable[[float], None] = lambda _: None,
@@ -118,6 +118,7 @@ class LearningApp:
         # (height, model hash, training): the next contribution, started at our precommit
         self._early: tuple[Height, Hash, asyncio.Task[EncodedWeights | None]] | None = None
         self._round: LearningRound | None = None  # the current model's round
+        self._trained_for: Height | None = None  # the model height training last began for
         self._solo: tuple[Hash, EncodedWeights] | None = None  # solo: trained ahead, by base
         self._scores: dict[Hash, int] = {}  # this node's scores of proposed models (bounded)
         self._check_timer: asyncio.TimerHandle | None = None
@@ -206,9 +207,18 @@ class LearningApp:
         if self._round is None or self._round.model_height != model_height:
             deadline = state.params.round_deadline / 1000
             self._round = LearningRound(model_height, time.monotonic(), deadline)
+        self.resume()
+
+    def resume(self) -> None:
+        """Train for the current model unless that has begun: at a commit, or once a catch-up
+        that held it back is over."""
+        state = self._consensus.state
+        if self._trained_for != state.learning.model_height:
             if self.is_contributor(state, Height(state.height + 1)):
+                self._trained_for = state.learning.model_height
                 self._background.spawn(self._contribute(state))
             elif self.is_solo_learner(state):
+                self._trained_for = state.learning.model_height
                 self._background.spawn(self._train_solo(state))
         self.check_ready()
 
@@ -243,6 +253,15 @@ class LearningApp:
         if self.has_work():
             self._on_ready()
             return
+        if log.isEnabledFor(logging.DEBUG):
+            state = self._consensus.state
+            contributed, awaited = self._get_round_members(state)
+            log.debug(
+                "learning round of model %d not ready: %d contributions in, %d awaited",
+                state.learning.model_height,
+                len(contributed),
+                len(awaited),
+            )
         learning_round = self._round
         if learning_round is not None and self._consensus.state.learning.is_training():
             delay = learning_round.get_next_check(time.monotonic())

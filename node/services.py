@@ -308,6 +308,7 @@ class QueryService(pb_grpc.QueryServicer):  # type: ignore[misc]
                     round=commit.round if commit is not None else 0,
                     contributions=len(block.contributions),
                     score=scores.get(h.height),
+                    contributors=[c.validator for c in block.contributions],
                 )
             )
             previous_model = h.model_hash

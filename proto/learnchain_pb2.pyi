@@ -503,7 +503,7 @@ class HistoryRequest(_message.Message):
     def __init__(self, from_height: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class HistoryEntry(_message.Message):
-    __slots__ = ("height", "block_hash", "proposer", "model_hash", "model_updated", "txs", "round", "contributions", "score")
+    __slots__ = ("height", "block_hash", "proposer", "model_hash", "model_updated", "txs", "round", "contributions", "score", "contributors")
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     BLOCK_HASH_FIELD_NUMBER: _ClassVar[int]
     PROPOSER_FIELD_NUMBER: _ClassVar[int]
@@ -513,6 +513,7 @@ class HistoryEntry(_message.Message):
     ROUND_FIELD_NUMBER: _ClassVar[int]
     CONTRIBUTIONS_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
+    CONTRIBUTORS_FIELD_NUMBER: _ClassVar[int]
     height: int
     block_hash: bytes
     proposer: bytes
@@ -522,7 +523,8 @@ class HistoryEntry(_message.Message):
     round: int
     contributions: int
     score: int
-    def __init__(self, height: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., proposer: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., model_updated: _Optional[bool] = ..., txs: _Optional[int] = ..., round: _Optional[int] = ..., contributions: _Optional[int] = ..., score: _Optional[int] = ...) -> None: ...
+    contributors: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, height: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., proposer: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., model_updated: _Optional[bool] = ..., txs: _Optional[int] = ..., round: _Optional[int] = ..., contributions: _Optional[int] = ..., score: _Optional[int] = ..., contributors: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class HistoryResponse(_message.Message):
     __slots__ = ("entries",)

@@ -232,8 +232,7 @@ def history(from_height: int, limit: int, node: str | None, home: Path | None, o
             "model_updated": e.model_updated,
             "txs": e.txs,
             "round": e.round,
-            "failed_rounds": e.round,
-            "contributions": e.contributions,
+            "contributors": [c.hex() for c in e.contributors],
             "score": e.score / SCORE_UNIT if e.HasField("score") else None,
         }
         for e in r.entries
@@ -246,7 +245,7 @@ def history(from_height: int, limit: int, node: str | None, home: Path | None, o
         score = "" if e["score"] is None else f"{e['score']:.4f}"
         click.echo(
             f"{e['height']:>6}  {e['block_hash'][:16]}  {e['proposer'][:12]}  {e['round']:>5}  "
-            f"{'yes' if e['model_updated'] else '-':>6}  {e['contributions']:>7}  {score}"
+            f"{'yes' if e['model_updated'] else '-':>6}  {len(e['contributors']):>7}  {score}"
         )
 
 

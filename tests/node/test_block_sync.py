@@ -57,8 +57,9 @@ class Source:
             yield pb.BlockBatch(blocks=rest[start : start + 10])
 
 
-def run_sync(sources: list[Source]) -> tuple[int, list[int]]:
-    """Sync into a full node's engine: its height and the heights handed to it."""
+def run_sync(sources: list[Source], caught_up: list[bool] | None = None) -> tuple[int, list[int]]:
+    """Sync into a full node's engine: its height and the heights handed to it (and, in
+    ``caught_up``, one entry per catch-up that ended)."""
     chain, _ = make_blocks(0)
     verifier = SignatureVerifier()
     engine = Engine(chain.state, None, verifier=verifier)
@@ -80,11 +81,12 @@ def run_sync(sources: list[Source]) -> tuple[int, list[int]]:
             inbox.notify_progress()
 
     async def scenario() -> None:
-        sync = BlockSync(inbox, verifier, lambda: sources, pool)
+        ended = caught_up if caught_up is not None else []
+        sync = BlockSync(inbox, verifier, lambda: sources, pool, lambda: ended.append(True))
         driver = asyncio.create_task(drive())
         engine.start()
         await sync.sync(1)
-        assert not sync.syncing
+        assert not sync.syncing and not sync.catching_up
         driver.cancel()
         sync.close()
 
@@ -113,3 +115,14 @@ def test_a_failing_peer_is_passed_over_for_the_next() -> None:
     height, _ = run_sync([broken, good])
     assert height == 3
     assert good.asked == [1]
+
+
+def test_a_probe_at_the_tip_is_not_a_catch_up_but_blocks_that_arrive_are() -> None:
+    """Learning holds back only while blocks are being applied (not during the probe every
+    gossip tick), and resumes once a catch-up is over."""
+    ended: list[bool] = []
+    run_sync([Source("a:1", [])], ended)
+    assert ended == []
+    _, items = make_blocks(3)
+    run_sync([Source("a:1", items)], ended)
+    assert ended == [True]

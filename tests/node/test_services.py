@@ -69,9 +69,10 @@ def build_chain(store: Store, heights: int) -> tuple[ChainState, ChainState]:
     for height in range(1, heights + 1):
         model = compute_hash(b"update") if height == 2 else None
         block = chain.next_block(model_hash=model)
-        state = chain.commit(block)
+        scores = {k.address: 900_000 + i for i, k in enumerate(KEYS)} if model else None
+        state = chain.commit(block, scores=scores)
         assert chain.last_commit is not None
-        store.save_blocks([(block, chain.last_commit)], state)
+        store.save_blocks([(block, chain.last_commit)], state, [state.learning])
     return genesis, chain.state
 
 
@@ -119,6 +120,18 @@ def test_history_reports_which_heights_changed_the_model(tmp_path: Path) -> None
         (3, False),
         (4, False),
     ]
+
+
+def test_history_shows_an_updates_recorded_score_and_round(tmp_path: Path) -> None:
+    async def scenario(channel: grpc.aio.Channel, *_: Any) -> pb.HistoryEntry:
+        query = pb_grpc.QueryStub(channel)
+        history: pb.HistoryResponse = await query.History(pb.HistoryRequest(from_height=2, limit=1))
+        entry: pb.HistoryEntry = history.entries[0]
+        return entry
+
+    entry = serve(tmp_path, scenario)
+    assert entry.model_updated and entry.round == 0
+    assert entry.HasField("score") and entry.score == 900_001, "the median of the precommits"
 
 
 def test_a_block_that_is_not_there_is_not_found(tmp_path: Path) -> None:
