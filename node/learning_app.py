@@ -376,7 +376,7 @@ class LearningApp:
 
     async def _train_solo(self, state: ChainState) -> None:
         """Solo mode: train an update from the new global model ahead of this node's turn."""
-        if not await self.model.ready() or self._consensus.state.model_hash != state.model_hash:
+        if not await self._follow_model(state):
             return
         try:
             weights = await self.learning.propose()
@@ -391,7 +391,7 @@ class LearningApp:
         """Train from the new global model and announce a signed contribution."""
         weights = await self._take_early(state)
         if weights is None:
-            if not await self.model.ready() or not self._is_current_model(state):
+            if not await self._follow_model(state):
                 return
             try:
                 weights = await self.learning.propose()
@@ -404,6 +404,15 @@ class LearningApp:
             self.contributions.add(contribution)
             self._announce(contribution, weights)
             self.check_ready()
+
+    async def _follow_model(self, state: ChainState) -> bool:
+        """Wait until the learner holds ``state``'s model (large weights may take longer than
+        one patience); False once the chain's model has moved on."""
+        while self._is_current_model(state):
+            self.model.ensure()
+            if await self.model.ready():
+                return self._is_current_model(state)
+        return False
 
     def _is_current_model(self, state: ChainState) -> bool:
         """True while the chain's model is still the one ``state`` names."""
