@@ -34,7 +34,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 demo: $(STAMP)
-	$(BIN)/learnchain demo --validators 5 --rounds 30
+	$(BIN)/learnchain demo --validators 5
 
 simulate: $(STAMP)
 	$(BIN)/learnchain simulate --validators 7 --stakes 1,1,2,3,5,8,13 --heights 3000 --seed 1

@@ -2,7 +2,9 @@
 
 Targets (issue #4): >= 50 blocks/s with 4 validators (p50 commit interval <= 20 ms), >= 10 with
 16; resident memory per validator on digits <= 400 MB. Validators run with ``train = false``
-(blocks carry no model update), so this measures consensus, gRPC and LevelDB alone.
+(blocks carry no model update) and at the fastest pace, set explicitly (``--create-empty-blocks
+--commit-timeout 0``: the defaults rest between learning rounds and pause 1 s after a block), so
+this measures consensus, gRPC and LevelDB alone.
 
     .venv/bin/python bench/commit_rate.py [--validators 4,16] [--seconds 15] [--vote-relay-from N]
 

@@ -10,7 +10,7 @@ plateau rule), started as real processes; once node0 reports that training ended
 waits a few seconds for the last blocks and then measures each validator's CPU time (its
 process and children, from /proc) and the growth of its data directory over ``--seconds``.
 
-    .venv/bin/python bench/idle.py [--seconds 120]
+    .venv/bin/python bench/idle.py [--seconds 120] [--empty-blocks]
 
 Prints a table and, last, one JSON line.
 """
@@ -52,10 +52,16 @@ def wait_until_training_ended(net: LocalCluster, timeout: float) -> tuple[int, s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=120)
+    parser.add_argument(
+        "--empty-blocks",
+        action="store_true",
+        help="with create_empty_blocks = true: an empty block every commit pace (1 s)",
+    )
     args = parser.parse_args()
+    flags = ("--create-empty-blocks",) if args.empty_blocks else ()
     with (
         tempfile.TemporaryDirectory() as scratch,
-        LocalCluster(Path(scratch) / "net", VALIDATORS) as net,
+        LocalCluster(Path(scratch) / "net", VALIDATORS, *flags) as net,
     ):
         net.start_all()
         ended_at, reason = wait_until_training_ended(net, timeout=900)
@@ -80,6 +86,7 @@ def main() -> None:
             {
                 "bench": "idle",
                 "validators": VALIDATORS,
+                "empty_blocks": args.empty_blocks,
                 "seconds": args.seconds,
                 "training_ended_at": ended_at,
                 "training_end": reason,
