@@ -66,6 +66,10 @@ class ContributionPool:
             for contribution in pool.values():
                 yield contribution.weights_hash
 
+    def forget(self, model_height: Height) -> None:
+        """Drop the contributions to one model (its attempt failed; fresh ones will come)."""
+        self._by_height.pop(model_height, None)
+
     def update(self, state: ChainState) -> None:
         """A block was committed, giving ``state``: when its model is new, remember who
         contributed to the previous one and drop contributions to older models."""

@@ -210,7 +210,9 @@ class Node:
             lambda action, _: app.weights.on_commit(action.state, app.weights_in_use)
         )
         self.executor.add_listener(lambda action, _: self.peers.add_validator_peers(action.state))
-        self.executor.add_listener(lambda action, _: app.on_commit(action.state))
+        self.executor.add_listener(
+            lambda action, _: app.on_commit(action.state, action.commit.round)
+        )
 
     async def _serve(self, app: LearningApp, driver: ConsensusDriver) -> None:
         """Serve Peer, Query, health and reflection on the listen address."""

@@ -194,17 +194,32 @@ class LearningApp:
         task = self._background.spawn(self._train_early(model_hash))
         self._early = (vote.height, model_hash, task)
 
-    def on_commit(self, state: ChainState) -> None:
+    def on_commit(self, state: ChainState, commit_round: int = 0) -> None:
         """A written block (or the state at start): follow its model and, when the model is
         new, begin its learning round: train a contribution (aggregate) or an update ahead of
-        this node's turn (solo)."""
+        this node's turn (solo).
+
+        A block that keeps the model after failed rounds (``commit_round`` > 0) ends the
+        attempt: the update proposed from these contributions was voted down (or its proposer
+        was down), and the same contributions would make the same update again. Every validator
+        sees the same block, so all of them train afresh (new batches) for a new attempt."""
+        model_height = state.learning.model_height
+        failed = (
+            self._round is not None
+            and self._round.model_height == model_height
+            and model_height < state.height
+            and commit_round > 0
+        )
+        if failed:
+            self.contributions.forget(model_height)
+            self._solo = None
+            self._trained_for = None
         self.contributions.update(state)
         self.model.ensure()
         score = self._scores.get(state.model_hash)
         if score is not None:
             self._report_score(score / SCORE_UNIT)
-        model_height = state.learning.model_height
-        if self._round is None or self._round.model_height != model_height:
+        if failed or self._round is None or self._round.model_height != model_height:
             deadline = state.params.round_deadline / 1000
             self._round = LearningRound(model_height, time.monotonic(), deadline)
         self.resume()

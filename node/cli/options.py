@@ -113,8 +113,20 @@ def echo_json(payload: dict[str, Any]) -> None:
     click.echo(json.dumps(payload, sort_keys=False))
 
 
+def _remember_learning(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    ctx.meta.setdefault("learning", {})[param.name] = value
+
+
 def _learning_option(name: str, kind: Any, default: object, help_text: str) -> Any:
-    return click.option(name, type=kind, default=default, show_default=True, help=help_text)
+    return click.option(
+        name,
+        type=kind,
+        default=default,
+        show_default=True,
+        help=help_text,
+        expose_value=False,
+        callback=_remember_learning,
+    )
 
 
 def learning_options(command: Any) -> Any:
@@ -167,16 +179,16 @@ def learning_options(command: Any) -> Any:
     return command
 
 
-def compute_learning_params(
-    params: ChainParams,
-    training_heights: int,
-    target_score: float | None,
-    plateau_rounds: int,
-    min_improvement: float,
-    round_deadline: float,
-    verdict_timeout: float,
-) -> ChainParams:
-    """``params`` with the learning rules from the command line (checked: one-line errors)."""
+def compute_learning_params(params: ChainParams) -> ChainParams:
+    """``params`` with the learning rules given to the running command (``learning_options``),
+    checked: a bad combination is a one-line error."""
+    given = click.get_current_context().meta.get("learning", {})
+    training_heights: int = given["training_heights"]
+    target_score: float | None = given["target_score"]
+    plateau_rounds: int = given["plateau_rounds"]
+    min_improvement: float = given["min_improvement"]
+    round_deadline: float = given["round_deadline"]
+    verdict_timeout: float = given["verdict_timeout"]
     result = replace(
         params,
         training_heights=training_heights,

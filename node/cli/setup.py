@@ -66,12 +66,6 @@ def init(
     shard: str,
     partition: str,
     data_file: Path | None,
-    training_heights: int,
-    target_score: float | None,
-    plateau_rounds: int,
-    min_improvement: float,
-    round_deadline: float,
-    verdict_timeout: float,
 ) -> None:
     """Create a node home: a key, config.toml and genesis.json.
 
@@ -79,15 +73,7 @@ def init(
     node joins that chain as a full node; `learnchain tx stake` makes it a validator.
     """
     if genesis_file is None and genesis_from is None:
-        params = compute_learning_params(
-            ChainParams(),
-            training_heights,
-            target_score,
-            plateau_rounds,
-            min_improvement,
-            round_deadline,
-            verdict_timeout,
-        )
+        params = compute_learning_params(ChainParams())
         try:
             key = create_single_node(home, moniker, chain_id, listen, params)
         except ValueError as error:
@@ -206,23 +192,11 @@ def testnet(
     hostname_prefix: str,
     create_empty_blocks: bool,
     commit_timeout: int,
-    training_heights: int,
-    target_score: float | None,
-    plateau_rounds: int,
-    min_improvement: float,
-    round_deadline: float,
-    verdict_timeout: float,
     vote_relay_from: int,
 ) -> None:
     """Create homes for a local testnet of N validators sharing one genesis."""
     params = compute_learning_params(
-        ChainParams(threshold=threshold, mode=Mode(mode), vote_relay_from=vote_relay_from),
-        training_heights,
-        target_score,
-        plateau_rounds,
-        min_improvement,
-        round_deadline,
-        verdict_timeout,
+        ChainParams(threshold=threshold, mode=Mode(mode), vote_relay_from=vote_relay_from)
     )
     spec = TestnetSpec(
         validators,

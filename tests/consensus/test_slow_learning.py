@@ -9,20 +9,10 @@ import dataclasses
 
 import pytest
 
-from consensus.engine import TimeoutConfig
 from consensus.simulation import Behaviour, Crash, SimulationConfig, run_simulation
 
 # Every consensus timeout is well under 1 s; every learner needs 5-20 s per round.
-TIMEOUTS = TimeoutConfig(
-    propose=300,
-    propose_delta=100,
-    prevote=100,
-    prevote_delta=50,
-    precommit=100,
-    precommit_delta=50,
-    commit=50,
-    gossip=200,
-)
+TIMEOUTS = dataclasses.replace(SimulationConfig().timeouts, commit=50)
 SLOW = SimulationConfig(
     validators=4,
     heights=12,

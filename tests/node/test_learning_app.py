@@ -157,6 +157,38 @@ def test_a_committed_block_sets_off_a_signed_contribution(tmp_path: Path) -> Non
     with_app(tmp_path, Mode.AGGREGATE, scenario)
 
 
+async def wait_for_announcements(announced: list[Contribution], count: int) -> None:
+    for _ in range(200):
+        if len(announced) >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{len(announced)} contributions announced, {count} awaited")
+
+
+def test_plain_blocks_keep_a_contribution_but_one_after_failed_rounds_retrains(
+    tmp_path: Path,
+) -> None:
+    async def scenario(
+        app: LearningApp, consensus: Consensus, announced: list[Contribution]
+    ) -> None:
+        app.on_commit(consensus.state)
+        await wait_for_announcements(announced, 1)
+        chain = Chain(consensus.state, KEYS)
+        consensus.state = chain.advance()  # a plain block, committed in round 0
+        app.on_commit(consensus.state, commit_round=0)
+        await asyncio.sleep(0.3)
+        assert len(announced) == 1, "training in flight stays valid across plain blocks"
+        consensus.state = chain.advance()  # a plain block after two failed rounds
+        app.on_commit(consensus.state, commit_round=2)
+        await wait_for_announcements(announced, 2)
+        first, second = announced
+        assert first.height == second.height == 0, "both trained from the genesis model"
+        assert first.weights_hash != second.weights_hash, "fresh batches for a new attempt"
+        assert app.contributions.get(Height(0))[KEYS[0].address] == second
+
+    with_app(tmp_path, Mode.AGGREGATE, scenario)
+
+
 def test_a_peers_contribution_is_checked_before_its_weights_are_kept(tmp_path: Path) -> None:
     async def scenario(app: LearningApp, consensus: Consensus, _: object) -> None:
         trained: EncodedWeights = await app.learning.propose()
