@@ -4,7 +4,8 @@ Targets (issue #4): learning round overhead (round wall time minus the ML work) 
 with 5 validators on digits; resident memory per validator on digits <= 400 MB.
 
 Five ``learnchain start`` processes from ``learnchain testnet`` (aggregate mode, digits-mlp,
-Dirichlet 0.5) run until a height, logging at debug level. Every node logs each piece of ML work
+Dirichlet 0.5, no pause after a block: ``--commit-timeout 0``, and training that does not end:
+``--plateau-rounds 0``) run until a height, logging at debug level. Every node logs each piece of ML work
 (training its contribution, aggregating, checking and scoring weights) as an interval of the
 host's monotonic clock, and each commit. A round is the time between two of node0's commits; its
 ML time is the union of every node's ML intervals within it (time during which some learner was
