@@ -5,12 +5,13 @@ with 5 validators on digits; resident memory per validator on digits <= 400 MB.
 
 Five ``learnchain start`` processes from ``learnchain testnet`` (aggregate mode, digits-mlp,
 Dirichlet 0.5, no pause after a block: ``--commit-timeout 0``, and training that does not end:
-``--plateau-rounds 0``) run until a height, logging at debug level. Every node logs each piece of ML work
-(training its contribution, aggregating, checking and scoring weights) as an interval of the
-host's monotonic clock, and each commit. A round is the time between two of node0's commits; its
-ML time is the union of every node's ML intervals within it (time during which some learner was
-working, the round waiting on it); the overhead is the rest: messages, signatures, consensus and
-storage with no learner at work anywhere. The first heights (start-up) are left out.
+``--plateau-rounds 0``) run until a height, logging at debug level. Every node logs each piece
+of ML work (training its contribution, aggregating, checking and scoring weights) as an interval
+of the host's monotonic clock, and each commit. A round is the time between two of node0's
+commits; its ML time is the union of every node's ML intervals within it (time during which
+some learner was working, the round waiting on it); the overhead is the rest: messages,
+signatures, consensus and storage with no learner at work anywhere. The first heights
+(start-up) are left out.
 
 For comparison it also prints each node's own view from its Prometheus histograms
 (``learnchain_round_overhead_seconds``: time between commits minus that node's own ML work),

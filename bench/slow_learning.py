@@ -12,7 +12,9 @@ blocks, a 1 s commit pace), logging at debug level; every node logs each piece o
 interval of the host's monotonic clock, and each commit. A round is the time between two of
 node0's commits. Per round the bench reports the slowest party's training (the contribution
 trained from the round's model), the slowest evaluation (scoring the proposal), the proposer's
-aggregation, and the rest (waiting: commit pace, messages, weight transfer, consensus); and the
+aggregation, consensus (from the aggregate to the commit, less the scoring: fetching the
+proposal's weights, votes, the block write) and waiting (the rest: the commit pace and
+contributions reaching the proposer, less what training overlapped); and the
 test accuracy of the committed model (digits' held-out test set). The first round (start-up:
 five processes loading at once) is reported but left out of the summary.
 
@@ -70,6 +72,14 @@ def slowest(
     return max(totals, default=0.0)
 
 
+def last_end(
+    logs: list[list[tuple[str, float, float]]], kinds: tuple[str, ...], start: float, end: float
+) -> float | None:
+    """When the last piece of ``kinds`` work ending in (start, end] ended, on any node."""
+    ends = [e for work in logs for kind, _, e in work if kind in kinds and start < e <= end]
+    return max(ends, default=None)
+
+
 def evaluate(task: TaskConfig, weights: bytes) -> float:
     """The held-out test accuracy of committed weights."""
     from safetensors.torch import load
@@ -118,7 +128,7 @@ def main() -> None:
     rows = []
     print(
         f"{'height':>6} {'update':>6} {'wall s':>7} {'train s':>8} {'eval s':>7} "
-        f"{'aggr s':>7} {'waiting s':>9} {'ratio':>6} {'test acc':>8}"
+        f"{'aggr s':>7} {'cons. s':>7} {'waiting s':>9} {'ratio':>6} {'test acc':>8}"
     )
     for entry in history.entries:
         h = entry.height
@@ -129,6 +139,10 @@ def main() -> None:
         evaluation = slowest(work, EVALUATION, start, end)
         aggregation = slowest(work, AGGREGATION, start, end)
         round_wall = end - start
+        aggregated = last_end(work, AGGREGATION, start, end)
+        # Consensus: from the aggregate to the commit, less the validators' scoring of it.
+        consensus = (end - aggregated - evaluation) if aggregated is not None else 0.0
+        waiting = round_wall - training - aggregation - evaluation - consensus
         row = {
             "height": h,
             "model_updated": entry.model_updated,
@@ -136,7 +150,8 @@ def main() -> None:
             "training_seconds": round(training, 3),
             "evaluation_seconds": round(evaluation, 3),
             "aggregation_seconds": round(aggregation, 3),
-            "waiting_seconds": round(round_wall - training - evaluation - aggregation, 3),
+            "consensus_seconds": round(consensus, 3),
+            "waiting_seconds": round(waiting, 3),
             "ratio": round(round_wall / (training + evaluation), 3)
             if training + evaluation
             else None,
@@ -145,8 +160,8 @@ def main() -> None:
         rows.append(row)
         print(
             f"{h:>6} {'yes' if entry.model_updated else '-':>6} {round_wall:>7.2f} "
-            f"{training:>8.2f} {evaluation:>7.2f} {aggregation:>7.2f} "
-            f"{row['waiting_seconds']:>9.2f} {row['ratio'] or 0:>6.3f} {accuracy[h]:>8.3f}"
+            f"{training:>8.2f} {evaluation:>7.2f} {aggregation:>7.2f} {consensus:>7.2f} "
+            f"{waiting:>9.2f} {row['ratio'] or 0:>6.3f} {accuracy[h]:>8.3f}"
         )
     measured = rows[1:]  # the first round includes five processes starting at once
     summary = {
