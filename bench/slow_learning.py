@@ -18,7 +18,7 @@ contributions reaching the proposer, less what training overlapped); and the
 test accuracy of the committed model (digits' held-out test set). The first round (start-up:
 five processes loading at once) is reported but left out of the summary.
 
-    .venv/bin/python bench/slow_learning.py [--rounds 6] [--hidden 17000] [--epochs 30]
+    .venv/bin/python bench/slow_learning.py [--rounds 6] [--hidden 17000] [--epochs 100]
 
 Prints a table and, last, one JSON line.
 """
@@ -96,7 +96,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--hidden", type=int, default=17000)
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--partition", default="iid")
     args = parser.parse_args()
     with (
