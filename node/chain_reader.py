@@ -49,6 +49,19 @@ class ChainReader:
         batch = await self.read_block_batch(height, height + 1, 1, 0)
         return batch[0] if batch else None
 
+    async def read_tx(self, tx_hash: Hash) -> tuple[Block, int] | None:
+        """The block that committed a transaction and its index there (None: not committed)."""
+
+        def read() -> tuple[Block, int] | None:
+            store = self._io.store
+            place = store.get_tx_place(tx_hash)
+            if place is None:
+                return None
+            block = store.get_block(place[0])
+            return None if block is None else (block, place[1])
+
+        return await self._io.read(read)
+
     async def read_history(
         self, start: int, stop: int
     ) -> list[tuple[Block, Commit | None, LearningRecord | None]]:

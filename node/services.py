@@ -30,6 +30,7 @@ from node.wire import (
     proposal_from_proto,
     state_to_proto,
     tx_from_proto,
+    tx_to_proto,
     vote_from_proto,
 )
 from proto import learnchain_pb2 as pb
@@ -313,6 +314,28 @@ class QueryService(pb_grpc.QueryServicer):  # type: ignore[misc]
             )
             previous_model = h.model_hash
         return pb.HistoryResponse(entries=entries)
+
+    async def GetTx(
+        self, request: pb.TxRequest, context: grpc.aio.ServicerContext
+    ) -> pb.TxResponse:
+        if len(request.hash) != HASH_LENGTH:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"a transaction hash is {HASH_LENGTH} bytes"
+            )
+        found = await self.chain.read_tx(Hash(request.hash))
+        if found is None:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                "no committed transaction with this hash (not yet committed, or refused)",
+            )
+            raise AssertionError("unreachable")  # abort raises
+        block, index = found
+        return pb.TxResponse(
+            height=block.height,
+            index=index,
+            block_hash=block.hash,
+            tx=tx_to_proto(block.txs[index]),
+        )
 
     async def Genesis(
         self, request: pb.GenesisRequest, context: grpc.aio.ServicerContext

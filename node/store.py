@@ -1,7 +1,8 @@
 """The node's LevelDB store (plyvel): blocks, commits, state, sign state and weight chunks.
 
 Keys (one prefix byte each): ``b``+height -> block, ``h``+hash -> height, ``c``+height -> commit,
-``l``+height -> the learning record after that block, ``s`` -> latest state, ``p`` -> sign
+``l``+height -> the learning record after that block, ``t``+tx hash -> (height, index),
+``s`` -> latest state, ``p`` -> sign
 state, ``w``+weights hash -> chunk manifest, ``k``+chunk hash -> chunk. A block, its commit and
 the state it produces go in one write batch with ``sync=True``: after a crash the store holds
 either the old height or the new one, never half. Weights are content-addressed chunks
@@ -46,6 +47,7 @@ T = TypeVar("T")
 # about 80 MB larger after a few hundred heights (bench/learning_round.py). 8 MB is between.
 WRITE_BUFFER_BYTES = 8 << 20
 _HEIGHT = struct.Struct(">Q")
+_TX_PLACE = struct.Struct(">QI")  # height, index in the block
 _STATE_KEY = b"s"
 _SIGN_STATE_KEY = b"p"
 
@@ -121,6 +123,8 @@ class Store:
                     _height_key(b"b", block.height), block_to_proto(block).SerializeToString()
                 )
                 batch.put(b"h" + block.hash, _HEIGHT.pack(block.height))
+                for index, signed in enumerate(block.txs):
+                    batch.put(b"t" + signed.hash(), _TX_PLACE.pack(block.height, index))
                 batch.put(
                     _height_key(b"c", block.height), commit_to_proto(commit).SerializeToString()
                 )
@@ -167,6 +171,14 @@ class Store:
             f"block {height}",
             lambda d: block_from_proto(pb.Block.FromString(d)),
         )
+
+    def get_tx_place(self, tx_hash: Hash) -> tuple[Height, int] | None:
+        """Where a committed transaction is: its block's height and its index there."""
+        raw = self._db.get(b"t" + tx_hash)
+        if raw is None:
+            return None
+        height, index = _TX_PLACE.unpack(raw)
+        return Height(height), index
 
     def get_learning_record(self, height: int) -> LearningRecord | None:
         """The learning record after the block at ``height`` (None if not kept)."""

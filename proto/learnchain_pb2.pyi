@@ -526,6 +526,24 @@ class HistoryEntry(_message.Message):
     contributors: _containers.RepeatedScalarFieldContainer[bytes]
     def __init__(self, height: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., proposer: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., model_updated: _Optional[bool] = ..., txs: _Optional[int] = ..., round: _Optional[int] = ..., contributions: _Optional[int] = ..., score: _Optional[int] = ..., contributors: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
+class TxRequest(_message.Message):
+    __slots__ = ("hash",)
+    HASH_FIELD_NUMBER: _ClassVar[int]
+    hash: bytes
+    def __init__(self, hash: _Optional[bytes] = ...) -> None: ...
+
+class TxResponse(_message.Message):
+    __slots__ = ("height", "index", "block_hash", "tx")
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_HASH_FIELD_NUMBER: _ClassVar[int]
+    TX_FIELD_NUMBER: _ClassVar[int]
+    height: int
+    index: int
+    block_hash: bytes
+    tx: Tx
+    def __init__(self, height: _Optional[int] = ..., index: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., tx: _Optional[_Union[Tx, _Mapping]] = ...) -> None: ...
+
 class HistoryResponse(_message.Message):
     __slots__ = ("entries",)
     ENTRIES_FIELD_NUMBER: _ClassVar[int]

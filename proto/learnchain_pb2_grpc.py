@@ -318,6 +318,11 @@ class QueryStub:
                 request_serializer=proto_dot_learnchain__pb2.GenesisRequest.SerializeToString,
                 response_deserializer=proto_dot_learnchain__pb2.GenesisResponse.FromString,
                 _registered_method=True)
+        self.GetTx = channel.unary_unary(
+                '/learnchain.v1.Query/GetTx',
+                request_serializer=proto_dot_learnchain__pb2.TxRequest.SerializeToString,
+                response_deserializer=proto_dot_learnchain__pb2.TxResponse.FromString,
+                _registered_method=True)
 
 
 class QueryServicer:
@@ -366,6 +371,13 @@ class QueryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetTx(self, request, context):
+        """a committed transaction by hash (NOT_FOUND if none)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -403,6 +415,11 @@ def add_QueryServicer_to_server(servicer, server):
                     servicer.Genesis,
                     request_deserializer=proto_dot_learnchain__pb2.GenesisRequest.FromString,
                     response_serializer=proto_dot_learnchain__pb2.GenesisResponse.SerializeToString,
+            ),
+            'GetTx': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTx,
+                    request_deserializer=proto_dot_learnchain__pb2.TxRequest.FromString,
+                    response_serializer=proto_dot_learnchain__pb2.TxResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -595,6 +612,33 @@ class Query:
             '/learnchain.v1.Query/Genesis',
             proto_dot_learnchain__pb2.GenesisRequest.SerializeToString,
             proto_dot_learnchain__pb2.GenesisResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTx(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnchain.v1.Query/GetTx',
+            proto_dot_learnchain__pb2.TxRequest.SerializeToString,
+            proto_dot_learnchain__pb2.TxResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -9,8 +9,9 @@ from typing import Any
 import click
 import grpc
 
+from consensus.crypto import compute_address
 from consensus.params import SCORE_UNIT
-from consensus.types import ADDRESS_LENGTH
+from consensus.types import ADDRESS_LENGTH, HASH_LENGTH
 from node.cli.options import echo_json
 from node.files import ConfigError, read_config
 from node.store_error import StoreError
@@ -197,6 +198,43 @@ def account(address: str, node: str | None, home: Path | None, output: str) -> N
     }
     if r.HasField("bond"):
         payload |= {"bonded": r.bond.bonded, "jailed": r.bond.jailed, "endpoint": r.bond.endpoint}
+    emit(output, payload)
+
+
+@query.command()
+@click.argument("tx_hash", metavar="HASH")
+@node_options
+def tx(tx_hash: str, node: str | None, home: Path | None, output: str) -> None:
+    """A committed transaction by HASH (64 hex characters, as `tx` commands print it): the
+    block and place that committed it, and what it did."""
+    from node.wire import tx_from_proto
+
+    try:
+        raw = bytes.fromhex(tx_hash)
+    except ValueError:
+        raise click.BadParameter("HASH must be hex") from None
+    if len(raw) != HASH_LENGTH:
+        raise click.BadParameter(
+            f"HASH must be {HASH_LENGTH} bytes ({2 * HASH_LENGTH} hex characters)"
+        )
+    r = call(resolve_node(node, home), "GetTx", pb.TxRequest(hash=raw))
+    signed = tx_from_proto(r.tx)
+    t = signed.tx
+    payload: dict[str, Any] = {
+        "hash": tx_hash,
+        "height": r.height,
+        "index": r.index,
+        "block_hash": r.block_hash.hex(),
+        "kind": t.kind.name.lower(),
+        "sender": compute_address(t.sender).hex(),
+        "nonce": t.nonce,
+    }
+    if t.amount:
+        payload["amount"] = t.amount
+    if t.recipient:
+        payload["recipient"] = t.recipient.hex()
+    if t.endpoint:
+        payload["endpoint"] = t.endpoint
     emit(output, payload)
 
 

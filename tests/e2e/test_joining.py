@@ -74,7 +74,7 @@ def test_a_full_node_joins_by_staking_then_proposes_votes_and_leaves(tmp_path: P
         cluster.wait_for([JOINER], cluster[0].height() + 2)
         assert joiner not in validator_stakes(cluster)
 
-        cli_json(
+        sent = cli_json(
             "tx",
             "transfer",
             joiner,
@@ -84,6 +84,10 @@ def test_a_full_node_joins_by_staking_then_proposes_votes_and_leaves(tmp_path: P
             "--node",
             cluster[0].address,
         )
+        # The transaction is found by its hash, with the block that committed it.
+        found = cli_json("query", "tx", sent["tx_hash"], "--node", cluster[0].address)
+        assert (found["kind"], found["amount"], found["recipient"]) == ("transfer", 5000, joiner)
+        assert found["block_hash"] == cluster[0].block_hash(found["height"]).hex()
         # The joiner admits a stake only once it has seen the funds (CheckTx on its own state).
         wait_until(
             "the joiner sees its funds",

@@ -20,18 +20,19 @@ from consensus.messages import (
     SignedProposal,
     SignedTx,
     SignedVote,
+    TxKind,
     Vote,
 )
 from consensus.state import ChainState
-from consensus.types import Hash, Height, Round, VoteType
+from consensus.types import Hash, Height, Round, Tokens, VoteType
 from node.chain_reader import ChainReader, WeightsReader
 from node.services import PeerService, QueryService, add_services
 from node.store import Store
 from node.store_worker import StoreWorker
-from node.wire import vote_to_proto
+from node.wire import tx_from_proto, vote_to_proto
 from proto import learnchain_pb2 as pb
 from proto import learnchain_pb2_grpc as pb_grpc
-from tests.consensus.chain import CHAIN, Chain, make_genesis_state, make_keys
+from tests.consensus.chain import CHAIN, Chain, make_genesis_state, make_keys, sign_tx
 
 KEYS = make_keys(4)
 T = TypeVar("T")
@@ -62,13 +63,17 @@ class Inboxes:
         return pb.HelloResponse(chain_id=CHAIN)
 
 
+TRANSFER = sign_tx(KEYS[0], TxKind.TRANSFER, 0, amount=Tokens(7), recipient=KEYS[1].address)
+
+
 def build_chain(store: Store, heights: int) -> tuple[ChainState, ChainState]:
-    """Commit ``heights`` blocks into ``store``, the second changing the model."""
-    chain = Chain(make_genesis_state(KEYS), KEYS)
+    """Commit ``heights`` blocks into ``store``, the second changing the model, the third
+    carrying ``TRANSFER``."""
+    chain = Chain(make_genesis_state(KEYS, accounts=[(KEYS[0], 100)]), KEYS)
     genesis = chain.state
     for height in range(1, heights + 1):
         model = compute_hash(b"update") if height == 2 else None
-        block = chain.next_block(model_hash=model)
+        block = chain.next_block([TRANSFER] if height == 3 else [], model_hash=model)
         scores = {k.address: 900_000 + i for i, k in enumerate(KEYS)} if model else None
         state = chain.commit(block, scores=scores)
         assert chain.last_commit is not None
@@ -132,6 +137,22 @@ def test_history_shows_an_updates_recorded_score_and_round(tmp_path: Path) -> No
     entry = serve(tmp_path, scenario)
     assert entry.model_updated and entry.round == 0
     assert entry.HasField("score") and entry.score == 900_001, "the median of the precommits"
+
+
+def test_a_committed_transaction_is_found_by_its_hash(tmp_path: Path) -> None:
+    async def scenario(channel: grpc.aio.Channel, *_: Any) -> tuple[Any, ...]:
+        query = pb_grpc.QueryStub(channel)
+        found = await query.GetTx(pb.TxRequest(hash=TRANSFER.hash()))
+        codes = []
+        for unknown in (compute_hash(b"never sent"), b"short"):
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await query.GetTx(pb.TxRequest(hash=unknown))
+            codes.append(caught.value.code())
+        return found.height, found.index, tx_from_proto(found.tx), codes
+
+    height, index, tx, codes = serve(tmp_path, scenario)
+    assert (height, index, tx) == (3, 0, TRANSFER)
+    assert codes == [grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT]
 
 
 def test_a_block_that_is_not_there_is_not_found(tmp_path: Path) -> None:
