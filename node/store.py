@@ -48,6 +48,11 @@ T = TypeVar("T")
 WRITE_BUFFER_BYTES = 8 << 20
 _HEIGHT = struct.Struct(">Q")
 _TX_PLACE = struct.Struct(">QI")  # height, index in the block
+RECOVERY = (
+    "restore it from a backup, or move it aside and let the node sync from its peers (a "
+    "validator's last-signed record goes with it: restart a validator only once the chain is "
+    "past the height it last signed)"
+)
 _STATE_KEY = b"s"
 _SIGN_STATE_KEY = b"p"
 
@@ -61,10 +66,14 @@ class Store:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        # A directory with files in it is an existing database: never create one over it. With
+        # create_if_missing, LevelDB takes a database whose CURRENT file is lost for a new one and
+        # deletes every table file of the old as obsolete (all committed blocks gone, silently).
+        existing = self.path.is_dir() and any(self.path.iterdir())
         try:
             self._db = plyvel.DB(
                 str(self.path),
-                create_if_missing=True,
+                create_if_missing=not existing,
                 paranoid_checks=True,
                 write_buffer_size=WRITE_BUFFER_BYTES,
             )
@@ -72,8 +81,15 @@ class Store:
             raise StoreError(f"{self.path}: cannot open the database ({error})") from error
         except plyvel.CorruptionError as error:
             raise StoreError(
-                f"{self.path}: the database is corrupt ({error}); restore it or sync a new node"
+                f"{self.path}: the database is corrupt ({error}); {RECOVERY}"
             ) from error
+        except plyvel.Error as error:
+            if existing and not (self.path / "CURRENT").exists():
+                raise StoreError(
+                    f"{self.path}: the database is damaged (its CURRENT file is missing); "
+                    f"{RECOVERY}"
+                ) from error
+            raise StoreError(f"{self.path}: cannot open the database ({error})") from error
         self.weights = WeightsStore(self._db, self.path)
         self._check_consistency()
 

@@ -117,6 +117,32 @@ def test_a_corrupt_database_is_a_clear_error(tmp_path: Path) -> None:
         Store(tmp_path / "db")
 
 
+def test_a_database_that_lost_its_current_file_is_refused_and_left_as_it_is(
+    tmp_path: Path,
+) -> None:
+    """LevelDB would take it for a new database and delete every table file as obsolete."""
+    chain = Chain(make_genesis_state(KEYS), KEYS)
+    with Store(tmp_path / "db") as store:
+        for _ in range(3):
+            block = chain.next_block()
+            state = chain.commit(block)
+            assert chain.last_commit is not None
+            store.save_block(block, chain.last_commit, state)
+    (tmp_path / "db" / "CURRENT").unlink()
+
+    def data_files() -> list[tuple[str, int]]:  # LevelDB's info LOG may rotate; data must not
+        return sorted(
+            (p.name, p.stat().st_size)
+            for p in (tmp_path / "db").iterdir()
+            if p.suffix in (".ldb", ".log") or p.name.startswith("MANIFEST")
+        )
+
+    before = data_files()
+    with pytest.raises(StoreError, match=r"CURRENT file is missing\); restore it from a backup"):
+        Store(tmp_path / "db")
+    assert data_files() == before
+
+
 WRITER = textwrap.dedent(
     """
     import sys
