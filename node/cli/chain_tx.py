@@ -12,6 +12,7 @@ import grpc
 from consensus.crypto import PrivateKey
 from consensus.messages import SignedTx, Tx, TxKind
 from consensus.types import ADDRESS_LENGTH, Address, ChainId, Nonce, Signature, Tokens
+from node.cli.options import parse_hex
 from node.cli.run import call, emit, node_options, resolve_node
 from node.files import ConfigError, read_key, read_key_file
 from node.wire import tx_to_proto
@@ -153,14 +154,7 @@ def transfer(
     wait: bool,
 ) -> None:
     """Send AMOUNT tokens to the address TO (40 hex characters)."""
-    try:
-        recipient = bytes.fromhex(to)
-    except ValueError:
-        raise click.BadParameter("TO must be a hex address") from None
-    if len(recipient) != ADDRESS_LENGTH:
-        raise click.BadParameter(
-            f"TO must be {ADDRESS_LENGTH} bytes ({2 * ADDRESS_LENGTH} hex characters)"
-        )
+    recipient = parse_hex(to, "TO", ADDRESS_LENGTH, "a hex address")
     key = _load_signer(home, key_file)
     emit(
         output,

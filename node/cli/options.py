@@ -22,6 +22,17 @@ vote_relay_option = click.option(
 )
 
 
+def parse_hex(value: str, name: str, length: int, kind: str = "hex") -> bytes:
+    """A command-line argument of ``length`` bytes in hex; a bad one is a one-line error."""
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raise click.BadParameter(f"{name} must be {kind}") from None
+    if len(raw) != length:
+        raise click.BadParameter(f"{name} must be {length} bytes ({2 * length} hex characters)")
+    return raw
+
+
 def parse_threshold(_ctx: click.Context, _param: click.Parameter, value: str) -> Threshold:
     """--threshold 2/3|1/2."""
     try:

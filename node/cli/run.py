@@ -12,7 +12,7 @@ import grpc
 from consensus.crypto import compute_address
 from consensus.params import SCORE_UNIT
 from consensus.types import ADDRESS_LENGTH, HASH_LENGTH
-from node.cli.options import echo_json
+from node.cli.options import echo_json, parse_hex
 from node.files import ConfigError, read_config
 from node.store_error import StoreError
 from proto import learnchain_pb2 as pb
@@ -182,14 +182,7 @@ def validators(node: str | None, home: Path | None, output: str) -> None:
 @node_options
 def account(address: str, node: str | None, home: Path | None, output: str) -> None:
     """Balance, nonce and bond of ADDRESS (40 hex characters)."""
-    try:
-        raw = bytes.fromhex(address)
-    except ValueError:
-        raise click.BadParameter("ADDRESS must be hex") from None
-    if len(raw) != ADDRESS_LENGTH:
-        raise click.BadParameter(
-            f"ADDRESS must be {ADDRESS_LENGTH} bytes ({2 * ADDRESS_LENGTH} hex characters)"
-        )
+    raw = parse_hex(address, "ADDRESS", ADDRESS_LENGTH)
     r = call(resolve_node(node, home), "GetAccount", pb.AccountRequest(address=raw))
     payload: dict[str, Any] = {
         "address": address,
@@ -209,14 +202,7 @@ def tx(tx_hash: str, node: str | None, home: Path | None, output: str) -> None:
     block and place that committed it, and what it did."""
     from node.wire import tx_from_proto
 
-    try:
-        raw = bytes.fromhex(tx_hash)
-    except ValueError:
-        raise click.BadParameter("HASH must be hex") from None
-    if len(raw) != HASH_LENGTH:
-        raise click.BadParameter(
-            f"HASH must be {HASH_LENGTH} bytes ({2 * HASH_LENGTH} hex characters)"
-        )
+    raw = parse_hex(tx_hash, "HASH", HASH_LENGTH)
     r = call(resolve_node(node, home), "GetTx", pb.TxRequest(hash=raw))
     signed = tx_from_proto(r.tx)
     t = signed.tx
