@@ -102,14 +102,19 @@ def test_a_second_process_cannot_open_the_same_database(tmp_path: Path) -> None:
         Store(tmp_path / "db")
 
 
-def test_a_corrupt_database_is_a_clear_error(tmp_path: Path) -> None:
+def write_blocks(path: Path, count: int) -> None:
+    """A database holding ``count`` committed blocks."""
     chain = Chain(make_genesis_state(KEYS), KEYS)
-    with Store(tmp_path / "db") as store:
-        for _ in range(3):
+    with Store(path) as store:
+        for _ in range(count):
             block = chain.next_block()
             state = chain.commit(block)
             assert chain.last_commit is not None
             store.save_block(block, chain.last_commit, state)
+
+
+def test_a_corrupt_database_is_a_clear_error(tmp_path: Path) -> None:
+    write_blocks(tmp_path / "db", 3)
     for path in (tmp_path / "db").iterdir():
         if path.suffix in (".ldb", ".log") or path.name.startswith("MANIFEST"):
             path.write_bytes(b"\x00garbage" * 64)
@@ -121,13 +126,7 @@ def test_a_database_that_lost_its_current_file_is_refused_and_left_as_it_is(
     tmp_path: Path,
 ) -> None:
     """LevelDB would take it for a new database and delete every table file as obsolete."""
-    chain = Chain(make_genesis_state(KEYS), KEYS)
-    with Store(tmp_path / "db") as store:
-        for _ in range(3):
-            block = chain.next_block()
-            state = chain.commit(block)
-            assert chain.last_commit is not None
-            store.save_block(block, chain.last_commit, state)
+    write_blocks(tmp_path / "db", 3)
     (tmp_path / "db" / "CURRENT").unlink()
 
     def data_files() -> list[tuple[str, int]]:  # LevelDB's info LOG may rotate; data must not
