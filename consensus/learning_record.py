@@ -24,13 +24,19 @@ class LearningRecord:
     """Training as the chain sees it after a block."""
 
     model_height: Height = Height(0)  # the block that set the current model (0: genesis)
-    model_score: int | None = None  # the current model's recorded score, once recorded
     best_score: int | None = None  # the best score recorded so far
     stale_rounds: int = 0  # recorded updates in a row that did not improve the best score
     scored_height: Height = Height(0)  # the model height of the last recorded score
     scored: int | None = None  # the last recorded score (for history)
     end: TrainingEnd = TrainingEnd.NONE
     end_height: Height = Height(0)  # the first height whose block may not change the model
+
+    @property
+    def model_score(self) -> int | None:
+        """The current model's recorded score, once recorded."""
+        return (
+            self.scored if self.model_height and self.scored_height == self.model_height else None
+        )
 
     def is_training(self) -> bool:
         """True while blocks may change the model."""
@@ -40,7 +46,6 @@ class LearningRecord:
         """Canonical bytes (part of the state root)."""
         return (
             encode_uint(self.model_height)
-            + _encode_optional_int(self.model_score)
             + _encode_optional_int(self.best_score)
             + encode_uint(self.stale_rounds)
             + encode_uint(self.scored_height)
@@ -88,7 +93,6 @@ def process_recorded_score(
     best = score if record.best_score is None else max(record.best_score, score)
     record = replace(
         record,
-        model_score=score,
         best_score=best,
         stale_rounds=0 if improved else record.stale_rounds + 1,
         scored_height=model_height,
@@ -114,8 +118,7 @@ def compute_learning_record(
     if (
         record.is_training()
         and last_commit is not None
-        and record.model_height == previous_height > 0
-        and record.model_score is None
+        and record.model_height == previous_height > 0  # the last block set the model
     ):
         score = compute_recorded_score(last_commit, last_validators)
         if score is not None:
@@ -127,4 +130,4 @@ def compute_learning_record(
 
 def compute_record_after_update(record: LearningRecord, height: Height) -> LearningRecord:
     """The record after a block at ``height`` changed the model: a new, unscored model."""
-    return replace(record, model_height=height, model_score=None)
+    return replace(record, model_height=height)

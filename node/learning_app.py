@@ -28,14 +28,14 @@ from consensus.events import RequestProposal, RequestVerdict
 from consensus.messages import Block, Contribution, Vote
 from consensus.params import SCORE_UNIT, Mode
 from consensus.state import ChainState
-from consensus.types import Address, Hash, Height, Signature, VoteType
+from consensus.types import Hash, Height, Signature, VoteType
 from consensus.validators import ValidatorSet, compute_proposer_of_round
 from ml.codec import WeightsBytes
 from ml.errors import MLError
 from node.background import Background
 from node.contribution_pool import ContributionPool, compute_awaited_contributors
 from node.learning import EncodedWeights, LearningWorker
-from node.learning_round import LearningRound
+from node.learning_round import Contributors, LearningRound
 from node.model_follower import ModelFollower
 from node.peer_manager import compute_inline_weights
 from node.weights_pool import WeightsPool
@@ -105,7 +105,6 @@ class LearningApp:
         self._consensus = consensus
         self._key = key
         self._train = train
-        self._patience = patience
         self._syncing = syncing
         self._announce = announce
         self._on_ready = on_ready
@@ -248,16 +247,11 @@ class LearningApp:
             # or wake at the deadline when it is down (and a later round's proposer proposes).
             trained = self._solo is not None and self._solo[0] == state.model_hash
             proposer = compute_proposer_of_round(state.validators, 0) == self._key.address
-            late = learning_round is not None and time.monotonic() >= (
-                learning_round.started + learning_round.deadline
-            )
+            late = learning_round is not None and learning_round.is_past_deadline(time.monotonic())
             return trained and (proposer or late)
         if learning_round is None or learning_round.model_height != state.learning.model_height:
             return False
-        contributed, awaited = self._get_round_members(state)
-        return learning_round.is_ready(
-            contributed, awaited, state.validators, state.params.threshold, time.monotonic()
-        )
+        return learning_round.is_ready(self._get_contributors(state), time.monotonic())
 
     def check_ready(self) -> None:
         """Tell the node when the round is ready; else look again when the grace or the
@@ -270,12 +264,12 @@ class LearningApp:
             return
         if log.isEnabledFor(logging.DEBUG):
             state = self._consensus.state
-            contributed, awaited = self._get_round_members(state)
+            contributors = self._get_contributors(state)
             log.debug(
                 "learning round of model %d not ready: %d contributions in, %d awaited",
                 state.learning.model_height,
-                len(contributed),
-                len(awaited),
+                len(contributors.arrived),
+                len(contributors.awaited),
             )
         learning_round = self._round
         if learning_round is not None and self._consensus.state.learning.is_training():
@@ -307,33 +301,30 @@ class LearningApp:
 
     def is_contributor(self, state: ChainState, height: Height) -> bool:
         """True when this node trains a contribution for the block at ``height``."""
+        return state.params.mode == Mode.AGGREGATE and self._may_train(state, height)
+
+    def is_solo_learner(self, state: ChainState) -> bool:
+        """True when this node trains solo updates ahead of its turn."""
+        return state.params.mode == Mode.SOLO and self._may_train(state, Height(state.height + 1))
+
+    def _may_train(self, state: ChainState, height: Height) -> bool:
+        """True when this validator trains for a block at ``height`` (at the tip, training on)."""
         return (
             self._train
-            and state.params.mode == Mode.AGGREGATE
             and state.learning.is_training()
             and state.params.is_training_height(height)
             and self._consensus.is_validator()
             and not self._syncing()
         )
 
-    def is_solo_learner(self, state: ChainState) -> bool:
-        """True when this node trains solo updates ahead of its turn."""
-        return (
-            self._train
-            and state.params.mode == Mode.SOLO
-            and state.learning.is_training()
-            and self._consensus.is_validator()
-            and not self._syncing()
-        )
-
-    def _get_round_members(self, state: ChainState) -> tuple[set[Address], set[Address]]:
+    def _get_contributors(self, state: ChainState) -> Contributors:
         """Who contributed to the current model, and whom the round awaits."""
         wanted = {v.address for v in state.validators.validators}
-        contributed = set(self.contributions.get(state.learning.model_height)) & wanted
+        arrived = set(self.contributions.get(state.learning.model_height)) & wanted
         awaited = compute_awaited_contributors(
             wanted, self.contributions.last_contributors, self._key.address
         )
-        return contributed, awaited
+        return Contributors.of(arrived, awaited, state.validators, state.params.threshold)
 
     def weights_in_use(self) -> set[Hash]:
         """Weights this height's work still needs (kept from pruning)."""
@@ -351,13 +342,13 @@ class LearningApp:
         """Aggregate the contributions to the current model, once the round may be proposed
         (``LearningRound.may_aggregate``); else keep the model."""
         learning_round = self._round
-        contributed, awaited = self._get_round_members(state)
+        contributors = self._get_contributors(state)
         if learning_round is None or not learning_round.may_aggregate(
-            contributed, awaited, state.validators, state.params.threshold, time.monotonic()
+            contributors, time.monotonic()
         ):
             return ModelUpdate(state.model_hash)
         arrived = self.contributions.get(state.learning.model_height)
-        pool = [c for address, c in arrived.items() if address in contributed]
+        pool = [c for address, c in arrived.items() if address in contributors.arrived]
         fetched = await asyncio.gather(*(self._get_contribution_weights(state, c) for c in pool))
         inputs = [
             (c.validator.hex(), data, c.samples)

@@ -19,6 +19,29 @@ from consensus.validators import ValidatorSet
 GRACE = 0.15  # after a quorum arrived, wait this share of the time it took for the rest
 
 
+@dataclass(frozen=True)
+class Contributors:
+    """Who contributed to a round's model, whom the round awaits, and whether the
+    contributors hold more than the threshold of the validators' stake."""
+
+    arrived: frozenset[Address]
+    awaited: frozenset[Address]
+    quorum: bool
+
+    @staticmethod
+    def of(
+        arrived: set[Address], awaited: set[Address], validators: ValidatorSet, threshold: Threshold
+    ) -> Contributors:
+        """The contributors, with the quorum computed from the validators' powers."""
+        power = sum(validators.get_power(address) for address in arrived)
+        quorum = is_quorum(power, validators.total_power, threshold)
+        return Contributors(frozenset(arrived), frozenset(awaited), quorum)
+
+    def is_complete(self) -> bool:
+        """True when every awaited contributor is in."""
+        return self.awaited <= self.arrived
+
+
 @dataclass
 class LearningRound:
     """One model's round of contributions, timed on this node's monotonic clock (seconds)."""
@@ -28,46 +51,27 @@ class LearningRound:
     deadline: float
     quorum_at: float | None = None
 
-    def has_quorum(
-        self, contributed: set[Address], validators: ValidatorSet, threshold: Threshold
-    ) -> bool:
-        """True when the contributors hold more than the threshold of the set's stake."""
-        power = sum(validators.get_power(address) for address in contributed)
-        return is_quorum(power, validators.total_power, threshold)
+    def is_past_deadline(self, now: float) -> bool:
+        """True once ``round_deadline`` has passed since the model was committed."""
+        return now >= self.started + self.deadline
 
-    def is_ready(
-        self,
-        contributed: set[Address],
-        awaited: set[Address],
-        validators: ValidatorSet,
-        threshold: Threshold,
-        now: float,
-    ) -> bool:
+    def is_ready(self, contributors: Contributors, now: float) -> bool:
         """True when the proposer should aggregate now (see the module's rule)."""
-        if not contributed:
+        if not contributors.arrived:
             return False
-        if awaited <= contributed:
+        if contributors.is_complete():
             return True
-        if self.quorum_at is None and self.has_quorum(contributed, validators, threshold):
+        if self.quorum_at is None and contributors.quorum:
             self.quorum_at = now
         if self.quorum_at is not None and now >= self.get_grace_end():
             return True
-        return now >= self.started + self.deadline
+        return self.is_past_deadline(now)
 
-    def may_aggregate(
-        self,
-        contributed: set[Address],
-        awaited: set[Address],
-        validators: ValidatorSet,
-        threshold: Threshold,
-        now: float,
-    ) -> bool:
+    def may_aggregate(self, contributors: Contributors, now: float) -> bool:
         """True when a proposal asked for now (a transaction woke the chain, or empty blocks
         are on) should carry an aggregate rather than keep the model."""
-        return bool(contributed) and (
-            awaited <= contributed
-            or self.has_quorum(contributed, validators, threshold)
-            or now >= self.started + self.deadline
+        return bool(contributors.arrived) and (
+            contributors.is_complete() or contributors.quorum or self.is_past_deadline(now)
         )
 
     def get_grace_end(self) -> float:

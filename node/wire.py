@@ -465,7 +465,6 @@ def learning_from_proto(m: pb.LearningRecord) -> LearningRecord:
         raise WireError(f"unknown training end {m.end}")
     return LearningRecord(
         model_height=Height(m.model_height),
-        model_score=_score(m, "model_score"),
         best_score=_score(m, "best_score"),
         stale_rounds=m.stale_rounds,
         scored_height=Height(m.scored_height),

@@ -29,11 +29,6 @@ class WorkSignal:
         self._waiting: Height | None = None
         self._timer: asyncio.TimerHandle | None = None
 
-    @property
-    def waiting(self) -> Height | None:
-        """The height the engine waits at (None: it is not waiting)."""
-        return self._waiting
-
     def add_source(self, source: Callable[[], bool]) -> None:
         """Another place work can come from."""
         self._sources.append(source)
