@@ -74,7 +74,7 @@ async def serve(db: str, port: int) -> None:
     from node.store import Store
     from node.store_worker import StoreWorker
 
-    weights = WeightsReader(StoreWorker(Store(db)))
+    weights = WeightsReader(StoreWorker(Store(db)), lambda _: True)
     server = grpc.aio.server(options=[("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])
     refuse: Any = WeightsOnly()
     no_chain = cast(ChainReader, refuse)  # GetBlocks is never called here

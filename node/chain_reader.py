@@ -96,10 +96,11 @@ class ChainReader:
 
 
 class WeightsReader:
-    """Reads the weights this node stores."""
+    """Reads the weights this node stores, and says which it may serve to anyone."""
 
-    def __init__(self, io: StoreWorker) -> None:
+    def __init__(self, io: StoreWorker, is_public: Callable[[Hash], bool]) -> None:
         self._io = io
+        self.is_public = is_public
 
     async def read_weights_size(self, weights_hash: Hash) -> int | None:
         """The stored weights' size in bytes, or None when this node does not hold them."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from pathlib import Path
 
 from consensus.crypto import SignatureVerifier
@@ -47,6 +48,7 @@ from node.learning_app import LearningApp
 from node.logs import setup_logging
 from node.mempool import Mempool
 from node.metrics import Metrics
+from node.peer_auth import make_fetch_request
 from node.peer_manager import PeerManager
 from node.peers import PeerSet
 from node.services import PeerService, QueryService
@@ -91,10 +93,16 @@ class Node:
                 self.engine.restore_last_commit(commit)
         self.metrics = Metrics()
         self.executor = BlockExecutor(self.io, state)
+        key, chain_id = self.key, state.chain_id
         self.peers = PeerManager(
-            PeerSet(list(self.config.persistent_peers)),
+            PeerSet(
+                list(self.config.persistent_peers),
+                lambda weights_hash: make_fetch_request(
+                    key, chain_id, weights_hash, int(time.time() * 1000)
+                ),
+            ),
             state.chain_id,
-            self.key.address,
+            self.key,
             (self.advertised, self.config.listen),
             self.advertised,
             lambda: self.executor.committed.height,
@@ -225,7 +233,7 @@ class Node:
 
         genesis_json = (self.home / GENESIS_FILE).read_bytes()
         chain = ChainReader(self.io, committed, self.genesis_state, genesis_json)
-        weights = WeightsReader(self.io)
+        weights = WeightsReader(self.io, app.weights.is_public)
         status = StatusReporter(
             self.key.address,
             self.config.moniker,

@@ -159,6 +159,7 @@ class LearningApp:
         validators = self._consensus.validators
         member = validators.get_validator(compute_proposer_of_round(validators, request.round))
         model_hash = request.block.header.model_hash
+        self.weights.publish(model_hash)
         data = await self.weights.get(model_hash, member.endpoint if member else None)
         if data is None:
             return Verdict(False)
@@ -335,6 +336,7 @@ class LearningApp:
 
     async def _propose(self, weights: EncodedWeights) -> ModelUpdate:
         await self.weights.store(weights)
+        self.weights.publish(weights.weights_hash)
         self.proposed = weights
         return ModelUpdate(weights.weights_hash)
 

@@ -2,26 +2,38 @@
 
 Validators talk to every validator, so each committed state's validator endpoints are dialled;
 full nodes and new validators announce themselves with Hello, so that nodes that do not list
-them still gossip to them.
+them still gossip to them. A Hello counts only when it is signed by the node key it names and the
+endpoint it announces answers a dial-back signed by the same key (node/peer_auth.py); dial-backs
+in flight are bounded, and an endpoint that failed one is not dialled again for a while, so a
+flood of Hellos with made-up keys and dead endpoints adds nobody and costs little.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
+from collections import OrderedDict
 from collections.abc import Callable
-from pathlib import Path
 
+from consensus.crypto import PrivateKey
 from consensus.messages import Contribution, SignedTx
 from consensus.state import ChainState
-from consensus.types import ADDRESS_LENGTH, MAX_ENDPOINT_LENGTH, Address, ChainId, Height
+from consensus.types import Address, ChainId, Height
 from consensus.validators import ValidatorSet
-from node.files import ConfigError, check_host_port
 from node.learning import EncodedWeights
-from node.peers import INLINE_WEIGHTS_BYTES, Peer, PeerSet
+from node.peer_auth import HelloError, check_hello, is_valid_answer, make_answer, make_hello
+from node.peers import INLINE_WEIGHTS_BYTES, Peer, PeerKind, PeerSet, dial_hello
 from node.wire import contribution_to_proto, tx_to_proto
 from proto import learnchain_pb2 as pb
 
 ANNOUNCE_INTERVAL = 5.0  # seconds between Hello rounds to every peer (peers forget on restart)
+MAX_DIAL_BACKS = 16  # Hellos being verified at once; more are refused until one ends
+RETRY_FAILED_SECONDS = 60.0  # an endpoint whose dial-back failed is refused for this long
+MAX_REMEMBERED_FAILURES = 4096
+log = logging.getLogger("learnchain.peers")
+
+__all__ = ["HelloError", "PeerManager"]
 
 
 def compute_inline_weights(weights: EncodedWeights | None) -> bytes:
@@ -32,10 +44,6 @@ def compute_inline_weights(weights: EncodedWeights | None) -> bytes:
     return weights.data
 
 
-class HelloError(ValueError):
-    """A Hello refused; no peer was added."""
-
-
 class PeerManager:
     """The peer set and who is in it."""
 
@@ -43,17 +51,21 @@ class PeerManager:
         self,
         peers: PeerSet,
         chain_id: ChainId,
-        node_id: Address,
+        key: PrivateKey,
         own_addresses: tuple[str, ...],
         advertised: str,
         committed_height: Callable[[], Height],
     ) -> None:
         self.peers = peers
         self._chain_id = chain_id
-        self._node_id = node_id
+        self._key = key
+        self._node_id = key.address
         self._own_addresses = {a for a in own_addresses if a}
         self._advertised = advertised
         self._committed_height = committed_height
+        self._dial_backs: dict[str, asyncio.Task[None]] = {}
+        self._failed: OrderedDict[str, float] = OrderedDict()  # endpoint -> when it failed
+        self._validators: ValidatorSet | None = None  # of the last committed state
 
     def is_own_address(self, address: str) -> bool:
         """True for an address this node listens or is reached at."""
@@ -61,6 +73,7 @@ class PeerManager:
 
     def add_validator_peers(self, state: ChainState) -> None:
         """Dial every other validator's endpoint that ``state`` lists."""
+        self._validators = state.validators
         for member in state.validators.validators:
             if (
                 member.endpoint
@@ -93,41 +106,69 @@ class PeerManager:
         self.peers.broadcast("SubmitTx", tx_to_proto(signed))
 
     def announce_contribution(self, contribution: Contribution, weights: EncodedWeights) -> None:
-        """Gossip a contribution, with its weights beside it when they are small."""
+        """Send a contribution to the validators alone (it reflects this node's private data),
+        with its weights beside it when they are small."""
         announcement = pb.ContributionAnnouncement(contribution=contribution_to_proto(contribution))
-        self.gossip(pb.Envelope(contribution=announcement, weights=compute_inline_weights(weights)))
+        envelope = pb.Envelope(contribution=announcement, weights=compute_inline_weights(weights))
+        if self._validators is None:
+            return
+        for member in self._validators.validators:
+            if member.address != self._node_id:
+                self.gossip_to_validator(self._validators, member.address, envelope)
 
     def receive_hello(self, request: pb.HelloRequest) -> pb.HelloResponse:
-        """A node announces the address to gossip to; checked, then added to the peers."""
-        if request.chain_id != self._chain_id:
-            raise HelloError(f"hello is for chain {request.chain_id!r}")
-        if len(request.node_id) != ADDRESS_LENGTH:
-            raise HelloError(f"node_id must be {ADDRESS_LENGTH} bytes")
-        if not 0 < len(request.endpoint) <= MAX_ENDPOINT_LENGTH:
-            raise HelloError(f"endpoint must be 1 to {MAX_ENDPOINT_LENGTH} characters")
-        try:
-            check_host_port(Path("hello"), "endpoint", request.endpoint)
-        except ConfigError as error:
-            raise HelloError(str(error)) from None
-        if request.node_id != self._node_id and not self.is_own_address(request.endpoint):
-            known = self.peers.find(request.endpoint)
-            if known is None:
-                self.peers.add(request.endpoint)
-            else:
+        """A node announces the address to gossip to: checked, answered, and the endpoint added
+        once a dial-back proves that the same key answers there."""
+        check_hello(request, self._chain_id)
+        endpoint = request.endpoint
+        if endpoint and request.node_id != self._node_id and not self.is_own_address(endpoint):
+            known = self.peers.find(endpoint)
+            if known is not None:
                 known.redial()
-        return pb.HelloResponse(
-            chain_id=self._chain_id, node_id=self._node_id, height=self._committed_height()
-        )
+            elif endpoint not in self._dial_backs:
+                self._start_dial_back(endpoint, Address(request.node_id))
+        return make_answer(self._key, self._chain_id, request, self._committed_height())
+
+    def _start_dial_back(self, endpoint: str, node_id: Address) -> None:
+        failed_at = self._failed.get(endpoint)
+        if failed_at is not None and time.monotonic() - failed_at < RETRY_FAILED_SECONDS:
+            raise HelloError(f"{endpoint} did not answer as this node lately; try again later")
+        if len(self._dial_backs) >= MAX_DIAL_BACKS:
+            raise HelloError("too many Hellos being verified; try again later")
+        task = asyncio.create_task(self._dial_back(endpoint, node_id))
+        self._dial_backs[endpoint] = task
+        task.add_done_callback(lambda _: self._dial_backs.pop(endpoint, None))
+
+    async def _dial_back(self, endpoint: str, node_id: Address) -> None:
+        """Add ``endpoint`` as a peer if the node there proves it holds ``node_id``'s key."""
+        challenge = make_hello(self._key, self._chain_id, "")
+        answer = await dial_hello(endpoint, challenge)
+        if answer is not None and is_valid_answer(answer, self._chain_id, challenge.nonce, node_id):
+            self._failed.pop(endpoint, None)
+            self.peers.add(endpoint, PeerKind.ANNOUNCED)
+            return
+        log.debug("hello for %s: the dial-back did not answer as %s", endpoint, node_id.hex())
+        self._failed[endpoint] = time.monotonic()
+        self._failed.move_to_end(endpoint)
+        while len(self._failed) > MAX_REMEMBERED_FAILURES:
+            self._failed.popitem(last=False)
 
     async def announce(self) -> None:
-        """Say Hello to every peer now and then (runs until cancelled)."""
-        request = pb.HelloRequest(
-            chain_id=self._chain_id, node_id=self._node_id, endpoint=self._advertised
-        )
+        """Say Hello to every peer now and then, and drop announced peers that stay unreachable
+        (runs until cancelled)."""
         while True:
-            await asyncio.gather(*(peer.hello(request) for peer in list(self.peers.peers)))
+            await asyncio.gather(
+                *(
+                    peer.hello(make_hello(self._key, self._chain_id, self._advertised))
+                    for peer in list(self.peers.peers)
+                )
+            )
+            self.peers.evict_unreachable(time.monotonic())
             await asyncio.sleep(ANNOUNCE_INTERVAL)
 
     async def close(self) -> None:
-        """Close every channel."""
+        """Stop dial-backs and close every channel."""
+        for task in list(self._dial_backs.values()):
+            task.cancel()
+        await asyncio.gather(*self._dial_backs.values(), return_exceptions=True)
         await self.peers.close()

@@ -1,17 +1,21 @@
 """Outgoing gRPC: channels to peers (with gRPC's reconnect and backoff).
 
 The peers are the persistent peers from config.toml, the validators' endpoints from the chain
-state, and nodes that announced themselves with Hello (full nodes, new validators), up to
-``MAX_PEERS``.
+state, and nodes that announced themselves with a Hello that checked (full nodes, new
+validators), up to ``MAX_ANNOUNCED_PEERS`` of those. Announced peers are the only ones evicted:
+when one stays unreachable for ``EVICT_UNREACHABLE_SECONDS``, or to make room for a newer one.
+Each peer's outgoing queue is bounded in messages and in bytes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
+import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 
@@ -31,24 +35,51 @@ CHANNEL_OPTIONS = [
     ("grpc.use_local_subchannel_pool", 1),
 ]
 SEND_TIMEOUT = 5.0
-MAX_PEERS = 64
+MAX_ANNOUNCED_PEERS = 64  # peers known only by their Hello; validators and config's are not counted
 MAX_OUTBOX = 4096  # gossip messages queued for one peer; past it new ones are dropped
+MAX_OUTBOX_BYTES = 8 << 20  # and their bytes (a dead peer must not hold weights in memory)
+EVICT_UNREACHABLE_SECONDS = 60.0
 MAX_RELAYED_VOTES = 1024  # votes in one VoteBatch
 STREAM_RETRY_SECONDS = (0.2, 5.0)  # a broken Gossip stream is retried after 0.2 s, doubling to 5
 
 log = logging.getLogger("learnchain.peers")
 
+FetchSigner = Callable[[bytes], pb.FetchWeightsRequest]
+"""Makes the (signed) request for the weights with a given hash."""
+
+
+def make_unsigned_fetch(weights_hash: bytes) -> pb.FetchWeightsRequest:
+    """A fetch that asks as nobody in particular (enough for committed models)."""
+    return pb.FetchWeightsRequest(weights_hash=weights_hash)
+
+
+class PeerKind(enum.Enum):
+    """Why a peer is in the set; only announced peers are ever evicted."""
+
+    PERSISTENT = "persistent"
+    VALIDATOR = "validator"
+    ANNOUNCED = "announced"
+
 
 class Peer:
-    """One persistent peer."""
+    """One peer."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(
+        self,
+        address: str,
+        kind: PeerKind = PeerKind.PERSISTENT,
+        sign_fetch: FetchSigner = make_unsigned_fetch,
+    ) -> None:
         self.address = address
+        self.kind = kind
+        self._sign_fetch = sign_fetch
+        self.last_seen = time.monotonic()  # when a call to it last went through (or it joined)
         self.channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
         self.stub = pb_grpc.PeerStub(self.channel)
         self.connected = False
         self.dropped = 0
         self._outbox: deque[pb.Envelope] = deque()
+        self._outbox_bytes = 0
         self._queued = asyncio.Event()
         self._stream: asyncio.Task[None] | None = None
         self._attempt = 0  # Gossip calls made; only the latest one's request stream may send
@@ -59,10 +90,12 @@ class Peer:
     def gossip(self, envelope: pb.Envelope) -> None:
         """Queue a consensus message for this peer's Gossip stream (dropped when the queue is
         full: consensus re-gossips what matters, and a dead peer must not grow our memory)."""
-        if len(self._outbox) >= MAX_OUTBOX:
+        size = envelope.ByteSize()
+        if len(self._outbox) >= MAX_OUTBOX or self._outbox_bytes + size > MAX_OUTBOX_BYTES:
             self.dropped += 1
             return
         self._outbox.append(envelope)
+        self._outbox_bytes += size
         self._queued.set()
         if self._stream is None or self._stream.done():
             self._stream = asyncio.create_task(self._keep_streaming())
@@ -117,8 +150,21 @@ class Peer:
                 await self._queued.wait()
             if attempt != self._attempt:
                 return
-            yield take_next_envelope(self._outbox)
-            self.connected = True
+            envelope = take_next_envelope(self._outbox)
+            self._outbox_bytes = max(0, self._outbox_bytes - envelope.ByteSize())
+            if not self._outbox:
+                self._outbox_bytes = 0
+            yield envelope
+            self._mark_seen()
+
+    def _mark_seen(self) -> None:
+        self.connected = True
+        self.last_seen = time.monotonic()
+
+    @property
+    def outbox_bytes(self) -> int:
+        """Bytes of gossip queued for this peer."""
+        return self._outbox_bytes
 
     async def send(self, method: str, message: object) -> bool:
         """Call a unary Peer method; False (and logged at debug) when the peer is unreachable."""
@@ -131,17 +177,16 @@ class Peer:
             )
             log.debug("peer %s %s: %s", self.address, method, error.code().name)
             return False
-        self.connected = True
+        self._mark_seen()
         return True
 
     async def hello(self, request: pb.HelloRequest) -> pb.HelloResponse | None:
         """Announce ourselves; the peer's answer, or None when it is unreachable or refuses."""
-        try:
-            response: pb.HelloResponse = await self.stub.Hello(request, timeout=SEND_TIMEOUT)
-        except grpc.aio.AioRpcError as error:
-            log.debug("peer %s Hello: %s %s", self.address, error.code().name, error.details())
-            return None
-        self.connected = True
+        response = await call_hello(self.stub, self.address, request)
+        if response is None:
+            self.connected = False
+        else:
+            self._mark_seen()
         return response
 
     async def fetch_weights(self, weights_hash: bytes, max_bytes: int) -> bytearray | None:
@@ -149,9 +194,7 @@ class Peer:
         sends more than ``max_bytes`` or than the size it announced)."""
         buffer = bytearray()
         try:
-            async for chunk in self.stub.FetchWeights(
-                pb.FetchWeightsRequest(weights_hash=weights_hash), timeout=60
-            ):
+            async for chunk in self.stub.FetchWeights(self._sign_fetch(weights_hash), timeout=60):
                 if not buffer and chunk.total_size:
                     if chunk.total_size > max_bytes:
                         return None
@@ -182,6 +225,24 @@ class Peer:
         await asyncio.gather(*self._closing, return_exceptions=True)
 
 
+async def call_hello(
+    stub: pb_grpc.PeerStub, address: str, request: pb.HelloRequest
+) -> pb.HelloResponse | None:
+    """Say Hello on ``stub``; the answer, or None when the node is unreachable or refuses."""
+    try:
+        response: pb.HelloResponse = await stub.Hello(request, timeout=SEND_TIMEOUT)
+    except grpc.aio.AioRpcError as error:
+        log.debug("peer %s Hello: %s %s", address, error.code().name, error.details())
+        return None
+    return response
+
+
+async def dial_hello(address: str, request: pb.HelloRequest) -> pb.HelloResponse | None:
+    """Say Hello to ``address`` on a channel of its own, closed afterwards (a dial-back)."""
+    async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
+        return await call_hello(pb_grpc.PeerStub(channel), address, request)
+
+
 def take_next_envelope(outbox: deque[pb.Envelope]) -> pb.Envelope:
     """The next message to send: the oldest, with the relayed votes queued right behind it merged
     in when it is a vote batch (a relaying proposer queues them faster than one stream sends)."""
@@ -201,11 +262,13 @@ def take_next_envelope(outbox: deque[pb.Envelope]) -> pb.Envelope:
 
 
 class PeerSet:
-    """All persistent peers; broadcasts are concurrent and never block the caller for long."""
+    """All peers; broadcasts are concurrent and never block the caller for long."""
 
-    def __init__(self, addresses: list[str]) -> None:
-        self.peers = [Peer(a) for a in addresses]
+    def __init__(self, addresses: list[str], sign_fetch: FetchSigner = make_unsigned_fetch) -> None:
+        self._sign_fetch = sign_fetch
+        self.peers = [Peer(a, PeerKind.PERSISTENT, sign_fetch) for a in addresses]
         self._tasks: set[asyncio.Task[bool]] = set()
+        self._closing: set[asyncio.Task[None]] = set()
 
     def broadcast(self, method: str, message: object) -> None:
         """Send to every peer in the background."""
@@ -214,13 +277,53 @@ class PeerSet:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    def add(self, address: str) -> bool:
-        """Dial ``address`` from now on; False when it is known already or the set is full."""
-        if self.find(address) is not None or len(self.peers) >= MAX_PEERS:
+    def add(self, address: str, kind: PeerKind = PeerKind.VALIDATOR) -> bool:
+        """Dial ``address`` from now on; False when it is known already, or it is announced and
+        ``MAX_ANNOUNCED_PEERS`` announced peers are all connected (else the one unreachable the
+        longest makes room)."""
+        known = self.find(address)
+        if known is not None:
+            if known.kind is PeerKind.ANNOUNCED and kind is not PeerKind.ANNOUNCED:
+                known.kind = kind  # an announced node became a validator: never evicted now
             return False
-        self.peers.append(Peer(address))
-        log.info("new peer %s", address)
+        if kind is PeerKind.ANNOUNCED and self.count(PeerKind.ANNOUNCED) >= MAX_ANNOUNCED_PEERS:
+            victim = self._find_evictable()
+            if victim is None:
+                return False
+            self.remove(victim, "to make room")
+        self.peers.append(Peer(address, kind, self._sign_fetch))
+        log.info("new %s peer %s", kind.value, address)
         return True
+
+    def _find_evictable(self) -> Peer | None:
+        """The announced peer not heard from for the longest, if it is not connected."""
+        candidates = [p for p in self.peers if p.kind is PeerKind.ANNOUNCED and not p.connected]
+        return min(candidates, key=lambda p: p.last_seen, default=None)
+
+    def remove(self, peer: Peer, why: str) -> None:
+        """Stop dialling ``peer`` and close its channel."""
+        self.peers.remove(peer)
+        closing = asyncio.create_task(peer.close())
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
+        log.info("dropped peer %s (%s)", peer.address, why)
+
+    def evict_unreachable(self, now: float) -> int:
+        """Drop announced peers unreachable for ``EVICT_UNREACHABLE_SECONDS``; how many."""
+        doomed = [
+            p
+            for p in self.peers
+            if p.kind is PeerKind.ANNOUNCED
+            and not p.connected
+            and now - p.last_seen > EVICT_UNREACHABLE_SECONDS
+        ]
+        for peer in doomed:
+            self.remove(peer, f"unreachable for {EVICT_UNREACHABLE_SECONDS:.0f} s")
+        return len(doomed)
+
+    def count(self, kind: PeerKind) -> int:
+        """How many peers of ``kind``."""
+        return sum(p.kind is kind for p in self.peers)
 
     def gossip(self, envelope: pb.Envelope) -> None:
         """Send a consensus message to every peer on its Gossip stream."""
@@ -240,4 +343,6 @@ class PeerSet:
         """Close every channel."""
         for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*(p.close() for p in self.peers), return_exceptions=True)
+        await asyncio.gather(
+            *(p.close() for p in self.peers), *self._closing, return_exceptions=True
+        )

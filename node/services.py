@@ -7,6 +7,7 @@ message is refused with INVALID_ARGUMENT, counted, and changes nothing.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
@@ -21,6 +22,7 @@ from consensus.messages import (
 )
 from consensus.types import ADDRESS_LENGTH, HASH_LENGTH, Address, Hash
 from node.chain_reader import ChainReader, WeightsReader
+from node.peer_auth import FetchRefused, get_fetch_signer
 from node.peers import INLINE_WEIGHTS_BYTES, MAX_RELAYED_VOTES
 from node.wire import (
     WireError,
@@ -76,6 +78,9 @@ Refusals = Callable[[str], None]
 async def _refuse(refusals: Refusals, context: grpc.aio.ServicerContext, error: Exception) -> None:
     refusals(type(error).__name__)
     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+
+
+PRIVATE_WEIGHTS = "only a validator may fetch weights that are not a committed or proposed model"
 
 
 async def _stream_weights(
@@ -174,10 +179,25 @@ class PeerService(pb_grpc.PeerServicer):  # type: ignore[misc]
             await _refuse(
                 self.refusals, context, WireError(f"weights hash must be {HASH_LENGTH} bytes")
             )
-        async for chunk in _stream_weights(
-            self.weights, Hash(request.weights_hash), context, "no such weights"
-        ):
+        weights_hash = Hash(request.weights_hash)
+        if not self.weights.is_public(weights_hash):
+            await self._check_validator(request, context)
+        async for chunk in _stream_weights(self.weights, weights_hash, context, "no such weights"):
             yield chunk
+
+    async def _check_validator(
+        self, request: pb.FetchWeightsRequest, context: grpc.aio.ServicerContext
+    ) -> None:
+        """Abort unless a current validator signed ``request``."""
+        committed = self.chain.committed
+        try:
+            signer = get_fetch_signer(request, committed.chain_id, int(time.time() * 1000))
+        except FetchRefused as error:
+            await _refuse(self.refusals, context, error)
+            return
+        if signer is None or committed.validators.get_validator(signer) is None:
+            self.refusals("NotAValidator")
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, PRIVATE_WEIGHTS)
 
     async def GetBlocks(
         self, request: pb.GetBlocksRequest, context: grpc.aio.ServicerContext
@@ -273,6 +293,8 @@ class QueryService(pb_grpc.QueryServicer):  # type: ignore[misc]
     ) -> AsyncIterator[pb.WeightsChunk]:
         weights_hash = Hash(request.weights_hash or self.chain.committed.model_hash)
         missing = "this node does not hold those weights (it keeps the last retain_models models)"
+        if not self.weights.is_public(weights_hash):
+            await context.abort(grpc.StatusCode.NOT_FOUND, missing)
         async for chunk in _stream_weights(self.weights, weights_hash, context, missing):
             yield chunk
 

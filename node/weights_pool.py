@@ -24,6 +24,7 @@ from node.learning import EncodedWeights
 from node.store_worker import StoreWorker
 
 PRUNE_EVERY = 50  # heights between prunings of stored weights beyond retain_models
+RECENT_PROPOSALS = 64  # proposed models' hashes served to anyone, beside the retained models
 log = logging.getLogger("learnchain.weights")
 
 
@@ -73,6 +74,17 @@ class WeightsPool:
         self._arriving: dict[Hash, asyncio.Task[bool]] = {}
         self._unstored: dict[Hash, WeightsBytes] = {}  # checked, being written
         self.retained = deque(retained, maxlen=retain_models)  # the last committed models
+        self._proposed: deque[Hash] = deque(maxlen=RECENT_PROPOSALS)
+
+    def publish(self, weights_hash: Hash) -> None:
+        """Weights a proposal names (a candidate model): served to any node from now on."""
+        if weights_hash not in self._proposed:
+            self._proposed.append(weights_hash)
+
+    def is_public(self, weights_hash: Hash) -> bool:
+        """True for a committed model or a proposed one; other weights (a validator's own
+        contribution, which reflects its private data) are served only to validators."""
+        return weights_hash in self.retained or weights_hash in self._proposed
 
     def has(self, weights_hash: Hash) -> bool:
         """True when the weights are here (arriving, being written or stored)."""

@@ -367,10 +367,18 @@ class ContributionAnnouncement(_message.Message):
     def __init__(self, contribution: _Optional[_Union[Contribution, _Mapping]] = ...) -> None: ...
 
 class FetchWeightsRequest(_message.Message):
-    __slots__ = ("weights_hash",)
+    __slots__ = ("weights_hash", "public_key", "time_ms", "signature", "chain_id")
     WEIGHTS_HASH_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     weights_hash: bytes
-    def __init__(self, weights_hash: _Optional[bytes] = ...) -> None: ...
+    public_key: bytes
+    time_ms: int
+    signature: bytes
+    chain_id: str
+    def __init__(self, weights_hash: _Optional[bytes] = ..., public_key: _Optional[bytes] = ..., time_ms: _Optional[int] = ..., signature: _Optional[bytes] = ..., chain_id: _Optional[str] = ...) -> None: ...
 
 class WeightsChunk(_message.Message):
     __slots__ = ("data", "total_size")
@@ -391,24 +399,34 @@ class GetBlocksRequest(_message.Message):
     def __init__(self, from_height: _Optional[int] = ..., to_height: _Optional[int] = ..., chain_id: _Optional[str] = ...) -> None: ...
 
 class HelloRequest(_message.Message):
-    __slots__ = ("chain_id", "node_id", "endpoint")
+    __slots__ = ("chain_id", "node_id", "endpoint", "public_key", "nonce", "signature")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     node_id: bytes
     endpoint: str
-    def __init__(self, chain_id: _Optional[str] = ..., node_id: _Optional[bytes] = ..., endpoint: _Optional[str] = ...) -> None: ...
+    public_key: bytes
+    nonce: bytes
+    signature: bytes
+    def __init__(self, chain_id: _Optional[str] = ..., node_id: _Optional[bytes] = ..., endpoint: _Optional[str] = ..., public_key: _Optional[bytes] = ..., nonce: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class HelloResponse(_message.Message):
-    __slots__ = ("chain_id", "node_id", "height")
+    __slots__ = ("chain_id", "node_id", "height", "public_key", "signature")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     node_id: bytes
     height: int
-    def __init__(self, chain_id: _Optional[str] = ..., node_id: _Optional[bytes] = ..., height: _Optional[int] = ...) -> None: ...
+    public_key: bytes
+    signature: bytes
+    def __init__(self, chain_id: _Optional[str] = ..., node_id: _Optional[bytes] = ..., height: _Optional[int] = ..., public_key: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class VoteBatch(_message.Message):
     __slots__ = ("votes",)

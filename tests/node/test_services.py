@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,7 +14,7 @@ from typing import Any, TypeVar
 import grpc
 import pytest
 
-from consensus.crypto import compute_hash
+from consensus.crypto import PrivateKey, compute_hash
 from consensus.messages import (
     Contribution,
     DuplicateVoteEvidence,
@@ -24,8 +25,9 @@ from consensus.messages import (
     Vote,
 )
 from consensus.state import ChainState
-from consensus.types import Hash, Height, Round, Tokens, VoteType
+from consensus.types import ChainId, Hash, Height, Round, Tokens, VoteType
 from node.chain_reader import ChainReader, WeightsReader
+from node.peer_auth import make_fetch_request
 from node.services import PeerService, QueryService, add_services
 from node.store import Store
 from node.store_worker import StoreWorker
@@ -35,7 +37,10 @@ from proto import learnchain_pb2_grpc as pb_grpc
 from tests.consensus.chain import CHAIN, Chain, make_genesis_state, make_keys, sign_tx
 
 KEYS = make_keys(4)
+OUTSIDER = PrivateKey.from_seed(bytes([9]) * 32)
 T = TypeVar("T")
+MODEL_WEIGHTS = b"a committed model's weights"
+CONTRIBUTION_WEIGHTS = b"one validator's contribution"
 
 
 class Inboxes:
@@ -87,9 +92,11 @@ def serve(
     async def run() -> T:
         store = Store(tmp_path / "chain.db")
         genesis, committed = build_chain(store, 4)
+        for data in (MODEL_WEIGHTS, CONTRIBUTION_WEIGHTS):
+            store.weights.put(compute_hash(data), [data])
         io = StoreWorker(store)
         chain = ChainReader(io, lambda: committed, genesis, b"{}")
-        weights = WeightsReader(io)
+        weights = WeightsReader(io, lambda h: h == compute_hash(MODEL_WEIGHTS))
         inboxes, refused = Inboxes(), list[str]()
         server = grpc.aio.server()
         add_services(
@@ -198,6 +205,53 @@ def test_a_refused_message_is_invalid_argument_and_counted(tmp_path: Path) -> No
     codes, refused = serve(tmp_path, scenario)
     assert codes == [grpc.StatusCode.INVALID_ARGUMENT] * 2
     assert len(refused) == 2
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@pytest.mark.parametrize(
+    ("make_request", "expected"),
+    [
+        (lambda h: pb.FetchWeightsRequest(weights_hash=h), grpc.StatusCode.PERMISSION_DENIED),
+        (lambda h: make_fetch_request(OUTSIDER, CHAIN, h, now_ms()), "PERMISSION_DENIED"),
+        (lambda h: make_fetch_request(KEYS[2], CHAIN, h, now_ms()), CONTRIBUTION_WEIGHTS),
+        (lambda h: make_fetch_request(KEYS[2], CHAIN, h, now_ms() - 600_000), "INVALID_ARGUMENT"),
+        (lambda h: make_fetch_request(KEYS[2], ChainId("other"), h, now_ms()), "INVALID_ARGUMENT"),
+    ],
+    ids=["unsigned", "not-a-validator", "validator", "stale", "other-chain"],
+)
+def test_a_contribution_is_served_only_to_a_validator_that_signs_the_fetch(
+    tmp_path: Path, make_request: Callable[[bytes], pb.FetchWeightsRequest], expected: object
+) -> None:
+    async def scenario(channel: grpc.aio.Channel, *_: Any) -> object:
+        peer = pb_grpc.PeerStub(channel)
+        request = make_request(compute_hash(CONTRIBUTION_WEIGHTS))
+        try:
+            return b"".join([c.data async for c in peer.FetchWeights(request)])
+        except grpc.aio.AioRpcError as error:
+            return error.code().name
+
+    if isinstance(expected, grpc.StatusCode):
+        expected = expected.name
+    assert serve(tmp_path, scenario) == expected
+
+
+def test_a_committed_model_is_served_to_anyone_and_a_contribution_never_by_query(
+    tmp_path: Path,
+) -> None:
+    async def scenario(channel: grpc.aio.Channel, *_: Any) -> tuple[bytes, bytes, str]:
+        peer, query = pb_grpc.PeerStub(channel), pb_grpc.QueryStub(channel)
+        model = pb.FetchWeightsRequest(weights_hash=compute_hash(MODEL_WEIGHTS))
+        by_peer = b"".join([c.data async for c in peer.FetchWeights(model)])
+        by_query = b"".join([c.data async for c in query.Model(model)])
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            request = pb.FetchWeightsRequest(weights_hash=compute_hash(CONTRIBUTION_WEIGHTS))
+            [c async for c in query.Model(request)]
+        return by_peer, by_query, caught.value.code().name
+
+    assert serve(tmp_path, scenario) == (MODEL_WEIGHTS, MODEL_WEIGHTS, "NOT_FOUND")
 
 
 def test_blocks_are_served_only_to_a_node_of_the_same_chain(tmp_path: Path) -> None:

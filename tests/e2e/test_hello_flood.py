@@ -1,0 +1,69 @@
+"""A flood of Hellos from made-up nodes with dead endpoints adds nobody to a validator's peers,
+and a genuine newcomer that says Hello afterwards is still dialled."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+
+from consensus.crypto import PrivateKey
+from consensus.types import ChainId
+from node.cluster import LocalCluster
+from node.peer_auth import make_hello
+from node.testnet import find_free_base_port
+from proto import learnchain_pb2 as pb
+from proto import learnchain_pb2_grpc as pb_grpc
+from tests.e2e import EMPTY_BLOCKS
+
+pytestmark = pytest.mark.e2e
+
+JOINER = 2
+FLOOD = 300  # more than the peer table's 64 announced places
+
+
+def send_hellos(address: str, chain_id: ChainId, dead_base: int) -> dict[str, int]:
+    """Signed Hellos from fresh keys naming dead endpoints, and unsigned ones; the answers by
+    status code."""
+    codes: dict[str, int] = {}
+    with grpc.insecure_channel(address) as channel:
+        peer = pb_grpc.PeerStub(channel)
+        for i in range(FLOOD):
+            signed = make_hello(PrivateKey.generate(), chain_id, f"127.0.0.1:{dead_base + i}")
+            unsigned = pb.HelloRequest(
+                chain_id=chain_id, node_id=bytes(20), endpoint=f"127.0.0.1:{dead_base + i}"
+            )
+            for request in (signed, unsigned):
+                try:
+                    peer.Hello(request, timeout=10)
+                    code = "OK"
+                except grpc.RpcError as error:
+                    code = error.code().name
+                codes[code] = codes.get(code, 0) + 1
+    return codes
+
+
+def test_a_hello_flood_adds_nobody_and_a_real_newcomer_is_still_dialled(tmp_path: Path) -> None:
+    with LocalCluster(tmp_path / "net", 2, *EMPTY_BLOCKS, spare_ports=1) as cluster:
+        cluster.start_all()
+        cluster.wait_for([0, 1], 2)
+        status = cluster[0].status()
+        assert status is not None
+        dead_base = find_free_base_port(FLOOD, start=45000, step=FLOOD + 7)
+
+        codes = send_hellos(cluster[0].address, ChainId(status.chain_id), dead_base)
+
+        assert codes.get("INVALID_ARGUMENT", 0) >= FLOOD  # every unsigned one, some signed ones
+        cluster.init_joiner(JOINER)
+        cluster[JOINER].start()
+        joiner_added = f"new announced peer {cluster[JOINER].address}"
+        deadline = time.monotonic() + 90
+        while joiner_added not in cluster[0].log_path.read_text():
+            assert time.monotonic() < deadline, cluster[0].log_tail()
+            cluster.check_alive()
+            time.sleep(0.5)
+        log = cluster[0].log_path.read_text()
+        assert log.count("new announced peer") == 1, log[-3000:]
+        cluster.wait_for([JOINER], cluster[0].height() + 2)
