@@ -180,8 +180,7 @@ class Node:
         self._consensus = asyncio.create_task(self.driver.run())
         self._tasks.append(self._consensus)
         self.peers.add_validator_peers(self.executor.committed)
-        if self.advertised:
-            self._tasks.append(asyncio.create_task(self.peers.announce()))
+        self._tasks.append(asyncio.create_task(self.peers.announce()))
         app.on_commit(self.executor.committed)  # begin the current model's learning round
         log.info(
             "node %s (%s) listening on %s at height %d",

@@ -154,8 +154,8 @@ class PeerManager:
             self._failed.popitem(last=False)
 
     async def announce(self) -> None:
-        """Say Hello to every peer now and then, and drop announced peers that stay unreachable
-        (runs until cancelled)."""
+        """Say Hello to every peer now and then (naming no endpoint when this node advertises
+        none), and drop announced peers that stay unreachable (runs until cancelled)."""
         while True:
             await asyncio.gather(
                 *(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import plyvel
 
@@ -48,11 +48,19 @@ T = TypeVar("T")
 WRITE_BUFFER_BYTES = 8 << 20
 _HEIGHT = struct.Struct(">Q")
 _TX_PLACE = struct.Struct(">QI")  # height, index in the block
-RECOVERY = (
-    "restore it from a backup, or move it aside and let the node sync from its peers (a "
-    "validator's last-signed record goes with it: restart a validator only once the chain is "
-    "past the height it last signed)"
-)
+
+
+def compute_recovery(path: Path) -> str:
+    """The way out for a damaged database at ``path`` (a node home's ``data/chain.db``)."""
+    return (
+        f"restore it from a backup, or run `learnchain unsafe-reset-all --home "
+        f"{path.parent.parent}` and let the node sync from its peers (the node key and, when "
+        "readable, the double-sign guard are kept)"
+    )
+
+
+_CHAIN_PREFIXES = (b"b", b"c", b"h", b"l", b"t")  # everything but weights, which peers resend
+_NAMES = {b"b": "block", b"c": "commit"}
 _STATE_KEY = b"s"
 _SIGN_STATE_KEY = b"p"
 
@@ -64,7 +72,8 @@ def _height_key(prefix: bytes, height: int) -> bytes:
 class Store:
     """One node's database, opened by one process."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, check: bool = True) -> None:
+        """Open (or create) the database; with ``check``, check the stored chain's integrity."""
         self.path = Path(path)
         # A directory with files in it is an existing database: never create one over it. With
         # create_if_missing, LevelDB takes a database whose CURRENT file is lost for a new one and
@@ -81,17 +90,18 @@ class Store:
             raise StoreError(f"{self.path}: cannot open the database ({error})") from error
         except plyvel.CorruptionError as error:
             raise StoreError(
-                f"{self.path}: the database is corrupt ({error}); {RECOVERY}"
+                f"{self.path}: the database is corrupt ({error}); {compute_recovery(self.path)}"
             ) from error
         except plyvel.Error as error:
             if existing and not (self.path / "CURRENT").exists():
                 raise StoreError(
                     f"{self.path}: the database is damaged (its CURRENT file is missing); "
-                    f"{RECOVERY}"
+                    f"{compute_recovery(self.path)}"
                 ) from error
             raise StoreError(f"{self.path}: cannot open the database ({error})") from error
         self.weights = WeightsStore(self._db, self.path)
-        self._check_consistency()
+        if check:
+            self.check_integrity()
 
     def close(self) -> None:
         """Release the database."""
@@ -105,16 +115,30 @@ class Store:
 
     # --- blocks, commits, state -----------------------------------------------------------
 
-    def _check_consistency(self) -> None:
+    def check_integrity(self) -> None:
+        """Read every stored block, commit and index entry with LevelDB's checksums on (a
+        sequential scan, see bench/README.md), and check that blocks and commits run from 1 to
+        the state's height; StoreError naming what is wrong otherwise."""
         state = self.load_state()
-        if state is None or state.height == 0:
-            return
-        for prefix in (b"b", b"c"):
-            if self._db.get(_height_key(prefix, state.height)) is None:
-                raise StoreError(
-                    f"{self.path}: the state is at height {state.height} but its "
-                    f"{'block' if prefix == b'b' else 'commit'} is missing (corrupt database)"
-                )
+        height = 0 if state is None else state.height
+        try:
+            for prefix in _CHAIN_PREFIXES:
+                count = 0
+                for key, _ in self._db.iterator(
+                    prefix=prefix, verify_checksums=True, fill_cache=False
+                ):
+                    count += 1
+                    if prefix in _NAMES and _HEIGHT.unpack(key[1:])[0] != count:
+                        self._fail(f"{_NAMES[prefix]} {count} is missing")
+                if prefix in _NAMES and count != height:
+                    self._fail(
+                        f"{_NAMES[prefix]}s stop at height {count}, the state is at {height}"
+                    )
+        except plyvel.CorruptionError as error:
+            self._fail(f"the stored chain is corrupt ({error})")
+
+    def _fail(self, what: str) -> NoReturn:
+        raise StoreError(f"{self.path}: {what}; {compute_recovery(self.path)}")
 
     def save_block(self, block: Block, commit: Commit, state: ChainState) -> None:
         """Store a decided block, its commit and the new state atomically and durably."""

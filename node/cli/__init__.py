@@ -7,7 +7,7 @@ import click
 from node.cli.chain_tx import model, tx
 from node.cli.config import config
 from node.cli.demo import demo
-from node.cli.run import query, start
+from node.cli.run import query, start, unsafe_reset_all
 from node.cli.setup import init, keys, testnet
 from node.cli.simulate import simulate
 
@@ -28,3 +28,4 @@ main.add_command(keys)
 main.add_command(simulate)
 main.add_command(demo)
 main.add_command(config)
+main.add_command(unsafe_reset_all)

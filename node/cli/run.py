@@ -297,3 +297,27 @@ def health(node: str | None, home: Path | None, output: str) -> None:
     )
     if not serving:
         raise SystemExit(1)
+
+
+@click.command("unsafe-reset-all")
+@click.option("--home", type=click.Path(path_type=Path, file_okay=False), required=True)
+def unsafe_reset_all(home: Path) -> None:
+    """Delete the node's stored chain and weights so that it syncs again from its peers (for a
+    damaged database). Keeps the config, the keys and, when readable, the double-sign guard."""
+    from node.store_reset import reset_chain
+
+    try:
+        read_config(home)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from error
+    existed, sign_state = reset_chain(home)
+    if not existed:
+        click.echo(f"{home}: no stored chain; nothing to reset")
+        return
+    kept = (
+        f"kept the double-sign guard (last signed height {sign_state.height})"
+        if sign_state is not None
+        else "no double-sign guard could be read: start this validator only once the chain is "
+        "past the last height it signed"
+    )
+    click.echo(f"{home}: removed the stored chain; {kept}; the next start syncs from the peers")

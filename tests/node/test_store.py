@@ -10,6 +10,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import plyvel
 import pytest
 
 from consensus.crypto import compute_hash
@@ -119,6 +120,28 @@ def test_a_corrupt_database_is_a_clear_error(tmp_path: Path) -> None:
         if path.suffix in (".ldb", ".log") or path.name.startswith("MANIFEST"):
             path.write_bytes(b"\x00garbage" * 64)
     with pytest.raises(StoreError, match=r"corrupt|cannot open"):
+        Store(tmp_path / "db")
+
+
+def test_a_corrupt_old_block_is_found_at_start_not_when_a_peer_asks_for_it(
+    tmp_path: Path,
+) -> None:
+    write_blocks(tmp_path / "db", 40)
+    Store(tmp_path / "db").close()  # the log becomes a table file, blocks from height 1 first
+    (table,) = (tmp_path / "db").glob("*.ldb")
+    data = bytearray(table.read_bytes())
+    data[100:110] = b"\xff" * 10  # in the first data block: block 1, far from the latest
+    table.write_bytes(bytes(data))
+    with pytest.raises(StoreError, match=r"stored chain is corrupt.*unsafe-reset-all --home"):
+        Store(tmp_path / "db")
+
+
+def test_a_block_missing_below_the_latest_is_found_at_start(tmp_path: Path) -> None:
+    write_blocks(tmp_path / "db", 5)
+    db = plyvel.DB(str(tmp_path / "db"))
+    db.delete(b"b" + (3).to_bytes(8, "big"), sync=True)
+    db.close()
+    with pytest.raises(StoreError, match="block 3 is missing"):
         Store(tmp_path / "db")
 
 
