@@ -42,6 +42,23 @@ def _evaluate(task: Any, data: bytes, test: Any) -> float:
     return evaluate_state(task, load(data), test).accuracy
 
 
+def score_model(net: LocalCluster, model_hash: bytes, task: Any, test: Any) -> float | None:
+    """The held-out accuracy of a committed model, or None when node 0 no longer holds it (it
+    keeps ``retain_models`` models, and the chain may have run far ahead of the demo)."""
+    try:
+        data = net[0].fetch_model(model_hash)
+    except grpc.RpcError as error:
+        if error.code() == grpc.StatusCode.NOT_FOUND:
+            return None
+        raise
+    return _evaluate(task, data, test)
+
+
+def keep_reported_models(net: LocalCluster, rounds: int) -> None:
+    """Have node 0 keep every model the demo may still score (one per height at most)."""
+    net[0].configure("retain_models", str(rounds + 1))
+
+
 def _follow(
     net: LocalCluster,
     rounds: int,
@@ -80,8 +97,9 @@ def _follow(
                 break
             header = item.block.header
             updated = header.model_hash != previous_model
-            if updated:
-                progress.accuracy = _evaluate(task, net[0].fetch_model(header.model_hash), test)
+            scored = score_model(net, header.model_hash, task, test) if updated else None
+            if scored is not None:
+                progress.accuracy = scored
             previous_model = header.model_hash
             score = _get_recorded_score(net, h - 1) if h > 1 else None
             row = {
@@ -184,6 +202,7 @@ def demo(
             own_sessions=True,
         )
         net.configure_all("attack", attack, range(validators - byzantine, validators))
+        keep_reported_models(net, rounds)
     except (ClusterError, ValueError) as error:
         raise click.ClickException(str(error)) from error
     monikers = {}

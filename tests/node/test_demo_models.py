@@ -1,0 +1,54 @@
+"""The demo never races the pruning of the models it scores: node 0 keeps every model the demo
+may report, and a model gone anyway is reported unscored rather than ending the demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from node.cli.demo import keep_reported_models, score_model
+from node.cluster import LocalCluster
+from node.files import read_config
+
+
+class Pruned(grpc.RpcError):
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.NOT_FOUND
+
+
+class PrunedNode:
+    def fetch_model(self, model_hash: bytes = b"") -> bytes:
+        raise Pruned()
+
+
+class PrunedCluster:
+    def __getitem__(self, i: int) -> PrunedNode:
+        return PrunedNode()
+
+
+def test_a_model_already_pruned_is_not_scored_and_ends_nothing() -> None:
+    net: Any = PrunedCluster()
+    assert score_model(net, b"\x01" * 32, task=None, test=None) is None
+
+
+def test_other_errors_still_surface() -> None:
+    class Down(grpc.RpcError):
+        def code(self) -> grpc.StatusCode:
+            return grpc.StatusCode.UNAVAILABLE
+
+    class DownNode:
+        def fetch_model(self, model_hash: bytes = b"") -> bytes:
+            raise Down()
+
+    net: Any = {0: DownNode()}
+    with pytest.raises(Down):
+        score_model(net, b"\x01" * 32, task=None, test=None)
+
+
+def test_node0_keeps_every_model_the_demo_may_report(tmp_path: Path) -> None:
+    net = LocalCluster(tmp_path / "net", 2)
+    keep_reported_models(net, 300)
+    assert read_config(net[0].home).retain_models >= 300
