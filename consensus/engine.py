@@ -101,6 +101,9 @@ class TimeoutConfig:
     precommit: int = 1000
     precommit_delta: int = 500
     commit: int = 1000  # pause after deciding (CometBFT's timeout_commit); 0: none
+    # timeoutPropose when the round's proposer is absent: it did not sign the last commit and has
+    # sent nothing this height (crashed, hung, cut off), so waiting the full timeout is waste
+    propose_absent: int = 1000
     gossip: int = 1000  # while a round lasts, resend own messages this often (lossy links)
 
     def get_timeout(self, step: Step, round_: int) -> Milliseconds:
@@ -289,6 +292,7 @@ class Engine:
         self._verdicts: dict[Hash, bool] = {}
         self._verdicts_requested: set[Hash] = set()
         self._votes = HeightVotes()
+        self._heard: set[Address] = set()  # validators with a valid message of this height
         self._own_messages: list[SignedProposal | SignedVote] = []
         self._prevote_timeout_rounds: set[Round] = set()
         self._precommit_timeout_rounds: set[Round] = set()
@@ -340,9 +344,23 @@ class Engine:
                 self._awaiting_content = round_
                 out.append(RequestProposal(self.height, round_, self.state.model_hash))
         # line 21; the proposer schedules it too, in case its own proposal never materialises
-        self._schedule_timeout(Step.PROPOSE, out)
+        delay = self.timeouts.get_timeout(Step.PROPOSE, round_)
+        if self.is_absent(self.get_proposer(round_)):
+            absent = self.timeouts.propose_absent + self.timeouts.propose_delta * round_
+            delay = Milliseconds(min(delay, absent))
+        out.append(ScheduleTimeout(self.height, round_, Step.PROPOSE, delay))
         if self._gossip_round != round_:  # round 0's ticks may have begun while waiting for work
             self._schedule_gossip(out)
+
+    def is_absent(self, validator: Address) -> bool:
+        """True when ``validator`` did not sign the last commit (as far as this node has seen
+        its precommits) and has sent no valid message of this height."""
+        return (
+            self.last_commit is not None
+            and self.state.height > 0
+            and validator not in self._last_commit_sigs
+            and validator not in self._heard
+        )
 
     def _schedule_gossip(self, out: list[Action]) -> None:
         self._gossip_round = self.round
@@ -478,6 +496,7 @@ class Engine:
 
     def _count_vote(self, signed: SignedVote, power: int, out: list[Action]) -> None:
         vote = signed.vote
+        self._heard.add(vote.validator)
         conflict = self._votes.add(signed, Stake(power))
         if conflict is not None:
             self._record_evidence(DuplicateVoteEvidence.of(conflict, signed), out)
@@ -550,6 +569,7 @@ class Engine:
         return self.verifier.is_valid(proposer.public_key, proposal.sign_bytes(), signed.signature)
 
     def _accept_proposal(self, signed: SignedProposal) -> None:
+        self._heard.add(signed.block.header.proposer)
         self._proposals[signed.proposal.round] = signed
         self._blocks[signed.block.hash] = signed.block
 

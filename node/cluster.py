@@ -9,6 +9,7 @@ a context manager it stops every process and closes every channel and log file i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
@@ -53,6 +54,19 @@ def check_learnchain(*args: str) -> str:
     if result.returncode != 0:
         raise ClusterError((result.stderr or result.stdout).strip())
     return result.stdout
+
+
+def find_children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (Linux /proc)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = stat.read_text().rsplit(")", 1)[1].split()[1]
+        except (OSError, IndexError):
+            continue
+        if parent == str(pid):
+            children.append(int(stat.parent.name))
+    return children
 
 
 class LocalNode:
@@ -108,6 +122,20 @@ class LocalNode:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=30)
             self.process = None
+
+    def pause(self) -> None:
+        """SIGSTOP the node and its child processes (a hung machine: connections stay open,
+        nothing answers)."""
+        self._signal_tree(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT what ``pause`` stopped."""
+        self._signal_tree(signal.SIGCONT)
+
+    def _signal_tree(self, sig: signal.Signals) -> None:
+        for pid in [self.pid, *find_children(self.pid)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
 
     @property
     def metrics_url(self) -> str:

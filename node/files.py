@@ -176,7 +176,7 @@ MAX_TIMEOUT_MS = 3_600_000  # an hour: anything longer is a typo, not a network
 def check_timeouts(path: Path, timeouts: TimeoutConfig) -> None:
     """Step timeouts and the gossip interval are positive, deltas and the commit wait not
     negative, and none is longer than an hour."""
-    positive = ("propose", "prevote", "precommit", "gossip")
+    positive = ("propose", "propose_absent", "prevote", "precommit", "gossip")
     for f in fields(timeouts):
         value = getattr(timeouts, f.name)
         lowest = 1 if f.name in positive else 0

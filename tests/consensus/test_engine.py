@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from consensus.crypto import PrivateKey, SignatureVerifier, compute_hash
-from consensus.engine import Engine
+from consensus.engine import Engine, TimeoutConfig
 from consensus.events import (
     Action,
     Broadcast,
@@ -17,6 +17,7 @@ from consensus.events import (
     RequestProposal,
     RequestSync,
     RequestVerdict,
+    ScheduleTimeout,
     SignState,
     TimeoutFired,
     VerdictReady,
@@ -31,7 +32,8 @@ from consensus.messages import (
 )
 from consensus.state import ChainState, build_block
 from consensus.types import NIL_ROUND, Hash, Height, Round, Signature, Step, VoteType
-from tests.consensus.chain import CHAIN, make_genesis_state, make_keys
+from consensus.validators import compute_proposer_of_round
+from tests.consensus.chain import CHAIN, Chain, make_genesis_state, make_keys
 
 KEYS = make_keys(4)
 
@@ -312,3 +314,51 @@ def test_a_node_that_hears_nothing_asks_peers_for_its_height_on_every_gossip_tic
     assert not [
         a for a in engine.handle(GossipTick(Height(1), Round(3))) if isinstance(a, RequestSync)
     ]  # a tick of a round already over asks nothing
+
+
+def propose_timeouts(actions: list[Action]) -> list[int]:
+    return [a.delay for a in actions if isinstance(a, ScheduleTimeout) and a.step == Step.PROPOSE]
+
+
+def start_after_a_commit_without(absent: bool) -> list[Action]:
+    """An engine at height 2 whose round-0 proposer did (or did not) sign the last commit."""
+    chain = Chain(make_genesis_state(KEYS), KEYS)
+    chain.advance()
+    state, commit = chain.state, chain.last_commit
+    assert commit is not None
+    proposer = state.validators.proposer
+    if absent:
+        commit = replace(
+            commit, signatures=tuple(s for s in commit.signatures if s.validator != proposer)
+        )
+    me = next(k for k in KEYS if k.address != proposer)
+    engine = Engine(state, me, TimeoutConfig(propose=3000, propose_absent=1000))
+    engine.restore_last_commit(commit)
+    return engine.start()
+
+
+def test_a_proposer_absent_from_the_last_commit_is_waited_for_less() -> None:
+    assert propose_timeouts(start_after_a_commit_without(absent=True)) == [1000]
+    assert propose_timeouts(start_after_a_commit_without(absent=False)) == [3000]
+
+
+def test_a_proposer_heard_from_this_height_gets_the_full_timeout_in_later_rounds() -> None:
+    chain = Chain(make_genesis_state(KEYS), KEYS)
+    chain.advance()
+    state, commit = chain.state, chain.last_commit
+    assert commit is not None
+    round1 = compute_proposer_of_round(state.validators, Round(1))  # absent from the commit...
+    commit = replace(
+        commit, signatures=tuple(s for s in commit.signatures if s.validator != round1)
+    )
+    me = next(k for k in KEYS if k.address not in (round1, state.validators.proposer))
+    engine = Engine(state, me, TimeoutConfig(propose=3000, propose_delta=500, propose_absent=1000))
+    engine.restore_last_commit(commit)
+    engine.start()
+    voter = next(k for k in KEYS if k.address == round1)  # ...but its round-0 prevote arrives
+    v = Vote(CHAIN, VoteType.PREVOTE, Height(2), Round(0), None, voter.address)
+    engine.handle(VoteReceived(SignedVote(v, Signature(voter.sign(v.sign_bytes())))))
+    actions = engine.handle(TimeoutFired(Height(2), Round(0), Step.PROPOSE))
+    actions += engine.handle(TimeoutFired(Height(2), Round(0), Step.PREVOTE))
+    actions += engine.handle(TimeoutFired(Height(2), Round(0), Step.PRECOMMIT))
+    assert propose_timeouts(actions) == [3500]
