@@ -35,6 +35,7 @@ CHANNEL_OPTIONS = [
     ("grpc.use_local_subchannel_pool", 1),
 ]
 SEND_TIMEOUT = 5.0
+FETCH_STALL_SECONDS = 5.0  # a weights fetch with no chunk for this long is given up
 MAX_ANNOUNCED_PEERS = 64  # peers known only by their Hello; validators and config's are not counted
 MAX_OUTBOX = 4096  # gossip messages queued for one peer; past it new ones are dropped
 MAX_OUTBOX_BYTES = 8 << 20  # and their bytes (a dead peer must not hold weights in memory)
@@ -190,24 +191,36 @@ class Peer:
         return response
 
     async def fetch_weights(self, weights_hash: bytes, max_bytes: int) -> bytearray | None:
-        """Stream weights from this peer into one buffer (None when it does not have them, or
-        sends more than ``max_bytes`` or than the size it announced)."""
+        """Stream weights from this peer into one buffer (None when it does not have them, sends
+        more than ``max_bytes`` or than the size it announced, or stalls: no chunk within
+        ``FETCH_STALL_SECONDS``, so a hung peer costs seconds, not the whole fetch)."""
         buffer = bytearray()
+        size = 0
+        call = self.stub.FetchWeights(self._sign_fetch(weights_hash))
         try:
-            async for chunk in self.stub.FetchWeights(self._sign_fetch(weights_hash), timeout=60):
+            while True:
+                chunk = await asyncio.wait_for(call.read(), FETCH_STALL_SECONDS)
+                if chunk is grpc.aio.EOF:
+                    break
                 if not buffer and chunk.total_size:
                     if chunk.total_size > max_bytes:
                         return None
                     buffer = bytearray(chunk.total_size)  # filled in place: one copy in memory
-                    size = 0
                 elif not buffer:
                     return None  # the first chunk must announce the size
                 if size + len(chunk.data) > len(buffer):
                     return None
                 buffer[size : size + len(chunk.data)] = chunk.data
                 size += len(chunk.data)
+        except TimeoutError:
+            self.connected = False
+            log.debug("peer %s FetchWeights stalled", self.address)
+            return None
         except grpc.aio.AioRpcError:
             return None
+        finally:
+            call.cancel()
+        self._mark_seen()
         return buffer if buffer and size == len(buffer) else None
 
     def get_blocks(self, chain_id: str, from_height: int) -> AsyncIterator[pb.BlockBatch]:

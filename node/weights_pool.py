@@ -49,9 +49,25 @@ class WeightsSource(Protocol):
         """The peer's host:port."""
         ...
 
-    async def fetch_weights(self, weights_hash: bytes, max_bytes: int) -> bytearray | None:
-        """The weights, or None when it does not have them or sends too many bytes."""
+    @property
+    def connected(self) -> bool:
+        """True when the last call to it went through."""
         ...
+
+    async def fetch_weights(self, weights_hash: bytes, max_bytes: int) -> bytearray | None:
+        """The weights, or None when it does not have them, sends too many bytes or stalls."""
+        ...
+
+
+def compute_fetch_order(
+    sources: Sequence[WeightsSource], preferred: str | None
+) -> list[WeightsSource]:
+    """Whom to ask, in turn: ``preferred`` (who made the weights), then the peers that answer,
+    in random order (spreading the load), then the rest, so a hung peer is tried last."""
+    order = list(sources)
+    random.shuffle(order)
+    order.sort(key=lambda source: (source.address != preferred, not source.connected))
+    return order
 
 
 class WeightsPool:
@@ -108,9 +124,7 @@ class WeightsPool:
             return b"".join(
                 await self._io.run(lambda: list(store.weights.iter_chunks(weights_hash)))
             )
-        sources = list(self._sources())
-        random.shuffle(sources)
-        sources.sort(key=lambda source: source.address != preferred)
+        sources = compute_fetch_order(self._sources(), preferred)
         for source in sources:
             data = await source.fetch_weights(weights_hash, self._checker.max_bytes)
             if data is not None and await self.keep(weights_hash, data):

@@ -14,7 +14,7 @@ from node.cluster import LocalCluster
 from node.files import read_config
 
 
-class Pruned(grpc.RpcError):
+class Pruned(grpc.RpcError):  # type: ignore[misc]
     def code(self) -> grpc.StatusCode:
         return grpc.StatusCode.NOT_FOUND
 
@@ -35,7 +35,7 @@ def test_a_model_already_pruned_is_not_scored_and_ends_nothing() -> None:
 
 
 def test_other_errors_still_surface() -> None:
-    class Down(grpc.RpcError):
+    class Down(grpc.RpcError):  # type: ignore[misc]
         def code(self) -> grpc.StatusCode:
             return grpc.StatusCode.UNAVAILABLE
 

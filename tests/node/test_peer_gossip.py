@@ -90,3 +90,33 @@ def test_a_peer_that_says_hello_is_redialed_at_once(monkeypatch: pytest.MonkeyPa
             await server.stop(None)
 
     asyncio.run(scenario())
+
+
+class HungWeights(pb_grpc.PeerServicer):  # type: ignore[misc]
+    """A peer that accepts a weights fetch and then sends nothing (a paused process)."""
+
+    async def FetchWeights(self, request, context):  # type: ignore[no-untyped-def]
+        await asyncio.Event().wait()
+        yield pb.WeightsChunk()
+
+
+def test_a_peer_that_stalls_a_weights_fetch_is_given_up_and_marked_unreachable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(peers, "FETCH_STALL_SECONDS", 0.3)
+
+    async def scenario() -> tuple[object, bool]:
+        server = grpc.aio.server()
+        pb_grpc.add_PeerServicer_to_server(HungWeights(), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        peer = peers.Peer(f"127.0.0.1:{port}")
+        peer.connected = True
+        try:
+            fetched = await asyncio.wait_for(peer.fetch_weights(bytes(32), 1 << 20), timeout=10)
+            return fetched, peer.connected
+        finally:
+            await peer.close()
+            await server.stop(None)
+
+    assert asyncio.run(scenario()) == (None, False)

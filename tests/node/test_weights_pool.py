@@ -14,7 +14,7 @@ from ml.codec import WeightsBytes
 from node.learning import EncodedWeights
 from node.store import Store
 from node.store_worker import StoreWorker
-from node.weights_pool import PRUNE_EVERY, WeightsPool
+from node.weights_pool import PRUNE_EVERY, WeightsPool, compute_fetch_order
 from tests.consensus.chain import make_genesis_state, make_keys
 
 
@@ -38,9 +38,10 @@ class HashChecker:
 class Source:
     """A peer that serves what it holds (or lies)."""
 
-    def __init__(self, address: str, held: dict[Hash, bytes]) -> None:
+    def __init__(self, address: str, held: dict[Hash, bytes], connected: bool = True) -> None:
         self.address = address
         self.held = held
+        self.connected = connected
         self.asked: list[str] = []
 
     async def fetch_weights(self, weights_hash: bytes, max_bytes: int) -> bytearray | None:
@@ -148,3 +149,12 @@ def test_pruning_keeps_the_retained_models_and_the_weights_in_use(tmp_path: Path
 def committed_with(state: ChainState, model_hash: Hash, height: int) -> ChainState:
     assert height % PRUNE_EVERY != 0  # no background prune in the middle of the test
     return replace(state, model_hash=model_hash, height=Height(height))
+
+
+def test_the_maker_is_asked_first_and_peers_that_do_not_answer_last() -> None:
+    sources = [Source(f"p{i}", {}, connected=i % 2 == 0) for i in range(6)]
+    for _ in range(20):
+        order = [s.address for s in compute_fetch_order(sources, preferred="p3")]
+        assert order[0] == "p3"
+        assert set(order[1:4]) == {"p0", "p2", "p4"}
+        assert set(order[4:]) == {"p1", "p5"}
