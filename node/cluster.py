@@ -164,9 +164,19 @@ class LocalNode:
 
     @property
     def query(self) -> pb_grpc.QueryStub:
-        """The Query stub (one channel per node, closed by ``close``)."""
+        """The Query stub (one channel per node, closed by ``close``; with the node's own
+        certificate when it serves mutual TLS)."""
         if self._query is None:
-            self._channel = grpc.insecure_channel(self.address)
+            from node.files import read_config
+            from node.tls import NAME_OVERRIDE, read_tls_files
+
+            if read_config(self.home).tls:
+                credentials = read_tls_files(self.home).channel_credentials()
+                self._channel = grpc.secure_channel(
+                    self.address, credentials, options=[NAME_OVERRIDE]
+                )
+            else:
+                self._channel = grpc.insecure_channel(self.address)
             self._query = pb_grpc.QueryStub(self._channel)
         return self._query
 

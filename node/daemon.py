@@ -50,15 +50,24 @@ from node.mempool import Mempool
 from node.metrics import Metrics
 from node.peer_auth import make_fetch_request
 from node.peer_manager import PeerManager
-from node.peers import PeerSet
+from node.peers import PeerSet, make_tls_channel_factory, open_plain_channel
 from node.services import PeerService, QueryService
 from node.status import StatusReporter
 from node.store import Store
 from node.store_worker import StoreWorker
+from node.tls import NAME_OVERRIDE, TlsError, TlsFiles, read_tls_files
 from node.weights_pool import WeightsPool
 from node.work_signal import WorkSignal
 
 log = logging.getLogger("learnchain.node")
+
+
+def read_node_tls(home: Path) -> TlsFiles:
+    """The node's TLS files (``tls = true``); ConfigError naming a missing or bad one."""
+    try:
+        return read_tls_files(home)
+    except TlsError as error:
+        raise ConfigError(f"{home / 'config.toml'}: tls = true, but {error}") from None
 
 
 class NodeFailure(RuntimeError):
@@ -73,6 +82,7 @@ class Node:
         self.config = read_config(home)
         self.genesis_file = read_genesis(home)
         self.key = read_key(home)
+        self.tls = read_node_tls(home) if self.config.tls else None
         self.advertised = get_advertised_address(self.config)
         self.genesis_state = compute_genesis_state(self.genesis_file.genesis)
         self.store = Store(home / DATA_DIR / "chain.db")
@@ -100,6 +110,9 @@ class Node:
                 lambda weights_hash: make_fetch_request(
                     key, chain_id, weights_hash, int(time.time() * 1000)
                 ),
+                open_plain_channel
+                if self.tls is None
+                else make_tls_channel_factory(self.tls.channel_credentials(), [NAME_OVERRIDE]),
             ),
             state.chain_id,
             self.key,
@@ -244,7 +257,13 @@ class Node:
         peer = PeerService(driver, app, self.mempool, self.peers, chain, weights, refusals)
         query = QueryService(chain, weights, status.get_status, refusals)
         try:
-            self.server = await start_server(self.config.listen, peer, query, refusals)
+            self.server = await start_server(
+                self.config.listen,
+                peer,
+                query,
+                refusals,
+                None if self.tls is None else self.tls.server_credentials(),
+            )
         except BindError as error:
             raise ConfigError(f"{self.home / 'config.toml'}: listen: {error}") from None
 

@@ -76,6 +76,7 @@ class NodeConfig:
     timeouts: TimeoutConfig = TimeoutConfig()
     data: DataSource = DataSource()
     train: bool = True  # false: never propose or contribute model updates (blocks carry txs only)
+    tls: bool = False  # mutual TLS on the port, with the files in home/tls (node/tls.py)
     attack: str = ""  # testing only: make this validator an adversary (ml.adversaries)
 
 

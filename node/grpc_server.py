@@ -34,9 +34,14 @@ class RunningServer:
 
 
 async def start_server(
-    listen: str, peer: PeerService, query: QueryService, refusals: Refusals
+    listen: str,
+    peer: PeerService,
+    query: QueryService,
+    refusals: Refusals,
+    credentials: grpc.ServerCredentials | None = None,
 ) -> RunningServer:
-    """Serve on ``listen``; health says SERVING once the server has started."""
+    """Serve on ``listen`` (with mutual TLS when ``credentials`` are given); health says
+    SERVING once the server has started."""
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -57,7 +62,11 @@ async def start_server(
     ]
     reflection.enable_server_reflection(names, server)
     try:
-        bound = server.add_insecure_port(listen)
+        bound = (
+            server.add_insecure_port(listen)
+            if credentials is None
+            else server.add_secure_port(listen, credentials)
+        )
     except RuntimeError as error:
         raise BindError(f"cannot bind {listen} ({error})") from None
     if bound == 0:

@@ -142,7 +142,7 @@ class PeerManager:
     async def _dial_back(self, endpoint: str, node_id: Address) -> None:
         """Add ``endpoint`` as a peer if the node there proves it holds ``node_id``'s key."""
         challenge = make_hello(self._key, self._chain_id, "")
-        answer = await dial_hello(endpoint, challenge)
+        answer = await dial_hello(endpoint, challenge, self.peers.open_channel)
         if answer is not None and is_valid_answer(answer, self._chain_id, challenge.nonce, node_id):
             self._failed.pop(endpoint, None)
             self.peers.add(endpoint, PeerKind.ANNOUNCED)

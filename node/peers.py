@@ -45,6 +45,26 @@ STREAM_RETRY_SECONDS = (0.2, 5.0)  # a broken Gossip stream is retried after 0.2
 
 log = logging.getLogger("learnchain.peers")
 
+ChannelFactory = Callable[[str], grpc.aio.Channel]
+"""Opens a channel to a peer's address (plaintext, or mutual TLS: node/tls.py)."""
+
+
+def open_plain_channel(address: str) -> grpc.aio.Channel:
+    """A plaintext channel to a peer."""
+    return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+
+
+def make_tls_channel_factory(
+    credentials: grpc.ChannelCredentials, options: list[tuple[str, object]]
+) -> ChannelFactory:
+    """Channels to peers with mutual TLS (``options``: the name every node certificate holds)."""
+
+    def open_channel(address: str) -> grpc.aio.Channel:
+        return grpc.aio.secure_channel(address, credentials, options=CHANNEL_OPTIONS + options)
+
+    return open_channel
+
+
 FetchSigner = Callable[[bytes], pb.FetchWeightsRequest]
 """Makes the (signed) request for the weights with a given hash."""
 
@@ -70,12 +90,14 @@ class Peer:
         address: str,
         kind: PeerKind = PeerKind.PERSISTENT,
         sign_fetch: FetchSigner = make_unsigned_fetch,
+        open_channel: ChannelFactory = open_plain_channel,
     ) -> None:
         self.address = address
         self.kind = kind
         self._sign_fetch = sign_fetch
+        self._open_channel = open_channel
         self.last_seen = time.monotonic()  # when a call to it last went through (or it joined)
-        self.channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self.channel = open_channel(address)
         self.stub = pb_grpc.PeerStub(self.channel)
         self.connected = False
         self.dropped = 0
@@ -131,10 +153,7 @@ class Peer:
         as an inbound connection would do in CometBFT's p2p layer."""
         if not self._unreachable:
             return
-        old, self.channel = (
-            self.channel,
-            grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS),
-        )
+        old, self.channel = self.channel, self._open_channel(self.address)
         self.stub = pb_grpc.PeerStub(self.channel)
         closing = asyncio.create_task(old.close())
         self._closing.add(closing)
@@ -250,9 +269,11 @@ async def call_hello(
     return response
 
 
-async def dial_hello(address: str, request: pb.HelloRequest) -> pb.HelloResponse | None:
+async def dial_hello(
+    address: str, request: pb.HelloRequest, open_channel: ChannelFactory = open_plain_channel
+) -> pb.HelloResponse | None:
     """Say Hello to ``address`` on a channel of its own, closed afterwards (a dial-back)."""
-    async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
+    async with open_channel(address) as channel:
         return await call_hello(pb_grpc.PeerStub(channel), address, request)
 
 
@@ -277,9 +298,15 @@ def take_next_envelope(outbox: deque[pb.Envelope]) -> pb.Envelope:
 class PeerSet:
     """All peers; broadcasts are concurrent and never block the caller for long."""
 
-    def __init__(self, addresses: list[str], sign_fetch: FetchSigner = make_unsigned_fetch) -> None:
+    def __init__(
+        self,
+        addresses: list[str],
+        sign_fetch: FetchSigner = make_unsigned_fetch,
+        open_channel: ChannelFactory = open_plain_channel,
+    ) -> None:
         self._sign_fetch = sign_fetch
-        self.peers = [Peer(a, PeerKind.PERSISTENT, sign_fetch) for a in addresses]
+        self.open_channel = open_channel
+        self.peers = [Peer(a, PeerKind.PERSISTENT, sign_fetch, open_channel) for a in addresses]
         self._tasks: set[asyncio.Task[bool]] = set()
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -304,7 +331,7 @@ class PeerSet:
             if victim is None:
                 return False
             self.remove(victim, "to make room")
-        self.peers.append(Peer(address, kind, self._sign_fetch))
+        self.peers.append(Peer(address, kind, self._sign_fetch, self.open_channel))
         log.info("new %s peer %s", kind.value, address)
         return True
 

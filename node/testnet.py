@@ -24,6 +24,7 @@ from node.files import (
     write_genesis,
     write_key,
 )
+from node.tls import create_authority, issue_node_files
 
 VALIDATOR_STAKE = 1_000
 VALIDATOR_BALANCE = 10_000
@@ -50,6 +51,10 @@ class TestnetSpec:
     params: ChainParams = field(default_factory=ChainParams)  # threshold, mode, learning...
     create_empty_blocks: bool = False  # config.toml of every node
     commit_timeout: int = TimeoutConfig().commit  # ms, config.toml's timeouts.commit
+    tls: bool = False  # a certificate authority in output/tls_ca, mutual TLS on every node
+
+
+AUTHORITY_DIR = "tls_ca"  # the testnet's certificate authority (``--tls``)
 
 
 def compute_testnet_endpoints(spec: TestnetSpec) -> list[str]:
@@ -142,9 +147,14 @@ def create_testnet(spec: TestnetSpec) -> list[Path]:
             data=DataSource("digits", i, spec.validators, spec.partition, spec.seed),
             create_empty_blocks=spec.create_empty_blocks,
             timeouts=replace(TimeoutConfig(), commit=spec.commit_timeout),
+            tls=spec.tls,
         )
         write_config(home, config)
         write_key(home, key)
+        if spec.tls:
+            if i == 0:
+                create_authority(spec.output / AUTHORITY_DIR, spec.chain_id)
+            issue_node_files(spec.output / AUTHORITY_DIR, home, key.address)
         write_genesis(home, genesis)
         homes.append(home)
     return homes

@@ -8,7 +8,7 @@ from node.cli.chain_tx import model, tx
 from node.cli.config import config
 from node.cli.demo import demo
 from node.cli.run import query, start, unsafe_reset_all
-from node.cli.setup import init, keys, testnet
+from node.cli.setup import init, keys, testnet, tls
 from node.cli.simulate import simulate
 
 
@@ -29,3 +29,4 @@ main.add_command(simulate)
 main.add_command(demo)
 main.add_command(config)
 main.add_command(unsafe_reset_all)
+main.add_command(tls)

@@ -13,7 +13,7 @@ from consensus.crypto import PrivateKey
 from consensus.messages import SignedTx, Tx, TxKind
 from consensus.types import ADDRESS_LENGTH, Address, ChainId, Nonce, Signature, Tokens
 from node.cli.options import parse_hex
-from node.cli.run import call, emit, node_options, resolve_node
+from node.cli.run import call, emit, node_options, open_channel, resolve_node
 from node.files import ConfigError, read_key, read_key_file
 from node.wire import tx_to_proto
 from proto import learnchain_pb2 as pb
@@ -39,7 +39,7 @@ def send_tx(
     account = call(address, "GetAccount", pb.AccountRequest(address=key.address)).account
     tx = Tx(ChainId(status.chain_id), kind, key.public_key, Nonce(account.nonce), **fields)
     signed = SignedTx(tx, Signature(key.sign(tx.sign_bytes())))
-    with grpc.insecure_channel(address) as channel:
+    with open_channel(address) as channel:
         try:
             ack = pb_grpc.PeerStub(channel).SubmitTx(tx_to_proto(signed), timeout=10)
         except grpc.RpcError as error:
@@ -203,7 +203,7 @@ def export(out: Path, height: int | None, node: str | None, home: Path | None, o
         item = call(address, "GetBlock", pb.BlockRequest(height=height))
         model_hash, at = item.block.header.model_hash, height
     parts = []
-    with grpc.insecure_channel(address) as channel:
+    with open_channel(address) as channel:
         try:
             for chunk in pb_grpc.QueryStub(channel).Model(
                 pb.FetchWeightsRequest(weights_hash=model_hash), timeout=120

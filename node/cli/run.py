@@ -15,6 +15,7 @@ from consensus.types import ADDRESS_LENGTH, HASH_LENGTH
 from node.cli.options import echo_json, parse_hex
 from node.files import ConfigError, read_config
 from node.store_error import StoreError
+from node.tls import NAME_OVERRIDE, TlsError, read_tls_files
 from proto import learnchain_pb2 as pb
 from proto import learnchain_pb2_grpc as pb_grpc
 
@@ -33,16 +34,33 @@ def start(home: Path) -> None:
         pass
 
 
+_CREDENTIALS: dict[str, grpc.ChannelCredentials] = {}  # node address -> mutual TLS to it
+
+
 def resolve_node(node: str | None, home: Path | None) -> str:
-    """--node HOST:PORT, or --home DIR meaning that node's own listen address."""
-    if node:
-        return node
+    """--node HOST:PORT, or --home DIR meaning that node's own listen address. With --home of a
+    node that serves mutual TLS, calls to the address present that node's certificate."""
     if home is not None:
         try:
-            return read_config(home).listen
-        except ConfigError as error:
+            config = read_config(home)
+            address = node or config.listen
+            if config.tls:
+                files = read_tls_files(home)
+                _CREDENTIALS[address] = files.channel_credentials()
+        except (ConfigError, TlsError) as error:
             raise click.ClickException(str(error)) from error
+        return address
+    if node:
+        return node
     raise click.UsageError("give --node HOST:PORT or --home DIR")
+
+
+def open_channel(address: str) -> grpc.Channel:
+    """A channel to a node: mutual TLS when ``resolve_node`` found it serves that."""
+    credentials = _CREDENTIALS.get(address)
+    if credentials is None:
+        return grpc.insecure_channel(address)
+    return grpc.secure_channel(address, credentials, options=[NAME_OVERRIDE])
 
 
 def node_options(fn: Any) -> Any:
@@ -58,7 +76,7 @@ def node_options(fn: Any) -> Any:
 
 def call(address: str, method: str, request: Any) -> Any:
     """One Query call; gRPC failures become one-line errors."""
-    with grpc.insecure_channel(address) as channel:
+    with open_channel(address) as channel:
         stub = pb_grpc.QueryStub(channel)
         try:
             return getattr(stub, method)(request, timeout=10)
@@ -231,7 +249,7 @@ def model(node: str | None, home: Path | None, output: str) -> None:
     address = resolve_node(node, home)
     s = call(address, "Status", pb.StatusRequest())
     size = 0
-    with grpc.insecure_channel(address) as channel:
+    with open_channel(address) as channel:
         for chunk in pb_grpc.QueryStub(channel).Model(pb.FetchWeightsRequest(), timeout=60):
             size += len(chunk.data)
     emit(output, {"height": s.height, "model_hash": s.model_hash.hex(), "size_bytes": size})
@@ -280,7 +298,7 @@ def health(node: str | None, home: Path | None, output: str) -> None:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     address = resolve_node(node, home)
-    with grpc.insecure_channel(address) as channel:
+    with open_channel(address) as channel:
         try:
             answer = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(), timeout=3

@@ -177,6 +177,12 @@ def _check_partition(_ctx: click.Context | None, _param: click.Parameter | None,
     show_default=True,
     help="Milliseconds to pause after each block (0: the fastest pace).",
 )
+@click.option(
+    "--tls",
+    is_flag=True,
+    help="Mutual TLS between the nodes: a certificate authority in OUTPUT/tls_ca, a "
+    "certificate for every node (the CLI then needs --home to reach a node).",
+)
 @learning_options
 @vote_relay_option
 def testnet(
@@ -192,6 +198,7 @@ def testnet(
     hostname_prefix: str,
     create_empty_blocks: bool,
     commit_timeout: int,
+    tls: bool,
     vote_relay_from: int,
 ) -> None:
     """Create homes for a local testnet of N validators sharing one genesis."""
@@ -210,6 +217,7 @@ def testnet(
         params=params,
         create_empty_blocks=create_empty_blocks,
         commit_timeout=commit_timeout,
+        tls=tls,
     )
     try:
         homes = create_testnet(spec)
@@ -218,6 +226,34 @@ def testnet(
     click.echo(f"created {len(homes)} validator homes in {output}:")
     for home in homes:
         click.echo(f"  learnchain start --home {home}")
+
+
+@click.group()
+def tls() -> None:
+    """Mutual TLS between nodes (node/tls.py)."""
+
+
+@tls.command("issue")
+@click.option(
+    "--ca",
+    "authority",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    required=True,
+    help="The network's certificate authority (ca.pem and ca_key.pem; testnet --tls makes one).",
+)
+@click.option("--home", type=click.Path(path_type=Path), required=True)
+def tls_issue(authority: Path, home: Path) -> None:
+    """Certify a node for the network's mutual TLS and turn TLS on in its config."""
+    from node.files import set_config_value
+    from node.tls import TlsError, issue_node_files
+
+    try:
+        key = read_key(home)
+        issue_node_files(authority, home, key.address)
+        set_config_value(home, "tls", "true")
+    except (ConfigError, TlsError) as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"{home}: certified {key.address.hex()} by {authority}; tls = true")
 
 
 @click.group()
