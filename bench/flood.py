@@ -22,19 +22,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import threading
 import time
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
-from processes import rss_mb
+from processes import rss_mb, training_testnet
 
 from consensus.crypto import PrivateKey
 from consensus.messages import SignedTx, Tx, TxKind
 from consensus.types import ChainId, Nonce, Signature, Tokens
-from node.cluster import LocalCluster
+from node.cluster import LocalCluster, send_hellos
 from node.files import read_key
 from node.peer_auth import make_hello
 from node.testnet import find_free_base_port
@@ -75,27 +74,16 @@ class Phase:
         }
 
 
-def flood_hellos(address: str, chain_id: ChainId, count: int, phase: Phase) -> dict[str, int]:
-    """``count`` signed Hellos naming dead endpoints and as many unsigned; answers by code."""
+def make_flood(chain_id: ChainId, count: int, phase: Phase) -> Iterator[pb.HelloRequest]:
+    """``count`` signed Hellos naming dead endpoints, each followed by an unsigned one; node0's
+    memory sampled now and then."""
     dead = find_free_base_port(1, start=47000, step=11)
-    codes: dict[str, int] = {}
-    with grpc.insecure_channel(address) as channel:
-        peer = pb_grpc.PeerStub(channel)
-        for i in range(count):
-            endpoint = f"127.0.0.{1 + i % 200}:{dead}"
-            for request in (
-                make_hello(PrivateKey.generate(), chain_id, endpoint),
-                pb.HelloRequest(chain_id=chain_id, node_id=bytes(20), endpoint=endpoint),
-            ):
-                try:
-                    peer.Hello(request, timeout=10)
-                    code = "OK"
-                except grpc.RpcError as error:
-                    code = error.code().name
-                codes[code] = codes.get(code, 0) + 1
-            if i % 50 == 0:
-                phase.sample()
-    return codes
+    for i in range(count):
+        endpoint = f"127.0.0.{1 + i % 200}:{dead}"
+        yield make_hello(PrivateKey.generate(), chain_id, endpoint)
+        yield pb.HelloRequest(chain_id=chain_id, node_id=bytes(20), endpoint=endpoint)
+        if i % 50 == 0:
+            phase.sample()
 
 
 def sign_transfer(key: PrivateKey, chain_id: ChainId, nonce: int, to: PrivateKey) -> SignedTx:
@@ -155,12 +143,7 @@ def main() -> None:
     parser.add_argument("--txs", type=int, default=10_000)
     args = parser.parse_args()
     phases = []
-    with (
-        tempfile.TemporaryDirectory() as scratch,
-        LocalCluster(Path(scratch) / "net", VALIDATORS, "--plateau-rounds", "0") as net,
-    ):
-        net.start_all()
-        net.wait_for(range(VALIDATORS), 3, timeout=300)
+    with training_testnet(VALIDATORS, warm_up_height=3) as net:
         status = net[0].status()
         assert status is not None
         chain_id = ChainId(status.chain_id)
@@ -170,7 +153,7 @@ def main() -> None:
         phases.append(phase.result())
 
         phase = Phase(net, "hello flood")
-        codes = flood_hellos(net[0].address, chain_id, args.hellos, phase)
+        codes = send_hellos(net[0].address, make_flood(chain_id, args.hellos, phase))
         phase.hold(args.seconds)
         peers = net[0].status()
         phases.append(phase.result(answers=codes, peers_after=peers.peers if peers else None))

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
-from pathlib import Path
+
+from processes import training_testnet
 
 from node.cluster import LocalCluster
 from proto import learnchain_pb2 as pb
@@ -62,12 +62,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     args = parser.parse_args()
     phases = []
-    with (
-        tempfile.TemporaryDirectory() as scratch,
-        LocalCluster(Path(scratch) / "net", VALIDATORS, "--plateau-rounds", "0") as net,
-    ):
-        net.start_all()
-        net.wait_for(range(VALIDATORS), WARM_UP_HEIGHT, timeout=300)
+    with training_testnet(VALIDATORS, WARM_UP_HEIGHT) as net:
         phases.append(measure_phase(net, "healthy", args.seconds))
         net[VICTIM].pause()
         phases.append(measure_phase(net, f"node{VICTIM} paused", args.seconds))

@@ -4,7 +4,12 @@ themselves come from ``node.cluster.LocalCluster``, the harness the tests and th
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from node.cluster import LocalCluster
 
 # `learnchain testnet` flags for measuring the fastest pace: a block right after the last, even
 # with nothing in it (the defaults rest between learning rounds and pause 1 s after a block).
@@ -30,3 +35,16 @@ def cpu_seconds(pid: int) -> float:
         if stat.parent.name == str(pid) or fields[1] == str(pid):
             total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
+
+
+@contextmanager
+def training_testnet(validators: int, warm_up_height: int) -> Iterator[LocalCluster]:
+    """A default testnet (no empty blocks, a 1 s commit pace) that never stops training (the
+    plateau rule off), started and past ``warm_up_height``; stopped on exit."""
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        LocalCluster(Path(scratch) / "net", validators, "--plateau-rounds", "0") as net,
+    ):
+        net.start_all()
+        net.wait_for(range(validators), warm_up_height, timeout=300)
+        yield net

@@ -56,6 +56,22 @@ def check_learnchain(*args: str) -> str:
     return result.stdout
 
 
+def send_hellos(address: str, requests: Iterable[pb.HelloRequest]) -> dict[str, int]:
+    """Say each Hello to the node at ``address`` in turn (a flood, for tests and benches); how
+    many answers of each status code."""
+    codes: dict[str, int] = {}
+    with grpc.insecure_channel(address) as channel:
+        peer = pb_grpc.PeerStub(channel)
+        for request in requests:
+            try:
+                peer.Hello(request, timeout=10)
+                code = "OK"
+            except grpc.RpcError as error:
+                code = error.code().name
+            codes[code] = codes.get(code, 0) + 1
+    return codes
+
+
 def find_children(pid: int) -> list[int]:
     """The live child processes of ``pid`` (Linux /proc)."""
     children = []

@@ -4,18 +4,17 @@ and a genuine newcomer that says Hello afterwards is still dialled."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 
 from consensus.crypto import PrivateKey
 from consensus.types import ChainId
-from node.cluster import LocalCluster
+from node.cluster import LocalCluster, send_hellos
 from node.peer_auth import make_hello
 from node.testnet import find_free_base_port
 from proto import learnchain_pb2 as pb
-from proto import learnchain_pb2_grpc as pb_grpc
 from tests.e2e import EMPTY_BLOCKS
 
 pytestmark = pytest.mark.e2e
@@ -24,25 +23,12 @@ JOINER = 2
 FLOOD = 300  # more than the peer table's 64 announced places
 
 
-def send_hellos(address: str, chain_id: ChainId, dead_base: int) -> dict[str, int]:
-    """Signed Hellos from fresh keys naming dead endpoints, and unsigned ones; the answers by
-    status code."""
-    codes: dict[str, int] = {}
-    with grpc.insecure_channel(address) as channel:
-        peer = pb_grpc.PeerStub(channel)
-        for i in range(FLOOD):
-            signed = make_hello(PrivateKey.generate(), chain_id, f"127.0.0.1:{dead_base + i}")
-            unsigned = pb.HelloRequest(
-                chain_id=chain_id, node_id=bytes(20), endpoint=f"127.0.0.1:{dead_base + i}"
-            )
-            for request in (signed, unsigned):
-                try:
-                    peer.Hello(request, timeout=10)
-                    code = "OK"
-                except grpc.RpcError as error:
-                    code = error.code().name
-                codes[code] = codes.get(code, 0) + 1
-    return codes
+def make_flood(chain_id: ChainId, dead_base: int) -> Iterator[pb.HelloRequest]:
+    """Signed Hellos from fresh keys naming dead endpoints, each followed by an unsigned one."""
+    for i in range(FLOOD):
+        endpoint = f"127.0.0.1:{dead_base + i}"
+        yield make_hello(PrivateKey.generate(), chain_id, endpoint)
+        yield pb.HelloRequest(chain_id=chain_id, node_id=bytes(20), endpoint=endpoint)
 
 
 def test_a_hello_flood_adds_nobody_and_a_real_newcomer_is_still_dialled(tmp_path: Path) -> None:
@@ -53,7 +39,7 @@ def test_a_hello_flood_adds_nobody_and_a_real_newcomer_is_still_dialled(tmp_path
         assert status is not None
         dead_base = find_free_base_port(FLOOD, start=45000, step=FLOOD + 7)
 
-        codes = send_hellos(cluster[0].address, ChainId(status.chain_id), dead_base)
+        codes = send_hellos(cluster[0].address, make_flood(ChainId(status.chain_id), dead_base))
 
         assert codes.get("INVALID_ARGUMENT", 0) >= FLOOD  # every unsigned one, some signed ones
         cluster.init_joiner(JOINER)

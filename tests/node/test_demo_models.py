@@ -14,37 +14,32 @@ from node.cluster import LocalCluster
 from node.files import read_config
 
 
-class Pruned(grpc.RpcError):  # type: ignore[misc]
+class Failing(grpc.RpcError):  # type: ignore[misc]
+    def __init__(self, code: grpc.StatusCode) -> None:
+        self._code = code
+
     def code(self) -> grpc.StatusCode:
-        return grpc.StatusCode.NOT_FOUND
+        return self._code
 
 
-class PrunedNode:
+class FailingNode:
+    """Node 0 answering every model fetch with ``code``."""
+
+    def __init__(self, code: grpc.StatusCode) -> None:
+        self.error = Failing(code)
+
     def fetch_model(self, model_hash: bytes = b"") -> bytes:
-        raise Pruned()
-
-
-class PrunedCluster:
-    def __getitem__(self, i: int) -> PrunedNode:
-        return PrunedNode()
+        raise self.error
 
 
 def test_a_model_already_pruned_is_not_scored_and_ends_nothing() -> None:
-    net: Any = PrunedCluster()
+    net: Any = {0: FailingNode(grpc.StatusCode.NOT_FOUND)}
     assert score_model(net, b"\x01" * 32, task=None, test=None) is None
 
 
 def test_other_errors_still_surface() -> None:
-    class Down(grpc.RpcError):  # type: ignore[misc]
-        def code(self) -> grpc.StatusCode:
-            return grpc.StatusCode.UNAVAILABLE
-
-    class DownNode:
-        def fetch_model(self, model_hash: bytes = b"") -> bytes:
-            raise Down()
-
-    net: Any = {0: DownNode()}
-    with pytest.raises(Down):
+    net: Any = {0: FailingNode(grpc.StatusCode.UNAVAILABLE)}
+    with pytest.raises(Failing):
         score_model(net, b"\x01" * 32, task=None, test=None)
 
 

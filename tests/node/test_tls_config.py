@@ -9,13 +9,7 @@ from click.testing import CliRunner
 
 from node.cli import main
 from node.files import set_config_value
-
-
-def make_home(tmp_path: Path) -> Path:
-    home = tmp_path / "home"
-    done = CliRunner().invoke(main, ["init", "--home", str(home), "--moniker", "n"])
-    assert done.exit_code == 0, done.output
-    return home
+from tests.node.homes import make_home
 
 
 def test_tls_on_without_certificate_files_is_a_one_line_error(tmp_path: Path) -> None:

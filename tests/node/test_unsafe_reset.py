@@ -12,16 +12,10 @@ from consensus.events import SignState
 from consensus.types import Height, Round, Step
 from node.cli import main
 from node.store import Store
+from tests.node.homes import make_home
 from tests.node.test_store import write_blocks
 
 SIGNED = SignState(Height(40), Round(0), Step.PRECOMMIT, Round(0), compute_hash(b"block 40"))
-
-
-def make_home(tmp_path: Path) -> Path:
-    home = tmp_path / "home"
-    done = CliRunner().invoke(main, ["init", "--home", str(home), "--moniker", "n"])
-    assert done.exit_code == 0, done.output
-    return home
 
 
 def corrupt(database: Path) -> None:
