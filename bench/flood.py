@@ -7,7 +7,8 @@ many blocks an honest transaction sent during the spam waits.
 dead endpoints, and unsigned ones, as fast as one client sends them); quiet; a transaction spam
 (signed transfers from 400 keys with no balance, 25 each, as the probe that found the defect
 sent them) with one honest transfer from a funded validator key in the middle; quiet. Each
-phase reports node0's heights per second and its largest resident memory.
+phase reports node0's heights per second and its largest resident memory, beside node1's (not
+flooded: the memory a validator gains anyway as it trains).
 
 Before issue #16 the Hello flood filled node0's peer table for good (each dead peer then held
 up to 65 MB of queued gossip) and the spam filled its mempool, so that honest transactions
@@ -53,9 +54,11 @@ class Phase:
         self.start_height = net[0].height()
         self.started = time.monotonic()
         self.max_rss = rss_mb(net[0].pid)
+        self.control_rss = rss_mb(net[1].pid)
 
     def sample(self) -> None:
         self.max_rss = max(self.max_rss, rss_mb(self.net[0].pid))
+        self.control_rss = max(self.control_rss, rss_mb(self.net[1].pid))
 
     def hold(self, seconds: float) -> None:
         """Keep sampling until ``seconds`` have passed since the phase began."""
@@ -69,6 +72,7 @@ class Phase:
             "phase": self.name,
             "blocks_per_second": round((self.net[0].height() - self.start_height) / elapsed, 3),
             "max_rss_mb": round(self.max_rss, 1),
+            "control_max_rss_mb": round(self.control_rss, 1),  # node1, not flooded
             "seconds": round(elapsed, 1),
             **extra,
         }
@@ -171,11 +175,11 @@ def main() -> None:
         phase.hold(args.seconds)
         phases.append(phase.result())
         net.check_alive()
-    print(f"{'phase':<14} {'blocks/s':>9} {'max RSS MB':>11} {'s':>6}  answers")
+    print(f"{'phase':<14} {'blocks/s':>9} {'max RSS MB':>11} {'node1 MB':>9} {'s':>6}  answers")
     for row in phases:
         print(
             f"{row['phase']:<14} {row['blocks_per_second']:>9} {row['max_rss_mb']:>11} "
-            f"{row['seconds']:>6}  {row.get('answers', '')}"
+            f"{row['control_max_rss_mb']:>9} {row['seconds']:>6}  {row.get('answers', '')}"
         )
     spam = phases[3]
     print(f"honest transfer during the spam committed after {spam['honest_tx_blocks']} blocks")
