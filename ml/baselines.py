@@ -9,7 +9,6 @@ import numpy as np
 
 from ml.data import Dataset, PartyData
 from ml.tasks import Task
-from ml.training import evaluate_model, train_model
 
 LOCAL_ONLY_EPOCHS = 50
 POOLED_EPOCHS = 40
@@ -18,11 +17,9 @@ POOLED_EPOCHS = 40
 def compute_local_only_accuracies(
     task: Task, parties: list[PartyData], test: Dataset, seed: int, epochs: int = LOCAL_ONLY_EPOCHS
 ) -> list[float]:
-    """Test accuracy of each party trained alone on its own training part."""
+    """Test score of each party trained alone on its own training part."""
     return [
-        evaluate_model(
-            task, train_model(task, task.initial_model(), p.train, seed, epochs), test
-        ).accuracy
+        task.score(task.evaluate(task.train(task.initial_model(), p.train, seed, epochs), test))
         for p in parties
     ]
 
@@ -30,10 +27,8 @@ def compute_local_only_accuracies(
 def compute_pooled_accuracy(
     task: Task, parties: list[PartyData], test: Dataset, seed: int, epochs: int = POOLED_EPOCHS
 ) -> float:
-    """Test accuracy of one model trained on every party's training part together."""
+    """Test score of one model trained on every party's training part together."""
     pooled = Dataset(
         np.concatenate([p.train.x for p in parties]), np.concatenate([p.train.y for p in parties])
     )
-    return evaluate_model(
-        task, train_model(task, task.initial_model(), pooled, seed, epochs), test
-    ).accuracy
+    return task.score(task.evaluate(task.train(task.initial_model(), pooled, seed, epochs), test))

@@ -16,6 +16,24 @@ DIGITS_FEATURES = 64
 DIGITS_CLASSES = 10
 BUILTIN_TASKS = ("digits-cnn", "digits-mlp", "tabular-mlp")
 TASK_NAMES: set[str] = set(BUILTIN_TASKS)  # ml.tasks.register_task adds the tasks it registers
+TASK_ENTRY_POINTS = "learnchain.tasks"  # the entry-point group installed packages add tasks to
+
+
+def is_plugin_name(name: str) -> bool:
+    """True for ``module.path:attr`` (a task class to import)."""
+    module, sep, attr = name.partition(":")
+    parts = module.split(".")
+    return bool(sep) and all(p.isidentifier() for p in parts) and attr.isidentifier()
+
+
+def is_known_task(name: str) -> bool:
+    """True for a registered task, an installed entry point, or ``module:attr`` (checked for
+    form only: importing it needs torch)."""
+    if name in TASK_NAMES or is_plugin_name(name):
+        return True
+    from importlib.metadata import entry_points
+
+    return bool(entry_points(group=TASK_ENTRY_POINTS, name=name))
 
 
 class Metric(enum.StrEnum):
@@ -65,9 +83,11 @@ class TaskConfig:
 
     def validate(self) -> None:
         """Raise TaskError naming the first bad field."""
-        if self.name not in TASK_NAMES:
+        if not is_known_task(self.name):
             known = ", ".join(sorted(TASK_NAMES))
-            raise TaskError(f"task.name: unknown task {self.name!r}; known: {known}")
+            raise TaskError(
+                f"task.name: unknown task {self.name!r}; known: {known}, or MODULE:CLASS"
+            )
         if self.metric not in METRICS:
             raise TaskError(f"task.metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
         if self.aggregation not in AGGREGATIONS:

@@ -191,10 +191,9 @@ def _read_npz(path: Path) -> tuple[FloatArray, IntArray]:
     return x.astype(np.float32), y.astype(np.int64)
 
 
-def load_operator_file(
-    path: str | Path, features: int, classes: int, label_column: str = "label"
-) -> Dataset:
-    """An operator's own CSV (a header with ``label_column``) or NPZ (arrays x and y), checked."""
+def read_data_file(path: str | Path, label_column: str = "label") -> Dataset:
+    """An operator's own CSV (a header with ``label_column``) or NPZ (arrays x and y), with
+    finite features and non-negative labels; its shape is whatever the file holds."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file")
@@ -206,11 +205,43 @@ def load_operator_file(
         raise DataError(f"{path}: expected a .csv or .npz file")
     if len(y) == 0:
         raise DataError(f"{path}: the file has no samples")
-    if x.shape[1] != features:
-        raise DataError(f"{path}: {x.shape[1]} features per sample, the task expects {features}")
     if not np.isfinite(x).all():
         bad = int(np.argwhere(~np.isfinite(x))[0][0])
         raise DataError(f"{path}: non-finite feature value in sample {bad}")
-    if y.min() < 0 or y.max() >= classes:
-        raise DataError(f"{path}: labels must be in 0..{classes - 1}, found {y.min()}..{y.max()}")
+    if y.min() < 0:
+        raise DataError(f"{path}: labels must not be negative, found {y.min()}")
     return Dataset(x, y)
+
+
+def check_shape(path: str | Path, data: Dataset, features: int, classes: int) -> None:
+    """DataError naming ``path``, the expected and the found shape, unless ``data`` fits."""
+    found = data.x.shape[1]
+    if found != features:
+        raise DataError(f"{path}: {found} features per sample, the chain's task expects {features}")
+    if data.y.max() >= classes:
+        raise DataError(
+            f"{path}: labels up to {data.y.max()}, the chain's task has {classes} classes "
+            f"(0..{classes - 1})"
+        )
+
+
+def compute_shape(named: list[tuple[str, Dataset]]) -> tuple[int, int]:
+    """(features, classes) that fit every file: they must agree on features; the classes are
+    the largest label plus one (at least 2). DataError naming the file that disagrees."""
+    first_path, first = named[0]
+    features = first.x.shape[1]
+    for path, data in named[1:]:
+        if data.x.shape[1] != features:
+            raise DataError(
+                f"{path}: {data.x.shape[1]} features per sample, {first_path} has {features}"
+            )
+    return features, max(2, max(int(data.y.max()) for _, data in named) + 1)
+
+
+def load_operator_file(
+    path: str | Path, features: int, classes: int, label_column: str = "label"
+) -> Dataset:
+    """An operator's own CSV or NPZ file, checked against the task's shape."""
+    data = read_data_file(path, label_column)
+    check_shape(path, data, features, classes)
+    return data

@@ -9,11 +9,10 @@ weights on the vote part, which is never trained on. Neither changes the global 
 from __future__ import annotations
 
 from ml.codec import StateDict, compute_weights_hash
-from ml.config import Metric
 from ml.data import Dataset, PartyData
 from ml.privacy import PrivacyLedger, train_model_dp
 from ml.tasks import Task
-from ml.training import Evaluation, clone_state, evaluate_state, load_model, train_model
+from ml.training import Evaluation, clone_state, evaluate_state, load_model
 from ml.vote import VoteDecision, VoteRule
 
 
@@ -56,7 +55,7 @@ class Learner:
         if self.privacy is not None:
             model = train_model_dp(self.task, model, train_data, run_seed, self.privacy)
         else:
-            model = train_model(self.task, model, train_data, run_seed)
+            model = self.task.train(model, train_data, run_seed)
         return clone_state(model.state_dict())
 
     def training_data(self) -> Dataset:
@@ -84,5 +83,4 @@ class Learner:
 
     def score(self, state: StateDict) -> float:
         """The metric of ``state`` on the vote set (higher is better), for screening."""
-        evaluation = self.evaluate(state)
-        return evaluation.accuracy if self.rule.metric == Metric.ACCURACY else -evaluation.loss
+        return self.task.score(self.evaluate(state))

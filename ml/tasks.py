@@ -1,28 +1,48 @@
-"""Learning tasks named in the genesis. Adding a task is one registered class.
+"""Learning tasks named in the genesis: a user's model, training and evaluation, as small as
+Flower's client.
 
-A task fixes the model architecture, its hyperparameters, the data kind and the vote rule's
-metric and margin. Every node builds the same initial model from the genesis seed, so the genesis
-model hash is the same everywhere.
+A task is a subclass of ``Task``: it must build its model and may override how it trains
+(``train``), how it evaluates (``evaluate``: per-sample correctness and loss, which the vote rule
+compares, and ``score``, the number the chain records) and how it reads a data file
+(``load_data``). Every node builds the same initial model from the genesis seed, so the genesis
+model hash is the same everywhere; a node whose installed task builds another refuses to start.
+
+A task is found by its name: a built-in one, a class registered with ``register_task``, an entry
+point in the ``learnchain.tasks`` group of an installed package, or ``module:attr`` (the class
+``attr`` of the importable ``module``).
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import ClassVar
 
 import torch
 from torch import nn
 
-from ml.config import AGGREGATIONS, METRICS, TASK_NAMES, TaskConfig
-from ml.data import DIGITS_CLASSES, DIGITS_FEATURES
+from ml.config import (
+    AGGREGATIONS,
+    METRICS,
+    TASK_ENTRY_POINTS,
+    TASK_NAMES,
+    Metric,
+    TaskConfig,
+    is_plugin_name,
+)
+from ml.data import DIGITS_CLASSES, DIGITS_FEATURES, Dataset, load_operator_file
+from ml.errors import TaskError
+from ml.training import Evaluation, evaluate_model, train_model
 
 __all__ = ["AGGREGATIONS", "METRICS", "TASKS", "Task", "TaskConfig", "get_task", "register_task"]
 
 
 class Task(ABC):
-    """A model architecture and how its inputs are shaped."""
+    """A model, and how to train it, evaluate it and read data for it."""
 
-    name: ClassVar[str]
+    name: ClassVar[str] = ""
 
     def __init__(self, config: TaskConfig) -> None:
         config.validate()
@@ -30,13 +50,13 @@ class Task(ABC):
 
     @property
     def features(self) -> int:
-        """Input features per sample."""
-        return DIGITS_FEATURES
+        """Input features per sample (the genesis ``task.features``)."""
+        return self.config.features
 
     @property
     def classes(self) -> int:
-        """Number of labels."""
-        return DIGITS_CLASSES
+        """Number of labels (the genesis ``task.classes``)."""
+        return self.config.classes
 
     @abstractmethod
     def build_model(self) -> nn.Module:
@@ -53,21 +73,70 @@ class Task(ABC):
             model = self.build_model()
         return model.eval()
 
+    def train(
+        self, model: nn.Module, data: Dataset, seed: int, epochs: int | None = None
+    ) -> nn.Module:
+        """Train ``model`` on ``data`` (seeded; ``epochs`` defaults to the task's local
+        epochs); by default mini-batch SGD with momentum on cross-entropy."""
+        return train_model(self, model, data, seed, epochs)
+
+    def evaluate(self, model: nn.Module, data: Dataset) -> Evaluation:
+        """Per-sample correctness and loss of ``model`` on ``data`` (the vote rule compares
+        them sample by sample); by default argmax accuracy and cross-entropy."""
+        return evaluate_model(self, model, data)
+
+    def score(self, evaluation: Evaluation) -> float:
+        """The number the chain records and the plateau rule follows (higher is better): the
+        accuracy, or minus the mean loss, by the genesis ``metric``."""
+        return evaluation.accuracy if self.config.metric == Metric.ACCURACY else -evaluation.loss
+
+    def load_data(self, path: Path, label_column: str) -> Dataset:
+        """An operator's data file, checked against the task's shape (CSV or NPZ)."""
+        return load_operator_file(path, self.features, self.classes, label_column)
+
 
 TASKS: dict[str, type[Task]] = {}
 
 
 def register_task(cls: type[Task]) -> type[Task]:
     """Class decorator: make a task available by its ``name``."""
+    if not cls.name:
+        raise TaskError(f"{cls.__qualname__} has no name")
     TASKS[cls.name] = cls
     TASK_NAMES.add(cls.name)
     return cls
 
 
+def find_task_class(name: str) -> type[Task]:
+    """The task class ``name`` names: registered, an entry point in ``learnchain.tasks``, or
+    ``module:attr``; TaskError saying why not."""
+    found = TASKS.get(name)
+    if found is not None:
+        return found
+    if is_plugin_name(name):
+        module_name, _, attr = name.partition(":")
+        try:
+            loaded = getattr(importlib.import_module(module_name), attr)
+        except ImportError as error:
+            raise TaskError(f"task {name!r}: cannot import {module_name} ({error})") from None
+        except AttributeError:
+            raise TaskError(f"task {name!r}: {module_name} has no {attr}") from None
+    else:
+        points = importlib.metadata.entry_points(group=TASK_ENTRY_POINTS, name=name)
+        if not points:
+            known = ", ".join(sorted(TASK_NAMES))
+            raise TaskError(f"unknown task {name!r}; known: {known}, or MODULE:CLASS")
+        loaded = next(iter(points)).load()
+    if not (isinstance(loaded, type) and issubclass(loaded, Task)):
+        raise TaskError(f"task {name!r} is not a subclass of ml.tasks.Task")
+    TASKS[name] = loaded
+    return loaded
+
+
 def get_task(config: TaskConfig) -> Task:
-    """The task the config names."""
+    """The task the config names, built for its hyperparameters."""
     config.validate()
-    return TASKS[config.name](config)
+    return find_task_class(config.name)(config)
 
 
 def _mlp(features: int, hidden: int, classes: int) -> nn.Module:
@@ -81,7 +150,7 @@ class DigitsMLP(Task):
     name = "digits-mlp"
 
     def build_model(self) -> nn.Module:
-        return _mlp(DIGITS_FEATURES, self.config.hidden, DIGITS_CLASSES)
+        return _mlp(self.features, self.config.hidden, self.classes)
 
 
 @register_task
@@ -91,6 +160,11 @@ class DigitsCNN(Task):
     name = "digits-cnn"
 
     def build_model(self) -> nn.Module:
+        if (self.features, self.classes) != (DIGITS_FEATURES, DIGITS_CLASSES):
+            raise TaskError(
+                f"digits-cnn takes 8x8 images in {DIGITS_CLASSES} classes, not "
+                f"{self.features} features in {self.classes} classes"
+            )
         return nn.Sequential(
             nn.Conv2d(1, 16, 3, padding=1),
             nn.ReLU(),
@@ -99,7 +173,7 @@ class DigitsCNN(Task):
             nn.ReLU(),
             nn.MaxPool2d(2),
             nn.Flatten(),
-            nn.Linear(32 * 2 * 2, DIGITS_CLASSES),
+            nn.Linear(32 * 2 * 2, self.classes),
         )
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
@@ -108,17 +182,9 @@ class DigitsCNN(Task):
 
 @register_task
 class TabularMLP(Task):
-    """A perceptron for an operator's own tabular file (features and classes from the task)."""
+    """A perceptron for an operator's own tabular file (features and classes from the data)."""
 
     name = "tabular-mlp"
 
-    @property
-    def features(self) -> int:
-        return self.config.features
-
-    @property
-    def classes(self) -> int:
-        return self.config.classes
-
     def build_model(self) -> nn.Module:
-        return _mlp(self.config.features, self.config.hidden, self.config.classes)
+        return _mlp(self.features, self.config.hidden, self.classes)

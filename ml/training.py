@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -12,7 +13,9 @@ from torch.nn import functional as F
 
 from ml.codec import StateDict
 from ml.data import Dataset
-from ml.tasks import Task
+
+if TYPE_CHECKING:
+    from ml.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,8 @@ class MomentumSGD:
 def train_model(
     task: Task, model: nn.Module, data: Dataset, seed: int, epochs: int | None = None
 ) -> nn.Module:
-    """Mini-batch SGD with momentum for the task's local epochs; seeded shuffling."""
+    """Mini-batch SGD with momentum on cross-entropy for the task's local epochs; seeded
+    shuffling (``Task.train`` unless a task trains its own way)."""
     config = task.config
     x, y = to_tensors(data)
     x = task.prepare(x)
@@ -109,7 +113,8 @@ def train_model(
 
 @torch.no_grad()
 def evaluate_model(task: Task, model: nn.Module, data: Dataset) -> Evaluation:
-    """Correctness and loss of each sample, in one forward pass."""
+    """Correctness (argmax) and cross-entropy of each sample, in one forward pass
+    (``Task.evaluate`` unless a task evaluates its own way)."""
     model.eval()
     x, y = to_tensors(data)
     logits = model(task.prepare(x))
@@ -119,5 +124,5 @@ def evaluate_model(task: Task, model: nn.Module, data: Dataset) -> Evaluation:
 
 
 def evaluate_state(task: Task, state: StateDict, data: Dataset) -> Evaluation:
-    """Evaluate weights given as a state dict."""
-    return evaluate_model(task, load_model(task, state), data)
+    """Evaluate weights given as a state dict, the task's way."""
+    return task.evaluate(load_model(task, state), data)

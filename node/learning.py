@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import torch
@@ -24,7 +25,7 @@ from ml.codec import (
     decode_weights,
     encode_weights,
 )
-from ml.data import load_digits_party, load_operator_file, split_train_vote
+from ml.data import load_digits_party, split_train_vote
 from ml.errors import MLError
 from ml.learner import Learner
 from ml.tasks import TaskConfig, get_task
@@ -49,7 +50,7 @@ def load_learner(task_config: TaskConfig, source: DataSource, seed: int, attack:
     if source.kind == "digits":
         data, _ = load_digits_party(source.party, source.parties, source.partition, source.seed)
     else:
-        dataset = load_operator_file(source.path, task.features, task.classes, source.label_column)
+        dataset = task.load_data(Path(source.path), source.label_column)
         data = split_train_vote(dataset, seed)
     return make_learner(task, data, seed, attack or None)
 

@@ -10,10 +10,12 @@ import pytest
 from ml.data import (
     compute_dirichlet_shards,
     compute_iid_shards,
+    compute_shape,
     load_digits_party,
     load_digits_pool,
     load_operator_file,
     parse_partition,
+    read_data_file,
     split_train_vote,
 )
 from ml.errors import DataError
@@ -112,12 +114,13 @@ def test_an_operator_npz_loads(tmp_path: Path) -> None:
         ("empty.csv", "", "the file is empty"),
         ("header.csv", "a,b,label\n", "header but no rows"),
         ("nolabel.csv", "a,b,c\n1,2,3\n", "no label column 'label'"),
-        ("features.csv", "a,label\n1,0\n", "1 features per sample, the task expects 2"),
+        ("features.csv", "a,label\n1,0\n", "1 features per sample, the chain's task expects 2"),
         ("nan.csv", "a,b,label\n1,nan,0\n", "non-finite feature value in sample 0"),
         ("inf.csv", "a,b,label\n1,2,0\ninf,2,1\n", "non-finite feature value in sample 1"),
         ("text.csv", "a,b,label\n1,two,0\n", "line 2"),
         ("ragged.csv", "a,b,label\n1,2\n", "line 2 has 2 fields"),
-        ("range.csv", "a,b,label\n1,2,7\n", "labels must be in 0..1"),
+        ("range.csv", "a,b,label\n1,2,7\n", r"labels up to 7, the chain's task has 2 classes"),
+        ("negative.csv", "a,b,label\n1,2,-1\n", "labels must not be negative"),
         ("data.txt", "a,b,label\n1,2,0\n", "expected a .csv or .npz file"),
     ],
 )
@@ -154,3 +157,16 @@ def test_an_npz_without_x_and_y_is_a_clear_error(tmp_path: Path) -> None:
     np.savez(path, features=np.ones((2, 2)))
     with pytest.raises(DataError, match="needs arrays 'x' and 'y'"):
         load_operator_file(path, 2, 2)
+
+
+def test_the_shape_of_a_chain_is_taken_from_its_files(tmp_path: Path) -> None:
+    a = read_data_file(write_csv(tmp_path / "a.csv", "f,g,h,label\n1,2,3,0\n4,5,6,4\n"))
+    b = read_data_file(write_csv(tmp_path / "b.csv", "f,g,h,label\n1,2,3,2\n"))
+    assert compute_shape([("a.csv", a), ("b.csv", b)]) == (3, 5)
+
+
+def test_files_that_disagree_on_features_are_named(tmp_path: Path) -> None:
+    a = read_data_file(write_csv(tmp_path / "a.csv", "f,g,label\n1,2,0\n"))
+    b = read_data_file(write_csv(tmp_path / "b.csv", "f,label\n1,1\n"))
+    with pytest.raises(DataError, match=r"b\.csv: 1 features per sample, a\.csv has 2"):
+        compute_shape([("a.csv", a), ("b.csv", b)])
