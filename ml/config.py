@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from typing import Any
 
 from ml.errors import TaskError
@@ -80,6 +81,7 @@ class TaskConfig:
     dp_target_epsilon: float = 0.0  # the node's budget; 0 with DP on: unlimited
     dp_delta: float = 1e-5
     max_weights_bytes: int = 64 * 1024 * 1024
+    params: dict[str, Any] = field(default_factory=dict)  # a plugin task's own settings
 
     def validate(self) -> None:
         """Raise TaskError naming the first bad field."""
@@ -123,6 +125,9 @@ class TaskConfig:
             raise TaskError(f"task.server_momentum must be below 1, got {self.server_momentum}")
         if self.classes < 2:
             raise TaskError("task.classes must be at least 2")
+        for key, value in self.params.items():
+            if not isinstance(value, str | int | float | bool):
+                raise TaskError(f"task.params.{key}: expected a string, number or boolean")
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form for the genesis."""
@@ -154,3 +159,24 @@ class TaskConfig:
         config = TaskConfig(**values)
         config.validate()
         return config
+
+
+def parse_task_params(pairs: list[str], base: TaskConfig) -> TaskConfig:
+    """``base`` with ``key=value`` settings: a field of the task config (``hidden=64``,
+    ``metric=loss``) or, for any other key, an entry of ``params`` for a plugin task. Values are
+    read as JSON when they parse (numbers, true/false), else as strings. TaskError on a bad one."""
+    data = base.to_dict()
+    fields = {f.name for f in dataclasses.fields(TaskConfig)} - {"params", "name"}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise TaskError(f"--task-param takes KEY=VALUE, got {pair!r}")
+        try:
+            value: Any = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        if key in fields:
+            data[key] = value
+        else:
+            data["params"][key] = value
+    return TaskConfig.from_dict(data)

@@ -32,7 +32,7 @@ from ml.config import (
     TaskConfig,
     is_plugin_name,
 )
-from ml.data import DIGITS_CLASSES, DIGITS_FEATURES, Dataset, load_operator_file
+from ml.data import DIGITS_CLASSES, DIGITS_FEATURES, Dataset, check_shape, read_data_file
 from ml.errors import TaskError
 from ml.training import Evaluation, evaluate_model, train_model
 
@@ -90,9 +90,16 @@ class Task(ABC):
         accuracy, or minus the mean loss, by the genesis ``metric``."""
         return evaluation.accuracy if self.config.metric == Metric.ACCURACY else -evaluation.loss
 
+    def read_data(self, path: Path, label_column: str) -> Dataset:
+        """An operator's data file as it is (by default CSV with a header naming
+        ``label_column``, or NPZ with arrays x and y); its shape is checked by ``load_data``."""
+        return read_data_file(path, label_column)
+
     def load_data(self, path: Path, label_column: str) -> Dataset:
-        """An operator's data file, checked against the task's shape (CSV or NPZ)."""
-        return load_operator_file(path, self.features, self.classes, label_column)
+        """An operator's data file, checked against the task's shape."""
+        data = self.read_data(path, label_column)
+        check_shape(path, data, self.features, self.classes)
+        return data
 
 
 TASKS: dict[str, type[Task]] = {}

@@ -26,6 +26,7 @@ from consensus.engine import Engine
 from consensus.events import CommitBlock
 from consensus.messages import SignedTx
 from consensus.state import ChainState, compute_genesis_state
+from ml.errors import MLError
 from node.block_executor import BlockExecutor
 from node.block_sync import BlockSync
 from node.chain_reader import ChainReader, WeightsReader
@@ -158,6 +159,8 @@ class Node:
             )
         except InitialModelMismatch as error:
             raise ConfigError(f"{self.home / GENESIS_FILE}: {error}") from None
+        except MLError as error:  # the node's data file, or a task that cannot be loaded
+            raise ConfigError(f"{self.home / 'config.toml'}: {error}") from None
         weights = self._create_weights_pool(learning)
         await weights.store(learning.current_encoded())
         self.app = app = LearningApp(

@@ -176,9 +176,12 @@ class Store:
 
     def load_or_init_state(self, genesis: ChainState) -> ChainState:
         """The latest state, or ``genesis`` (written) for a new database; StoreError when the
-        database belongs to another chain."""
+        database belongs to another chain. A database still at height 0 whose genesis state is
+        not ``genesis`` (a first start failed, then genesis.json was made again) starts over
+        from ``genesis``: nothing was committed on the old one, and keeping it would leave the
+        node following a chain that does not exist."""
         state = self.load_state()
-        if state is None:
+        if state is None or (state.height == 0 and state != genesis):
             self.save_state(genesis)
             return genesis
         if state.chain_id != genesis.chain_id:

@@ -24,6 +24,7 @@ from node.files import (
     write_genesis,
     write_key,
 )
+from node.task_setup import compute_file_source
 from node.tls import create_authority, issue_node_files
 
 VALIDATOR_STAKE = 1_000
@@ -52,6 +53,9 @@ class TestnetSpec:
     create_empty_blocks: bool = False  # config.toml of every node
     commit_timeout: int = TimeoutConfig().commit  # ms, config.toml's timeouts.commit
     tls: bool = False  # a certificate authority in output/tls_ca, mutual TLS on every node
+    task_config: TaskConfig | None = None  # else the task named by ``task``, with ``seed``
+    data_files: tuple[Path, ...] = ()  # one per validator, instead of digits shards
+    label_column: str = "label"
 
 
 AUTHORITY_DIR = "tls_ca"  # the testnet's certificate authority (``--tls``)
@@ -121,7 +125,11 @@ def create_testnet(spec: TestnetSpec) -> list[Path]:
     keys = [PrivateKey.generate() for _ in range(spec.validators)]
     faucet = PrivateKey.generate()
     endpoints = compute_testnet_endpoints(spec)
-    task = TaskConfig(name=spec.task, seed=spec.seed)
+    if spec.data_files and len(spec.data_files) != spec.validators:
+        raise ValueError(
+            f"{len(spec.data_files)} data files for {spec.validators} validators: give one each"
+        )
+    task = spec.task_config or TaskConfig(name=spec.task, seed=spec.seed)
     params = spec.params
     params.validate()
     genesis = create_genesis(
@@ -144,7 +152,9 @@ def create_testnet(spec: TestnetSpec) -> list[Path]:
             external_address=endpoints[i] if spec.hostname_prefix else "",
             persistent_peers=tuple(e for j, e in enumerate(endpoints) if j != i),
             metrics=f"0.0.0.0:{CONTAINER_METRICS_PORT}" if spec.hostname_prefix else "",
-            data=DataSource("digits", i, spec.validators, spec.partition, spec.seed),
+            data=compute_file_source(spec.data_files[i], spec.label_column)
+            if spec.data_files
+            else DataSource("digits", i, spec.validators, spec.partition, spec.seed),
             create_empty_blocks=spec.create_empty_blocks,
             timeouts=replace(TimeoutConfig(), commit=spec.commit_timeout),
             tls=spec.tls,
@@ -189,6 +199,8 @@ def create_single_node(
     chain_id: str,
     listen: str = "127.0.0.1:26656",
     params: ChainParams | None = None,
+    task: TaskConfig | None = None,
+    data: DataSource | None = None,
 ) -> PrivateKey:
     """A home for one validator with its own genesis (``learnchain init``)."""
     if (home / "config.toml").exists():
@@ -197,11 +209,10 @@ def create_single_node(
     params.validate()
     (home / DATA_DIR).mkdir(parents=True, exist_ok=True)
     key = PrivateKey.generate()
-    task = TaskConfig()
     genesis = create_genesis(
-        chain_id, [(key, listen, moniker)], [(key, VALIDATOR_BALANCE)], task, params
+        chain_id, [(key, listen, moniker)], [(key, VALIDATOR_BALANCE)], task or TaskConfig(), params
     )
-    write_config(home, NodeConfig(moniker=moniker, listen=listen))
+    write_config(home, NodeConfig(moniker=moniker, listen=listen, data=data or DataSource()))
     write_key(home, key)
     write_genesis(home, genesis)
     return key

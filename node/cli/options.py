@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import click
@@ -11,6 +12,7 @@ import click
 from consensus.params import DEFAULT_VOTE_RELAY_FROM, MAX_LEARNING_MS, SCORE_UNIT, ChainParams
 from consensus.simulation import Behaviour, Crash, Partition
 from consensus.types import Threshold
+from ml.config import TaskConfig
 
 vote_relay_option = click.option(
     "--vote-relay-from",
@@ -214,3 +216,48 @@ def compute_learning_params(params: ChainParams) -> ChainParams:
     except ValueError as error:
         raise click.BadParameter(str(error)) from error
     return result
+
+
+def task_options(command: Any) -> Any:
+    """--task, --task-param and --label-column: the genesis task of a new chain."""
+    for option in reversed(
+        [
+            click.option(
+                "--task",
+                default=None,
+                help="A built-in task (digits-mlp, digits-cnn, tabular-mlp), an installed "
+                "learnchain.tasks entry point, or MODULE:CLASS "
+                "[default: tabular-mlp with data files, else digits-mlp].",
+            ),
+            click.option(
+                "--task-param",
+                "task_params",
+                multiple=True,
+                metavar="KEY=VALUE",
+                help="A task setting (hidden=64, local_epochs=5, metric=loss, ...); other keys "
+                "go to the task's own params. Repeatable.",
+            ),
+            click.option(
+                "--label-column",
+                default="label",
+                show_default=True,
+                help="The CSV column that holds the label.",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def compute_task_option(
+    task: str | None, params: tuple[str, ...], data_files: list[Path], label_column: str, seed: int
+) -> TaskConfig:
+    """The genesis task from the task options and the data files; a one-line error on bad ones
+    (nothing is written before)."""
+    from ml.errors import MLError
+    from node.task_setup import compute_task_config
+
+    try:
+        return compute_task_config(task, list(params), data_files, label_column, seed)
+    except MLError as error:
+        raise click.ClickException(str(error)) from None

@@ -10,12 +10,13 @@ import click
 from consensus.engine import TimeoutConfig
 from consensus.params import ChainParams, Mode
 from consensus.types import Threshold
-from ml.config import BUILTIN_TASKS
 from node.cli.options import (
     compute_learning_params,
+    compute_task_option,
     echo_json,
     learning_options,
     parse_threshold,
+    task_options,
     vote_relay_option,
 )
 from node.files import (
@@ -27,6 +28,7 @@ from node.files import (
     read_genesis,
     read_key,
 )
+from node.task_setup import compute_file_source
 from node.testnet import TestnetSpec, create_joining_node, create_single_node, create_testnet
 
 
@@ -52,6 +54,7 @@ from node.testnet import TestnetSpec, create_joining_node, create_single_node, c
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     help="Train and vote on this CSV or NPZ file (tabular-mlp chains).",
 )
+@task_options
 @learning_options
 def init(
     home: Path,
@@ -66,6 +69,9 @@ def init(
     shard: str,
     partition: str,
     data_file: Path | None,
+    task: str | None,
+    task_params: tuple[str, ...],
+    label_column: str,
 ) -> None:
     """Create a node home: a key, config.toml and genesis.json.
 
@@ -74,14 +80,25 @@ def init(
     """
     if genesis_file is None and genesis_from is None:
         params = compute_learning_params(ChainParams())
+        if shard:
+            raise click.UsageError(
+                "--shard splits the digits of a chain that exists; not for a new one"
+            )
+        files = [data_file] if data_file is not None else []
+        task_config = compute_task_option(task, task_params, files, label_column, 0)
+        data = compute_file_source(data_file, label_column) if data_file else None
         try:
-            key = create_single_node(home, moniker, chain_id, listen, params)
+            key = create_single_node(home, moniker, chain_id, listen, params, task_config, data)
         except ValueError as error:
             raise click.ClickException(str(error)) from error
         click.echo(f"initialised {home} (validator {key.address.hex()})")
         return
     if genesis_file is not None and genesis_from is not None:
         raise click.UsageError("give --genesis or --genesis-from, not both")
+    if task is not None or task_params:
+        raise click.UsageError(
+            "--task and --task-param are for a new chain; the genesis names its task"
+        )
     peer_list = tuple(p for p in peers.split(",") if p) or ((genesis_from,) if genesis_from else ())
     config = NodeConfig(
         moniker=moniker,
@@ -89,7 +106,7 @@ def init(
         external_address=external_address,
         persistent_peers=peer_list,
         metrics=metrics,
-        data=compute_data_source(shard, partition, data_file),
+        data=compute_data_source(shard, partition, data_file, label_column),
     )
     try:
         for where, address in [("--listen", listen)] + [("--peers", p) for p in peer_list]:
@@ -118,12 +135,14 @@ def init(
     click.echo(f"next: learnchain start --home {home}, then fund {key.address.hex()} and stake")
 
 
-def compute_data_source(shard: str, partition: str, data_file: Path | None) -> DataSource:
+def compute_data_source(
+    shard: str, partition: str, data_file: Path | None, label_column: str = "label"
+) -> DataSource:
     """--shard I/N and --partition, or --data-file."""
     if data_file is not None:
         if shard:
             raise click.UsageError("give --shard or --data-file, not both")
-        return DataSource(kind="file", path=str(data_file.resolve()))
+        return compute_file_source(data_file, label_column)
     if not shard:
         return DataSource()
     try:
@@ -154,7 +173,14 @@ def _check_partition(_ctx: click.Context | None, _param: click.Parameter | None,
 @click.option(
     "--mode", type=click.Choice(["aggregate", "solo"]), default="aggregate", show_default=True
 )
-@click.option("--task", type=click.Choice(BUILTIN_TASKS), default="digits-mlp", show_default=True)
+@task_options
+@click.option(
+    "--data-files",
+    default="",
+    metavar="F0,F1,...",
+    help="One CSV or NPZ file per validator (its private data) instead of digits shards; "
+    "the task's features and classes are taken from them.",
+)
 @click.option("--partition", default="iid", callback=_check_partition, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--base-port", type=click.IntRange(1024, 65000), default=26656, show_default=True)
@@ -190,7 +216,10 @@ def testnet(
     output: Path,
     threshold: Threshold,
     mode: str,
-    task: str,
+    task: str | None,
+    task_params: tuple[str, ...],
+    label_column: str,
+    data_files: str,
     partition: str,
     seed: int,
     base_port: int,
@@ -205,11 +234,18 @@ def testnet(
     params = compute_learning_params(
         ChainParams(threshold=threshold, mode=Mode(mode), vote_relay_from=vote_relay_from)
     )
+    files = [Path(f) for f in data_files.split(",") if f]
+    if files and len(files) != validators:
+        raise click.BadParameter(
+            f"{len(files)} files for {validators} validators: give one each",
+            param_hint="--data-files",
+        )
+    task_config = compute_task_option(task, task_params, files, label_column, seed)
     spec = TestnetSpec(
         validators,
         output,
         chain_id,
-        task,
+        task_config.name,
         partition,
         seed,
         base_port,
@@ -218,6 +254,9 @@ def testnet(
         create_empty_blocks=create_empty_blocks,
         commit_timeout=commit_timeout,
         tls=tls,
+        task_config=task_config,
+        data_files=tuple(files),
+        label_column=label_column,
     )
     try:
         homes = create_testnet(spec)

@@ -205,3 +205,16 @@ def test_sigkill_at_any_moment_loses_no_committed_block(tmp_path: Path) -> None:
                 block = store.get_block(height)
                 commit = store.get_commit(height)
                 assert block is not None and commit is not None and commit.block_hash == block.hash
+
+
+def test_a_database_left_at_height_0_by_a_failed_start_takes_the_new_genesis(
+    tmp_path: Path,
+) -> None:
+    first = make_genesis_state(KEYS)
+    remade = make_genesis_state(KEYS, accounts=[(KEYS[0], 5)])  # genesis.json made again
+    with Store(tmp_path / "db") as store:
+        store.load_or_init_state(first)
+    with Store(tmp_path / "db") as store:
+        assert store.load_or_init_state(remade) == remade
+    with Store(tmp_path / "db") as store:
+        assert store.load_state() == remade

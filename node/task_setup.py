@@ -1,0 +1,43 @@
+"""The genesis task of a new chain from the command line: the task by name, its parameters, and
+the shape of the data the validators will train on, read from their files.
+
+``learnchain testnet --data-files`` and ``learnchain init --data-file`` read each file with the
+task's own reader, take the number of features and classes from them (all files must agree on
+the features), and put those in the genesis, so that nobody edits genesis.json by hand. Every
+start checks the node's file against the genesis again (``Task.load_data``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from ml.config import TaskConfig, parse_task_params
+from node.files import DataSource
+
+
+def compute_task_config(
+    name: str | None, params: list[str], data_files: list[Path], label_column: str, seed: int
+) -> TaskConfig:
+    """The task config for a new chain; TaskError or DataError (one line) when a name, a
+    parameter or a file is bad. Without a name, ``tabular-mlp`` for data files, else
+    ``digits-mlp``."""
+    from ml.data import compute_shape
+    from ml.tasks import get_task
+
+    default = "tabular-mlp" if data_files else "digits-mlp"
+    config = parse_task_params(params, TaskConfig(name=name or default, seed=seed))
+    if not data_files:
+        get_task(config)  # the task must be found and built, as every node will
+        return config
+    task = get_task(config)
+    named = [(str(path), task.read_data(path, label_column)) for path in data_files]
+    features, classes = compute_shape(named)
+    shaped = dataclasses.replace(config, features=features, classes=classes)
+    get_task(shaped).initial_model()  # a task that cannot take this shape says so now
+    return shaped
+
+
+def compute_file_source(path: Path, label_column: str) -> DataSource:
+    """config.toml's data source for an operator's file (by absolute path)."""
+    return DataSource(kind="file", path=str(path.resolve()), label_column=label_column)
