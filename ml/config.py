@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +83,10 @@ class TaskConfig:
     dp_delta: float = 1e-5
     max_weights_bytes: int = 64 * 1024 * 1024
     params: dict[str, Any] = field(default_factory=dict)  # a plugin task's own settings
+    # tabular-mlp: per-feature mean and scale of the data the chain was made with; the model's
+    # first layer standardises its inputs with them (fixed buffers, the same on every node)
+    feature_mean: list[float] = field(default_factory=list)
+    feature_scale: list[float] = field(default_factory=list)
 
     def validate(self) -> None:
         """Raise TaskError naming the first bad field."""
@@ -125,6 +130,14 @@ class TaskConfig:
             raise TaskError(f"task.server_momentum must be below 1, got {self.server_momentum}")
         if self.classes < 2:
             raise TaskError("task.classes must be at least 2")
+        if len(self.feature_mean) != len(self.feature_scale) or (
+            self.feature_mean and len(self.feature_mean) != self.features
+        ):
+            raise TaskError("task.feature_mean and task.feature_scale need one value per feature")
+        if not all(math.isfinite(v) for v in self.feature_mean) or not all(
+            math.isfinite(v) and v > 0 for v in self.feature_scale
+        ):
+            raise TaskError("task.feature_scale must be positive and both finite")
         for key, value in self.params.items():
             if not isinstance(value, str | int | float | bool):
                 raise TaskError(f"task.params.{key}: expected a string, number or boolean")
@@ -153,6 +166,13 @@ class TaskConfig:
                 continue
             if expected is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
+            if expected is list:
+                if not isinstance(value, list) or not all(
+                    isinstance(v, int | float) and not isinstance(v, bool) for v in value
+                ):
+                    raise TaskError(f"task.{key}: expected a list of numbers")
+                values[key] = [float(v) for v in value]
+                continue
             if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):
                 raise TaskError(f"task.{key}: expected {expected.__name__}, got {value!r}")
             values[key] = value

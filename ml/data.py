@@ -24,6 +24,7 @@ __all__ = ["DIGITS_CLASSES", "DIGITS_FEATURES"]
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
 
+SCALE_WARNING = 100.0  # a feature this far from 0 (after standardising) is warned about
 TEST_FRACTION = 0.2
 VOTE_FRACTION = 0.2
 
@@ -245,3 +246,37 @@ def load_operator_file(
     data = read_data_file(path, label_column)
     check_shape(path, data, features, classes)
     return data
+
+
+def compute_feature_statistics(datasets: list[Dataset]) -> tuple[list[float], list[float]]:
+    """Per-feature mean and scale (standard deviation; 1 for a constant feature) over all
+    ``datasets`` pooled: what a chain made from these files standardises inputs with."""
+    x = np.concatenate([d.x for d in datasets]).astype(np.float64)
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale < 1e-6 * np.maximum(1.0, np.abs(mean))] = 1.0
+    return [float(v) for v in mean], [float(v) for v in scale]
+
+
+def describe_scaling(data: Dataset, mean: list[float], scale: list[float]) -> str | None:
+    """A warning when ``data``'s features, once standardised with the chain's statistics (or
+    as they are, without), are on wildly different scales; else None. A model fed features
+    whose ranges differ by orders of magnitude tends to learn only the majority class."""
+    x = data.x.astype(np.float64)
+    if mean:
+        x = (x - np.asarray(mean)) / np.asarray(scale)
+    spread = np.abs(x).max(axis=0) if len(x) else np.zeros(0)
+    large = [i for i, value in enumerate(spread) if value > SCALE_WARNING]
+    if not large:
+        return None
+    shown = ", ".join(f"feature {i} (up to {spread[i]:.3g})" for i in large[:5])
+    more = f" and {len(large) - 5} more" if len(large) > 5 else ""
+    how = (
+        "after the chain's standardisation"
+        if mean
+        else "and the task does not standardise its inputs"
+    )
+    return (
+        f"features on a large scale {how}: {shown}{more}; scale them to about -10..10 "
+        "(the model may otherwise learn only the majority class)"
+    )

@@ -43,6 +43,9 @@ class Task(ABC):
     """A model, and how to train it, evaluate it and read data for it."""
 
     name: ClassVar[str] = ""
+    # True: a chain made from data files puts the files' feature statistics in the genesis
+    # (task.feature_mean, task.feature_scale) for the model to standardise its inputs with
+    standardizes: ClassVar[bool] = False
 
     def __init__(self, config: TaskConfig) -> None:
         config.validate()
@@ -187,11 +190,34 @@ class DigitsCNN(Task):
         return x.reshape(-1, 1, 8, 8)
 
 
+class Standardize(nn.Module):
+    """(x - mean) / scale with the genesis's fixed per-feature statistics (buffers, not
+    parameters: saved with the weights so an exported model takes raw features, never trained)."""
+
+    mean: torch.Tensor
+    scale: torch.Tensor
+
+    def __init__(self, mean: list[float], scale: list[float]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
+        self.register_buffer("scale", torch.tensor(scale, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.scale
+
+
 @register_task
 class TabularMLP(Task):
-    """A perceptron for an operator's own tabular file (features and classes from the data)."""
+    """A perceptron for an operator's own tabular file (features and classes from the data),
+    standardising its inputs with the genesis's feature statistics when it has them."""
 
     name = "tabular-mlp"
+    standardizes = True
 
     def build_model(self) -> nn.Module:
-        return _mlp(self.features, self.config.hidden, self.classes)
+        model = _mlp(self.features, self.config.hidden, self.classes)
+        if not self.config.feature_mean:
+            return model
+        return nn.Sequential(
+            Standardize(self.config.feature_mean, self.config.feature_scale), *model.children()
+        )

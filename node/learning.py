@@ -25,7 +25,7 @@ from ml.codec import (
     decode_weights,
     encode_weights,
 )
-from ml.data import load_digits_party, split_train_vote
+from ml.data import describe_scaling, load_digits_party, split_train_vote
 from ml.errors import MLError
 from ml.learner import Learner
 from ml.tasks import TaskConfig, get_task
@@ -51,6 +51,9 @@ def load_learner(task_config: TaskConfig, source: DataSource, seed: int, attack:
         data, _ = load_digits_party(source.party, source.parties, source.partition, source.seed)
     else:
         dataset = task.load_data(Path(source.path), source.label_column)
+        warning = describe_scaling(dataset, task_config.feature_mean, task_config.feature_scale)
+        if warning is not None:
+            log.warning("%s: %s", source.path, warning)
         data = split_train_vote(dataset, seed)
     return make_learner(task, data, seed, attack or None)
 

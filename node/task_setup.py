@@ -22,7 +22,7 @@ def compute_task_config(
     """The task config for a new chain; TaskError or DataError (one line) when a name, a
     parameter or a file is bad. Without a name, ``tabular-mlp`` for data files, else
     ``digits-mlp``."""
-    from ml.data import compute_shape
+    from ml.data import compute_feature_statistics, compute_shape
     from ml.tasks import get_task
 
     default = "tabular-mlp" if data_files else "digits-mlp"
@@ -34,6 +34,9 @@ def compute_task_config(
     named = [(str(path), task.read_data(path, label_column)) for path in data_files]
     features, classes = compute_shape(named)
     shaped = dataclasses.replace(config, features=features, classes=classes)
+    if task.standardizes and not config.feature_mean:
+        mean, scale = compute_feature_statistics([data for _, data in named])
+        shaped = dataclasses.replace(shaped, feature_mean=mean, feature_scale=scale)
     get_task(shaped).initial_model()  # a task that cannot take this shape says so now
     return shaped
 
