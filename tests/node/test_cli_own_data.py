@@ -1,0 +1,114 @@
+"""A new chain from an operator's own data and task, from the command line: shapes come from the
+files; every bad task, parameter or file is a one-line error, a non-zero exit, and nothing
+written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from node.cli import main
+
+
+def write_csv(path: Path, features: int, labels: list[int]) -> Path:
+    header = ",".join(f"f{j}" for j in range(features)) + ",label\n"
+    rows = "".join(
+        ",".join(str(i + j) for j in range(features)) + f",{y}\n" for i, y in enumerate(labels)
+    )
+    path.write_text(header + rows)
+    return path
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+def assert_one_line_error(done: Result, *fragments: str) -> None:
+    assert done.exit_code != 0
+    assert done.exception is None or isinstance(done.exception, SystemExit), done.exception
+    lines = [line for line in done.output.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("Error"), done.output
+    assert len([line for line in lines if line.startswith("Error")]) == 1, done.output
+    for fragment in fragments:
+        assert fragment in done.output, done.output
+
+
+def test_init_on_a_new_chain_takes_the_shape_from_the_data_file(tmp_path: Path) -> None:
+    data = write_csv(tmp_path / "mine.csv", 5, [0, 1, 2, 1, 0, 2])
+    done = run("init", "--home", str(tmp_path / "h"), "--moniker", "m", "--data-file", str(data))
+    assert done.exit_code == 0, done.output
+    task = json.loads((tmp_path / "h" / "genesis.json").read_text())["task"]
+    assert (task["name"], task["features"], task["classes"]) == ("tabular-mlp", 5, 3)
+    assert len(task["feature_mean"]) == 5
+
+
+def test_testnet_takes_one_file_per_validator_and_their_shape(tmp_path: Path) -> None:
+    files = [write_csv(tmp_path / f"p{i}.csv", 7, [0, 1, 4, i]) for i in range(2)]
+    done = run(
+        "testnet",
+        *("--validators", "2", "--output", str(tmp_path / "net")),
+        *("--data-files", ",".join(map(str, files)), "--task-param", "hidden=16"),
+    )
+    assert done.exit_code == 0, done.output
+    task = json.loads((tmp_path / "net" / "node1" / "genesis.json").read_text())["task"]
+    assert (task["features"], task["classes"], task["hidden"]) == (7, 5, 16)
+    assert str(files[1].resolve()) in (tmp_path / "net" / "node1" / "config.toml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragments"),
+    [
+        (["--task", "no-such-task"], ["unknown task 'no-such-task'"]),
+        (["--task", "no_such_module:Task"], ["cannot import no_such_module"]),
+        (["--task", "json:loads"], ["not a subclass of ml.tasks.Task"]),
+        (["--task-param", "hidden"], ["KEY=VALUE"]),
+        (["--task-param", "hidden=-1"], ["task.hidden must be positive"]),
+        (["--task-param", "metric=auc"], ["task.metric must be one of"]),
+        (["--task", "digits-cnn"], ["digits-cnn takes 8x8 images"]),
+    ],
+)
+def test_a_bad_task_or_parameter_is_a_one_line_error_and_writes_nothing(
+    tmp_path: Path, extra: list[str], fragments: list[str]
+) -> None:
+    data = write_csv(tmp_path / "mine.csv", 5, [0, 1, 2])
+    home = tmp_path / "h"
+    done = run("init", "--home", str(home), "--moniker", "m", "--data-file", str(data), *extra)
+    assert_one_line_error(done, *fragments)
+    assert not home.exists()
+
+
+def test_files_that_disagree_on_their_shape_are_named_and_nothing_is_written(
+    tmp_path: Path,
+) -> None:
+    files = [write_csv(tmp_path / "a.csv", 4, [0, 1]), write_csv(tmp_path / "b.csv", 3, [0, 1])]
+    done = run(
+        "testnet",
+        *("--validators", "2", "--output", str(tmp_path / "net")),
+        "--data-files",
+        ",".join(map(str, files)),
+    )
+    assert_one_line_error(done, "b.csv: 3 features per sample", "a.csv has 4")
+    assert not (tmp_path / "net").exists()
+
+
+def test_a_file_count_that_is_not_one_per_validator_is_refused(tmp_path: Path) -> None:
+    data = write_csv(tmp_path / "a.csv", 4, [0, 1])
+    done = run(
+        "testnet", "--validators", "2", "--output", str(tmp_path / "net"), "--data-files", str(data)
+    )
+    assert_one_line_error(done, "1 files for 2 validators")
+    assert not (tmp_path / "net").exists()
+
+
+def test_a_data_file_of_another_shape_at_start_is_a_one_line_error(tmp_path: Path) -> None:
+    data = write_csv(tmp_path / "mine.csv", 5, [0, 1, 2, 1])
+    home = tmp_path / "h"
+    assert (
+        run("init", "--home", str(home), "--moniker", "m", "--data-file", str(data)).exit_code == 0
+    )
+    write_csv(data, 30, [0, 1, 2, 1])  # the operator swapped the file
+    done = run("start", "--home", str(home))
+    assert_one_line_error(done, "mine.csv: 30 features per sample, the chain's task expects 5")
