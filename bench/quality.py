@@ -8,6 +8,11 @@ Accuracy is always on a held-out test set that no party trains or votes on.
     .venv/bin/python bench/quality.py --parties 5 --task digits-mlp --partition dirichlet:0.5 \
         --rounds 30 --seeds 0-4 --mode aggregate --threshold 2/3 [--byzantine label_flip:1]
 
+With ``--data-file FILE [--label-column C]`` (CSV or NPZ) the parties split the user's own data
+instead of digits (a fifth held out for the test), with tabular-mlp voting by loss by default and
+the shape and feature statistics taken from the data, as ``learnchain testnet --data-files``
+would.
+
 Prints a table and, last, one JSON line.
 """
 
@@ -35,9 +40,13 @@ from ml.codec import decode_weights, encode_weights
 from ml.data import (
     Dataset,
     compute_dirichlet_shards,
+    compute_feature_statistics,
     compute_iid_shards,
+    compute_shape,
     load_digits_pool,
     parse_partition,
+    read_data_file,
+    split_test,
     split_train_vote,
 )
 from ml.errors import MLError, PrivacyBudgetExceeded, WeightsError
@@ -128,7 +137,16 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
     torch.manual_seed(seed)
     config = replace(args.task_config, seed=seed)
     task = get_task(config)
-    pool, test = load_digits_pool(seed)
+    if args.data_file:
+        pool, test = split_test(read_data_file(args.data_file, args.label_column), seed)
+        features, classes = compute_shape([(args.data_file, pool), (args.data_file, test)])
+        mean, scale = compute_feature_statistics([pool])
+        config = replace(
+            config, features=features, classes=classes, feature_mean=mean, feature_scale=scale
+        )
+        task = get_task(config)
+    else:
+        pool, test = load_digits_pool(seed)
     shards = make_shards(pool, args.parties, args.partition, seed)
     parties = [split_train_vote(shard, seed * 1000 + i) for i, shard in enumerate(shards)]
     if args.dp_epsilon > 0:
@@ -240,7 +258,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--parties", type=int, default=5)
-    parser.add_argument("--task", default="digits-mlp")
+    parser.add_argument("--task", default=None, help="default: digits-mlp, or tabular-mlp")
+    parser.add_argument("--data-file", default="", help="the user's CSV or NPZ instead of digits")
+    parser.add_argument("--label-column", default="label")
     parser.add_argument("--partition", default="dirichlet:0.5")
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--seeds", default="0-4")
@@ -268,6 +288,9 @@ def main() -> None:
     attacks = parse_byzantine(args.byzantine)
     if len(attacks) >= args.parties:
         raise SystemExit("error: at least one party must be honest")
+    args.task = args.task or ("tabular-mlp" if args.data_file else "digits-mlp")
+    if args.data_file and args.metric is None:
+        args.metric = "loss"  # as learnchain testnet --data-files chooses (node/task_setup.py)
     config = TaskConfig(name=args.task)
     overrides = {
         "local_epochs": args.local_epochs,
@@ -289,7 +312,8 @@ def main() -> None:
     trials = [run_trial(args, seed, attacks) for seed in parse_seeds(args.seeds)]
     if args.output == "text":
         print(
-            f"{args.task} {args.parties} parties {args.partition} {args.rounds} rounds "
+            f"{args.task} {args.data_file or 'digits'} {args.parties} parties {args.partition} "
+            f"{args.rounds} rounds "
             f"{args.mode} threshold {args.threshold} byzantine {attacks or 'none'}"
         )
         print(
@@ -307,6 +331,7 @@ def main() -> None:
     summary = {
         "bench": "quality",
         "task": args.task,
+        "data_file": args.data_file or None,
         "parties": args.parties,
         "partition": args.partition,
         "rounds": args.rounds,

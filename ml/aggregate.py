@@ -12,18 +12,26 @@ nor stall the aggregate:
 - sample counts (self-reported) are capped at twice the median count;
 - ``trimmed_mean`` and ``median`` replace the weighted mean by coordinate-wise robust statistics.
 
-The result depends only on the inputs: contributions are ordered by their ids first.
+How the clipped updates become one step is an ``AggregationRule`` (a Flower Strategy's
+``aggregate_fit``, in small): the built-in rules above are registered by name, and a user's rule
+is a subclass registered with ``register_aggregation`` or named ``module:attr`` in the genesis
+``task.aggregation``. The result depends only on the inputs: contributions are ordered by their
+ids first.
 """
 
 from __future__ import annotations
 
+import importlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
 from ml.codec import StateDict
-from ml.config import Aggregation
+from ml.config import AGGREGATION_NAMES, Aggregation, is_plugin_name
+from ml.errors import TaskError
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,94 @@ class Contribution:
     contributor: str
     state: StateDict
     samples: int
+
+
+class AggregationRule(ABC):
+    """How the contributions' clipped updates (one row each) become one step."""
+
+    name: ClassVar[str] = ""
+    # drop contributions that score more than screen_margin below the median contribution on
+    # the proposer's own data before combining
+    screens: ClassVar[bool] = False
+
+    @abstractmethod
+    def combine(self, deltas: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
+        """One update from ``deltas`` (contributions × parameters, float64) and each
+        contribution's self-reported ``samples``."""
+
+
+AGGREGATION_RULES: dict[str, type[AggregationRule]] = {}
+
+
+def register_aggregation(cls: type[AggregationRule]) -> type[AggregationRule]:
+    """Class decorator: make an aggregation rule available by its ``name``."""
+    if not cls.name:
+        raise TaskError(f"{cls.__qualname__} has no name")
+    AGGREGATION_RULES[cls.name] = cls
+    AGGREGATION_NAMES.add(cls.name)
+    return cls
+
+
+def get_aggregation_rule(name: str) -> AggregationRule:
+    """The rule ``name`` names: registered, or ``module:attr``; TaskError saying why not."""
+    found = AGGREGATION_RULES.get(name)
+    if found is None and is_plugin_name(name):
+        module_name, _, attr = name.partition(":")
+        try:
+            found = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as error:
+            raise TaskError(f"aggregation {name!r}: cannot load it ({error})") from None
+        if not (isinstance(found, type) and issubclass(found, AggregationRule)):
+            raise TaskError(f"aggregation {name!r} is not an ml.aggregate.AggregationRule")
+    if found is None:
+        known = ", ".join(sorted(AGGREGATION_RULES))
+        raise TaskError(f"unknown aggregation {name!r}; known: {known}, or MODULE:CLASS")
+    return found()
+
+
+@register_aggregation
+class ClippedMean(AggregationRule):
+    """FedAvg: the mean weighted by sample counts, each capped at twice the median count."""
+
+    name = Aggregation.CLIPPED_MEAN
+
+    def combine(self, deltas: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
+        weights = samples.clamp_max(2 * samples.median())
+        return (deltas * (weights / weights.sum()).unsqueeze(1)).sum(dim=0)
+
+
+@register_aggregation
+class ScreenedMean(ClippedMean):
+    """The clipped mean of the contributions that pass the proposer's screening."""
+
+    name = Aggregation.SCREENED_MEAN
+    screens = True
+
+
+@register_aggregation
+class TrimmedMean(ClippedMean):
+    """Coordinate-wise, the mean without the highest and lowest fifth (the clipped mean below
+    three contributions)."""
+
+    name = Aggregation.TRIMMED_MEAN
+    trim_fraction = 0.2
+
+    def combine(self, deltas: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
+        count = deltas.shape[0]
+        if count < 3:
+            return super().combine(deltas, samples)
+        k = min(int(count * self.trim_fraction), (count - 1) // 2)
+        return deltas.sort(dim=0).values[k : count - k].mean(dim=0)
+
+
+@register_aggregation
+class CoordinateMedian(AggregationRule):
+    """Coordinate-wise median."""
+
+    name = Aggregation.MEDIAN
+
+    def combine(self, deltas: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
+        return deltas.median(dim=0).values
 
 
 def is_finite_state(state: StateDict) -> bool:
@@ -59,10 +155,9 @@ def _unflatten(vector: torch.Tensor, template: StateDict, names: list[str]) -> S
 def aggregate_contributions(
     global_state: StateDict,
     contributions: list[Contribution],
-    rule: Aggregation = Aggregation.SCREENED_MEAN,
+    rule: str | AggregationRule = Aggregation.SCREENED_MEAN,
     score: Callable[[StateDict], float] | None = None,
     screen_margin: float = 0.10,
-    trim_fraction: float = 0.2,
     momentum: float = 0.0,
     previous_global: StateDict | None = None,
 ) -> tuple[StateDict, list[str]]:
@@ -71,12 +166,13 @@ def aggregate_contributions(
     With ``momentum`` > 0 (FedAvgM), the last global step, ``global - previous_global`` (both
     on the chain), is added times ``momentum``.
     """
+    strategy = get_aggregation_rule(rule) if isinstance(rule, str) else rule
     names = sorted(global_state)
     usable = sorted(
         (c for c in contributions if c.samples > 0 and is_finite_state(c.state)),
         key=lambda c: c.contributor,
     )
-    if rule == Aggregation.SCREENED_MEAN and score is not None and len(usable) > 1:
+    if strategy.screens and score is not None and len(usable) > 1:
         scores = [score(c.state) for c in usable]
         median_score = float(torch.tensor(scores).median())
         usable = [
@@ -92,16 +188,8 @@ def aggregate_contributions(
         norms > median_norm, median_norm / norms.clamp_min(1e-12), torch.ones_like(norms)
     )
     deltas = deltas * scale.unsqueeze(1)
-    if rule == Aggregation.MEDIAN:
-        combined = deltas.median(dim=0).values
-    elif rule == Aggregation.TRIMMED_MEAN and len(usable) >= 3:
-        k = min(int(len(usable) * trim_fraction), (len(usable) - 1) // 2)
-        ordered = deltas.sort(dim=0).values
-        combined = ordered[k : len(usable) - k].mean(dim=0)
-    else:
-        samples = torch.tensor([float(c.samples) for c in usable], dtype=torch.float64)
-        weights = samples.clamp_max(2 * samples.median())
-        combined = (deltas * (weights / weights.sum()).unsqueeze(1)).sum(dim=0)
+    samples = torch.tensor([float(c.samples) for c in usable], dtype=torch.float64)
+    combined = strategy.combine(deltas, samples)
     if momentum > 0 and previous_global is not None:
         combined = combined + momentum * (base - _flatten(previous_global, names))
     return _unflatten(base + combined, global_state, names), [c.contributor for c in usable]

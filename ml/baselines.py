@@ -17,9 +17,10 @@ POOLED_EPOCHS = 40
 def compute_local_only_accuracies(
     task: Task, parties: list[PartyData], test: Dataset, seed: int, epochs: int = LOCAL_ONLY_EPOCHS
 ) -> list[float]:
-    """Test score of each party trained alone on its own training part."""
+    """Test accuracy (by the task's evaluation) of each party trained alone on its own
+    training part."""
     return [
-        task.score(task.evaluate(task.train(task.initial_model(), p.train, seed, epochs), test))
+        task.evaluate(task.train(task.initial_model(), p.train, seed, epochs), test).accuracy
         for p in parties
     ]
 
@@ -27,8 +28,9 @@ def compute_local_only_accuracies(
 def compute_pooled_accuracy(
     task: Task, parties: list[PartyData], test: Dataset, seed: int, epochs: int = POOLED_EPOCHS
 ) -> float:
-    """Test score of one model trained on every party's training part together."""
+    """Test accuracy (by the task's evaluation) of one model trained on every party's training
+    part together."""
     pooled = Dataset(
         np.concatenate([p.train.x for p in parties]), np.concatenate([p.train.y for p in parties])
     )
-    return task.score(task.evaluate(task.train(task.initial_model(), pooled, seed, epochs), test))
+    return task.evaluate(task.train(task.initial_model(), pooled, seed, epochs), test).accuracy

@@ -56,6 +56,7 @@ class Aggregation(enum.StrEnum):
 
 METRICS = tuple(metric.value for metric in Metric)
 AGGREGATIONS = tuple(aggregation.value for aggregation in Aggregation)
+AGGREGATION_NAMES: set[str] = set(AGGREGATIONS)  # ml.aggregate.register_aggregation adds more
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class TaskConfig:
     metric: Metric = Metric.ACCURACY
     margin: float = 0.0
     confidence: float = 1.0  # z of the vote rule's one-sided bound (see ml.vote)
-    aggregation: Aggregation = Aggregation.CLIPPED_MEAN
+    aggregation: str = Aggregation.CLIPPED_MEAN.value  # a registered rule, or MODULE:CLASS
     screen_margin: float = 0.10
     server_momentum: float = 0.7  # aggregate mode: FedAvgM on the last global step
     features: int = DIGITS_FEATURES  # tabular-mlp only: the operator's feature count
@@ -97,9 +98,12 @@ class TaskConfig:
             )
         if self.metric not in METRICS:
             raise TaskError(f"task.metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
-        if self.aggregation not in AGGREGATIONS:
-            choices = ", ".join(AGGREGATIONS)
-            raise TaskError(f"task.aggregation must be one of {choices}, got {self.aggregation!r}")
+        if self.aggregation not in AGGREGATION_NAMES and not is_plugin_name(self.aggregation):
+            choices = ", ".join(sorted(AGGREGATION_NAMES))
+            raise TaskError(
+                f"task.aggregation must be one of {choices} or MODULE:CLASS, "
+                f"got {self.aggregation!r}"
+            )
         positive = {
             "hidden": self.hidden,
             "learning_rate": self.learning_rate,

@@ -74,6 +74,13 @@ def load_digits_pool(seed: int) -> tuple[Dataset, Dataset]:
     return Dataset(x[pool], y[pool]), Dataset(x[test], y[test])
 
 
+def split_test(data: Dataset, seed: int) -> tuple[Dataset, Dataset]:
+    """A seeded split into (pool, held-out test) with ``TEST_FRACTION`` of the samples held out."""
+    order = np.random.default_rng(seed).permutation(len(data))
+    n_test = round(len(data) * TEST_FRACTION)
+    return data.subset(order[n_test:]), data.subset(order[:n_test])
+
+
 def compute_iid_shards(labels: IntArray, parties: int, seed: int) -> list[npt.NDArray[np.int64]]:
     """Indices split into ``parties`` equal random shards."""
     order = np.random.default_rng(seed).permutation(len(labels))

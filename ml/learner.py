@@ -8,12 +8,16 @@ weights on the vote part, which is never trained on. Neither changes the global 
 
 from __future__ import annotations
 
+import numpy as np
+
 from ml.codec import StateDict, compute_weights_hash
 from ml.data import Dataset, PartyData
 from ml.privacy import PrivacyLedger, train_model_dp
 from ml.tasks import Task
 from ml.training import Evaluation, clone_state, evaluate_state, load_model
 from ml.vote import VoteDecision, VoteRule
+
+MIN_VOTE_SAMPLES = 50  # below this, a party votes on all its data (see Learner.judging_data)
 
 
 class Learner:
@@ -30,6 +34,7 @@ class Learner:
             else None
         )
         self._global = clone_state(task.initial_model().state_dict())
+        self._judging = self.judging_data()
         self._global_evaluation: Evaluation | None = None
         self._proposals = 0
 
@@ -67,9 +72,21 @@ class Learner:
         """Training samples (reported with contributions)."""
         return len(self.data.train)
 
+    def judging_data(self) -> Dataset:
+        """What votes and screening score on: the vote set, or, when it holds fewer than
+        ``MIN_VOTE_SAMPLES`` samples, all of this party's data. A paired test on a handful of
+        samples cannot tell a poisoned model from the current one (one sample worse in six is
+        within its noise); the training part adds power, and its bias (a candidate trained on it
+        looks a little better there) favours honest updates, never poisoned ones."""
+        vote = self.data.vote
+        if len(vote) >= MIN_VOTE_SAMPLES:
+            return vote
+        train = self.data.train
+        return Dataset(np.concatenate([vote.x, train.x]), np.concatenate([vote.y, train.y]))
+
     def evaluate(self, state: StateDict) -> Evaluation:
-        """Per-sample scores of ``state`` on the vote set."""
-        return evaluate_state(self.task, state, self.data.vote)
+        """Per-sample scores of ``state`` on the judging data (``judging_data``)."""
+        return evaluate_state(self.task, state, self._judging)
 
     def evaluate_current(self) -> Evaluation:
         """The global model's scores on the vote set (cached until the next accept)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from ml.config import TaskConfig, parse_task_params
+from ml.config import Metric, TaskConfig, parse_task_params
 from node.files import DataSource
 
 
@@ -20,13 +20,17 @@ def compute_task_config(
     name: str | None, params: list[str], data_files: list[Path], label_column: str, seed: int
 ) -> TaskConfig:
     """The task config for a new chain; TaskError or DataError (one line) when a name, a
-    parameter or a file is bad. Without a name, ``tabular-mlp`` for data files, else
-    ``digits-mlp``."""
+    parameter or a file is bad. Without a name, ``tabular-mlp`` voting by loss for data files,
+    else ``digits-mlp``."""
     from ml.data import compute_feature_statistics, compute_shape
     from ml.tasks import get_task
 
     default = "tabular-mlp" if data_files else "digits-mlp"
-    config = parse_task_params(params, TaskConfig(name=name or default, seed=seed))
+    # Operators' files are often small, and so are their vote sets: per-sample loss gives the
+    # vote far more power there than 0/1 accuracy (bench/README.md); --task-param metric=...
+    # chooses otherwise.
+    metric = Metric.LOSS if data_files else Metric.ACCURACY
+    config = parse_task_params(params, TaskConfig(name=name or default, seed=seed, metric=metric))
     if not data_files:
         get_task(config)  # the task must be found and built, as every node will
         return config

@@ -163,6 +163,7 @@ def test_a_task_loaded_by_module_and_class_trains_with_its_own_model_and_evaluat
         tmp_path / "net",
         PARTIES,
         *("--task", "user_task:TopTwoTask", "--task-param", "width=20"),
+        *("--task-param", "metric=accuracy"),  # the recorded score is its top-2 accuracy
         *("--data-files", ",".join(str(f) for f in files)),
         *("--training-heights", TRAINING_HEIGHTS, "--plateau-rounds", "0"),
     ) as cluster:

@@ -7,7 +7,12 @@ import pytest
 import torch
 
 from ml.adversaries import ByzantineLearner
-from ml.aggregate import Contribution, aggregate_contributions
+from ml.aggregate import (
+    AggregationRule,
+    Contribution,
+    aggregate_contributions,
+    register_aggregation,
+)
 from ml.codec import compute_weights_hash
 from ml.config import Aggregation, Metric
 from ml.data import load_digits_party
@@ -282,3 +287,32 @@ def test_a_bad_task_in_the_genesis_is_a_clear_error(data: dict[str, object], mes
 def test_a_task_config_round_trips_through_json_form() -> None:
     config = TaskConfig(name="digits-cnn", seed=7, margin=0.01)
     assert TaskConfig.from_dict(config.to_dict()) == config
+
+
+class FirstOnly(AggregationRule):
+    """A user's rule: take the first contribution's update as it is (after clipping)."""
+
+    name = "first-only"
+
+    def combine(self, deltas: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
+        return deltas[0]
+
+
+def test_a_users_aggregation_rule_is_found_by_name_once_registered(contributions) -> None:  # type: ignore[no-untyped-def]
+    base, honest = contributions
+    with pytest.raises(TaskError, match="unknown aggregation 'first-only'"):
+        aggregate_contributions(base, honest, "first-only")
+    register_aggregation(FirstOnly)
+    by_name, used = aggregate_contributions(base, honest, "first-only")
+    by_instance, _ = aggregate_contributions(base, honest, FirstOnly())
+    assert used == ["0", "1", "2", "3"]
+    assert all(torch.equal(by_name[k], by_instance[k]) for k in base)
+    assert TaskConfig(aggregation="first-only").aggregation == "first-only"
+
+
+def test_an_aggregation_rule_can_be_named_by_module_and_class(contributions) -> None:  # type: ignore[no-untyped-def]
+    base, honest = contributions
+    state, _ = aggregate_contributions(base, honest, "tests.ml.test_learning:FirstOnly")
+    assert set(state) == set(base)
+    with pytest.raises(TaskError, match=r"not an ml\.aggregate\.AggregationRule"):
+        aggregate_contributions(base, honest, "json:loads")
