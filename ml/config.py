@@ -143,8 +143,10 @@ class TaskConfig:
         ):
             raise TaskError("task.feature_scale must be positive and both finite")
         for key, value in self.params.items():
-            if not isinstance(value, str | int | float | bool):
-                raise TaskError(f"task.params.{key}: expected a string, number or boolean")
+            if not isinstance(value, str | int | float | bool) and not (
+                isinstance(value, list) and all(isinstance(v, str | int | float) for v in value)
+            ):
+                raise TaskError(f"task.params.{key}: expected a string, number, boolean or list")
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form for the genesis."""

@@ -1,4 +1,5 @@
-"""Private data: the built-in digits shards for testnets, and an operator's own CSV or NPZ file.
+"""Private data: the built-in digits shards for testnets, and an operator's own file: CSV, NPZ,
+Parquet, or a folder of images with one subfolder per class.
 
 Data never leaves the node. Each node splits its data into a training part and a vote part that
 is never trained on; the built-in task also sets aside a held-out test set that no party trains
@@ -199,18 +200,32 @@ def _read_npz(path: Path) -> tuple[FloatArray, IntArray]:
     return x.astype(np.float32), y.astype(np.int64)
 
 
-def read_data_file(path: str | Path, label_column: str = "label") -> Dataset:
-    """An operator's own CSV (a header with ``label_column``) or NPZ (arrays x and y), with
-    finite features and non-negative labels; its shape is whatever the file holds."""
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def read_data_file(
+    path: str | Path, label_column: str = "label", class_names: list[str] | None = None
+) -> Dataset:
+    """An operator's own data, with finite features and non-negative labels; its shape is
+    whatever the data holds. CSV (a header with ``label_column``), NPZ (arrays x and y), Parquet
+    (numeric columns and ``label_column``), or a directory of images with one subfolder per
+    class (labels by ``class_names`` when given, else by sorted folder name)."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file")
-    if path.suffix.lower() == ".npz":
+    suffix = path.suffix.lower()
+    if path.is_dir():
+        x, y = _read_image_folder(path, class_names)
+    elif suffix == ".npz":
         x, y = _read_npz(path)
-    elif path.suffix.lower() == ".csv":
+    elif suffix == ".csv":
         x, y = _read_csv(path, label_column)
+    elif suffix == ".parquet":
+        x, y = _read_parquet(path, label_column)
     else:
-        raise DataError(f"{path}: expected a .csv or .npz file")
+        raise DataError(
+            f"{path}: expected a .csv, .npz or .parquet file, or a folder of images by class"
+        )
     if len(y) == 0:
         raise DataError(f"{path}: the file has no samples")
     if not np.isfinite(x).all():
@@ -219,6 +234,87 @@ def read_data_file(path: str | Path, label_column: str = "label") -> Dataset:
     if y.min() < 0:
         raise DataError(f"{path}: labels must not be negative, found {y.min()}")
     return Dataset(x, y)
+
+
+def _read_parquet(path: Path, label_column: str) -> tuple[FloatArray, IntArray]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError(
+            f"{path}: reading Parquet needs pyarrow (pip install 'learnchain[data]')"
+        ) from None
+    try:
+        table = pq.read_table(path)
+    except Exception as error:  # pyarrow's ArrowInvalid, OSError and friends
+        raise DataError(f"{path}: cannot read the Parquet file ({error})") from None
+    names = table.column_names
+    if label_column not in names:
+        raise DataError(f"{path}: no label column {label_column!r} (columns: {', '.join(names)})")
+    try:
+        y = np.asarray(table.column(label_column).to_numpy(zero_copy_only=False))
+        columns = [
+            np.asarray(table.column(n).to_numpy(zero_copy_only=False), dtype=np.float32)
+            for n in names
+            if n != label_column
+        ]
+    except (TypeError, ValueError) as error:
+        raise DataError(f"{path}: every column must be numeric ({error})") from None
+    if not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"{path}: labels {label_column!r} must be integers, got {y.dtype}")
+    if not columns:
+        raise DataError(f"{path}: no feature columns besides {label_column!r}")
+    return np.stack(columns, axis=1), y.astype(np.int64)
+
+
+def list_image_classes(path: Path) -> list[str]:
+    """The class subfolders of an image folder, sorted."""
+    return sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _read_image_folder(path: Path, class_names: list[str] | None) -> tuple[FloatArray, IntArray]:
+    """Every image under ``path/CLASS/``, as pixels in [0, 1] (grayscale when every image is,
+    else RGB), flattened; all images must have one size."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise DataError(
+            f"{path}: reading images needs Pillow (pip install 'learnchain[data]')"
+        ) from None
+    folders = list_image_classes(path)
+    if not folders:
+        raise DataError(f"{path}: a folder of images needs one subfolder per class")
+    names = class_names if class_names is not None else folders
+    unknown = [f for f in folders if f not in names]
+    if unknown:
+        raise DataError(f"{path}: class folder {unknown[0]!r} is not one of the chain's classes")
+    files = [
+        (names.index(folder), image)
+        for folder in folders
+        for image in sorted((path / folder).iterdir())
+        if image.suffix.lower() in IMAGE_SUFFIXES
+    ]
+    if not files:
+        raise DataError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in the class folders")
+    images: list[Image.Image] = []
+    for _, image_path in files:
+        try:
+            with Image.open(image_path) as opened:
+                opened.load()
+                images.append(opened.copy())
+        except OSError as error:
+            raise DataError(f"{image_path}: cannot read the image ({error})") from None
+    size = images[0].size
+    for (_, image_path), picture in zip(files, images, strict=True):
+        if picture.size != size:
+            raise DataError(
+                f"{image_path}: {picture.size[0]}x{picture.size[1]} pixels, "
+                f"{files[0][1]} has {size[0]}x{size[1]}"
+            )
+    mode = "L" if all(p.mode in ("1", "L", "LA", "I", "I;16") for p in images) else "RGB"
+    x = np.stack(
+        [np.asarray(p.convert(mode), dtype=np.float32).reshape(-1) / 255.0 for p in images]
+    )
+    return x, np.asarray([label for label, _ in files], dtype=np.int64)
 
 
 def check_shape(path: str | Path, data: Dataset, features: int, classes: int) -> None:

@@ -8,6 +8,8 @@ weights on the vote part, which is never trained on. Neither changes the global 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ml.codec import StateDict, compute_weights_hash
@@ -82,6 +84,7 @@ class Learner:
         if len(vote) >= MIN_VOTE_SAMPLES:
             return vote
         train = self.data.train
+        # the vote set first: ``vote`` scores the recorded number on that part alone
         return Dataset(np.concatenate([vote.x, train.x]), np.concatenate([vote.y, train.y]))
 
     def evaluate(self, state: StateDict) -> Evaluation:
@@ -95,9 +98,14 @@ class Learner:
         return self._global_evaluation
 
     def vote(self, state: StateDict) -> VoteDecision:
-        """The vote rule's verdict on ``state`` against the global model."""
-        return self.rule.decide(self.evaluate(state), self.evaluate_current())
+        """The vote rule's verdict on ``state`` against the global model (on the judging
+        data), with the task's score of ``state`` on the vote set alone: the number the chain
+        records, never inflated by samples the model trained on."""
+        evaluation = self.evaluate(state)
+        decision = self.rule.decide(evaluation, self.evaluate_current())
+        return replace(decision, score=self.task.score(evaluation.head(len(self.data.vote))))
 
     def score(self, state: StateDict) -> float:
-        """The metric of ``state`` on the vote set (higher is better), for screening."""
+        """The task's score of ``state`` on the judging data (higher is better), for
+        screening contributions."""
         return self.task.score(self.evaluate(state))

@@ -94,9 +94,11 @@ class Task(ABC):
         return evaluation.accuracy if self.config.metric == Metric.ACCURACY else -evaluation.loss
 
     def read_data(self, path: Path, label_column: str) -> Dataset:
-        """An operator's data file as it is (by default CSV with a header naming
-        ``label_column``, or NPZ with arrays x and y); its shape is checked by ``load_data``."""
-        return read_data_file(path, label_column)
+        """An operator's data as it is (by default CSV with a header naming ``label_column``,
+        NPZ with arrays x and y, Parquet, or a folder of images by class, labelled by the
+        genesis's ``params.class_names``); its shape is checked by ``load_data``."""
+        names = self.config.params.get("class_names")
+        return read_data_file(path, label_column, names if isinstance(names, list) else None)
 
     def load_data(self, path: Path, label_column: str) -> Dataset:
         """An operator's data file, checked against the task's shape."""

@@ -35,6 +35,10 @@ class Evaluation:
         """Mean cross-entropy."""
         return float(self.losses.mean()) if len(self.losses) else 0.0
 
+    def head(self, count: int) -> Evaluation:
+        """The results of the first ``count`` samples."""
+        return Evaluation(self.correct[:count], self.losses[:count])
+
 
 def clone_state(state: StateDict) -> StateDict:
     """An independent copy of a state dict."""

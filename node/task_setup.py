@@ -22,7 +22,7 @@ def compute_task_config(
     """The task config for a new chain; TaskError or DataError (one line) when a name, a
     parameter or a file is bad. Without a name, ``tabular-mlp`` voting by loss for data files,
     else ``digits-mlp``."""
-    from ml.data import compute_feature_statistics, compute_shape
+    from ml.data import compute_feature_statistics, compute_shape, list_image_classes
     from ml.tasks import get_task
 
     default = "tabular-mlp" if data_files else "digits-mlp"
@@ -34,6 +34,10 @@ def compute_task_config(
     if not data_files:
         get_task(config)  # the task must be found and built, as every node will
         return config
+    folders = [path for path in data_files if path.is_dir()]
+    if folders and "class_names" not in config.params:  # every node labels folders alike
+        names = sorted({name for folder in folders for name in list_image_classes(folder)})
+        config = dataclasses.replace(config, params={**config.params, "class_names": names})
     task = get_task(config)
     named = [(str(path), task.read_data(path, label_column)) for path in data_files]
     features, classes = compute_shape(named)

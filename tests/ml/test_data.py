@@ -121,7 +121,7 @@ def test_an_operator_npz_loads(tmp_path: Path) -> None:
         ("ragged.csv", "a,b,label\n1,2\n", "line 2 has 2 fields"),
         ("range.csv", "a,b,label\n1,2,7\n", r"labels up to 7, the chain's task has 2 classes"),
         ("negative.csv", "a,b,label\n1,2,-1\n", "labels must not be negative"),
-        ("data.txt", "a,b,label\n1,2,0\n", "expected a .csv or .npz file"),
+        ("data.txt", "a,b,label\n1,2,0\n", "expected a .csv, .npz or .parquet file"),
     ],
 )
 def test_bad_operator_files_get_one_clear_error(
@@ -170,3 +170,66 @@ def test_files_that_disagree_on_features_are_named(tmp_path: Path) -> None:
     b = read_data_file(write_csv(tmp_path / "b.csv", "f,label\n1,1\n"))
     with pytest.raises(DataError, match=r"b\.csv: 1 features per sample, a\.csv has 2"):
         compute_shape([("a.csv", a), ("b.csv", b)])
+
+
+def test_a_parquet_file_is_read_with_its_label_column(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"a": [1.0, 2.0, 3.0], "b": [4, 5, 6], "y": [0, 2, 1]}), path)
+    data = read_data_file(path, label_column="y")
+    assert data.x.tolist() == [[1.0, 4.0], [2.0, 5.0], [3.0, 6.0]]
+    assert data.y.tolist() == [0, 2, 1]
+
+
+@pytest.mark.parametrize(
+    ("columns", "message"),
+    [
+        ({"a": [1.0]}, "no label column 'label'"),
+        ({"a": [1.0], "label": [0.5]}, "labels 'label' must be integers"),
+        ({"a": ["x"], "label": [0]}, "every column must be numeric"),
+    ],
+)
+def test_a_bad_parquet_file_is_one_clear_error(
+    tmp_path: Path, columns: dict[str, list[object]], message: str
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table(columns), path)
+    with pytest.raises(DataError, match=message):
+        read_data_file(path)
+
+
+def write_images(root: Path, classes: dict[str, int], size: tuple[int, int] = (4, 3)) -> Path:
+    from PIL import Image
+
+    for name, count in classes.items():
+        (root / name).mkdir(parents=True)
+        for i in range(count):
+            Image.new("L", size, color=40 * i).save(root / name / f"{i}.png")
+    return root
+
+
+def test_a_folder_of_images_by_class_is_read_as_pixels_in_0_1(tmp_path: Path) -> None:
+    data = read_data_file(write_images(tmp_path / "imgs", {"cat": 2, "dog": 3}))
+    assert data.x.shape == (5, 12)  # 4x3 grayscale pixels
+    assert data.y.tolist() == [0, 0, 1, 1, 1]
+    assert data.x.min() >= 0.0 and data.x.max() <= 1.0
+
+
+def test_image_labels_follow_the_chains_class_names(tmp_path: Path) -> None:
+    folder = write_images(tmp_path / "imgs", {"dog": 1})  # this party has no cats
+    assert read_data_file(folder, class_names=["cat", "dog"]).y.tolist() == [1]
+    with pytest.raises(DataError, match="'dog' is not one of the chain's classes"):
+        read_data_file(folder, class_names=["cat", "bird"])
+
+
+def test_images_of_another_size_are_named(tmp_path: Path) -> None:
+    folder = write_images(tmp_path / "imgs", {"cat": 1})
+    write_images(tmp_path / "imgs2", {"dog": 1}, size=(5, 5))
+    (tmp_path / "imgs2" / "dog").rename(folder / "dog")
+    with pytest.raises(DataError, match=r"0\.png: 5x5 pixels, .* has 4x3"):
+        read_data_file(folder)

@@ -112,3 +112,33 @@ def test_a_data_file_of_another_shape_at_start_is_a_one_line_error(tmp_path: Pat
     write_csv(data, 30, [0, 1, 2, 1])  # the operator swapped the file
     done = run("start", "--home", str(home))
     assert_one_line_error(done, "mine.csv: 30 features per sample, the chain's task expects 5")
+
+
+def test_testnet_from_folders_of_images_names_the_classes_of_all_of_them(tmp_path: Path) -> None:
+    from tests.ml.test_data import write_images
+
+    first = write_images(tmp_path / "org0", {"ant": 2, "bee": 2})
+    second = write_images(tmp_path / "org1", {"bee": 2, "cat": 2})
+    done = run(
+        "testnet",
+        *("--validators", "2", "--output", str(tmp_path / "net")),
+        *("--data-files", f"{first},{second}"),
+    )
+    assert done.exit_code == 0, done.output
+    task = json.loads((tmp_path / "net" / "node0" / "genesis.json").read_text())["task"]
+    assert (task["features"], task["classes"]) == (12, 3)
+    assert task["params"]["class_names"] == ["ant", "bee", "cat"]
+
+
+def test_a_node_whose_task_builds_another_initial_model_refuses_to_start(tmp_path: Path) -> None:
+    data = write_csv(tmp_path / "mine.csv", 5, [0, 1, 2, 1])
+    home = tmp_path / "h"
+    assert (
+        run("init", "--home", str(home), "--moniker", "m", "--data-file", str(data)).exit_code == 0
+    )
+    genesis_file = home / "genesis.json"
+    genesis = json.loads(genesis_file.read_text())
+    genesis["task"]["hidden"] = 7  # another model than the one whose hash the genesis holds
+    genesis_file.write_text(json.dumps(genesis))
+    done = run("start", "--home", str(home))
+    assert_one_line_error(done, "does not match")
