@@ -23,6 +23,7 @@ import json
 import statistics
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 
@@ -40,19 +41,16 @@ from ml.codec import decode_weights, encode_weights
 from ml.data import (
     Dataset,
     compute_dirichlet_shards,
-    compute_feature_statistics,
     compute_iid_shards,
-    compute_shape,
     load_digits_pool,
     parse_partition,
-    read_data_file,
     split_test,
     split_train_vote,
 )
 from ml.errors import MLError, PrivacyBudgetExceeded, WeightsError
 from ml.learner import Learner
 from ml.privacy import compute_dp_steps
-from ml.tasks import TaskConfig, get_task
+from ml.tasks import TaskConfig, fit_task_to_data, get_task
 from ml.training import evaluate_state
 
 
@@ -138,12 +136,9 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
     config = replace(args.task_config, seed=seed)
     task = get_task(config)
     if args.data_file:
-        pool, test = split_test(read_data_file(args.data_file, args.label_column), seed)
-        features, classes = compute_shape([(args.data_file, pool), (args.data_file, test)])
-        mean, scale = compute_feature_statistics([pool])
-        config = replace(
-            config, features=features, classes=classes, feature_mean=mean, feature_scale=scale
-        )
+        data = task.read_data(Path(args.data_file), args.label_column)
+        pool, test = split_test(data, seed)
+        config = fit_task_to_data(config, [(args.data_file, pool)])
         task = get_task(config)
     else:
         pool, test = load_digits_pool(seed)

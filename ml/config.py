@@ -16,7 +16,7 @@ from ml.errors import TaskError
 
 DIGITS_FEATURES = 64
 DIGITS_CLASSES = 10
-BUILTIN_TASKS = ("digits-cnn", "digits-mlp", "tabular-mlp")
+BUILTIN_TASKS = ("digits-cnn", "digits-mlp", "tabular-mlp", "tabular-regression")
 TASK_NAMES: set[str] = set(BUILTIN_TASKS)  # ml.tasks.register_task adds the tasks it registers
 TASK_ENTRY_POINTS = "learnchain.tasks"  # the entry-point group installed packages add tasks to
 
@@ -132,8 +132,8 @@ class TaskConfig:
                 raise TaskError(f"task.{name} must not be negative, got {value}")
         if self.server_momentum >= 1:
             raise TaskError(f"task.server_momentum must be below 1, got {self.server_momentum}")
-        if self.classes < 2:
-            raise TaskError("task.classes must be at least 2")
+        if self.classes < 1:
+            raise TaskError("task.classes must be at least 1 (1: a value to predict)")
         if len(self.feature_mean) != len(self.feature_scale) or (
             self.feature_mean and len(self.feature_mean) != self.features
         ):

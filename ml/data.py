@@ -13,6 +13,7 @@ import importlib.util
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +25,7 @@ __all__ = ["DIGITS_CLASSES", "DIGITS_FEATURES"]
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
+Targets = npt.NDArray[Any]  # int64 class labels, or float32 values (regression)
 
 SCALE_WARNING = 100.0  # a feature this far from 0 (after standardising) is warned about
 TEST_FRACTION = 0.2
@@ -32,10 +34,11 @@ VOTE_FRACTION = 0.2
 
 @dataclass(frozen=True)
 class Dataset:
-    """Features (float32, one row per sample) and integer labels."""
+    """Features (float32, one row per sample) and targets: integer class labels, or float32
+    values for a regression task."""
 
     x: FloatArray
-    y: IntArray
+    y: Targets
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -153,7 +156,7 @@ def load_digits_party(
     return split_train_vote(pool.subset(shards[party]), seed * 1000 + party), test
 
 
-def _read_csv(path: Path, label_column: str) -> tuple[FloatArray, IntArray]:
+def _read_csv(path: Path, label_column: str) -> tuple[FloatArray, Targets]:
     try:
         with path.open(newline="") as handle:
             rows = list(csv.reader(handle))
@@ -174,14 +177,14 @@ def _read_csv(path: Path, label_column: str) -> tuple[FloatArray, IntArray]:
                 f"{path}: line {line} has {len(row)} fields, the header has {len(header)}"
             )
         try:
-            labels.append(int(row[label_at]))
+            labels.append(float(row[label_at]))
             features.append([float(v) for i, v in enumerate(row) if i != label_at])
         except ValueError as error:
             raise DataError(f"{path}: line {line}: {error}") from error
-    return np.asarray(features, dtype=np.float32), np.asarray(labels, dtype=np.int64)
+    return np.asarray(features, dtype=np.float32), np.asarray(labels, dtype=np.float64)
 
 
-def _read_npz(path: Path) -> tuple[FloatArray, IntArray]:
+def _read_npz(path: Path) -> tuple[FloatArray, Targets]:
     try:
         with np.load(path, allow_pickle=False) as archive:
             if "x" not in archive or "y" not in archive:
@@ -195,21 +198,25 @@ def _read_npz(path: Path) -> tuple[FloatArray, IntArray]:
         raise DataError(f"{path}: cannot read the NPZ file ({error})") from error
     if x.ndim != 2 or y.ndim != 1 or x.shape[0] != y.shape[0]:
         raise DataError(f"{path}: 'x' must be samples × features and 'y' one label per sample")
-    if not np.issubdtype(y.dtype, np.integer):
-        raise DataError(f"{path}: labels 'y' must be integers, got {y.dtype}")
-    return x.astype(np.float32), y.astype(np.int64)
+    if not np.issubdtype(y.dtype, np.number):
+        raise DataError(f"{path}: labels 'y' must be numbers, got {y.dtype}")
+    return x.astype(np.float32), y
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 def read_data_file(
-    path: str | Path, label_column: str = "label", class_names: list[str] | None = None
+    path: str | Path,
+    label_column: str = "label",
+    class_names: list[str] | None = None,
+    values: bool = False,
 ) -> Dataset:
-    """An operator's own data, with finite features and non-negative labels; its shape is
-    whatever the data holds. CSV (a header with ``label_column``), NPZ (arrays x and y), Parquet
-    (numeric columns and ``label_column``), or a directory of images with one subfolder per
-    class (labels by ``class_names`` when given, else by sorted folder name)."""
+    """An operator's own data, with finite features and non-negative integer labels (or, with
+    ``values``, finite numbers to predict); its shape is whatever the data holds. CSV (a header
+    with ``label_column``), NPZ (arrays x and y), Parquet (numeric columns and
+    ``label_column``), or a directory of images with one subfolder per class (labels by
+    ``class_names`` when given, else by sorted folder name)."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file")
@@ -231,12 +238,23 @@ def read_data_file(
     if not np.isfinite(x).all():
         bad = int(np.argwhere(~np.isfinite(x))[0][0])
         raise DataError(f"{path}: non-finite feature value in sample {bad}")
+    if not np.isfinite(y).all():
+        raise DataError(
+            f"{path}: non-finite label in sample {int(np.argwhere(~np.isfinite(y))[0][0])}"
+        )
+    if values:
+        return Dataset(x, y.astype(np.float32))
+    if (y != np.round(y)).any():
+        bad = int(np.argwhere(y != np.round(y))[0][0])
+        raise DataError(
+            f"{path}: labels must be integers (classes), found {y[bad]} in sample {bad}"
+        )
     if y.min() < 0:
-        raise DataError(f"{path}: labels must not be negative, found {y.min()}")
-    return Dataset(x, y)
+        raise DataError(f"{path}: labels must not be negative, found {y.min():g}")
+    return Dataset(x, y.astype(np.int64))
 
 
-def _read_parquet(path: Path, label_column: str) -> tuple[FloatArray, IntArray]:
+def _read_parquet(path: Path, label_column: str) -> tuple[FloatArray, Targets]:
     try:
         import pyarrow.parquet as pq
     except ImportError:
@@ -259,11 +277,11 @@ def _read_parquet(path: Path, label_column: str) -> tuple[FloatArray, IntArray]:
         ]
     except (TypeError, ValueError) as error:
         raise DataError(f"{path}: every column must be numeric ({error})") from None
-    if not np.issubdtype(y.dtype, np.integer):
-        raise DataError(f"{path}: labels {label_column!r} must be integers, got {y.dtype}")
+    if not np.issubdtype(y.dtype, np.number):
+        raise DataError(f"{path}: labels {label_column!r} must be numbers, got {y.dtype}")
     if not columns:
         raise DataError(f"{path}: no feature columns besides {label_column!r}")
-    return np.stack(columns, axis=1), y.astype(np.int64)
+    return np.stack(columns, axis=1), y
 
 
 def list_image_classes(path: Path) -> list[str]:
@@ -331,7 +349,8 @@ def check_shape(path: str | Path, data: Dataset, features: int, classes: int) ->
 
 def compute_shape(named: list[tuple[str, Dataset]]) -> tuple[int, int]:
     """(features, classes) that fit every file: they must agree on features; the classes are
-    the largest label plus one (at least 2). DataError naming the file that disagrees."""
+    the largest label plus one (at least 2), or 1 for values to predict. DataError naming the
+    file that disagrees."""
     first_path, first = named[0]
     features = first.x.shape[1]
     for path, data in named[1:]:
@@ -339,6 +358,8 @@ def compute_shape(named: list[tuple[str, Dataset]]) -> tuple[int, int]:
             raise DataError(
                 f"{path}: {data.x.shape[1]} features per sample, {first_path} has {features}"
             )
+    if not np.issubdtype(first.y.dtype, np.integer):
+        return features, 1
     return features, max(2, max(int(data.y.max()) for _, data in named) + 1)
 
 
@@ -359,6 +380,13 @@ def compute_feature_statistics(datasets: list[Dataset]) -> tuple[list[float], li
     scale = x.std(axis=0)
     scale[scale < 1e-6 * np.maximum(1.0, np.abs(mean))] = 1.0
     return [float(v) for v in mean], [float(v) for v in scale]
+
+
+def compute_target_statistics(datasets: list[Dataset]) -> tuple[float, float]:
+    """Mean and standard deviation (1 when constant) of the values to predict, pooled."""
+    y = np.concatenate([d.y for d in datasets]).astype(np.float64)
+    scale = float(y.std())
+    return float(y.mean()), scale if scale > 1e-12 else 1.0
 
 
 def describe_scaling(data: Dataset, mean: list[float], scale: list[float]) -> str | None:

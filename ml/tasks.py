@@ -14,12 +14,14 @@ point in the ``learnchain.tasks`` group of an installed package, or ``module:att
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.metadata
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -32,7 +34,16 @@ from ml.config import (
     TaskConfig,
     is_plugin_name,
 )
-from ml.data import DIGITS_CLASSES, DIGITS_FEATURES, Dataset, check_shape, read_data_file
+from ml.data import (
+    DIGITS_CLASSES,
+    DIGITS_FEATURES,
+    Dataset,
+    check_shape,
+    compute_feature_statistics,
+    compute_shape,
+    compute_target_statistics,
+    read_data_file,
+)
 from ml.errors import TaskError
 from ml.training import Evaluation, evaluate_model, train_model
 
@@ -46,6 +57,8 @@ class Task(ABC):
     # True: a chain made from data files puts the files' feature statistics in the genesis
     # (task.feature_mean, task.feature_scale) for the model to standardise its inputs with
     standardizes: ClassVar[bool] = False
+    # True: the data's labels are numbers to predict (regression), not classes
+    predicts_values: ClassVar[bool] = False
 
     def __init__(self, config: TaskConfig) -> None:
         config.validate()
@@ -98,7 +111,8 @@ class Task(ABC):
         NPZ with arrays x and y, Parquet, or a folder of images by class, labelled by the
         genesis's ``params.class_names``); its shape is checked by ``load_data``."""
         names = self.config.params.get("class_names")
-        return read_data_file(path, label_column, names if isinstance(names, list) else None)
+        listed = names if isinstance(names, list) else None
+        return read_data_file(path, label_column, listed, values=self.predicts_values)
 
     def load_data(self, path: Path, label_column: str) -> Dataset:
         """An operator's data file, checked against the task's shape."""
@@ -143,6 +157,24 @@ def find_task_class(name: str) -> type[Task]:
         raise TaskError(f"task {name!r} is not a subclass of ml.tasks.Task")
     TASKS[name] = loaded
     return loaded
+
+
+def fit_task_to_data(config: TaskConfig, named: list[tuple[str, Dataset]]) -> TaskConfig:
+    """``config`` with the shape of the (path, data) pairs (they must agree on the features) and,
+    for a task that standardises or predicts values, the data's pooled statistics: what a
+    chain made from these files puts in its genesis."""
+    task_class = find_task_class(config.name)
+    features, classes = compute_shape(named)
+    fitted = dataclasses.replace(config, features=features, classes=classes)
+    datasets = [data for _, data in named]
+    if task_class.standardizes and not config.feature_mean:
+        mean, scale = compute_feature_statistics(datasets)
+        fitted = dataclasses.replace(fitted, feature_mean=mean, feature_scale=scale)
+    if task_class.predicts_values and "target_scale" not in config.params:
+        target_mean, target_scale = compute_target_statistics(datasets)
+        targets = {"target_mean": target_mean, "target_scale": target_scale}
+        fitted = dataclasses.replace(fitted, params={**fitted.params, **targets})
+    return fitted
 
 
 def get_task(config: TaskConfig) -> Task:
@@ -222,4 +254,65 @@ class TabularMLP(Task):
             return model
         return nn.Sequential(
             Standardize(self.config.feature_mean, self.config.feature_scale), *model.children()
+        )
+
+
+class Rescale(nn.Module):
+    """y * scale + mean with fixed buffers: a model that learns standardised targets outputs
+    them in the data's own units."""
+
+    mean: torch.Tensor
+    scale: torch.Tensor
+
+    def __init__(self, mean: float, scale: float) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor([mean], dtype=torch.float32))
+        self.register_buffer("scale", torch.tensor([scale], dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x * self.scale + self.mean).squeeze(-1)
+
+
+@register_task
+class TabularRegression(Task):
+    """A perceptron that predicts a number from an operator's tabular file. Votes and scores by
+    squared error (``metric = loss``: the score is minus the mean squared error); ``accuracy``
+    counts predictions within half a standard deviation of the target."""
+
+    name = "tabular-regression"
+    standardizes = True
+    predicts_values = True
+
+    @property
+    def target_scale(self) -> float:
+        """The targets' standard deviation in the creator's files (params.target_scale)."""
+        return float(self.config.params.get("target_scale", 1.0))
+
+    def build_model(self) -> nn.Module:
+        layers: list[nn.Module] = []
+        if self.config.feature_mean:
+            layers.append(Standardize(self.config.feature_mean, self.config.feature_scale))
+        layers += list(_mlp(self.features, self.config.hidden, 1).children())
+        mean = float(self.config.params.get("target_mean", 0.0))
+        layers.append(Rescale(mean, self.target_scale))
+        return nn.Sequential(*layers)
+
+    def train(
+        self, model: nn.Module, data: Dataset, seed: int, epochs: int | None = None
+    ) -> nn.Module:
+        scale = self.target_scale
+
+        def loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            return (((predicted - target) / scale) ** 2).mean()
+
+        return train_model(self, model, data, seed, epochs, loss)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, data: Dataset) -> Evaluation:
+        model.eval()
+        x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
+        error = model(self.prepare(x)) - y
+        return Evaluation(
+            (error.abs() <= self.target_scale / 2).numpy(),
+            (error**2).numpy().astype(np.float32),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -92,11 +93,19 @@ class MomentumSGD:
             parameter.add_(grad, alpha=-self.lr)
 
 
+LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
 def train_model(
-    task: Task, model: nn.Module, data: Dataset, seed: int, epochs: int | None = None
+    task: Task,
+    model: nn.Module,
+    data: Dataset,
+    seed: int,
+    epochs: int | None = None,
+    loss: LossFunction = F.cross_entropy,
 ) -> nn.Module:
-    """Mini-batch SGD with momentum on cross-entropy for the task's local epochs; seeded
-    shuffling (``Task.train`` unless a task trains its own way)."""
+    """Mini-batch SGD with momentum on ``loss`` (cross-entropy by default) for the task's local
+    epochs; seeded shuffling (``Task.train`` unless a task trains its own way)."""
     config = task.config
     x, y = to_tensors(data)
     x = task.prepare(x)
@@ -110,7 +119,7 @@ def train_model(
         for start in range(0, len(y), config.batch_size):
             batch = order[start : start + config.batch_size]
             optimizer.zero_grad()
-            F.cross_entropy(model(x[batch]), y[batch]).backward()  # type: ignore[no-untyped-call]
+            loss(model(x[batch]), y[batch]).backward()  # type: ignore[no-untyped-call]
             optimizer.step()
     return model.eval()
 

@@ -22,8 +22,8 @@ def compute_task_config(
     """The task config for a new chain; TaskError or DataError (one line) when a name, a
     parameter or a file is bad. Without a name, ``tabular-mlp`` voting by loss for data files,
     else ``digits-mlp``."""
-    from ml.data import compute_feature_statistics, compute_shape, list_image_classes
-    from ml.tasks import get_task
+    from ml.data import list_image_classes
+    from ml.tasks import fit_task_to_data, get_task
 
     default = "tabular-mlp" if data_files else "digits-mlp"
     # Operators' files are often small, and so are their vote sets: per-sample loss gives the
@@ -40,11 +40,7 @@ def compute_task_config(
         config = dataclasses.replace(config, params={**config.params, "class_names": names})
     task = get_task(config)
     named = [(str(path), task.read_data(path, label_column)) for path in data_files]
-    features, classes = compute_shape(named)
-    shaped = dataclasses.replace(config, features=features, classes=classes)
-    if task.standardizes and not config.feature_mean:
-        mean, scale = compute_feature_statistics([data for _, data in named])
-        shaped = dataclasses.replace(shaped, feature_mean=mean, feature_scale=scale)
+    shaped = fit_task_to_data(config, named)
     get_task(shaped).initial_model()  # a task that cannot take this shape says so now
     return shaped
 

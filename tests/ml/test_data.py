@@ -187,7 +187,7 @@ def test_a_parquet_file_is_read_with_its_label_column(tmp_path: Path) -> None:
     ("columns", "message"),
     [
         ({"a": [1.0]}, "no label column 'label'"),
-        ({"a": [1.0], "label": [0.5]}, "labels 'label' must be integers"),
+        ({"a": [1.0], "label": [0.5]}, r"labels must be integers \(classes\), found 0\.5"),
         ({"a": ["x"], "label": [0]}, "every column must be numeric"),
     ],
 )
@@ -233,3 +233,12 @@ def test_images_of_another_size_are_named(tmp_path: Path) -> None:
     (tmp_path / "imgs2" / "dog").rename(folder / "dog")
     with pytest.raises(DataError, match=r"0\.png: 5x5 pixels, .* has 4x3"):
         read_data_file(folder)
+
+
+def test_values_to_predict_are_read_as_numbers(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "r.csv", "a,b,label\n1,2,0.5\n3,4,-7.25\n")
+    data = read_data_file(path, values=True)
+    assert data.y.dtype == np.float32 and data.y.tolist() == [0.5, -7.25]
+    assert compute_shape([("r.csv", data)]) == (2, 1)
+    with pytest.raises(DataError, match="labels must be integers"):
+        read_data_file(path)

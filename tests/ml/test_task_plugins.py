@@ -53,3 +53,29 @@ def test_a_task_is_found_by_an_installed_entry_point(monkeypatch: pytest.MonkeyP
 def test_a_task_that_cannot_be_found_is_one_clear_error(name: str, message: str) -> None:
     with pytest.raises(TaskError, match=message):
         find_task_class(name)
+
+
+def test_the_regression_task_learns_a_linear_target_in_its_own_units() -> None:
+    import numpy as np
+
+    from ml.data import Dataset
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 3)).astype(np.float32) * np.array([1.0, 10.0, 100.0], np.float32)
+    y = (300 + 5 * x[:, 0] + 0.5 * x[:, 1] - 0.05 * x[:, 2]).astype(np.float32)
+    config = TaskConfig(
+        name="tabular-regression",
+        features=3,
+        classes=1,
+        local_epochs=30,
+        learning_rate=0.01,
+        feature_mean=[float(v) for v in x.mean(axis=0)],
+        feature_scale=[float(v) for v in x.std(axis=0)],
+        params={"target_mean": float(y.mean()), "target_scale": float(y.std())},
+    )
+    task = get_task(config)
+    data = Dataset(x, y)
+    before = task.evaluate(task.initial_model(), data).loss
+    after = task.evaluate(task.train(task.initial_model(), data, seed=0), data).loss
+    assert after < 0.05 * before
+    assert after < 0.1 * float(y.var())  # explains over 90 % of the variance

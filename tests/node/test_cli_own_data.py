@@ -142,3 +142,18 @@ def test_a_node_whose_task_builds_another_initial_model_refuses_to_start(tmp_pat
     genesis_file.write_text(json.dumps(genesis))
     done = run("start", "--home", str(home))
     assert_one_line_error(done, "does not match")
+
+
+def test_a_regression_chain_takes_its_targets_statistics_from_the_files(tmp_path: Path) -> None:
+    rows = "".join(f"{i},{2 * i},{10.5 * i}\n" for i in range(8))
+    data = tmp_path / "values.csv"
+    data.write_text("a,b,label\n" + rows)
+    done = run(
+        "init",
+        *("--home", str(tmp_path / "h"), "--moniker", "m", "--data-file", str(data)),
+        *("--task", "tabular-regression"),
+    )
+    assert done.exit_code == 0, done.output
+    task = json.loads((tmp_path / "h" / "genesis.json").read_text())["task"]
+    assert (task["features"], task["classes"], task["metric"]) == (2, 1, "loss")
+    assert task["params"]["target_mean"] == pytest.approx(36.75)
