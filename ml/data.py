@@ -284,6 +284,22 @@ def _read_parquet(path: Path, label_column: str) -> tuple[FloatArray, Targets]:
     return np.stack(columns, axis=1), y
 
 
+def compute_image_shape(path: Path, features: int) -> list[int]:
+    """[channels, height, width] of a folder of images whose pixels make ``features`` values
+    (so that a task can shape its input, e.g. ``x.reshape(-1, *shape)`` for a CNN)."""
+    from PIL import Image
+
+    first = next(
+        image
+        for folder in list_image_classes(path)
+        for image in sorted((path / folder).iterdir())
+        if image.suffix.lower() in IMAGE_SUFFIXES
+    )
+    with Image.open(first) as image:
+        width, height = image.size
+    return [features // (width * height), height, width]
+
+
 def list_image_classes(path: Path) -> list[str]:
     """The class subfolders of an image folder, sorted."""
     return sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))

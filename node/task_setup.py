@@ -22,7 +22,7 @@ def compute_task_config(
     """The task config for a new chain; TaskError or DataError (one line) when a name, a
     parameter or a file is bad. Without a name, ``tabular-mlp`` voting by loss for data files,
     else ``digits-mlp``."""
-    from ml.data import list_image_classes
+    from ml.data import compute_image_shape, list_image_classes
     from ml.tasks import fit_task_to_data, get_task
 
     default = "tabular-mlp" if data_files else "digits-mlp"
@@ -41,6 +41,9 @@ def compute_task_config(
     task = get_task(config)
     named = [(str(path), task.read_data(path, label_column)) for path in data_files]
     shaped = fit_task_to_data(config, named)
+    if folders and "image_shape" not in shaped.params:
+        shape = compute_image_shape(folders[0], shaped.features)
+        shaped = dataclasses.replace(shaped, params={**shaped.params, "image_shape": shape})
     get_task(shaped).initial_model()  # a task that cannot take this shape says so now
     return shaped
 

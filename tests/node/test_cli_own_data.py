@@ -128,6 +128,7 @@ def test_testnet_from_folders_of_images_names_the_classes_of_all_of_them(tmp_pat
     task = json.loads((tmp_path / "net" / "node0" / "genesis.json").read_text())["task"]
     assert (task["features"], task["classes"]) == (12, 3)
     assert task["params"]["class_names"] == ["ant", "bee", "cat"]
+    assert task["params"]["image_shape"] == [1, 3, 4]  # grayscale, 3 rows of 4 pixels
 
 
 def test_a_node_whose_task_builds_another_initial_model_refuses_to_start(tmp_path: Path) -> None:
