@@ -121,7 +121,8 @@ class Task(ABC):
         return data
 
 
-TASKS: dict[str, type[Task]] = {}
+TASKS: dict[str, type[Task]] = {}  # registered (built-in and register_task)
+_LOADED: dict[str, type[Task]] = {}  # found by entry point or module:attr, once
 
 
 def register_task(cls: type[Task]) -> type[Task]:
@@ -136,7 +137,7 @@ def register_task(cls: type[Task]) -> type[Task]:
 def find_task_class(name: str) -> type[Task]:
     """The task class ``name`` names: registered, an entry point in ``learnchain.tasks``, or
     ``module:attr``; TaskError saying why not."""
-    found = TASKS.get(name)
+    found = TASKS.get(name) or _LOADED.get(name)
     if found is not None:
         return found
     if is_plugin_name(name):
@@ -155,7 +156,7 @@ def find_task_class(name: str) -> type[Task]:
         loaded = next(iter(points)).load()
     if not (isinstance(loaded, type) and issubclass(loaded, Task)):
         raise TaskError(f"task {name!r} is not a subclass of ml.tasks.Task")
-    TASKS[name] = loaded
+    _LOADED[name] = loaded
     return loaded
 
 
