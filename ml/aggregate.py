@@ -21,7 +21,6 @@ ids first.
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ import torch
 from ml.codec import StateDict
 from ml.config import AGGREGATION_NAMES, Aggregation, is_plugin_name
 from ml.errors import TaskError
+from ml.plugins import import_class, register_class
 
 
 @dataclass(frozen=True)
@@ -62,24 +62,14 @@ AGGREGATION_RULES: dict[str, type[AggregationRule]] = {}
 
 def register_aggregation(cls: type[AggregationRule]) -> type[AggregationRule]:
     """Class decorator: make an aggregation rule available by its ``name``."""
-    if not cls.name:
-        raise TaskError(f"{cls.__qualname__} has no name")
-    AGGREGATION_RULES[cls.name] = cls
-    AGGREGATION_NAMES.add(cls.name)
-    return cls
+    return register_class(AGGREGATION_RULES, AGGREGATION_NAMES, cls)
 
 
 def get_aggregation_rule(name: str) -> AggregationRule:
     """The rule ``name`` names: registered, or ``module:attr``; TaskError saying why not."""
     found = AGGREGATION_RULES.get(name)
     if found is None and is_plugin_name(name):
-        module_name, _, attr = name.partition(":")
-        try:
-            found = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as error:
-            raise TaskError(f"aggregation {name!r}: cannot load it ({error})") from None
-        if not (isinstance(found, type) and issubclass(found, AggregationRule)):
-            raise TaskError(f"aggregation {name!r} is not an ml.aggregate.AggregationRule")
+        found = import_class(name, AggregationRule, "aggregation")
     if found is None:
         known = ", ".join(sorted(AGGREGATION_RULES))
         raise TaskError(f"unknown aggregation {name!r}; known: {known}, or MODULE:CLASS")

@@ -45,6 +45,7 @@ from ml.data import (
     read_data_file,
 )
 from ml.errors import TaskError
+from ml.plugins import import_class, register_class
 from ml.training import Evaluation, evaluate_model, train_model
 
 __all__ = ["AGGREGATIONS", "METRICS", "TASKS", "Task", "TaskConfig", "get_task", "register_task"]
@@ -127,11 +128,7 @@ _LOADED: dict[str, type[Task]] = {}  # found by entry point or module:attr, once
 
 def register_task(cls: type[Task]) -> type[Task]:
     """Class decorator: make a task available by its ``name``."""
-    if not cls.name:
-        raise TaskError(f"{cls.__qualname__} has no name")
-    TASKS[cls.name] = cls
-    TASK_NAMES.add(cls.name)
-    return cls
+    return register_class(TASKS, TASK_NAMES, cls)
 
 
 def find_task_class(name: str) -> type[Task]:
@@ -141,21 +138,15 @@ def find_task_class(name: str) -> type[Task]:
     if found is not None:
         return found
     if is_plugin_name(name):
-        module_name, _, attr = name.partition(":")
-        try:
-            loaded = getattr(importlib.import_module(module_name), attr)
-        except ImportError as error:
-            raise TaskError(f"task {name!r}: cannot import {module_name} ({error})") from None
-        except AttributeError:
-            raise TaskError(f"task {name!r}: {module_name} has no {attr}") from None
+        loaded = import_class(name, Task, "task")
     else:
         points = importlib.metadata.entry_points(group=TASK_ENTRY_POINTS, name=name)
         if not points:
             known = ", ".join(sorted(TASK_NAMES))
             raise TaskError(f"unknown task {name!r}; known: {known}, or MODULE:CLASS")
         loaded = next(iter(points)).load()
-    if not (isinstance(loaded, type) and issubclass(loaded, Task)):
-        raise TaskError(f"task {name!r} is not a subclass of ml.tasks.Task")
+        if not (isinstance(loaded, type) and issubclass(loaded, Task)):
+            raise TaskError(f"task {name!r} is not a subclass of ml.tasks.Task")
     _LOADED[name] = loaded
     return loaded
 

@@ -314,5 +314,5 @@ def test_an_aggregation_rule_can_be_named_by_module_and_class(contributions) -> 
     base, honest = contributions
     state, _ = aggregate_contributions(base, honest, "tests.ml.test_learning:FirstOnly")
     assert set(state) == set(base)
-    with pytest.raises(TaskError, match=r"not an ml\.aggregate\.AggregationRule"):
+    with pytest.raises(TaskError, match=r"not a subclass of ml\.aggregate\.AggregationRule"):
         aggregate_contributions(base, honest, "json:loads")
