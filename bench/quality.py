@@ -38,6 +38,7 @@ from ml.baselines import (
     compute_pooled_accuracy,
 )
 from ml.codec import decode_weights, encode_weights
+from ml.config import FILE_DATA_METRIC
 from ml.data import (
     Dataset,
     compute_dirichlet_shards,
@@ -285,7 +286,7 @@ def main() -> None:
         raise SystemExit("error: at least one party must be honest")
     args.task = args.task or ("tabular-mlp" if args.data_file else "digits-mlp")
     if args.data_file and args.metric is None:
-        args.metric = "loss"  # as learnchain testnet --data-files chooses (node/task_setup.py)
+        args.metric = FILE_DATA_METRIC.value  # as learnchain testnet --data-files chooses
     config = TaskConfig(name=args.task)
     overrides = {
         "local_epochs": args.local_epochs,

@@ -55,6 +55,9 @@ class Aggregation(enum.StrEnum):
 
 
 METRICS = tuple(metric.value for metric in Metric)
+# Operators' files are often small, and so are their vote sets: per-sample loss gives the vote
+# far more power there than 0/1 accuracy (bench/README.md), so chains made from files vote by it.
+FILE_DATA_METRIC = Metric.LOSS
 AGGREGATIONS = tuple(aggregation.value for aggregation in Aggregation)
 AGGREGATION_NAMES: set[str] = set(AGGREGATIONS)  # ml.aggregate.register_aggregation adds more
 

@@ -30,7 +30,7 @@ class VoteDecision:
     improvement: float  # D: candidate minus current (accuracy) or current minus candidate (loss)
     standard_error: float
     samples: int
-    score: float = math.nan  # the candidate's metric on the vote set (accuracy, or -loss)
+    score: float = math.nan  # the candidate's score on the vote set (``Learner.vote`` sets it)
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,6 @@ class VoteRule:
         else:
             diffs = current.losses.astype(np.float64) - candidate.losses.astype(np.float64)
         n = len(diffs)
-        score = candidate.accuracy if self.metric == Metric.ACCURACY else -candidate.loss
         if n == 0:
             return VoteDecision(False, 0.0, math.inf, 0)
         if not np.isfinite(diffs).all():
@@ -59,4 +58,4 @@ class VoteRule:
         se = float(diffs.std(ddof=1) / math.sqrt(n)) if n > 1 else math.inf
         tolerance = 1e-12  # the bound can land exactly on -margin; do not let rounding decide
         approve = mean + self.confidence * se >= -self.margin - tolerance
-        return VoteDecision(approve, mean, se, n, score)
+        return VoteDecision(approve, mean, se, n)

@@ -184,15 +184,13 @@ class LocalNode:
         certificate when it serves mutual TLS)."""
         if self._query is None:
             from node.files import read_config
-            from node.tls import NAME_OVERRIDE, read_tls_files
+            from node.tls import read_tls_files
 
-            if read_config(self.home).tls:
-                credentials = read_tls_files(self.home).channel_credentials()
-                self._channel = grpc.secure_channel(
-                    self.address, credentials, options=[NAME_OVERRIDE]
-                )
-            else:
-                self._channel = grpc.insecure_channel(self.address)
+            self._channel = (
+                read_tls_files(self.home).open_channel(self.address)
+                if read_config(self.home).tls
+                else grpc.insecure_channel(self.address)
+            )
             self._query = pb_grpc.QueryStub(self._channel)
         return self._query
 

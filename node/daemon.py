@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import time
 from pathlib import Path
 
 from consensus.crypto import SignatureVerifier
@@ -49,7 +48,7 @@ from node.learning_app import LearningApp
 from node.logs import setup_logging
 from node.mempool import Mempool
 from node.metrics import Metrics
-from node.peer_auth import make_fetch_request
+from node.peer_auth import compute_now_ms, make_fetch_request
 from node.peer_manager import PeerManager
 from node.peers import PeerSet, make_tls_channel_factory, open_plain_channel
 from node.services import PeerService, QueryService
@@ -109,7 +108,7 @@ class Node:
             PeerSet(
                 list(self.config.persistent_peers),
                 lambda weights_hash: make_fetch_request(
-                    key, chain_id, weights_hash, int(time.time() * 1000)
+                    key, chain_id, weights_hash, compute_now_ms()
                 ),
                 open_plain_channel
                 if self.tls is None

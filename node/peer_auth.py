@@ -8,6 +8,7 @@ weights fetch proves which validator asks, within ``FETCH_CLOCK_SKEW_MS`` of the
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from consensus.crypto import (
@@ -123,6 +124,11 @@ def is_valid_answer(
         return False
     signed = compute_answer_sign_bytes(chain_id, nonce)
     return is_valid_signature(public_key, signed, Signature(response.signature))
+
+
+def compute_now_ms() -> int:
+    """This node's clock in Unix milliseconds, as signed fetches carry and are checked by."""
+    return int(time.time() * 1000)
 
 
 def make_fetch_request(

@@ -108,10 +108,10 @@ class PeerManager:
     def announce_contribution(self, contribution: Contribution, weights: EncodedWeights) -> None:
         """Send a contribution to the validators alone (it reflects this node's private data),
         with its weights beside it when they are small."""
-        announcement = pb.ContributionAnnouncement(contribution=contribution_to_proto(contribution))
-        envelope = pb.Envelope(contribution=announcement, weights=compute_inline_weights(weights))
         if self._validators is None:
             return
+        announcement = pb.ContributionAnnouncement(contribution=contribution_to_proto(contribution))
+        envelope = pb.Envelope(contribution=announcement, weights=compute_inline_weights(weights))
         for member in self._validators.validators:
             if member.address != self._node_id:
                 self.gossip_to_validator(self._validators, member.address, envelope)
@@ -157,12 +157,8 @@ class PeerManager:
         """Say Hello to every peer now and then (naming no endpoint when this node advertises
         none), and drop announced peers that stay unreachable (runs until cancelled)."""
         while True:
-            await asyncio.gather(
-                *(
-                    peer.hello(make_hello(self._key, self._chain_id, self._advertised))
-                    for peer in list(self.peers.peers)
-                )
-            )
+            hello = make_hello(self._key, self._chain_id, self._advertised)
+            await asyncio.gather(*(peer.hello(hello) for peer in list(self.peers.peers)))
             self.peers.evict_unreachable(time.monotonic())
             await asyncio.sleep(ANNOUNCE_INTERVAL)
 

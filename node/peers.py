@@ -102,6 +102,7 @@ class Peer:
         self.connected = False
         self.dropped = 0
         self._outbox: deque[pb.Envelope] = deque()
+        self._outbox_sizes: deque[int] = deque()  # each queued message's bytes, in order
         self._outbox_bytes = 0
         self._queued = asyncio.Event()
         self._stream: asyncio.Task[None] | None = None
@@ -110,14 +111,17 @@ class Peer:
         self._retry_now = asyncio.Event()
         self._closing: set[asyncio.Task[None]] = set()
 
-    def gossip(self, envelope: pb.Envelope) -> None:
-        """Queue a consensus message for this peer's Gossip stream (dropped when the queue is
-        full: consensus re-gossips what matters, and a dead peer must not grow our memory)."""
-        size = envelope.ByteSize()
+    def gossip(self, envelope: pb.Envelope, size: int | None = None) -> None:
+        """Queue a consensus message (of ``size`` bytes, when the caller knows) for this peer's
+        Gossip stream; dropped when the queue is full: consensus re-gossips what matters, and a
+        dead peer must not grow our memory."""
+        if size is None:
+            size = envelope.ByteSize()
         if len(self._outbox) >= MAX_OUTBOX or self._outbox_bytes + size > MAX_OUTBOX_BYTES:
             self.dropped += 1
             return
         self._outbox.append(envelope)
+        self._outbox_sizes.append(size)
         self._outbox_bytes += size
         self._queued.set()
         if self._stream is None or self._stream.done():
@@ -170,10 +174,10 @@ class Peer:
                 await self._queued.wait()
             if attempt != self._attempt:
                 return
+            queued = len(self._outbox)
             envelope = take_next_envelope(self._outbox)
-            self._outbox_bytes = max(0, self._outbox_bytes - envelope.ByteSize())
-            if not self._outbox:
-                self._outbox_bytes = 0
+            for _ in range(queued - len(self._outbox)):  # one message, or merged vote batches
+                self._outbox_bytes -= self._outbox_sizes.popleft()
             yield envelope
             self._mark_seen()
 
@@ -367,8 +371,9 @@ class PeerSet:
 
     def gossip(self, envelope: pb.Envelope) -> None:
         """Send a consensus message to every peer on its Gossip stream."""
+        size = envelope.ByteSize()
         for peer in self.peers:
-            peer.gossip(envelope)
+            peer.gossip(envelope, size)
 
     def find(self, address: str) -> Peer | None:
         """The peer at ``address``, if it is one of ours."""

@@ -7,7 +7,6 @@ message is refused with INVALID_ARGUMENT, counted, and changes nothing.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
@@ -22,7 +21,7 @@ from consensus.messages import (
 )
 from consensus.types import ADDRESS_LENGTH, HASH_LENGTH, Address, Hash
 from node.chain_reader import ChainReader, WeightsReader
-from node.peer_auth import FetchRefused, get_fetch_signer
+from node.peer_auth import FetchRefused, compute_now_ms, get_fetch_signer
 from node.peers import INLINE_WEIGHTS_BYTES, MAX_RELAYED_VOTES
 from node.wire import (
     WireError,
@@ -191,7 +190,7 @@ class PeerService(pb_grpc.PeerServicer):  # type: ignore[misc]
         """Abort unless a current validator signed ``request``."""
         committed = self.chain.committed
         try:
-            signer = get_fetch_signer(request, committed.chain_id, int(time.time() * 1000))
+            signer = get_fetch_signer(request, committed.chain_id, compute_now_ms())
         except FetchRefused as error:
             await _refuse(self.refusals, context, error)
             return

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from ml.config import Metric, TaskConfig, parse_task_params
+from ml.config import FILE_DATA_METRIC, Metric, TaskConfig, parse_task_params
 from node.files import DataSource
 
 
@@ -26,10 +26,7 @@ def compute_task_config(
     from ml.tasks import fit_task_to_data, get_task
 
     default = "tabular-mlp" if data_files else "digits-mlp"
-    # Operators' files are often small, and so are their vote sets: per-sample loss gives the
-    # vote far more power there than 0/1 accuracy (bench/README.md); --task-param metric=...
-    # chooses otherwise.
-    metric = Metric.LOSS if data_files else Metric.ACCURACY
+    metric = FILE_DATA_METRIC if data_files else Metric.ACCURACY  # --task-param metric=...
     config = parse_task_params(params, TaskConfig(name=name or default, seed=seed, metric=metric))
     if not data_files:
         get_task(config)  # the task must be found and built, as every node will

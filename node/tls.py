@@ -59,6 +59,10 @@ class TlsFiles:
             root_certificates=self.ca, private_key=self.key, certificate_chain=self.cert
         )
 
+    def open_channel(self, address: str) -> grpc.Channel:
+        """A (blocking) channel to the node at ``address``, for the CLI and tools."""
+        return grpc.secure_channel(address, self.channel_credentials(), options=[NAME_OVERRIDE])
+
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(

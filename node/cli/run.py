@@ -15,7 +15,7 @@ from consensus.types import ADDRESS_LENGTH, HASH_LENGTH
 from node.cli.options import echo_json, parse_hex
 from node.files import ConfigError, read_config
 from node.store_error import StoreError
-from node.tls import NAME_OVERRIDE, TlsError, read_tls_files
+from node.tls import TlsError, TlsFiles, read_tls_files
 from proto import learnchain_pb2 as pb
 from proto import learnchain_pb2_grpc as pb_grpc
 
@@ -34,7 +34,7 @@ def start(home: Path) -> None:
         pass
 
 
-_CREDENTIALS: dict[str, grpc.ChannelCredentials] = {}  # node address -> mutual TLS to it
+_TLS: dict[str, TlsFiles] = {}  # node address -> the certificate to present to it
 
 
 def resolve_node(node: str | None, home: Path | None) -> str:
@@ -45,8 +45,7 @@ def resolve_node(node: str | None, home: Path | None) -> str:
             config = read_config(home)
             address = node or config.listen
             if config.tls:
-                files = read_tls_files(home)
-                _CREDENTIALS[address] = files.channel_credentials()
+                _TLS[address] = read_tls_files(home)
         except (ConfigError, TlsError) as error:
             raise click.ClickException(str(error)) from error
         return address
@@ -57,10 +56,8 @@ def resolve_node(node: str | None, home: Path | None) -> str:
 
 def open_channel(address: str) -> grpc.Channel:
     """A channel to a node: mutual TLS when ``resolve_node`` found it serves that."""
-    credentials = _CREDENTIALS.get(address)
-    if credentials is None:
-        return grpc.insecure_channel(address)
-    return grpc.secure_channel(address, credentials, options=[NAME_OVERRIDE])
+    files = _TLS.get(address)
+    return grpc.insecure_channel(address) if files is None else files.open_channel(address)
 
 
 def node_options(fn: Any) -> Any:
