@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test e2e lint format demo simulate bench proto clean \
+.PHONY: install test e2e lint format demo simulate bench proto clean chaos \
 	testnet-up testnet-down testnet-logs testnet-join testnet-e2e
 
 $(STAMP): pyproject.toml
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/pytest -q -m "not docker"
+	$(BIN)/pytest -q -m "not docker and not chaos"
 
 # Only the end-to-end tests: separate node processes on loopback (testnet, joining, SIGKILL, demo).
 e2e: $(STAMP)
@@ -44,6 +44,22 @@ bench: $(STAMP)
 
 proto: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --grpc_python_out=. --pyi_out=. proto/learnchain.proto
+
+# Real validators in network namespaces with faults from a seeded schedule and an invariant
+# checker (tests/chaos); needs root. `make chaos SECONDS=3600` for a soak, SEED=N for another
+# schedule. tests/chaos/prepare-host.sh installs the Debian packages it needs.
+SECONDS ?= 180
+SEED ?= 0
+CHAOS_STAMP := $(VENV)/.chaos-installed
+
+$(CHAOS_STAMP): $(STAMP)
+	tests/chaos/prepare-host.sh
+	$(BIN)/pip install --quiet -e '.[dev,chaos]'
+	touch $(CHAOS_STAMP)
+
+chaos: $(CHAOS_STAMP)
+	$(BIN)/pytest -q -m chaos tests/chaos
+	$(BIN)/python -m tests.chaos --seconds $(SECONDS) --seed $(SEED)
 
 # The docker-compose testnet (docker/): four validators, and a fifth that joins by staking.
 testnet-up:

@@ -9,19 +9,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from node.cluster import LocalCluster
+from node.cluster import LocalCluster, rss_mb
+
+__all__ = ["FASTEST_PACE", "cpu_seconds", "rss_mb", "training_testnet"]
 
 # `learnchain testnet` flags for measuring the fastest pace: a block right after the last, even
 # with nothing in it (the defaults rest between learning rounds and pause 1 s after a block).
 FASTEST_PACE = ("--create-empty-blocks", "--commit-timeout", "0")
-
-
-def rss_mb(pid: int) -> float:
-    """A process's resident memory in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def cpu_seconds(pid: int) -> float:

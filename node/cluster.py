@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import ipaddress
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -85,14 +86,35 @@ def find_children(pid: int) -> list[int]:
     return children
 
 
+def rss_mb(pid: int) -> float:
+    """A process's resident memory in MB (Linux /proc; 0 when it is gone)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return 0.0
+    for line in lines:
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 class LocalNode:
     """One node of a cluster: its home, its process and its gRPC answers."""
 
-    def __init__(self, root: Path, index: int, port: int, own_session: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path,
+        index: int,
+        address: str,
+        own_session: bool = False,
+        launcher: Sequence[str] = (),
+    ) -> None:
         self.index = index
         self.own_session = own_session
+        self.launcher = tuple(launcher)  # a command prefix, e.g. ("ip", "netns", "exec", NS)
+        self.environment: dict[str, str] = {}  # added to the process's environment
         self.home = root / f"node{index}"
-        self.address = f"127.0.0.1:{port}"
+        self.address = address
         self.log_path = root / f"node{index}.log"
         self.metrics_address = ""
         self.process: subprocess.Popen[bytes] | None = None
@@ -115,7 +137,8 @@ class LocalNode:
         if self._log is None:
             self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "node.cli", "start", "--home", str(self.home)],
+            [*self.launcher, sys.executable, "-m", "node.cli", "start", "--home", str(self.home)],
+            env={**os.environ, **self.environment} if self.environment else None,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=self.own_session,
@@ -147,6 +170,10 @@ class LocalNode:
     def resume(self) -> None:
         """SIGCONT what ``pause`` stopped."""
         self._signal_tree(signal.SIGCONT)
+
+    def rss_mb(self) -> float:
+        """The process's resident memory in MB (0 when it is not running)."""
+        return 0.0 if self.process is None else rss_mb(self.process.pid)
 
     def _signal_tree(self, sig: signal.Signals) -> None:
         for pid in [self.pid, *find_children(self.pid)]:
@@ -194,10 +221,10 @@ class LocalNode:
             self._query = pb_grpc.QueryStub(self._channel)
         return self._query
 
-    def status(self) -> pb.StatusResponse | None:
+    def status(self, timeout: float = 5) -> pb.StatusResponse | None:
         """The node's status, or None while it does not answer."""
         try:
-            response: pb.StatusResponse = self.query.Status(pb.StatusRequest(), timeout=5)
+            response: pb.StatusResponse = self.query.Status(pb.StatusRequest(), timeout=timeout)
         except grpc.RpcError:
             return None
         return response
@@ -239,20 +266,31 @@ class LocalCluster:
         base_port: int | None = None,
         spare_ports: int = 0,
         own_sessions: bool = False,
+        starting_ip: str = "",
+        launcher: Callable[[int], Sequence[str]] | None = None,
     ) -> None:
         self.root = root
         self.count = validators
         # Separate sessions cost throughput where the kernel groups CPU time by session
         # (sched_autogroup): about a third of the 16-validator commit rate (bench/README.md).
         self.own_sessions = own_sessions
-        # Each process searches its own port range first, so concurrent clusters rarely collide.
-        self.base_port = base_port or find_free_base_port(
-            validators + spare_ports, start=30000 + os.getpid() % 1000 * 20, step=37
+        # Node I at STARTING_IP + I (hosts of their own, e.g. network namespaces), else on
+        # loopback; each process searches its own port range first, so that concurrent clusters
+        # rarely collide.
+        self.starting_ip = starting_ip
+        self.launcher = launcher
+        self.base_port = base_port or (
+            26656
+            if starting_ip
+            else find_free_base_port(
+                validators + spare_ports, start=30000 + os.getpid() % 1000 * 20, step=37
+            )
         )
         check_learnchain(
             "testnet",
             *("--validators", str(validators), "--output", str(root)),
             *("--base-port", str(self.base_port)),
+            *(("--starting-ip", starting_ip) if starting_ip else ()),
             *testnet_args,
         )
         self._nodes: dict[int, LocalNode] = {}
@@ -260,8 +298,20 @@ class LocalCluster:
     def __getitem__(self, i: int) -> LocalNode:
         node = self._nodes.get(i)
         if node is None:
-            node = self._nodes[i] = LocalNode(self.root, i, self.base_port + i, self.own_sessions)
+            node = self._nodes[i] = LocalNode(
+                self.root,
+                i,
+                self.get_address(i),
+                self.own_sessions,
+                () if self.launcher is None else self.launcher(i),
+            )
         return node
+
+    def get_address(self, i: int) -> str:
+        """Node ``i``'s HOST:PORT."""
+        if self.starting_ip:
+            return f"{ipaddress.IPv4Address(self.starting_ip) + i}:{self.base_port}"
+        return f"127.0.0.1:{self.base_port + i}"
 
     def configure_all(
         self, key: str, value: str | Callable[[int], str], nodes: Iterable[int] | None = None

@@ -47,6 +47,7 @@ from node.block_executor import BlockExecutor
 from node.engine_inbox import EngineInbox
 from node.learning_app import ModelUpdate, Verdict
 from node.metrics import Metrics
+from node.misbehaviour import Misbehaviour, make_conflicting_vote
 from node.store_worker import StoreWorker
 from node.wire import evidence_to_proto, proposal_to_proto, vote_to_proto
 from node.work_signal import WorkSignal
@@ -109,6 +110,7 @@ class ConsensusDriver(ActionHandler[Awaitable[None] | None]):
         request_sync: Callable[[int], None],
         metrics: Metrics,
         work: WorkSignal | None = None,
+        misbehaviour: Misbehaviour | None = None,
     ) -> None:
         self.engine = engine
         self.inbox = inbox
@@ -122,6 +124,7 @@ class ConsensusDriver(ActionHandler[Awaitable[None] | None]):
         self.work = work or WorkSignal(inbox.submit, ())
         self._background = Background()
         self._relay_queue: list[pb.Vote] = []
+        self._misbehaviour = misbehaviour
 
     async def run(self) -> None:
         """Start the engine and handle events until cancelled."""
@@ -185,6 +188,9 @@ class ConsensusDriver(ActionHandler[Awaitable[None] | None]):
             ):
                 self._gossip.gossip(envelope)
             self._app.on_precommit(message.vote)
+            if self._misbehaviour is Misbehaviour.EQUIVOCATE and self.engine.key is not None:
+                conflicting = make_conflicting_vote(message, self.engine.key)
+                self._gossip.gossip(pb.Envelope(vote=vote_to_proto(conflicting)))
         elif isinstance(message, SignedProposal):
             inline = self._app.get_inline_weights(message.block.header.model_hash)
             self._gossip.gossip(pb.Envelope(proposal=proposal_to_proto(message), weights=inline))
@@ -193,6 +199,8 @@ class ConsensusDriver(ActionHandler[Awaitable[None] | None]):
 
     def relay_vote(self, action: RelayVote) -> None:
         """Queue a vote to relay; the votes queued in one turn of the loop go as one batch."""
+        if self._misbehaviour is Misbehaviour.WITHHOLD:
+            return
         self._relay_queue.append(vote_to_proto(action.vote))
         self._metrics.relayed_votes.inc()
         if len(self._relay_queue) == 1:

@@ -48,6 +48,7 @@ from node.learning_app import LearningApp
 from node.logs import setup_logging
 from node.mempool import Mempool
 from node.metrics import Metrics
+from node.misbehaviour import get_misbehaviour
 from node.peer_auth import compute_now_ms, make_fetch_request
 from node.peer_manager import PeerManager
 from node.peers import PeerSet, make_tls_channel_factory, open_plain_channel
@@ -187,6 +188,7 @@ class Node:
             self.sync.request,
             self.metrics,
             self.work,
+            get_misbehaviour(self.home, config.byzantine),
         )
         self._add_commit_listeners(app, learning)
         await self._serve(app, self.driver)

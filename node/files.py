@@ -78,6 +78,7 @@ class NodeConfig:
     train: bool = True  # false: never propose or contribute model updates (blocks carry txs only)
     tls: bool = False  # mutual TLS on the port, with the files in home/tls (node/tls.py)
     attack: str = ""  # testing only: make this validator an adversary (ml.adversaries)
+    byzantine: str = ""  # testing only: misbehave in consensus (node/misbehaviour.py)
 
 
 def _fail(path: Path, where: str, problem: str) -> ConfigError:

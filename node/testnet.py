@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -49,6 +50,7 @@ class TestnetSpec:
     base_port: int = 26656
     host: str = "127.0.0.1"
     hostname_prefix: str = ""  # e.g. "node": node I is reached at nodeI:BASE_PORT (containers)
+    starting_ip: str = ""  # e.g. "10.0.0.1": node I listens on 10.0.0.(1+I):BASE_PORT
     params: ChainParams = field(default_factory=ChainParams)  # threshold, mode, learning...
     create_empty_blocks: bool = False  # config.toml of every node
     commit_timeout: int = TimeoutConfig().commit  # ms, config.toml's timeouts.commit
@@ -65,6 +67,9 @@ def compute_testnet_endpoints(spec: TestnetSpec) -> list[str]:
     """Each validator's address: loopback ports from the base, or one hostname each."""
     if spec.hostname_prefix:
         return [f"{spec.hostname_prefix}{i}:{spec.base_port}" for i in range(spec.validators)]
+    if spec.starting_ip:
+        first = ipaddress.IPv4Address(spec.starting_ip)
+        return [f"{first + i}:{spec.base_port}" for i in range(spec.validators)]
     return [f"{spec.host}:{spec.base_port + i}" for i in range(spec.validators)]
 
 

@@ -166,6 +166,19 @@ def _check_partition(_ctx: click.Context | None, _param: click.Parameter | None,
     return value
 
 
+def _check_starting_ip(
+    _ctx: click.Context | None, _param: click.Parameter | None, value: str
+) -> str:
+    import ipaddress
+
+    if value:
+        try:
+            ipaddress.IPv4Address(value)
+        except ValueError:
+            raise click.BadParameter(f"not an IPv4 address: {value!r}") from None
+    return value
+
+
 @click.command()
 @click.option("--validators", type=click.IntRange(1, 100), required=True)
 @click.option("--output", type=click.Path(path_type=Path), required=True)
@@ -189,6 +202,13 @@ def _check_partition(_ctx: click.Context | None, _param: click.Parameter | None,
     "--hostname-prefix",
     default="",
     help="Containers: node I listens on 0.0.0.0:BASE_PORT and is reached at PREFIXI:BASE_PORT.",
+)
+@click.option(
+    "--starting-ip",
+    default="",
+    callback=_check_starting_ip,
+    help="Node I listens on, and is reached at, this IPv4 address plus I (port BASE_PORT), "
+    "e.g. 10.0.0.1 for hosts 10.0.0.1, 10.0.0.2, ...",
 )
 @click.option(
     "--create-empty-blocks/--no-create-empty-blocks",
@@ -225,6 +245,7 @@ def testnet(
     base_port: int,
     chain_id: str,
     hostname_prefix: str,
+    starting_ip: str,
     create_empty_blocks: bool,
     commit_timeout: int,
     tls: bool,
@@ -250,6 +271,7 @@ def testnet(
         seed,
         base_port,
         hostname_prefix=hostname_prefix,
+        starting_ip=starting_ip,
         params=params,
         create_empty_blocks=create_empty_blocks,
         commit_timeout=commit_timeout,
