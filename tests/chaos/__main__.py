@@ -30,7 +30,7 @@ def main() -> int:
         parser.error(str(error))
     spec = ChaosSpec(args.validators, args.seconds, args.seed, kinds, workdir=args.workdir)
     try:
-        summary = run_chaos(spec)
+        summary = run_chaos(spec, lambda line: print(line, flush=True))
     except ChaosUnavailable as reason:
         print(f"chaos: skipped: {reason}")
         return 0

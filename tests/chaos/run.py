@@ -343,7 +343,7 @@ def run_chaos(spec: ChaosSpec, say: Callable[[str], None] = print) -> dict[str, 
         start = time.monotonic()
         for fault in schedule:
             run.wait(max(0.0, start + fault.at - time.monotonic()))
-            say(f"  {time.monotonic() - start:7.1f}s  {fault.describe().split(maxsplit=1)[1]}")
+            say(f"  at {time.monotonic() - start:7.1f}s: {fault.kind.value} on nodes {fault.nodes}")
             run.inject(fault)
             run.wait(fault.seconds)
             run.heal(fault)

@@ -19,6 +19,7 @@ from node.consensus_driver import ConsensusDriver
 from node.engine_inbox import EngineInbox
 from node.learning_app import ModelUpdate, Verdict
 from node.metrics import Metrics
+from node.misbehaviour import Misbehaviour
 from node.store import Store
 from node.store_worker import StoreWorker
 from node.wire import proposal_from_proto, vote_from_proto
@@ -60,6 +61,7 @@ class Gossip:
         # (what was signed: height, round, step; the sign state on disk when it went out)
         self.sent: list[tuple[tuple[int, int, int], tuple[int, int, int] | None]] = []
         self.inline: list[bytes] = []
+        self.votes: list[Vote] = []
 
     def gossip(self, envelope: pb.Envelope) -> None:
         on_disk = self.store.load_sign_state()
@@ -71,6 +73,7 @@ class Gossip:
         elif envelope.HasField("vote"):
             vote = vote_from_proto(envelope.vote).vote
             self.sent.append(((vote.height, vote.round, int(vote.vote_type)), mark))
+            self.votes.append(vote)
 
     def gossip_to_validator(
         self, validators: ValidatorSet, address: Address, envelope: pb.Envelope
@@ -79,7 +82,10 @@ class Gossip:
 
 
 def run_lone_validator(
-    tmp_path: Path, heights: int, txs: tuple[SignedTx, ...] = ()
+    tmp_path: Path,
+    heights: int,
+    txs: tuple[SignedTx, ...] = (),
+    misbehaviour: Misbehaviour | None = None,
 ) -> tuple[ChainState, App, Gossip, list[int]]:
     genesis = make_genesis_state([KEY], accounts=[(KEY, 100)])
     app, synced = App(), list[int]()
@@ -104,6 +110,7 @@ def run_lone_validator(
             lambda: txs,
             synced.append,
             Metrics(),
+            misbehaviour=misbehaviour,
         )
         running = asyncio.create_task(driver.run())
         await asyncio.wait_for(done.wait(), 30)
@@ -142,3 +149,13 @@ def test_a_proposal_carries_the_mempools_transactions(tmp_path: Path) -> None:
     with Store(tmp_path / "chain.db") as store:
         block = store.get_block(1)
         assert block is not None and block.txs == (tx,)
+
+
+def test_an_equivocating_validator_sends_a_second_vote_for_something_else_each_time(
+    tmp_path: Path,
+) -> None:
+    _, _, gossip, _ = run_lone_validator(tmp_path, 2, misbehaviour=Misbehaviour.EQUIVOCATE)
+    by_step: dict[tuple[int, int, VoteType], set[Hash | None]] = {}
+    for vote in gossip.votes:
+        by_step.setdefault((vote.height, vote.round, vote.vote_type), set()).add(vote.block_hash)
+    assert by_step and all(len(hashes) == 2 for hashes in by_step.values())

@@ -94,6 +94,20 @@ def test_container_testnets_listen_everywhere_and_advertise_hostnames(tmp_path: 
     assert endpoints == ["node0:26656", "node1:26656", "node2:26656"]
 
 
+def test_testnets_on_hosts_of_their_own_give_node_i_the_starting_ip_plus_i(
+    tmp_path: Path,
+) -> None:
+    args = ["testnet", "--validators", "3", "--output", str(tmp_path / "net")]
+    result = CliRunner().invoke(main, [*args, "--starting-ip", "10.5.0.7"])
+    assert result.exit_code == 0, result.output
+    config = read_config(tmp_path / "net" / "node2")
+    assert config.listen == "10.5.0.9:26656"
+    assert config.persistent_peers == ("10.5.0.7:26656", "10.5.0.8:26656")
+    refused = CliRunner().invoke(main, [*args[:4], str(tmp_path / "x"), "--starting-ip", "10.5"])
+    assert refused.exit_code == 2 and "not an IPv4 address: '10.5'" in refused.output
+    assert not (tmp_path / "x").exists()
+
+
 def test_a_node_listening_everywhere_without_an_external_address_advertises_nothing() -> None:
     assert get_advertised_address(NodeConfig(listen="0.0.0.0:26656")) == ""
     assert get_advertised_address(NodeConfig(listen="10.0.0.5:26656")) == "10.0.0.5:26656"

@@ -1,0 +1,139 @@
+"""Weights spread in parts, the way CometBFT spreads a block's parts: every validator that is
+fetching a proposed model also serves the parts it already has.
+
+A model of S bytes is cut into parts of ``PART_BYTES``. The R validators that must fetch it (all
+but its maker), sorted by endpoint, split the parts into R stripes: part k is in stripe k mod R.
+Each validator streams its own stripe from the maker and every other stripe from the validator
+it belongs to, which serves each part as soon as it has it (its own stream from the maker). The
+maker then uploads each part about once rather than once per validator, and every validator
+uploads its stripe to the others: over links of equal speed the spread takes about one
+transfer of the model instead of R. Whatever a stripe's owner does not deliver (it is down,
+slow, or sees another validator set) is fetched from the maker at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
+
+PART_BYTES = 256 * 1024
+PART_WAIT_SECONDS = 5.0  # how long a server waits for a part it is still receiving
+
+
+class PartsSource(Protocol):
+    """A peer that streams a stripe of weights."""
+
+    @property
+    def address(self) -> str: ...
+
+    def stream_parts(
+        self, weights_hash: bytes, stripe: int, stripes: int, max_bytes: int
+    ) -> AsyncIterator[tuple[int, int, bytes]]:
+        """(part, total size, data) for each part of the stripe, as the peer has them."""
+        ...
+
+
+def compute_part_count(size: int) -> int:
+    """How many parts ``size`` bytes make."""
+    return max(1, -(-size // PART_BYTES))
+
+
+def compute_stripe(parts: int, stripe: int, stripes: int) -> range:
+    """The parts of one stripe."""
+    return range(stripe, parts, stripes)
+
+
+def compute_part_slice(size: int, part: int) -> slice:
+    """Where ``part`` lies in weights of ``size`` bytes."""
+    start = part * PART_BYTES
+    return slice(start, min(size, start + PART_BYTES))
+
+
+class PartialWeights:
+    """Weights arriving part by part; each part can be served as soon as it is here."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.buffer = bytearray(size)
+        self.parts = compute_part_count(size)
+        self._arrived = [asyncio.Event() for _ in range(self.parts)]
+        self._missing = self.parts
+
+    def has(self, part: int) -> bool:
+        """True once ``part`` is here."""
+        return self._arrived[part].is_set()
+
+    def put(self, part: int, data: bytes) -> bool:
+        """Keep ``part``; False when it has no such part or the wrong length."""
+        if not 0 <= part < self.parts:
+            return False
+        where = compute_part_slice(self.size, part)
+        if len(data) != where.stop - where.start:
+            return False
+        if not self.has(part):
+            self.buffer[where] = data
+            self._arrived[part].set()
+            self._missing -= 1
+        return True
+
+    @property
+    def complete(self) -> bool:
+        """True when every part is here."""
+        return self._missing == 0
+
+    def missing(self) -> list[int]:
+        """The parts not yet here."""
+        return [k for k in range(self.parts) if not self.has(k)]
+
+    async def read(self, part: int, timeout: float) -> bytes | None:
+        """``part`` once it is here, or None after ``timeout`` seconds."""
+        try:
+            await asyncio.wait_for(self._arrived[part].wait(), timeout)
+        except TimeoutError:
+            return None
+        return bytes(self.buffer[compute_part_slice(self.size, part)])
+
+
+async def fetch_in_parts(
+    weights_hash: bytes,
+    maker: PartsSource | None,
+    stripe_owners: dict[int, PartsSource],
+    stripe: int,
+    stripes: int,
+    max_bytes: int,
+    on_start: asyncio.Future[PartialWeights] | None = None,
+) -> PartialWeights | None:
+    """Fetch weights as one of ``stripes`` receivers: stripe ``stripe`` from the maker, stripe
+    i from ``stripe_owners[i]``, then anything missing from the maker; the weights, or None
+    when they could not all be fetched (their hash is the caller's to check). ``on_start`` gets
+    the partial weights once their size is known, so that this node can serve them meanwhile."""
+    state: dict[str, PartialWeights] = {}
+
+    async def stream(source: PartsSource, index: int, count: int) -> None:
+        async for part, total, data in source.stream_parts(weights_hash, index, count, max_bytes):
+            partial = state.get("weights")
+            if partial is None:
+                if not 0 < total <= max_bytes:
+                    return
+                partial = state["weights"] = PartialWeights(total)
+                if on_start is not None and not on_start.done():
+                    on_start.set_result(partial)
+            if partial.size != total or not partial.put(part, data):
+                return
+            if partial.complete:
+                return
+
+    streams = [stream(maker, stripe, stripes)] if maker is not None else []
+    streams += [stream(owner, index, stripes) for index, owner in stripe_owners.items()]
+    await asyncio.gather(*streams)
+    partial = state.get("weights")
+    if partial is not None and partial.complete:
+        return partial
+    fallbacks: Sequence[PartsSource] = [maker] if maker is not None else []
+    for source in [*fallbacks, *stripe_owners.values()]:
+        await stream(source, 0, 1)
+        partial = state.get("weights")
+        if partial is not None and partial.complete:
+            return partial
+    return None
