@@ -28,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
+from itertools import pairwise
 from pathlib import Path
 
 from processes import FASTEST_PACE
@@ -76,7 +77,7 @@ def measure_learning_round(
                 model = status.model_hash
                 changes.append(time.monotonic())
             time.sleep(0.02)
-        rounds = [b - a for a, b in zip(changes[1:], changes[2:], strict=False)]
+        rounds = [b - a for a, b in pairwise(changes[1:])]
         return (statistics.median(rounds) if rounds else None), len(rounds)
 
 
