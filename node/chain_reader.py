@@ -5,13 +5,14 @@ Every store read runs on the store's read thread, never on the event loop that r
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 from consensus.learning_record import LearningRecord
 from consensus.messages import Block, Commit
 from consensus.state import ChainState
 from consensus.types import Hash
 from node.store_worker import StoreWorker
+from node.weights_parts import PartialWeights
 
 RawBlock = tuple[bytes, bytes]  # (block bytes, commit bytes) as stored
 
@@ -98,9 +99,19 @@ class ChainReader:
 class WeightsReader:
     """Reads the weights this node stores, and says which it may serve to anyone."""
 
-    def __init__(self, io: StoreWorker, is_public: Callable[[Hash], bool]) -> None:
+    def __init__(
+        self,
+        io: StoreWorker,
+        is_public: Callable[[Hash], bool],
+        find_parts: Callable[[Hash, float], Awaitable[PartialWeights | None]] | None = None,
+    ) -> None:
         self._io = io
         self.is_public = is_public
+        self._find_parts = find_parts
+
+    async def find_parts(self, weights_hash: Hash, wait: float) -> PartialWeights | None:
+        """The weights as parts to serve (node/weights_parts.py), or None."""
+        return None if self._find_parts is None else await self._find_parts(weights_hash, wait)
 
     async def read_weights_size(self, weights_hash: Hash) -> int | None:
         """The stored weights' size in bytes, or None when this node does not hold them."""

@@ -249,7 +249,7 @@ class Node:
 
         genesis_json = (self.home / GENESIS_FILE).read_bytes()
         chain = ChainReader(self.io, committed, self.genesis_state, genesis_json)
-        weights = WeightsReader(self.io, app.weights.is_public)
+        weights = WeightsReader(self.io, app.weights.is_public, app.weights.find_parts)
         status = StatusReporter(
             self.key.address,
             self.config.moniker,

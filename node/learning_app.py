@@ -38,6 +38,7 @@ from node.learning import EncodedWeights, LearningWorker
 from node.learning_round import Contributors, LearningRound
 from node.model_follower import ModelFollower
 from node.peer_manager import compute_inline_weights
+from node.weights_parts import compute_spread_plan
 from node.weights_pool import WeightsPool
 
 ROUNDS_BEFORE_PLAIN_BLOCKS = 2
@@ -160,7 +161,15 @@ class LearningApp:
         member = validators.get_validator(compute_proposer_of_round(validators, request.round))
         model_hash = request.block.header.model_hash
         self.weights.publish(model_hash)
-        data = await self.weights.get(model_hash, member.endpoint if member else None)
+        me = validators.get_validator(self._key.address)
+        plan = (
+            None
+            if member is None or me is None
+            else compute_spread_plan(
+                (v.endpoint for v in validators.validators), member.endpoint, me.endpoint
+            )
+        )
+        data = await self.weights.get(model_hash, member.endpoint if member else None, plan)
         if data is None:
             return Verdict(False)
         try:

@@ -246,6 +246,30 @@ class Peer:
         self._mark_seen()
         return buffer if buffer and size == len(buffer) else None
 
+    async def stream_parts(
+        self, weights_hash: bytes, stripe: int, stripes: int, max_bytes: int
+    ) -> AsyncIterator[tuple[int, int, bytes]]:
+        """(part, total size, data) for each part of one stripe of the weights, as this peer
+        has them (node/weights_parts.py); ends early when it stalls, errs or says no."""
+        request = self._sign_fetch(weights_hash)
+        request.stripe, request.stripes = stripe, stripes
+        call = self.stub.FetchWeights(request)
+        try:
+            while True:
+                chunk = await asyncio.wait_for(call.read(), FETCH_STALL_SECONDS)
+                if chunk is grpc.aio.EOF:
+                    break
+                if chunk.total_size > max_bytes:
+                    return
+                yield int(chunk.part), int(chunk.total_size), bytes(chunk.data)
+        except TimeoutError:
+            log.debug("peer %s FetchWeights stripe %d/%d stalled", self.address, stripe, stripes)
+        except grpc.aio.AioRpcError:
+            return
+        finally:
+            call.cancel()
+        self._mark_seen()
+
     def get_blocks(self, chain_id: str, from_height: int) -> AsyncIterator[pb.BlockBatch]:
         """Batches of committed blocks of ``chain_id`` with their commits from ``from_height``."""
         stream: AsyncIterator[pb.BlockBatch] = self.stub.GetBlocks(

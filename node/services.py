@@ -23,6 +23,7 @@ from consensus.types import ADDRESS_LENGTH, HASH_LENGTH, Address, Hash
 from node.chain_reader import ChainReader, WeightsReader
 from node.peer_auth import FetchRefused, compute_now_ms, get_fetch_signer
 from node.peers import INLINE_WEIGHTS_BYTES, MAX_RELAYED_VOTES
+from node.weights_parts import MAX_STRIPES, PART_WAIT_SECONDS, iter_stripe
 from node.wire import (
     WireError,
     bond_to_proto,
@@ -181,8 +182,32 @@ class PeerService(pb_grpc.PeerServicer):  # type: ignore[misc]
         weights_hash = Hash(request.weights_hash)
         if not self.weights.is_public(weights_hash):
             await self._check_validator(request, context)
+        if request.stripes:
+            async for chunk in self._stream_stripe(request, weights_hash, context):
+                yield chunk
+            return
         async for chunk in _stream_weights(self.weights, weights_hash, context, "no such weights"):
             yield chunk
+
+    async def _stream_stripe(
+        self,
+        request: pb.FetchWeightsRequest,
+        weights_hash: Hash,
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.WeightsChunk]:
+        """One stripe's parts, each as soon as this node has it (node/weights_parts.py)."""
+        if request.stripes > MAX_STRIPES or request.stripe >= request.stripes:
+            await _refuse(
+                self.refusals,
+                context,
+                WireError(f"stripe {request.stripe} of {request.stripes} (at most {MAX_STRIPES})"),
+            )
+        partial = await self.weights.find_parts(weights_hash, PART_WAIT_SECONDS)
+        if partial is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no such weights")
+            return
+        async for part, data in iter_stripe(partial, request.stripe, request.stripes):
+            yield pb.WeightsChunk(data=data, total_size=partial.size, part=part)
 
     async def _check_validator(
         self, request: pb.FetchWeightsRequest, context: grpc.aio.ServicerContext

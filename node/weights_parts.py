@@ -14,11 +14,13 @@ slow, or sees another validator set) is fetched from the maker at the end.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 PART_BYTES = 256 * 1024
-PART_WAIT_SECONDS = 5.0  # how long a server waits for a part it is still receiving
+PART_WAIT_SECONDS = 4.0  # how long a server waits for a part it is still receiving
+MAX_STRIPES = 1024
 
 
 class PartsSource(Protocol):
@@ -32,6 +34,25 @@ class PartsSource(Protocol):
     ) -> AsyncIterator[tuple[int, int, bytes]]:
         """(part, total size, data) for each part of the stripe, as the peer has them."""
         ...
+
+
+@dataclass(frozen=True)
+class SpreadPlan:
+    """This validator's part in spreading one model: its stripe, and who owns the others."""
+
+    stripe: int
+    stripes: int
+    owners: dict[int, str]  # stripe -> endpoint, for every stripe but this validator's
+
+
+def compute_spread_plan(endpoints: Iterable[str], maker: str, me: str) -> SpreadPlan | None:
+    """The plan for fetching a model made at ``maker`` with the other validators at
+    ``endpoints``, or None when this node (``me``) is not one of them or fetches alone."""
+    receivers = sorted({e for e in endpoints if e and e != maker})
+    if me not in receivers or len(receivers) < 2:
+        return None
+    owners = {i: e for i, e in enumerate(receivers) if e != me}
+    return SpreadPlan(receivers.index(me), len(receivers), owners)
 
 
 def compute_part_count(size: int) -> int:
@@ -53,12 +74,16 @@ def compute_part_slice(size: int, part: int) -> slice:
 class PartialWeights:
     """Weights arriving part by part; each part can be served as soon as it is here."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, data: bytes | bytearray | None = None) -> None:
         self.size = size
-        self.buffer = bytearray(size)
+        self.buffer = bytearray(size) if data is None else bytearray(data)
         self.parts = compute_part_count(size)
         self._arrived = [asyncio.Event() for _ in range(self.parts)]
         self._missing = self.parts
+        if data is not None:
+            for event in self._arrived:
+                event.set()
+            self._missing = 0
 
     def has(self, part: int) -> bool:
         """True once ``part`` is here."""
@@ -95,10 +120,22 @@ class PartialWeights:
         return bytes(self.buffer[compute_part_slice(self.size, part)])
 
 
+async def iter_stripe(
+    partial: PartialWeights, stripe: int, stripes: int
+) -> AsyncIterator[tuple[int, bytes]]:
+    """(part, data) for each part of a stripe as it arrives; ends when one does not arrive
+    within ``PART_WAIT_SECONDS`` (the serving node's own fetch stalled)."""
+    for part in compute_stripe(partial.parts, stripe, stripes):
+        data = await partial.read(part, PART_WAIT_SECONDS)
+        if data is None:
+            return
+        yield part, data
+
+
 async def fetch_in_parts(
     weights_hash: bytes,
     maker: PartsSource | None,
-    stripe_owners: dict[int, PartsSource],
+    stripe_owners: Mapping[int, PartsSource],
     stripe: int,
     stripes: int,
     max_bytes: int,

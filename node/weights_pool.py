@@ -13,7 +13,7 @@ import asyncio
 import logging
 import random
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from consensus.state import ChainState
@@ -22,6 +22,7 @@ from ml.codec import WeightsBytes
 from node.background import Background
 from node.learning import EncodedWeights
 from node.store_worker import StoreWorker
+from node.weights_parts import PartialWeights, SpreadPlan, fetch_in_parts
 
 PRUNE_EVERY = 50  # heights between prunings of stored weights beyond retain_models
 RECENT_PROPOSALS = 64  # proposed models' hashes served to anyone, beside the retained models
@@ -58,6 +59,12 @@ class WeightsSource(Protocol):
         """The weights, or None when it does not have them, sends too many bytes or stalls."""
         ...
 
+    def stream_parts(
+        self, weights_hash: bytes, stripe: int, stripes: int, max_bytes: int
+    ) -> AsyncIterator[tuple[int, int, bytes]]:
+        """(part, total size, data) for each part of one stripe, as the peer has them."""
+        ...
+
 
 def compute_fetch_order(
     sources: Sequence[WeightsSource], preferred: str | None
@@ -91,6 +98,9 @@ class WeightsPool:
         self._unstored: dict[Hash, WeightsBytes] = {}  # checked, being written
         self.retained = deque(retained, maxlen=retain_models)  # the last committed models
         self._proposed: deque[Hash] = deque(maxlen=RECENT_PROPOSALS)
+        self._partials: dict[Hash, PartialWeights] = {}  # being spread: served as they arrive
+        self._spreading: dict[Hash, asyncio.Task[WeightsBytes | None]] = {}
+        self._partial_added = asyncio.Event()
 
     def publish(self, weights_hash: Hash) -> None:
         """Weights a proposal names (a candidate model): served to any node from now on."""
@@ -110,9 +120,12 @@ class WeightsPool:
             or self._io.store.weights.has(weights_hash)
         )
 
-    async def get(self, weights_hash: Hash, preferred: str | None = None) -> WeightsBytes | None:
+    async def get(
+        self, weights_hash: Hash, preferred: str | None = None, plan: SpreadPlan | None = None
+    ) -> WeightsBytes | None:
         """The weights from here, or fetched from a peer (``preferred`` first) and checked;
-        None when no peer has them."""
+        None when no peer has them. With a ``plan`` (a proposed model that every validator
+        fetches from its maker, ``preferred``), they are fetched in parts with the others."""
         arriving = self._arriving.get(weights_hash)
         if arriving is not None:
             await asyncio.wait([arriving])
@@ -124,12 +137,70 @@ class WeightsPool:
             return b"".join(
                 await self._io.run(lambda: list(store.weights.iter_chunks(weights_hash)))
             )
+        if plan is not None and preferred is not None:
+            spreading = self._spreading.get(weights_hash)
+            if spreading is None:
+                spreading = asyncio.ensure_future(self._spread(weights_hash, preferred, plan))
+                self._spreading[weights_hash] = spreading
+                spreading.add_done_callback(lambda _: self._spreading.pop(weights_hash, None))
+            data = await asyncio.shield(spreading)
+            if data is not None:
+                return data
         sources = compute_fetch_order(self._sources(), preferred)
         for source in sources:
             data = await source.fetch_weights(weights_hash, self._checker.max_bytes)
             if data is not None and await self.keep(weights_hash, data):
                 return data
         return None
+
+    async def _spread(
+        self, weights_hash: Hash, maker: str, plan: SpreadPlan
+    ) -> WeightsBytes | None:
+        sources = {source.address: source for source in self._sources()}
+        owners = {i: sources[e] for i, e in plan.owners.items() if e in sources}
+        started: asyncio.Future[PartialWeights] = asyncio.get_running_loop().create_future()
+        started.add_done_callback(lambda done: self._add_partial(weights_hash, done.result()))
+        try:
+            partial = await fetch_in_parts(
+                weights_hash,
+                sources.get(maker),
+                owners,
+                plan.stripe,
+                plan.stripes,
+                self._checker.max_bytes,
+                started,
+            )
+            if partial is None or not await self.keep(weights_hash, partial.buffer):
+                return None
+            return partial.buffer
+        finally:
+            started.cancel()
+            self._partials.pop(weights_hash, None)
+
+    def _add_partial(self, weights_hash: Hash, partial: PartialWeights) -> None:
+        self._partials[weights_hash] = partial
+        self._partial_added.set()
+        self._partial_added = asyncio.Event()
+
+    async def find_parts(self, weights_hash: Hash, wait: float) -> PartialWeights | None:
+        """The weights as parts to serve: whole when here, as they arrive while this node is
+        fetching them in parts (waiting up to ``wait`` seconds for such a fetch to begin);
+        None when it has not got them."""
+        deadline = asyncio.get_running_loop().time() + wait
+        while True:
+            partial = self._partials.get(weights_hash)
+            if partial is not None:
+                return partial
+            if self.has(weights_hash) and weights_hash not in self._arriving:
+                data = await self.get(weights_hash)
+                return None if data is None else PartialWeights(len(data), data)
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return None
+            try:
+                await asyncio.wait_for(self._partial_added.wait(), left)
+            except TimeoutError:
+                return None
 
     def offer(self, weights_hash: Hash, data: WeightsBytes) -> None:
         """Weights pushed beside a message whose signature checked; kept once their hash

@@ -367,26 +367,32 @@ class ContributionAnnouncement(_message.Message):
     def __init__(self, contribution: _Optional[_Union[Contribution, _Mapping]] = ...) -> None: ...
 
 class FetchWeightsRequest(_message.Message):
-    __slots__ = ("weights_hash", "public_key", "time_ms", "signature", "chain_id")
+    __slots__ = ("weights_hash", "public_key", "time_ms", "signature", "chain_id", "stripe", "stripes")
     WEIGHTS_HASH_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     TIME_MS_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    STRIPE_FIELD_NUMBER: _ClassVar[int]
+    STRIPES_FIELD_NUMBER: _ClassVar[int]
     weights_hash: bytes
     public_key: bytes
     time_ms: int
     signature: bytes
     chain_id: str
-    def __init__(self, weights_hash: _Optional[bytes] = ..., public_key: _Optional[bytes] = ..., time_ms: _Optional[int] = ..., signature: _Optional[bytes] = ..., chain_id: _Optional[str] = ...) -> None: ...
+    stripe: int
+    stripes: int
+    def __init__(self, weights_hash: _Optional[bytes] = ..., public_key: _Optional[bytes] = ..., time_ms: _Optional[int] = ..., signature: _Optional[bytes] = ..., chain_id: _Optional[str] = ..., stripe: _Optional[int] = ..., stripes: _Optional[int] = ...) -> None: ...
 
 class WeightsChunk(_message.Message):
-    __slots__ = ("data", "total_size")
+    __slots__ = ("data", "total_size", "part")
     DATA_FIELD_NUMBER: _ClassVar[int]
     TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PART_FIELD_NUMBER: _ClassVar[int]
     data: bytes
     total_size: int
-    def __init__(self, data: _Optional[bytes] = ..., total_size: _Optional[int] = ...) -> None: ...
+    part: int
+    def __init__(self, data: _Optional[bytes] = ..., total_size: _Optional[int] = ..., part: _Optional[int] = ...) -> None: ...
 
 class GetBlocksRequest(_message.Message):
     __slots__ = ("from_height", "to_height", "chain_id")

@@ -31,6 +31,7 @@ from node.peer_auth import make_fetch_request
 from node.services import PeerService, QueryService, add_services
 from node.store import Store
 from node.store_worker import StoreWorker
+from node.weights_parts import PART_BYTES, PartialWeights
 from node.wire import tx_from_proto, vote_to_proto
 from proto import learnchain_pb2 as pb
 from proto import learnchain_pb2_grpc as pb_grpc
@@ -87,7 +88,9 @@ def build_chain(store: Store, heights: int) -> tuple[ChainState, ChainState]:
 
 
 def serve(
-    tmp_path: Path, scenario: Callable[[grpc.aio.Channel, Inboxes, list[str]], Awaitable[T]]
+    tmp_path: Path,
+    scenario: Callable[[grpc.aio.Channel, Inboxes, list[str]], Awaitable[T]],
+    find_parts: Callable[[Hash, float], Awaitable[PartialWeights | None]] | None = None,
 ) -> T:
     async def run() -> T:
         store = Store(tmp_path / "chain.db")
@@ -96,7 +99,7 @@ def serve(
             store.weights.put(compute_hash(data), [data])
         io = StoreWorker(store)
         chain = ChainReader(io, lambda: committed, genesis, b"{}")
-        weights = WeightsReader(io, lambda h: h == compute_hash(MODEL_WEIGHTS))
+        weights = WeightsReader(io, lambda h: h == compute_hash(MODEL_WEIGHTS), find_parts)
         inboxes, refused = Inboxes(), list[str]()
         server = grpc.aio.server()
         add_services(
@@ -286,3 +289,31 @@ def test_queries_read_the_store_off_the_event_loop(tmp_path: Path) -> None:
 
     asyncio.run(scenario())
     assert threads and all(name.startswith("store-reads") for name in threads)
+
+
+def test_a_stripe_is_served_part_by_part_as_the_parts_arrive(tmp_path: Path) -> None:
+    model = compute_hash(MODEL_WEIGHTS)
+    arriving = PartialWeights(3 * PART_BYTES)
+    part = bytes([7]) * PART_BYTES
+
+    async def find_parts(weights_hash: Hash, wait: float) -> PartialWeights | None:
+        return arriving if weights_hash == model else None
+
+    async def scenario(channel: grpc.aio.Channel, *_: Any) -> tuple[Any, ...]:
+        peer = pb_grpc.PeerStub(channel)
+        request = pb.FetchWeightsRequest(weights_hash=model, stripe=1, stripes=2)
+        stream = peer.FetchWeights(request)
+        asyncio.get_running_loop().call_later(0.2, arriving.put, 1, part)
+        chunks = [(c.part, c.total_size, c.data == part) async for c in stream]
+        codes = []
+        unknown = make_fetch_request(KEYS[2], CHAIN, compute_hash(b"unknown"), now_ms())
+        unknown.stripe, unknown.stripes = 0, 2
+        for bad in (pb.FetchWeightsRequest(weights_hash=model, stripe=2, stripes=2), unknown):
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                [c async for c in peer.FetchWeights(bad)]
+            codes.append(caught.value.code().name)
+        return chunks, codes
+
+    chunks, codes = serve(tmp_path, scenario, find_parts)
+    assert chunks == [(1, 3 * PART_BYTES, True)]
+    assert codes == ["INVALID_ARGUMENT", "NOT_FOUND"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,6 +15,13 @@ from ml.codec import WeightsBytes
 from node.learning import EncodedWeights
 from node.store import Store
 from node.store_worker import StoreWorker
+from node.weights_parts import (
+    PART_BYTES,
+    PART_WAIT_SECONDS,
+    PartialWeights,
+    compute_spread_plan,
+    iter_stripe,
+)
 from node.weights_pool import PRUNE_EVERY, WeightsPool, compute_fetch_order
 from tests.consensus.chain import make_genesis_state, make_keys
 
@@ -25,7 +33,7 @@ def digest(data: bytes) -> Hash:
 class HashChecker:
     """Stands in for the learning worker: weights 'fit' when their SHA-256 is the hash."""
 
-    max_bytes = 1 << 20
+    max_bytes = 16 << 20
 
     def __init__(self) -> None:
         self.checked = 0
@@ -36,24 +44,48 @@ class HashChecker:
 
 
 class Source:
-    """A peer that serves what it holds (or lies)."""
+    """A peer that serves what it holds (or lies), or what its own pool has (then it serves
+    weights in parts while that pool is still fetching them)."""
 
-    def __init__(self, address: str, held: dict[Hash, bytes], connected: bool = True) -> None:
+    def __init__(
+        self,
+        address: str,
+        held: dict[Hash, bytes],
+        connected: bool = True,
+        pool: WeightsPool | None = None,
+    ) -> None:
         self.address = address
         self.held = held
         self.connected = connected
+        self.pool = pool
         self.asked: list[str] = []
+        self.parts_served = 0
 
     async def fetch_weights(self, weights_hash: bytes, max_bytes: int) -> bytearray | None:
         self.asked.append(self.address)
         data = self.held.get(Hash(weights_hash))
         return None if data is None else bytearray(data)
 
+    async def stream_parts(
+        self, weights_hash: bytes, stripe: int, stripes: int, max_bytes: int
+    ) -> AsyncIterator[tuple[int, int, bytes]]:
+        self.asked.append(f"{self.address} {stripe}/{stripes}")
+        if self.pool is not None:
+            partial = await self.pool.find_parts(Hash(weights_hash), PART_WAIT_SECONDS)
+        else:
+            data = self.held.get(Hash(weights_hash))
+            partial = None if data is None else PartialWeights(len(data), data)
+        if partial is None:
+            return
+        async for part, data in iter_stripe(partial, stripe, stripes):
+            self.parts_served += 1
+            yield part, partial.size, data
+
 
 def make_pool(
-    tmp_path: Path, sources: list[Source], rejected: list[int]
+    tmp_path: Path, sources: list[Source], rejected: list[int], name: str = "chain.db"
 ) -> tuple[WeightsPool, StoreWorker]:
-    io = StoreWorker(Store(tmp_path / "chain.db"))
+    io = StoreWorker(Store(tmp_path / name))
     pool = WeightsPool(
         io, HashChecker(), lambda: sources, lambda: rejected.append(1), [digest(b"m0")], 2
     )
@@ -158,3 +190,64 @@ def test_the_maker_is_asked_first_and_peers_that_do_not_answer_last() -> None:
         assert order[0] == "p3"
         assert set(order[1:4]) == {"p0", "p2", "p4"}
         assert set(order[4:]) == {"p1", "p5"}
+
+
+def test_validators_fetching_a_proposed_model_in_parts_serve_each_other_what_they_have(
+    tmp_path: Path,
+) -> None:
+    data = bytes(range(256)) * (9 * PART_BYTES // 256 + 100)  # 10 parts
+    model = digest(data)
+    maker = Source("maker:1", {model: data})
+    endpoints = ["v0:1", "v1:1", "v2:1"]
+
+    async def scenario() -> None:
+        pools: dict[str, WeightsPool] = {}
+        ios = []
+        peers: dict[str, list[Source]] = {e: [maker] for e in endpoints}
+        for i, me in enumerate(endpoints):
+            pools[me], io = make_pool(tmp_path, peers[me], [], name=f"v{i}.db")
+            ios.append(io)
+        for me in endpoints:
+            peers[me] += [Source(e, {}, pool=pools[e]) for e in endpoints if e != me]
+        plans = {
+            me: compute_spread_plan([*endpoints, "maker:1"], "maker:1", me) for me in endpoints
+        }
+        fetched = await asyncio.gather(
+            *(pools[me].get(model, "maker:1", plans[me]) for me in endpoints)
+        )
+        assert all(bytes(f or b"") == data for f in fetched)
+        # each part left the maker about once, not once per validator (10 parts, 3 validators)
+        assert maker.parts_served <= 12
+        served_by_validators = sum(s.parts_served for e in endpoints for s in peers[e][1:])
+        assert served_by_validators >= 15
+        for pool in pools.values():
+            pool.close()
+        for io in ios:
+            io.close()
+
+    asyncio.run(scenario())
+
+
+def test_parts_a_stripe_owner_does_not_deliver_come_from_the_maker(tmp_path: Path) -> None:
+    data = bytes(range(256)) * (5 * PART_BYTES // 256)  # 5 parts
+    model = digest(data)
+    maker = Source("maker:1", {model: data})
+    silent = Source("v1:1", {})  # a validator that is not fetching (nor holding) the model
+
+    async def scenario() -> None:
+        pool, io = make_pool(tmp_path, [maker, silent], [])
+        plan = compute_spread_plan(["v0:1", "v1:1", "maker:1"], "maker:1", "v0:1")
+        assert plan is not None and plan.owners == {1: "v1:1"}
+        assert await pool.get(model, "maker:1", plan) == data
+        assert silent.asked == ["v1:1 1/2"]
+        pool.close()
+        io.close()
+
+    asyncio.run(scenario())
+
+
+def test_no_plan_for_a_node_that_is_not_among_the_receivers_or_alone() -> None:
+    assert compute_spread_plan(["a:1", "b:1"], "a:1", "b:1") is None  # b fetches alone
+    assert compute_spread_plan(["a:1", "b:1", "c:1"], "a:1", "x:1") is None
+    plan = compute_spread_plan(["c:1", "a:1", "b:1", ""], "a:1", "c:1")
+    assert plan is not None and (plan.stripe, plan.stripes, plan.owners) == (1, 2, {0: "b:1"})

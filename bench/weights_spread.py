@@ -1,0 +1,212 @@
+"""A proposed model's spread to the validators over a slow network: the maker alone uploading a
+copy to each, against weights spread in parts (node/weights_parts.py), side by side.
+
+Eight hosts, each a network namespace of the chaos bed (tests/chaos/network.py) with a 100 Mbit/s
+link and a one-way delay: host 0 made a 20 MB model, hosts 1..7 are validators that must fetch it
+to vote. Every host is a process running the node's own code for this path: a ``WeightsPool``
+over a real LevelDB store, fetching with ``node.peers.Peer`` over real gRPC, and serving with
+``PeerService.FetchWeights`` (whole weights, or stripes of parts as they arrive). All
+validators start fetching at once, as they do when a proposal reaches them; the figure is the
+time until the last of them has checked weights (what a learning round waits for beyond its ML
+work). One transfer of 20 MB over 100 Mbit/s takes 1.7 s; the maker alone uploading seven
+copies, about 12 s.
+
+Needs root (``make chaos`` installs what the network needs).
+
+    .venv/bin/python bench/weights_spread.py [--size-mb 20] [--validators 8] [--delays 0,25,100]
+
+Prints a table and, last, one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, cast
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PORT = 26656
+RATE_MBIT = 100.0
+
+
+class WeightsOnly:
+    """Every message but a weights fetch is refused."""
+
+    def __getattr__(self, name: str) -> Any:
+        def refuse(*_: object) -> Any:
+            raise ValueError("this bench node only serves weights")
+
+        return refuse
+
+
+class HashChecker:
+    """Checks weights by their canonical hash against the model's layout (as a node does)."""
+
+    def __init__(self, template: dict[str, Any], max_bytes: int) -> None:
+        self.template = template
+        self.max_bytes = max_bytes
+
+    async def verify(self, data: bytes | bytearray, weights_hash: bytes) -> bool:
+        from ml.codec import compute_encoded_weights_hash
+
+        loop = asyncio.get_running_loop()
+        found = await loop.run_in_executor(
+            None, compute_encoded_weights_hash, data, self.template, self.max_bytes
+        )
+        return bool(found == weights_hash)
+
+
+async def run_host(args: argparse.Namespace) -> None:
+    """One host: serve what it has; on "go" (a validator) fetch the model; print the time."""
+    import grpc
+    from weights_propagation import make_state
+
+    from consensus.types import Hash
+    from node.chain_reader import ChainReader, WeightsReader
+    from node.peers import MAX_MESSAGE_BYTES, Peer
+    from node.services import PeerService, add_services
+    from node.store import Store
+    from node.store_worker import StoreWorker
+    from node.weights_parts import compute_spread_plan
+    from node.weights_pool import WeightsPool
+
+    template = make_state(args.size_mb)
+    max_bytes = 2 * args.size_mb << 20
+    io = StoreWorker(Store(args.db))
+    endpoints: list[str] = args.endpoints.split(",")
+    me = endpoints[args.index]
+    sources = [Peer(e) for e in endpoints if e != me]
+    pool = WeightsPool(io, HashChecker(template, max_bytes), lambda: sources, lambda: None, [], 2)
+    weights = WeightsReader(io, lambda _: True, pool.find_parts)
+    server = grpc.aio.server(options=[("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])
+    refuse: Any = WeightsOnly()
+    no_chain = cast(ChainReader, refuse)
+    peer = PeerService(refuse, refuse, refuse, refuse, no_chain, weights, lambda _: None)
+    add_services(server, lambda _: None, peer=peer)
+    server.add_insecure_port(me)
+    await server.start()
+    print("ready", flush=True)
+    loop = asyncio.get_running_loop()
+    command = await loop.run_in_executor(None, sys.stdin.readline)
+    if command.strip() == "go":
+        maker = endpoints[0]
+        plan = compute_spread_plan(endpoints, maker, me) if args.mode == "parts" else None
+        started = time.perf_counter()
+        data = await pool.get(Hash(bytes.fromhex(args.hash)), maker, plan)
+        seconds = time.perf_counter() - started
+        print(json.dumps({"ok": data is not None, "seconds": seconds}), flush=True)
+    await loop.run_in_executor(None, sys.stdin.read)  # serve until the bench closes stdin
+    await server.stop(None)
+
+
+def measure(size_mb: int, validators: int, delay_ms: float, mode: str) -> dict[str, object]:
+    from weights_propagation import make_state
+
+    from consensus.types import Hash
+    from ml.codec import compute_weights_hash, encode_weights
+    from node.store import Store
+    from tests.chaos.network import ChaosNetwork, LinkShape
+
+    state = make_state(size_mb)
+    weights_hash = compute_weights_hash(state)
+    data = encode_weights(state)
+    with tempfile.TemporaryDirectory() as scratch, ChaosNetwork(validators) as net:
+        net.heal(LinkShape(delay_ms=delay_ms, rate_mbit=RATE_MBIT))
+        with Store(Path(scratch) / "h0") as store:
+            store.weights.put(Hash(weights_hash), [data])
+        endpoints = [f"{net.address(i)}:{PORT}" for i in range(validators)]
+        hosts = [
+            subprocess.Popen(
+                [
+                    *net.launcher(i),
+                    *(sys.executable, __file__, "--host", str(i), "--mode", mode),
+                    *("--endpoints", ",".join(endpoints), "--hash", weights_hash.hex()),
+                    *("--size-mb", str(size_mb), "--db", str(Path(scratch) / f"h{i}")),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                cwd=ROOT,
+            )
+            for i in range(validators)
+        ]
+        try:
+            for host in hosts:
+                assert host.stdout is not None and host.stdout.readline().strip() == "ready"
+            for host in hosts[1:]:
+                assert host.stdin is not None
+                host.stdin.write("go\n")
+                host.stdin.flush()
+            results = []
+            for host in hosts[1:]:
+                assert host.stdout is not None
+                results.append(json.loads(host.stdout.readline()))
+        finally:
+            for host in hosts:
+                if host.stdin is not None:
+                    host.stdin.close()
+            for host in hosts:
+                host.wait(timeout=30)
+    seconds = [r["seconds"] for r in results]
+    return {
+        "mode": mode,
+        "size_mb": round(len(data) / (1 << 20), 1),
+        "validators": validators,
+        "one_way_delay_ms": delay_ms,
+        "rate_mbit": RATE_MBIT,
+        "all_fetched": all(r["ok"] for r in results),
+        "spread_seconds": round(max(seconds), 2),
+        "median_seconds": round(sorted(seconds)[len(seconds) // 2], 2),
+        "one_transfer_seconds": round(len(data) * 8 / (RATE_MBIT * 1e6), 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size-mb", type=int, default=20)
+    parser.add_argument("--validators", type=int, default=8)
+    parser.add_argument("--delays", default="0,25,100")
+    parser.add_argument("--modes", default="maker,parts")
+    parser.add_argument("--host", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--mode", default="parts", help=argparse.SUPPRESS)
+    parser.add_argument("--endpoints", help=argparse.SUPPRESS)
+    parser.add_argument("--hash", help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.host is not None:
+        args.index = args.host
+        asyncio.run(run_host(args))
+        return
+    from tests.chaos.network import find_missing
+
+    missing = find_missing()
+    if missing is not None:
+        sys.exit(f"weights_spread: {missing}")
+    rows = [
+        measure(args.size_mb, args.validators, float(d), mode)
+        for d in args.delays.split(",")
+        for mode in args.modes.split(",")
+    ]
+    print(
+        f"{'mode':>6} {'MB':>5} {'validators':>10} {'delay ms':>9} {'spread s':>9} {'median s':>9}"
+    )
+    for r in rows:
+        print(
+            f"{r['mode']:>6} {r['size_mb']:>5} {r['validators']:>10} {r['one_way_delay_ms']:>9} "
+            f"{r['spread_seconds']:>9} {r['median_seconds']:>9}"
+        )
+    print(json.dumps({"bench": "weights_spread", "runs": rows}))
+
+
+if __name__ == "__main__":
+    main()
