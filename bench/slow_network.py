@@ -16,6 +16,7 @@ Two measurements per (validators, delay):
 Needs root (``make chaos`` installs what the network needs).
 
     .venv/bin/python bench/slow_network.py [--validators 4,8] [--delays 0,25,100] [--seconds 20]
+        [--vote-relay-from N]
 
 Prints a table and, last, one JSON line.
 """
@@ -42,11 +43,13 @@ from tests.chaos.network import ChaosNetwork, LinkShape, find_missing  # noqa: E
 RATE_MBIT = 100.0
 
 
+RELAY: tuple[str, ...] = ()  # --vote-relay-from N, when given
+
+
 def start_cluster(net: ChaosNetwork, root: Path, validators: int, *args: str) -> LocalCluster:
-    cluster = LocalCluster(
-        root, validators, *args, starting_ip=net.address(0), launcher=net.launcher
+    return LocalCluster(
+        root, validators, *args, *RELAY, starting_ip=net.address(0), launcher=net.launcher
     )
-    return cluster
 
 
 def measure_commit_rate(net: ChaosNetwork, root: Path, validators: int, seconds: float) -> float:
@@ -88,6 +91,7 @@ def measure(validators: int, delay_ms: float, seconds: float) -> dict[str, objec
         round_seconds, rounds = measure_learning_round(net, Path(scratch), validators, seconds * 2)
     return {
         "validators": validators,
+        "vote_relay_from": RELAY[1] if RELAY else "default",
         "one_way_delay_ms": delay_ms,
         "rate_mbit": RATE_MBIT,
         "blocks_per_second": round(rate, 2),
@@ -103,7 +107,15 @@ def main() -> None:
     parser.add_argument("--validators", default="4,8")
     parser.add_argument("--delays", default="0,25,100")
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--vote-relay-from",
+        type=int,
+        help="the genesis parameter (default: the chain's, relaying from 8 validators on)",
+    )
     args = parser.parse_args()
+    if args.vote_relay_from is not None:
+        global RELAY
+        RELAY = ("--vote-relay-from", str(args.vote_relay_from))
     missing = find_missing()
     if missing is not None:
         sys.exit(f"slow_network: {missing}")

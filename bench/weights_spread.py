@@ -6,9 +6,13 @@ link and a one-way delay: host 0 made a 20 MB model, hosts 1..7 are validators t
 to vote. Every host is a process running the node's own code for this path: a ``WeightsPool``
 over a real LevelDB store, fetching with ``node.peers.Peer`` over real gRPC, and serving with
 ``PeerService.FetchWeights`` (whole weights, or stripes of parts as they arrive). All
-validators start fetching at once, as they do when a proposal reaches them; the figure is the
+validators start fetching at once, as they do when a proposal reaches them, over connections
+already open, as the daemon's are (``--cold``: none open, so that every fetch also pays TCP's
+and HTTP/2's handshakes, about 0.6 s at 100 ms); the figure is the
 time until the last of them has checked weights (what a learning round waits for beyond its ML
-work). One transfer of 20 MB over 100 Mbit/s takes 1.7 s; the maker alone uploading seven
+work). Two models are spread one after the other, as in consecutive rounds; the table shows the
+second (``first s``: the first, over connections that carried nothing yet, so TCP's slow start
+costs more). One transfer of 20 MB over 100 Mbit/s takes 1.7 s; the maker alone uploading seven
 copies, about 12 s.
 
 Needs root (``make chaos`` installs what the network needs).
@@ -23,6 +27,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -93,21 +99,28 @@ async def run_host(args: argparse.Namespace) -> None:
     add_services(server, lambda _: None, peer=peer)
     server.add_insecure_port(me)
     await server.start()
-    print("ready", flush=True)
     loop = asyncio.get_running_loop()
-    command = await loop.run_in_executor(None, sys.stdin.readline)
-    if command.strip() == "go":
-        maker = endpoints[0]
-        plan = compute_spread_plan(endpoints, maker, me) if args.mode == "parts" else None
+    print("ready", flush=True)
+    if await loop.run_in_executor(None, sys.stdin.readline) == "connect\n":
+        # A node holds a channel to every validator from its start: open each connection (a
+        # fetch of weights nobody has) before the proposal, as the daemon's gossip has.
+        for source in sources:
+            await source.fetch_weights(bytes(32), max_bytes)
+        print("connected", flush=True)
+    maker = endpoints[0]
+    plan = compute_spread_plan(endpoints, maker, me) if args.mode == "parts" else None
+    while (command := await loop.run_in_executor(None, sys.stdin.readline)).startswith("go "):
         started = time.perf_counter()
-        data = await pool.get(Hash(bytes.fromhex(args.hash)), maker, plan)
+        data = await pool.get(Hash(bytes.fromhex(command.split()[1])), maker, plan)
         seconds = time.perf_counter() - started
         print(json.dumps({"ok": data is not None, "seconds": seconds}), flush=True)
-    await loop.run_in_executor(None, sys.stdin.read)  # serve until the bench closes stdin
     await server.stop(None)
 
 
-def measure(size_mb: int, validators: int, delay_ms: float, mode: str) -> dict[str, object]:
+def measure(
+    size_mb: int, validators: int, delay_ms: float, mode: str, warm: bool, keep_window: bool
+) -> dict[str, object]:
+    from processes import cpu_seconds
     from weights_propagation import make_state
 
     from consensus.types import Hash
@@ -115,20 +128,26 @@ def measure(size_mb: int, validators: int, delay_ms: float, mode: str) -> dict[s
     from node.store import Store
     from tests.chaos.network import ChaosNetwork, LinkShape
 
-    state = make_state(size_mb)
-    weights_hash = compute_weights_hash(state)
-    data = encode_weights(state)
+    first = make_state(size_mb)
+    models = [first, {name: tensor + 1 for name, tensor in first.items()}]
+    hashes = [compute_weights_hash(model) for model in models]
+    size = len(encode_weights(first))
     with tempfile.TemporaryDirectory() as scratch, ChaosNetwork(validators) as net:
         net.heal(LinkShape(delay_ms=delay_ms, rate_mbit=RATE_MBIT))
+        if keep_window:
+            for i in range(validators):
+                idle = "net.ipv4.tcp_slow_start_after_idle=0"
+                subprocess.run([*net.launcher(i), "sysctl", "-qw", idle], check=True)
         with Store(Path(scratch) / "h0") as store:
-            store.weights.put(Hash(weights_hash), [data])
+            for model, weights_hash in zip(models, hashes, strict=True):
+                store.weights.put(Hash(weights_hash), [encode_weights(model)])
         endpoints = [f"{net.address(i)}:{PORT}" for i in range(validators)]
         hosts = [
             subprocess.Popen(
                 [
                     *net.launcher(i),
                     *(sys.executable, __file__, "--host", str(i), "--mode", mode),
-                    *("--endpoints", ",".join(endpoints), "--hash", weights_hash.hex()),
+                    *("--endpoints", ",".join(endpoints)),
                     *("--size-mb", str(size_mb), "--db", str(Path(scratch) / f"h{i}")),
                 ],
                 stdin=subprocess.PIPE,
@@ -141,31 +160,46 @@ def measure(size_mb: int, validators: int, delay_ms: float, mode: str) -> dict[s
         try:
             for host in hosts:
                 assert host.stdout is not None and host.stdout.readline().strip() == "ready"
-            for host in hosts[1:]:
+            for host in hosts:
                 assert host.stdin is not None
-                host.stdin.write("go\n")
+                host.stdin.write("connect\n" if warm else "cold\n")
                 host.stdin.flush()
-            results = []
-            for host in hosts[1:]:
-                assert host.stdout is not None
-                results.append(json.loads(host.stdout.readline()))
+            for host in hosts if warm else []:
+                assert host.stdout is not None and host.stdout.readline().strip() == "connected"
+            rounds = []
+            delayer = net.delayer_pid or 0
+            cpu_before = sum(cpu_seconds(h.pid) for h in hosts) + cpu_seconds(delayer)
+            for weights_hash in hashes:
+                for host in hosts[1:]:
+                    assert host.stdin is not None
+                    host.stdin.write(f"go {weights_hash.hex()}\n")
+                    host.stdin.flush()
+                rounds.append([json.loads(h.stdout.readline()) for h in hosts[1:] if h.stdout])
+            cpu_after = sum(cpu_seconds(h.pid) for h in hosts) + cpu_seconds(delayer)
+            cpu_per_round = (cpu_after - cpu_before) / len(hashes)
         finally:
             for host in hosts:
                 if host.stdin is not None:
                     host.stdin.close()
             for host in hosts:
                 host.wait(timeout=30)
-    seconds = [r["seconds"] for r in results]
+    first_round, second_round = ([r["seconds"] for r in results] for results in rounds)
     return {
         "mode": mode,
-        "size_mb": round(len(data) / (1 << 20), 1),
+        "size_mb": round(size / (1 << 20), 1),
         "validators": validators,
         "one_way_delay_ms": delay_ms,
         "rate_mbit": RATE_MBIT,
-        "all_fetched": all(r["ok"] for r in results),
-        "spread_seconds": round(max(seconds), 2),
-        "median_seconds": round(sorted(seconds)[len(seconds) // 2], 2),
-        "one_transfer_seconds": round(len(data) * 8 / (RATE_MBIT * 1e6), 2),
+        "connections": "open" if warm else "cold",
+        "slow_start_after_idle": not keep_window,
+        "all_fetched": all(r["ok"] for results in rounds for r in results),
+        "spread_seconds": round(max(second_round), 2),
+        "median_seconds": round(statistics.median(second_round), 2),
+        "first_spread_seconds": round(max(first_round), 2),
+        "one_transfer_seconds": round(size * 8 / (RATE_MBIT * 1e6), 2),
+        # every host's (and the packet delayer's) CPU time per spread over this machine's cores:
+        # a floor on the spread here (with a machine per validator, one host's share)
+        "cpu_floor_seconds": round(cpu_per_round / (os.cpu_count() or 1), 2),
     }
 
 
@@ -177,10 +211,20 @@ def main() -> None:
     parser.add_argument("--validators", type=int, default=8)
     parser.add_argument("--delays", default="0,25,100")
     parser.add_argument("--modes", default="maker,parts")
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="start with no connection open (the daemon keeps one to every validator)",
+    )
+    parser.add_argument(
+        "--keep-window",
+        action="store_true",
+        help="hosts keep TCP's congestion window between rounds "
+        "(sysctl net.ipv4.tcp_slow_start_after_idle=0)",
+    )
     parser.add_argument("--host", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="parts", help=argparse.SUPPRESS)
     parser.add_argument("--endpoints", help=argparse.SUPPRESS)
-    parser.add_argument("--hash", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.host is not None:
@@ -193,7 +237,7 @@ def main() -> None:
     if missing is not None:
         sys.exit(f"weights_spread: {missing}")
     rows = [
-        measure(args.size_mb, args.validators, float(d), mode)
+        measure(args.size_mb, args.validators, float(d), mode, not args.cold, args.keep_window)
         for d in args.delays.split(",")
         for mode in args.modes.split(",")
     ]

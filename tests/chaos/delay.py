@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from netfilterqueue import NetfilterQueue
+from netfilterqueue import COPY_META, NetfilterQueue
 
 MAX_HELD = 100_000  # packets held per queue; more are passed at once rather than pile up
 CONTROL_POLL_SECONDS = 0.2
@@ -80,7 +80,7 @@ def main() -> None:
     for number in range(1, args.queues + 1):
         delayer = delayers[number] = Delayer(args.seed + number)
         queue = NetfilterQueue()
-        queue.bind(number, delayer.hold, max_len=MAX_HELD)
+        queue.bind(number, delayer.hold, max_len=MAX_HELD, mode=COPY_META)  # no payload copies
         queues[queue.get_fd()] = (queue, delayer)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     control_mtime = -1.0

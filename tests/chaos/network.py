@@ -111,6 +111,11 @@ class ChaosNetwork:
     def _chain(self) -> str:
         return f"LCX{self.tag}"
 
+    @property
+    def delayer_pid(self) -> int | None:
+        """The delayer process (its CPU time is part of what a delayed link costs here)."""
+        return None if self._delayer is None else self._delayer.pid
+
     # --- life ---------------------------------------------------------------------------------
 
     def create(self) -> None:
