@@ -155,6 +155,19 @@ class LocalNode:
         """True while the process lives."""
         return self.process is not None and self.process.poll() is None
 
+    def stop(self, timeout: float = STOP_SECONDS) -> None:
+        """SIGTERM, then SIGKILL after ``timeout`` seconds."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
     def kill(self) -> None:
         """SIGKILL (a crash)."""
         if self.process is not None:
@@ -394,16 +407,10 @@ class LocalCluster:
         for node in running:
             assert node.process is not None
             if node.process.poll() is None:
-                node.process.send_signal(signal.SIGTERM)
+                node.process.send_signal(signal.SIGTERM)  # all at once, then wait for each
         deadline = time.monotonic() + STOP_SECONDS
         for node in running:
-            assert node.process is not None
-            try:
-                node.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                node.process.kill()
-                node.process.wait()
-            node.process = None
+            node.stop(timeout=max(0.1, deadline - time.monotonic()))
 
     def close(self) -> None:
         """Stop every node and close every channel and log file."""

@@ -8,7 +8,6 @@ import dataclasses
 import itertools
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -20,7 +19,7 @@ from typing import Any
 import grpc
 
 from consensus.messages import Block
-from node.cluster import ClusterError, LocalCluster, LocalNode
+from node.cluster import ClusterError, LocalCluster
 from tests.chaos.checker import InvariantChecker
 from tests.chaos.faults import Fault, FaultKind, compute_schedule
 from tests.chaos.network import ChaosNetwork, LinkShape, find_missing
@@ -31,7 +30,6 @@ FAKETIME_LIBRARIES = sorted(Path("/usr/lib").glob("*/faketime/libfaketimeMT.so.1
 DISK_MB = 256  # each node's home is a tmpfs this big (so that the disk-full fault can fill it)
 POLL_SECONDS = 1.0
 WARM_UP_HEIGHT = 3
-STOP_SECONDS = 20
 
 
 class ChaosUnavailable(RuntimeError):
@@ -88,20 +86,6 @@ def mount_tmpfs(home: Path, megabytes: int) -> None:
     for item in saved.iterdir():
         shutil.move(str(item), home / item.name)
     saved.rmdir()
-
-
-def stop_node(node: LocalNode) -> None:
-    """SIGTERM, then SIGKILL after ``STOP_SECONDS``."""
-    if node.process is None:
-        return
-    if node.process.poll() is None:
-        node.process.send_signal(signal.SIGTERM)
-        try:
-            node.process.wait(timeout=STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            node.process.kill()
-            node.process.wait()
-    node.process = None
 
 
 def compute_ring_cuts(order: tuple[int, ...]) -> set[tuple[int, int]]:
@@ -170,7 +154,7 @@ class ChaosRun:
     def restart(self, i: int, **settings: str) -> None:
         """Stop node ``i``, change its config.toml, start it again."""
         node = self.cluster[i]
-        stop_node(node)
+        node.stop()
         for key, value in settings.items():
             node.configure(key, value)
         node.start()
@@ -202,7 +186,7 @@ class ChaosRun:
             self.may_be_down.add(nodes[0])
             self.fillers[nodes[0]] = fill_disk(first.home)
         elif kind == FaultKind.CLOCK_SKEW:
-            stop_node(first)
+            first.stop()
             first.environment = {
                 "LD_PRELOAD": str(FAKETIME_LIBRARIES[0]),
                 "FAKETIME": fault.detail.split()[1].rstrip("s"),
@@ -234,7 +218,7 @@ class ChaosRun:
                 first.start()
             self.may_be_down.discard(nodes[0])
         elif kind == FaultKind.CLOCK_SKEW:
-            stop_node(first)
+            first.stop()
             first.environment = {}
             first.start()
         elif kind == FaultKind.POISON:
