@@ -50,14 +50,9 @@ proto: $(STAMP)
 # schedule. tests/chaos/prepare-host.sh installs the Debian packages it needs.
 SECONDS ?= 180
 SEED ?= 0
-CHAOS_STAMP := $(VENV)/.chaos-installed
 
-$(CHAOS_STAMP): $(STAMP)
+chaos: $(STAMP)
 	tests/chaos/prepare-host.sh
-	$(BIN)/pip install --quiet -e '.[dev,chaos]'
-	touch $(CHAOS_STAMP)
-
-chaos: $(CHAOS_STAMP)
 	$(BIN)/pytest -q -m chaos tests/chaos
 	$(BIN)/python -m tests.chaos --seconds $(SECONDS) --seed $(SEED)
 

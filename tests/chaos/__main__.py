@@ -1,7 +1,7 @@
 """``python -m tests.chaos``: a chaos run (``make chaos``); the summary as one JSON line last.
 
 Exits 1 when an invariant was violated, 0 otherwise, also when this machine cannot run the bed
-(it says why: it needs root, iproute2, iptables, NetfilterQueue and, for clock skew, faketime).
+(it says why: it needs root, iproute2, iptables and, for clock skew, faketime).
 """
 
 from __future__ import annotations

@@ -13,24 +13,29 @@ passes one iptables chain of this network's own, where faults become rules:
   this project's CI kernel has no ``sch_netem``;
 - a rate limit is a token bucket (``tc tbf``) on the host's interface.
 
-Needs root, iproute2, iptables and the ``netfilterqueue`` module; ``find_missing`` says what is
-missing so that callers can skip.
+Needs root, iproute2 and iptables; ``find_missing`` says what is missing so that callers can
+skip.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from types import TracebackType
 
+from tests.chaos.delay import compute_applied_path
+
 BRIDGE_HOST = 254  # the test process's own address on the bridge
 TBF_LATENCY_MS = 400  # how long tbf may queue a packet before dropping it
+DELAYER_ANSWER_SECONDS = 10
 
 
 @dataclasses.dataclass
@@ -41,6 +46,9 @@ class LinkShape:
     jitter_ms: float = 0.0
     loss: float = 0.0  # the share of packets dropped, 0..1
     rate_mbit: float = 0.0  # 0: unlimited
+
+
+_INSTANCES = itertools.count()
 
 
 class NetworkError(RuntimeError):
@@ -54,10 +62,6 @@ def find_missing() -> str | None:
     for tool in ("ip", "tc", "iptables"):
         if shutil.which(tool) is None:
             return f"{tool} is not installed (Debian: iproute2, iptables)"
-    try:
-        import netfilterqueue  # noqa: F401
-    except ImportError:
-        return "the netfilterqueue module is not installed (pip install NetfilterQueue)"
     return None
 
 
@@ -76,7 +80,7 @@ class ChaosNetwork:
         if not 1 <= hosts <= 200:
             raise ValueError("between 1 and 200 hosts")
         self.hosts = hosts
-        self.tag = (os.getpid() if tag is None else tag) % 250
+        self.tag = (os.getpid() + next(_INSTANCES) if tag is None else tag) % 250
         self.name = f"lcx{self.tag}"
         self.subnet = f"10.213.{self.tag}"
         self.shapes = [LinkShape() for _ in range(hosts)]
@@ -138,7 +142,6 @@ class ChaosNetwork:
         run("iptables", "-N", self._chain)
         self._created.append("chain")
         run("iptables", "-I", "FORWARD", "-i", self._bridge, "-o", self._bridge, "-j", self._chain)
-        self._control.write_text("{}")
         self._delayer = subprocess.Popen(
             [
                 sys.executable,
@@ -164,7 +167,9 @@ class ChaosNetwork:
                 subprocess.run(["iptables", "-X", self._chain], check=False)
             elif made == "bridge":
                 subprocess.run(["ip", "link", "del", self._bridge], check=False)
-            else:
+            else:  # the port first: a namespace is destroyed in the background
+                port = self._port(int(made.rsplit("-", 1)[1]))
+                subprocess.run(["ip", "link", "del", port], capture_output=True, check=False)
                 subprocess.run(["ip", "netns", "del", made], check=False)
         self._created.clear()
         shutil.rmtree(self._scratch, ignore_errors=True)
@@ -234,7 +239,7 @@ class ChaosNetwork:
                 queue = ["-j", "NFQUEUE", "--queue-num", str(1 + i), "--queue-bypass"]
                 rules.append(source + queue)
         rules.append(["-j", "ACCEPT"])
-        self._control.write_text(
+        self._set_delays(
             json.dumps({str(1 + i): [s.delay_ms, s.jitter_ms] for i, s in enumerate(self.shapes)})
         )
         restore = ["*filter", f":{self._chain} - [0:0]"]  # with --noflush: empties this chain
@@ -251,6 +256,19 @@ class ChaosNetwork:
             raise NetworkError(f"iptables-restore: {result.stderr.strip()}")
         for i, shape in enumerate(self.shapes):
             self._apply_rate(i, shape.rate_mbit)
+
+    def _set_delays(self, settings: str) -> None:
+        """Hand the delayer new delays and wait until they are in force."""
+        applied = compute_applied_path(self._control)
+        if self._control.exists() and self._control.read_text() == settings:
+            return
+        self._control.write_text(settings)
+        deadline = time.monotonic() + DELAYER_ANSWER_SECONDS
+        while self._delayer is not None and time.monotonic() < deadline:
+            if applied.exists() and applied.read_text() == settings:
+                return
+            time.sleep(0.01)
+        raise NetworkError(f"the packet delayer did not take up new delays: {self._scratch}")
 
     def _apply_rate(self, i: int, rate_mbit: float) -> None:
         ns = ("ip", "netns", "exec", self.namespace(i))

@@ -1,12 +1,10 @@
 #!/usr/bin/env bash
-# What the chaos bed needs from the host: iproute2 (namespaces, veth, tc), iptables (faults),
-# libnetfilter_queue's headers (to build NetfilterQueue, the packet delayer) and libfaketime
-# (clock skew). Installs what is missing with apt when run as root; says what is missing else.
+# What the chaos bed needs from the host: iproute2 (namespaces, veth, tc), iptables (faults and
+# the packet delayer's queue) and libfaketime (clock skew). Installs what is missing with apt when run as root; says what is missing else.
 set -euo pipefail
 need=()
 command -v ip >/dev/null || need+=(iproute2)
 command -v iptables >/dev/null || need+=(iptables)
-[ -e /usr/include/libnetfilter_queue/libnetfilter_queue.h ] || need+=(libnetfilter-queue-dev)
 compgen -G "/usr/lib/*/faketime/libfaketimeMT.so.1" >/dev/null || need+=(faketime)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then

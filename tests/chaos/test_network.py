@@ -83,10 +83,12 @@ def test_a_partition_cuts_only_the_links_across_it_and_a_heal_restores_them(
     assert round_trip(net, 0, 1) is not None
 
 
-def test_closing_removes_the_namespaces_and_the_rules(net: ChaosNetwork) -> None:
+def test_closing_removes_the_namespaces_the_links_and_the_rules(net: ChaosNetwork) -> None:
     names = [net.namespace(i) for i in range(net.hosts)]
     net.close()
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert not any(name in listed for name in names)
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    assert f"{net.name}v" not in links and f"{net.name}br" not in links
     rules = subprocess.run(["iptables", "-S", "FORWARD"], capture_output=True, text=True).stdout
     assert f"LCX{net.tag}" not in rules
