@@ -275,7 +275,9 @@ class ChaosNetwork:
         if rate_mbit <= 0:
             subprocess.run([*ns, "tc", "qdisc", "del", "dev", "eth0", "root"], capture_output=True)
             return
-        burst = max(32_000, int(rate_mbit * 1e6 / 8 / 250))  # a 4 ms burst, at least 32 kB
+        # A 4 ms burst, and at least two GSO packets: tbf splits a packet larger than its burst
+        # into MTU-sized ones, which would multiply the delayer's work.
+        burst = max(2 * 65_536, int(rate_mbit * 1e6 / 8 / 250))
         run(
             *ns,
             *("tc", "qdisc", "replace", "dev", "eth0", "root", "tbf"),
