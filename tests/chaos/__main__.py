@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -29,6 +30,8 @@ def main() -> int:
     except ValueError as error:
         parser.error(str(error))
     spec = ChaosSpec(args.validators, args.seconds, args.seed, kinds, workdir=args.workdir)
+    # SIGTERM unwinds like Ctrl-C, so that nodes, namespaces, rules and mounts are removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         summary = run_chaos(spec, lambda line: print(line, flush=True))
     except ChaosUnavailable as reason:
