@@ -14,7 +14,7 @@ slow, or sees another validator set) is fetched from the maker at the end.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -139,7 +139,7 @@ async def fetch_in_parts(
     stripe: int,
     stripes: int,
     max_bytes: int,
-    on_start: asyncio.Future[PartialWeights] | None = None,
+    on_start: Callable[[PartialWeights], None] | None = None,
 ) -> PartialWeights | None:
     """Fetch weights as one of ``stripes`` receivers: stripe ``stripe`` from the maker, stripe
     i from ``stripe_owners[i]``, then anything missing from the maker; the weights, or None
@@ -154,8 +154,8 @@ async def fetch_in_parts(
                 if not 0 < total <= max_bytes:
                     return
                 partial = state["weights"] = PartialWeights(total)
-                if on_start is not None and not on_start.done():
-                    on_start.set_result(partial)
+                if on_start is not None:
+                    on_start(partial)
             if partial.size != total or not partial.put(part, data):
                 return
             if partial.complete:

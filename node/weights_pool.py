@@ -158,8 +158,6 @@ class WeightsPool:
     ) -> WeightsBytes | None:
         sources = {source.address: source for source in self._sources()}
         owners = {i: sources[e] for i, e in plan.owners.items() if e in sources}
-        started: asyncio.Future[PartialWeights] = asyncio.get_running_loop().create_future()
-        started.add_done_callback(lambda done: self._add_partial(weights_hash, done.result()))
         try:
             partial = await fetch_in_parts(
                 weights_hash,
@@ -168,13 +166,12 @@ class WeightsPool:
                 plan.stripe,
                 plan.stripes,
                 self._checker.max_bytes,
-                started,
+                lambda partial: self._add_partial(weights_hash, partial),
             )
             if partial is None or not await self.keep(weights_hash, partial.buffer):
                 return None
             return partial.buffer
         finally:
-            started.cancel()
             self._partials.pop(weights_hash, None)
 
     def _add_partial(self, weights_hash: Hash, partial: PartialWeights) -> None:
