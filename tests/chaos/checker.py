@@ -7,7 +7,7 @@ reads every block of every node. The invariants:
 - **agreement**: no two different blocks at one height (and so one model hash per height);
 - **completeness**: after the last heal, every node has every block any node committed;
 - **no honest double signing**: evidence (two signed votes at one height, round and step) names
-  only the validator told to equivocate;
+  only the validator told to equivocate, and that one's equivocation is caught;
 - **progress**: after each heal, every node passes the highest height seen at the heal within
   ``progress_bound`` seconds;
 - **no poisoned update**: no committed model scores more than ``max_accuracy_drop`` below the
@@ -41,6 +41,7 @@ class InvariantChecker:
     memory_limit_mb: float = 1536.0
     max_accuracy_drop: float = 0.15
     equivocators: frozenset[bytes] = frozenset()  # validators allowed to appear in evidence
+    expect_evidence: bool = False  # a validator equivocated long enough to be caught
     violations: list[str] = dataclasses.field(default_factory=list)
     stalls: list[float] = dataclasses.field(default_factory=list)
     max_rss_mb: dict[int, float] = dataclasses.field(default_factory=dict)
@@ -123,6 +124,13 @@ class InvariantChecker:
                         f"evidence at height {height} against {culprit.hex()[:12]}, an honest"
                         " validator: it signed twice at one height, round and step"
                     )
+        caught = any(
+            bytes(e.vote_a.vote.validator) in self.equivocators
+            for block in reference.values()
+            for e in block.evidence
+        )
+        if self.expect_evidence and not caught:
+            self.violations.append("a validator equivocated and no evidence of it was committed")
         self._check_models([reference[h] for h in sorted(reference)], score)
 
     def _check_models(

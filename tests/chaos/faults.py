@@ -33,6 +33,9 @@ BYZANTINE_KINDS = frozenset({FaultKind.POISON, FaultKind.WITHHOLD, FaultKind.EQU
 LAST_KINDS = (FaultKind.EQUIVOCATE,)
 MIN_FAULT_SECONDS, MAX_FAULT_SECONDS = 5.0, 20.0
 MIN_QUIET_SECONDS, MAX_QUIET_SECONDS = 8.0, 15.0
+# A byzantine validator is restarted to misbehave (about 5 s before it signs again): it then
+# misbehaves for at least 10 s.
+MIN_BYZANTINE_SECONDS = 15.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +65,7 @@ def compute_fault(
     honest = [i for i in range(validators) if i != byzantine]
     one = (rng.choice(honest),)
     if kind in BYZANTINE_KINDS:
+        seconds = round(rng.uniform(MIN_BYZANTINE_SECONDS, MAX_FAULT_SECONDS), 1)
         return Fault(at, kind, (byzantine,), seconds)
     if kind == FaultKind.PARTITION:
         shape = rng.choice(["halves", "isolate", "ring"] if validators >= 4 else ["isolate"])

@@ -198,6 +198,7 @@ class ChaosRun:
             self.restart(nodes[0], byzantine="withhold")
         elif kind == FaultKind.EQUIVOCATE:
             self.checker.equivocators = frozenset({self.get_validator_address(nodes[0])})
+            self.checker.expect_evidence = True
             self.restart(nodes[0], byzantine="equivocate")
 
     def heal(self, fault: Fault) -> None:

@@ -72,6 +72,13 @@ def test_evidence_is_a_violation_unless_against_the_validator_told_to_equivocate
     assert len(checker.violations) == 1 and "honest validator" in checker.violations[0]
 
 
+def test_an_equivocation_that_left_no_evidence_is_a_violation() -> None:
+    liar = PrivateKey.generate()
+    checker = InvariantChecker(equivocators=frozenset({bytes(liar.address)}), expect_evidence=True)
+    checker.check_chains({0: [make_block(1), make_block(2)]}, no_score)
+    assert checker.violations == ["a validator equivocated and no evidence of it was committed"]
+
+
 def test_a_committed_model_far_below_the_best_before_it_is_a_poisoned_update() -> None:
     scores = {b"a": 0.5, b"b": 0.9, b"c": 0.82, b"d": 0.3}
     blocks = [make_block(h, model) for h, model in enumerate([b"a", b"b", b"c", b"d"], start=1)]

@@ -10,6 +10,7 @@ import pytest
 from tests.chaos.faults import (
     BYZANTINE_KINDS,
     MAX_QUIET_SECONDS,
+    MIN_BYZANTINE_SECONDS,
     FaultKind,
     compute_schedule,
     parse_kinds,
@@ -45,6 +46,7 @@ def test_byzantine_faults_target_the_byzantine_validator_and_the_others_honest_o
     for fault in compute_schedule(3, 3000, 4, ALL, byzantine=3):
         if fault.kind in BYZANTINE_KINDS:
             assert fault.nodes == (3,)
+            assert fault.seconds >= MIN_BYZANTINE_SECONDS  # time to restart, then misbehave
         elif fault.kind in (FaultKind.KILL, FaultKind.PAUSE, FaultKind.DISK_FULL):
             assert fault.nodes != (3,)
 
