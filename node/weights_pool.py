@@ -101,6 +101,7 @@ class WeightsPool:
         self._partials: dict[Hash, PartialWeights] = {}  # being spread: served as they arrive
         self._spreading: dict[Hash, asyncio.Task[WeightsBytes | None]] = {}
         self._partial_added = asyncio.Event()
+        self._last_served: tuple[Hash, PartialWeights] | None = None  # whole, served in parts
 
     def publish(self, weights_hash: Hash) -> None:
         """Weights a proposal names (a candidate model): served to any node from now on."""
@@ -188,9 +189,15 @@ class WeightsPool:
             partial = self._partials.get(weights_hash)
             if partial is not None:
                 return partial
+            if self._last_served is not None and self._last_served[0] == weights_hash:
+                return self._last_served[1]
             if self.has(weights_hash) and weights_hash not in self._arriving:
                 data = await self.get(weights_hash)
-                return None if data is None else PartialWeights(len(data), data)
+                if data is None:
+                    return None
+                # Every validator asks the maker for its stripe at once: read the weights once.
+                self._last_served = (weights_hash, PartialWeights(len(data), data))
+                return self._last_served[1]
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
                 return None
