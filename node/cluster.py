@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import ipaddress
 import os
 import signal
 import subprocess
@@ -26,7 +25,7 @@ import grpc
 
 from consensus.messages import Block
 from ml.config import TaskConfig
-from node.testnet import find_free_base_port
+from node.testnet import compute_endpoint, find_free_base_port
 from node.wire import block_from_proto
 from proto import learnchain_pb2 as pb
 from proto import learnchain_pb2_grpc as pb_grpc
@@ -322,9 +321,7 @@ class LocalCluster:
 
     def get_address(self, i: int) -> str:
         """Node ``i``'s HOST:PORT."""
-        if self.starting_ip:
-            return f"{ipaddress.IPv4Address(self.starting_ip) + i}:{self.base_port}"
-        return f"127.0.0.1:{self.base_port + i}"
+        return compute_endpoint(i, self.base_port, starting_ip=self.starting_ip)
 
     def configure_all(
         self, key: str, value: str | Callable[[int], str], nodes: Iterable[int] | None = None

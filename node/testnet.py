@@ -63,14 +63,22 @@ class TestnetSpec:
 AUTHORITY_DIR = "tls_ca"  # the testnet's certificate authority (``--tls``)
 
 
+def compute_endpoint(i: int, base_port: int, host: str = "127.0.0.1", starting_ip: str = "") -> str:
+    """Node ``i``'s address: STARTING_IP + i at the base port, or HOST at the base port + i."""
+    if starting_ip:
+        return f"{ipaddress.IPv4Address(starting_ip) + i}:{base_port}"
+    return f"{host}:{base_port + i}"
+
+
 def compute_testnet_endpoints(spec: TestnetSpec) -> list[str]:
-    """Each validator's address: loopback ports from the base, or one hostname each."""
+    """Each validator's address: loopback ports from the base, one host each from the starting
+    IP, or one hostname each."""
     if spec.hostname_prefix:
         return [f"{spec.hostname_prefix}{i}:{spec.base_port}" for i in range(spec.validators)]
-    if spec.starting_ip:
-        first = ipaddress.IPv4Address(spec.starting_ip)
-        return [f"{first + i}:{spec.base_port}" for i in range(spec.validators)]
-    return [f"{spec.host}:{spec.base_port + i}" for i in range(spec.validators)]
+    return [
+        compute_endpoint(i, spec.base_port, spec.host, spec.starting_ip)
+        for i in range(spec.validators)
+    ]
 
 
 def find_free_base_port(count: int, start: int = 27000, step: int = 50) -> int:

@@ -14,7 +14,7 @@ slow, or sees another validator set) is fetched from the maker at the end.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -107,10 +107,6 @@ class PartialWeights:
         """True when every part is here."""
         return self._missing == 0
 
-    def missing(self) -> list[int]:
-        """The parts not yet here."""
-        return [k for k in range(self.parts) if not self.has(k)]
-
     async def read(self, part: int, timeout: float) -> bytes | None:
         """``part`` once it is here, or None after ``timeout`` seconds."""
         try:
@@ -145,32 +141,26 @@ async def fetch_in_parts(
     i from ``stripe_owners[i]``, then anything missing from the maker; the weights, or None
     when they could not all be fetched (their hash is the caller's to check). ``on_start`` gets
     the partial weights once their size is known, so that this node can serve them meanwhile."""
-    state: dict[str, PartialWeights] = {}
+    partial: PartialWeights | None = None
 
     async def stream(source: PartsSource, index: int, count: int) -> None:
+        nonlocal partial
         async for part, total, data in source.stream_parts(weights_hash, index, count, max_bytes):
-            partial = state.get("weights")
             if partial is None:
                 if not 0 < total <= max_bytes:
                     return
-                partial = state["weights"] = PartialWeights(total)
+                partial = PartialWeights(total)
                 if on_start is not None:
                     on_start(partial)
-            if partial.size != total or not partial.put(part, data):
-                return
-            if partial.complete:
+            if partial.size != total or not partial.put(part, data) or partial.complete:
                 return
 
     streams = [stream(maker, stripe, stripes)] if maker is not None else []
     streams += [stream(owner, index, stripes) for index, owner in stripe_owners.items()]
     await asyncio.gather(*streams)
-    partial = state.get("weights")
-    if partial is not None and partial.complete:
-        return partial
-    fallbacks: Sequence[PartsSource] = [maker] if maker is not None else []
+    fallbacks = [maker] if maker is not None else []
     for source in [*fallbacks, *stripe_owners.values()]:
-        await stream(source, 0, 1)
-        partial = state.get("weights")
         if partial is not None and partial.complete:
             return partial
-    return None
+        await stream(source, 0, 1)
+    return partial if partial is not None and partial.complete else None

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from consensus.state import ChainState
@@ -22,7 +22,7 @@ from ml.codec import WeightsBytes
 from node.background import Background
 from node.learning import EncodedWeights
 from node.store_worker import StoreWorker
-from node.weights_parts import PartialWeights, SpreadPlan, fetch_in_parts
+from node.weights_parts import PartialWeights, PartsSource, SpreadPlan, fetch_in_parts
 
 PRUNE_EVERY = 50  # heights between prunings of stored weights beyond retain_models
 RECENT_PROPOSALS = 64  # proposed models' hashes served to anyone, beside the retained models
@@ -42,13 +42,8 @@ class WeightsChecker(Protocol):
         ...
 
 
-class WeightsSource(Protocol):
-    """A peer that may serve weights."""
-
-    @property
-    def address(self) -> str:
-        """The peer's host:port."""
-        ...
+class WeightsSource(PartsSource, Protocol):
+    """A peer that may serve weights (whole, or a stripe of parts)."""
 
     @property
     def connected(self) -> bool:
@@ -57,12 +52,6 @@ class WeightsSource(Protocol):
 
     async def fetch_weights(self, weights_hash: bytes, max_bytes: int) -> bytearray | None:
         """The weights, or None when it does not have them, sends too many bytes or stalls."""
-        ...
-
-    def stream_parts(
-        self, weights_hash: bytes, stripe: int, stripes: int, max_bytes: int
-    ) -> AsyncIterator[tuple[int, int, bytes]]:
-        """(part, total size, data) for each part of one stripe, as the peer has them."""
         ...
 
 
@@ -101,7 +90,9 @@ class WeightsPool:
         self._partials: dict[Hash, PartialWeights] = {}  # being spread: served as they arrive
         self._spreading: dict[Hash, asyncio.Task[WeightsBytes | None]] = {}
         self._partial_added = asyncio.Event()
-        self._last_served: tuple[Hash, PartialWeights] | None = None  # whole, served in parts
+        # The whole weights last served in parts: every validator asks the maker for its stripe
+        # at once, and all of them are served from one read.
+        self._whole: tuple[Hash, asyncio.Task[PartialWeights | None]] | None = None
 
     def publish(self, weights_hash: Hash) -> None:
         """Weights a proposal names (a candidate model): served to any node from now on."""
@@ -189,15 +180,14 @@ class WeightsPool:
             partial = self._partials.get(weights_hash)
             if partial is not None:
                 return partial
-            if self._last_served is not None and self._last_served[0] == weights_hash:
-                return self._last_served[1]
             if self.has(weights_hash) and weights_hash not in self._arriving:
-                data = await self.get(weights_hash)
-                if data is None:
-                    return None
-                # Every validator asks the maker for its stripe at once: read the weights once.
-                self._last_served = (weights_hash, PartialWeights(len(data), data))
-                return self._last_served[1]
+                if self._whole is None or self._whole[0] != weights_hash:
+                    reading = asyncio.ensure_future(self._read_whole(weights_hash))
+                    self._whole = (weights_hash, reading)
+                whole = await asyncio.shield(self._whole[1])
+                if whole is None:
+                    self._whole = None
+                return whole
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
                 return None
@@ -205,6 +195,10 @@ class WeightsPool:
                 await asyncio.wait_for(self._partial_added.wait(), left)
             except TimeoutError:
                 return None
+
+    async def _read_whole(self, weights_hash: Hash) -> PartialWeights | None:
+        data = await self.get(weights_hash)
+        return None if data is None else PartialWeights(len(data), data)
 
     def offer(self, weights_hash: Hash, data: WeightsBytes) -> None:
         """Weights pushed beside a message whose signature checked; kept once their hash
