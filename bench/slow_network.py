@@ -43,17 +43,14 @@ from tests.chaos.network import ChaosNetwork, LinkShape, find_missing  # noqa: E
 RATE_MBIT = 100.0
 
 
-RELAY: tuple[str, ...] = ()  # --vote-relay-from N, when given
-
-
 def start_cluster(net: ChaosNetwork, root: Path, validators: int, *args: str) -> LocalCluster:
-    return LocalCluster(
-        root, validators, *args, *RELAY, starting_ip=net.address(0), launcher=net.launcher
-    )
+    return LocalCluster(root, validators, *args, starting_ip=net.address(0), launcher=net.launcher)
 
 
-def measure_commit_rate(net: ChaosNetwork, root: Path, validators: int, seconds: float) -> float:
-    with start_cluster(net, root / "rate", validators, *FASTEST_PACE) as cluster:
+def measure_commit_rate(
+    net: ChaosNetwork, root: Path, validators: int, seconds: float, relay: tuple[str, ...]
+) -> float:
+    with start_cluster(net, root / "rate", validators, *FASTEST_PACE, *relay) as cluster:
         cluster.configure_all("train", "false")
         cluster.start_all()
         cluster.wait_for(range(validators), 3, timeout=300)
@@ -64,11 +61,11 @@ def measure_commit_rate(net: ChaosNetwork, root: Path, validators: int, seconds:
 
 
 def measure_learning_round(
-    net: ChaosNetwork, root: Path, validators: int, seconds: float
+    net: ChaosNetwork, root: Path, validators: int, seconds: float, relay: tuple[str, ...]
 ) -> tuple[float | None, int]:
     """The p50 seconds between model updates at node0, and how many updates were seen."""
     args = ("--commit-timeout", "0", "--plateau-rounds", "0")
-    with start_cluster(net, root / "learn", validators, *args) as cluster:
+    with start_cluster(net, root / "learn", validators, *args, *relay) as cluster:
         cluster.start_all()
         cluster.wait_for(range(validators), 3, timeout=300)
         changes: list[float] = []
@@ -84,14 +81,18 @@ def measure_learning_round(
         return (statistics.median(rounds) if rounds else None), len(rounds)
 
 
-def measure(validators: int, delay_ms: float, seconds: float) -> dict[str, object]:
+def measure(
+    validators: int, delay_ms: float, seconds: float, relay: tuple[str, ...]
+) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as scratch, ChaosNetwork(validators) as net:
         net.heal(LinkShape(delay_ms=delay_ms, rate_mbit=RATE_MBIT))
-        rate = measure_commit_rate(net, Path(scratch), validators, seconds)
-        round_seconds, rounds = measure_learning_round(net, Path(scratch), validators, seconds * 2)
+        rate = measure_commit_rate(net, Path(scratch), validators, seconds, relay)
+        round_seconds, rounds = measure_learning_round(
+            net, Path(scratch), validators, seconds * 2, relay
+        )
     return {
         "validators": validators,
-        "vote_relay_from": RELAY[1] if RELAY else "default",
+        "vote_relay_from": relay[1] if relay else "default",
         "one_way_delay_ms": delay_ms,
         "rate_mbit": RATE_MBIT,
         "blocks_per_second": round(rate, 2),
@@ -113,14 +114,12 @@ def main() -> None:
         help="the genesis parameter (default: the chain's, relaying from 8 validators on)",
     )
     args = parser.parse_args()
-    if args.vote_relay_from is not None:
-        global RELAY
-        RELAY = ("--vote-relay-from", str(args.vote_relay_from))
+    relay = () if args.vote_relay_from is None else ("--vote-relay-from", str(args.vote_relay_from))
     missing = find_missing()
     if missing is not None:
         sys.exit(f"slow_network: {missing}")
     rows = [
-        measure(int(n), float(d), args.seconds)
+        measure(int(n), float(d), args.seconds, relay)
         for n in args.validators.split(",")
         for d in args.delays.split(",")
     ]

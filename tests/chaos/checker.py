@@ -115,20 +115,18 @@ class InvariantChecker:
                         f"two blocks at height {height}: {first.hash.hex()[:12]} and"
                         f" node{node}'s {block.hash.hex()[:12]}"
                     )
+        caught = False
         for height in sorted(reference):
             for evidence in reference[height].evidence:
                 self.evidence_seen += 1
                 culprit = bytes(evidence.vote_a.vote.validator)
-                if culprit not in self.equivocators:
+                if culprit in self.equivocators:
+                    caught = True
+                else:
                     self.violations.append(
                         f"evidence at height {height} against {culprit.hex()[:12]}, an honest"
                         " validator: it signed twice at one height, round and step"
                     )
-        caught = any(
-            bytes(e.vote_a.vote.validator) in self.equivocators
-            for block in reference.values()
-            for e in block.evidence
-        )
         if self.expect_evidence and not caught:
             self.violations.append("a validator equivocated and no evidence of it was committed")
         self._check_models([reference[h] for h in sorted(reference)], score)

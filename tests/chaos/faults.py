@@ -47,6 +47,7 @@ class Fault:
     nodes: tuple[int, ...]
     seconds: float
     detail: str = ""  # e.g. "ring", "loss 20%", "delay 150±30 ms", "clock +90 s"
+    amount: float = 0.0  # the loss share, the delay in ms or the clock's skew in s
 
     def describe(self) -> str:
         """One line for the printed schedule."""
@@ -79,14 +80,14 @@ def compute_fault(
     if kind == FaultKind.LOSS:
         share = rng.choice([0.05, 0.1, 0.2, 0.3])
         nodes = one if rng.random() < 0.5 else tuple(range(validators))
-        return Fault(at, kind, nodes, seconds, f"loss {share:.0%}")
+        return Fault(at, kind, nodes, seconds, f"loss {share:.0%}", share)
     if kind == FaultKind.DELAY:
         delay = rng.choice([50, 100, 200, 400])
         nodes = one if rng.random() < 0.5 else tuple(range(validators))
-        return Fault(at, kind, nodes, seconds, f"delay {delay}±{delay // 4} ms")
+        return Fault(at, kind, nodes, seconds, f"delay {delay}±{delay // 4} ms", delay)
     if kind == FaultKind.CLOCK_SKEW:
         skew = rng.choice([-1, 1]) * rng.choice([5, 30, 90, 240])
-        return Fault(at, kind, one, seconds, f"clock {skew:+d} s")
+        return Fault(at, kind, one, seconds, f"clock {skew:+d} s", skew)
     return Fault(at, kind, one, seconds)
 
 

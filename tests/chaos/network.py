@@ -85,6 +85,7 @@ class ChaosNetwork:
         self.subnet = f"10.213.{self.tag}"
         self.shapes = [LinkShape() for _ in range(hosts)]
         self.blocked: set[tuple[int, int]] = set()  # (from, to): packets dropped
+        self._rates = [0.0] * hosts  # the rate limit each host's interface has now (0: none)
         self._scratch = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
         self._control = self._scratch / "delays.json"
         self._delayer: subprocess.Popen[bytes] | None = None
@@ -255,7 +256,9 @@ class ChaosNetwork:
         if result.returncode != 0:
             raise NetworkError(f"iptables-restore: {result.stderr.strip()}")
         for i, shape in enumerate(self.shapes):
-            self._apply_rate(i, shape.rate_mbit)
+            if self._rates[i] != shape.rate_mbit:  # a tc call per host only when it changes
+                self._apply_rate(i, shape.rate_mbit)
+                self._rates[i] = shape.rate_mbit
 
     def _set_delays(self, settings: str) -> None:
         """Hand the delayer new delays and wait until they are in force."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
-import os
 import shutil
 import subprocess
 import tempfile
@@ -23,6 +22,7 @@ from node.cluster import ClusterError, LocalCluster
 from tests.chaos.checker import InvariantChecker
 from tests.chaos.faults import Fault, FaultKind, compute_schedule
 from tests.chaos.network import ChaosNetwork, LinkShape, find_missing
+from tests.disk import fill_disk
 
 # libfaketime with a fixed offset from the start: its runtime-changeable mode breaks sleeps
 # when only the wall clock is faked, and skewing the monotonic clock mid-run is no real fault.
@@ -60,21 +60,6 @@ def find_unavailable(kinds: tuple[FaultKind, ...]) -> str | None:
     return None
 
 
-def fill_disk(disk: Path) -> Path:
-    """Take every free byte of the filesystem at ``disk``; the filler file."""
-    filler = disk / "chaos-filler"
-    fd = os.open(filler, os.O_CREAT | os.O_WRONLY)
-    try:
-        for size in (1 << 20, 1 << 12, 1):
-            block = bytes(size)
-            with contextlib.suppress(OSError):
-                while True:
-                    os.write(fd, block)
-    finally:
-        os.close(fd)
-    return filler
-
-
 def mount_tmpfs(home: Path, megabytes: int) -> None:
     """Put ``home`` (with what it holds) on a tmpfs of its own."""
     saved = home.with_name(home.name + ".saved")
@@ -93,14 +78,6 @@ def compute_ring_cuts(order: tuple[int, ...]) -> set[tuple[int, int]]:
     n = len(order)
     neighbours = {frozenset((order[k], order[(k + 1) % n])) for k in range(n)}
     return {(a, b) for a in order for b in order if a < b and frozenset((a, b)) not in neighbours}
-
-
-def parse_detail_number(detail: str) -> float:
-    """The first number in a fault's detail ("loss 20%" is 0.2, "delay 150±37 ms" is 150)."""
-    word = detail.split()[1]
-    if word.endswith("%"):
-        return float(word[:-1]) / 100
-    return float(word.split("±")[0])
 
 
 class ChaosRun:
@@ -177,11 +154,10 @@ class ChaosRun:
                 self.net.partition([set(nodes), rest])
         elif kind == FaultKind.LOSS:
             for i in nodes:
-                self.net.shape(i, LinkShape(loss=parse_detail_number(fault.detail)))
+                self.net.shape(i, LinkShape(loss=fault.amount))
         elif kind == FaultKind.DELAY:
-            delay = parse_detail_number(fault.detail)
             for i in nodes:
-                self.net.shape(i, LinkShape(delay_ms=delay, jitter_ms=delay / 4))
+                self.net.shape(i, LinkShape(delay_ms=fault.amount, jitter_ms=fault.amount / 4))
         elif kind == FaultKind.DISK_FULL:
             self.may_be_down.add(nodes[0])
             self.fillers[nodes[0]] = fill_disk(first.home)
@@ -189,7 +165,7 @@ class ChaosRun:
             first.stop()
             first.environment = {
                 "LD_PRELOAD": str(FAKETIME_LIBRARIES[0]),
-                "FAKETIME": fault.detail.split()[1].rstrip("s"),
+                "FAKETIME": f"{int(fault.amount):+d}",  # seconds
             }
             first.start()
         elif kind == FaultKind.POISON:

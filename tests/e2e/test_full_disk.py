@@ -4,7 +4,6 @@ block it committed and goes on."""
 
 from __future__ import annotations
 
-import errno
 import os
 import subprocess
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ import pytest
 
 from node.cluster import LocalCluster
 from node.store import Store
+from tests.disk import fill_disk
 from tests.e2e import EMPTY_BLOCKS
 
 pytestmark = pytest.mark.e2e
@@ -40,29 +40,12 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
-def fill(disk: Path) -> Path:
-    """Take every free byte of ``disk`` (the node keeps writing meanwhile)."""
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_CREAT | os.O_WRONLY)
-    try:
-        for size in (1 << 20, 1 << 12):
-            block = bytes(size)
-            try:
-                while True:
-                    os.write(fd, block)
-            except OSError as error:
-                assert error.errno == errno.ENOSPC, error
-    finally:
-        os.close(fd)
-    return filler
-
-
 def test_a_validator_that_cannot_write_stops_and_restarts_where_it_was(small_disk: Path) -> None:
     with LocalCluster(small_disk / "net", 1, "--training-heights", "3", *EMPTY_BLOCKS) as net:
         node = net[0]
         node.start()
         net.wait_for([0], 5, timeout=180)
-        filler = fill(small_disk)
+        filler = fill_disk(small_disk)
         assert node.process is not None
         code = node.process.wait(timeout=120)
         assert code != 0
