@@ -18,7 +18,8 @@ from typing import Any
 import grpc
 
 from consensus.messages import Block
-from node.cluster import ClusterError, LocalCluster
+from node.cluster import LocalCluster
+from node.files import read_key
 from tests.chaos.checker import InvariantChecker
 from tests.chaos.faults import Fault, FaultKind, compute_schedule
 from tests.chaos.network import ChaosNetwork, LinkShape, find_missing
@@ -205,11 +206,8 @@ class ChaosRun:
         self.checker.healed(time.monotonic(), f"{kind.value} on {nodes}")
 
     def get_validator_address(self, i: int) -> bytes:
-        """Node ``i``'s validator address."""
-        status = self.cluster[i].status(timeout=5)
-        if status is None:
-            raise ClusterError(f"node{i} does not answer")
-        return bytes.fromhex(status.node_id)
+        """Node ``i``'s validator address, read from its key file (it may be restarting)."""
+        return read_key(self.cluster[i].home).address
 
     # --- the end -------------------------------------------------------------------------------
 
