@@ -5,20 +5,20 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: install test e2e lint format demo simulate bench proto clean chaos \
-	testnet-up testnet-down testnet-logs testnet-join testnet-e2e
+	testnet-up testnet-down testnet-logs testnet-join testnet-e2e browser-test
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (learnchain needs Python 3.11)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt torch
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/pytest -q -m "not docker and not chaos"
+	$(BIN)/pytest -q -m "not docker and not chaos and not browser"
 
 # Only the end-to-end tests: separate node processes on loopback (testnet, joining, SIGKILL, demo).
 e2e: $(STAMP)
@@ -43,7 +43,13 @@ bench: $(STAMP)
 	$(BIN)/python bench/simulator_speed.py
 
 proto: $(STAMP)
-	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --grpc_python_out=. --pyi_out=. proto/learnchain.proto
+	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --grpc_python_out=. --pyi_out=. learnchain/proto/learnchain.proto
+
+# The dashboard in headless Chromium (installs Debian's chromium and chromium-driver if missing).
+# LEARNCHAIN_DASHBOARD_SCREENSHOT=docs/dashboard.png also saves a picture of it.
+browser-test: $(STAMP)
+	tests/browser/prepare-host.sh
+	$(BIN)/pytest -q -m browser tests/browser
 
 # Real validators in network namespaces with faults from a seeded schedule and an invariant
 # checker (tests/chaos); needs root. `make chaos SECONDS=3600` for a soak, SEED=N for another

@@ -25,14 +25,14 @@ from pathlib import Path
 
 from processes import FASTEST_PACE, cpu_seconds
 
-from consensus.crypto import PrivateKey, SignatureVerifier
-from consensus.messages import Commit, CommitSig, Vote
-from consensus.state import ChainState, build_block, compute_genesis_state
-from consensus.types import Height, Round, Signature, VoteType
-from consensus.validators import compute_proposer_of_round
-from node.cluster import LocalCluster
-from node.files import read_genesis, read_key
-from node.store import Store
+from learnchain.consensus.crypto import PrivateKey, SignatureVerifier
+from learnchain.consensus.messages import Commit, CommitSig, Vote
+from learnchain.consensus.state import ChainState, build_block, compute_genesis_state
+from learnchain.consensus.types import Height, Round, Signature, VoteType
+from learnchain.consensus.validators import compute_proposer_of_round
+from learnchain.node.cluster import LocalCluster
+from learnchain.node.files import read_genesis, read_key
+from learnchain.node.store import Store
 
 
 def write_chain(store: Store, state: ChainState, keys: list[PrivateKey], blocks: int) -> None:

@@ -31,16 +31,16 @@ from typing import Any
 import grpc
 from processes import rss_mb, training_testnet
 
-from consensus.crypto import PrivateKey
-from consensus.messages import SignedTx, Tx, TxKind
-from consensus.types import ChainId, Nonce, Signature, Tokens
-from node.cluster import LocalCluster, send_hellos
-from node.files import read_key
-from node.peer_auth import make_hello
-from node.testnet import find_free_base_port
-from node.wire import tx_to_proto
-from proto import learnchain_pb2 as pb
-from proto import learnchain_pb2_grpc as pb_grpc
+from learnchain.consensus.crypto import PrivateKey
+from learnchain.consensus.messages import SignedTx, Tx, TxKind
+from learnchain.consensus.types import ChainId, Nonce, Signature, Tokens
+from learnchain.node.cluster import LocalCluster, send_hellos
+from learnchain.node.files import read_key
+from learnchain.node.peer_auth import make_hello
+from learnchain.node.testnet import find_free_base_port
+from learnchain.node.wire import tx_to_proto
+from learnchain.proto import learnchain_pb2 as pb
+from learnchain.proto import learnchain_pb2_grpc as pb_grpc
 
 VALIDATORS = 4
 SPAM_KEYS = 400

@@ -22,8 +22,8 @@ import time
 
 from processes import training_testnet
 
-from node.cluster import LocalCluster
-from proto import learnchain_pb2 as pb
+from learnchain.node.cluster import LocalCluster
+from learnchain.proto import learnchain_pb2 as pb
 
 VALIDATORS = 4
 WARM_UP_HEIGHT = 5

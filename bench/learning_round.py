@@ -14,8 +14,8 @@ signatures, consensus and storage with no learner at work anywhere. The first he
 (start-up) are left out.
 
 For comparison it also prints each node's own view from its Prometheus histograms
-(``learnchain_round_overhead_seconds``: time between commits minus that node's own ML work),
-which also counts waiting for the other nodes' training: five trainers share 2 cores here.
+(``learnchain_consensus_round_overhead_seconds``: time between commits minus that node's own ML
+work), which also counts waiting for the other nodes' training: five trainers share 2 cores here.
 
     .venv/bin/python bench/learning_round.py [--heights 40]
 
@@ -33,7 +33,8 @@ from pathlib import Path
 
 from processes import rss_mb
 
-from node.cluster import LocalCluster
+from learnchain.node.cluster import LocalCluster
+from learnchain.node.logs import read_text_fields
 
 VALIDATORS = 5
 WARM_UP_HEIGHTS = 5
@@ -70,12 +71,11 @@ def read_timeline(logs: list[Path]) -> tuple[dict[int, float], list[tuple[float,
     work: list[tuple[float, float]] = []
     for index, path in enumerate(logs):
         for line in path.read_text().splitlines():
-            if "ml work " in line:
-                started, ended = line.split()[-2:]
-                work.append((float(started), float(ended)))
-            elif index == 0 and "committed height " in line:
-                words = line.split()
-                commits[int(words[-3])] = float(words[-1])
+            fields = read_text_fields(line)
+            if " ml work " in line:
+                work.append((float(fields["started"]), float(fields["ended"])))
+            elif index == 0 and " committed at " in line:
+                commits[int(fields["height"])] = float(fields["at"])
     return commits, work
 
 
@@ -120,7 +120,6 @@ def measure(heights: int) -> dict[str, object]:
             *("--commit-timeout", "0", "--plateau-rounds", "0"),
         ) as net,
     ):
-        net.enable_metrics()
         net.configure_all("log_level", "debug")
         net.start_all()
         net.wait_for([0], heights, timeout=600)
@@ -145,8 +144,8 @@ def measure(heights: int) -> dict[str, object]:
         "p50_round_ms": median_ms([r[0] for r in rounds]),
         "p50_round_ml_ms": median_ms([r[1] for r in rounds]),
         "p50_round_overhead_ms": median_ms([r[0] - r[1] for r in rounds]),
-        "p50_own_learner_ms_per_block": p50("learnchain_learner_seconds"),
-        "p50_overhead_beside_own_learner_ms": p50("learnchain_round_overhead_seconds"),
+        "p50_own_learner_ms_per_block": p50("learnchain_learning_learner_seconds"),
+        "p50_overhead_beside_own_learner_ms": p50("learnchain_consensus_round_overhead_seconds"),
         "rss_mb_max": round(max(memory), 1),
         "rss_mb_mean": round(sum(memory) / len(memory), 1),
     }

@@ -27,19 +27,19 @@ from pathlib import Path
 
 import torch
 
-from consensus.types import Address, PublicKey, Stake, Threshold, is_quorum
-from consensus.validators import Validator, ValidatorSet, compute_incremented
-from ml.adversaries import ATTACKS, POISONING_ATTACKS, make_learner
-from ml.aggregate import Contribution, aggregate_contributions
-from ml.baselines import (
+from learnchain.consensus.types import Address, PublicKey, Stake, Threshold, is_quorum
+from learnchain.consensus.validators import Validator, ValidatorSet, compute_incremented
+from learnchain.ml.adversaries import ATTACKS, POISONING_ATTACKS, make_learner
+from learnchain.ml.aggregate import Contribution, aggregate_contributions
+from learnchain.ml.baselines import (
     LOCAL_ONLY_EPOCHS,
     POOLED_EPOCHS,
     compute_local_only_accuracies,
     compute_pooled_accuracy,
 )
-from ml.codec import decode_weights, encode_weights
-from ml.config import FILE_DATA_METRIC
-from ml.data import (
+from learnchain.ml.codec import decode_weights, encode_weights
+from learnchain.ml.config import FILE_DATA_METRIC
+from learnchain.ml.data import (
     Dataset,
     compute_dirichlet_shards,
     compute_iid_shards,
@@ -48,11 +48,12 @@ from ml.data import (
     split_test,
     split_train_vote,
 )
-from ml.errors import MLError, PrivacyBudgetExceeded, WeightsError
-from ml.learner import Learner
-from ml.privacy import compute_dp_steps
-from ml.tasks import TaskConfig, fit_task_to_data, get_task
-from ml.training import evaluate_state
+from learnchain.ml.errors import MLError, PrivacyBudgetExceeded, WeightsError
+from learnchain.ml.learner import Learner
+from learnchain.ml.plots import AccuracyCurves, draw_accuracy
+from learnchain.ml.privacy import compute_dp_steps
+from learnchain.ml.tasks import TaskConfig, fit_task_to_data, get_task
+from learnchain.ml.training import evaluate_state
 
 
 @dataclass
@@ -69,6 +70,7 @@ class Trial:
     ml_cpu_seconds_per_party_round: float
     epsilon_spent: float | None
     noise: float
+    curves: AccuracyCurves
 
 
 def compute_dp_config(
@@ -165,6 +167,8 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
     accuracy = test_accuracy(learners[0], template, test)
     accepted = rejected = byzantine_accepted = 0
     worst_drop = 0.0
+    curve: list[float] = []
+    rejected_rounds: list[int] = []
     ml_cpu = 0.0
     previous_global: dict[str, torch.Tensor] | None = None
     started = time.perf_counter()
@@ -224,6 +228,8 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
             accuracy = new_accuracy
         else:
             rejected += 1
+            rejected_rounds.append(round_index + 1)
+        curve.append(accuracy)
     seconds_per_round = (time.perf_counter() - started) / args.rounds
     honest_parties = [p for i, p in enumerate(parties) if kinds[i] not in POISONING_ATTACKS]
     local_only = compute_local_only_accuracies(
@@ -246,6 +252,7 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
         if honest_ledgers
         else None,
         noise=config.dp_noise_multiplier,
+        curves=AccuracyCurves(curve, local_only, pooled_accuracy, rejected_rounds),
     )
 
 
@@ -278,6 +285,7 @@ def main() -> None:
     parser.add_argument("--dp-epsilon", type=float, default=0.0, help="target epsilon; 0: no DP")
     parser.add_argument("--dp-delta", type=float, default=1e-5)
     parser.add_argument("--output", choices=["text", "json"], default="text")
+    parser.add_argument("--plot", default="", help="draw the first seed's rounds to FILE.png")
     args = parser.parse_args()
     torch.set_num_threads(1)
     args.threshold = Threshold.parse(args.threshold)
@@ -306,6 +314,13 @@ def main() -> None:
         parser.error(str(error))
     args.task_config = config
     trials = [run_trial(args, seed, attacks) for seed in parse_seeds(args.seeds)]
+    if args.plot:
+        first = trials[0]
+        first.curves.title = (
+            f"{args.task}, {args.parties} parties, {args.partition}, seed {first.seed}, "
+            f"byzantine {', '.join(attacks) or 'none'}"
+        )
+        draw_accuracy(first.curves, Path(args.plot))
     if args.output == "text":
         print(
             f"{args.task} {args.data_file or 'digits'} {args.parties} parties {args.partition} "

@@ -12,7 +12,7 @@ import argparse
 import json
 import platform
 
-from consensus.simulation import SimulationConfig, run_simulation
+from learnchain.consensus.simulation import SimulationConfig, run_simulation
 
 TARGETS = {4: 200.0, 64: 5.0}
 

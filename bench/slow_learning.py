@@ -32,10 +32,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from consensus.types import Hash
-from ml.config import TaskConfig
-from node.cluster import LocalCluster
-from proto import learnchain_pb2 as pb
+from learnchain.consensus.types import Hash
+from learnchain.ml.config import TaskConfig
+from learnchain.node.cluster import LocalCluster
+from learnchain.node.logs import read_text_fields
+from learnchain.proto import learnchain_pb2 as pb
 
 VALIDATORS = 5
 TRAINING = ("propose", "accept_and_train", "encode")
@@ -53,12 +54,11 @@ def read_log(path: Path) -> tuple[list[tuple[str, float, float]], dict[int, floa
     work: list[tuple[str, float, float]] = []
     commits: dict[int, float] = {}
     for line in path.read_text().splitlines():
-        if "ml work " in line:
-            kind, started, ended = line.split()[-3:]
-            work.append((kind, float(started), float(ended)))
-        elif "committed height " in line:
-            words = line.split()
-            commits[int(words[-3])] = float(words[-1])
+        fields = read_text_fields(line)
+        if " ml work " in line:
+            work.append((fields["work"], float(fields["started"]), float(fields["ended"])))
+        elif " committed at " in line:
+            commits[int(fields["height"])] = float(fields["at"])
     return work, commits
 
 
@@ -84,9 +84,9 @@ def evaluate(task: TaskConfig, weights: bytes) -> float:
     """The held-out test accuracy of committed weights."""
     from safetensors.torch import load
 
-    from ml.data import load_digits_pool
-    from ml.tasks import get_task
-    from ml.training import evaluate_state
+    from learnchain.ml.data import load_digits_pool
+    from learnchain.ml.tasks import get_task
+    from learnchain.ml.training import evaluate_state
 
     _, test = load_digits_pool(task.seed)
     return evaluate_state(get_task(task), load(weights), test).accuracy

@@ -20,10 +20,10 @@ from pathlib import Path
 
 from catch_up import write_chain
 
-from consensus.state import compute_genesis_state
-from node.cluster import LocalCluster
-from node.files import read_genesis, read_key
-from node.store import Store
+from learnchain.consensus.state import compute_genesis_state
+from learnchain.node.cluster import LocalCluster
+from learnchain.node.files import read_genesis, read_key
+from learnchain.node.store import Store
 
 
 def time_open(path: Path, check: bool, repeat: int) -> float:

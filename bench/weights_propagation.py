@@ -33,7 +33,7 @@ from typing import Any, cast
 
 import torch
 
-from consensus.types import Hash
+from learnchain.consensus.types import Hash
 
 ROOT = Path(__file__).resolve().parents[1]
 TENSOR_ELEMENTS = 1 << 20  # 4 MiB float32 tensors
@@ -68,11 +68,11 @@ class WeightsOnly:
 async def serve(db: str, port: int) -> None:
     import grpc
 
-    from node.chain_reader import ChainReader, WeightsReader
-    from node.peers import MAX_MESSAGE_BYTES
-    from node.services import PeerService, add_services
-    from node.store import Store
-    from node.store_worker import StoreWorker
+    from learnchain.node.chain_reader import ChainReader, WeightsReader
+    from learnchain.node.peers import MAX_MESSAGE_BYTES
+    from learnchain.node.services import PeerService, add_services
+    from learnchain.node.store import Store
+    from learnchain.node.store_worker import StoreWorker
 
     weights = WeightsReader(StoreWorker(Store(db)), lambda _: True)
     server = grpc.aio.server(options=[("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])
@@ -87,9 +87,9 @@ async def serve(db: str, port: int) -> None:
 
 
 async def fetch(address: str, weights_hash: bytes, size_mb: int, db: str) -> dict[str, float]:
-    from ml.codec import compute_encoded_weights_hash
-    from node.peers import Peer
-    from node.store import Store
+    from learnchain.ml.codec import compute_encoded_weights_hash
+    from learnchain.node.peers import Peer
+    from learnchain.node.store import Store
 
     template = make_state(size_mb)  # the task's model: names, shapes and dtypes to check against
     store = Store(db)
@@ -117,9 +117,9 @@ async def fetch(address: str, weights_hash: bytes, size_mb: int, db: str) -> dic
 
 
 def measure(size_mb: int, receivers: int) -> dict[str, object]:
-    from ml.codec import compute_weights_hash, encode_weights
-    from node.store import Store
-    from node.testnet import find_free_base_port
+    from learnchain.ml.codec import compute_weights_hash, encode_weights
+    from learnchain.node.store import Store
+    from learnchain.node.testnet import find_free_base_port
 
     state = make_state(size_mb)
     weights_hash = compute_weights_hash(state)

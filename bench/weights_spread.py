@@ -61,7 +61,7 @@ class HashChecker:
         self.max_bytes = max_bytes
 
     async def verify(self, data: bytes | bytearray, weights_hash: bytes) -> bool:
-        from ml.codec import compute_encoded_weights_hash
+        from learnchain.ml.codec import compute_encoded_weights_hash
 
         loop = asyncio.get_running_loop()
         found = await loop.run_in_executor(
@@ -75,14 +75,14 @@ async def run_host(args: argparse.Namespace) -> None:
     import grpc
     from weights_propagation import make_state
 
-    from consensus.types import Hash
-    from node.chain_reader import ChainReader, WeightsReader
-    from node.peers import MAX_MESSAGE_BYTES, Peer
-    from node.services import PeerService, add_services
-    from node.store import Store
-    from node.store_worker import StoreWorker
-    from node.weights_parts import compute_spread_plan
-    from node.weights_pool import WeightsPool
+    from learnchain.consensus.types import Hash
+    from learnchain.node.chain_reader import ChainReader, WeightsReader
+    from learnchain.node.peers import MAX_MESSAGE_BYTES, Peer
+    from learnchain.node.services import PeerService, add_services
+    from learnchain.node.store import Store
+    from learnchain.node.store_worker import StoreWorker
+    from learnchain.node.weights_parts import compute_spread_plan
+    from learnchain.node.weights_pool import WeightsPool
 
     template = make_state(args.size_mb)
     max_bytes = 2 * args.size_mb << 20
@@ -123,9 +123,9 @@ def measure(
     from processes import cpu_seconds
     from weights_propagation import make_state
 
-    from consensus.types import Hash
-    from ml.codec import compute_weights_hash, encode_weights
-    from node.store import Store
+    from learnchain.consensus.types import Hash
+    from learnchain.ml.codec import compute_weights_hash, encode_weights
+    from learnchain.node.store import Store
     from tests.chaos.network import ChaosNetwork, LinkShape
 
     first = make_state(size_mb)

@@ -14,7 +14,7 @@ import nacl.bindings
 import nacl.exceptions
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from consensus.types import (
+from learnchain.consensus.types import (
     ADDRESS_LENGTH,
     PUBLIC_KEY_LENGTH,
     SEED_LENGTH,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol, TypeVar, assert_never
 
-from consensus.events import (
+from learnchain.consensus.events import (
     Action,
     AwaitWork,
     Broadcast,

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import assert_never
 
-from consensus.crypto import PrivateKey, SignatureVerifier
-from consensus.events import (
+from learnchain.consensus.crypto import PrivateKey, SignatureVerifier
+from learnchain.consensus.events import (
     Action,
     AwaitWork,
     Broadcast,
@@ -50,7 +50,7 @@ from consensus.events import (
     VoteReceived,
     WorkReady,
 )
-from consensus.messages import (
+from learnchain.consensus.messages import (
     Block,
     Commit,
     CommitSig,
@@ -60,14 +60,14 @@ from consensus.messages import (
     SignedVote,
     Vote,
 )
-from consensus.state import (
+from learnchain.consensus.state import (
     ChainState,
     InvalidBlock,
     build_block,
     is_valid_commit,
     process_block,
 )
-from consensus.types import (
+from learnchain.consensus.types import (
     NIL_ROUND,
     Address,
     Hash,
@@ -82,8 +82,8 @@ from consensus.types import (
     is_quorum,
     is_skip_quorum,
 )
-from consensus.validators import ValidatorSet, compute_proposer_of_round
-from consensus.votes import HeightVotes
+from learnchain.consensus.validators import ValidatorSet, compute_proposer_of_round
+from learnchain.consensus.votes import HeightVotes
 
 Transition = Callable[[ChainState, Block, SignatureVerifier], ChainState]
 MAX_BUFFERED_FUTURE_MESSAGES = 10_000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from consensus.messages import (
+from learnchain.consensus.messages import (
     Block,
     Commit,
     Contribution,
@@ -13,8 +13,8 @@ from consensus.messages import (
     SignedTx,
     SignedVote,
 )
-from consensus.state import ChainState
-from consensus.types import Address, Hash, Height, Milliseconds, Round, Step
+from learnchain.consensus.state import ChainState
+from learnchain.consensus.types import Address, Hash, Height, Milliseconds, Round, Step
 
 # --- events -------------------------------------------------------------------------------------
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from consensus.encoding import encode_int, encode_uint
-from consensus.messages import Commit
-from consensus.params import ChainParams, TrainingEnd
-from consensus.types import Height
-from consensus.validators import ValidatorSet
+from learnchain.consensus.encoding import encode_int, encode_uint
+from learnchain.consensus.messages import Commit
+from learnchain.consensus.params import ChainParams, TrainingEnd
+from learnchain.consensus.types import Height
+from learnchain.consensus.validators import ValidatorSet
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,8 @@ import struct
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from consensus.crypto import compute_hash
-from consensus.encoding import (
+from learnchain.consensus.crypto import compute_hash
+from learnchain.consensus.encoding import (
     encode_bytes,
     encode_int,
     encode_list,
@@ -16,7 +16,7 @@ from consensus.encoding import (
     encode_str,
     encode_uint,
 )
-from consensus.types import (
+from learnchain.consensus.types import (
     ZERO_HASH,
     Address,
     ChainId,

@@ -5,8 +5,14 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from consensus.encoding import encode_bytes, encode_int, encode_list, encode_str, encode_uint
-from consensus.types import Address, ChainId, Hash, PublicKey, Stake, Threshold, Tokens
+from learnchain.consensus.encoding import (
+    encode_bytes,
+    encode_int,
+    encode_list,
+    encode_str,
+    encode_uint,
+)
+from learnchain.consensus.types import Address, ChainId, Hash, PublicKey, Stake, Threshold, Tokens
 
 
 class Mode(enum.StrEnum):

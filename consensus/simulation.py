@@ -18,10 +18,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from consensus.crypto import PrivateKey, SignatureVerifier, compute_hash
-from consensus.dispatch import dispatch
-from consensus.engine import Engine, TimeoutConfig
-from consensus.events import (
+from learnchain.consensus.crypto import PrivateKey, SignatureVerifier, compute_hash
+from learnchain.consensus.dispatch import dispatch
+from learnchain.consensus.engine import Engine, TimeoutConfig
+from learnchain.consensus.events import (
     Action,
     AwaitWork,
     Broadcast,
@@ -48,7 +48,7 @@ from consensus.events import (
     VoteReceived,
     WorkReady,
 )
-from consensus.messages import (
+from learnchain.consensus.messages import (
     Block,
     Commit,
     DuplicateVoteEvidence,
@@ -60,15 +60,15 @@ from consensus.messages import (
     TxKind,
     Vote,
 )
-from consensus.params import ChainParams, Genesis, GenesisValidator
-from consensus.state import (
+from learnchain.consensus.params import ChainParams, Genesis, GenesisValidator
+from learnchain.consensus.state import (
     ChainState,
     InvalidBlock,
     build_block,
     compute_genesis_state,
     process_block,
 )
-from consensus.types import (
+from learnchain.consensus.types import (
     ZERO_HASH,
     Address,
     ChainId,

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from consensus.crypto import SignatureVerifier, compute_address, compute_hash, is_valid_public_key
-from consensus.encoding import encode_bytes, encode_list, encode_str, encode_uint
-from consensus.learning_record import (
+from learnchain.consensus.crypto import (
+    SignatureVerifier,
+    compute_address,
+    compute_hash,
+    is_valid_public_key,
+)
+from learnchain.consensus.encoding import encode_bytes, encode_list, encode_str, encode_uint
+from learnchain.consensus.learning_record import (
     LearningRecord,
     compute_learning_record,
     compute_record_after_update,
 )
-from consensus.messages import (
+from learnchain.consensus.messages import (
     Block,
     BlockHeader,
     Commit,
@@ -30,8 +35,8 @@ from consensus.messages import (
     compute_txs_root,
     is_body_consistent,
 )
-from consensus.params import ChainParams, Genesis, TrainingEnd
-from consensus.types import (
+from learnchain.consensus.params import ChainParams, Genesis, TrainingEnd
+from learnchain.consensus.types import (
     ADDRESS_LENGTH,
     MAX_ENDPOINT_LENGTH,
     ZERO_HASH,
@@ -45,7 +50,12 @@ from consensus.types import (
     Tokens,
     is_quorum,
 )
-from consensus.validators import Validator, ValidatorSet, compute_incremented, compute_updated
+from learnchain.consensus.validators import (
+    Validator,
+    ValidatorSet,
+    compute_incremented,
+    compute_updated,
+)
 
 
 class InvalidBlock(ValueError):

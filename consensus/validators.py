@@ -12,8 +12,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
-from consensus.encoding import encode_bytes, encode_int, encode_list, encode_str, encode_uint
-from consensus.types import Address, PublicKey, Stake
+from learnchain.consensus.encoding import (
+    encode_bytes,
+    encode_int,
+    encode_list,
+    encode_str,
+    encode_uint,
+)
+from learnchain.consensus.types import Address, PublicKey, Stake
 
 PRIORITY_WINDOW_SIZE_FACTOR = 2
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from consensus.messages import SignedVote, Vote
-from consensus.types import Address, Hash, Round, Stake, VoteType
+from learnchain.consensus.messages import SignedVote, Vote
+from learnchain.consensus.types import Address, Hash, Round, Stake, VoteType
 
 
 class RoundVotes:

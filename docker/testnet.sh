@@ -39,6 +39,10 @@ up)
     $DC up -d
     wait_healthy node0 node1 node2 node3
     $DC exec -T node0 learnchain query validators --home "$HOME_DIR"
+    for i in 0 1 2 3; do
+        echo "node$i: gRPC 127.0.0.1:$((26656 + i)), metrics http://127.0.0.1:$((26660 + i))/metrics"
+    done
+    echo "Prometheus and Grafana: docker compose ... --profile monitoring up -d (README)"
     ;;
 join)
     $DC --profile joiner up -d joiner
@@ -47,7 +51,7 @@ join)
         sed -n 's/.*"address": *"\([0-9a-f]*\)".*/\1/p')"
     echo "joiner address $address: funding it from the faucet account"
     $DC exec -T node0 learnchain tx transfer "$address" "${JOIN_FUNDS:-5000}" \
-        --key "$HOME_DIR/faucet_key.json" --node node0:26656
+        --from "$HOME_DIR/faucet_key.json" --node node0:26656
     # The joiner admits the stake only once it has seen the funds (it checks against its state).
     tries=0
     until $DC exec -T joiner learnchain query account "$address" --home "$HOME_DIR" --output json |
@@ -57,7 +61,7 @@ join)
         sleep 1
     done
     echo "staking ${JOIN_STAKE:-2000}: the joiner becomes a validator two blocks after the stake"
-    $DC exec -T joiner learnchain tx stake "${JOIN_STAKE:-2000}" --home "$HOME_DIR"
+    $DC exec -T joiner learnchain tx stake "${JOIN_STAKE:-2000}" --from validator --home "$HOME_DIR"
     ;;
 logs)
     exec $DC --profile joiner logs -f --tail 100

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import torch
 
-from ml.codec import StateDict
-from ml.data import Dataset, PartyData
-from ml.learner import Learner
-from ml.tasks import Task
-from ml.vote import VoteDecision
+from learnchain.ml.codec import StateDict
+from learnchain.ml.data import Dataset, PartyData
+from learnchain.ml.learner import Learner
+from learnchain.ml.tasks import Task
+from learnchain.ml.vote import VoteDecision
 
 ATTACKS = ("label_flip", "random", "nan", "scaled", "approve_all")
 POISONING_ATTACKS = ("label_flip", "random", "nan", "scaled")

@@ -28,10 +28,10 @@ from typing import ClassVar
 
 import torch
 
-from ml.codec import StateDict
-from ml.config import AGGREGATION_NAMES, Aggregation, is_plugin_name
-from ml.errors import TaskError
-from ml.plugins import import_class, register_class
+from learnchain.ml.codec import StateDict
+from learnchain.ml.config import AGGREGATION_NAMES, Aggregation, is_plugin_name
+from learnchain.ml.errors import TaskError
+from learnchain.ml.plugins import import_class, register_class
 
 
 @dataclass(frozen=True)

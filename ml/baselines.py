@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ml.data import Dataset, PartyData
-from ml.tasks import Task
+from learnchain.ml.data import Dataset, PartyData
+from learnchain.ml.tasks import Task
 
 LOCAL_ONLY_EPOCHS = 50
 POOLED_EPOCHS = 40

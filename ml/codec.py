@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from safetensors.torch import save as safetensors_save
 
-from ml.errors import WeightsError
+from learnchain.ml.errors import WeightsError
 
 StateDict = dict[str, torch.Tensor]
 WeightsBytes = bytes | bytearray  # safetensors bytes, as received or stored

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ml.errors import TaskError
+from learnchain.ml.errors import TaskError
 
 DIGITS_FEATURES = 64
 DIGITS_CLASSES = 10

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ml.config import DIGITS_CLASSES, DIGITS_FEATURES
-from ml.errors import DataError
+from learnchain.ml.config import DIGITS_CLASSES, DIGITS_FEATURES
+from learnchain.ml.errors import DataError
 
 __all__ = ["DIGITS_CLASSES", "DIGITS_FEATURES"]
 

@@ -12,12 +12,12 @@ from dataclasses import replace
 
 import numpy as np
 
-from ml.codec import StateDict, compute_weights_hash
-from ml.data import Dataset, PartyData
-from ml.privacy import PrivacyLedger, train_model_dp
-from ml.tasks import Task
-from ml.training import Evaluation, clone_state, evaluate_state, load_model
-from ml.vote import VoteDecision, VoteRule
+from learnchain.ml.codec import StateDict, compute_weights_hash
+from learnchain.ml.data import Dataset, PartyData
+from learnchain.ml.privacy import PrivacyLedger, train_model_dp
+from learnchain.ml.tasks import Task
+from learnchain.ml.training import Evaluation, clone_state, evaluate_state, load_model
+from learnchain.ml.vote import VoteDecision, VoteRule
 
 MIN_VOTE_SAMPLES = 50  # below this, a party votes on all its data (see Learner.judging_data)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, TypeVar
 
-from ml.errors import TaskError
+from learnchain.ml.errors import TaskError
 
 T = TypeVar("T")
 

@@ -16,10 +16,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ml.data import Dataset
-from ml.errors import PrivacyBudgetExceeded
-from ml.tasks import Task
-from ml.training import to_tensors
+from learnchain.ml.data import Dataset
+from learnchain.ml.errors import PrivacyBudgetExceeded
+from learnchain.ml.tasks import Task
+from learnchain.ml.training import to_tensors
 
 
 class PrivacyLedger:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ml.config import (
+from learnchain.ml.config import (
     AGGREGATIONS,
     METRICS,
     TASK_ENTRY_POINTS,
@@ -34,7 +34,7 @@ from ml.config import (
     TaskConfig,
     is_plugin_name,
 )
-from ml.data import (
+from learnchain.ml.data import (
     DIGITS_CLASSES,
     DIGITS_FEATURES,
     Dataset,
@@ -44,9 +44,9 @@ from ml.data import (
     compute_target_statistics,
     read_data_file,
 )
-from ml.errors import TaskError
-from ml.plugins import import_class, register_class
-from ml.training import Evaluation, evaluate_model, train_model
+from learnchain.ml.errors import TaskError
+from learnchain.ml.plugins import import_class, register_class
+from learnchain.ml.training import Evaluation, evaluate_model, train_model
 
 __all__ = ["AGGREGATIONS", "METRICS", "TASKS", "Task", "TaskConfig", "get_task", "register_task"]
 

@@ -12,11 +12,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ml.codec import StateDict
-from ml.data import Dataset
+from learnchain.ml.codec import StateDict
+from learnchain.ml.data import Dataset
 
 if TYPE_CHECKING:
-    from ml.tasks import Task
+    from learnchain.ml.tasks import Task
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ml.config import Metric
-from ml.training import Evaluation
+from learnchain.ml.config import Metric
+from learnchain.ml.training import Evaluation
 
 
 @dataclass(frozen=True)

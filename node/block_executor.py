@@ -11,9 +11,9 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 
-from consensus.events import CommitBlock
-from consensus.state import ChainState
-from node.store_worker import StoreWorker
+from learnchain.consensus.events import CommitBlock
+from learnchain.consensus.state import ChainState
+from learnchain.node.store_worker import StoreWorker
 
 CommitListener = Callable[[CommitBlock, ChainState], None]
 """Called with a written block's action and the state before it."""

@@ -20,13 +20,13 @@ from typing import Protocol
 
 import grpc
 
-from consensus.crypto import SignatureVerifier, compute_valid_signatures
-from consensus.events import CommitReceived
-from consensus.types import PublicKey, Signature
-from node.background import Background
-from node.engine_inbox import EngineInbox
-from node.wire import WireError, block_from_proto, commit_from_proto
-from proto import learnchain_pb2 as pb
+from learnchain.consensus.crypto import SignatureVerifier, compute_valid_signatures
+from learnchain.consensus.events import CommitReceived
+from learnchain.consensus.types import PublicKey, Signature
+from learnchain.node.background import Background
+from learnchain.node.engine_inbox import EngineInbox
+from learnchain.node.wire import WireError, block_from_proto, commit_from_proto
+from learnchain.proto import learnchain_pb2 as pb
 
 SYNC_WINDOW = 512  # blocks a catch-up stream may run ahead of the engine
 SYNC_CHUNK = 64  # synced blocks whose signatures are verified together

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
-from consensus.learning_record import LearningRecord
-from consensus.messages import Block, Commit
-from consensus.state import ChainState
-from consensus.types import Hash
-from node.store_worker import StoreWorker
-from node.weights_parts import PartialWeights
+from learnchain.consensus.learning_record import LearningRecord
+from learnchain.consensus.messages import Block, Commit
+from learnchain.consensus.state import ChainState
+from learnchain.consensus.types import Hash
+from learnchain.node.store_worker import StoreWorker
+from learnchain.node.weights_parts import PartialWeights
 
 RawBlock = tuple[bytes, bytes]  # (block bytes, commit bytes) as stored
 

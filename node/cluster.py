@@ -23,12 +23,13 @@ from typing import IO
 
 import grpc
 
-from consensus.messages import Block
-from ml.config import TaskConfig
-from node.testnet import compute_endpoint, find_free_base_port
-from node.wire import block_from_proto
-from proto import learnchain_pb2 as pb
-from proto import learnchain_pb2_grpc as pb_grpc
+from learnchain.consensus.messages import Block
+from learnchain.ml.config import TaskConfig
+from learnchain.node.files import read_config
+from learnchain.node.testnet import compute_endpoint, find_free_base_port
+from learnchain.node.wire import block_from_proto
+from learnchain.proto import learnchain_pb2 as pb
+from learnchain.proto import learnchain_pb2_grpc as pb_grpc
 
 STOP_SECONDS = 20  # SIGTERM, then SIGKILL after this long
 
@@ -40,7 +41,7 @@ class ClusterError(RuntimeError):
 def run_learnchain(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run the ``learnchain`` command line in a separate process, as a user would."""
     return subprocess.run(
-        [sys.executable, "-m", "node.cli", *args],
+        [sys.executable, "-m", "learnchain", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -115,7 +116,6 @@ class LocalNode:
         self.home = root / f"node{index}"
         self.address = address
         self.log_path = root / f"node{index}.log"
-        self.metrics_address = ""
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self._channel: grpc.Channel | None = None
@@ -126,8 +126,6 @@ class LocalNode:
     def configure(self, key: str, value: str) -> None:
         """``learnchain config set KEY VALUE --home`` this node's home."""
         check_learnchain("config", "set", key, value, "--home", str(self.home))
-        if key == "metrics":
-            self.metrics_address = value
 
     def start(self) -> None:
         """``learnchain start --home`` this node's home, in its own process (and session, when
@@ -136,7 +134,7 @@ class LocalNode:
         if self._log is None:
             self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [*self.launcher, sys.executable, "-m", "node.cli", "start", "--home", str(self.home)],
+            [*self.launcher, sys.executable, "-m", "learnchain", "start", "--home", str(self.home)],
             env={**os.environ, **self.environment} if self.environment else None,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -194,10 +192,11 @@ class LocalNode:
 
     @property
     def metrics_url(self) -> str:
-        """The Prometheus endpoint (after ``configure("metrics", ...)``)."""
-        if not self.metrics_address:
+        """The Prometheus endpoint in the node's config.toml."""
+        address = read_config(self.home).metrics
+        if not address:
             raise ClusterError(f"node{self.index} serves no metrics")
-        return f"http://{self.metrics_address}/metrics"
+        return f"http://{address}/metrics"
 
     def log_tail(self, chars: int = 2000) -> str:
         """The end of the log."""
@@ -222,8 +221,8 @@ class LocalNode:
         """The Query stub (one channel per node, closed by ``close``; with the node's own
         certificate when it serves mutual TLS)."""
         if self._query is None:
-            from node.files import read_config
-            from node.tls import read_tls_files
+            from learnchain.node.files import read_config
+            from learnchain.node.tls import read_tls_files
 
             self._channel = (
                 read_tls_files(self.home).open_channel(self.address)
@@ -298,10 +297,11 @@ class LocalCluster:
                 validators + spare_ports, start=30000 + os.getpid() % 1000 * 20, step=37
             )
         )
+        metrics_base_port = find_free_base_port(validators, start=self.base_port + 400, step=29)
         check_learnchain(
             "testnet",
-            *("--validators", str(validators), "--output", str(root)),
-            *("--base-port", str(self.base_port)),
+            *("--validators", str(validators), "--output-dir", str(root)),
+            *("--base-port", str(self.base_port), "--metrics-base-port", str(metrics_base_port)),
             *(("--starting-ip", starting_ip) if starting_ip else ()),
             *testnet_args,
         )
@@ -334,8 +334,8 @@ class LocalCluster:
         """Change the learning task in every home's genesis (before the first start), with the
         initial model's and the task's hashes to match, as an operator editing genesis.json
         would; the new task."""
-        from node.files import compute_app_hash, read_genesis, write_genesis
-        from node.testnet import compute_initial_model_hash
+        from learnchain.node.files import compute_app_hash, read_genesis, write_genesis
+        from learnchain.node.testnet import compute_initial_model_hash
 
         genesis = read_genesis(self[0].home)
         task = dataclasses.replace(genesis.task, **changes)  # type: ignore[arg-type]
@@ -351,11 +351,6 @@ class LocalCluster:
         for i in range(self.count):
             write_genesis(self[i].home, changed)
         return task
-
-    def enable_metrics(self) -> None:
-        """Serve every validator's Prometheus metrics on a free loopback port of its own."""
-        base = find_free_base_port(self.count, start=self.base_port + 400, step=29)
-        self.configure_all("metrics", lambda i: f"127.0.0.1:{base + i}")
 
     def init_joiner(self, i: int, *init_args: str) -> LocalNode:
         """``learnchain init`` a home ``node{i}`` that joins this chain (fetching the genesis)."""

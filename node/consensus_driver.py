@@ -14,9 +14,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from consensus.dispatch import ActionHandler, dispatch
-from consensus.engine import Engine
-from consensus.events import (
+from learnchain.consensus.dispatch import ActionHandler, dispatch
+from learnchain.consensus.engine import Engine
+from learnchain.consensus.events import (
     Action,
     AwaitWork,
     Broadcast,
@@ -39,19 +39,25 @@ from consensus.events import (
     VerdictReady,
     VoteReceived,
 )
-from consensus.messages import DuplicateVoteEvidence, SignedProposal, SignedTx, SignedVote, Vote
-from consensus.types import Address, Hash, VoteType
-from consensus.validators import ValidatorSet
-from node.background import Background
-from node.block_executor import BlockExecutor
-from node.engine_inbox import EngineInbox
-from node.learning_app import ModelUpdate, Verdict
-from node.metrics import Metrics
-from node.misbehaviour import Misbehaviour, make_conflicting_vote
-from node.store_worker import StoreWorker
-from node.wire import evidence_to_proto, proposal_to_proto, vote_to_proto
-from node.work_signal import WorkSignal
-from proto import learnchain_pb2 as pb
+from learnchain.consensus.messages import (
+    DuplicateVoteEvidence,
+    SignedProposal,
+    SignedTx,
+    SignedVote,
+    Vote,
+)
+from learnchain.consensus.types import Address, Hash, VoteType
+from learnchain.consensus.validators import ValidatorSet
+from learnchain.node.background import Background
+from learnchain.node.block_executor import BlockExecutor
+from learnchain.node.engine_inbox import EngineInbox
+from learnchain.node.learning_app import ModelUpdate, Verdict
+from learnchain.node.metrics import Metrics
+from learnchain.node.misbehaviour import Misbehaviour, make_conflicting_vote
+from learnchain.node.store_worker import StoreWorker
+from learnchain.node.wire import evidence_to_proto, proposal_to_proto, vote_to_proto
+from learnchain.node.work_signal import WorkSignal
+from learnchain.proto import learnchain_pb2 as pb
 
 MAX_EVENTS_PER_BATCH = 512  # events handled before the blocks they decided are written
 log = logging.getLogger("learnchain.consensus")

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from consensus.crypto import SignatureVerifier
-from consensus.messages import Contribution
-from consensus.state import ChainState, InvalidBlock, check_contribution
-from consensus.types import Address, Hash, Height
+from learnchain.consensus.crypto import SignatureVerifier
+from learnchain.consensus.messages import Contribution
+from learnchain.consensus.state import ChainState, InvalidBlock, check_contribution
+from learnchain.consensus.types import Address, Hash, Height
 
 
 class ContributionError(ValueError):

@@ -20,20 +20,20 @@ import logging
 import signal
 from pathlib import Path
 
-from consensus.crypto import SignatureVerifier
-from consensus.engine import Engine
-from consensus.events import CommitBlock
-from consensus.messages import SignedTx
-from consensus.state import ChainState, compute_genesis_state
-from ml.errors import MLError
-from node.block_executor import BlockExecutor
-from node.block_sync import BlockSync
-from node.chain_reader import ChainReader, WeightsReader
-from node.commit_log import CommitLog
-from node.consensus_driver import ConsensusDriver
-from node.contribution_pool import ContributionPool
-from node.engine_inbox import EngineInbox
-from node.files import (
+from learnchain.consensus.crypto import SignatureVerifier
+from learnchain.consensus.engine import Engine
+from learnchain.consensus.events import CommitBlock
+from learnchain.consensus.messages import SignedTx
+from learnchain.consensus.state import ChainState, compute_genesis_state
+from learnchain.ml.errors import MLError
+from learnchain.node.block_executor import BlockExecutor
+from learnchain.node.block_sync import BlockSync
+from learnchain.node.chain_reader import ChainReader, WeightsReader
+from learnchain.node.commit_log import CommitLog
+from learnchain.node.consensus_driver import ConsensusDriver
+from learnchain.node.contribution_pool import ContributionPool
+from learnchain.node.engine_inbox import EngineInbox
+from learnchain.node.files import (
     DATA_DIR,
     GENESIS_FILE,
     ConfigError,
@@ -42,23 +42,23 @@ from node.files import (
     read_genesis,
     read_key,
 )
-from node.grpc_server import BindError, RunningServer, start_server
-from node.learning import InitialModelMismatch, LearningWorker, load_learning_worker
-from node.learning_app import LearningApp
-from node.logs import setup_logging
-from node.mempool import Mempool
-from node.metrics import Metrics
-from node.misbehaviour import get_misbehaviour
-from node.peer_auth import compute_now_ms, make_fetch_request
-from node.peer_manager import PeerManager
-from node.peers import PeerSet, make_tls_channel_factory, open_plain_channel
-from node.services import PeerService, QueryService
-from node.status import StatusReporter
-from node.store import Store
-from node.store_worker import StoreWorker
-from node.tls import NAME_OVERRIDE, TlsError, TlsFiles, read_tls_files
-from node.weights_pool import WeightsPool
-from node.work_signal import WorkSignal
+from learnchain.node.grpc_server import BindError, RunningServer, start_server
+from learnchain.node.learning import InitialModelMismatch, LearningWorker, load_learning_worker
+from learnchain.node.learning_app import LearningApp
+from learnchain.node.logs import setup_logging
+from learnchain.node.mempool import Mempool
+from learnchain.node.metrics import Metrics
+from learnchain.node.misbehaviour import get_misbehaviour
+from learnchain.node.peer_auth import compute_now_ms, make_fetch_request
+from learnchain.node.peer_manager import PeerManager
+from learnchain.node.peers import PeerSet, make_tls_channel_factory, open_plain_channel
+from learnchain.node.services import PeerService, QueryService
+from learnchain.node.status import StatusReporter
+from learnchain.node.store import Store
+from learnchain.node.store_worker import StoreWorker
+from learnchain.node.tls import NAME_OVERRIDE, TlsError, TlsFiles, read_tls_files
+from learnchain.node.weights_pool import WeightsPool
+from learnchain.node.work_signal import WorkSignal
 
 log = logging.getLogger("learnchain.node")
 
@@ -102,7 +102,7 @@ class Node:
             commit = self.store.get_commit(state.height)
             if commit is not None:
                 self.engine.restore_last_commit(commit)
-        self.metrics = Metrics()
+        self.metrics = Metrics(state.chain_id)
         self.executor = BlockExecutor(self.io, state)
         key, chain_id = self.key, state.chain_id
         self.peers = PeerManager(
@@ -221,9 +221,7 @@ class Node:
     def _add_commit_listeners(self, app: LearningApp, learning: LearningWorker) -> None:
         """After each written block, in this order: metrics and logs, mempool, weights,
         peers, learning."""
-        commit_log = CommitLog(
-            self.metrics, lambda: learning.busy_seconds, lambda: self.peers.peers.connected
-        )
+        commit_log = CommitLog(self.metrics, lambda: learning.busy_seconds, self.key.address)
         self.executor.add_listener(commit_log.on_commit)
 
         def recheck_mempool(action: CommitBlock, _: ChainState) -> None:
@@ -259,6 +257,7 @@ class Node:
             lambda: self.sync.catching_up,
         )
         peer = PeerService(driver, app, self.mempool, self.peers, chain, weights, refusals)
+        self._watch(peer, app)
         query = QueryService(chain, weights, status.get_status, refusals)
         try:
             self.server = await start_server(
@@ -270,6 +269,26 @@ class Node:
             )
         except BindError as error:
             raise ConfigError(f"{self.home / 'config.toml'}: listen: {error}") from None
+
+    def _watch(self, peer: PeerService, app: LearningApp) -> None:
+        """The metrics read when scraped, and the byte counts of weights on the wire."""
+        metrics = self.metrics
+        metrics.peers.labels(direction="outbound").set_function(lambda: self.peers.peers.connected)
+        metrics.peers.labels(direction="inbound").set_function(lambda: peer.inbound_streams)
+        metrics.mempool_size.set_function(lambda: len(self.mempool))
+        metrics.block_syncing.set_function(lambda: float(self.sync.catching_up))
+
+        def count_weights_bytes(direction: str, size: int) -> None:
+            metrics.weights_bytes.labels(direction=direction).inc(size)
+
+        peer.count_weights_bytes = count_weights_bytes
+        self.peers.peers.count_weights_bytes(count_weights_bytes)
+        app.learning.observe_work = lambda work, seconds: metrics.work_seconds.labels(
+            work=work
+        ).observe(seconds)
+        app.report_verdict = lambda approve: metrics.updates.labels(
+            result="approved" if approve else "rejected"
+        ).inc()
 
     async def wait_for_failure(self) -> None:
         """Return only if consensus stopped on an error (a store that cannot write, most

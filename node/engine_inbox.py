@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from consensus.engine import Engine
-from consensus.events import Event
-from consensus.state import ChainState
+from learnchain.consensus.engine import Engine
+from learnchain.consensus.events import Event
+from learnchain.consensus.state import ChainState
 
 
 class EngineInbox:

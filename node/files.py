@@ -14,10 +14,10 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from consensus.crypto import PrivateKey, compute_address, is_valid_public_key
-from consensus.engine import TimeoutConfig
-from consensus.params import MODES, ChainParams, Genesis, GenesisValidator
-from consensus.types import (
+from learnchain.consensus.crypto import PrivateKey, compute_address, is_valid_public_key
+from learnchain.consensus.engine import TimeoutConfig
+from learnchain.consensus.params import MODES, ChainParams, Genesis, GenesisValidator
+from learnchain.consensus.types import (
     ADDRESS_LENGTH,
     HASH_LENGTH,
     PUBLIC_KEY_LENGTH,
@@ -30,8 +30,8 @@ from consensus.types import (
     Threshold,
     Tokens,
 )
-from ml.config import TaskConfig
-from ml.errors import MLError
+from learnchain.ml.config import TaskConfig
+from learnchain.ml.errors import MLError
 
 CONFIG_FILE = "config.toml"
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -348,7 +348,7 @@ def _hex(path: Path, where: str, value: Any, length: int) -> bytes:
 
 def compute_app_hash(task: TaskConfig) -> Hash:
     """The hash of the task, which the state root covers (every node runs the same task)."""
-    from consensus.crypto import compute_hash
+    from learnchain.consensus.crypto import compute_hash
 
     return compute_hash(json.dumps(task.to_dict(), sort_keys=True).encode())
 
@@ -428,8 +428,12 @@ def read_genesis(home: Path) -> GenesisFile:
 
 
 def write_key(home: Path, key: PrivateKey) -> None:
-    """Write the key file with mode 0600 (created that way, never world-readable)."""
-    path = home / KEY_FILE
+    """Write the node's key file."""
+    write_key_file(home / KEY_FILE, key)
+
+
+def write_key_file(path: Path, key: PrivateKey) -> None:
+    """Write a key file with mode 0600 (created that way, never world-readable)."""
     payload = json.dumps(
         {
             "address": key.address.hex(),

@@ -8,9 +8,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from node.peers import MAX_MESSAGE_BYTES
-from node.services import PeerService, QueryService, Refusals, add_services
-from proto import learnchain_pb2 as pb
+from learnchain.node.peers import MAX_MESSAGE_BYTES
+from learnchain.node.services import PeerService, QueryService, Refusals, add_services
+from learnchain.proto import learnchain_pb2 as pb
 
 
 class BindError(OSError):

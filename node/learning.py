@@ -13,11 +13,11 @@ from typing import TypeVar
 
 import torch
 
-from consensus.types import Hash
-from ml.adversaries import POISONING_ATTACKS, make_learner
-from ml.aggregate import Contribution as MLContribution
-from ml.aggregate import aggregate_contributions
-from ml.codec import (
+from learnchain.consensus.types import Hash
+from learnchain.ml.adversaries import POISONING_ATTACKS, make_learner
+from learnchain.ml.aggregate import Contribution as MLContribution
+from learnchain.ml.aggregate import aggregate_contributions
+from learnchain.ml.codec import (
     StateDict,
     WeightsBytes,
     compute_encoded_weights_hash,
@@ -25,12 +25,12 @@ from ml.codec import (
     decode_weights,
     encode_weights,
 )
-from ml.data import describe_scaling, load_digits_party, split_train_vote
-from ml.errors import MLError
-from ml.learner import Learner
-from ml.tasks import TaskConfig, get_task
-from ml.vote import VoteDecision
-from node.files import DataSource
+from learnchain.ml.data import describe_scaling, load_digits_party, split_train_vote
+from learnchain.ml.errors import MLError
+from learnchain.ml.learner import Learner
+from learnchain.ml.tasks import TaskConfig, get_task
+from learnchain.ml.vote import VoteDecision
+from learnchain.node.files import DataSource
 
 T = TypeVar("T")
 log = logging.getLogger("learnchain.learning")
@@ -81,6 +81,18 @@ def encode(state: StateDict) -> EncodedWeights:
     return EncodedWeights(Hash(compute_weights_hash(state)), encode_weights(state))
 
 
+# The learner's verbs (function names) by the kind of work the metrics report.
+WORK_KINDS = {
+    "propose": "train",
+    "accept_and_train": "train",
+    "decide": "evaluate",
+    "combine": "aggregate",
+    "check": "check",
+    "_accept": "accept",
+    "encode": "encode",
+}
+
+
 class LearningWorker:
     """Runs the learner's verbs in one worker thread, in order (torch is not re-entrant here)."""
 
@@ -95,6 +107,8 @@ class LearningWorker:
         self._previous_global: StateDict | None = None
         self._current_hash = Hash(learner.current_hash())  # changes only in accept()
         self.learner_seconds = 0.0  # wall time the learner thread spent working
+        # reports each piece of work: (train|evaluate|aggregate|check|accept, seconds)
+        self.observe_work: Callable[[str, float], None] = lambda _work, _seconds: None
         self.checker_seconds = 0.0  # wall time the checker thread spent working
         torch.set_num_threads(1)
 
@@ -117,7 +131,9 @@ class LearningWorker:
         finally:
             ended = time.monotonic()
             setattr(self, counter, getattr(self, counter) + ended - started)
-            log.debug("ml work %s %.6f %.6f", getattr(fn, "__name__", "?"), started, ended)
+            name = getattr(fn, "__name__", "?")
+            log.debug("ml work", extra={"work": name, "started": started, "ended": ended})
+            self.observe_work(WORK_KINDS.get(name, "other"), ended - started)
 
     def decode(self, data: WeightsBytes) -> StateDict:
         """Checked weights (WeightsError when they do not fit the task's model)."""

@@ -23,23 +23,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from consensus.crypto import PrivateKey
-from consensus.events import RequestProposal, RequestVerdict
-from consensus.messages import Block, Contribution, Vote
-from consensus.params import SCORE_UNIT, Mode
-from consensus.state import ChainState
-from consensus.types import Hash, Height, Signature, VoteType
-from consensus.validators import ValidatorSet, compute_proposer_of_round
-from ml.codec import WeightsBytes
-from ml.errors import MLError
-from node.background import Background
-from node.contribution_pool import ContributionPool, compute_awaited_contributors
-from node.learning import EncodedWeights, LearningWorker
-from node.learning_round import Contributors, LearningRound
-from node.model_follower import ModelFollower
-from node.peer_manager import compute_inline_weights
-from node.weights_parts import compute_spread_plan
-from node.weights_pool import WeightsPool
+from learnchain.consensus.crypto import PrivateKey
+from learnchain.consensus.events import RequestProposal, RequestVerdict
+from learnchain.consensus.messages import Block, Contribution, Vote
+from learnchain.consensus.params import SCORE_UNIT, Mode
+from learnchain.consensus.state import ChainState
+from learnchain.consensus.types import Hash, Height, Signature, VoteType
+from learnchain.consensus.validators import ValidatorSet, compute_proposer_of_round
+from learnchain.ml.codec import WeightsBytes
+from learnchain.ml.errors import MLError
+from learnchain.node.background import Background
+from learnchain.node.contribution_pool import ContributionPool, compute_awaited_contributors
+from learnchain.node.learning import EncodedWeights, LearningWorker
+from learnchain.node.learning_round import Contributors, LearningRound
+from learnchain.node.model_follower import ModelFollower
+from learnchain.node.peer_manager import compute_inline_weights
+from learnchain.node.weights_parts import compute_spread_plan
+from learnchain.node.weights_pool import WeightsPool
 
 ROUNDS_BEFORE_PLAIN_BLOCKS = 2
 log = logging.getLogger("learnchain.learning")
@@ -110,6 +110,7 @@ class LearningApp:
         self._announce = announce
         self._on_ready = on_ready
         self._report_score = report_score
+        self.report_verdict: Callable[[bool], None] = lambda _approve: None  # on each vote
         self._background = Background()
         self.model = ModelFollower(
             learning, lambda: consensus.state.model_hash, weights.get, patience
@@ -175,7 +176,9 @@ class LearningApp:
         try:
             decision = await self.learning.vote(data)
         except MLError:
+            self.report_verdict(False)
             return Verdict(False)
+        self.report_verdict(decision.approve)
         if not math.isfinite(decision.score):
             return Verdict(decision.approve)
         score = round(decision.score * SCORE_UNIT)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from consensus.types import Address, Height, Threshold, is_quorum
-from consensus.validators import ValidatorSet
+from learnchain.consensus.types import Address, Height, Threshold, is_quorum
+from learnchain.consensus.validators import ValidatorSet
 
 GRACE = 0.15  # after a quorum arrived, wait this share of the time it took for the rest
 

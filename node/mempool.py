@@ -13,10 +13,10 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable
 
-from consensus.crypto import SignatureVerifier, compute_address
-from consensus.messages import Block, SignedTx
-from consensus.state import ChainState, CheckState, InvalidTx
-from consensus.types import Address, Hash
+from learnchain.consensus.crypto import SignatureVerifier, compute_address
+from learnchain.consensus.messages import Block, SignedTx
+from learnchain.consensus.state import ChainState, CheckState, InvalidTx
+from learnchain.consensus.types import Address, Hash
 
 MAX_MEMPOOL = 10_000
 MAX_PER_SENDER = 64  # transactions one sender may have waiting

@@ -11,10 +11,10 @@ from __future__ import annotations
 import enum
 from pathlib import Path
 
-from consensus.crypto import PrivateKey
-from consensus.messages import SignedVote, Vote
-from consensus.types import Hash, Signature
-from node.files import ConfigError
+from learnchain.consensus.crypto import PrivateKey
+from learnchain.consensus.messages import SignedVote, Vote
+from learnchain.consensus.types import Hash, Signature
+from learnchain.node.files import ConfigError
 
 _OTHER_BLOCK = Hash(b"\xee" * 32)
 

@@ -11,9 +11,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from consensus.types import Hash
-from ml.codec import WeightsBytes
-from node.background import Background
+from learnchain.consensus.types import Hash
+from learnchain.ml.codec import WeightsBytes
+from learnchain.node.background import Background
 
 RETRY_SECONDS = 0.5  # no peer has the chain's model yet: ask again after this
 log = logging.getLogger("learnchain.learning")

@@ -11,14 +11,14 @@ import os
 import time
 from pathlib import Path
 
-from consensus.crypto import (
+from learnchain.consensus.crypto import (
     PrivateKey,
     compute_address,
     is_valid_public_key,
     is_valid_signature,
 )
-from consensus.encoding import encode_bytes, encode_str, encode_uint
-from consensus.types import (
+from learnchain.consensus.encoding import encode_bytes, encode_str, encode_uint
+from learnchain.consensus.types import (
     ADDRESS_LENGTH,
     MAX_ENDPOINT_LENGTH,
     Address,
@@ -26,8 +26,8 @@ from consensus.types import (
     PublicKey,
     Signature,
 )
-from node.files import ConfigError, check_host_port
-from proto import learnchain_pb2 as pb
+from learnchain.node.files import ConfigError, check_host_port
+from learnchain.proto import learnchain_pb2 as pb
 
 NONCE_LENGTH = 16
 FETCH_CLOCK_SKEW_MS = 300_000  # a signed fetch is good for five minutes either way

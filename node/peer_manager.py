@@ -16,16 +16,22 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from consensus.crypto import PrivateKey
-from consensus.messages import Contribution, SignedTx
-from consensus.state import ChainState
-from consensus.types import Address, ChainId, Height
-from consensus.validators import ValidatorSet
-from node.learning import EncodedWeights
-from node.peer_auth import HelloError, check_hello, is_valid_answer, make_answer, make_hello
-from node.peers import INLINE_WEIGHTS_BYTES, Peer, PeerKind, PeerSet, dial_hello
-from node.wire import contribution_to_proto, tx_to_proto
-from proto import learnchain_pb2 as pb
+from learnchain.consensus.crypto import PrivateKey
+from learnchain.consensus.messages import Contribution, SignedTx
+from learnchain.consensus.state import ChainState
+from learnchain.consensus.types import Address, ChainId, Height
+from learnchain.consensus.validators import ValidatorSet
+from learnchain.node.learning import EncodedWeights
+from learnchain.node.peer_auth import (
+    HelloError,
+    check_hello,
+    is_valid_answer,
+    make_answer,
+    make_hello,
+)
+from learnchain.node.peers import INLINE_WEIGHTS_BYTES, Peer, PeerKind, PeerSet, dial_hello
+from learnchain.node.wire import contribution_to_proto, tx_to_proto
+from learnchain.proto import learnchain_pb2 as pb
 
 ANNOUNCE_INTERVAL = 5.0  # seconds between Hello rounds to every peer (peers forget on restart)
 MAX_DIAL_BACKS = 16  # Hellos being verified at once; more are refused until one ends

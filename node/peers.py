@@ -19,8 +19,8 @@ from collections.abc import AsyncIterator, Callable
 
 import grpc
 
-from proto import learnchain_pb2 as pb
-from proto import learnchain_pb2_grpc as pb_grpc
+from learnchain.proto import learnchain_pb2 as pb
+from learnchain.proto import learnchain_pb2_grpc as pb_grpc
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 INLINE_WEIGHTS_BYTES = 1 << 20  # weights up to this size are pushed beside their message
@@ -66,6 +66,7 @@ def make_tls_channel_factory(
 
 
 FetchSigner = Callable[[bytes], pb.FetchWeightsRequest]
+WeightsCounter = Callable[[str, int], None]  # ("sent" | "received", bytes)
 """Makes the (signed) request for the weights with a given hash."""
 
 
@@ -99,8 +100,9 @@ class Peer:
         self.last_seen = time.monotonic()  # when a call to it last went through (or it joined)
         self.channel = open_channel(address)
         self.stub = pb_grpc.PeerStub(self.channel)
-        self.connected = False
+        self._connected = False
         self.dropped = 0
+        self.count_weights_bytes: WeightsCounter = lambda _direction, _size: None  # by PeerSet
         self._outbox: deque[pb.Envelope] = deque()
         self._outbox_sizes: deque[int] = deque()  # each queued message's bytes, in order
         self._outbox_bytes = 0
@@ -120,6 +122,8 @@ class Peer:
         if len(self._outbox) >= MAX_OUTBOX or self._outbox_bytes + size > MAX_OUTBOX_BYTES:
             self.dropped += 1
             return
+        if envelope.weights:
+            self.count_weights_bytes("sent", len(envelope.weights))
         self._outbox.append(envelope)
         self._outbox_sizes.append(size)
         self._outbox_bytes += size
@@ -181,6 +185,20 @@ class Peer:
             yield envelope
             self._mark_seen()
 
+    @property
+    def connected(self) -> bool:
+        """Whether the last call to it went through."""
+        return self._connected
+
+    @connected.setter
+    def connected(self, value: bool) -> None:
+        if value != self._connected:
+            if value:
+                log.info("peer up", extra={"peer": self.address, "kind": self.kind.value})
+            else:
+                log.warning("peer down", extra={"peer": self.address, "kind": self.kind.value})
+        self._connected = value
+
     def _mark_seen(self) -> None:
         self.connected = True
         self.last_seen = time.monotonic()
@@ -235,6 +253,7 @@ class Peer:
                     return None
                 buffer[size : size + len(chunk.data)] = chunk.data
                 size += len(chunk.data)
+                self.count_weights_bytes("received", len(chunk.data))
         except TimeoutError:
             self.connected = False
             log.debug("peer %s FetchWeights stalled", self.address)
@@ -261,6 +280,7 @@ class Peer:
                     break
                 if chunk.total_size > max_bytes:
                     return
+                self.count_weights_bytes("received", len(chunk.data))
                 yield int(chunk.part), int(chunk.total_size), bytes(chunk.data)
         except TimeoutError:
             log.debug("peer %s FetchWeights stripe %d/%d stalled", self.address, stripe, stripes)
@@ -335,8 +355,15 @@ class PeerSet:
         self._sign_fetch = sign_fetch
         self.open_channel = open_channel
         self.peers = [Peer(a, PeerKind.PERSISTENT, sign_fetch, open_channel) for a in addresses]
+        self._count_weights_bytes: WeightsCounter = lambda _direction, _size: None
         self._tasks: set[asyncio.Task[bool]] = set()
         self._closing: set[asyncio.Task[None]] = set()
+
+    def count_weights_bytes(self, count: WeightsCounter) -> None:
+        """Report the weights bytes every peer sends or receives to ``count``."""
+        self._count_weights_bytes = count
+        for peer in self.peers:
+            peer.count_weights_bytes = count
 
     def broadcast(self, method: str, message: object) -> None:
         """Send to every peer in the background."""
@@ -359,7 +386,9 @@ class PeerSet:
             if victim is None:
                 return False
             self.remove(victim, "to make room")
-        self.peers.append(Peer(address, kind, self._sign_fetch, self.open_channel))
+        peer = Peer(address, kind, self._sign_fetch, self.open_channel)
+        peer.count_weights_bytes = self._count_weights_bytes
+        self.peers.append(peer)
         log.info("new %s peer %s", kind.value, address)
         return True
 

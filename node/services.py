@@ -12,19 +12,19 @@ from typing import Any, Protocol
 
 import grpc
 
-from consensus.messages import (
+from learnchain.consensus.messages import (
     Contribution,
     DuplicateVoteEvidence,
     SignedProposal,
     SignedTx,
     SignedVote,
 )
-from consensus.types import ADDRESS_LENGTH, HASH_LENGTH, Address, Hash
-from node.chain_reader import ChainReader, WeightsReader
-from node.peer_auth import FetchRefused, compute_now_ms, get_fetch_signer
-from node.peers import INLINE_WEIGHTS_BYTES, MAX_RELAYED_VOTES
-from node.weights_parts import MAX_STRIPES, PART_WAIT_SECONDS, iter_stripe
-from node.wire import (
+from learnchain.consensus.types import ADDRESS_LENGTH, HASH_LENGTH, Address, Hash
+from learnchain.node.chain_reader import ChainReader, WeightsReader
+from learnchain.node.peer_auth import FetchRefused, compute_now_ms, get_fetch_signer
+from learnchain.node.peers import INLINE_WEIGHTS_BYTES, MAX_RELAYED_VOTES, WeightsCounter
+from learnchain.node.weights_parts import MAX_STRIPES, PART_WAIT_SECONDS, iter_stripe
+from learnchain.node.wire import (
     WireError,
     bond_to_proto,
     contribution_from_proto,
@@ -35,8 +35,8 @@ from node.wire import (
     tx_to_proto,
     vote_from_proto,
 )
-from proto import learnchain_pb2 as pb
-from proto import learnchain_pb2_grpc as pb_grpc
+from learnchain.proto import learnchain_pb2 as pb
+from learnchain.proto import learnchain_pb2_grpc as pb_grpc
 
 MAX_BLOCKS_PER_REQUEST = 100_000
 BLOCK_BATCH_BLOCKS = 64  # blocks per GetBlocks message
@@ -115,6 +115,8 @@ class PeerService(pb_grpc.PeerServicer):  # type: ignore[misc]
         self.chain = chain
         self.weights = weights
         self.refusals = refusals
+        self.inbound_streams = 0  # peers' Gossip streams open to this node
+        self.count_weights_bytes: WeightsCounter = lambda _direction, _size: None
 
     async def Hello(
         self, request: pb.HelloRequest, context: grpc.aio.ServicerContext
@@ -129,13 +131,17 @@ class PeerService(pb_grpc.PeerServicer):  # type: ignore[misc]
         self, requests: AsyncIterator[pb.Envelope | Malformed], context: grpc.aio.ServicerContext
     ) -> pb.Ack:
         """A peer's stream of consensus messages; the first bad one ends the stream."""
-        async for envelope in requests:
-            try:
-                if isinstance(envelope, Malformed):
-                    raise WireError(f"malformed message: {envelope.error}")
-                self._dispatch(envelope)
-            except (WireError, ValueError) as error:
-                await _refuse(self.refusals, context, error)
+        self.inbound_streams += 1
+        try:
+            async for envelope in requests:
+                try:
+                    if isinstance(envelope, Malformed):
+                        raise WireError(f"malformed message: {envelope.error}")
+                    self._dispatch(envelope)
+                except (WireError, ValueError) as error:
+                    await _refuse(self.refusals, context, error)
+        finally:
+            self.inbound_streams -= 1
         return pb.Ack()
 
     def _dispatch(self, envelope: pb.Envelope) -> None:
@@ -144,6 +150,8 @@ class PeerService(pb_grpc.PeerServicer):  # type: ignore[misc]
             raise WireError("weights travel only beside a proposal or a contribution")
         if len(envelope.weights) > INLINE_WEIGHTS_BYTES:
             raise WireError(f"inline weights over {INLINE_WEIGHTS_BYTES} bytes")
+        if envelope.weights:
+            self.count_weights_bytes("received", len(envelope.weights))
         if kind == "vote":
             self.consensus.receive_vote(vote_from_proto(envelope.vote))
         elif kind == "votes":
@@ -184,9 +192,11 @@ class PeerService(pb_grpc.PeerServicer):  # type: ignore[misc]
             await self._check_validator(request, context)
         if request.stripes:
             async for chunk in self._stream_stripe(request, weights_hash, context):
+                self.count_weights_bytes("sent", len(chunk.data))
                 yield chunk
             return
         async for chunk in _stream_weights(self.weights, weights_hash, context, "no such weights"):
+            self.count_weights_bytes("sent", len(chunk.data))
             yield chunk
 
     async def _stream_stripe(

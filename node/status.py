@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from consensus.engine import Engine
-from consensus.state import ChainState
-from consensus.types import Address
-from node.wire import learning_to_proto
-from proto import learnchain_pb2 as pb
+from learnchain.consensus.engine import Engine
+from learnchain.consensus.state import ChainState
+from learnchain.consensus.types import Address
+from learnchain.node.wire import learning_to_proto
+from learnchain.proto import learnchain_pb2 as pb
 
 
 class StatusReporter:

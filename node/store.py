@@ -19,14 +19,14 @@ from typing import NoReturn, TypeVar
 
 import plyvel
 
-from consensus.events import SignState
-from consensus.learning_record import LearningRecord
-from consensus.messages import Block, Commit
-from consensus.state import ChainState
-from consensus.types import Hash, Height
-from node.store_error import StoreError
-from node.weights_store import WeightsStore
-from node.wire import (
+from learnchain.consensus.events import SignState
+from learnchain.consensus.learning_record import LearningRecord
+from learnchain.consensus.messages import Block, Commit
+from learnchain.consensus.state import ChainState
+from learnchain.consensus.types import Hash, Height
+from learnchain.node.store_error import StoreError
+from learnchain.node.weights_store import WeightsStore
+from learnchain.node.wire import (
     block_from_proto,
     block_to_proto,
     commit_from_proto,
@@ -38,7 +38,7 @@ from node.wire import (
     state_from_proto,
     state_to_proto,
 )
-from proto import learnchain_pb2 as pb
+from learnchain.proto import learnchain_pb2 as pb
 
 T = TypeVar("T")
 # The memtable size trades memory for large writes. LevelDB's default 4 MB makes a 100 MB weights

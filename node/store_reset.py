@@ -14,10 +14,10 @@ from pathlib import Path
 
 import plyvel
 
-from consensus.events import SignState
-from node.files import DATA_DIR
-from node.store import Store
-from node.store_error import StoreError
+from learnchain.consensus.events import SignState
+from learnchain.node.files import DATA_DIR
+from learnchain.node.store import Store
+from learnchain.node.store_error import StoreError
 
 DATABASE = "chain.db"
 

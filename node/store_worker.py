@@ -12,8 +12,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from consensus.events import SignState
-from node.store import Store
+from learnchain.consensus.events import SignState
+from learnchain.node.store import Store
 
 T = TypeVar("T")
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from ml.config import FILE_DATA_METRIC, Metric, TaskConfig, parse_task_params
-from node.files import DataSource
+from learnchain.ml.config import FILE_DATA_METRIC, Metric, TaskConfig, parse_task_params
+from learnchain.node.files import DataSource
 
 
 def compute_task_config(
@@ -22,8 +22,8 @@ def compute_task_config(
     """The task config for a new chain; TaskError or DataError (one line) when a name, a
     parameter or a file is bad. Without a name, ``tabular-mlp`` voting by loss for data files,
     else ``digits-mlp``."""
-    from ml.data import compute_image_shape, list_image_classes
-    from ml.tasks import fit_task_to_data, get_task
+    from learnchain.ml.data import compute_image_shape, list_image_classes
+    from learnchain.ml.tasks import fit_task_to_data, get_task
 
     default = "tabular-mlp" if data_files else "digits-mlp"
     metric = FILE_DATA_METRIC if data_files else Metric.ACCURACY  # --task-param metric=...

@@ -7,12 +7,12 @@ import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from consensus.crypto import PrivateKey
-from consensus.engine import TimeoutConfig
-from consensus.params import ChainParams, Genesis, GenesisValidator
-from consensus.types import ChainId, Hash, Stake, Tokens
-from ml.config import TaskConfig
-from node.files import (
+from learnchain.consensus.crypto import PrivateKey
+from learnchain.consensus.engine import TimeoutConfig
+from learnchain.consensus.params import ChainParams, Genesis, GenesisValidator
+from learnchain.consensus.types import ChainId, Hash, Stake, Tokens
+from learnchain.ml.config import TaskConfig
+from learnchain.node.files import (
     DATA_DIR,
     GENESIS_FILE,
     ConfigError,
@@ -25,8 +25,8 @@ from node.files import (
     write_genesis,
     write_key,
 )
-from node.task_setup import compute_file_source
-from node.tls import create_authority, issue_node_files
+from learnchain.node.task_setup import compute_file_source
+from learnchain.node.tls import create_authority, issue_node_files
 
 VALIDATOR_STAKE = 1_000
 VALIDATOR_BALANCE = 10_000
@@ -48,6 +48,7 @@ class TestnetSpec:
     partition: str = "iid"
     seed: int = 0
     base_port: int = 26656
+    metrics_base_port: int = 0  # node I serves metrics on this + I (0: none)
     host: str = "127.0.0.1"
     hostname_prefix: str = ""  # e.g. "node": node I is reached at nodeI:BASE_PORT (containers)
     starting_ip: str = ""  # e.g. "10.0.0.1": node I listens on 10.0.0.(1+I):BASE_PORT
@@ -68,6 +69,18 @@ def compute_endpoint(i: int, base_port: int, host: str = "127.0.0.1", starting_i
     if starting_ip:
         return f"{ipaddress.IPv4Address(starting_ip) + i}:{base_port}"
     return f"{host}:{base_port + i}"
+
+
+def compute_metrics_address(spec: TestnetSpec, i: int) -> str:
+    """Where node ``i`` serves Prometheus metrics: port 26660 of its own host (containers, one
+    IP each) or the metrics base port + ``i`` on loopback; none with a zero metrics base port."""
+    if not spec.metrics_base_port:
+        return ""
+    if spec.hostname_prefix:
+        return f"0.0.0.0:{CONTAINER_METRICS_PORT}"
+    if spec.starting_ip:
+        return compute_endpoint(i, CONTAINER_METRICS_PORT, starting_ip=spec.starting_ip)
+    return compute_endpoint(i, spec.metrics_base_port, spec.host)
 
 
 def compute_testnet_endpoints(spec: TestnetSpec) -> list[str]:
@@ -101,8 +114,8 @@ def find_free_base_port(count: int, start: int = 27000, step: int = 50) -> int:
 
 def compute_initial_model_hash(task: TaskConfig) -> Hash:
     """The genesis model's canonical hash (the same on every machine for the task and seed)."""
-    from ml.codec import compute_weights_hash
-    from ml.tasks import get_task
+    from learnchain.ml.codec import compute_weights_hash
+    from learnchain.ml.tasks import get_task
 
     return Hash(compute_weights_hash(get_task(task).initial_model().state_dict()))
 
@@ -164,7 +177,7 @@ def create_testnet(spec: TestnetSpec) -> list[Path]:
             listen=f"0.0.0.0:{spec.base_port}" if spec.hostname_prefix else endpoints[i],
             external_address=endpoints[i] if spec.hostname_prefix else "",
             persistent_peers=tuple(e for j, e in enumerate(endpoints) if j != i),
-            metrics=f"0.0.0.0:{CONTAINER_METRICS_PORT}" if spec.hostname_prefix else "",
+            metrics=compute_metrics_address(spec, i),
             data=compute_file_source(spec.data_files[i], spec.label_column)
             if spec.data_files
             else DataSource("digits", i, spec.validators, spec.partition, spec.seed),

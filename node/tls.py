@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from consensus.types import Address
+from learnchain.consensus.types import Address
 
 PEER_NAME = "learnchain-peer"
 TLS_DIR = "tls"

@@ -16,13 +16,13 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
-from consensus.state import ChainState
-from consensus.types import Hash
-from ml.codec import WeightsBytes
-from node.background import Background
-from node.learning import EncodedWeights
-from node.store_worker import StoreWorker
-from node.weights_parts import PartialWeights, PartsSource, SpreadPlan, fetch_in_parts
+from learnchain.consensus.state import ChainState
+from learnchain.consensus.types import Hash
+from learnchain.ml.codec import WeightsBytes
+from learnchain.node.background import Background
+from learnchain.node.learning import EncodedWeights
+from learnchain.node.store_worker import StoreWorker
+from learnchain.node.weights_parts import PartialWeights, PartsSource, SpreadPlan, fetch_in_parts
 
 PRUNE_EVERY = 50  # heights between prunings of stored weights beyond retain_models
 RECENT_PROPOSALS = 64  # proposed models' hashes served to anyone, beside the retained models

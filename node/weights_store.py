@@ -12,8 +12,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from consensus.types import HASH_LENGTH, Hash
-from node.store_error import StoreError
+from learnchain.consensus.types import HASH_LENGTH, Hash
+from learnchain.node.store_error import StoreError
 
 CHUNK_SIZE = 1 << 20
 WEIGHTS_BATCH_BYTES = 8 << 20

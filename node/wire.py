@@ -7,9 +7,9 @@ engine, which sees the values next).
 
 from __future__ import annotations
 
-from consensus.events import SignState
-from consensus.learning_record import LearningRecord
-from consensus.messages import (
+from learnchain.consensus.events import SignState
+from learnchain.consensus.learning_record import LearningRecord
+from learnchain.consensus.messages import (
     MAX_SCORE,
     Block,
     BlockHeader,
@@ -25,9 +25,9 @@ from consensus.messages import (
     TxKind,
     Vote,
 )
-from consensus.params import MODES, ChainParams, Mode, TrainingEnd
-from consensus.state import Account, Bond, ChainState, Unbonding
-from consensus.types import (
+from learnchain.consensus.params import MODES, ChainParams, Mode, TrainingEnd
+from learnchain.consensus.state import Account, Bond, ChainState, Unbonding
+from learnchain.consensus.types import (
     ADDRESS_LENGTH,
     HASH_LENGTH,
     MAX_ENDPOINT_LENGTH,
@@ -47,8 +47,8 @@ from consensus.types import (
     Tokens,
     VoteType,
 )
-from consensus.validators import Validator, ValidatorSet
-from proto import learnchain_pb2 as pb
+from learnchain.consensus.validators import Validator, ValidatorSet
+from learnchain.proto import learnchain_pb2 as pb
 
 MAX_CHAIN_ID_LENGTH = 64
 MAX_ROUND = 1 << 20

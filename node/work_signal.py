@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 
-from consensus.events import WorkReady
-from consensus.types import Height
+from learnchain.consensus.events import WorkReady
+from learnchain.consensus.types import Height
 
 
 class WorkSignal:

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from proto import learnchain_pb2 as proto_dot_learnchain__pb2
+from learnchain.proto import learnchain_pb2 as learnchain_dot_proto_dot_learnchain__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in proto/learnchain_pb2_grpc.py depends on'
+        + ' but the generated code in learnchain/proto/learnchain_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -37,28 +37,28 @@ class PeerStub:
         """
         self.Hello = channel.unary_unary(
                 '/learnchain.v1.Peer/Hello',
-                request_serializer=proto_dot_learnchain__pb2.HelloRequest.SerializeToString,
-                response_deserializer=proto_dot_learnchain__pb2.HelloResponse.FromString,
+                request_serializer=learnchain_dot_proto_dot_learnchain__pb2.HelloRequest.SerializeToString,
+                response_deserializer=learnchain_dot_proto_dot_learnchain__pb2.HelloResponse.FromString,
                 _registered_method=True)
         self.Gossip = channel.stream_unary(
                 '/learnchain.v1.Peer/Gossip',
-                request_serializer=proto_dot_learnchain__pb2.Envelope.SerializeToString,
-                response_deserializer=proto_dot_learnchain__pb2.Ack.FromString,
+                request_serializer=learnchain_dot_proto_dot_learnchain__pb2.Envelope.SerializeToString,
+                response_deserializer=learnchain_dot_proto_dot_learnchain__pb2.Ack.FromString,
                 _registered_method=True)
         self.SubmitTx = channel.unary_unary(
                 '/learnchain.v1.Peer/SubmitTx',
-                request_serializer=proto_dot_learnchain__pb2.Tx.SerializeToString,
-                response_deserializer=proto_dot_learnchain__pb2.TxAck.FromString,
+                request_serializer=learnchain_dot_proto_dot_learnchain__pb2.Tx.SerializeToString,
+                response_deserializer=learnchain_dot_proto_dot_learnchain__pb2.TxAck.FromString,
                 _registered_method=True)
         self.FetchWeights = channel.unary_stream(
                 '/learnchain.v1.Peer/FetchWeights',
-                request_serializer=proto_dot_learnchain__pb2.FetchWeightsRequest.SerializeToString,
-                response_deserializer=proto_dot_learnchain__pb2.WeightsChunk.FromString,
+                request_serializer=learnchain_dot_proto_dot_learnchain__pb2.FetchWeightsRequest.SerializeToString,
+                response_deserializer=learnchain_dot_proto_dot_learnchain__pb2.WeightsChunk.FromString,
                 _registered_method=True)
         self.GetBlocks = channel.unary_stream(
                 '/learnchain.v1.Peer/GetBlocks',
-                request_serializer=proto_dot_learnchain__pb2.GetBlocksRequest.SerializeToString,
-                response_deserializer=proto_dot_learnchain__pb2.BlockBatch.FromString,
+                request_serializer=learnchain_dot_proto_dot_learnchain__pb2.GetBlocksRequest.SerializeToString,
+                response_deserializer=learnchain_dot_proto_dot_learnchain__pb2.BlockBatch.FromString,
                 _registered_method=True)
 
 
@@ -102,28 +102,28 @@ def add_PeerServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Hello': grpc.unary_unary_rpc_method_handler(
                     servicer.Hello,
-                    request_deserializer=proto_dot_learnchain__pb2.HelloRequest.FromString,
-                    response_serializer=proto_dot_learnchain__pb2.HelloResponse.SerializeToString,
+                    request_deserializer=learnchain_dot_proto_dot_learnchain__pb2.HelloRequest.FromString,
+                    response_serializer=learnchain_dot_proto_dot_learnchain__pb2.HelloResponse.SerializeToString,
             ),
             'Gossip': grpc.stream_unary_rpc_method_handler(
                     servicer.Gossip,
-                    request_deserializer=proto_dot_learnchain__pb2.Envelope.FromString,
-                    response_serializer=proto_dot_learnchain__pb2.Ack.SerializeToString,
+                    request_deserializer=learnchain_dot_proto_dot_learnchain__pb2.Envelope.FromString,
+                    response_serializer=learnchain_dot_proto_dot_learnchain__pb2.Ack.SerializeToString,
             ),
             'SubmitTx': grpc.unary_unary_rpc_method_handler(
                     servicer.SubmitTx,
-                    request_deserializer=proto_dot_learnchain__pb2.Tx.FromString,
-                    response_serializer=proto_dot_learnchain__pb2.TxAck.SerializeToString,
+                    request_deserializer=learnchain_dot_proto_dot_learnchain__pb2.Tx.FromString,
+                    response_serializer=learnchain_dot_proto_dot_learnchain__pb2.TxAck.SerializeToString,
             ),
             'FetchWeights': grpc.unary_stream_rpc_method_handler(
                     servicer.FetchWeights,
-                    request_deserializer=proto_dot_learnchain__pb2.FetchWeightsRequest.FromString,
-                    response_serializer=proto_dot_learnchain__pb2.WeightsChunk.SerializeToString,
+                    request_deserializer=learnchain_dot_proto_dot_learnchain__pb2.FetchWeightsRequest.FromString,
+                    response_serializer=learnchain_dot_proto_dot_learnchain__pb2.WeightsChunk.SerializeToString,
             ),
             'GetBlocks': grpc.unary_stream_rpc_method_handler(
                     servicer.GetBlocks,
-                    request_deserializer=proto_dot_learnchain__pb2.GetBlocksRequest.FromString,
-                    response_serializer=proto_dot_learnchain__pb2.BlockBatch.SerializeToString,
+                    request_deserializer=learnchain_dot_proto_dot_learnchain__pb2.GetBlocksRequest.FromString,
+                    response_serializer=learnchain_dot_proto_dot_learnchain__pb2.BlockBatch.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -152,8 +152,8 @@ class Peer:
             request,
             target,
             '/learnchain.v1.Peer/Hello',
-            proto_dot_learnchain__pb2.HelloRequest.SerializeToString,
-            proto_dot_learnchain__pb2.HelloResponse.FromString,
+            learnchain_dot_proto_dot_learnchain__pb2.HelloRequest.SerializeToString,
+            learnchain_dot_proto_dot_learnchain__pb2.HelloResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -179,8 +179,8 @@ class Peer:
             request_iterator,
             target,
             '/learnchain.v1.Peer/Gossip',
-            proto_dot_learnchain__pb2.Envelope.SerializeToString,
-            proto_dot_learnchain__pb2.Ack.FromString,
+            learnchain_dot_proto_dot_learnchain__pb2.Envelope.SerializeToString,
+            learnchain_dot_proto_dot_learnchain__pb2.Ack.FromString,
             options,
             channel_credentials,
             insecure,
@@ -206,8 +206,8 @@ class Peer:
             request,
             target,
             '/learnchain.v1.Peer/SubmitTx',
-            proto_dot_learnchain__pb2.Tx.SerializeToString,
-            proto_dot_learnchain__pb2.TxAck.FromString,
+            learnchain_dot_proto_dot_learnchain__pb2.Tx.SerializeToString,
+            learnchain_dot_proto_dot_learnchain__pb2.TxAck.FromString,
             options,
             channel_credentials,
             insecure,
@@ -233,8 +233,8 @@ class Peer:
             request,
             target,
             '/learnchain.v1.Peer/FetchWeights',
-            proto_dot_learnchain__pb2.FetchWeightsRequest.SerializeToString,
-            proto_dot_learnchain__pb2.WeightsChunk.FromString,
+            learnchain_dot_proto_dot_learnchain__pb2.FetchWeightsRequest.SerializeToString,
+            learnchain_dot_proto_dot_learnchain__pb2.WeightsChunk.FromString,
             options,
             channel_credentials,
             insecure,
@@ -260,8 +260,8 @@ class Peer:
             request,
             target,
             '/learnchain.v1.Peer/GetBlocks',
-            proto_dot_learnchain__pb2.GetBlocksRequest.SerializeToString,
-            proto_dot_learnchain__pb2.BlockBatch.FromString,
+            learnchain_dot_proto_dot_learnchain__pb2.GetBlocksRequest.SerializeToString,
+            learnchain_dot_proto_dot_learnchain__pb2.BlockBatch.FromString,
             options,
             channel_credentials,
             insecure,
@@ -285,43 +285,43 @@ class QueryStub:
         """
         self.Status = channel.unary_unary(
                 '/learnchain.v1.Query/Status',
-                request_serializer=proto_dot_learnchain__pb2.StatusRequest.SerializeToString,
-                response_deserializer=proto_dot_learnchain__pb2.StatusResponse.FromString,
+                request_serializer=learnchain_dot_proto_dot_learnchain__pb2.StatusRequest.SerializeToString,
+                response_deserializer=learnchain_dot_proto_dot_learnchain__pb2.StatusResponse.FromString,
                 _registered_method=True)
         self.GetBlock = channel.unary_unary(
                 '/learnchain.v1.Query/GetBlock',
-                request_serializer=proto_dot_learnchain__pb2.BlockRequest.SerializeToString,
-                response_deserializer=proto_dot_learnchain__pb2.BlockWithCommit.FromString,
+                request_serializer=learnchain_dot_proto_dot_learnchain__pb2.BlockRequest.SerializeToString,
+                response_deserializer=learnchain_dot_proto_dot_learnchain__pb2.BlockWithCommit.FromString,
                 _registered_method=True)
         self.Validators = channel.unary_unary(
                 '/learnchain.v1.Query/Validators',
-                request_serializer=proto_dot_learnchain__pb2.ValidatorsRequest.SerializeToString,
-                response_deserializer=proto_dot_learnchain__pb2.ValidatorsResponse.FromString,
+                request_serializer=learnchain_dot_proto_dot_learnchain__pb2.ValidatorsRequest.SerializeToString,
+                response_deserializer=learnchain_dot_proto_dot_learnchain__pb2.ValidatorsResponse.FromString,
                 _registered_method=True)
         self.GetAccount = channel.unary_unary(
                 '/learnchain.v1.Query/GetAccount',
-                request_serializer=proto_dot_learnchain__pb2.AccountRequest.SerializeToString,
-                response_deserializer=proto_dot_learnchain__pb2.AccountResponse.FromString,
+                request_serializer=learnchain_dot_proto_dot_learnchain__pb2.AccountRequest.SerializeToString,
+                response_deserializer=learnchain_dot_proto_dot_learnchain__pb2.AccountResponse.FromString,
                 _registered_method=True)
         self.Model = channel.unary_stream(
                 '/learnchain.v1.Query/Model',
-                request_serializer=proto_dot_learnchain__pb2.FetchWeightsRequest.SerializeToString,
-                response_deserializer=proto_dot_learnchain__pb2.WeightsChunk.FromString,
+                request_serializer=learnchain_dot_proto_dot_learnchain__pb2.FetchWeightsRequest.SerializeToString,
+                response_deserializer=learnchain_dot_proto_dot_learnchain__pb2.WeightsChunk.FromString,
                 _registered_method=True)
         self.History = channel.unary_unary(
                 '/learnchain.v1.Query/History',
-                request_serializer=proto_dot_learnchain__pb2.HistoryRequest.SerializeToString,
-                response_deserializer=proto_dot_learnchain__pb2.HistoryResponse.FromString,
+                request_serializer=learnchain_dot_proto_dot_learnchain__pb2.HistoryRequest.SerializeToString,
+                response_deserializer=learnchain_dot_proto_dot_learnchain__pb2.HistoryResponse.FromString,
                 _registered_method=True)
         self.Genesis = channel.unary_unary(
                 '/learnchain.v1.Query/Genesis',
-                request_serializer=proto_dot_learnchain__pb2.GenesisRequest.SerializeToString,
-                response_deserializer=proto_dot_learnchain__pb2.GenesisResponse.FromString,
+                request_serializer=learnchain_dot_proto_dot_learnchain__pb2.GenesisRequest.SerializeToString,
+                response_deserializer=learnchain_dot_proto_dot_learnchain__pb2.GenesisResponse.FromString,
                 _registered_method=True)
         self.GetTx = channel.unary_unary(
                 '/learnchain.v1.Query/GetTx',
-                request_serializer=proto_dot_learnchain__pb2.TxRequest.SerializeToString,
-                response_deserializer=proto_dot_learnchain__pb2.TxResponse.FromString,
+                request_serializer=learnchain_dot_proto_dot_learnchain__pb2.TxRequest.SerializeToString,
+                response_deserializer=learnchain_dot_proto_dot_learnchain__pb2.TxResponse.FromString,
                 _registered_method=True)
 
 
@@ -383,43 +383,43 @@ def add_QueryServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Status': grpc.unary_unary_rpc_method_handler(
                     servicer.Status,
-                    request_deserializer=proto_dot_learnchain__pb2.StatusRequest.FromString,
-                    response_serializer=proto_dot_learnchain__pb2.StatusResponse.SerializeToString,
+                    request_deserializer=learnchain_dot_proto_dot_learnchain__pb2.StatusRequest.FromString,
+                    response_serializer=learnchain_dot_proto_dot_learnchain__pb2.StatusResponse.SerializeToString,
             ),
             'GetBlock': grpc.unary_unary_rpc_method_handler(
                     servicer.GetBlock,
-                    request_deserializer=proto_dot_learnchain__pb2.BlockRequest.FromString,
-                    response_serializer=proto_dot_learnchain__pb2.BlockWithCommit.SerializeToString,
+                    request_deserializer=learnchain_dot_proto_dot_learnchain__pb2.BlockRequest.FromString,
+                    response_serializer=learnchain_dot_proto_dot_learnchain__pb2.BlockWithCommit.SerializeToString,
             ),
             'Validators': grpc.unary_unary_rpc_method_handler(
                     servicer.Validators,
-                    request_deserializer=proto_dot_learnchain__pb2.ValidatorsRequest.FromString,
-                    response_serializer=proto_dot_learnchain__pb2.ValidatorsResponse.SerializeToString,
+                    request_deserializer=learnchain_dot_proto_dot_learnchain__pb2.ValidatorsRequest.FromString,
+                    response_serializer=learnchain_dot_proto_dot_learnchain__pb2.ValidatorsResponse.SerializeToString,
             ),
             'GetAccount': grpc.unary_unary_rpc_method_handler(
                     servicer.GetAccount,
-                    request_deserializer=proto_dot_learnchain__pb2.AccountRequest.FromString,
-                    response_serializer=proto_dot_learnchain__pb2.AccountResponse.SerializeToString,
+                    request_deserializer=learnchain_dot_proto_dot_learnchain__pb2.AccountRequest.FromString,
+                    response_serializer=learnchain_dot_proto_dot_learnchain__pb2.AccountResponse.SerializeToString,
             ),
             'Model': grpc.unary_stream_rpc_method_handler(
                     servicer.Model,
-                    request_deserializer=proto_dot_learnchain__pb2.FetchWeightsRequest.FromString,
-                    response_serializer=proto_dot_learnchain__pb2.WeightsChunk.SerializeToString,
+                    request_deserializer=learnchain_dot_proto_dot_learnchain__pb2.FetchWeightsRequest.FromString,
+                    response_serializer=learnchain_dot_proto_dot_learnchain__pb2.WeightsChunk.SerializeToString,
             ),
             'History': grpc.unary_unary_rpc_method_handler(
                     servicer.History,
-                    request_deserializer=proto_dot_learnchain__pb2.HistoryRequest.FromString,
-                    response_serializer=proto_dot_learnchain__pb2.HistoryResponse.SerializeToString,
+                    request_deserializer=learnchain_dot_proto_dot_learnchain__pb2.HistoryRequest.FromString,
+                    response_serializer=learnchain_dot_proto_dot_learnchain__pb2.HistoryResponse.SerializeToString,
             ),
             'Genesis': grpc.unary_unary_rpc_method_handler(
                     servicer.Genesis,
-                    request_deserializer=proto_dot_learnchain__pb2.GenesisRequest.FromString,
-                    response_serializer=proto_dot_learnchain__pb2.GenesisResponse.SerializeToString,
+                    request_deserializer=learnchain_dot_proto_dot_learnchain__pb2.GenesisRequest.FromString,
+                    response_serializer=learnchain_dot_proto_dot_learnchain__pb2.GenesisResponse.SerializeToString,
             ),
             'GetTx': grpc.unary_unary_rpc_method_handler(
                     servicer.GetTx,
-                    request_deserializer=proto_dot_learnchain__pb2.TxRequest.FromString,
-                    response_serializer=proto_dot_learnchain__pb2.TxResponse.SerializeToString,
+                    request_deserializer=learnchain_dot_proto_dot_learnchain__pb2.TxRequest.FromString,
+                    response_serializer=learnchain_dot_proto_dot_learnchain__pb2.TxResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -448,8 +448,8 @@ class Query:
             request,
             target,
             '/learnchain.v1.Query/Status',
-            proto_dot_learnchain__pb2.StatusRequest.SerializeToString,
-            proto_dot_learnchain__pb2.StatusResponse.FromString,
+            learnchain_dot_proto_dot_learnchain__pb2.StatusRequest.SerializeToString,
+            learnchain_dot_proto_dot_learnchain__pb2.StatusResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -475,8 +475,8 @@ class Query:
             request,
             target,
             '/learnchain.v1.Query/GetBlock',
-            proto_dot_learnchain__pb2.BlockRequest.SerializeToString,
-            proto_dot_learnchain__pb2.BlockWithCommit.FromString,
+            learnchain_dot_proto_dot_learnchain__pb2.BlockRequest.SerializeToString,
+            learnchain_dot_proto_dot_learnchain__pb2.BlockWithCommit.FromString,
             options,
             channel_credentials,
             insecure,
@@ -502,8 +502,8 @@ class Query:
             request,
             target,
             '/learnchain.v1.Query/Validators',
-            proto_dot_learnchain__pb2.ValidatorsRequest.SerializeToString,
-            proto_dot_learnchain__pb2.ValidatorsResponse.FromString,
+            learnchain_dot_proto_dot_learnchain__pb2.ValidatorsRequest.SerializeToString,
+            learnchain_dot_proto_dot_learnchain__pb2.ValidatorsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -529,8 +529,8 @@ class Query:
             request,
             target,
             '/learnchain.v1.Query/GetAccount',
-            proto_dot_learnchain__pb2.AccountRequest.SerializeToString,
-            proto_dot_learnchain__pb2.AccountResponse.FromString,
+            learnchain_dot_proto_dot_learnchain__pb2.AccountRequest.SerializeToString,
+            learnchain_dot_proto_dot_learnchain__pb2.AccountResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -556,8 +556,8 @@ class Query:
             request,
             target,
             '/learnchain.v1.Query/Model',
-            proto_dot_learnchain__pb2.FetchWeightsRequest.SerializeToString,
-            proto_dot_learnchain__pb2.WeightsChunk.FromString,
+            learnchain_dot_proto_dot_learnchain__pb2.FetchWeightsRequest.SerializeToString,
+            learnchain_dot_proto_dot_learnchain__pb2.WeightsChunk.FromString,
             options,
             channel_credentials,
             insecure,
@@ -583,8 +583,8 @@ class Query:
             request,
             target,
             '/learnchain.v1.Query/History',
-            proto_dot_learnchain__pb2.HistoryRequest.SerializeToString,
-            proto_dot_learnchain__pb2.HistoryResponse.FromString,
+            learnchain_dot_proto_dot_learnchain__pb2.HistoryRequest.SerializeToString,
+            learnchain_dot_proto_dot_learnchain__pb2.HistoryResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -610,8 +610,8 @@ class Query:
             request,
             target,
             '/learnchain.v1.Query/Genesis',
-            proto_dot_learnchain__pb2.GenesisRequest.SerializeToString,
-            proto_dot_learnchain__pb2.GenesisResponse.FromString,
+            learnchain_dot_proto_dot_learnchain__pb2.GenesisRequest.SerializeToString,
+            learnchain_dot_proto_dot_learnchain__pb2.GenesisResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -637,8 +637,8 @@ class Query:
             request,
             target,
             '/learnchain.v1.Query/GetTx',
-            proto_dot_learnchain__pb2.TxRequest.SerializeToString,
-            proto_dot_learnchain__pb2.TxResponse.FromString,
+            learnchain_dot_proto_dot_learnchain__pb2.TxRequest.SerializeToString,
+            learnchain_dot_proto_dot_learnchain__pb2.TxResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import click
 
-from node.cli.chain_tx import model, tx
-from node.cli.config import config
-from node.cli.demo import demo
-from node.cli.run import query, start, unsafe_reset_all
-from node.cli.setup import init, keys, testnet, tls
-from node.cli.simulate import simulate
+from learnchain.node.cli.about import completion, version
+from learnchain.node.cli.chain_tx import model, tx
+from learnchain.node.cli.config import config
+from learnchain.node.cli.dashboard import dashboard
+from learnchain.node.cli.demo import demo
+from learnchain.node.cli.keys import keys
+from learnchain.node.cli.run import query, start, unsafe_reset_all
+from learnchain.node.cli.setup import init, testnet, tls
+from learnchain.node.cli.simulate import simulate
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,3 +33,6 @@ main.add_command(demo)
 main.add_command(config)
 main.add_command(unsafe_reset_all)
 main.add_command(tls)
+main.add_command(version)
+main.add_command(completion)
+main.add_command(dashboard)

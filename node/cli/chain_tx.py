@@ -9,26 +9,26 @@ from typing import Any
 import click
 import grpc
 
-from consensus.crypto import PrivateKey
-from consensus.messages import SignedTx, Tx, TxKind
-from consensus.types import ADDRESS_LENGTH, Address, ChainId, Nonce, Signature, Tokens
-from node.cli.options import parse_hex
-from node.cli.run import call, emit, node_options, open_channel, resolve_node
-from node.files import ConfigError, read_key, read_key_file
-from node.wire import tx_to_proto
-from proto import learnchain_pb2 as pb
-from proto import learnchain_pb2_grpc as pb_grpc
+from learnchain.consensus.crypto import PrivateKey
+from learnchain.consensus.messages import SignedTx, Tx, TxKind
+from learnchain.consensus.types import ADDRESS_LENGTH, Address, ChainId, Nonce, Signature, Tokens
+from learnchain.node.cli.options import parse_hex
+from learnchain.node.cli.run import call, emit, node_options, open_channel, resolve_node
+from learnchain.node.files import ConfigError, read_key_file
+from learnchain.node.keyring import VALIDATOR_KEY_NAME, get_key, is_valid_key_name
+from learnchain.node.wire import tx_to_proto
+from learnchain.proto import learnchain_pb2 as pb
+from learnchain.proto import learnchain_pb2_grpc as pb_grpc
 
 
-def _load_signer(home: Path | None, key_file: Path | None) -> PrivateKey:
+def _load_signer(home: Path, key_name: str) -> PrivateKey:
+    """--from NAME (a key of ``home``'s keyring, or ``validator``: the node's own) or a key file."""
     try:
-        if key_file is not None:
-            return read_key_file(key_file)
-        if home is not None:
-            return read_key(home)
+        if not is_valid_key_name(key_name) and Path(key_name).is_file():
+            return read_key_file(Path(key_name))
+        return get_key(home, key_name)
     except ConfigError as error:
         raise click.ClickException(str(error)) from error
-    raise click.UsageError("give --home DIR (its node key signs) or --key FILE")
 
 
 def send_tx(
@@ -68,16 +68,22 @@ def send_tx(
 
 
 def tx_options(fn: Any) -> Any:
-    """--key and --wait."""
+    """--from and --wait."""
     fn = click.option(
-        "--key",
-        "key_file",
-        type=click.Path(path_type=Path, exists=True),
-        help="Sign with this key file.",
+        "--from",
+        "key_name",
+        required=True,
+        metavar="KEY",
+        help=f"Sign with this key: a name from `learnchain keys list` ({VALIDATOR_KEY_NAME!r} "
+        "is the node's own key) or a key file.",
     )(fn)
     return click.option(
         "--wait/--no-wait", default=True, show_default=True, help="Wait until committed."
     )(fn)
+
+
+# Negative amounts reach the argument's range check instead of being read as unknown options.
+TX_SETTINGS = {"ignore_unknown_options": True}
 
 
 @click.group()
@@ -85,7 +91,7 @@ def tx() -> None:
     """Sign and submit transactions."""
 
 
-@tx.command()
+@tx.command(context_settings=TX_SETTINGS)
 @click.argument("amount", type=click.IntRange(1))
 @click.option(
     "--endpoint",
@@ -98,20 +104,20 @@ def stake(
     amount: int,
     endpoint: str,
     node: str | None,
-    home: Path | None,
+    home: Path,
     output: str,
-    key_file: Path | None,
+    key_name: str,
     wait: bool,
 ) -> None:
     """Bond AMOUNT tokens: become a validator, or add power."""
     if not endpoint and home is not None:
-        from node.files import get_advertised_address, read_config
+        from learnchain.node.files import get_advertised_address, read_config
 
         try:
             endpoint = get_advertised_address(read_config(home))
         except ConfigError as error:
             raise click.ClickException(str(error)) from error
-    key = _load_signer(home, key_file)
+    key = _load_signer(home, key_name)
     emit(
         output,
         send_tx(
@@ -125,21 +131,21 @@ def stake(
     )
 
 
-@tx.command()
+@tx.command(context_settings=TX_SETTINGS)
 @click.argument("amount", type=click.IntRange(1))
 @node_options
 @tx_options
 def unstake(
-    amount: int, node: str | None, home: Path | None, output: str, key_file: Path | None, wait: bool
+    amount: int, node: str | None, home: Path, output: str, key_name: str, wait: bool
 ) -> None:
     """Start unbonding AMOUNT tokens (they return after the unbonding period)."""
-    key = _load_signer(home, key_file)
+    key = _load_signer(home, key_name)
     emit(
         output, send_tx(resolve_node(node, home), key, TxKind.UNSTAKE, wait, amount=Tokens(amount))
     )
 
 
-@tx.command()
+@tx.command(context_settings=TX_SETTINGS)
 @click.argument("to")
 @click.argument("amount", type=click.IntRange(1))
 @node_options
@@ -148,14 +154,14 @@ def transfer(
     to: str,
     amount: int,
     node: str | None,
-    home: Path | None,
+    home: Path,
     output: str,
-    key_file: Path | None,
+    key_name: str,
     wait: bool,
 ) -> None:
     """Send AMOUNT tokens to the address TO (40 hex characters)."""
     recipient = parse_hex(to, "TO", ADDRESS_LENGTH, "a hex address")
-    key = _load_signer(home, key_file)
+    key = _load_signer(home, key_name)
     emit(
         output,
         send_tx(
@@ -169,14 +175,12 @@ def transfer(
     )
 
 
-@tx.command()
+@tx.command(context_settings=TX_SETTINGS)
 @node_options
 @tx_options
-def unjail(
-    node: str | None, home: Path | None, output: str, key_file: Path | None, wait: bool
-) -> None:
+def unjail(node: str | None, home: Path, output: str, key_name: str, wait: bool) -> None:
     """Ask to be let back into the validator set after a jail term."""
-    key = _load_signer(home, key_file)
+    key = _load_signer(home, key_name)
     emit(output, send_tx(resolve_node(node, home), key, TxKind.UNJAIL, wait))
 
 
@@ -186,15 +190,23 @@ def model() -> None:
 
 
 @model.command("export")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="FILE.safetensors")
+@click.option(
+    "--output-file",
+    "out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="FILE.safetensors to write.",
+)
 @click.option("--height", type=click.IntRange(1), default=None, help="The model as of this block.")
 @node_options
-def export(out: Path, height: int | None, node: str | None, home: Path | None, output: str) -> None:
+def export(out: Path, height: int | None, node: str | None, home: Path, output: str) -> None:
     """Write the global model as safetensors, checking its hash against the chain."""
     if out.is_dir():
-        raise click.BadParameter(f"{out} is a directory; give a file name", param_hint="--out")
+        raise click.BadParameter(
+            f"{out} is a directory; give a file name", param_hint="--output-file"
+        )
     if not out.parent.is_dir():
-        raise click.BadParameter(f"{out.parent} does not exist", param_hint="--out")
+        raise click.BadParameter(f"{out.parent} does not exist", param_hint="--output-file")
     address = resolve_node(node, home)
     if height is None:
         status = call(address, "Status", pb.StatusRequest())
@@ -214,7 +226,7 @@ def export(out: Path, height: int | None, node: str | None, home: Path | None, o
     data = b"".join(parts)
     from safetensors.torch import load
 
-    from ml.codec import compute_weights_hash
+    from learnchain.ml.codec import compute_weights_hash
 
     if compute_weights_hash(load(data)) != model_hash:
         raise click.ClickException("the weights the node sent do not match the chain's model hash")

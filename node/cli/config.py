@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from node.cli.options import echo_json
-from node.files import ConfigError, get_config_value, set_config_value
+from learnchain.node.cli.options import echo_json, home_option, output_option
+from learnchain.node.files import ConfigError, get_config_value, set_config_value
 
 
 @click.group()
@@ -17,8 +17,8 @@ def config() -> None:
 
 @config.command("get")
 @click.argument("key")
-@click.option("--home", type=click.Path(path_type=Path), required=True)
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@home_option
+@output_option
 def get(key: str, home: Path, output: str) -> None:
     """Print one field."""
     try:
@@ -34,7 +34,7 @@ def get(key: str, home: Path, output: str) -> None:
 @config.command("set")
 @click.argument("key")
 @click.argument("value")
-@click.option("--home", type=click.Path(path_type=Path), required=True)
+@home_option
 def set_(key: str, value: str, home: Path) -> None:
     """Set one field (VALUE as in TOML: true, 3000, "text"; a bare word is text). The file is
     checked as `learnchain start` reads it, and is left unchanged when the value is bad."""

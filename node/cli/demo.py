@@ -14,12 +14,14 @@ from typing import Any
 import click
 import grpc
 
-from consensus.params import SCORE_UNIT
-from consensus.types import Threshold
-from node.cli.options import echo_json, parse_threshold
-from node.cli.run import describe_learning
-from node.cluster import ClusterError, LocalCluster
-from proto import learnchain_pb2 as pb
+from learnchain.consensus.params import SCORE_UNIT
+from learnchain.consensus.types import Threshold
+from learnchain.node.cli.dashboard import check_listen, serve_dashboard
+from learnchain.node.cli.options import echo_json, output_option, parse_threshold
+from learnchain.node.cli.run import describe_learning
+from learnchain.node.cluster import ClusterError, LocalCluster
+from learnchain.node.dashboard import Baselines
+from learnchain.proto import learnchain_pb2 as pb
 
 ATTACK_KINDS = ("label_flip", "random", "nan", "scaled", "approve_all")
 
@@ -37,7 +39,7 @@ class Progress:
 def _evaluate(task: Any, data: bytes, test: Any) -> float:
     from safetensors.torch import load
 
-    from ml.training import evaluate_state
+    from learnchain.ml.training import evaluate_state
 
     return evaluate_state(task, load(data), test).accuracy
 
@@ -130,12 +132,37 @@ def _get_recorded_score(net: LocalCluster, height: int) -> float | None:
     return entry.score / SCORE_UNIT if entry is not None and entry.HasField("score") else None
 
 
+def draw_demo_plot(
+    path: Path,
+    progress: Progress,
+    local: list[float],
+    pooled: float,
+    validators: int,
+    byzantine: int,
+) -> None:
+    """The demo's accuracy per height, with each party alone and pooled."""
+    from learnchain.ml.plots import AccuracyCurves, draw_accuracy
+
+    rows = progress.rows
+    curves = AccuracyCurves(
+        chain=[r["accuracy"] for r in rows],
+        alone=local,
+        pooled=pooled,
+        rejected=[r["height"] for r in rows if r["round"] > 0],
+        title=f"learnchain demo: {validators} validators, {byzantine} byzantine",
+    )
+    try:
+        draw_accuracy(curves, path)
+    except OSError as error:
+        raise click.ClickException(f"cannot write {path}: {error.strerror}") from None
+
+
 def _baselines(
     task: Any, validators: int, partition: str, seed: int, test: Any, byzantine: int
 ) -> tuple[list[float], float]:
     """Each honest party alone, and everyone's training data pooled (same held-out test set)."""
-    from ml.baselines import compute_local_only_accuracies, compute_pooled_accuracy
-    from ml.data import load_digits_party
+    from learnchain.ml.baselines import compute_local_only_accuracies, compute_pooled_accuracy
+    from learnchain.ml.data import load_digits_party
 
     parties = [load_digits_party(i, validators, partition, seed)[0] for i in range(validators)]
     local = compute_local_only_accuracies(task, parties[: validators - byzantine], test, seed)
@@ -161,7 +188,22 @@ def _baselines(
 )
 @click.option("--threshold", default="2/3", callback=parse_threshold, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@output_option
+@click.option(
+    "--plot",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Draw the accuracy per round (the chain, each party alone, pooled) to FILE.png.",
+)
+@click.option(
+    "--dashboard",
+    "dashboard_listen",
+    default=None,
+    metavar="HOST:PORT",
+    callback=lambda ctx, param, value: None if value is None else check_listen(ctx, param, value),
+    help="Serve the live dashboard of node 0 here (e.g. 127.0.0.1:26670); the baselines "
+    "(each party alone, pooled) are trained first so that it shows them from the start.",
+)
 @click.option(
     "--keep",
     type=click.Path(path_type=Path),
@@ -178,14 +220,18 @@ def demo(
     threshold: Threshold,
     seed: int,
     output: str,
+    plot: Path | None,
+    dashboard_listen: str | None,
     keep: Path | None,
 ) -> None:
     """Run N real validators on loopback that train one model on sharded digits, live."""
-    from ml.data import load_digits_pool
-    from ml.tasks import TaskConfig, get_task
+    from learnchain.ml.data import load_digits_pool
+    from learnchain.ml.tasks import TaskConfig, get_task
 
     if byzantine >= validators:
         raise click.BadParameter("at least one validator must be honest", param_hint="--byzantine")
+    if plot is not None and not plot.parent.is_dir():
+        raise click.BadParameter(f"{plot.parent} does not exist", param_hint="--plot")
     say = click.echo if output == "text" else (lambda *_a, **_k: None)
     scratch = None
     if keep is None:
@@ -215,6 +261,10 @@ def demo(
     _, test = load_digits_pool(seed)
     byzantine_addresses = {a for a, m in monikers.items() if "(" in m}
     progress = Progress()
+    baselines: tuple[list[float], float] | None = None
+    if dashboard_listen is not None:
+        say("training the comparison baselines (each party alone, and all data pooled)...")
+        baselines = _baselines(task, validators, partition, seed, test, byzantine)
     say(
         f"starting {validators} validators ({mode}, threshold {threshold}, {partition}, "
         f"{byzantine} byzantine) in {root}"
@@ -224,6 +274,9 @@ def demo(
         with net:
             net.start_all()
             net.wait_for(range(validators), 0, timeout=180)
+            if dashboard_listen is not None and baselines is not None:
+                serve_dashboard(net[0].address, dashboard_listen, Baselines(*baselines))
+                say(f"the live dashboard is at http://{dashboard_listen}/")
             say(
                 f"{'height':>6} {'proposer':<22} {'round':>5} {'update':>7} {'test acc':>8} "
                 f"{'prev score':>11}"
@@ -257,8 +310,10 @@ def demo(
         raise
     if scratch is not None:
         scratch.cleanup()
-    say("training the comparison baselines (each party alone, and all data pooled)...")
-    local, pooled = _baselines(task, validators, partition, seed, test, byzantine)
+    if baselines is None:
+        say("training the comparison baselines (each party alone, and all data pooled)...")
+        baselines = _baselines(task, validators, partition, seed, test, byzantine)
+    local, pooled = baselines
     intervals = [b - a for a, b in pairwise(progress.commit_times)]
     summary = {
         "rounds": len(progress.rows),
@@ -276,6 +331,9 @@ def demo(
         "training_ended_at": progress.ended.get("training_ended_at"),
         "best_score": progress.ended.get("best_score"),
     }
+    if plot is not None:
+        draw_demo_plot(plot, progress, local, pooled, validators, byzantine)
+        summary["plot"] = str(plot)
     if output == "json":
         echo_json(summary)
         return
@@ -289,6 +347,8 @@ def demo(
     say(f"  all data pooled                 {pooled:.3f}")
     say(f"  byzantine updates accepted      {summary['byzantine_accepted']}")
     say(f"  every node agrees on every block: {'yes' if consistent else 'NO'}")
+    if plot is not None:
+        say(f"  accuracy per round drawn in     {plot}")
     if progress.ended:
         best = progress.ended["best_score"]
         say(

@@ -9,10 +9,44 @@ from typing import Any
 
 import click
 
-from consensus.params import DEFAULT_VOTE_RELAY_FROM, MAX_LEARNING_MS, SCORE_UNIT, ChainParams
-from consensus.simulation import Behaviour, Crash, Partition
-from consensus.types import Threshold
-from ml.config import TaskConfig
+from learnchain.consensus.params import (
+    DEFAULT_VOTE_RELAY_FROM,
+    MAX_LEARNING_MS,
+    SCORE_UNIT,
+    ChainParams,
+)
+from learnchain.consensus.simulation import Behaviour, Crash, Partition
+from learnchain.consensus.types import Threshold
+from learnchain.ml.config import TaskConfig
+
+DEFAULT_HOME = "~/.learnchain"
+HOME_ENV = "LEARNCHAIN_HOME"
+OUTPUT_FORMATS = ("text", "json")
+
+
+def home_option(fn: Any) -> Any:
+    """--home DIR, from $LEARNCHAIN_HOME or ~/.learnchain when not given."""
+    return click.option(
+        "--home",
+        type=click.Path(path_type=Path),
+        envvar=HOME_ENV,
+        default=DEFAULT_HOME,
+        callback=lambda _ctx, _param, value: Path(value).expanduser(),
+        show_default=f"${HOME_ENV} or {DEFAULT_HOME}",
+        help="The node's home directory.",
+    )(fn)
+
+
+def output_option(fn: Any) -> Any:
+    """--output text|json: the format of what the command prints."""
+    return click.option(
+        "--output",
+        type=click.Choice(OUTPUT_FORMATS),
+        default="text",
+        show_default=True,
+        help="The format of what the command prints.",
+    )(fn)
+
 
 vote_relay_option = click.option(
     "--vote-relay-from",
@@ -254,8 +288,8 @@ def compute_task_option(
 ) -> TaskConfig:
     """The genesis task from the task options and the data files; a one-line error on bad ones
     (nothing is written before)."""
-    from ml.errors import MLError
-    from node.task_setup import compute_task_config
+    from learnchain.ml.errors import MLError
+    from learnchain.node.task_setup import compute_task_config
 
     try:
         return compute_task_config(task, list(params), data_files, label_column, seed)

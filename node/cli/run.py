@@ -3,28 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from pathlib import Path
 from typing import Any
 
 import click
 import grpc
 
-from consensus.crypto import compute_address
-from consensus.params import SCORE_UNIT
-from consensus.types import ADDRESS_LENGTH, HASH_LENGTH
-from node.cli.options import echo_json, parse_hex
-from node.files import ConfigError, read_config
-from node.store_error import StoreError
-from node.tls import TlsError, TlsFiles, read_tls_files
-from proto import learnchain_pb2 as pb
-from proto import learnchain_pb2_grpc as pb_grpc
+from learnchain.consensus.crypto import compute_address
+from learnchain.consensus.params import SCORE_UNIT
+from learnchain.consensus.types import ADDRESS_LENGTH, HASH_LENGTH
+from learnchain.node.cli.options import echo_json, home_option, output_option, parse_hex
+from learnchain.node.files import CONFIG_FILE, ConfigError, read_config
+from learnchain.node.store_error import StoreError
+from learnchain.node.tls import TlsError, TlsFiles, read_tls_files
+from learnchain.proto import learnchain_pb2 as pb
+from learnchain.proto import learnchain_pb2_grpc as pb_grpc
 
 
 @click.command()
-@click.option("--home", type=click.Path(path_type=Path), required=True)
+@home_option
 def start(home: Path) -> None:
     """Run a validator (or full node) from its home directory until Ctrl-C."""
-    from node.daemon import NodeFailure, run_node
+    from learnchain.node.daemon import NodeFailure, run_node
 
     try:
         asyncio.run(run_node(home))
@@ -37,21 +38,24 @@ def start(home: Path) -> None:
 _TLS: dict[str, TlsFiles] = {}  # node address -> the certificate to present to it
 
 
-def resolve_node(node: str | None, home: Path | None) -> str:
-    """--node HOST:PORT, or --home DIR meaning that node's own listen address. With --home of a
-    node that serves mutual TLS, calls to the address present that node's certificate."""
-    if home is not None:
-        try:
-            config = read_config(home)
-            address = node or config.listen
-            if config.tls:
-                _TLS[address] = read_tls_files(home)
-        except (ConfigError, TlsError) as error:
-            raise click.ClickException(str(error)) from error
-        return address
-    if node:
-        return node
-    raise click.UsageError("give --node HOST:PORT or --home DIR")
+def resolve_node(node: str | None, home: Path) -> str:
+    """--node HOST:PORT, or else the listen address of the node at --home. When the home's node
+    serves mutual TLS, calls to the address present that node's certificate."""
+    has_config = (home / CONFIG_FILE).exists()
+    if node is None and not has_config:
+        raise click.UsageError(
+            f"no node to ask: give --node HOST:PORT, or --home DIR of a node (none at {home})"
+        )
+    if not has_config:
+        return str(node)
+    try:
+        config = read_config(home)
+        address = node or config.listen
+        if config.tls:
+            _TLS[address] = read_tls_files(home)
+    except (ConfigError, TlsError) as error:
+        raise click.ClickException(str(error)) from error
+    return address
 
 
 def open_channel(address: str) -> grpc.Channel:
@@ -62,13 +66,11 @@ def open_channel(address: str) -> grpc.Channel:
 
 def node_options(fn: Any) -> Any:
     """--node, --home and --output."""
-    fn = click.option(
-        "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
+    fn = output_option(fn)
+    fn = home_option(fn)
+    return click.option(
+        "--node", help="HOST:PORT of a node's gRPC service (default: the node at --home)."
     )(fn)
-    fn = click.option("--home", type=click.Path(path_type=Path), help="Use this node's address.")(
-        fn
-    )
-    return click.option("--node", help="HOST:PORT of a node's gRPC service.")(fn)
 
 
 def call(address: str, method: str, request: Any) -> Any:
@@ -100,7 +102,7 @@ def query() -> None:
 
 @query.command()
 @node_options
-def status(node: str | None, home: Path | None, output: str) -> None:
+def status(node: str | None, home: Path, output: str) -> None:
     """Height, latest block, model hash, peers, and training: on or ended (and why)."""
     r = call(resolve_node(node, home), "Status", pb.StatusRequest())
     emit(
@@ -140,7 +142,7 @@ def describe_learning(record: pb.LearningRecord) -> dict[str, Any]:
 
 def block_payload(item: pb.BlockWithCommit) -> dict[str, Any]:
     """The JSON form of a block."""
-    from node.wire import block_from_proto
+    from learnchain.node.wire import block_from_proto
 
     block = block_from_proto(item.block)
     h = block.header
@@ -159,20 +161,26 @@ def block_payload(item: pb.BlockWithCommit) -> dict[str, Any]:
     }
 
 
-@query.command()
-@click.argument("height", type=click.IntRange(0), default=0)
+@query.command(context_settings={"ignore_unknown_options": True})
+@click.argument("height", type=click.IntRange(1), required=False)
 @node_options
-def block(height: int, node: str | None, home: Path | None, output: str) -> None:
-    """The block at HEIGHT (the latest when left out)."""
-    emit(
-        output,
-        block_payload(call(resolve_node(node, home), "GetBlock", pb.BlockRequest(height=height))),
-    )
+def block(height: int | None, node: str | None, home: Path, output: str) -> None:
+    """The block at HEIGHT (1 is the first; the latest when left out)."""
+    request = pb.BlockRequest(height=height or 0)  # 0 asks for the latest
+    emit(output, block_payload(call(resolve_node(node, home), "GetBlock", request)))
+
+
+@query.command("genesis-hash")
+@node_options
+def genesis_hash(node: str | None, home: Path, output: str) -> None:
+    """SHA-256 of the node's genesis.json: compare it with ``sha256sum genesis.json``."""
+    genesis_json = call(resolve_node(node, home), "Genesis", pb.GenesisRequest()).genesis_json
+    emit(output, {"genesis_hash": hashlib.sha256(genesis_json).hexdigest()})
 
 
 @query.command()
 @node_options
-def validators(node: str | None, home: Path | None, output: str) -> None:
+def validators(node: str | None, home: Path, output: str) -> None:
     """The validator set for the next height."""
     r = call(resolve_node(node, home), "Validators", pb.ValidatorsRequest())
     members = [
@@ -195,7 +203,7 @@ def validators(node: str | None, home: Path | None, output: str) -> None:
 @query.command()
 @click.argument("address")
 @node_options
-def account(address: str, node: str | None, home: Path | None, output: str) -> None:
+def account(address: str, node: str | None, home: Path, output: str) -> None:
     """Balance, nonce and bond of ADDRESS (40 hex characters)."""
     raw = parse_hex(address, "ADDRESS", ADDRESS_LENGTH)
     r = call(resolve_node(node, home), "GetAccount", pb.AccountRequest(address=raw))
@@ -212,10 +220,10 @@ def account(address: str, node: str | None, home: Path | None, output: str) -> N
 @query.command()
 @click.argument("tx_hash", metavar="HASH")
 @node_options
-def tx(tx_hash: str, node: str | None, home: Path | None, output: str) -> None:
+def tx(tx_hash: str, node: str | None, home: Path, output: str) -> None:
     """A committed transaction by HASH (64 hex characters, as `tx` commands print it): the
     block and place that committed it, and what it did."""
-    from node.wire import tx_from_proto
+    from learnchain.node.wire import tx_from_proto
 
     raw = parse_hex(tx_hash, "HASH", HASH_LENGTH)
     r = call(resolve_node(node, home), "GetTx", pb.TxRequest(hash=raw))
@@ -241,7 +249,7 @@ def tx(tx_hash: str, node: str | None, home: Path | None, output: str) -> None:
 
 @query.command()
 @node_options
-def model(node: str | None, home: Path | None, output: str) -> None:
+def model(node: str | None, home: Path, output: str) -> None:
     """The current global model's hash and size."""
     address = resolve_node(node, home)
     s = call(address, "Status", pb.StatusRequest())
@@ -256,7 +264,7 @@ def model(node: str | None, home: Path | None, output: str) -> None:
 @click.option("--from-height", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--limit", type=click.IntRange(1, 10000), default=100, show_default=True)
 @node_options
-def history(from_height: int, limit: int, node: str | None, home: Path | None, output: str) -> None:
+def history(from_height: int, limit: int, node: str | None, home: Path, output: str) -> None:
     """Blocks and the model updates they carried: the round each was committed in (rounds
     before it failed), the contributions used, and the validators' recorded score."""
     r = call(
@@ -290,7 +298,7 @@ def history(from_height: int, limit: int, node: str | None, home: Path | None, o
 
 @query.command()
 @node_options
-def health(node: str | None, home: Path | None, output: str) -> None:
+def health(node: str | None, home: Path, output: str) -> None:
     """The node's gRPC health (exit status 0 when SERVING): for container health checks."""
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -315,11 +323,11 @@ def health(node: str | None, home: Path | None, output: str) -> None:
 
 
 @click.command("unsafe-reset-all")
-@click.option("--home", type=click.Path(path_type=Path, file_okay=False), required=True)
+@home_option
 def unsafe_reset_all(home: Path) -> None:
     """Delete the node's stored chain and weights so that it syncs again from its peers (for a
     damaged database). Keeps the config, the keys and, when readable, the double-sign guard."""
-    from node.store_reset import reset_chain
+    from learnchain.node.store_reset import reset_chain
 
     try:
         read_config(home)

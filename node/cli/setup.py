@@ -7,33 +7,43 @@ from pathlib import Path
 
 import click
 
-from consensus.engine import TimeoutConfig
-from consensus.params import ChainParams, Mode
-from consensus.types import Threshold
-from node.cli.options import (
+from learnchain.consensus.engine import TimeoutConfig
+from learnchain.consensus.params import ChainParams, Mode
+from learnchain.consensus.types import Threshold
+from learnchain.node.cli.options import (
+    OUTPUT_FORMATS,
     compute_learning_params,
     compute_task_option,
     echo_json,
+    home_option,
     learning_options,
     parse_threshold,
     task_options,
     vote_relay_option,
 )
-from node.files import (
+from learnchain.node.files import (
     MAX_TIMEOUT_MS,
     ConfigError,
     DataSource,
     NodeConfig,
     check_host_port,
+    get_advertised_address,
+    read_config,
     read_genesis,
     read_key,
 )
-from node.task_setup import compute_file_source
-from node.testnet import TestnetSpec, create_joining_node, create_single_node, create_testnet
+from learnchain.node.task_setup import compute_file_source
+from learnchain.node.testnet import (
+    CONTAINER_METRICS_PORT,
+    TestnetSpec,
+    create_joining_node,
+    create_single_node,
+    create_testnet,
+)
 
 
 @click.command()
-@click.option("--home", type=click.Path(path_type=Path), required=True)
+@home_option
 @click.option("--moniker", required=True)
 @click.option("--chain-id", default="learnchain-local", show_default=True, help="For a new chain.")
 @click.option(
@@ -117,8 +127,8 @@ def init(
     except ConfigError as error:
         raise click.BadParameter(str(error).removeprefix("init: ")) from error
     if genesis_from is not None:
-        from node.cli.run import call
-        from proto import learnchain_pb2 as pb
+        from learnchain.node.cli.run import call
+        from learnchain.proto import learnchain_pb2 as pb
 
         genesis_json = call(genesis_from, "Genesis", pb.GenesisRequest()).genesis_json
     else:
@@ -156,13 +166,24 @@ def compute_data_source(
 
 
 def _check_partition(_ctx: click.Context | None, _param: click.Parameter | None, value: str) -> str:
-    from ml.data import parse_partition
-    from ml.errors import DataError
+    from learnchain.ml.data import parse_partition
+    from learnchain.ml.errors import DataError
 
     try:
         parse_partition(value)
     except DataError as error:
         raise click.BadParameter(str(error)) from error
+    return value
+
+
+def _check_output_format(
+    _ctx: click.Context | None, _param: click.Parameter | None, value: str
+) -> str:
+    if value not in OUTPUT_FORMATS:
+        raise click.BadParameter(
+            f"{value!r}: --output is the format of what testnet prints (text or json); "
+            f"the homes' folder is --output-dir {value}"
+        )
     return value
 
 
@@ -181,7 +202,21 @@ def _check_starting_ip(
 
 @click.command()
 @click.option("--validators", type=click.IntRange(1, 100), required=True)
-@click.option("--output", type=click.Path(path_type=Path), required=True)
+@click.option(
+    "--output-dir",
+    "-o",
+    "output_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Where to make the homes (node0, node1, ...).",
+)
+@click.option(
+    "--output",
+    default="text",
+    callback=_check_output_format,
+    show_default=True,
+    help="The format of what testnet prints: text or json.",
+)
 @click.option("--threshold", default="2/3", callback=parse_threshold, show_default=True)
 @click.option(
     "--mode", type=click.Choice(["aggregate", "solo"]), default="aggregate", show_default=True
@@ -197,6 +232,13 @@ def _check_starting_ip(
 @click.option("--partition", default="iid", callback=_check_partition, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--base-port", type=click.IntRange(1024, 65000), default=26656, show_default=True)
+@click.option(
+    "--metrics-base-port",
+    type=click.IntRange(0, 65000),
+    default=None,
+    help="Node I serves Prometheus metrics on this port + I (default: the base port + 1000; "
+    f"containers and --starting-ip hosts: {CONTAINER_METRICS_PORT}); 0: no metrics.",
+)
 @click.option("--chain-id", default="learnchain-testnet", show_default=True)
 @click.option(
     "--hostname-prefix",
@@ -233,7 +275,8 @@ def _check_starting_ip(
 @vote_relay_option
 def testnet(
     validators: int,
-    output: Path,
+    output_dir: Path,
+    output: str,
     threshold: Threshold,
     mode: str,
     task: str | None,
@@ -243,6 +286,7 @@ def testnet(
     partition: str,
     seed: int,
     base_port: int,
+    metrics_base_port: int | None,
     chain_id: str,
     hostname_prefix: str,
     starting_ip: str,
@@ -264,12 +308,13 @@ def testnet(
     task_config = compute_task_option(task, task_params, files, label_column, seed)
     spec = TestnetSpec(
         validators,
-        output,
+        output_dir,
         chain_id,
         task_config.name,
         partition,
         seed,
         base_port,
+        metrics_base_port=base_port + 1000 if metrics_base_port is None else metrics_base_port,
         hostname_prefix=hostname_prefix,
         starting_ip=starting_ip,
         params=params,
@@ -284,9 +329,22 @@ def testnet(
         homes = create_testnet(spec)
     except ValueError as error:
         raise click.ClickException(str(error)) from error
-    click.echo(f"created {len(homes)} validator homes in {output}:")
-    for home in homes:
-        click.echo(f"  learnchain start --home {home}")
+    configs = [read_config(home) for home in homes]
+    if output == "json":
+        echo_json(
+            {
+                "output_dir": str(output_dir),
+                "chain_id": chain_id,
+                "homes": [str(home) for home in homes],
+                "addresses": [get_advertised_address(config) for config in configs],
+                "metrics": [config.metrics for config in configs],
+            }
+        )
+        return
+    click.echo(f"created {len(homes)} validator homes in {output_dir}:")
+    for home, config in zip(homes, configs, strict=True):
+        metrics = f"  (metrics http://{config.metrics}/metrics)" if config.metrics else ""
+        click.echo(f"  learnchain start --home {home}{metrics}")
 
 
 @click.group()
@@ -302,11 +360,11 @@ def tls() -> None:
     required=True,
     help="The network's certificate authority (ca.pem and ca_key.pem; testnet --tls makes one).",
 )
-@click.option("--home", type=click.Path(path_type=Path), required=True)
+@home_option
 def tls_issue(authority: Path, home: Path) -> None:
     """Certify a node for the network's mutual TLS and turn TLS on in its config."""
-    from node.files import set_config_value
-    from node.tls import TlsError, issue_node_files
+    from learnchain.node.files import set_config_value
+    from learnchain.node.tls import TlsError, issue_node_files
 
     try:
         key = read_key(home)
@@ -315,23 +373,3 @@ def tls_issue(authority: Path, home: Path) -> None:
     except (ConfigError, TlsError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"{home}: certified {key.address.hex()} by {authority}; tls = true")
-
-
-@click.group()
-def keys() -> None:
-    """The node's key."""
-
-
-@keys.command("show")
-@click.option("--home", type=click.Path(path_type=Path), required=True)
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def keys_show(home: Path, output: str) -> None:
-    """Show the node's address and public key."""
-    try:
-        key = read_key(home)
-    except ConfigError as error:
-        raise click.ClickException(str(error)) from error
-    if output == "json":
-        echo_json({"address": key.address.hex(), "public_key": key.public_key.hex()})
-    else:
-        click.echo(f"address     {key.address.hex()}\npublic key  {key.public_key.hex()}")

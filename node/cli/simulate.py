@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import click
 
-from consensus.params import ChainParams
-from consensus.simulation import (
+from learnchain.consensus.params import ChainParams
+from learnchain.consensus.simulation import (
     DEFAULT_BYZANTINE,
     Behaviour,
     SimulationConfig,
     SimulationResult,
     run_simulation,
 )
-from consensus.types import Threshold
-from node.cli.options import (
+from learnchain.consensus.types import Threshold
+from learnchain.node.cli.options import (
     echo_json,
+    output_option,
     parse_behaviours,
     parse_crashes,
     parse_partitions,
@@ -54,7 +55,7 @@ from node.cli.options import (
 )
 @vote_relay_option
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@output_option
 def simulate(
     validators: int,
     stakes: tuple[int, ...],

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 
-from consensus.messages import Block
+from learnchain.consensus.messages import Block
 
 
 @dataclasses.dataclass

@@ -17,9 +17,9 @@ from typing import Any
 
 import grpc
 
-from consensus.messages import Block
-from node.cluster import LocalCluster
-from node.files import read_key
+from learnchain.consensus.messages import Block
+from learnchain.node.cluster import LocalCluster
+from learnchain.node.files import read_key
 from tests.chaos.checker import InvariantChecker
 from tests.chaos.faults import Fault, FaultKind, compute_schedule
 from tests.chaos.network import ChaosNetwork, LinkShape, find_missing
@@ -236,10 +236,10 @@ class ChaosRun:
         holds it any more)."""
         from safetensors.torch import load
 
-        from ml.data import load_digits_pool
-        from ml.tasks import get_task
-        from ml.training import evaluate_state
-        from node.files import read_genesis
+        from learnchain.ml.data import load_digits_pool
+        from learnchain.ml.tasks import get_task
+        from learnchain.ml.training import evaluate_state
+        from learnchain.node.files import read_genesis
 
         task_config = read_genesis(self.cluster[0].home).task
         task = get_task(task_config)

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 
-from consensus.crypto import PrivateKey
-from consensus.messages import Block, BlockHeader, DuplicateVoteEvidence, SignedVote, Vote
-from consensus.types import Address, ChainId, Hash, Height, Round, Signature, VoteType
-from node.misbehaviour import make_conflicting_vote
+from learnchain.consensus.crypto import PrivateKey
+from learnchain.consensus.messages import (
+    Block,
+    BlockHeader,
+    DuplicateVoteEvidence,
+    SignedVote,
+    Vote,
+)
+from learnchain.consensus.types import Address, ChainId, Hash, Height, Round, Signature, VoteType
+from learnchain.node.misbehaviour import make_conflicting_vote
 from tests.chaos.checker import InvariantChecker
 
 ZERO = Hash(bytes(32))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from consensus.crypto import PrivateKey, SignatureVerifier, compute_hash
-from consensus.messages import Block, Commit, CommitSig, SignedTx, Tx, TxKind, Vote
-from consensus.params import ChainParams, Genesis, GenesisValidator
-from consensus.simulation import compute_key
-from consensus.state import ChainState, build_block, compute_genesis_state, process_block
-from consensus.types import (
+from learnchain.consensus.crypto import PrivateKey, SignatureVerifier, compute_hash
+from learnchain.consensus.messages import Block, Commit, CommitSig, SignedTx, Tx, TxKind, Vote
+from learnchain.consensus.params import ChainParams, Genesis, GenesisValidator
+from learnchain.consensus.simulation import compute_key
+from learnchain.consensus.state import ChainState, build_block, compute_genesis_state, process_block
+from learnchain.consensus.types import (
     ZERO_HASH,
     Address,
     ChainId,
@@ -130,7 +130,7 @@ def with_params(**changes: object) -> ChainParams:
 
 def with_forced_txs(block: Block, txs: tuple[SignedTx, ...]) -> Block:
     """``block`` carrying ``txs`` and a matching txs root (only the txs themselves are wrong)."""
-    from consensus.messages import compute_txs_root
+    from learnchain.consensus.messages import compute_txs_root
 
     header = replace(block.header, txs_root=compute_txs_root(txs))
     return replace(block, header=header, txs=txs)

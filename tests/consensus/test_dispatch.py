@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from consensus.dispatch import ActionHandler, dispatch
-from consensus.events import Action
+from learnchain.consensus.dispatch import ActionHandler, dispatch
+from learnchain.consensus.events import Action
 
 ACTION_KINDS = typing.get_args(Action)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from consensus.crypto import PrivateKey, SignatureVerifier, compute_hash
-from consensus.engine import Engine, TimeoutConfig
-from consensus.events import (
+from learnchain.consensus.crypto import PrivateKey, SignatureVerifier, compute_hash
+from learnchain.consensus.engine import Engine, TimeoutConfig
+from learnchain.consensus.events import (
     Action,
     Broadcast,
     CommitBlock,
@@ -23,16 +23,16 @@ from consensus.events import (
     VerdictReady,
     VoteReceived,
 )
-from consensus.messages import (
+from learnchain.consensus.messages import (
     DuplicateVoteEvidence,
     Proposal,
     SignedProposal,
     SignedVote,
     Vote,
 )
-from consensus.state import ChainState, build_block
-from consensus.types import NIL_ROUND, Hash, Height, Round, Signature, Step, VoteType
-from consensus.validators import compute_proposer_of_round
+from learnchain.consensus.state import ChainState, build_block
+from learnchain.consensus.types import NIL_ROUND, Hash, Height, Round, Signature, Step, VoteType
+from learnchain.consensus.validators import compute_proposer_of_round
 from tests.consensus.chain import CHAIN, Chain, make_genesis_state, make_keys
 
 KEYS = make_keys(4)

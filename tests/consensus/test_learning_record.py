@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from consensus.crypto import compute_hash
-from consensus.learning_record import compute_weighted_median
-from consensus.params import TrainingEnd
-from consensus.state import InvalidBlock
-from consensus.types import Address
+from learnchain.consensus.crypto import compute_hash
+from learnchain.consensus.learning_record import compute_weighted_median
+from learnchain.consensus.params import TrainingEnd
+from learnchain.consensus.state import InvalidBlock
+from learnchain.consensus.types import Address
 from tests.consensus.chain import Chain, make_genesis_state, make_keys, sign_commit, with_params
 
 KEYS = make_keys(4)

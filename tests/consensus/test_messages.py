@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consensus.messages import Commit, CommitSig, Vote
-from consensus.types import Address, ChainId, Hash, Height, Round, Signature, VoteType
+from learnchain.consensus.messages import Commit, CommitSig, Vote
+from learnchain.consensus.types import Address, ChainId, Hash, Height, Round, Signature, VoteType
 
 hashes = st.binary(min_size=32, max_size=32).map(Hash)
 addresses = st.binary(min_size=20, max_size=20).map(Address)

@@ -5,9 +5,9 @@ to the genesis verdict timeout; a precommit for an update carries the validator'
 
 from __future__ import annotations
 
-from consensus.crypto import PrivateKey, compute_hash
-from consensus.engine import Engine, Phase, TimeoutConfig
-from consensus.events import (
+from learnchain.consensus.crypto import PrivateKey, compute_hash
+from learnchain.consensus.engine import Engine, Phase, TimeoutConfig
+from learnchain.consensus.events import (
     Action,
     AwaitWork,
     CommitBlock,
@@ -22,8 +22,8 @@ from consensus.events import (
     VoteReceived,
     WorkReady,
 )
-from consensus.state import ChainState
-from consensus.types import Height, Round, Step, VoteType
+from learnchain.consensus.state import ChainState
+from learnchain.consensus.types import Height, Round, Step, VoteType
 from tests.consensus.chain import make_genesis_state, with_params
 from tests.consensus.test_engine import KEYS, propose, setup, vote, votes_in
 

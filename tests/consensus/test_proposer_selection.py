@@ -7,8 +7,8 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consensus.types import Address, PublicKey, Stake
-from consensus.validators import (
+from learnchain.consensus.types import Address, PublicKey, Stake
+from learnchain.consensus.validators import (
     Validator,
     ValidatorSet,
     compute_incremented,

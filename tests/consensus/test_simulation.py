@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from consensus.simulation import (
+from learnchain.consensus.simulation import (
     Behaviour,
     Crash,
     Partition,
     SimulationConfig,
     run_simulation,
 )
-from consensus.types import Threshold
+from learnchain.consensus.types import Threshold
 
 HALF = Threshold(1, 2)
 TWO_THIRDS = Threshold(2, 3)

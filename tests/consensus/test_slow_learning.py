@@ -9,7 +9,7 @@ import dataclasses
 
 import pytest
 
-from consensus.simulation import Behaviour, Crash, SimulationConfig, run_simulation
+from learnchain.consensus.simulation import Behaviour, Crash, SimulationConfig, run_simulation
 
 # Every consensus timeout is well under 1 s; every learner needs 5-20 s per round.
 TIMEOUTS = dataclasses.replace(SimulationConfig().timeouts, commit=50)

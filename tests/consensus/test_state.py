@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consensus.crypto import PrivateKey, SignatureVerifier, compute_hash
-from consensus.messages import DuplicateVoteEvidence, SignedVote, TxKind, Vote
-from consensus.state import InvalidBlock, get_total_tokens, process_block
-from consensus.types import Height, Round, Signature, Tokens, VoteType
+from learnchain.consensus.crypto import PrivateKey, SignatureVerifier, compute_hash
+from learnchain.consensus.messages import DuplicateVoteEvidence, SignedVote, TxKind, Vote
+from learnchain.consensus.state import InvalidBlock, get_total_tokens, process_block
+from learnchain.consensus.types import Height, Round, Signature, Tokens, VoteType
 from tests.consensus.chain import (
     CHAIN,
     Chain,

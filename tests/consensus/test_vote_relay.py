@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from consensus.engine import Engine
-from consensus.events import (
+from learnchain.consensus.engine import Engine
+from learnchain.consensus.events import (
     Broadcast,
     GossipTick,
     ProposalContent,
@@ -19,9 +19,9 @@ from consensus.events import (
     TimeoutFired,
     VoteReceived,
 )
-from consensus.messages import SignedProposal, SignedVote, Vote
-from consensus.params import ChainParams
-from consensus.simulation import (
+from learnchain.consensus.messages import SignedProposal, SignedVote, Vote
+from learnchain.consensus.params import ChainParams
+from learnchain.consensus.simulation import (
     Behaviour,
     Crash,
     Partition,
@@ -30,8 +30,8 @@ from consensus.simulation import (
     compute_key,
     run_simulation,
 )
-from consensus.state import compute_genesis_state
-from consensus.types import Round, Signature, Step, Threshold, VoteType
+from learnchain.consensus.state import compute_genesis_state
+from learnchain.consensus.types import Round, Signature, Step, Threshold, VoteType
 
 VALIDATORS = 8
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from consensus.crypto import compute_hash
-from consensus.messages import SignedVote, Vote
-from consensus.types import Height, Round, Signature, Stake, VoteType
-from consensus.votes import RoundVotes
+from learnchain.consensus.crypto import compute_hash
+from learnchain.consensus.messages import SignedVote, Vote
+from learnchain.consensus.types import Height, Round, Signature, Stake, VoteType
+from learnchain.consensus.votes import RoundVotes
 from tests.consensus.chain import CHAIN, make_keys
 
 A, B = compute_hash(b"a"), compute_hash(b"b")

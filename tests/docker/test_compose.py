@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from node.cluster import run_learnchain
+from learnchain.node.cluster import run_learnchain
 
 pytestmark = pytest.mark.docker
 
@@ -103,10 +103,10 @@ def measure_accuracy(model_file: Path | None) -> float:
     which no validator has."""
     from safetensors.torch import load
 
-    from ml.config import TaskConfig
-    from ml.data import load_digits_pool
-    from ml.tasks import get_task
-    from ml.training import evaluate_state
+    from learnchain.ml.config import TaskConfig
+    from learnchain.ml.data import load_digits_pool
+    from learnchain.ml.tasks import get_task
+    from learnchain.ml.training import evaluate_state
 
     _pool, test = load_digits_pool(0)
     task = get_task(TaskConfig())  # what `learnchain testnet` puts in the genesis
@@ -137,7 +137,7 @@ def test_the_four_validators_commit_the_same_blocks_and_the_model_improves(
     assert sorted(stakes.values()) == [1000] * 4
     # Old models are pruned beyond retain_models, so the baseline is the genesis model itself.
     latest = tmp_path / "latest.safetensors"
-    done = run_learnchain("model", "export", "--node", NODES["node1"], "--out", str(latest))
+    done = run_learnchain("model", "export", "--node", NODES["node1"], "--output-file", str(latest))
     assert done.returncode == 0, done.stderr
     history = query("node0", "history")["entries"]
     assert sum(e["model_updated"] for e in history) >= 3

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from node.cluster import run_learnchain
+from learnchain.node.cluster import run_learnchain
+from tests.ml.test_plots import check_plot
 
 pytestmark = pytest.mark.e2e
 
@@ -46,8 +48,10 @@ def run_demo(*extra: str) -> dict[str, object]:
     return summary
 
 
-def test_the_demo_learns_better_than_any_party_alone() -> None:
-    summary = run_demo()
+def test_the_demo_learns_better_than_any_party_alone(tmp_path: Path) -> None:
+    summary = run_demo("--plot", str(tmp_path / "accuracy.png"))
+    assert summary["plot"] == str(tmp_path / "accuracy.png")
+    check_plot(tmp_path / "accuracy.png")
     assert summary["consistent"] is True
     assert summary["training"] == "ended (plateau)", "training ends by the chain's own rule"
     assert summary["heights"] == summary["training_ended_at"] + 1  # type: ignore[operator]

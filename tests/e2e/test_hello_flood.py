@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from consensus.crypto import PrivateKey
-from consensus.types import ChainId
-from node.cluster import LocalCluster, send_hellos
-from node.peer_auth import make_hello
-from node.testnet import find_free_base_port
-from proto import learnchain_pb2 as pb
+from learnchain.consensus.crypto import PrivateKey
+from learnchain.consensus.types import ChainId
+from learnchain.node.cluster import LocalCluster, send_hellos
+from learnchain.node.peer_auth import make_hello
+from learnchain.node.testnet import find_free_base_port
+from learnchain.proto import learnchain_pb2 as pb
 from tests.e2e import EMPTY_BLOCKS
 
 pytestmark = pytest.mark.e2e

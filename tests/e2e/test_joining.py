@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from node.cluster import LocalCluster, run_learnchain
+from learnchain.node.cluster import LocalCluster, run_learnchain
 from tests.e2e import EMPTY_BLOCKS
 
 pytestmark = pytest.mark.e2e
@@ -79,7 +79,7 @@ def test_a_full_node_joins_by_staking_then_proposes_votes_and_leaves(tmp_path: P
             "transfer",
             joiner,
             "5000",
-            "--key",
+            "--from",
             str(cluster.root / "faucet_key.json"),
             "--node",
             cluster[0].address,
@@ -97,7 +97,16 @@ def test_a_full_node_joins_by_staking_then_proposes_votes_and_leaves(tmp_path: P
             ),
         )
         # Submitted to the joiner itself, which passes it on to the validators.
-        cli_json("tx", "stake", "2000", "--home", str(cluster[JOINER].home), "--no-wait")
+        cli_json(
+            "tx",
+            "stake",
+            "2000",
+            "--from",
+            "validator",
+            "--home",
+            str(cluster[JOINER].home),
+            "--no-wait",
+        )
         bond = wait_until(
             "the stake committed",
             lambda: (
@@ -127,7 +136,9 @@ def test_a_full_node_joins_by_staking_then_proposes_votes_and_leaves(tmp_path: P
         for height in range(joined_at, top + 1):
             assert len({cluster[i].block_hash(height) for i in range(5)}) == 1, height
 
-        cli_json("tx", "unstake", "2000", "--home", str(cluster[JOINER].home))
+        cli_json(
+            "tx", "unstake", "2000", "--from", "validator", "--home", str(cluster[JOINER].home)
+        )
         wait_until(
             "the joiner out of the validator set", lambda: joiner not in validator_stakes(cluster)
         )

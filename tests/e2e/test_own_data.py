@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ml.data import Dataset, read_data_file
-from node.cluster import LocalCluster, check_learnchain
-from node.files import read_genesis
+from learnchain.ml.data import Dataset, read_data_file
+from learnchain.node.cluster import LocalCluster, check_learnchain
+from learnchain.node.files import read_genesis
 
 pytestmark = pytest.mark.e2e
 
@@ -65,17 +65,17 @@ def export_model(cluster: LocalCluster, out: Path) -> tuple[Any, Any]:
     """node0's model exported with the CLI, and the chain's task."""
     from safetensors.torch import load_file
 
-    from ml.tasks import get_task
-    from ml.training import load_model
+    from learnchain.ml.tasks import get_task
+    from learnchain.ml.training import load_model
 
-    check_learnchain("model", "export", "--home", str(cluster[0].home), "--out", str(out))
+    check_learnchain("model", "export", "--home", str(cluster[0].home), "--output-file", str(out))
     task = get_task(read_genesis(cluster[0].home).task)
     return load_model(task, load_file(str(out))), task
 
 
 def accuracy(task: Any, model: Any, test: Dataset) -> float:
     """Plain argmax accuracy on ``test`` (whatever the task's own evaluation is)."""
-    from ml.training import evaluate_model
+    from learnchain.ml.training import evaluate_model
 
     return evaluate_model(task, model, test).accuracy
 
@@ -116,8 +116,8 @@ PLUGIN = '''
     import torch
     from torch import nn
 
-    from ml.tasks import Task
-    from ml.training import Evaluation
+    from learnchain.ml.tasks import Task
+    from learnchain.ml.training import Evaluation
 
 
     class TopTwoTask(Task):

@@ -8,8 +8,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from node.cluster import ClusterError, LocalCluster
-from proto import learnchain_pb2 as pb
+from learnchain.node.cluster import ClusterError, LocalCluster
+from learnchain.node.logs import read_text_fields
+from learnchain.proto import learnchain_pb2 as pb
 
 VALIDATORS = 4
 TIMEOUTS_MS = {"propose": "300", "prevote": "200", "precommit": "200", "commit": "200"}
@@ -32,9 +33,9 @@ def training_seconds(log: Path) -> list[float]:
     """How long each contribution's training took on one node (its debug log)."""
     spans = []
     for line in log.read_text().splitlines():
-        if "ml work propose " in line or "ml work accept_and_train " in line:
-            started, ended = line.split()[-2:]
-            spans.append(float(ended) - float(started))
+        fields = read_text_fields(line)
+        if " ml work " in line and fields["work"] in ("propose", "accept_and_train"):
+            spans.append(float(fields["ended"]) - float(fields["started"]))
     return spans
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from node.cluster import LocalCluster, run_learnchain
-from proto import learnchain_pb2 as pb
+from learnchain.node.cluster import LocalCluster, run_learnchain
+from learnchain.node.logs import read_text_fields
+from learnchain.proto import learnchain_pb2 as pb
 from tests.e2e import EMPTY_BLOCKS
 
 pytestmark = pytest.mark.e2e
@@ -72,14 +73,21 @@ def test_the_model_is_trained_and_exported_with_the_chains_hash(
     assert any(e["model_updated"] for e in history["entries"])
     out = tmp_path / "model.safetensors"
     exported = run_learnchain(
-        "model", "export", "--node", cluster[3].address, "--out", str(out), "--output", "json"
+        "model",
+        "export",
+        "--node",
+        cluster[3].address,
+        "--output-file",
+        str(out),
+        "--output",
+        "json",
     )
     assert exported.returncode == 0, exported.stderr
     payload = json.loads(exported.stdout)
     from safetensors.torch import load_file
 
-    from ml.codec import compute_weights_hash
-    from ml.tasks import TaskConfig, get_task
+    from learnchain.ml.codec import compute_weights_hash
+    from learnchain.ml.tasks import TaskConfig, get_task
 
     state = load_file(out)
     assert compute_weights_hash(state).hex() == payload["model_hash"]
@@ -94,7 +102,7 @@ def test_a_transfer_from_the_faucet_is_committed(cluster: LocalCluster) -> None:
         "transfer",
         recipient,
         "25",
-        "--key",
+        "--from",
         str(cluster.root / "faucet_key.json"),
         "--node",
         cluster[1].address,
@@ -182,6 +190,68 @@ def test_bad_gossip_streams_are_refused_and_leave_the_node_running(cluster: Loca
     assert cluster[0].is_running()
 
 
+def test_genesis_hash_is_the_sha256_of_the_homes_genesis(cluster: LocalCluster) -> None:
+    import hashlib
+
+    shown = run_learnchain(
+        "query", "genesis-hash", "--node", cluster[2].address, "--output", "json"
+    )
+    expected = hashlib.sha256((cluster[0].home / "genesis.json").read_bytes()).hexdigest()
+    assert json.loads(shown.stdout) == {"genesis_hash": expected}
+
+
+def scrape(cluster: LocalCluster, i: int) -> dict[str, float]:
+    """Node ``i``'s metrics: ``name{labels}`` -> value."""
+    import urllib.request
+
+    with urllib.request.urlopen(cluster[i].metrics_url, timeout=5) as response:
+        text = response.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, number = line.rpartition(" ")
+            samples[name] = float(number)
+    return samples
+
+
+def test_every_validator_serves_cometbft_style_metrics_by_default(cluster: LocalCluster) -> None:
+    chain = '{chain_id="learnchain-testnet"}'
+    metrics = scrape(cluster, 1)
+    assert metrics[f"learnchain_consensus_height{chain}"] >= 8
+    assert metrics[f"learnchain_consensus_validators{chain}"] == 4
+    assert metrics[f"learnchain_consensus_validators_power{chain}"] == 4000
+    assert metrics[f"learnchain_consensus_validator_power{chain}"] == 1000
+    assert metrics[f"learnchain_consensus_block_size_bytes{chain}"] > 0
+    assert metrics['learnchain_p2p_peers{chain_id="learnchain-testnet",direction="outbound"}'] == 3
+    assert metrics['learnchain_p2p_peers{chain_id="learnchain-testnet",direction="inbound"}'] == 3
+    assert metrics[f"learnchain_mempool_size{chain}"] >= 0
+    assert metrics["learnchain_process_resident_memory_bytes"] > 0
+
+
+WORK = ("train", "evaluate", "check")
+
+
+def test_the_learning_round_is_measured(cluster: LocalCluster) -> None:
+    metrics = scrape(cluster, 2)
+    labels = 'chain_id="learnchain-testnet"'
+    shown = "\n".join(name for name in metrics if "learning" in name and "bucket" not in name)
+    assert any("work_seconds" in name for name in metrics), shown
+    works = [f'learnchain_learning_work_seconds_count{{{labels},work="{w}"}}' for w in WORK]
+    assert all(metrics.get(name, 0) > 0 for name in works), shown
+    assert metrics[f'learnchain_learning_weights_bytes_total{{{labels},direction="received"}}'] > 0
+    assert metrics[f'learnchain_learning_updates_total{{{labels},result="approved"}}'] > 0
+    assert metrics[f"learnchain_learning_model_updates_total{{{labels}}}"] > 0
+    assert 0 < metrics[f"learnchain_learning_chain_score{{{labels}}}"] <= 1
+    assert 0 < metrics[f"learnchain_learning_model_score{{{labels}}}"] <= 1
+    sent = sum(
+        scrape(cluster, i).get(
+            f'learnchain_learning_weights_bytes_total{{{labels},direction="sent"}}', 0
+        )
+        for i in range(4)
+    )
+    assert sent > 0
+
+
 def test_a_killed_validator_is_not_missed_and_catches_up_when_restarted(
     cluster: LocalCluster,
 ) -> None:
@@ -207,6 +277,24 @@ def test_a_killed_validator_is_not_missed_and_catches_up_when_restarted(
         )
         signed.append(address in block["signers"])
     assert any(signed)
+    # Every other node logged it going down and coming back.
+    peer = f"peer={cluster[3].address}"
+    for i in range(3):
+        lines = cluster[i].log_path.read_text().splitlines()
+        assert any("peer down" in line and peer in line for line in lines), i
+        assert any("peer up" in line and peer in line for line in lines), i
+
+
+def test_every_committed_height_has_one_info_line_with_its_fields(cluster: LocalCluster) -> None:
+    lines = [
+        line for line in cluster[1].log_path.read_text().splitlines() if "committed block" in line
+    ]
+    heights = [int(read_text_fields(line)["height"]) for line in lines]
+    assert heights == sorted(set(heights)), "one line per height"
+    assert heights[-1] >= cluster[1].height() - 1
+    fields = read_text_fields(lines[-1])
+    assert {"round", "hash", "proposer", "model", "signers"} <= set(fields)
+    assert lines[-1][:4].isdigit() and "Z [info" in lines[-1], "ISO-8601 UTC time first"
 
 
 def test_all_validators_killed_and_restarted_continue_from_the_last_height(

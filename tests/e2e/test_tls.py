@@ -11,12 +11,12 @@ from pathlib import Path
 import grpc
 import pytest
 
-from consensus.crypto import PrivateKey
-from consensus.types import ChainId
-from node.cluster import LocalCluster, check_learnchain, run_learnchain
-from node.peer_auth import make_hello
-from node.tls import NAME_OVERRIDE, create_authority, issue_node_files, read_tls_files
-from proto import learnchain_pb2_grpc as pb_grpc
+from learnchain.consensus.crypto import PrivateKey
+from learnchain.consensus.types import ChainId
+from learnchain.node.cluster import LocalCluster, check_learnchain, run_learnchain
+from learnchain.node.peer_auth import make_hello
+from learnchain.node.tls import NAME_OVERRIDE, create_authority, issue_node_files, read_tls_files
+from learnchain.proto import learnchain_pb2_grpc as pb_grpc
 from tests.e2e import EMPTY_BLOCKS
 
 pytestmark = pytest.mark.e2e

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from node.cluster import LocalCluster
+from learnchain.node.cluster import LocalCluster
 from tests.e2e import EMPTY_BLOCKS
 
 pytestmark = pytest.mark.e2e
@@ -22,17 +22,18 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     root = tmp_path_factory.mktemp("relay") / "net"
     with LocalCluster(root, VALIDATORS, "--vote-relay-from", str(VALIDATORS), *EMPTY_BLOCKS) as net:
         net.configure_all("train", "false")
-        net.enable_metrics()
         net.start_all()
         net.wait_for(range(VALIDATORS), 10)
         yield net
 
 
 def relayed_votes(cluster: LocalCluster, i: int) -> float:
-    """learnchain_relayed_votes_total of node ``i``."""
+    """learnchain_consensus_relayed_votes_total of node ``i``."""
     with urllib.request.urlopen(cluster[i].metrics_url, timeout=5) as response:
         text = response.read().decode()
-    match = re.search(r"^learnchain_relayed_votes_total ([0-9.e+]+)$", text, re.M)
+    match = re.search(
+        r"^learnchain_consensus_relayed_votes_total\{[^}]*\} ([0-9.e+]+)$", text, re.M
+    )
     assert match, "the relay counter is exported"
     return float(match.group(1))
 

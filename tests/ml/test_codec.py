@@ -10,14 +10,14 @@ import sys
 import pytest
 import torch
 
-from ml.codec import (
+from learnchain.ml.codec import (
     compute_encoded_weights_hash,
     compute_weights_hash,
     decode_weights,
     encode_weights,
 )
-from ml.errors import WeightsError
-from ml.tasks import TaskConfig, get_task
+from learnchain.ml.errors import WeightsError
+from learnchain.ml.tasks import TaskConfig, get_task
 
 LIMIT = 1 << 20
 
@@ -35,7 +35,8 @@ def test_a_round_trip_keeps_every_tensor_and_the_hash() -> None:
 
 def test_the_hash_is_identical_in_another_process() -> None:
     code = (
-        "from ml.codec import compute_weights_hash; from ml.tasks import TaskConfig, get_task;"
+        "from learnchain.ml.codec import compute_weights_hash;"
+        "from learnchain.ml.tasks import TaskConfig, get_task;"
         "print(compute_weights_hash(get_task(TaskConfig(seed=0)).initial_model().state_dict()).hex())"
     )
     other = subprocess.run(

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ml.data import (
+from learnchain.ml.data import (
     compute_dirichlet_shards,
     compute_iid_shards,
     compute_shape,
@@ -18,7 +18,7 @@ from ml.data import (
     read_data_file,
     split_train_vote,
 )
-from ml.errors import DataError
+from learnchain.ml.errors import DataError
 
 
 def label_entropy(labels: np.ndarray) -> float:

@@ -6,22 +6,22 @@ import numpy as np
 import pytest
 import torch
 
-from ml.adversaries import ByzantineLearner
-from ml.aggregate import (
+from learnchain.ml.adversaries import ByzantineLearner
+from learnchain.ml.aggregate import (
     AggregationRule,
     Contribution,
     aggregate_contributions,
     register_aggregation,
 )
-from ml.codec import compute_weights_hash
-from ml.config import Aggregation, Metric
-from ml.data import load_digits_party
-from ml.errors import PrivacyBudgetExceeded, TaskError
-from ml.learner import Learner
-from ml.privacy import PrivacyLedger
-from ml.tasks import TASKS, Task, TaskConfig, get_task, register_task
-from ml.training import Evaluation
-from ml.vote import VoteRule
+from learnchain.ml.codec import compute_weights_hash
+from learnchain.ml.config import Aggregation, Metric
+from learnchain.ml.data import load_digits_party
+from learnchain.ml.errors import PrivacyBudgetExceeded, TaskError
+from learnchain.ml.learner import Learner
+from learnchain.ml.privacy import PrivacyLedger
+from learnchain.ml.tasks import TASKS, Task, TaskConfig, get_task, register_task
+from learnchain.ml.training import Evaluation
+from learnchain.ml.vote import VoteRule
 
 
 def make_learner(party: int = 0, partition: str = "iid", **config: object) -> Learner:
@@ -314,5 +314,7 @@ def test_an_aggregation_rule_can_be_named_by_module_and_class(contributions) -> 
     base, honest = contributions
     state, _ = aggregate_contributions(base, honest, "tests.ml.test_learning:FirstOnly")
     assert set(state) == set(base)
-    with pytest.raises(TaskError, match=r"not a subclass of ml\.aggregate\.AggregationRule"):
+    with pytest.raises(
+        TaskError, match=r"not a subclass of learnchain\.ml\.aggregate\.AggregationRule"
+    ):
         aggregate_contributions(base, honest, "json:loads")

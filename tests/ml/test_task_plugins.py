@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from torch import nn
 
-from ml.config import TaskConfig
-from ml.errors import TaskError
-from ml.tasks import Task, find_task_class, get_task
+from learnchain.ml.config import TaskConfig
+from learnchain.ml.errors import TaskError
+from learnchain.ml.tasks import Task, find_task_class, get_task
 
 
 class SmallTask(Task):
@@ -47,7 +47,7 @@ def test_a_task_is_found_by_an_installed_entry_point(monkeypatch: pytest.MonkeyP
         ("no_such_module_here:Task", "cannot import no_such_module_here"),
         ("tests.ml.test_task_plugins:Missing", "has no Missing"),
         ("tests.ml.test_task_plugins:SmallTask.build_model", "unknown task"),
-        ("json:dumps", "not a subclass of ml.tasks.Task"),
+        ("json:dumps", "not a subclass of learnchain.ml.tasks.Task"),
     ],
 )
 def test_a_task_that_cannot_be_found_is_one_clear_error(name: str, message: str) -> None:
@@ -58,7 +58,7 @@ def test_a_task_that_cannot_be_found_is_one_clear_error(name: str, message: str)
 def test_the_regression_task_learns_a_linear_target_in_its_own_units() -> None:
     import numpy as np
 
-    from ml.data import Dataset
+    from learnchain.ml.data import Dataset
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(400, 3)).astype(np.float32) * np.array([1.0, 10.0, 100.0], np.float32)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ml.training import MomentumSGD
+from learnchain.ml.training import MomentumSGD
 
 
 def _train(model: nn.Module, optimizer: MomentumSGD | torch.optim.SGD) -> None:
@@ -38,9 +38,9 @@ def test_momentum_sgd_takes_bit_for_bit_the_steps_of_torch_sgd() -> None:
 def test_training_does_not_load_torch_dynamo() -> None:
     program = (
         "import sys\n"
-        "from ml.data import load_digits_party\n"
-        "from ml.tasks import TaskConfig, get_task\n"
-        "from ml.training import train_model\n"
+        "from learnchain.ml.data import load_digits_party\n"
+        "from learnchain.ml.tasks import TaskConfig, get_task\n"
+        "from learnchain.ml.training import train_model\n"
         "task = get_task(TaskConfig(name='digits-mlp'))\n"
         "data, _ = load_digits_party(0, 2, 'iid', 0)\n"
         "train_model(task, task.initial_model(), data.train, seed=0)\n"

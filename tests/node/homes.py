@@ -6,7 +6,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from node.cli import main
+from learnchain.node.cli import main
 
 
 def make_home(tmp_path: Path) -> Path:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from consensus.types import Address
-from node.contribution_pool import compute_awaited_contributors
+from learnchain.consensus.types import Address
+from learnchain.node.contribution_pool import compute_awaited_contributors
 
 A, B, C, D = (Address(bytes([i]) * 20) for i in range(4))
 VALIDATORS = {A, B, C, D}

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from consensus.events import CommitBlock
-from consensus.state import ChainState
-from node.block_executor import BlockExecutor
-from node.store import Store
-from node.store_worker import StoreWorker
+from learnchain.consensus.events import CommitBlock
+from learnchain.consensus.state import ChainState
+from learnchain.node.block_executor import BlockExecutor
+from learnchain.node.store import Store
+from learnchain.node.store_worker import StoreWorker
 from tests.consensus.chain import Chain, make_genesis_state, make_keys
 
 KEYS = make_keys(4)

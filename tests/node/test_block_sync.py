@@ -9,13 +9,13 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 
 import grpc
 
-from consensus.crypto import SignatureVerifier
-from consensus.engine import Engine
-from consensus.events import CommitReceived
-from node.block_sync import SYNC_CHUNK, BlockSync
-from node.engine_inbox import EngineInbox
-from node.wire import block_to_proto, commit_to_proto
-from proto import learnchain_pb2 as pb
+from learnchain.consensus.crypto import SignatureVerifier
+from learnchain.consensus.engine import Engine
+from learnchain.consensus.events import CommitReceived
+from learnchain.node.block_sync import SYNC_CHUNK, BlockSync
+from learnchain.node.engine_inbox import EngineInbox
+from learnchain.node.wire import block_to_proto, commit_to_proto
+from learnchain.proto import learnchain_pb2 as pb
 from tests.consensus.chain import CHAIN, Chain, make_genesis_state, make_keys
 
 KEYS = make_keys(4)

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from node.cli import main
-from node.files import read_config
+from learnchain.node.cli import main
+from learnchain.node.files import read_config
 
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     created = CliRunner().invoke(
-        main, ["testnet", "--validators", "2", "--output", str(tmp_path / "net")]
+        main, ["testnet", "--validators", "2", "--output-dir", str(tmp_path / "net")]
     )
     assert created.exit_code == 0, created.output
     return tmp_path / "net" / "node0"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from node.cli import main
+from learnchain.node.cli import main
 
 
 @pytest.mark.parametrize(
@@ -18,7 +18,7 @@ from node.cli import main
 def test_a_bad_out_path_is_refused_before_any_call(tmp_path: Path, out: str, error: str) -> None:
     done = CliRunner().invoke(
         main,
-        ["model", "export", "--out", str(tmp_path / out), "--node", "127.0.0.1:9"],
+        ["model", "export", "--output-file", str(tmp_path / out), "--node", "127.0.0.1:9"],
     )
     assert done.exit_code == 2
     assert error in done.output

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from node.cli import main
+from learnchain.node.cli import main
 
 
 def write_csv(path: Path, features: int, labels: list[int]) -> Path:
@@ -49,7 +49,7 @@ def test_testnet_takes_one_file_per_validator_and_their_shape(tmp_path: Path) ->
     files = [write_csv(tmp_path / f"p{i}.csv", 7, [0, 1, 4, i]) for i in range(2)]
     done = run(
         "testnet",
-        *("--validators", "2", "--output", str(tmp_path / "net")),
+        *("--validators", "2", "--output-dir", str(tmp_path / "net")),
         *("--data-files", ",".join(map(str, files)), "--task-param", "hidden=16"),
     )
     assert done.exit_code == 0, done.output
@@ -63,7 +63,7 @@ def test_testnet_takes_one_file_per_validator_and_their_shape(tmp_path: Path) ->
     [
         (["--task", "no-such-task"], ["unknown task 'no-such-task'"]),
         (["--task", "no_such_module:Task"], ["cannot import no_such_module"]),
-        (["--task", "json:loads"], ["not a subclass of ml.tasks.Task"]),
+        (["--task", "json:loads"], ["not a subclass of learnchain.ml.tasks.Task"]),
         (["--task-param", "hidden"], ["KEY=VALUE"]),
         (["--task-param", "hidden=-1"], ["task.hidden must be positive"]),
         (["--task-param", "metric=auc"], ["task.metric must be one of"]),
@@ -86,7 +86,7 @@ def test_files_that_disagree_on_their_shape_are_named_and_nothing_is_written(
     files = [write_csv(tmp_path / "a.csv", 4, [0, 1]), write_csv(tmp_path / "b.csv", 3, [0, 1])]
     done = run(
         "testnet",
-        *("--validators", "2", "--output", str(tmp_path / "net")),
+        *("--validators", "2", "--output-dir", str(tmp_path / "net")),
         "--data-files",
         ",".join(map(str, files)),
     )
@@ -97,7 +97,13 @@ def test_files_that_disagree_on_their_shape_are_named_and_nothing_is_written(
 def test_a_file_count_that_is_not_one_per_validator_is_refused(tmp_path: Path) -> None:
     data = write_csv(tmp_path / "a.csv", 4, [0, 1])
     done = run(
-        "testnet", "--validators", "2", "--output", str(tmp_path / "net"), "--data-files", str(data)
+        "testnet",
+        "--validators",
+        "2",
+        "--output-dir",
+        str(tmp_path / "net"),
+        "--data-files",
+        str(data),
     )
     assert_one_line_error(done, "1 files for 2 validators")
     assert not (tmp_path / "net").exists()
@@ -121,7 +127,7 @@ def test_testnet_from_folders_of_images_names_the_classes_of_all_of_them(tmp_pat
     second = write_images(tmp_path / "org1", {"bee": 2, "cat": 2})
     done = run(
         "testnet",
-        *("--validators", "2", "--output", str(tmp_path / "net")),
+        *("--validators", "2", "--output-dir", str(tmp_path / "net")),
         *("--data-files", f"{first},{second}"),
     )
     assert done.exit_code == 0, done.output

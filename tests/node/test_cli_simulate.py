@@ -8,7 +8,7 @@ import sys
 
 from click.testing import CliRunner
 
-from node.cli import main
+from learnchain.node.cli import main
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -76,7 +76,7 @@ def test_bad_values_are_one_line_errors() -> None:
 
 def test_the_installed_console_script_runs() -> None:
     completed = subprocess.run(
-        [sys.executable, "-m", "node.cli", "simulate", "--heights", "5", "--output", "json"],
+        [sys.executable, "-m", "learnchain", "simulate", "--heights", "5", "--output", "json"],
         capture_output=True,
         text=True,
         timeout=120,

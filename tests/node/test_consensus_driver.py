@@ -7,23 +7,23 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from consensus.crypto import compute_hash
-from consensus.engine import Engine
-from consensus.events import RequestProposal, RequestVerdict
-from consensus.messages import SignedTx, TxKind, Vote
-from consensus.state import ChainState
-from consensus.types import Address, Hash, Step, Tokens, VoteType
-from consensus.validators import ValidatorSet
-from node.block_executor import BlockExecutor
-from node.consensus_driver import ConsensusDriver
-from node.engine_inbox import EngineInbox
-from node.learning_app import ModelUpdate, Verdict
-from node.metrics import Metrics
-from node.misbehaviour import Misbehaviour
-from node.store import Store
-from node.store_worker import StoreWorker
-from node.wire import proposal_from_proto, vote_from_proto
-from proto import learnchain_pb2 as pb
+from learnchain.consensus.crypto import compute_hash
+from learnchain.consensus.engine import Engine
+from learnchain.consensus.events import RequestProposal, RequestVerdict
+from learnchain.consensus.messages import SignedTx, TxKind, Vote
+from learnchain.consensus.state import ChainState
+from learnchain.consensus.types import Address, Hash, Step, Tokens, VoteType
+from learnchain.consensus.validators import ValidatorSet
+from learnchain.node.block_executor import BlockExecutor
+from learnchain.node.consensus_driver import ConsensusDriver
+from learnchain.node.engine_inbox import EngineInbox
+from learnchain.node.learning_app import ModelUpdate, Verdict
+from learnchain.node.metrics import Metrics
+from learnchain.node.misbehaviour import Misbehaviour
+from learnchain.node.store import Store
+from learnchain.node.store_worker import StoreWorker
+from learnchain.node.wire import proposal_from_proto, vote_from_proto
+from learnchain.proto import learnchain_pb2 as pb
 from tests.consensus.chain import make_genesis_state, make_keys, sign_tx
 
 KEY = make_keys(1)[0]

@@ -8,11 +8,11 @@ from dataclasses import replace
 
 import pytest
 
-from consensus.crypto import PrivateKey, SignatureVerifier, compute_hash
-from consensus.messages import Contribution
-from consensus.state import ChainState
-from consensus.types import Height, Signature
-from node.contribution_pool import ContributionError, ContributionPool
+from learnchain.consensus.crypto import PrivateKey, SignatureVerifier, compute_hash
+from learnchain.consensus.messages import Contribution
+from learnchain.consensus.state import ChainState
+from learnchain.consensus.types import Height, Signature
+from learnchain.node.contribution_pool import ContributionError, ContributionPool
 from tests.consensus.chain import CHAIN, Chain, make_genesis_state, make_keys
 
 KEYS = make_keys(4)

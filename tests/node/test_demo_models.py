@@ -9,9 +9,9 @@ from typing import Any
 import grpc
 import pytest
 
-from node.cli.demo import keep_reported_models, score_model
-from node.cluster import LocalCluster
-from node.files import read_config
+from learnchain.node.cli.demo import keep_reported_models, score_model
+from learnchain.node.cluster import LocalCluster
+from learnchain.node.files import read_config
 
 
 class Failing(grpc.RpcError):  # type: ignore[misc]

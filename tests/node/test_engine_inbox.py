@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-from consensus.engine import Engine
-from consensus.events import GossipTick
-from consensus.types import Height, Round
-from node.engine_inbox import EngineInbox
+from learnchain.consensus.engine import Engine
+from learnchain.consensus.events import GossipTick
+from learnchain.consensus.types import Height, Round
+from learnchain.node.engine_inbox import EngineInbox
 from tests.consensus.chain import make_genesis_state, make_keys
 
 

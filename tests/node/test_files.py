@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from node.cli import main
-from node.files import ConfigError, read_config, read_genesis, read_key
-from node.testnet import TestnetSpec, create_testnet
+from learnchain.node.cli import main
+from learnchain.node.files import ConfigError, read_config, read_genesis, read_key
+from learnchain.node.testnet import TestnetSpec, create_testnet
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +129,7 @@ def test_the_learning_rules_go_from_the_command_line_into_the_genesis(tmp_path: 
     runner = CliRunner()
     flags = ["--target-score", "0.97", "--plateau-rounds", "5", "--round-deadline", "90"]
     shown = runner.invoke(
-        main, ["testnet", "--validators", "1", "--output", str(tmp_path / "n"), *flags]
+        main, ["testnet", "--validators", "1", "--output-dir", str(tmp_path / "n"), *flags]
     )
     assert shown.exit_code == 0, shown.output
     params = read_genesis(tmp_path / "n" / "node0").genesis.params
@@ -144,7 +144,7 @@ def test_the_learning_rules_go_from_the_command_line_into_the_genesis(tmp_path: 
         ["--verdict-timeout", "1e9"],
     ):
         refused = runner.invoke(
-            main, ["testnet", "--validators", "1", "--output", str(tmp_path / "m"), *bad]
+            main, ["testnet", "--validators", "1", "--output-dir", str(tmp_path / "m"), *bad]
         )
         assert refused.exit_code == 2 and bad[0] in refused.output
         assert not (tmp_path / "m").exists()
@@ -158,13 +158,17 @@ def test_missing_files_are_one_line_errors(tmp_path: Path) -> None:
 
 def test_the_cli_creates_homes_and_shows_keys(tmp_path: Path) -> None:
     runner = CliRunner()
-    result = runner.invoke(main, ["testnet", "--validators", "2", "--output", str(tmp_path / "n")])
+    result = runner.invoke(
+        main, ["testnet", "--validators", "2", "--output-dir", str(tmp_path / "n")]
+    )
     assert result.exit_code == 0, result.output
     shown = runner.invoke(
         main, ["keys", "show", "--home", str(tmp_path / "n" / "node1"), "--output", "json"]
     )
     assert json.loads(shown.output)["address"] == read_key(tmp_path / "n" / "node1").address.hex()
-    again = runner.invoke(main, ["testnet", "--validators", "2", "--output", str(tmp_path / "n")])
+    again = runner.invoke(
+        main, ["testnet", "--validators", "2", "--output-dir", str(tmp_path / "n")]
+    )
     assert again.exit_code == 1 and "already exists" in again.output
     init = runner.invoke(main, ["init", "--home", str(tmp_path / "solo"), "--moniker", "solo"])
     assert (
@@ -172,6 +176,7 @@ def test_the_cli_creates_homes_and_shows_keys(tmp_path: Path) -> None:
         and read_genesis(tmp_path / "solo").genesis.validators[0].moniker == "solo"
     )
     bad = runner.invoke(
-        main, ["testnet", "--validators", "2", "--output", str(tmp_path / "m"), "--partition", "x"]
+        main,
+        ["testnet", "--validators", "2", "--output-dir", str(tmp_path / "m"), "--partition", "x"],
     )
     assert bad.exit_code == 2 and "partition must be iid or dirichlet" in bad.output

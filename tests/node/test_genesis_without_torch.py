@@ -14,11 +14,11 @@ def test_reading_a_genesis_leaves_torch_unloaded(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "node.cli",
+            "learnchain",
             "testnet",
             "--validators",
             "1",
-            "--output",
+            "--output-dir",
             str(tmp_path),
         ],
         capture_output=True,
@@ -30,7 +30,7 @@ def test_reading_a_genesis_leaves_torch_unloaded(tmp_path: Path) -> None:
     probe = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from node.files import read_genesis\n"
+        "from learnchain.node.files import read_genesis\n"
         f"genesis = read_genesis(Path({str(tmp_path / 'node0')!r}))\n"
         "assert genesis.task.name == 'digits-mlp'\n"
         "print('torch' in sys.modules)\n"
@@ -43,7 +43,7 @@ def test_reading_a_genesis_leaves_torch_unloaded(tmp_path: Path) -> None:
 
 
 def test_the_built_in_task_names_are_the_registered_tasks() -> None:
-    from ml.config import BUILTIN_TASKS
-    from ml.tasks import TASKS
+    from learnchain.ml.config import BUILTIN_TASKS
+    from learnchain.ml.tasks import TASKS
 
     assert set(BUILTIN_TASKS) == set(TASKS)

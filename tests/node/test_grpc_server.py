@@ -9,10 +9,10 @@ from typing import Any, cast
 
 import pytest
 
-from node.chain_reader import ChainReader, WeightsReader
-from node.grpc_server import BindError, start_server
-from node.services import PeerService, QueryService
-from proto import learnchain_pb2 as pb
+from learnchain.node.chain_reader import ChainReader, WeightsReader
+from learnchain.node.grpc_server import BindError, start_server
+from learnchain.node.services import PeerService, QueryService
+from learnchain.proto import learnchain_pb2 as pb
 
 
 def free_port() -> int:

@@ -7,9 +7,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from node.cli import main
-from node.files import NodeConfig, get_advertised_address, read_config, read_genesis, read_key
-from node.testnet import TestnetSpec, create_testnet
+from learnchain.node.cli import main
+from learnchain.node.files import (
+    NodeConfig,
+    get_advertised_address,
+    read_config,
+    read_genesis,
+    read_key,
+)
+from learnchain.node.testnet import TestnetSpec, create_testnet
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +103,7 @@ def test_container_testnets_listen_everywhere_and_advertise_hostnames(tmp_path: 
 def test_testnets_on_hosts_of_their_own_give_node_i_the_starting_ip_plus_i(
     tmp_path: Path,
 ) -> None:
-    args = ["testnet", "--validators", "3", "--output", str(tmp_path / "net")]
+    args = ["testnet", "--validators", "3", "--output-dir", str(tmp_path / "net")]
     result = CliRunner().invoke(main, [*args, "--starting-ip", "10.5.0.7"])
     assert result.exit_code == 0, result.output
     config = read_config(tmp_path / "net" / "node2")

@@ -13,22 +13,22 @@ from typing import TypeVar
 
 import pytest
 
-from consensus.crypto import SignatureVerifier, compute_hash
-from consensus.events import RequestProposal, RequestVerdict
-from consensus.messages import Block, Contribution
-from consensus.params import SCORE_UNIT, ChainParams, Mode
-from consensus.state import ChainState
-from consensus.types import Hash, Height, Round
-from consensus.validators import ValidatorSet
-from ml.data import load_digits_party
-from ml.learner import Learner
-from ml.tasks import TaskConfig, get_task
-from node.contribution_pool import ContributionError, ContributionPool
-from node.learning import EncodedWeights, LearningWorker
-from node.learning_app import LearningApp, Verdict
-from node.store import Store
-from node.store_worker import StoreWorker
-from node.weights_pool import WeightsPool
+from learnchain.consensus.crypto import SignatureVerifier, compute_hash
+from learnchain.consensus.events import RequestProposal, RequestVerdict
+from learnchain.consensus.messages import Block, Contribution
+from learnchain.consensus.params import SCORE_UNIT, ChainParams, Mode
+from learnchain.consensus.state import ChainState
+from learnchain.consensus.types import Hash, Height, Round
+from learnchain.consensus.validators import ValidatorSet
+from learnchain.ml.data import load_digits_party
+from learnchain.ml.learner import Learner
+from learnchain.ml.tasks import TaskConfig, get_task
+from learnchain.node.contribution_pool import ContributionError, ContributionPool
+from learnchain.node.learning import EncodedWeights, LearningWorker
+from learnchain.node.learning_app import LearningApp, Verdict
+from learnchain.node.store import Store
+from learnchain.node.store_worker import StoreWorker
+from learnchain.node.weights_pool import WeightsPool
 from tests.consensus.chain import Chain, make_genesis_state, make_keys
 
 KEYS = make_keys(2)

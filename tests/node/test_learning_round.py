@@ -4,8 +4,8 @@ deadline with whatever came. A proposal asked for earlier aggregates only with a
 
 from __future__ import annotations
 
-from consensus.types import Address, Height, Threshold
-from node.learning_round import Contributors, LearningRound
+from learnchain.consensus.types import Address, Height, Threshold
+from learnchain.node.learning_round import Contributors, LearningRound
 from tests.consensus.chain import make_genesis_state, make_keys
 
 KEYS = make_keys(5)

@@ -7,10 +7,10 @@ import asyncio
 
 import torch
 
-from ml.data import load_digits_party
-from ml.learner import Learner
-from ml.tasks import TaskConfig, get_task
-from node.learning import LearningWorker, encode
+from learnchain.ml.data import load_digits_party
+from learnchain.ml.learner import Learner
+from learnchain.ml.tasks import TaskConfig, get_task
+from learnchain.node.learning import LearningWorker, encode
 
 
 def make_worker() -> LearningWorker:

@@ -9,11 +9,11 @@ from dataclasses import replace
 
 import pytest
 
-from consensus.crypto import PrivateKey, SignatureVerifier
-from consensus.messages import Block, SignedTx, TxKind
-from consensus.state import ChainState
-from consensus.types import Address, ChainId, Signature, Tokens
-from node.mempool import Mempool, MempoolError
+from learnchain.consensus.crypto import PrivateKey, SignatureVerifier
+from learnchain.consensus.messages import Block, SignedTx, TxKind
+from learnchain.consensus.state import ChainState
+from learnchain.consensus.types import Address, ChainId, Signature, Tokens
+from learnchain.node.mempool import Mempool, MempoolError
 from tests.consensus.chain import Chain, make_genesis_state, make_keys, sign_tx
 
 KEYS = make_keys(3)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from consensus.crypto import PrivateKey, is_valid_signature
-from consensus.messages import DuplicateVoteEvidence, SignedVote, Vote
-from consensus.types import ChainId, Hash, Height, Round, Signature, VoteType
-from node.files import ConfigError
-from node.misbehaviour import Misbehaviour, get_misbehaviour, make_conflicting_vote
+from learnchain.consensus.crypto import PrivateKey, is_valid_signature
+from learnchain.consensus.messages import DuplicateVoteEvidence, SignedVote, Vote
+from learnchain.consensus.types import ChainId, Hash, Height, Round, Signature, VoteType
+from learnchain.node.files import ConfigError
+from learnchain.node.misbehaviour import Misbehaviour, get_misbehaviour, make_conflicting_vote
 
 KEY = PrivateKey.generate()
 

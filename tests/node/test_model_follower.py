@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
-from consensus.crypto import compute_hash
-from consensus.types import Hash
-from ml.codec import WeightsBytes
-from node.model_follower import ModelFollower
+from learnchain.consensus.crypto import compute_hash
+from learnchain.consensus.types import Hash
+from learnchain.ml.codec import WeightsBytes
+from learnchain.node.model_follower import ModelFollower
 
 OLD, NEW = compute_hash(b"old"), compute_hash(b"new")
 

@@ -9,11 +9,11 @@ from collections import deque
 import grpc
 import pytest
 
-from node import peers
-from node.peers import MAX_RELAYED_VOTES, take_next_envelope
-from node.testnet import find_free_base_port
-from proto import learnchain_pb2 as pb
-from proto import learnchain_pb2_grpc as pb_grpc
+from learnchain.node import peers
+from learnchain.node.peers import MAX_RELAYED_VOTES, take_next_envelope
+from learnchain.node.testnet import find_free_base_port
+from learnchain.proto import learnchain_pb2 as pb
+from learnchain.proto import learnchain_pb2_grpc as pb_grpc
 
 
 def batch(*heights: int) -> pb.Envelope:

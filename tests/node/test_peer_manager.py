@@ -10,17 +10,17 @@ from collections.abc import Awaitable, Callable
 import grpc
 import pytest
 
-from consensus.crypto import PrivateKey, compute_hash
-from consensus.messages import Contribution
-from consensus.types import Address, ChainId, Height, Signature
-from node import peer_manager
-from node.learning import EncodedWeights
-from node.peer_auth import is_valid_answer, make_answer, make_hello
-from node.peer_manager import HelloError, PeerManager
-from node.peers import PeerKind, PeerSet
-from node.testnet import find_free_base_port
-from proto import learnchain_pb2 as pb
-from proto import learnchain_pb2_grpc as pb_grpc
+from learnchain.consensus.crypto import PrivateKey, compute_hash
+from learnchain.consensus.messages import Contribution
+from learnchain.consensus.types import Address, ChainId, Height, Signature
+from learnchain.node import peer_manager
+from learnchain.node.learning import EncodedWeights
+from learnchain.node.peer_auth import is_valid_answer, make_answer, make_hello
+from learnchain.node.peer_manager import HelloError, PeerManager
+from learnchain.node.peers import PeerKind, PeerSet
+from learnchain.node.testnet import find_free_base_port
+from learnchain.proto import learnchain_pb2 as pb
+from learnchain.proto import learnchain_pb2_grpc as pb_grpc
 from tests.consensus.chain import CHAIN, make_genesis_state, make_keys
 
 KEYS = make_keys(3)

@@ -7,9 +7,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from node import peers
-from node.peers import EVICT_UNREACHABLE_SECONDS, MAX_OUTBOX_BYTES, Peer, PeerKind, PeerSet
-from proto import learnchain_pb2 as pb
+from learnchain.node import peers
+from learnchain.node.peers import (
+    EVICT_UNREACHABLE_SECONDS,
+    MAX_OUTBOX_BYTES,
+    Peer,
+    PeerKind,
+    PeerSet,
+)
+from learnchain.proto import learnchain_pb2 as pb
 
 
 def with_peer_set(check: Callable[[PeerSet], None], configured: list[str] | None = None) -> None:

@@ -10,10 +10,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_generated_code_is_up_to_date(tmp_path: Path) -> None:
-    (tmp_path / "proto").mkdir()
-    (tmp_path / "proto" / "learnchain.proto").write_bytes(
-        (ROOT / "proto" / "learnchain.proto").read_bytes()
-    )
+    source = tmp_path / "learnchain" / "proto"
+    source.mkdir(parents=True)
+    (source / "learnchain.proto").write_bytes((ROOT / "proto" / "learnchain.proto").read_bytes())
     subprocess.run(
         [
             sys.executable,
@@ -23,13 +22,13 @@ def test_generated_code_is_up_to_date(tmp_path: Path) -> None:
             "--python_out=.",
             "--grpc_python_out=.",
             "--pyi_out=.",
-            "proto/learnchain.proto",
+            "learnchain/proto/learnchain.proto",
         ],
         cwd=tmp_path,
         check=True,
         timeout=120,
     )
     for name in ("learnchain_pb2.py", "learnchain_pb2_grpc.py", "learnchain_pb2.pyi"):
-        assert (tmp_path / "proto" / name).read_bytes() == (ROOT / "proto" / name).read_bytes(), (
+        assert (source / name).read_bytes() == (ROOT / "proto" / name).read_bytes(), (
             f"proto/{name} is stale: run `make proto`"
         )

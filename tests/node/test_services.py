@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 import grpc
 import pytest
 
-from consensus.crypto import PrivateKey, compute_hash
-from consensus.messages import (
+from learnchain.consensus.crypto import PrivateKey, compute_hash
+from learnchain.consensus.messages import (
     Contribution,
     DuplicateVoteEvidence,
     SignedProposal,
@@ -24,17 +24,17 @@ from consensus.messages import (
     TxKind,
     Vote,
 )
-from consensus.state import ChainState
-from consensus.types import ChainId, Hash, Height, Round, Tokens, VoteType
-from node.chain_reader import ChainReader, WeightsReader
-from node.peer_auth import make_fetch_request
-from node.services import PeerService, QueryService, add_services
-from node.store import Store
-from node.store_worker import StoreWorker
-from node.weights_parts import PART_BYTES, PartialWeights
-from node.wire import tx_from_proto, vote_to_proto
-from proto import learnchain_pb2 as pb
-from proto import learnchain_pb2_grpc as pb_grpc
+from learnchain.consensus.state import ChainState
+from learnchain.consensus.types import ChainId, Hash, Height, Round, Tokens, VoteType
+from learnchain.node.chain_reader import ChainReader, WeightsReader
+from learnchain.node.peer_auth import make_fetch_request
+from learnchain.node.services import PeerService, QueryService, add_services
+from learnchain.node.store import Store
+from learnchain.node.store_worker import StoreWorker
+from learnchain.node.weights_parts import PART_BYTES, PartialWeights
+from learnchain.node.wire import tx_from_proto, vote_to_proto
+from learnchain.proto import learnchain_pb2 as pb
+from learnchain.proto import learnchain_pb2_grpc as pb_grpc
 from tests.consensus.chain import CHAIN, Chain, make_genesis_state, make_keys, sign_tx
 
 KEYS = make_keys(4)

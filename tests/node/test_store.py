@@ -13,12 +13,12 @@ from pathlib import Path
 import plyvel
 import pytest
 
-from consensus.crypto import compute_hash
-from consensus.events import SignState
-from consensus.types import Hash, Height, Round, Step
-from node.store import Store
-from node.store_error import StoreError
-from node.weights_store import CHUNK_SIZE
+from learnchain.consensus.crypto import compute_hash
+from learnchain.consensus.events import SignState
+from learnchain.consensus.types import Hash, Height, Round, Step
+from learnchain.node.store import Store
+from learnchain.node.store_error import StoreError
+from learnchain.node.weights_store import CHUNK_SIZE
 from tests.consensus.chain import Chain, make_genesis_state, make_keys
 
 KEYS = make_keys(4)
@@ -168,7 +168,7 @@ def test_a_database_that_lost_its_current_file_is_refused_and_left_as_it_is(
 WRITER = textwrap.dedent(
     """
     import sys
-    from node.store import Store
+    from learnchain.node.store import Store
     from tests.consensus.chain import Chain, make_genesis_state, make_keys
     keys = make_keys(4)
     chain = Chain(make_genesis_state(keys), keys)

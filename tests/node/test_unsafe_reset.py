@@ -7,11 +7,11 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from consensus.crypto import compute_hash
-from consensus.events import SignState
-from consensus.types import Height, Round, Step
-from node.cli import main
-from node.store import Store
+from learnchain.consensus.crypto import compute_hash
+from learnchain.consensus.events import SignState
+from learnchain.consensus.types import Height, Round, Step
+from learnchain.node.cli import main
+from learnchain.node.store import Store
 from tests.node.homes import make_home
 from tests.node.test_store import write_blocks
 

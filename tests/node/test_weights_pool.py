@@ -9,20 +9,20 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
-from consensus.state import ChainState
-from consensus.types import Hash, Height
-from ml.codec import WeightsBytes
-from node.learning import EncodedWeights
-from node.store import Store
-from node.store_worker import StoreWorker
-from node.weights_parts import (
+from learnchain.consensus.state import ChainState
+from learnchain.consensus.types import Hash, Height
+from learnchain.ml.codec import WeightsBytes
+from learnchain.node.learning import EncodedWeights
+from learnchain.node.store import Store
+from learnchain.node.store_worker import StoreWorker
+from learnchain.node.weights_parts import (
     PART_BYTES,
     PART_WAIT_SECONDS,
     PartialWeights,
     compute_spread_plan,
     iter_stripe,
 )
-from node.weights_pool import PRUNE_EVERY, WeightsPool, compute_fetch_order
+from learnchain.node.weights_pool import PRUNE_EVERY, WeightsPool, compute_fetch_order
 from tests.consensus.chain import make_genesis_state, make_keys
 
 

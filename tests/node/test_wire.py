@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consensus.crypto import compute_hash
-from consensus.events import SignState
-from consensus.messages import (
+from learnchain.consensus.crypto import compute_hash
+from learnchain.consensus.events import SignState
+from learnchain.consensus.messages import (
     Block,
     DuplicateVoteEvidence,
     Proposal,
@@ -19,9 +19,9 @@ from consensus.messages import (
     TxKind,
     Vote,
 )
-from consensus.types import NIL_ROUND, Height, Round, Signature, Step, Tokens, VoteType
-from node import wire
-from proto import learnchain_pb2 as pb
+from learnchain.consensus.types import NIL_ROUND, Height, Round, Signature, Step, Tokens, VoteType
+from learnchain.node import wire
+from learnchain.proto import learnchain_pb2 as pb
 from tests.consensus.chain import CHAIN, Chain, make_genesis_state, make_keys, sign_tx
 
 KEYS = make_keys(4)

@@ -1,0 +1,5 @@
+"""``python -m learnchain``: the command line."""
+
+from learnchain.node.cli import main
+
+main(prog_name="learnchain")
