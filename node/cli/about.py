@@ -25,7 +25,7 @@ def get_versions() -> dict[str, str]:
 @click.command()
 @output_option
 def version(output: str) -> None:
-    """learnchain's version (with --output json, also torch's, gRPC's and Python's)."""
+    """Print learnchain's version (with --output json, also torch's, gRPC's and Python's)."""
     versions = get_versions()
     if output == "json":
         echo_json(versions)
@@ -37,7 +37,10 @@ def version(output: str) -> None:
 @click.argument("shell", type=click.Choice(COMPLETION_SHELLS))
 @click.pass_context
 def completion(ctx: click.Context, shell: str) -> None:
-    """Print the shell completion script: e.g. ``source <(learnchain completion bash)``."""
+    """Print the command completion script for SHELL.
+
+    For example ``source <(learnchain completion bash)`` in ~/.bashrc.
+    """
     root = ctx.find_root()
     assert isinstance(root.command, click.Command)
     completer = get_completion_class(shell)
