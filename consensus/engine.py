@@ -77,6 +77,7 @@ from learnchain.consensus.types import (
     Signature,
     Stake,
     Step,
+    TimeMs,
     VoteType,
     compute_step_of_vote,
     is_quorum,
@@ -158,8 +159,14 @@ class Engine:
         self._relayed_last_commit = False  # this node relayed the votes of the last commit
         self._future: list[Event] = []
         self._sync_requested_at: tuple[int, int] = (-1, -1)
+        self.now_ms = TimeMs(0)  # the shell's clock, told before each event (set_time)
         self._reset_height(state)
         self.started = False
+
+    def set_time(self, now_ms: int) -> None:
+        """The time as the shell's clock reads it; precommits carry it (the core reads no
+        clock: a simulation tells it simulated time)."""
+        self.now_ms = TimeMs(now_ms)
 
     # --- accessors --------------------------------------------------------------------------
 
@@ -426,6 +433,14 @@ class Engine:
         out.append(Broadcast(signed))
         self._accept_proposal(signed)
 
+    def compute_vote_time(self, vote_type: VoteType, block_hash: Hash | None) -> TimeMs:
+        """A precommit for a block carries this node's time, but always later than that block's
+        time (CometBFT's voteTime), so the next block's median time moves forward."""
+        block = None if block_hash is None else self._blocks.get(block_hash)
+        if vote_type != VoteType.PRECOMMIT or block is None:
+            return TimeMs(0)
+        return TimeMs(max(self.now_ms, block.header.time_ms + 1))
+
     def _send_vote(self, vote_type: VoteType, block_hash: Hash | None, out: list[Action]) -> None:
         """Sign and broadcast a prevote or precommit for the current round (if allowed)."""
         step = compute_step_of_vote(vote_type)
@@ -444,6 +459,7 @@ class Engine:
             block_hash,
             self.key.address,
             score,
+            self.compute_vote_time(vote_type, block_hash),
         )
         signed = SignedVote(vote, Signature(self.key.sign(vote.sign_bytes())))
         self._record_signing(self.round, step, signed, out)
@@ -529,7 +545,7 @@ class Engine:
         ):
             return
         self._last_commit_sigs[vote.validator] = CommitSig(
-            vote.validator, signed.signature, vote.score
+            vote.validator, signed.signature, vote.score, vote.time_ms
         )
         if self._relayed_last_commit:
             out.append(RelayVote(signed))
@@ -773,7 +789,7 @@ class Engine:
                 tuple(
                     sorted(
                         (
-                            CommitSig(v.vote.validator, v.signature, v.vote.score)
+                            CommitSig(v.vote.validator, v.signature, v.vote.score, v.vote.time_ms)
                             for v in precommits
                         ),
                         key=lambda s: s.validator,

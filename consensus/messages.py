@@ -26,6 +26,7 @@ from learnchain.consensus.types import (
     PublicKey,
     Round,
     Signature,
+    TimeMs,
     Tokens,
     VoteType,
 )
@@ -36,12 +37,18 @@ _CONTRIBUTION_DOMAIN = b"learnchain/contribution/v1"
 _TX_DOMAIN = b"learnchain/tx/v1"
 _VOTE_FIELDS = struct.Struct(">BQq32s20s")
 _SCORE = struct.Struct(">q")
+_TIME = struct.Struct(">Q")
 MAX_SCORE = 10**15  # scores are micro-units of the task's metric (higher is better)
 
 
 def encode_score(score: int | None) -> bytes:
     """A vote extension's score: nothing when absent, so score-less votes sign the same bytes."""
     return b"" if score is None else b"\x01" + _SCORE.pack(score)
+
+
+def encode_vote_time(time_ms: int) -> bytes:
+    """A precommit's time: nothing when absent (prevotes, nil votes), so those sign as before."""
+    return b"" if not time_ms else b"\x02" + _TIME.pack(time_ms)
 
 
 def compute_vote_sign_bytes(
@@ -52,15 +59,18 @@ def compute_vote_sign_bytes(
     block_hash: Hash | None,
     validator: Address,
     score: int | None = None,
+    time_ms: int = 0,
 ) -> bytes:
     """What a validator signs for a vote: domain, chain id, type, height, round, block hash, its
-    address and, on a precommit for a model update, its score of the model (the extension)."""
+    address and, on a precommit for a model update, its score of the model (the extension); on a
+    precommit for a block, its clock's time (from which the next block's BFT time comes)."""
     return (
         _VOTE_DOMAIN
         + encode_str(chain_id)
         + (b"\x01" if block_hash is not None else b"\x00")
         + _VOTE_FIELDS.pack(vote_type, height, round_, block_hash or ZERO_HASH, validator)
         + encode_score(score)
+        + encode_vote_time(time_ms)
     )
 
 
@@ -77,6 +87,8 @@ class Vote:
     # The vote extension (CometBFT ABCI++): on a precommit for a block that changes the model,
     # the validator's score of that model on its private vote set (docs/protocol.md §3.3).
     score: int | None = None
+    # A precommit for a block: the validator's time, at least that block's time + 1 ms.
+    time_ms: TimeMs = TimeMs(0)
     _sign_bytes: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -89,6 +101,7 @@ class Vote:
             self.block_hash,
             self.validator,
             self.score,
+            self.time_ms,
         )
         object.__setattr__(self, "_sign_bytes", sign_bytes)
 
@@ -116,6 +129,7 @@ class CommitSig:
     validator: Address
     signature: Signature
     score: int | None = None  # the precommit's extension
+    time_ms: TimeMs = TimeMs(0)  # the precommit's time
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +151,7 @@ class Commit:
             self.block_hash,
             signature.validator,
             signature.score,
+            signature.time_ms,
         )
 
     def encode(self) -> bytes:
@@ -146,7 +161,10 @@ class Commit:
             + encode_int(self.round)
             + encode_bytes(self.block_hash)
             + encode_list(
-                encode_bytes(s.validator) + encode_bytes(s.signature) + encode_score(s.score)
+                encode_bytes(s.validator)
+                + encode_bytes(s.signature)
+                + encode_score(s.score)
+                + encode_vote_time(s.time_ms)
                 for s in self.signatures
             )
         )
@@ -230,6 +248,7 @@ class BlockHeader:
     evidence_root: Hash
     last_commit_root: Hash
     contributions_root: Hash
+    time_ms: TimeMs = TimeMs(0)  # BFT time: the weighted median of the last commit's times
 
     def encode(self) -> bytes:
         """Canonical bytes."""
@@ -244,6 +263,7 @@ class BlockHeader:
             + self.evidence_root
             + self.last_commit_root
             + self.contributions_root
+            + encode_uint(self.time_ms)
         )
 
 

@@ -12,7 +12,16 @@ from learnchain.consensus.encoding import (
     encode_str,
     encode_uint,
 )
-from learnchain.consensus.types import Address, ChainId, Hash, PublicKey, Stake, Threshold, Tokens
+from learnchain.consensus.types import (
+    Address,
+    ChainId,
+    Hash,
+    PublicKey,
+    Stake,
+    Threshold,
+    TimeMs,
+    Tokens,
+)
 
 
 class Mode(enum.StrEnum):
@@ -180,6 +189,7 @@ class Genesis:
     accounts: tuple[tuple[Address, Tokens], ...]
     initial_model_hash: Hash
     app_hash: Hash  # hash of what the consensus does not read (the learning task)
+    genesis_time_ms: TimeMs = TimeMs(0)  # the chain's start; block 1's time is one ms later
 
     def encode(self) -> bytes:
         """Canonical bytes."""
@@ -193,4 +203,5 @@ class Genesis:
             + encode_list(encode_bytes(a) + encode_uint(b) for a, b in self.accounts)
             + encode_bytes(self.initial_model_hash)
             + encode_bytes(self.app_hash)
+            + encode_uint(self.genesis_time_ms)
         )

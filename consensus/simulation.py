@@ -396,6 +396,7 @@ class Simulation:
                 break
             self.now = when
             node = self.nodes[index]
+            node.engine.set_time(when)  # simulated milliseconds: the blocks' BFT time follows
             if payload == "crash":
                 node.alive = False
                 node.epoch += 1

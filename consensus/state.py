@@ -47,6 +47,7 @@ from learnchain.consensus.types import (
     Nonce,
     PublicKey,
     Stake,
+    TimeMs,
     Tokens,
     is_quorum,
 )
@@ -135,6 +136,7 @@ class ChainState:
     next_validators: ValidatorSet  # decide block ``height + 2``
     slashed: frozenset[tuple[Address, Height]] = field(default=frozenset())
     learning: LearningRecord = field(default=LearningRecord())
+    last_block_time_ms: TimeMs = TimeMs(0)  # block ``height``'s BFT time (genesis: its time)
 
     def get_account(self, address: Address) -> Account:
         """An account; unknown addresses hold nothing."""
@@ -160,6 +162,7 @@ class ChainState:
             + self.next_validators.encode()
             + encode_list(encode_bytes(a) + encode_uint(h) for a, h in sorted(self.slashed))
             + self.learning.encode()
+            + encode_uint(self.last_block_time_ms)
         )
 
 
@@ -213,7 +216,36 @@ def compute_genesis_state(genesis: Genesis) -> ChainState:
         last_validators=validators,
         validators=validators,
         next_validators=compute_incremented(validators, times=1),
+        last_block_time_ms=genesis.genesis_time_ms,
     )
+
+
+def compute_weighted_median_time(commit: Commit, validators: ValidatorSet) -> TimeMs | None:
+    """The stake-weighted median of a commit's precommit times (CometBFT's BFT time): with less
+    than a third of the stake faulty it lies within the honest validators' clocks."""
+    timed = sorted(
+        (s.time_ms, validators.get_power(s.validator))
+        for s in commit.signatures
+        if s.time_ms and validators.get_power(s.validator)
+    )
+    remaining = sum(power for _, power in timed) // 2
+    for time_ms, power in timed:
+        if remaining <= power:
+            return TimeMs(time_ms)
+        remaining -= power
+    return None
+
+
+def compute_block_time(state: ChainState, last_commit: Commit | None) -> TimeMs:
+    """The BFT time of the block after ``state``: the median of its last commit's times, and
+    always later than the block before it."""
+    floor = TimeMs(state.last_block_time_ms + 1)
+    median = (
+        None
+        if last_commit is None
+        else compute_weighted_median_time(last_commit, state.last_validators)
+    )
+    return floor if median is None else TimeMs(max(median, floor))
 
 
 class _Working:
@@ -543,6 +575,8 @@ def process_header_checks(state: ChainState, block: Block, verifier: SignatureVe
     if state.height == 0:
         if commit is not None:
             raise InvalidBlock("the first block has no last commit")
+        if header.time_ms != compute_block_time(state, None):
+            raise InvalidBlock("the first block's time is not the genesis time + 1 ms")
         return
     if (
         commit is None
@@ -552,6 +586,8 @@ def process_header_checks(state: ChainState, block: Block, verifier: SignatureVe
         raise InvalidBlock("block's last commit is not for the previous block")
     if not is_valid_commit(state.chain_id, commit, state.last_validators, state.params, verifier):
         raise InvalidBlock("block's last commit is invalid or lacks a quorum")
+    if header.time_ms != compute_block_time(state, commit):
+        raise InvalidBlock("block time is not the BFT time of its last commit")
 
 
 def compute_next_state(
@@ -610,6 +646,7 @@ def compute_next_state(
         next_validators=compute_next_validator_set(work),
         slashed=frozenset(work.slashed),
         learning=learning,
+        last_block_time_ms=header.time_ms,
     )
 
 
@@ -665,6 +702,7 @@ def build_block(
         evidence_root=compute_evidence_root(tuple(usable_evidence)),
         last_commit_root=compute_last_commit_root(last_commit),
         contributions_root=compute_contributions_root(contributions),
+        time_ms=compute_block_time(state, last_commit),
     )
     body = Block(draft, tuple(applicable), tuple(usable_evidence), last_commit, contributions)
     new_state = compute_next_state(state, body, verifier)

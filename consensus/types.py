@@ -16,6 +16,7 @@ Address = NewType("Address", bytes)  # 20 bytes: SHA-256(public key)[:20]
 Hash = NewType("Hash", bytes)  # 32 bytes: SHA-256
 PublicKey = NewType("PublicKey", bytes)  # 32 raw Ed25519 bytes
 Signature = NewType("Signature", bytes)  # 64 raw Ed25519 bytes
+TimeMs = NewType("TimeMs", int)  # Unix time in milliseconds (BFT time, docs/protocol.md §2)
 ChainId = NewType("ChainId", str)
 Milliseconds = NewType("Milliseconds", int)
 

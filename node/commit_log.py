@@ -11,6 +11,7 @@ from learnchain.consensus.learning_record import LearningRecord
 from learnchain.consensus.params import SCORE_UNIT, ChainParams, TrainingEnd
 from learnchain.consensus.state import ChainState
 from learnchain.consensus.types import Address
+from learnchain.node.files import format_time_ms
 from learnchain.node.metrics import Metrics
 from learnchain.node.wire import block_to_proto
 
@@ -52,6 +53,7 @@ class CommitLog:
             "height": block.height,
             "round": action.commit.round,
             "hash": block.hash.hex(),
+            "time": format_time_ms(block.header.time_ms),
             "proposer": block.header.proposer.hex(),
             "signers": f"{len(action.commit.signatures)}/{len(previous.validators.validators)}",
             "txs": len(block.txs),

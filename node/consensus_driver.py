@@ -54,6 +54,7 @@ from learnchain.node.engine_inbox import EngineInbox
 from learnchain.node.learning_app import ModelUpdate, Verdict
 from learnchain.node.metrics import Metrics
 from learnchain.node.misbehaviour import Misbehaviour, make_conflicting_vote
+from learnchain.node.peer_auth import compute_now_ms
 from learnchain.node.store_worker import StoreWorker
 from learnchain.node.wire import evidence_to_proto, proposal_to_proto, vote_to_proto
 from learnchain.node.work_signal import WorkSignal
@@ -134,9 +135,11 @@ class ConsensusDriver(ActionHandler[Awaitable[None] | None]):
 
     async def run(self) -> None:
         """Start the engine and handle events until cancelled."""
+        self.engine.set_time(compute_now_ms())
         await self._execute(self.engine.start())
         while True:
             for event in await self.inbox.take_batch(MAX_EVENTS_PER_BATCH):
+                self.engine.set_time(compute_now_ms())
                 await self._execute(self.engine.handle(event))
             self._executor.start_writing()
             await self._executor.finish_writes(keep_one=not self.inbox.is_empty())

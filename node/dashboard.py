@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 
 from learnchain.consensus.params import SCORE_UNIT
+from learnchain.node.files import format_time_ms
 from learnchain.proto import learnchain_pb2 as pb
 from learnchain.proto import learnchain_pb2_grpc as pb_grpc
 
@@ -38,6 +39,7 @@ class BlockSummary:
     """What the page shows of one committed height."""
 
     height: int
+    time: str  # the block's BFT time, ISO 8601 UTC
     proposer: str
     round: int  # the round it was committed in: the rounds before it failed
     model_updated: bool
@@ -53,6 +55,7 @@ def compute_block_summary(item: pb.BlockWithCommit, model_before: bytes) -> Bloc
     signatures = item.commit.signatures
     return BlockSummary(
         height=header.height,
+        time=format_time_ms(header.time_ms),
         proposer=header.proposer.hex(),
         round=item.commit.round,
         model_updated=header.model_hash != model_before,

@@ -11,6 +11,7 @@ import os
 import stat
 import tomllib
 from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from learnchain.consensus.types import (
     PublicKey,
     Stake,
     Threshold,
+    TimeMs,
     Tokens,
 )
 from learnchain.ml.config import TaskConfig
@@ -325,6 +327,7 @@ def genesis_to_json(g: GenesisFile) -> dict[str, Any]:
         ],
         "accounts": [{"address": a.hex(), "balance": b} for a, b in g.genesis.accounts],
         "initial_model_hash": g.genesis.initial_model_hash.hex(),
+        "genesis_time": format_time_ms(g.genesis.genesis_time_ms),
         "task": g.task.to_dict(),
     }
 
@@ -420,8 +423,33 @@ def read_genesis(home: Path) -> GenesisFile:
         tuple(accounts),
         Hash(_hex(path, "initial_model_hash", raw["initial_model_hash"], HASH_LENGTH)),
         compute_app_hash(task),
+        _genesis_time(path, raw.get("genesis_time", format_time_ms(0))),
     )
     return GenesisFile(genesis, task, monikers)
+
+
+def format_time_ms(time_ms: int) -> str:
+    """A Unix time in milliseconds as ISO 8601 UTC, e.g. 2026-11-30T10:00:00.000Z."""
+    moment = datetime.fromtimestamp(time_ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{time_ms % 1000:03d}Z"
+
+
+def parse_time_ms(text: str) -> int:
+    """ISO 8601 (with a zone, or UTC) as Unix milliseconds; ValueError when it is not one."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return round(moment.timestamp() * 1000)
+
+
+def _genesis_time(path: Path, value: Any) -> TimeMs:
+    try:
+        time_ms = parse_time_ms(_typed(path, "genesis_time", value, str))
+    except ValueError:
+        raise _fail(path, "genesis_time", f"not an ISO 8601 time: {value!r}") from None
+    if time_ms < 0:
+        raise _fail(path, "genesis_time", "must not be before 1970")
+    return TimeMs(time_ms)
 
 
 # ---- keys ----------------------------------------------------------------------------------

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from learnchain.consensus.crypto import PrivateKey
 from learnchain.consensus.engine import TimeoutConfig
 from learnchain.consensus.params import ChainParams, Genesis, GenesisValidator
-from learnchain.consensus.types import ChainId, Hash, Stake, Tokens
+from learnchain.consensus.types import ChainId, Hash, Stake, TimeMs, Tokens
 from learnchain.ml.config import TaskConfig
 from learnchain.node.files import (
     DATA_DIR,
@@ -138,6 +139,7 @@ def create_genesis(
         tuple((key.address, Tokens(balance)) for key, balance in accounts),
         compute_initial_model_hash(task),
         compute_app_hash(task),
+        TimeMs(int(time.time() * 1000)),
     )
     return GenesisFile(genesis, task, {k.address.hex(): m for k, _, m in validators})
 

@@ -44,6 +44,7 @@ from learnchain.consensus.types import (
     Stake,
     Step,
     Threshold,
+    TimeMs,
     Tokens,
     VoteType,
 )
@@ -53,6 +54,7 @@ from learnchain.proto import learnchain_pb2 as pb
 MAX_CHAIN_ID_LENGTH = 64
 MAX_ROUND = 1 << 20
 MAX_LIST = 10_000
+MAX_TIME_MS = 1 << 53  # far beyond any real clock, and exact as a JSON number
 
 
 class WireError(ValueError):
@@ -119,6 +121,7 @@ def vote_to_proto(signed: SignedVote) -> pb.Vote:
         validator=v.validator,
         signature=signed.signature,
         score=v.score,
+        time_ms=v.time_ms,
     )
 
 
@@ -130,6 +133,13 @@ def _score(message: pb.Vote | pb.CommitSig | pb.LearningRecord, name: str) -> in
     if abs(value) > MAX_SCORE:
         raise WireError(f"{name} {value} is out of range")
     return value
+
+
+def _time(value: int) -> TimeMs:
+    """A Unix time in milliseconds, bounded."""
+    if value > MAX_TIME_MS:
+        raise WireError(f"time {value} ms is out of range")
+    return TimeMs(value)
 
 
 def vote_from_proto(message: pb.Vote) -> SignedVote:
@@ -145,9 +155,12 @@ def vote_from_proto(message: pb.Vote) -> SignedVote:
         block_hash,
         _address(message.validator, "vote validator"),
         _score(message, "score"),
+        _time(message.time_ms),
     )
     if vote.score is not None and (vote.vote_type != VoteType.PRECOMMIT or block_hash is None):
         raise WireError("only a precommit for a block carries a score")
+    if vote.time_ms and (vote.vote_type != VoteType.PRECOMMIT or block_hash is None):
+        raise WireError("only a precommit for a block carries a time")
     return SignedVote(vote, _signature(message.signature))
 
 
@@ -158,7 +171,9 @@ def commit_to_proto(commit: Commit) -> pb.Commit:
         round=commit.round,
         block_hash=commit.block_hash,
         signatures=[
-            pb.CommitSig(validator=s.validator, signature=s.signature, score=s.score)
+            pb.CommitSig(
+                validator=s.validator, signature=s.signature, score=s.score, time_ms=s.time_ms
+            )
             for s in commit.signatures
         ],
     )
@@ -176,6 +191,7 @@ def commit_from_proto(message: pb.Commit) -> Commit:
                 _address(s.validator, "commit validator"),
                 _signature(s.signature),
                 _score(s, "score"),
+                _time(s.time_ms),
             )
             for s in message.signatures
         ),
@@ -279,6 +295,7 @@ def header_to_proto(h: BlockHeader) -> pb.BlockHeader:
         evidence_root=h.evidence_root,
         last_commit_root=h.last_commit_root,
         contributions_root=h.contributions_root,
+        time_ms=h.time_ms,
     )
 
 
@@ -295,6 +312,7 @@ def header_from_proto(m: pb.BlockHeader) -> BlockHeader:
         _hash(m.evidence_root, "evidence root"),
         _hash(m.last_commit_root, "last commit root"),
         _hash(m.contributions_root, "contributions root"),
+        _time(m.time_ms),
     )
 
 
@@ -510,6 +528,7 @@ def state_to_proto(state: ChainState) -> pb.ChainState:
         next_validators=_validator_set_to_proto(state.next_validators),
         slashed=[pb.SlashRecord(address=a, height=h) for a, h in sorted(state.slashed)],
         learning=learning_to_proto(state.learning),
+        last_block_time_ms=state.last_block_time_ms,
     )
 
 
@@ -545,6 +564,7 @@ def state_from_proto(m: pb.ChainState) -> ChainState:
         next_validators=_validator_set_from_proto(m.next_validators),
         slashed=frozenset((Address(s.address), Height(s.height)) for s in m.slashed),
         learning=learning_from_proto(m.learning),
+        last_block_time_ms=TimeMs(m.last_block_time_ms),
     )
 
 

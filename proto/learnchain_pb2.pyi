@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Vote(_message.Message):
-    __slots__ = ("chain_id", "vote_type", "height", "round", "block_hash", "validator", "signature", "score")
+    __slots__ = ("chain_id", "vote_type", "height", "round", "block_hash", "validator", "signature", "score", "time_ms")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     VOTE_TYPE_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,7 @@ class Vote(_message.Message):
     VALIDATOR_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
+    TIME_MS_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     vote_type: int
     height: int
@@ -24,17 +25,20 @@ class Vote(_message.Message):
     validator: bytes
     signature: bytes
     score: int
-    def __init__(self, chain_id: _Optional[str] = ..., vote_type: _Optional[int] = ..., height: _Optional[int] = ..., round: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., validator: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., score: _Optional[int] = ...) -> None: ...
+    time_ms: int
+    def __init__(self, chain_id: _Optional[str] = ..., vote_type: _Optional[int] = ..., height: _Optional[int] = ..., round: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., validator: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., score: _Optional[int] = ..., time_ms: _Optional[int] = ...) -> None: ...
 
 class CommitSig(_message.Message):
-    __slots__ = ("validator", "signature", "score")
+    __slots__ = ("validator", "signature", "score", "time_ms")
     VALIDATOR_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
+    TIME_MS_FIELD_NUMBER: _ClassVar[int]
     validator: bytes
     signature: bytes
     score: int
-    def __init__(self, validator: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., score: _Optional[int] = ...) -> None: ...
+    time_ms: int
+    def __init__(self, validator: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., score: _Optional[int] = ..., time_ms: _Optional[int] = ...) -> None: ...
 
 class Commit(_message.Message):
     __slots__ = ("height", "round", "block_hash", "signatures")
@@ -95,7 +99,7 @@ class Tx(_message.Message):
     def __init__(self, chain_id: _Optional[str] = ..., kind: _Optional[int] = ..., sender: _Optional[bytes] = ..., nonce: _Optional[int] = ..., amount: _Optional[int] = ..., recipient: _Optional[bytes] = ..., endpoint: _Optional[str] = ..., evidence: _Optional[_Union[Evidence, _Mapping]] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class BlockHeader(_message.Message):
-    __slots__ = ("chain_id", "height", "prev_hash", "proposer", "model_hash", "state_root", "txs_root", "evidence_root", "last_commit_root", "contributions_root")
+    __slots__ = ("chain_id", "height", "prev_hash", "proposer", "model_hash", "state_root", "txs_root", "evidence_root", "last_commit_root", "contributions_root", "time_ms")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     PREV_HASH_FIELD_NUMBER: _ClassVar[int]
@@ -106,6 +110,7 @@ class BlockHeader(_message.Message):
     EVIDENCE_ROOT_FIELD_NUMBER: _ClassVar[int]
     LAST_COMMIT_ROOT_FIELD_NUMBER: _ClassVar[int]
     CONTRIBUTIONS_ROOT_FIELD_NUMBER: _ClassVar[int]
+    TIME_MS_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     height: int
     prev_hash: bytes
@@ -116,7 +121,8 @@ class BlockHeader(_message.Message):
     evidence_root: bytes
     last_commit_root: bytes
     contributions_root: bytes
-    def __init__(self, chain_id: _Optional[str] = ..., height: _Optional[int] = ..., prev_hash: _Optional[bytes] = ..., proposer: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., state_root: _Optional[bytes] = ..., txs_root: _Optional[bytes] = ..., evidence_root: _Optional[bytes] = ..., last_commit_root: _Optional[bytes] = ..., contributions_root: _Optional[bytes] = ...) -> None: ...
+    time_ms: int
+    def __init__(self, chain_id: _Optional[str] = ..., height: _Optional[int] = ..., prev_hash: _Optional[bytes] = ..., proposer: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., state_root: _Optional[bytes] = ..., txs_root: _Optional[bytes] = ..., evidence_root: _Optional[bytes] = ..., last_commit_root: _Optional[bytes] = ..., contributions_root: _Optional[bytes] = ..., time_ms: _Optional[int] = ...) -> None: ...
 
 class Block(_message.Message):
     __slots__ = ("header", "txs", "evidence", "last_commit", "contributions")
@@ -301,7 +307,7 @@ class SlashRecord(_message.Message):
     def __init__(self, address: _Optional[bytes] = ..., height: _Optional[int] = ...) -> None: ...
 
 class ChainState(_message.Message):
-    __slots__ = ("chain_id", "params", "height", "last_block_hash", "model_hash", "app_hash", "accounts", "bonds", "unbonding", "last_validators", "validators", "next_validators", "slashed", "learning")
+    __slots__ = ("chain_id", "params", "height", "last_block_hash", "model_hash", "app_hash", "accounts", "bonds", "unbonding", "last_validators", "validators", "next_validators", "slashed", "learning", "last_block_time_ms")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -316,6 +322,7 @@ class ChainState(_message.Message):
     NEXT_VALIDATORS_FIELD_NUMBER: _ClassVar[int]
     SLASHED_FIELD_NUMBER: _ClassVar[int]
     LEARNING_FIELD_NUMBER: _ClassVar[int]
+    LAST_BLOCK_TIME_MS_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     params: ChainParams
     height: int
@@ -330,7 +337,8 @@ class ChainState(_message.Message):
     next_validators: ValidatorSet
     slashed: _containers.RepeatedCompositeFieldContainer[SlashRecord]
     learning: LearningRecord
-    def __init__(self, chain_id: _Optional[str] = ..., params: _Optional[_Union[ChainParams, _Mapping]] = ..., height: _Optional[int] = ..., last_block_hash: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., app_hash: _Optional[bytes] = ..., accounts: _Optional[_Iterable[_Union[Account, _Mapping]]] = ..., bonds: _Optional[_Iterable[_Union[Bond, _Mapping]]] = ..., unbonding: _Optional[_Iterable[_Union[Unbonding, _Mapping]]] = ..., last_validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., next_validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., slashed: _Optional[_Iterable[_Union[SlashRecord, _Mapping]]] = ..., learning: _Optional[_Union[LearningRecord, _Mapping]] = ...) -> None: ...
+    last_block_time_ms: int
+    def __init__(self, chain_id: _Optional[str] = ..., params: _Optional[_Union[ChainParams, _Mapping]] = ..., height: _Optional[int] = ..., last_block_hash: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., app_hash: _Optional[bytes] = ..., accounts: _Optional[_Iterable[_Union[Account, _Mapping]]] = ..., bonds: _Optional[_Iterable[_Union[Bond, _Mapping]]] = ..., unbonding: _Optional[_Iterable[_Union[Unbonding, _Mapping]]] = ..., last_validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., next_validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., slashed: _Optional[_Iterable[_Union[SlashRecord, _Mapping]]] = ..., learning: _Optional[_Union[LearningRecord, _Mapping]] = ..., last_block_time_ms: _Optional[int] = ...) -> None: ...
 
 class SignState(_message.Message):
     __slots__ = ("height", "round", "step", "locked_round", "locked_block_hash", "votes", "proposal")

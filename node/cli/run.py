@@ -14,7 +14,7 @@ from learnchain.consensus.crypto import compute_address
 from learnchain.consensus.params import SCORE_UNIT
 from learnchain.consensus.types import ADDRESS_LENGTH, HASH_LENGTH
 from learnchain.node.cli.options import echo_json, home_option, output_option, parse_hex
-from learnchain.node.files import CONFIG_FILE, ConfigError, read_config
+from learnchain.node.files import CONFIG_FILE, ConfigError, format_time_ms, read_config
 from learnchain.node.store_error import StoreError
 from learnchain.node.tls import TlsError, TlsFiles, read_tls_files
 from learnchain.proto import learnchain_pb2 as pb
@@ -148,6 +148,7 @@ def block_payload(item: pb.BlockWithCommit) -> dict[str, Any]:
     h = block.header
     return {
         "height": h.height,
+        "time": format_time_ms(h.time_ms),
         "hash": block.hash.hex(),
         "prev_hash": h.prev_hash.hex(),
         "proposer": h.proposer.hex(),

@@ -18,6 +18,7 @@ from learnchain.consensus.types import (
     Round,
     Signature,
     Stake,
+    TimeMs,
     Tokens,
     VoteType,
 )
@@ -65,18 +66,29 @@ def sign_commit(
     keys: list[PrivateKey],
     round_: int = 0,
     scores: dict[Address, int] | None = None,
+    times: dict[Address, int] | None = None,
 ) -> Commit:
     """A commit for ``block`` signed by those of ``keys`` that validate the block's height, each
-    precommit carrying its signer's score from ``scores`` (the vote extension), if any."""
+    precommit carrying its signer's score from ``scores`` (the vote extension) and its time from
+    ``times``, if any."""
     sigs = []
     for key in sorted(keys, key=lambda k: k.address):
         if state.validators.get_validator(key.address) is None:
             continue
         score = (scores or {}).get(key.address)
+        time_ms = TimeMs((times or {}).get(key.address, 0))
         vote = Vote(
-            CHAIN, VoteType.PRECOMMIT, block.height, Round(round_), block.hash, key.address, score
+            CHAIN,
+            VoteType.PRECOMMIT,
+            block.height,
+            Round(round_),
+            block.hash,
+            key.address,
+            score,
+            time_ms,
         )
-        sigs.append(CommitSig(key.address, Signature(key.sign(vote.sign_bytes())), score))
+        signature = Signature(key.sign(vote.sign_bytes()))
+        sigs.append(CommitSig(key.address, signature, score, time_ms))
     return Commit(block.height, Round(round_), block.hash, tuple(sigs))
 
 
@@ -111,10 +123,12 @@ class Chain:
         block: Block,
         signers: list[PrivateKey] | None = None,
         scores: dict[Address, int] | None = None,
+        times: dict[Address, int] | None = None,
     ) -> ChainState:
-        """Apply ``block`` as the state transition would, and sign its commit (with scores)."""
+        """Apply ``block`` as the state transition would, and sign its commit (with scores and
+        precommit times)."""
         new_state = process_block(self.state, block, self.verifier)
-        self.last_commit = sign_commit(self.state, block, signers or self.signers, 0, scores)
+        self.last_commit = sign_commit(self.state, block, signers or self.signers, 0, scores, times)
         self.state = new_state
         return new_state
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,7 +37,14 @@ def test_every_node_reports_the_same_block_at_every_height(cluster: LocalCluster
     )
     block = json.loads(shown.stdout)
     assert block["hash"] == cluster[0].block_hash(top).hex()
-    assert {"height", "hash", "proposer", "model_hash", "txs"} <= set(block)
+    assert {"height", "time", "hash", "proposer", "model_hash", "txs"} <= set(block)
+
+
+def test_blocks_carry_a_bft_time_that_follows_the_clock(cluster: LocalCluster) -> None:
+    top = min(cluster[i].height() for i in range(4))
+    times = [cluster[0].block(h).header.time_ms for h in range(1, top + 1)]
+    assert times == sorted(times) and len(set(times)) == len(times), "strictly increasing"
+    assert abs(times[-1] / 1000 - time.time()) < 120, "close to the validators' clocks"
 
 
 def test_status_has_the_contract_fields(cluster: LocalCluster) -> None:
