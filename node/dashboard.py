@@ -5,6 +5,7 @@ alone and pooled, and faults (evidence, validators gone from the set)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Callable
@@ -206,7 +207,8 @@ def make_handler(read_state: Callable[[], dict[str, Any]]) -> type[BaseHTTPReque
             self.send_header("Content-Length", str(len(data)))
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
-            self.wfile.write(data)
+            with contextlib.suppress(ConnectionError):  # the browser went away meanwhile
+                self.wfile.write(data)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # the page polls every two seconds: no line per request
