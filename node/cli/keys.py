@@ -8,6 +8,7 @@ import click
 
 from learnchain.consensus.crypto import PrivateKey
 from learnchain.node.cli.options import echo_json, home_option, output_option
+from learnchain.node.cli.run import emit
 from learnchain.node.files import ConfigError
 from learnchain.node.keyring import VALIDATOR_KEY_NAME, add_key, get_key, get_keys
 
@@ -15,16 +16,6 @@ from learnchain.node.keyring import VALIDATOR_KEY_NAME, add_key, get_key, get_ke
 def describe_key(name: str, key: PrivateKey) -> dict[str, str]:
     """What ``keys`` prints of one key (never the private part)."""
     return {"name": name, "address": key.address.hex(), "public_key": key.public_key.hex()}
-
-
-def echo_key(output: str, name: str, key: PrivateKey) -> None:
-    """One key as JSON or aligned text."""
-    described = describe_key(name, key)
-    if output == "json":
-        echo_json(described)
-        return
-    for field, value in described.items():
-        click.echo(f"{field:<11} {value}")
 
 
 @click.group()
@@ -42,7 +33,7 @@ def keys_add(name: str, home: Path, output: str) -> None:
         key = add_key(home, name)
     except ConfigError as error:
         raise click.ClickException(str(error)) from error
-    echo_key(output, name, key)
+    emit(output, describe_key(name, key))
 
 
 @keys.command("list")
@@ -71,4 +62,4 @@ def keys_show(name: str, home: Path, output: str) -> None:
         key = get_key(home, name)
     except ConfigError as error:
         raise click.ClickException(str(error)) from error
-    echo_key(output, name, key)
+    emit(output, describe_key(name, key))
