@@ -10,7 +10,7 @@ TORCH_INDEX_URL ?=
 	testnet-up testnet-down testnet-logs testnet-join testnet-e2e browser-test
 
 $(STAMP): pyproject.toml constraints.txt
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (learnchain needs Python 3.11)"; exit 1; }
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (learnchain needs Python 3.11 or newer: make PYTHON=python3.12 ...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL)) torch
