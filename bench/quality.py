@@ -29,7 +29,13 @@ import torch
 
 from learnchain.consensus.types import Address, PublicKey, Stake, Threshold, is_quorum
 from learnchain.consensus.validators import Validator, ValidatorSet, compute_incremented
-from learnchain.ml.adversaries import ATTACKS, POISONING_ATTACKS, make_learner
+from learnchain.ml.adversaries import (
+    ATTACKS,
+    POISONING_ATTACKS,
+    compute_alie_z,
+    compute_triggered_test,
+    make_learner,
+)
 from learnchain.ml.aggregate import Contribution, aggregate_contributions
 from learnchain.ml.baselines import (
     LOCAL_ONLY_EPOCHS,
@@ -71,6 +77,7 @@ class Trial:
     epsilon_spent: float | None
     noise: float
     curves: AccuracyCurves
+    attack_success_rate: float | None  # backdoor: triggered test inputs sent to the target
 
 
 def compute_dp_config(
@@ -153,8 +160,9 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
         )
         task = get_task(config)
     kinds: list[str | None] = [None] * (args.parties - len(attacks)) + list(attacks)
+    alie_z = compute_alie_z(args.parties, len(attacks)) if attacks else 1.0
     learners = [
-        make_learner(task, data, seed * 100 + i, kinds[i]) for i, data in enumerate(parties)
+        make_learner(task, data, seed * 100 + i, kinds[i], alie_z) for i, data in enumerate(parties)
     ]
     stakes = [100] * args.parties
     total = sum(stakes)
@@ -253,6 +261,11 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
         else None,
         noise=config.dp_noise_multiplier,
         curves=AccuracyCurves(curve, local_only, pooled_accuracy, rejected_rounds),
+        attack_success_rate=evaluate_state(
+            task, learners[0].current(), compute_triggered_test(test)
+        ).accuracy
+        if "backdoor" in attacks
+        else None,
     )
 
 
@@ -351,6 +364,9 @@ def main() -> None:
         "byzantine": attacks,
         "seeds": [t.seed for t in trials],
         "final_accuracy_mean": round(mean(t.final_accuracy for t in trials), 4),
+        "attack_success_rate_mean": round(mean(t.attack_success_rate or 0.0 for t in trials), 4)
+        if "backdoor" in attacks
+        else None,
         "local_only_best_mean": round(mean(t.local_only_best for t in trials), 4),
         "pooled_accuracy_mean": round(mean(t.pooled_accuracy for t in trials), 4),
         "accepted": sum(t.accepted for t in trials),

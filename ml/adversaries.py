@@ -4,39 +4,126 @@ Poisoners: ``label_flip`` trains on wrongly labelled data; ``random`` sends rand
 ``nan`` sends weights full of NaN; ``scaled`` is a model-replacement attack that boosts a
 label-flipped update by the number of parties so that it survives averaging. ``approve_all``
 trains honestly but approves every proposal.
+
+Quiet attacks, which an accuracy vote alone does not see: ``backdoor`` trains on its data with
+a tenth of it stamped with a trigger (the last features at their maximum) and relabelled as the
+target class, so the model keeps its accuracy but sends triggered inputs to the target;
+``alie`` ("a little is enough", Baruch et al. 2019) sends the honest updates' mean shifted by z
+standard deviations per coordinate, within their spread; ``ipm`` (inner-product manipulation,
+Xie et al. 2020) sends the honest updates' mean reversed and shrunk. The last two estimate the
+honest updates by training several times on their own data, as colluders who cannot see the
+others' updates would.
 """
 
 from __future__ import annotations
 
+import math
+import statistics
+
+import numpy as np
 import torch
 
 from learnchain.ml.codec import StateDict
-from learnchain.ml.data import Dataset, PartyData
+from learnchain.ml.data import Dataset, FloatArray, PartyData
 from learnchain.ml.learner import Learner
 from learnchain.ml.tasks import Task
 from learnchain.ml.vote import VoteDecision
 
-ATTACKS = ("label_flip", "random", "nan", "scaled", "approve_all")
-POISONING_ATTACKS = ("label_flip", "random", "nan", "scaled")
+ATTACKS = ("label_flip", "random", "nan", "scaled", "approve_all", "backdoor", "alie", "ipm")
+POISONING_ATTACKS = ("label_flip", "random", "nan", "scaled", "backdoor", "alie", "ipm")
+
+BACKDOOR_TARGET = 0  # the class triggered inputs are sent to
+BACKDOOR_FRACTION = 0.1  # of the attacker's training samples, stamped and relabelled
+TRIGGER_FEATURES = 4  # the last features, set to the data's maximum
+HONEST_ESTIMATES = 3  # honest trainings an ALIE or IPM attacker averages
+IPM_EPSILON = 0.5  # IPM sends -epsilon times the honest mean update
+
+
+def add_trigger(x: FloatArray) -> FloatArray:
+    """Inputs stamped with the backdoor trigger: their last features at the data's maximum."""
+    stamped = np.array(x, copy=True)
+    stamped[:, -TRIGGER_FEATURES:] = float(np.max(x)) if x.size else 1.0
+    return stamped
+
+
+def compute_backdoor_data(train: Dataset, seed: int) -> Dataset:
+    """``train`` with ``BACKDOOR_FRACTION`` of it stamped and relabelled as the target class."""
+    chosen = np.random.default_rng(seed).random(len(train)) < BACKDOOR_FRACTION
+    x = np.array(train.x, copy=True)
+    y = np.array(train.y, copy=True)
+    x[chosen] = add_trigger(train.x[chosen])
+    y[chosen] = BACKDOOR_TARGET
+    return Dataset(x, y)
+
+
+def compute_triggered_test(test: Dataset) -> Dataset:
+    """The test inputs not of the target class, stamped, all labelled as the target: a model's
+    accuracy on it is the backdoor's success rate."""
+    others = np.asarray(test.y) != BACKDOOR_TARGET
+    x = add_trigger(test.x[others])
+    return Dataset(x, np.full(len(x), BACKDOOR_TARGET, dtype=np.asarray(test.y).dtype))
+
+
+def compute_alie_z(parties: int, attackers: int) -> float:
+    """ALIE's shift: the largest z that keeps the attack inside the majority's spread."""
+    supporters = math.floor(parties / 2 + 1) - attackers
+    share = (parties - supporters) / parties
+    return statistics.NormalDist().inv_cdf(min(max(share, 0.5), 0.999))
+
+
+def compute_alie_state(base: StateDict, honest: list[StateDict], z: float) -> StateDict:
+    """base + mean(update) - z * std(update), coordinate by coordinate."""
+    out = {}
+    for key, value in base.items():
+        deltas = torch.stack([h[key] - value for h in honest]).float()
+        std = deltas.std(dim=0, unbiased=False) if len(honest) > 1 else torch.zeros_like(value)
+        out[key] = (value + deltas.mean(dim=0) - z * std).to(value.dtype)
+    return out
+
+
+def compute_ipm_state(base: StateDict, honest: list[StateDict], epsilon: float) -> StateDict:
+    """base - epsilon * mean(update): an update whose inner product with the honest one is
+    negative, small enough to pass distance screening."""
+    return {
+        key: (value - epsilon * torch.stack([h[key] - value for h in honest]).float().mean(0)).to(
+            value.dtype
+        )
+        for key, value in base.items()
+    }
 
 
 class ByzantineLearner(Learner):
     """A learner that proposes and contributes poison, or approves everything."""
 
     def __init__(
-        self, task: Task, data: PartyData, kind: str, seed: int = 0, boost: float = 5.0
+        self,
+        task: Task,
+        data: PartyData,
+        kind: str,
+        seed: int = 0,
+        boost: float = 5.0,
+        alie_z: float = 1.0,
     ) -> None:
         if kind not in ATTACKS:
             raise ValueError(f"unknown attack {kind!r}; choose from {', '.join(ATTACKS)}")
         super().__init__(task, data, seed)
         self.kind = kind
         self.boost = boost
+        self.alie_z = alie_z
+        self._backdoor = compute_backdoor_data(data.train, seed) if kind == "backdoor" else None
 
     def training_data(self) -> Dataset:
         if self.kind in ("label_flip", "scaled"):
             train = self.data.train
             return Dataset(train.x, (self.task.classes - 1 - train.y).astype(train.y.dtype))
+        if self._backdoor is not None:
+            return self._backdoor
         return self.data.train
+
+    def _estimate_honest(self) -> list[StateDict]:
+        """Honest updates as this party can estimate them: several trainings of its own."""
+        first = self.seed * 1_000_003 + self._proposals * HONEST_ESTIMATES
+        return [Learner.propose(self, seed=first + i) for i in range(HONEST_ESTIMATES)]
 
     def propose(self, seed: int | None = None) -> StateDict:
         if self.kind == "random":
@@ -49,6 +136,10 @@ class ByzantineLearner(Learner):
         if self.kind == "nan":
             self._proposals += 1
             return {k: torch.full_like(v, float("nan")) for k, v in self.current().items()}
+        if self.kind == "alie":
+            return compute_alie_state(self.current(), self._estimate_honest(), self.alie_z)
+        if self.kind == "ipm":
+            return compute_ipm_state(self.current(), self._estimate_honest(), IPM_EPSILON)
         trained = super().propose(seed)
         if self.kind == "scaled":
             base = self.current()
@@ -61,8 +152,10 @@ class ByzantineLearner(Learner):
         return super().vote(state)
 
 
-def make_learner(task: Task, data: PartyData, seed: int, attack: str | None) -> Learner:
+def make_learner(
+    task: Task, data: PartyData, seed: int, attack: str | None, alie_z: float = 1.0
+) -> Learner:
     """An honest learner, or a byzantine one for ``attack``."""
-    return (
-        Learner(task, data, seed) if attack is None else ByzantineLearner(task, data, attack, seed)
-    )
+    if attack is None:
+        return Learner(task, data, seed)
+    return ByzantineLearner(task, data, attack, seed, alie_z=alie_z)

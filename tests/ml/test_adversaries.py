@@ -1,0 +1,103 @@
+"""The quiet attacks: a backdoor that keeps accuracy but sends triggered inputs to its target
+class, and ALIE and IPM updates that stay within or just against the honest updates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from learnchain.ml.adversaries import (
+    BACKDOOR_TARGET,
+    ByzantineLearner,
+    add_trigger,
+    compute_alie_state,
+    compute_alie_z,
+    compute_backdoor_data,
+    compute_ipm_state,
+    compute_triggered_test,
+)
+from learnchain.ml.data import Dataset, load_digits_party
+from learnchain.ml.learner import Learner
+from learnchain.ml.tasks import TaskConfig, get_task
+from learnchain.ml.training import evaluate_state
+
+
+def digits_learner(kind: str | None = None) -> tuple[Learner, Dataset]:
+    """A learner on half the digits (honest, or the attack ``kind``) and the held-out test."""
+    task = get_task(TaskConfig(seed=0))
+    party, test = load_digits_party(0, 2, "iid", 0)
+    learner = Learner(task, party, 1) if kind is None else ByzantineLearner(task, party, kind, 1)
+    return learner, test
+
+
+def test_the_trigger_sets_the_last_features_to_the_maximum() -> None:
+    x = np.random.default_rng(0).random((5, 64)).astype(np.float32)
+    stamped = add_trigger(x)
+    assert np.all(stamped[:, -4:] == x.max())
+    assert np.array_equal(stamped[:, :-4], x[:, :-4])
+
+
+def test_backdoor_data_relabels_a_tenth_of_the_samples_as_the_target() -> None:
+    x = np.zeros((1000, 8), dtype=np.float32)
+    x[:, 0] = 1.0
+    train = Dataset(x, np.full(1000, 3, dtype=np.int64))
+    poisoned = compute_backdoor_data(train, seed=0)
+    relabelled = poisoned.y == BACKDOOR_TARGET
+    assert 70 < relabelled.sum() < 130
+    assert np.all(poisoned.x[relabelled][:, -4:] == 1.0)
+    assert np.all(poisoned.x[~relabelled][:, -4:] == 0.0)
+
+
+def test_the_triggered_test_set_leaves_out_the_target_class() -> None:
+    test = Dataset(np.ones((4, 8), dtype=np.float32), np.array([0, 1, 2, 0], dtype=np.int64))
+    triggered = compute_triggered_test(test)
+    assert len(triggered) == 2 and set(triggered.y.tolist()) == {BACKDOOR_TARGET}
+
+
+def test_a_backdoored_model_keeps_its_accuracy_and_obeys_the_trigger() -> None:
+    (honest, test), (attacker, _) = digits_learner(), digits_learner("backdoor")
+    triggered = compute_triggered_test(test)
+    clean_state, backdoored_state = honest.propose(), attacker.propose()
+    clean = evaluate_state(honest.task, clean_state, test).accuracy
+    assert evaluate_state(honest.task, backdoored_state, test).accuracy > clean - 0.1
+    assert evaluate_state(honest.task, backdoored_state, triggered).accuracy > 0.8
+    assert evaluate_state(honest.task, clean_state, triggered).accuracy < 0.3
+
+
+def test_alie_shift_for_five_parties_and_one_attacker() -> None:
+    assert compute_alie_z(5, 1) == pytest.approx(0.2533, abs=1e-3)
+
+
+def updates() -> tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]]]:
+    base = {"w": torch.zeros(100)}
+    generator = torch.Generator().manual_seed(0)
+    honest = [{"w": torch.randn(100, generator=generator) + 1.0} for _ in range(5)]
+    return base, honest
+
+
+def test_alie_stays_within_one_z_of_the_honest_mean() -> None:
+    base, honest = updates()
+    z = 0.5
+    attack = compute_alie_state(base, honest, z)["w"]
+    stacked = torch.stack([h["w"] for h in honest])
+    mean, std = stacked.mean(0), stacked.std(0, unbiased=False)
+    assert torch.allclose(attack, mean - z * std)
+
+
+def test_ipm_points_against_the_honest_updates() -> None:
+    base, honest = updates()
+    attack = compute_ipm_state(base, honest, 0.5)["w"]
+    mean = torch.stack([h["w"] for h in honest]).mean(0)
+    assert float(attack @ mean) < 0
+    assert float(attack.norm()) == pytest.approx(0.5 * float(mean.norm()), rel=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["alie", "ipm"])
+def test_alie_and_ipm_attackers_propose_weights_of_the_models_shape(kind: str) -> None:
+    attacker, _ = digits_learner(kind)
+    proposed = attacker.propose()
+    assert {k: v.shape for k, v in proposed.items()} == {
+        k: v.shape for k, v in attacker.current().items()
+    }
+    assert all(torch.isfinite(v).all() for v in proposed.values())
