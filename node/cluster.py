@@ -26,6 +26,7 @@ import grpc
 from learnchain.consensus.messages import Block
 from learnchain.ml.config import TaskConfig
 from learnchain.node.files import read_config
+from learnchain.node.harness import HARNESS_ENV
 from learnchain.node.testnet import compute_endpoint, find_free_base_port
 from learnchain.node.wire import block_from_proto
 from learnchain.proto import learnchain_pb2 as pb
@@ -135,7 +136,7 @@ class LocalNode:
             self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [*self.launcher, sys.executable, "-m", "learnchain", "start", "--home", str(self.home)],
-            env={**os.environ, **self.environment} if self.environment else None,
+            env={**os.environ, **self.environment, HARNESS_ENV: str(os.getpid())},
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=self.own_session,

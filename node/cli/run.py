@@ -26,7 +26,9 @@ from learnchain.proto import learnchain_pb2_grpc as pb_grpc
 def start(home: Path) -> None:
     """Run a validator (or full node) from its home directory until Ctrl-C."""
     from learnchain.node.daemon import NodeFailure, run_node
+    from learnchain.node.harness import end_with_harness
 
+    end_with_harness()
     try:
         asyncio.run(run_node(home))
     except (ConfigError, StoreError, NodeFailure) as error:
