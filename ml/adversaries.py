@@ -71,11 +71,16 @@ def compute_alie_z(parties: int, attackers: int) -> float:
     return statistics.NormalDist().inv_cdf(min(max(share, 0.5), 0.999))
 
 
+def stack_updates(base: StateDict, honest: list[StateDict], key: str) -> torch.Tensor:
+    """The honest updates of one tensor (each state minus ``base``), stacked as floats."""
+    return torch.stack([h[key] - base[key] for h in honest]).float()
+
+
 def compute_alie_state(base: StateDict, honest: list[StateDict], z: float) -> StateDict:
     """base + mean(update) - z * std(update), coordinate by coordinate."""
     out = {}
     for key, value in base.items():
-        deltas = torch.stack([h[key] - value for h in honest]).float()
+        deltas = stack_updates(base, honest, key)
         std = deltas.std(dim=0, unbiased=False) if len(honest) > 1 else torch.zeros_like(value)
         out[key] = (value + deltas.mean(dim=0) - z * std).to(value.dtype)
     return out
@@ -85,9 +90,7 @@ def compute_ipm_state(base: StateDict, honest: list[StateDict], epsilon: float) 
     """base - epsilon * mean(update): an update whose inner product with the honest one is
     negative, small enough to pass distance screening."""
     return {
-        key: (value - epsilon * torch.stack([h[key] - value for h in honest]).float().mean(0)).to(
-            value.dtype
-        )
+        key: (value - epsilon * stack_updates(base, honest, key).mean(0)).to(value.dtype)
         for key, value in base.items()
     }
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from learnchain.node.cli.options import home_option
-from learnchain.node.cli.run import open_channel, resolve_node
+from learnchain.node.cli.run import node_option, open_channel, resolve_node
 from learnchain.node.dashboard import Baselines, ChainView, start_dashboard
 from learnchain.node.files import ConfigError, check_host_port
 from learnchain.proto import learnchain_pb2_grpc as pb_grpc
@@ -48,7 +48,7 @@ def serve_dashboard(address: str, listen: str, baselines: Baselines | None) -> N
 
 
 @click.command()
-@click.option("--node", help="HOST:PORT of a node's gRPC service (default: the node at --home).")
+@node_option
 @home_option
 @click.option("--listen", default=DEFAULT_DASHBOARD, show_default=True, callback=check_listen)
 @click.option(

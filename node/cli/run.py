@@ -66,13 +66,14 @@ def open_channel(address: str) -> grpc.Channel:
     return grpc.insecure_channel(address) if files is None else files.open_channel(address)
 
 
+node_option = click.option(
+    "--node", help="HOST:PORT of a node's gRPC service (default: the node at --home)."
+)
+
+
 def node_options(fn: Any) -> Any:
     """--node, --home and --output."""
-    fn = output_option(fn)
-    fn = home_option(fn)
-    return click.option(
-        "--node", help="HOST:PORT of a node's gRPC service (default: the node at --home)."
-    )(fn)
+    return node_option(home_option(output_option(fn)))
 
 
 def call(address: str, method: str, request: Any) -> Any:
