@@ -25,7 +25,7 @@ class LearningRecord:
 
     model_height: Height = Height(0)  # the block that set the current model (0: genesis)
     best_score: int | None = None  # the best score recorded so far
-    stale_rounds: int = 0  # recorded updates in a row that did not improve the best score
+    stale_rounds: int = 0  # learning rounds (scored updates, failed attempts) since the best
     scored_height: Height = Height(0)  # the model height of the last recorded score
     scored: int | None = None  # the last recorded score (for history)
     end: TrainingEnd = TrainingEnd.NONE
@@ -100,6 +100,25 @@ def process_recorded_score(
     )
     if params.target_score is not None and score >= params.target_score:
         return replace(record, end=TrainingEnd.TARGET, end_height=at)
+    return process_plateau(record, params, at)
+
+
+def is_failed_attempt(record: LearningRecord, previous_height: Height, last_commit: Commit) -> bool:
+    """True when the last block kept the model after failed rounds: its update was voted down
+    (or no proposer had one in time), as ``LearningApp.on_commit`` reads it too."""
+    return record.model_height < previous_height and last_commit.round > 0
+
+
+def process_failed_attempt(
+    record: LearningRecord, params: ChainParams, at: Height
+) -> LearningRecord:
+    """Count a failed attempt as a learning round without improvement (the plateau rule), so
+    that a model every update of which the validators reject ends training too."""
+    return process_plateau(replace(record, stale_rounds=record.stale_rounds + 1), params, at)
+
+
+def process_plateau(record: LearningRecord, params: ChainParams, at: Height) -> LearningRecord:
+    """End training at ``at`` once ``plateau_rounds`` learning rounds brought no improvement."""
     if params.plateau_rounds and record.stale_rounds >= params.plateau_rounds:
         return replace(record, end=TrainingEnd.PLATEAU, end_height=at)
     return record
@@ -115,14 +134,13 @@ def compute_learning_record(
     """The record a block at ``previous_height + 1`` builds on, before its own model change:
     the previous block's model scored from the last commit, then the end rules."""
     height = Height(previous_height + 1)
-    if (
-        record.is_training()
-        and last_commit is not None
-        and record.model_height == previous_height > 0  # the last block set the model
-    ):
-        score = compute_recorded_score(last_commit, last_validators)
-        if score is not None:
-            record = process_recorded_score(record, params, score, previous_height, height)
+    if record.is_training() and last_commit is not None:
+        if record.model_height == previous_height > 0:  # the last block set the model
+            score = compute_recorded_score(last_commit, last_validators)
+            if score is not None:
+                record = process_recorded_score(record, params, score, previous_height, height)
+        elif is_failed_attempt(record, previous_height, last_commit):
+            record = process_failed_attempt(record, params, height)
     if record.is_training() and not params.is_training_height(height):
         record = replace(record, end=TrainingEnd.BUDGET, end_height=height)
     return record

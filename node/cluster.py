@@ -109,6 +109,7 @@ class LocalNode:
         address: str,
         own_session: bool = False,
         launcher: Sequence[str] = (),
+        log_dir: Path | None = None,
     ) -> None:
         self.index = index
         self.own_session = own_session
@@ -116,7 +117,7 @@ class LocalNode:
         self.environment: dict[str, str] = {}  # added to the process's environment
         self.home = root / f"node{index}"
         self.address = address
-        self.log_path = root / f"node{index}.log"
+        self.log_path = (log_dir or root) / f"node{index}.log"
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self._channel: grpc.Channel | None = None
@@ -280,8 +281,10 @@ class LocalCluster:
         own_sessions: bool = False,
         starting_ip: str = "",
         launcher: Callable[[int], Sequence[str]] | None = None,
+        log_dir: Path | None = None,
     ) -> None:
         self.root = root
+        self.log_dir = log_dir  # the logs' folder when not ROOT (e.g. ROOT's disk will fill up)
         self.count = validators
         # Separate sessions cost throughput where the kernel groups CPU time by session
         # (sched_autogroup): about a third of the 16-validator commit rate (bench/README.md).
@@ -317,6 +320,7 @@ class LocalCluster:
                 self.get_address(i),
                 self.own_sessions,
                 () if self.launcher is None else self.launcher(i),
+                self.log_dir,
             )
         return node
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import statistics
 import tempfile
@@ -232,7 +233,8 @@ def demo(
         raise click.BadParameter("at least one validator must be honest", param_hint="--byzantine")
     if plot is not None and not plot.parent.is_dir():
         raise click.BadParameter(f"{plot.parent} does not exist", param_hint="--plot")
-    say = click.echo if output == "text" else (lambda *_a, **_k: None)
+    # With --output json, stdout holds only the summary; the progress goes to stderr.
+    say = click.echo if output == "text" else functools.partial(click.echo, err=True)
     scratch = None
     if keep is None:
         scratch = tempfile.TemporaryDirectory(prefix="learnchain-demo-")

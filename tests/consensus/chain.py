@@ -124,11 +124,14 @@ class Chain:
         signers: list[PrivateKey] | None = None,
         scores: dict[Address, int] | None = None,
         times: dict[Address, int] | None = None,
+        round_: int = 0,
     ) -> ChainState:
-        """Apply ``block`` as the state transition would, and sign its commit (with scores and
-        precommit times)."""
+        """Apply ``block`` as the state transition would, and sign its commit at ``round_``
+        (with scores and precommit times)."""
         new_state = process_block(self.state, block, self.verifier)
-        self.last_commit = sign_commit(self.state, block, signers or self.signers, 0, scores, times)
+        self.last_commit = sign_commit(
+            self.state, block, signers or self.signers, round_, scores, times
+        )
         self.state = new_state
         return new_state
 

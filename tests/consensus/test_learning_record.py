@@ -100,6 +100,31 @@ def test_an_improvement_resets_the_plateau_count() -> None:
     assert chain.state.learning.stale_rounds == 1
 
 
+def test_failed_attempts_count_toward_the_plateau_and_rounds_without_an_attempt_do_not() -> None:
+    chain = make_chain(plateau_rounds=3, min_improvement=10_000)
+    update(chain, 1, 900_000, 900_000, 900_000, 900_000)
+    chain.advance()  # records the score; a round-0 block that keeps the model: no attempt
+    chain.advance()
+    assert chain.state.learning.stale_rounds == 0
+    chain.commit(chain.next_block(), round_=2)  # every update of this attempt was voted down
+    chain.commit(chain.next_block(), round_=1)
+    update(chain, 2, 905_000, 905_000, 905_000, 905_000)  # no improvement by 10_000
+    chain.advance()
+    assert chain.state.learning.stale_rounds == 3
+    assert chain.state.learning.end == TrainingEnd.PLATEAU
+
+
+def test_an_improvement_after_failed_attempts_resets_the_plateau_count() -> None:
+    chain = make_chain(plateau_rounds=3, min_improvement=10_000)
+    update(chain, 1, 900_000, 900_000, 900_000, 900_000)
+    chain.commit(chain.next_block(), round_=1)
+    chain.commit(chain.next_block(), round_=1)
+    assert chain.state.learning.stale_rounds == 1, "the first block recorded the score"
+    update(chain, 2, 950_000, 950_000, 950_000, 950_000)
+    chain.advance()
+    assert chain.state.learning.is_training() and chain.state.learning.stale_rounds == 0
+
+
 def test_the_budget_ends_training_and_says_so() -> None:
     chain = make_chain(training_heights=2)
     chain.advance(model_hash=compute_hash(b"update 1"))

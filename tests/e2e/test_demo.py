@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -28,8 +29,26 @@ FIELDS = {
 }
 
 
+DEMO_SECONDS = 1500  # training ends by the plateau rule: usually 35 heights, 100 at worst
+
+
 def run_demo(*extra: str) -> dict[str, object]:
-    shown = run_learnchain(
+    try:
+        shown = run_demo_process(*extra)
+    except subprocess.TimeoutExpired as expired:
+        shown_so_far = "".join(
+            part.decode(errors="replace") if isinstance(part, bytes) else part or ""
+            for part in (expired.stdout, expired.stderr)
+        )
+        pytest.fail(f"the demo ran {DEMO_SECONDS} s; it showed:\n{shown_so_far[-6000:]}")
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    summary: dict[str, object] = json.loads(shown.stdout.strip().splitlines()[-1])
+    assert set(summary) >= FIELDS
+    return summary
+
+
+def run_demo_process(*extra: str) -> subprocess.CompletedProcess[str]:
+    return run_learnchain(
         "demo",
         "--validators",
         "5",
@@ -40,14 +59,11 @@ def run_demo(*extra: str) -> dict[str, object]:
         "--output",
         "json",
         *extra,
-        timeout=1500,  # training ends by the plateau rule: usually 35 heights, at worst 150
+        timeout=DEMO_SECONDS,
     )
-    assert shown.returncode == 0, shown.stderr[-3000:]
-    summary: dict[str, object] = json.loads(shown.stdout.strip().splitlines()[-1])
-    assert set(summary) >= FIELDS
-    return summary
 
 
+@pytest.mark.timeout(DEMO_SECONDS + 60)
 def test_the_demo_learns_better_than_any_party_alone(tmp_path: Path) -> None:
     summary = run_demo("--plot", str(tmp_path / "accuracy.png"))
     assert summary["plot"] == str(tmp_path / "accuracy.png")
@@ -61,6 +77,7 @@ def test_the_demo_learns_better_than_any_party_alone(tmp_path: Path) -> None:
     assert summary["final_accuracy"] > max(local_only)
 
 
+@pytest.mark.timeout(DEMO_SECONDS + 60)
 def test_a_poisoning_validator_gets_nothing_accepted() -> None:
     summary = run_demo("--byzantine", "1")
     assert summary["consistent"] is True

@@ -40,8 +40,13 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
-def test_a_validator_that_cannot_write_stops_and_restarts_where_it_was(small_disk: Path) -> None:
-    with LocalCluster(small_disk / "net", 1, "--training-heights", "3", *EMPTY_BLOCKS) as net:
+def test_a_validator_that_cannot_write_stops_and_restarts_where_it_was(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    # The log goes elsewhere, as to journald: on the full disk its last line would be cut short.
+    with LocalCluster(
+        small_disk / "net", 1, "--training-heights", "3", *EMPTY_BLOCKS, log_dir=tmp_path
+    ) as net:
         node = net[0]
         node.start()
         net.wait_for([0], 5, timeout=180)
