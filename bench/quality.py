@@ -237,6 +237,7 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
         else:
             rejected += 1
             rejected_rounds.append(round_index + 1)
+            previous_global = None  # as a node: the next attempt aggregates without momentum
         curve.append(accuracy)
     seconds_per_round = (time.perf_counter() - started) / args.rounds
     honest_parties = [p for i, p in enumerate(parties) if kinds[i] not in POISONING_ATTACKS]

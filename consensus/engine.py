@@ -257,6 +257,7 @@ class Engine:
                 if event.height == self.height:
                     self._verdicts[event.block_hash] = event.approved
                     self._scores[event.block_hash] = event.score
+                    self._values[event.block_hash] = event.values
             case ProposalContent():
                 self._on_proposal_content(event, out)
             case CommitReceived():
@@ -288,6 +289,7 @@ class Engine:
         self._gossip_round: Round | None = None
         self._verdict_waits: set[Round] = set()
         self._scores: dict[Hash, int | None] = {}
+        self._values: dict[Hash, tuple[int, ...]] = {}
         self.locked_round = NIL_ROUND
         self.locked_block_hash: Hash | None = None
         self.valid_round = NIL_ROUND
@@ -446,11 +448,9 @@ class Engine:
         step = compute_step_of_vote(vote_type)
         if self.key is None or not self._may_sign(self.round, step):
             return
-        score = (
-            self._scores.get(block_hash)
-            if vote_type == VoteType.PRECOMMIT and block_hash is not None
-            else None
-        )
+        extended = vote_type == VoteType.PRECOMMIT and block_hash is not None
+        score = self._scores.get(block_hash) if extended and block_hash is not None else None
+        values = self._values.get(block_hash, ()) if extended and block_hash is not None else ()
         vote = Vote(
             self.state.chain_id,
             vote_type,
@@ -460,6 +460,7 @@ class Engine:
             self.key.address,
             score,
             self.compute_vote_time(vote_type, block_hash),
+            values,
         )
         signed = SignedVote(vote, Signature(self.key.sign(vote.sign_bytes())))
         self._record_signing(self.round, step, signed, out)
@@ -545,7 +546,7 @@ class Engine:
         ):
             return
         self._last_commit_sigs[vote.validator] = CommitSig(
-            vote.validator, signed.signature, vote.score, vote.time_ms
+            vote.validator, signed.signature, vote.score, vote.time_ms, vote.values
         )
         if self._relayed_last_commit:
             out.append(RelayVote(signed))
@@ -789,7 +790,13 @@ class Engine:
                 tuple(
                     sorted(
                         (
-                            CommitSig(v.vote.validator, v.signature, v.vote.score, v.vote.time_ms)
+                            CommitSig(
+                                v.vote.validator,
+                                v.signature,
+                                v.vote.score,
+                                v.vote.time_ms,
+                                v.vote.values,
+                            )
                             for v in precommits
                         ),
                         key=lambda s: s.validator,

@@ -65,6 +65,7 @@ class VerdictReady:
     block_hash: Hash
     approved: bool
     score: int | None = None  # the model's score on the vote set, for the precommit's extension
+    values: tuple[int, ...] = ()  # the contributions' values (§3.5), for the same extension
 
 
 @dataclass(frozen=True, slots=True)

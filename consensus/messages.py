@@ -38,6 +38,7 @@ _TX_DOMAIN = b"learnchain/tx/v1"
 _VOTE_FIELDS = struct.Struct(">BQq32s20s")
 _SCORE = struct.Struct(">q")
 _TIME = struct.Struct(">Q")
+_COUNT = struct.Struct(">I")
 MAX_SCORE = 10**15  # scores are micro-units of the task's metric (higher is better)
 
 
@@ -51,6 +52,14 @@ def encode_vote_time(time_ms: int) -> bytes:
     return b"" if not time_ms else b"\x02" + _TIME.pack(time_ms)
 
 
+def encode_values(values: tuple[int, ...]) -> bytes:
+    """A vote extension's contribution values: nothing when absent, so votes without them sign
+    the same bytes as before."""
+    if not values:
+        return b""
+    return b"\x03" + _COUNT.pack(len(values)) + b"".join(_SCORE.pack(v) for v in values)
+
+
 def compute_vote_sign_bytes(
     chain_id: ChainId,
     vote_type: VoteType,
@@ -60,10 +69,12 @@ def compute_vote_sign_bytes(
     validator: Address,
     score: int | None = None,
     time_ms: int = 0,
+    values: tuple[int, ...] = (),
 ) -> bytes:
     """What a validator signs for a vote: domain, chain id, type, height, round, block hash, its
     address and, on a precommit for a model update, its score of the model (the extension); on a
-    precommit for a block, its clock's time (from which the next block's BFT time comes)."""
+    precommit for a block, its clock's time (from which the next block's BFT time comes); on a
+    precommit for an aggregate, its values of the contributions (§3.5)."""
     return (
         _VOTE_DOMAIN
         + encode_str(chain_id)
@@ -71,6 +82,7 @@ def compute_vote_sign_bytes(
         + _VOTE_FIELDS.pack(vote_type, height, round_, block_hash or ZERO_HASH, validator)
         + encode_score(score)
         + encode_vote_time(time_ms)
+        + encode_values(values)
     )
 
 
@@ -89,6 +101,8 @@ class Vote:
     score: int | None = None
     # A precommit for a block: the validator's time, at least that block's time + 1 ms.
     time_ms: TimeMs = TimeMs(0)
+    # A precommit for a block with contributions: each one's value (the extension's second part).
+    values: tuple[int, ...] = ()
     _sign_bytes: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -102,6 +116,7 @@ class Vote:
             self.validator,
             self.score,
             self.time_ms,
+            self.values,
         )
         object.__setattr__(self, "_sign_bytes", sign_bytes)
 
@@ -130,6 +145,7 @@ class CommitSig:
     signature: Signature
     score: int | None = None  # the precommit's extension
     time_ms: TimeMs = TimeMs(0)  # the precommit's time
+    values: tuple[int, ...] = ()  # the precommit's values of the block's contributions
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +168,7 @@ class Commit:
             signature.validator,
             signature.score,
             signature.time_ms,
+            signature.values,
         )
 
     def encode(self) -> bytes:
@@ -165,6 +182,7 @@ class Commit:
                 + encode_bytes(s.signature)
                 + encode_score(s.score)
                 + encode_vote_time(s.time_ms)
+                + encode_values(s.values)
                 for s in self.signatures
             )
         )

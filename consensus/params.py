@@ -81,6 +81,10 @@ class ChainParams:
     target_score: int | None = None
     plateau_rounds: int = 20
     min_improvement: int = 1000
+    # Incentives (§3.5): a contribution whose measured value is below -forfeit_margin (micro-units
+    # of the score) forfeits contribution_deposit tokens of its author's bond.
+    contribution_deposit: Tokens = Tokens(10)
+    forfeit_margin: int = 5_000
 
     def validate(self) -> None:
         """Raise ValueError naming the first parameter out of range."""
@@ -123,6 +127,16 @@ class ChainParams:
             raise ValueError(
                 f"plateau_rounds must be between 0 and 1000000, got {self.plateau_rounds}"
             )
+        if not 0 <= self.contribution_deposit <= self.min_stake:
+            raise ValueError(
+                f"contribution_deposit must be between 0 and min_stake ({self.min_stake}), "
+                f"got {self.contribution_deposit}"
+            )
+        if not 0 <= self.forfeit_margin <= SCORE_UNIT:
+            raise ValueError(
+                f"forfeit_margin must be between 0 and {SCORE_UNIT} (micro-units), "
+                f"got {self.forfeit_margin}"
+            )
         if not 0 <= self.min_improvement <= SCORE_UNIT:
             raise ValueError(
                 f"min_improvement must be between 0 and {SCORE_UNIT} (micro-units), "
@@ -163,6 +177,8 @@ class ChainParams:
                     self.verdict_timeout,
                     self.plateau_rounds,
                     self.min_improvement,
+                    self.contribution_deposit,
+                    self.forfeit_margin,
                 )
             )
             + (b"\x00" if self.target_score is None else b"\x01" + encode_int(self.target_score))

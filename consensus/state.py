@@ -1,8 +1,8 @@
 """The chain state and its transition: ``process_block`` and the ``process_*`` steps it is made of.
 
 A state is immutable; processing a block returns a new one or raises ``InvalidBlock`` and changes
-nothing. Token accounting: balances + bonded + unbonding change only by block rewards (minted) and
-slashes (burned).
+nothing. Token accounting: balances + bonded + unbonding change only by block rewards (minted),
+slashes and forfeited deposits nobody earned (burned); see consensus/incentives.py.
 """
 
 from __future__ import annotations
@@ -16,6 +16,12 @@ from learnchain.consensus.crypto import (
     is_valid_public_key,
 )
 from learnchain.consensus.encoding import encode_bytes, encode_list, encode_str, encode_uint
+from learnchain.consensus.incentives import (
+    PendingShare,
+    compute_contribution_values,
+    compute_pending_share,
+    compute_settlement,
+)
 from learnchain.consensus.learning_record import (
     LearningRecord,
     compute_learning_record,
@@ -137,6 +143,7 @@ class ChainState:
     slashed: frozenset[tuple[Address, Height]] = field(default=frozenset())
     learning: LearningRecord = field(default=LearningRecord())
     last_block_time_ms: TimeMs = TimeMs(0)  # block ``height``'s BFT time (genesis: its time)
+    pending_share: PendingShare | None = None  # block ``height``'s contributors' reward (§3.5)
 
     def get_account(self, address: Address) -> Account:
         """An account; unknown addresses hold nothing."""
@@ -163,6 +170,7 @@ class ChainState:
             + encode_list(encode_bytes(a) + encode_uint(h) for a, h in sorted(self.slashed))
             + self.learning.encode()
             + encode_uint(self.last_block_time_ms)
+            + (b"\x00" if self.pending_share is None else b"\x01" + self.pending_share.encode())
         )
 
 
@@ -258,6 +266,7 @@ class _Working:
         self.bonds = dict(state.bonds)
         self.unbonding = list(state.unbonding)
         self.slashed = set(state.slashed)
+        self.pending_share: PendingShare | None = None
 
 
 class CheckState:
@@ -467,24 +476,44 @@ def check_contribution(
 def process_rewards(
     work: _Working, header: BlockHeader, contributions: tuple[Contribution, ...]
 ) -> None:
-    """Mint the block reward for a model update: to the proposer, shared with contributors."""
+    """Mint the block reward for a model update: the proposer's part now; in aggregate mode the
+    contributors' part waits for their values (§3.5)."""
     params = work.state.params
     if header.model_hash == work.state.model_hash or params.block_reward == 0:
         return
-    shares: dict[Address, int] = {}
-    contributors = [c.validator for c in contributions]
-    if params.mode == "aggregate" and contributors:
-        pool = params.block_reward * (100 - params.proposer_reward_percent) // 100
-        each = pool // len(contributors)
-        for address in contributors:
-            shares[address] = shares.get(address, 0) + each
-        proposer_share = params.block_reward - each * len(contributors)
-    else:
-        proposer_share = params.block_reward
-    shares[header.proposer] = shares.get(header.proposer, 0) + proposer_share
-    for address, amount in shares.items():
-        account = work.accounts.get(address, Account())
-        work.accounts[address] = replace(account, balance=Tokens(account.balance + amount))
+    contributors = tuple(c.validator for c in contributions)
+    if params.mode != "aggregate":
+        contributors = ()
+    proposer_share, work.pending_share = compute_pending_share(params, header.height, contributors)
+    process_credit(work, header.proposer, proposer_share)
+
+
+def process_credit(work: _Working, address: Address, amount: int) -> None:
+    """Add ``amount`` to an account's balance."""
+    account = work.accounts.get(address, Account())
+    work.accounts[address] = replace(account, balance=Tokens(account.balance + amount))
+
+
+def process_settlement(work: _Working, last_commit: Commit | None) -> None:
+    """Settle the previous block's pending contributors' share with the values its commit
+    carries: rewards in proportion to value, deposits forfeited by harmful contributions."""
+    pending = work.state.pending_share
+    if pending is None:
+        return
+    values = (
+        None
+        if last_commit is None
+        else compute_contribution_values(
+            last_commit, work.state.last_validators, len(pending.contributors)
+        )
+    )
+    bonded = {a: b.bonded for a, b in work.bonds.items() if a in pending.contributors}
+    settlement = compute_settlement(pending, values, bonded, work.state.params)
+    for address, amount in settlement.forfeits.items():
+        bond = work.bonds[address]
+        work.bonds[address] = replace(bond, bonded=Tokens(bond.bonded - amount))
+    for address, amount in (*settlement.rewards.items(), *settlement.transfers.items()):
+        process_credit(work, address, amount)
 
 
 def process_downtime(work: _Working, last_commit: Commit | None) -> None:
@@ -625,6 +654,7 @@ def compute_next_state(
             process_tx(work, signed, verifier)
         except InvalidTx as error:
             raise InvalidBlock(f"invalid transaction: {error}") from error
+    process_settlement(work, block.last_commit)
     process_rewards(work, header, block.contributions)
     process_downtime(work, block.last_commit)
     process_unbonding(work)
@@ -647,6 +677,7 @@ def compute_next_state(
         slashed=frozenset(work.slashed),
         learning=learning,
         last_block_time_ms=header.time_ms,
+        pending_share=work.pending_share,
     )
 
 

@@ -29,7 +29,17 @@ from learnchain.ml.learner import Learner
 from learnchain.ml.tasks import Task
 from learnchain.ml.vote import VoteDecision
 
-ATTACKS = ("label_flip", "random", "nan", "scaled", "approve_all", "backdoor", "alie", "ipm")
+ATTACKS = (
+    "label_flip",
+    "random",
+    "nan",
+    "scaled",
+    "approve_all",
+    "backdoor",
+    "alie",
+    "ipm",
+    "lazy",  # no training: contributes the current model unchanged (a free rider)
+)
 POISONING_ATTACKS = ("label_flip", "random", "nan", "scaled", "backdoor", "alie", "ipm")
 
 BACKDOOR_TARGET = 0  # the class triggered inputs are sent to
@@ -136,6 +146,8 @@ class ByzantineLearner(Learner):
                 k: torch.randn(v.shape, generator=generator, dtype=v.dtype)
                 for k, v in self.current().items()
             }
+        if self.kind == "lazy":
+            return self.current()
         if self.kind == "nan":
             self._proposals += 1
             return {k: torch.full_like(v, float("nan")) for k, v in self.current().items()}

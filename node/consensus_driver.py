@@ -236,7 +236,13 @@ class ConsensusDriver(ActionHandler[Awaitable[None] | None]):
     async def _verdict(self, request: RequestVerdict) -> None:
         verdict = await self._app.process_proposal(request)
         self.inbox.submit(
-            VerdictReady(request.height, request.block.hash, verdict.approved, verdict.score)
+            VerdictReady(
+                request.height,
+                request.block.hash,
+                verdict.approved,
+                verdict.score,
+                verdict.values,
+            )
         )
 
     def request_proposal(self, action: RequestProposal) -> None:

@@ -25,6 +25,7 @@ from learnchain.ml.codec import (
     decode_weights,
     encode_weights,
 )
+from learnchain.ml.contribution_value import compute_leave_one_out_values
 from learnchain.ml.data import describe_scaling, load_digits_party, split_train_vote
 from learnchain.ml.errors import MLError
 from learnchain.ml.learner import Learner
@@ -87,6 +88,7 @@ WORK_KINDS = {
     "accept_and_train": "train",
     "decide": "evaluate",
     "combine": "aggregate",
+    "measure": "value",
     "check": "check",
     "_accept": "accept",
     "encode": "encode",
@@ -221,6 +223,34 @@ class LearningWorker:
             return encode(state), used
 
         result: tuple[EncodedWeights, list[str]] = await self._run(combine)
+        return result
+
+    def forget_momentum(self) -> None:
+        """Aggregate without server momentum until the next model is accepted: after the
+        validators voted an attempt down, pushing the same last step again would have every
+        new attempt overshoot the same way (a chain stuck on one model)."""
+        self._previous_global = None
+
+    async def value(self, contributions: list[tuple[str, WeightsBytes, int]]) -> list[float]:
+        """Each (contributor, weights bytes, samples)'s leave-one-out value on this party's data
+        (ml/contribution_value.py), in the order given; MLError when one does not decode."""
+        config = self.learner.task.config
+
+        def measure() -> list[float]:
+            decoded = [
+                MLContribution(contributor, self.decode(data), samples)
+                for contributor, data, samples in contributions
+            ]
+            return compute_leave_one_out_values(
+                self.learner.current(),
+                decoded,
+                self.learner.score,
+                config.aggregation,
+                momentum=config.server_momentum,
+                previous_global=self._previous_global,
+            )
+
+        result: list[float] = await self._run(measure)
         return result
 
     def current_hash(self) -> Hash:

@@ -73,6 +73,7 @@ class Verdict:
 
     approved: bool
     score: int | None = None
+    values: tuple[int, ...] = ()  # the block's contributions' values (micro-units), in order
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,33 @@ class LearningApp:
         if len(self._scores) >= 64:
             self._scores.pop(next(iter(self._scores)))
         self._scores[model_hash] = score
-        return Verdict(decision.approve, score)
+        values = await self._measure_contributions(request.block) if decision.approve else ()
+        return Verdict(decision.approve, score, values)
+
+    async def _measure_contributions(self, block: Block) -> tuple[int, ...]:
+        """The leave-one-out value of each of ``block``'s contributions on this node's data, in
+        micro-units (the precommit's extension, §3.5); nothing when one cannot be had."""
+        if not block.contributions:
+            return ()
+        state = self._consensus.state
+        fetched = await asyncio.gather(
+            *(self._get_contribution_weights(state, c) for c in block.contributions)
+        )
+        inputs = [
+            (c.validator.hex(), data, c.samples)
+            for c, data in zip(block.contributions, fetched, strict=True)
+            if data is not None
+        ]
+        if len(inputs) != len(block.contributions):
+            return ()
+        try:
+            values = await self.learning.value(inputs)
+        except MLError as error:
+            log.warning("contributions not valued: %s", error)
+            return ()
+        if not all(math.isfinite(v) for v in values):
+            return ()
+        return tuple(round(v * SCORE_UNIT) for v in values)
 
     def on_precommit(self, vote: Vote) -> None:
         """Optimistic execution: a block this node precommits almost always commits, so the next
@@ -214,7 +241,8 @@ class LearningApp:
         A block that keeps the model after failed rounds (``commit_round`` > 0) ends the
         attempt: the update proposed from these contributions was voted down (or its proposer
         was down), and the same contributions would make the same update again. Every validator
-        sees the same block, so all of them train afresh (new batches) for a new attempt."""
+        sees the same block, so all of them train afresh (new batches) for a new attempt, and
+        aggregate it without server momentum."""
         model_height = state.learning.model_height
         failed = (
             self._round is not None
@@ -224,6 +252,7 @@ class LearningApp:
         )
         if failed:
             self.contributions.forget(model_height)
+            self.learning.forget_momentum()
             self._solo = None
             self._trained_for = None
         self.contributions.update(state)

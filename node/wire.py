@@ -8,6 +8,7 @@ engine, which sees the values next).
 from __future__ import annotations
 
 from learnchain.consensus.events import SignState
+from learnchain.consensus.incentives import PendingShare
 from learnchain.consensus.learning_record import LearningRecord
 from learnchain.consensus.messages import (
     MAX_SCORE,
@@ -122,7 +123,17 @@ def vote_to_proto(signed: SignedVote) -> pb.Vote:
         signature=signed.signature,
         score=v.score,
         time_ms=v.time_ms,
+        values=v.values,
     )
+
+
+def _values(message: pb.Vote | pb.CommitSig) -> tuple[int, ...]:
+    """A vote extension's contribution values, bounded."""
+    _list_len(message.values, "contribution values")
+    for value in message.values:
+        if abs(value) > MAX_SCORE:
+            raise WireError(f"contribution value {value} is out of range")
+    return tuple(message.values)
 
 
 def _score(message: pb.Vote | pb.CommitSig | pb.LearningRecord, name: str) -> int | None:
@@ -156,7 +167,10 @@ def vote_from_proto(message: pb.Vote) -> SignedVote:
         _address(message.validator, "vote validator"),
         _score(message, "score"),
         _time(message.time_ms),
+        _values(message),
     )
+    if vote.values and (vote.vote_type != VoteType.PRECOMMIT or block_hash is None):
+        raise WireError("only a precommit for a block carries contribution values")
     if vote.score is not None and (vote.vote_type != VoteType.PRECOMMIT or block_hash is None):
         raise WireError("only a precommit for a block carries a score")
     if vote.time_ms and (vote.vote_type != VoteType.PRECOMMIT or block_hash is None):
@@ -172,7 +186,11 @@ def commit_to_proto(commit: Commit) -> pb.Commit:
         block_hash=commit.block_hash,
         signatures=[
             pb.CommitSig(
-                validator=s.validator, signature=s.signature, score=s.score, time_ms=s.time_ms
+                validator=s.validator,
+                signature=s.signature,
+                score=s.score,
+                time_ms=s.time_ms,
+                values=s.values,
             )
             for s in commit.signatures
         ],
@@ -192,6 +210,7 @@ def commit_from_proto(message: pb.Commit) -> Commit:
                 _signature(s.signature),
                 _score(s, "score"),
                 _time(s.time_ms),
+                _values(s),
             )
             for s in message.signatures
         ),
@@ -432,6 +451,8 @@ def _params_to_proto(p: ChainParams) -> pb.ChainParams:
         target_score=p.target_score,
         plateau_rounds=p.plateau_rounds,
         min_improvement=p.min_improvement,
+        contribution_deposit=p.contribution_deposit,
+        forfeit_margin=p.forfeit_margin,
     )
 
 
@@ -460,6 +481,8 @@ def _params_from_proto(m: pb.ChainParams) -> ChainParams:
         target_score=m.target_score if m.HasField("target_score") else None,
         plateau_rounds=m.plateau_rounds,
         min_improvement=m.min_improvement,
+        contribution_deposit=Tokens(m.contribution_deposit),
+        forfeit_margin=m.forfeit_margin,
     )
 
 
@@ -529,6 +552,15 @@ def state_to_proto(state: ChainState) -> pb.ChainState:
         slashed=[pb.SlashRecord(address=a, height=h) for a, h in sorted(state.slashed)],
         learning=learning_to_proto(state.learning),
         last_block_time_ms=state.last_block_time_ms,
+        pending_share=(
+            None
+            if state.pending_share is None
+            else pb.PendingShare(
+                height=state.pending_share.height,
+                contributors=state.pending_share.contributors,
+                pool=state.pending_share.pool,
+            )
+        ),
     )
 
 
@@ -565,6 +597,15 @@ def state_from_proto(m: pb.ChainState) -> ChainState:
         slashed=frozenset((Address(s.address), Height(s.height)) for s in m.slashed),
         learning=learning_from_proto(m.learning),
         last_block_time_ms=TimeMs(m.last_block_time_ms),
+        pending_share=(
+            PendingShare(
+                Height(m.pending_share.height),
+                tuple(Address(a) for a in m.pending_share.contributors),
+                Tokens(m.pending_share.pool),
+            )
+            if m.HasField("pending_share")
+            else None
+        ),
     )
 
 

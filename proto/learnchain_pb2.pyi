@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Vote(_message.Message):
-    __slots__ = ("chain_id", "vote_type", "height", "round", "block_hash", "validator", "signature", "score", "time_ms")
+    __slots__ = ("chain_id", "vote_type", "height", "round", "block_hash", "validator", "signature", "score", "time_ms", "values")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     VOTE_TYPE_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -17,6 +17,7 @@ class Vote(_message.Message):
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     vote_type: int
     height: int
@@ -26,19 +27,22 @@ class Vote(_message.Message):
     signature: bytes
     score: int
     time_ms: int
-    def __init__(self, chain_id: _Optional[str] = ..., vote_type: _Optional[int] = ..., height: _Optional[int] = ..., round: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., validator: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., score: _Optional[int] = ..., time_ms: _Optional[int] = ...) -> None: ...
+    values: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, chain_id: _Optional[str] = ..., vote_type: _Optional[int] = ..., height: _Optional[int] = ..., round: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., validator: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., score: _Optional[int] = ..., time_ms: _Optional[int] = ..., values: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class CommitSig(_message.Message):
-    __slots__ = ("validator", "signature", "score", "time_ms")
+    __slots__ = ("validator", "signature", "score", "time_ms", "values")
     VALIDATOR_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
     validator: bytes
     signature: bytes
     score: int
     time_ms: int
-    def __init__(self, validator: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., score: _Optional[int] = ..., time_ms: _Optional[int] = ...) -> None: ...
+    values: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, validator: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., score: _Optional[int] = ..., time_ms: _Optional[int] = ..., values: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Commit(_message.Message):
     __slots__ = ("height", "round", "block_hash", "signatures")
@@ -231,7 +235,7 @@ class ValidatorSet(_message.Message):
     def __init__(self, validators: _Optional[_Iterable[_Union[Validator, _Mapping]]] = ..., proposer: _Optional[bytes] = ...) -> None: ...
 
 class ChainParams(_message.Message):
-    __slots__ = ("threshold_numerator", "threshold_denominator", "mode", "min_stake", "max_validators", "unbonding_blocks", "block_reward", "proposer_reward_percent", "slash_double_sign_percent", "slash_downtime_percent", "downtime_jail_blocks", "jail_blocks", "evidence_max_age", "max_block_txs", "max_contributions", "training_heights", "vote_relay_from", "round_deadline", "verdict_timeout", "target_score", "plateau_rounds", "min_improvement")
+    __slots__ = ("threshold_numerator", "threshold_denominator", "mode", "min_stake", "max_validators", "unbonding_blocks", "block_reward", "proposer_reward_percent", "slash_double_sign_percent", "slash_downtime_percent", "downtime_jail_blocks", "jail_blocks", "evidence_max_age", "max_block_txs", "max_contributions", "training_heights", "vote_relay_from", "round_deadline", "verdict_timeout", "target_score", "plateau_rounds", "min_improvement", "contribution_deposit", "forfeit_margin")
     THRESHOLD_NUMERATOR_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_DENOMINATOR_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
@@ -254,6 +258,8 @@ class ChainParams(_message.Message):
     TARGET_SCORE_FIELD_NUMBER: _ClassVar[int]
     PLATEAU_ROUNDS_FIELD_NUMBER: _ClassVar[int]
     MIN_IMPROVEMENT_FIELD_NUMBER: _ClassVar[int]
+    CONTRIBUTION_DEPOSIT_FIELD_NUMBER: _ClassVar[int]
+    FORFEIT_MARGIN_FIELD_NUMBER: _ClassVar[int]
     threshold_numerator: int
     threshold_denominator: int
     mode: str
@@ -276,7 +282,9 @@ class ChainParams(_message.Message):
     target_score: int
     plateau_rounds: int
     min_improvement: int
-    def __init__(self, threshold_numerator: _Optional[int] = ..., threshold_denominator: _Optional[int] = ..., mode: _Optional[str] = ..., min_stake: _Optional[int] = ..., max_validators: _Optional[int] = ..., unbonding_blocks: _Optional[int] = ..., block_reward: _Optional[int] = ..., proposer_reward_percent: _Optional[int] = ..., slash_double_sign_percent: _Optional[int] = ..., slash_downtime_percent: _Optional[int] = ..., downtime_jail_blocks: _Optional[int] = ..., jail_blocks: _Optional[int] = ..., evidence_max_age: _Optional[int] = ..., max_block_txs: _Optional[int] = ..., max_contributions: _Optional[int] = ..., training_heights: _Optional[int] = ..., vote_relay_from: _Optional[int] = ..., round_deadline: _Optional[int] = ..., verdict_timeout: _Optional[int] = ..., target_score: _Optional[int] = ..., plateau_rounds: _Optional[int] = ..., min_improvement: _Optional[int] = ...) -> None: ...
+    contribution_deposit: int
+    forfeit_margin: int
+    def __init__(self, threshold_numerator: _Optional[int] = ..., threshold_denominator: _Optional[int] = ..., mode: _Optional[str] = ..., min_stake: _Optional[int] = ..., max_validators: _Optional[int] = ..., unbonding_blocks: _Optional[int] = ..., block_reward: _Optional[int] = ..., proposer_reward_percent: _Optional[int] = ..., slash_double_sign_percent: _Optional[int] = ..., slash_downtime_percent: _Optional[int] = ..., downtime_jail_blocks: _Optional[int] = ..., jail_blocks: _Optional[int] = ..., evidence_max_age: _Optional[int] = ..., max_block_txs: _Optional[int] = ..., max_contributions: _Optional[int] = ..., training_heights: _Optional[int] = ..., vote_relay_from: _Optional[int] = ..., round_deadline: _Optional[int] = ..., verdict_timeout: _Optional[int] = ..., target_score: _Optional[int] = ..., plateau_rounds: _Optional[int] = ..., min_improvement: _Optional[int] = ..., contribution_deposit: _Optional[int] = ..., forfeit_margin: _Optional[int] = ...) -> None: ...
 
 class LearningRecord(_message.Message):
     __slots__ = ("model_height", "model_score", "best_score", "stale_rounds", "scored_height", "scored", "end", "end_height")
@@ -307,7 +315,7 @@ class SlashRecord(_message.Message):
     def __init__(self, address: _Optional[bytes] = ..., height: _Optional[int] = ...) -> None: ...
 
 class ChainState(_message.Message):
-    __slots__ = ("chain_id", "params", "height", "last_block_hash", "model_hash", "app_hash", "accounts", "bonds", "unbonding", "last_validators", "validators", "next_validators", "slashed", "learning", "last_block_time_ms")
+    __slots__ = ("chain_id", "params", "height", "last_block_hash", "model_hash", "app_hash", "accounts", "bonds", "unbonding", "last_validators", "validators", "next_validators", "slashed", "learning", "last_block_time_ms", "pending_share")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -323,6 +331,7 @@ class ChainState(_message.Message):
     SLASHED_FIELD_NUMBER: _ClassVar[int]
     LEARNING_FIELD_NUMBER: _ClassVar[int]
     LAST_BLOCK_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    PENDING_SHARE_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     params: ChainParams
     height: int
@@ -338,7 +347,18 @@ class ChainState(_message.Message):
     slashed: _containers.RepeatedCompositeFieldContainer[SlashRecord]
     learning: LearningRecord
     last_block_time_ms: int
-    def __init__(self, chain_id: _Optional[str] = ..., params: _Optional[_Union[ChainParams, _Mapping]] = ..., height: _Optional[int] = ..., last_block_hash: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., app_hash: _Optional[bytes] = ..., accounts: _Optional[_Iterable[_Union[Account, _Mapping]]] = ..., bonds: _Optional[_Iterable[_Union[Bond, _Mapping]]] = ..., unbonding: _Optional[_Iterable[_Union[Unbonding, _Mapping]]] = ..., last_validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., next_validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., slashed: _Optional[_Iterable[_Union[SlashRecord, _Mapping]]] = ..., learning: _Optional[_Union[LearningRecord, _Mapping]] = ..., last_block_time_ms: _Optional[int] = ...) -> None: ...
+    pending_share: PendingShare
+    def __init__(self, chain_id: _Optional[str] = ..., params: _Optional[_Union[ChainParams, _Mapping]] = ..., height: _Optional[int] = ..., last_block_hash: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., app_hash: _Optional[bytes] = ..., accounts: _Optional[_Iterable[_Union[Account, _Mapping]]] = ..., bonds: _Optional[_Iterable[_Union[Bond, _Mapping]]] = ..., unbonding: _Optional[_Iterable[_Union[Unbonding, _Mapping]]] = ..., last_validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., next_validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., slashed: _Optional[_Iterable[_Union[SlashRecord, _Mapping]]] = ..., learning: _Optional[_Union[LearningRecord, _Mapping]] = ..., last_block_time_ms: _Optional[int] = ..., pending_share: _Optional[_Union[PendingShare, _Mapping]] = ...) -> None: ...
+
+class PendingShare(_message.Message):
+    __slots__ = ("height", "contributors", "pool")
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    CONTRIBUTORS_FIELD_NUMBER: _ClassVar[int]
+    POOL_FIELD_NUMBER: _ClassVar[int]
+    height: int
+    contributors: _containers.RepeatedScalarFieldContainer[bytes]
+    pool: int
+    def __init__(self, height: _Optional[int] = ..., contributors: _Optional[_Iterable[bytes]] = ..., pool: _Optional[int] = ...) -> None: ...
 
 class SignState(_message.Message):
     __slots__ = ("height", "round", "step", "locked_round", "locked_block_hash", "votes", "proposal")

@@ -67,16 +67,18 @@ def sign_commit(
     round_: int = 0,
     scores: dict[Address, int] | None = None,
     times: dict[Address, int] | None = None,
+    values: dict[Address, tuple[int, ...]] | None = None,
 ) -> Commit:
     """A commit for ``block`` signed by those of ``keys`` that validate the block's height, each
-    precommit carrying its signer's score from ``scores`` (the vote extension) and its time from
-    ``times``, if any."""
+    precommit carrying its signer's score from ``scores`` and contribution values from
+    ``values`` (the vote extension) and its time from ``times``, if any."""
     sigs = []
     for key in sorted(keys, key=lambda k: k.address):
         if state.validators.get_validator(key.address) is None:
             continue
         score = (scores or {}).get(key.address)
         time_ms = TimeMs((times or {}).get(key.address, 0))
+        valued = (values or {}).get(key.address, ())
         vote = Vote(
             CHAIN,
             VoteType.PRECOMMIT,
@@ -86,9 +88,10 @@ def sign_commit(
             key.address,
             score,
             time_ms,
+            valued,
         )
         signature = Signature(key.sign(vote.sign_bytes()))
-        sigs.append(CommitSig(key.address, signature, score, time_ms))
+        sigs.append(CommitSig(key.address, signature, score, time_ms, valued))
     return Commit(block.height, Round(round_), block.hash, tuple(sigs))
 
 
@@ -125,12 +128,13 @@ class Chain:
         scores: dict[Address, int] | None = None,
         times: dict[Address, int] | None = None,
         round_: int = 0,
+        values: dict[Address, tuple[int, ...]] | None = None,
     ) -> ChainState:
         """Apply ``block`` as the state transition would, and sign its commit at ``round_``
-        (with scores and precommit times)."""
+        (with scores, contribution values and precommit times)."""
         new_state = process_block(self.state, block, self.verifier)
         self.last_commit = sign_commit(
-            self.state, block, signers or self.signers, round_, scores, times
+            self.state, block, signers or self.signers, round_, scores, times, values
         )
         self.state = new_state
         return new_state

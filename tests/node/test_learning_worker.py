@@ -7,6 +7,9 @@ import asyncio
 
 import torch
 
+from learnchain.ml.aggregate import Contribution as MLContribution
+from learnchain.ml.aggregate import aggregate_contributions
+from learnchain.ml.codec import WeightsBytes
 from learnchain.ml.data import load_digits_party
 from learnchain.ml.learner import Learner
 from learnchain.ml.tasks import TaskConfig, get_task
@@ -46,6 +49,30 @@ def test_propose_from_makes_the_block_model_global_and_trains_from_it() -> None:
             start = worker.decode(block_model.data)
             trained = worker.decode(contribution.data)
             assert any(not torch.equal(start[k], trained[k]) for k in start)
+        finally:
+            worker.close()
+
+    asyncio.run(scenario())
+
+
+def test_after_a_voted_down_attempt_the_next_aggregate_has_no_momentum() -> None:
+    async def scenario() -> None:
+        worker = make_worker()
+        try:
+            first = await worker.propose()
+            await worker.accept(first.data)
+            contribution = await worker.propose()
+            inputs: list[tuple[str, WeightsBytes, int]] = [("a", contribution.data, 100)]
+            with_momentum, _ = await worker.aggregate(inputs)
+            worker.forget_momentum()
+            plain, _ = await worker.aggregate(inputs)
+            expected, _ = aggregate_contributions(
+                worker.learner.current(),
+                [MLContribution("a", worker.decode(contribution.data), 100)],
+                worker.learner.task.config.aggregation,
+            )
+            assert plain.weights_hash == encode(expected).weights_hash
+            assert with_momentum.weights_hash != plain.weights_hash
         finally:
             worker.close()
 

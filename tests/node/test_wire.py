@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from learnchain.consensus.crypto import compute_hash
 from learnchain.consensus.events import SignState
+from learnchain.consensus.incentives import PendingShare
 from learnchain.consensus.messages import (
     Block,
     DuplicateVoteEvidence,
@@ -67,6 +68,10 @@ def test_the_chain_state_round_trips_with_the_same_root() -> None:
     )
     assert decoded.compute_root() == state.compute_root()
     assert decoded.slashed == state.slashed and decoded.slashed
+    waiting = replace(
+        state, pending_share=PendingShare(Height(1), (KEYS[0].address, KEYS[1].address), Tokens(9))
+    )
+    assert wire.state_from_proto(wire.state_to_proto(waiting)) == waiting
 
 
 def test_the_sign_state_round_trips() -> None:
@@ -94,6 +99,38 @@ def test_any_vote_round_trips(vote_type: VoteType, height: int, round_: int, nil
     )
     signed = SignedVote(v, Signature(bytes(64)))
     assert wire.vote_from_proto(wire.vote_to_proto(signed)) == signed
+
+
+def test_a_precommits_contribution_values_round_trip_in_votes_commits_and_state() -> None:
+    v = Vote(
+        CHAIN,
+        VoteType.PRECOMMIT,
+        Height(1),
+        Round(0),
+        compute_hash(b"b"),
+        KEYS[0].address,
+        None,
+        values=(12, -3_000_000, 0),
+    )
+    signed = SignedVote(v, Signature(bytes(64)))
+    assert wire.vote_from_proto(wire.vote_to_proto(signed)).vote.values == (12, -3_000_000, 0)
+    chain, (block,) = busy_chain()
+    chain.commit(block, values={k.address: (5, -5) for k in KEYS})
+    assert chain.last_commit is not None
+    decoded = wire.commit_from_proto(wire.commit_to_proto(chain.last_commit))
+    assert decoded == chain.last_commit and decoded.signatures[0].values == (5, -5)
+
+
+def test_contribution_values_out_of_range_or_on_a_prevote_are_refused() -> None:
+    prevote = good_vote()
+    prevote.values.append(1)
+    with pytest.raises(wire.WireError, match="only a precommit for a block carries contribution"):
+        wire.vote_from_proto(prevote)
+    huge = good_vote()
+    huge.vote_type = int(VoteType.PRECOMMIT)
+    huge.values.append(10**16)
+    with pytest.raises(wire.WireError, match=r"contribution value .* is out of range"):
+        wire.vote_from_proto(huge)
 
 
 def good_vote() -> pb.Vote:

@@ -1,0 +1,205 @@
+"""Incentives over many rounds: who earns, who pays (docs/protocol.md §3.5).
+
+Honest, lazy (no training: they contribute the current model) and poisoning (label-flipping)
+parties learn together in aggregate mode, one process, with the node's own code: every party
+contributes each round; the stake-selected proposer aggregates (a poisoning proposer proposes
+its own weights); every party votes on its private vote set and the update commits when more
+than the threshold of stake approves. On a committed update the proposer is paid at once and
+every party reports each contribution's leave-one-out value on its own data (poisoners report
+their own contributions as the best and the others as the worst); the chain's own functions then
+take the stake-weighted median values (``compute_contribution_values``) and settle the
+contributors' share and the deposits (``compute_settlement``).
+
+    .venv/bin/python bench/incentives.py --rounds 100 --honest 4 --lazy 1 --poisoners 1 --seed 0
+
+Prints each party's balance and bond and, last, one JSON line; exits non-zero if the tokens do
+not add up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+
+import torch
+
+from learnchain.consensus.crypto import compute_hash
+from learnchain.consensus.incentives import (
+    compute_contribution_values,
+    compute_pending_share,
+    compute_settlement,
+)
+from learnchain.consensus.messages import Commit, CommitSig
+from learnchain.consensus.params import SCORE_UNIT, ChainParams
+from learnchain.consensus.types import (
+    Address,
+    Height,
+    PublicKey,
+    Round,
+    Signature,
+    Stake,
+    Threshold,
+    Tokens,
+    is_quorum,
+)
+from learnchain.consensus.validators import Validator, ValidatorSet, compute_incremented
+from learnchain.ml.adversaries import make_learner
+from learnchain.ml.aggregate import Contribution, aggregate_contributions
+from learnchain.ml.config import Aggregation
+from learnchain.ml.contribution_value import compute_leave_one_out_values
+from learnchain.ml.data import load_digits_party
+from learnchain.ml.tasks import TaskConfig, get_task
+from learnchain.ml.training import evaluate_state
+
+STAKE = 100
+FORGED_VALUE = SCORE_UNIT  # what a poisoner reports: its own contributions best, others worst
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=100)
+    parser.add_argument("--honest", type=int, default=4)
+    parser.add_argument("--lazy", type=int, default=1)
+    parser.add_argument("--poisoners", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--partition", default="dirichlet:0.5")
+    parser.add_argument("--block-reward", type=int, default=ChainParams().block_reward)
+    parser.add_argument("--deposit", type=int, default=ChainParams().contribution_deposit)
+    parser.add_argument("--forfeit-margin", type=int, default=ChainParams().forfeit_margin)
+    parser.add_argument("--threshold", default="2/3")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(args.seed)
+    params = replace(
+        ChainParams(),
+        block_reward=Tokens(args.block_reward),
+        contribution_deposit=Tokens(args.deposit),
+        forfeit_margin=args.forfeit_margin,
+    )
+    threshold = Threshold.parse(args.threshold)
+    kinds: list[str | None] = (
+        [None] * args.honest + ["lazy"] * args.lazy + ["label_flip"] * args.poisoners
+    )
+    names = [{None: "honest", "lazy": "lazy", "label_flip": "poisoner"}[k] for k in kinds]
+    count = len(kinds)
+    loaded = [load_digits_party(i, count, args.partition, args.seed) for i in range(count)]
+    parties, test = [data for data, _ in loaded], loaded[0][1]
+    config = TaskConfig()
+    task = get_task(replace(config, seed=args.seed))
+    learners = [
+        make_learner(task, data, args.seed * 100 + i, kind)
+        for i, (data, kind) in enumerate(zip(parties, kinds, strict=True))
+    ]
+    addresses = [Address(compute_hash(bytes([i]))[:20]) for i in range(count)]
+    validators = ValidatorSet.from_genesis(
+        Validator(a, PublicKey(bytes([i]) * 32), Stake(STAKE)) for i, a in enumerate(addresses)
+    )
+    index_of = {a: i for i, a in enumerate(addresses)}
+    balances = dict.fromkeys(addresses, 0)
+    bonds = dict.fromkeys(addresses, STAKE)
+    initial = sum(bonds.values())
+    minted = burned = forfeited = accepted = 0
+    previous_global: dict[str, torch.Tensor] | None = None
+    for round_index in range(args.rounds):
+        proposer = index_of[validators.proposer]
+        validators = compute_incremented(validators, times=1)
+        contributions = [
+            Contribution(str(i), learner.propose(), learner.samples)
+            for i, learner in enumerate(learners)
+        ]
+        if kinds[proposer] == "label_flip":  # proposes its own weights as the aggregate
+            candidate = contributions[proposer].state
+            used = [contributions[proposer]]
+        else:
+            candidate, used_ids = aggregate_contributions(
+                learners[proposer].current(),
+                contributions,
+                config.aggregation,
+                momentum=config.server_momentum,
+                previous_global=previous_global,
+            )
+            used = [c for c in contributions if c.contributor in used_ids]
+        poisoned = kinds[proposer] == "label_flip"
+        approving = sum(
+            STAKE
+            for i, learner in enumerate(learners)
+            if (poisoned if kinds[i] == "label_flip" else learner.vote(candidate).approve)
+        )
+        if not is_quorum(approving, STAKE * count, threshold):
+            continue
+        accepted += 1
+        contributors = tuple(addresses[int(c.contributor)] for c in used)
+        proposer_share, pending = compute_pending_share(params, Height(round_index), contributors)
+        balances[addresses[proposer]] += proposer_share
+        minted += proposer_share
+        if pending is not None:
+            reports = []
+            for i, learner in enumerate(learners):
+                if kinds[i] == "label_flip":
+                    values = tuple(
+                        FORGED_VALUE if kinds[int(c.contributor)] == "label_flip" else -FORGED_VALUE
+                        for c in used
+                    )
+                else:
+                    values = tuple(
+                        round(v * SCORE_UNIT)
+                        for v in compute_leave_one_out_values(
+                            learner.current(),
+                            used,
+                            learner.score,
+                            Aggregation(config.aggregation),
+                            momentum=config.server_momentum,
+                            previous_global=previous_global,
+                        )
+                    )
+                reports.append(CommitSig(addresses[i], Signature(b""), None, values=values))
+            commit = Commit(Height(round_index), Round(0), compute_hash(b"block"), tuple(reports))
+            measured = compute_contribution_values(commit, validators, len(contributors))
+            settlement = compute_settlement(pending, measured, bonds, params)
+            for address, amount in settlement.forfeits.items():
+                bonds[address] -= amount
+            for address, amount in (*settlement.rewards.items(), *settlement.transfers.items()):
+                balances[address] += amount
+            minted += settlement.minted
+            burned += settlement.burned
+            forfeited += sum(settlement.forfeits.values())
+        previous_global = learners[0].current()
+        for learner in learners:
+            learner.accept(candidate)
+    total = sum(balances.values()) + sum(bonds.values())
+    conserved = total == initial + minted - burned
+    accuracy = evaluate_state(task, learners[0].current(), test).accuracy
+    by_kind: dict[str, list[int]] = {}
+    print(f"{'party':<8} {'kind':<9} {'balance':>8} {'bond':>6} {'gain':>6}")
+    for i, address in enumerate(addresses):
+        gain = balances[address] + bonds[address] - STAKE
+        by_kind.setdefault(names[i], []).append(gain)
+        print(f"{i:<8} {names[i]:<9} {balances[address]:>8} {bonds[address]:>6} {gain:>6}")
+    print(
+        f"{accepted} of {args.rounds} rounds committed; final accuracy {accuracy:.3f}; "
+        f"minted {minted}, forfeited {forfeited}, burned {burned}; tokens add up: {conserved}"
+    )
+    print(
+        json.dumps(
+            {
+                "rounds": args.rounds,
+                "accepted": accepted,
+                "final_accuracy": round(accuracy, 4),
+                "gain_by_kind": by_kind,
+                "minted": minted,
+                "forfeited": forfeited,
+                "burned": burned,
+                "tokens_conserved": conserved,
+                "seed": args.seed,
+            }
+        )
+    )
+    if not conserved:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

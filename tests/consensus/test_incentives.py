@@ -1,0 +1,178 @@
+"""Incentives (docs/protocol.md §3.5): the contributors' share of a model update's reward is
+settled by the next block in proportion to each contribution's measured value; a contribution
+that clearly harms the aggregate forfeits a deposit from its author's bond to the useful ones;
+tokens are conserved."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from learnchain.consensus.crypto import compute_hash
+from learnchain.consensus.incentives import (
+    PendingShare,
+    compute_contribution_values,
+    compute_settlement,
+)
+from learnchain.consensus.messages import Commit, CommitSig, Contribution
+from learnchain.consensus.params import ChainParams
+from learnchain.consensus.state import get_total_tokens
+from learnchain.consensus.types import Address, Height, Round, Signature, Tokens
+from tests.consensus.chain import CHAIN, Chain, make_genesis_state, make_keys, with_params
+
+KEYS = make_keys(4)
+A, B, C, D = (k.address for k in KEYS)
+PARAMS = with_params(contribution_deposit=Tokens(10), forfeit_margin=5_000)
+
+
+def pending(*contributors: Address, pool: int = 100) -> PendingShare:
+    return PendingShare(Height(1), contributors, Tokens(pool))
+
+
+def commit_with(values: dict[Address, tuple[int, ...]]) -> Commit:
+    sigs = tuple(
+        CommitSig(address, Signature(bytes(64)), None, values=valued)
+        for address, valued in sorted(values.items())
+    )
+    return Commit(Height(1), Round(0), compute_hash(b"block"), sigs)
+
+
+def make_validators(*stakes: int):  # type: ignore[no-untyped-def]
+    return make_genesis_state(KEYS, stakes=[100 * s for s in stakes]).validators
+
+
+# --- measured values ---------------------------------------------------------------------------
+
+
+def test_a_contributions_value_is_the_stake_weighted_median_of_the_reports() -> None:
+    validators = make_validators(1, 1, 1, 5)
+    commit = commit_with({A: (10, -3), B: (20, -2), C: (30, -1), D: (-50, 40)})
+    assert compute_contribution_values(commit, validators, 2) == (-50, 40)
+    even = make_validators(1, 1, 1, 1)
+    assert compute_contribution_values(commit, even, 2) == (10, -2)
+
+
+def test_values_from_half_of_the_stake_or_less_are_not_measured() -> None:
+    validators = make_validators(1, 1, 1, 1)
+    assert compute_contribution_values(commit_with({A: (1,), B: (2,)}), validators, 1) is None
+    assert compute_contribution_values(commit_with({A: (1,), B: (2,), C: (3,)}), validators, 1)
+
+
+def test_reports_of_the_wrong_length_do_not_count() -> None:
+    validators = make_validators(1, 1, 1, 1)
+    commit = commit_with({A: (1, 2), B: (1,), C: (1, 2, 3), D: ()})
+    assert compute_contribution_values(commit, validators, 2) is None
+
+
+# --- settlement --------------------------------------------------------------------------------
+
+
+def test_the_share_is_paid_in_proportion_to_positive_values() -> None:
+    settled = compute_settlement(pending(A, B, C), (30_000, 10_000, 0), {}, PARAMS)
+    assert settled.rewards == {A: 75, B: 25}
+    assert settled.forfeits == {} and settled.transfers == {} and settled.burned == 0
+
+
+def test_an_untrained_copy_of_the_model_earns_nothing_and_loses_nothing() -> None:
+    settled = compute_settlement(pending(A, B), (20_000, -1_000), {A: 100, B: 100}, PARAMS)
+    assert B not in settled.rewards and B not in settled.forfeits
+
+
+def test_a_harmful_contribution_forfeits_its_deposit_to_the_useful_ones() -> None:
+    bonded = {A: 100, B: 100, C: 100}
+    settled = compute_settlement(pending(A, B, C), (30_000, 10_000, -40_000), bonded, PARAMS)
+    assert settled.forfeits == {C: 10}
+    assert settled.transfers == {A: 7, B: 2}
+    assert settled.burned == 1  # rounding down leaves a token nobody earned
+
+
+def test_a_forfeit_is_at_most_what_is_bonded_and_is_burned_when_nobody_was_useful() -> None:
+    settled = compute_settlement(pending(A, B), (-9_000, 0), {A: 4}, PARAMS)
+    assert settled.forfeits == {A: 4} and settled.burned == 4
+    assert settled.rewards == {} and settled.transfers == {}
+
+
+def test_unmeasured_contributions_share_equally_as_before() -> None:
+    settled = compute_settlement(pending(A, B, C, pool=10), None, {}, PARAMS)
+    assert settled.rewards == {A: 3, B: 3, C: 3} and settled.forfeits == {}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.integers(-(10**6), 10**6), min_size=1, max_size=4),
+    bonds=st.lists(st.integers(0, 50), min_size=4, max_size=4),
+    pool=st.integers(0, 1000),
+    deposit=st.integers(0, 20),
+)
+def test_a_settlement_pays_out_no_more_than_the_pool_and_the_forfeits(
+    values: list[int], bonds: list[int], pool: int, deposit: int
+) -> None:
+    contributors = (A, B, C, D)[: len(values)]
+    bonded = dict(zip((A, B, C, D), bonds, strict=True))
+    params = replace(ChainParams(), contribution_deposit=Tokens(deposit))
+    settled = compute_settlement(pending(*contributors, pool=pool), tuple(values), bonded, params)
+    assert settled.minted <= pool
+    assert sum(settled.transfers.values()) + settled.burned == sum(settled.forfeits.values())
+    for address, value in zip(contributors, values, strict=True):
+        assert (address in settled.rewards or address in settled.transfers) <= (value > 0)
+        assert settled.forfeits.get(address, 0) <= min(deposit, bonded[address])
+        assert (address in settled.forfeits) <= (value < -params.forfeit_margin)
+
+
+# --- on chain ----------------------------------------------------------------------------------
+
+
+def contribute(chain: Chain, keys: list, samples: int = 10) -> tuple[Contribution, ...]:  # type: ignore[type-arg]
+    height = chain.state.learning.model_height
+    made = []
+    for key in keys:
+        unsigned = Contribution(
+            CHAIN, height, key.address, compute_hash(key.address), samples, Signature(b"")
+        )
+        made.append(replace(unsigned, signature=Signature(key.sign(unsigned.sign_bytes()))))
+    return tuple(made)
+
+
+def test_the_next_block_settles_the_contributors_share_by_the_values_in_its_last_commit() -> None:
+    chain = Chain(
+        make_genesis_state(
+            KEYS, params=with_params(block_reward=Tokens(100), proposer_reward_percent=20)
+        ),
+        KEYS,
+    )
+    before = get_total_tokens(chain.state)
+    bonded_before = chain.state.bonds[C].bonded
+    proposer = chain.state.validators.proposer
+    block = chain.next_block(
+        model_hash=compute_hash(b"aggregate"), contributions=contribute(chain, KEYS[:3])
+    )
+    values: dict[Address, tuple[int, ...]] = {k.address: (30_000, 10_000, -40_000) for k in KEYS}
+    chain.commit(block, values=values)
+    assert chain.state.get_account(proposer).balance == 20, "the proposer is paid at once"
+    assert chain.state.pending_share is not None and chain.state.pending_share.pool == 80
+    assert get_total_tokens(chain.state) == before + 20
+    chain.advance()
+    assert chain.state.pending_share is None
+    assert chain.state.bonds[C].bonded == bonded_before - 10
+    balances = {a: chain.state.get_account(a).balance for a in (A, B, C)}
+    expected = {A: 60 + 7, B: 20 + 2, C: 0}  # rewards 3:1 of 80, forfeit 10 split 3:1
+    assert {a: b - (20 if a == proposer else 0) for a, b in balances.items()} == expected
+    assert get_total_tokens(chain.state) == before + 20 + 80 - 1  # one forfeited token burned
+
+
+def test_contribution_values_are_signed_with_the_precommit() -> None:
+    chain = Chain(make_genesis_state(KEYS), KEYS)
+    block = chain.next_block(model_hash=compute_hash(b"aggregate"))
+    chain.commit(block, values={k.address: (1,) for k in KEYS})
+    commit = chain.last_commit
+    assert commit is not None
+    forged = tuple(replace(s, values=(999_999,)) for s in commit.signatures)
+    chain.last_commit = replace(commit, signatures=forged)
+    try:
+        chain.advance()
+    except ValueError as error:
+        assert "last commit" in str(error)
+    else:
+        raise AssertionError("a forged value was accepted")
