@@ -5,15 +5,16 @@ parties learn together in aggregate mode, one process, with the node's own code:
 contributes each round; the stake-selected proposer aggregates (a poisoning proposer proposes
 its own weights); every party votes on its private vote set and the update commits when more
 than the threshold of stake approves. On a committed update the proposer is paid at once and
-every party reports each contribution's leave-one-out value on its own data (poisoners report
-their own contributions as the best and the others as the worst); the chain's own functions then
-take the stake-weighted median values (``compute_contribution_values``) and settle the
-contributors' share and the deposits (``compute_settlement``).
+every party appraises each contribution on its own data (ml/contribution_value.py; poisoners
+report their own contributions as the best and the others as harmful); the chain's own
+functions then appraise the block (``compute_appraisal``) and settle the contributors' share and
+the deposits (``compute_settlement``).
 
-    .venv/bin/python bench/incentives.py --rounds 100 --honest 4 --lazy 1 --poisoners 1 --seed 0
+    .venv/bin/python bench/incentives.py --rounds 100 --honest 4 --lazy 1 --poisoners 1 --seeds 0-4
 
-Prints each party's balance and bond and, last, one JSON line; exits non-zero if the tokens do
-not add up.
+Prints each party's balance, bond, income as proposer and net gain as contributor (rewards and
+forfeits received, minus its own forfeits), a table by seed and, last, one JSON line; exits
+non-zero if the tokens do not add up.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import replace
+from typing import Any
 
 import torch
+from quality import parse_seeds
 
 from learnchain.consensus.crypto import compute_hash
 from learnchain.consensus.incentives import (
-    compute_contribution_values,
+    compute_appraisal,
     compute_pending_share,
     compute_settlement,
 )
@@ -46,8 +49,7 @@ from learnchain.consensus.types import (
 from learnchain.consensus.validators import Validator, ValidatorSet, compute_incremented
 from learnchain.ml.adversaries import make_learner
 from learnchain.ml.aggregate import Contribution, aggregate_contributions
-from learnchain.ml.config import Aggregation
-from learnchain.ml.contribution_value import compute_leave_one_out_values
+from learnchain.ml.contribution_value import compute_contribution_values as appraise
 from learnchain.ml.data import load_digits_party
 from learnchain.ml.tasks import TaskConfig, get_task
 from learnchain.ml.training import evaluate_state
@@ -64,15 +66,51 @@ def main() -> None:
     parser.add_argument("--honest", type=int, default=4)
     parser.add_argument("--lazy", type=int, default=1)
     parser.add_argument("--poisoners", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0-4", help="e.g. 0-4 or 5,7")
     parser.add_argument("--partition", default="dirichlet:0.5")
     parser.add_argument("--block-reward", type=int, default=ChainParams().block_reward)
     parser.add_argument("--deposit", type=int, default=ChainParams().contribution_deposit)
     parser.add_argument("--forfeit-margin", type=int, default=ChainParams().forfeit_margin)
     parser.add_argument("--threshold", default="2/3")
+    parser.add_argument("--harm-margin", type=float, default=TaskConfig().harm_margin)
+    parser.add_argument("--trace", action="store_true", help="print each round's appraisal")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    torch.manual_seed(args.seed)
+    runs = [run(args, seed) for seed in parse_seeds(args.seeds)]
+    kinds = sorted({kind for r in runs for kind in r["contribution_gain_by_kind"]})
+    print(f"\n{'seed':>4} {'committed':>9} {'accuracy':>8}  contribution gain by kind")
+    for r in runs:
+        gains = "  ".join(f"{k} {r['contribution_gain_by_kind'][k]}" for k in kinds)
+        print(f"{r['seed']:>4} {r['accepted']:>9} {r['final_accuracy']:>8.3f}  {gains}")
+    summary = {
+        "rounds": args.rounds,
+        "seeds": [r["seed"] for r in runs],
+        "parties": {"honest": args.honest, "lazy": args.lazy, "poisoner": args.poisoners},
+        "honest_all_grow": all(
+            g > 0 for r in runs for g in r["contribution_gain_by_kind"].get("honest", [])
+        ),
+        "poisoners_all_shrink": all(
+            g < 0 for r in runs for g in r["contribution_gain_by_kind"].get("poisoner", [])
+        ),
+        "lazy_gain_nothing": all(
+            g == 0 for r in runs for g in r["contribution_gain_by_kind"].get("lazy", [])
+        ),
+        "tokens_conserved": all(r["tokens_conserved"] for r in runs),
+        "runs": runs,
+    }
+    print(json.dumps(summary))
+    if not summary["tokens_conserved"]:
+        raise SystemExit(1)
+
+
+def gains_of(runs: list[dict[str, Any]], kind: str) -> list[int]:
+    """Every party of ``kind``'s net gain as a contributor, over ``runs``."""
+    return [g for r in runs for g in r["contribution_gain_by_kind"].get(kind, [])]
+
+
+def run(args: argparse.Namespace, seed: int) -> dict[str, Any]:
+    """One chain of ``args.rounds`` rounds; its figures."""
+    torch.manual_seed(seed)
     params = replace(
         ChainParams(),
         block_reward=Tokens(args.block_reward),
@@ -85,12 +123,12 @@ def main() -> None:
     )
     names = [{None: "honest", "lazy": "lazy", "label_flip": "poisoner"}[k] for k in kinds]
     count = len(kinds)
-    loaded = [load_digits_party(i, count, args.partition, args.seed) for i in range(count)]
+    loaded = [load_digits_party(i, count, args.partition, seed) for i in range(count)]
     parties, test = [data for data, _ in loaded], loaded[0][1]
     config = TaskConfig()
-    task = get_task(replace(config, seed=args.seed))
+    task = get_task(replace(config, seed=seed))
     learners = [
-        make_learner(task, data, args.seed * 100 + i, kind)
+        make_learner(task, data, seed * 100 + i, kind)
         for i, (data, kind) in enumerate(zip(parties, kinds, strict=True))
     ]
     addresses = [Address(compute_hash(bytes([i]))[:20]) for i in range(count)]
@@ -100,6 +138,7 @@ def main() -> None:
     index_of = {a: i for i, a in enumerate(addresses)}
     balances = dict.fromkeys(addresses, 0)
     bonds = dict.fromkeys(addresses, STAKE)
+    earned = dict.fromkeys(addresses, 0)  # contribution rewards and forfeits paid on, minus own
     initial = sum(bonds.values())
     minted = burned = forfeited = accepted = 0
     previous_global: dict[str, torch.Tensor] | None = None
@@ -129,6 +168,7 @@ def main() -> None:
             if (poisoned if kinds[i] == "label_flip" else learner.vote(candidate).approve)
         )
         if not is_quorum(approving, STAKE * count, threshold):
+            previous_global = None  # as a node: the next attempt aggregates without momentum
             continue
         accepted += 1
         contributors = tuple(addresses[int(c.contributor)] for c in used)
@@ -146,23 +186,30 @@ def main() -> None:
                 else:
                     values = tuple(
                         round(v * SCORE_UNIT)
-                        for v in compute_leave_one_out_values(
+                        for v in appraise(
                             learner.current(),
                             used,
+                            learner.loss,
                             learner.score,
-                            Aggregation(config.aggregation),
-                            momentum=config.server_momentum,
-                            previous_global=previous_global,
+                            args.harm_margin,
                         )
                     )
                 reports.append(CommitSig(addresses[i], Signature(b""), None, values=values))
             commit = Commit(Height(round_index), Round(0), compute_hash(b"block"), tuple(reports))
-            measured = compute_contribution_values(commit, validators, len(contributors))
-            settlement = compute_settlement(pending, measured, bonds, params)
+            appraisal = compute_appraisal(commit, validators, len(contributors), params)
+            settlement = compute_settlement(pending, appraisal, bonds, params)
+            if args.trace and appraisal is not None:
+                shown = ", ".join(
+                    f"{names[int(c.contributor)]} {v / SCORE_UNIT:+.4f}{' harmful' * h}"
+                    for c, v, h in zip(used, appraisal.values, appraisal.harmful, strict=True)
+                )
+                print(f"  round {round_index}: {shown}")
             for address, amount in settlement.forfeits.items():
                 bonds[address] -= amount
+                earned[address] -= amount
             for address, amount in (*settlement.rewards.items(), *settlement.transfers.items()):
                 balances[address] += amount
+                earned[address] += amount
             minted += settlement.minted
             burned += settlement.burned
             forfeited += sum(settlement.forfeits.values())
@@ -173,32 +220,29 @@ def main() -> None:
     conserved = total == initial + minted - burned
     accuracy = evaluate_state(task, learners[0].current(), test).accuracy
     by_kind: dict[str, list[int]] = {}
-    print(f"{'party':<8} {'kind':<9} {'balance':>8} {'bond':>6} {'gain':>6}")
+    header = f"{'party':<6} {'kind':<9} {'balance':>8} {'bond':>6} {'as proposer':>11}"
+    print(f"seed {seed}: {header} {'as contributor':>14}")
     for i, address in enumerate(addresses):
-        gain = balances[address] + bonds[address] - STAKE
-        by_kind.setdefault(names[i], []).append(gain)
-        print(f"{i:<8} {names[i]:<9} {balances[address]:>8} {bonds[address]:>6} {gain:>6}")
+        by_kind.setdefault(names[i], []).append(earned[address])
+        proposing = balances[address] + bonds[address] - STAKE - earned[address]
+        print(
+            f"        {i:<6} {names[i]:<9} {balances[address]:>8} {bonds[address]:>6} "
+            f"{proposing:>11} {earned[address]:>14}"
+        )
     print(
-        f"{accepted} of {args.rounds} rounds committed; final accuracy {accuracy:.3f}; "
+        f"        {accepted} of {args.rounds} rounds committed; final accuracy {accuracy:.3f}; "
         f"minted {minted}, forfeited {forfeited}, burned {burned}; tokens add up: {conserved}"
     )
-    print(
-        json.dumps(
-            {
-                "rounds": args.rounds,
-                "accepted": accepted,
-                "final_accuracy": round(accuracy, 4),
-                "gain_by_kind": by_kind,
-                "minted": minted,
-                "forfeited": forfeited,
-                "burned": burned,
-                "tokens_conserved": conserved,
-                "seed": args.seed,
-            }
-        )
-    )
-    if not conserved:
-        raise SystemExit(1)
+    return {
+        "seed": seed,
+        "accepted": accepted,
+        "final_accuracy": round(accuracy, 4),
+        "contribution_gain_by_kind": by_kind,
+        "minted": minted,
+        "forfeited": forfeited,
+        "burned": burned,
+        "tokens_conserved": conserved,
+    }
 
 
 if __name__ == "__main__":

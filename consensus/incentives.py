@@ -1,20 +1,23 @@
-"""Rewards for useful contributions and deposits that bad ones forfeit (docs/protocol.md §3.5).
+"""Rewards for useful contributions and deposits that harmful ones forfeit (docs/protocol.md
+§3.5).
 
 A block that changes the model in aggregate mode pays its proposer at once; the contributors'
-share of the reward waits one block. Each validator that precommits such a block also measures
-every contribution's *value* on its private vote set: the score of the aggregate minus the score
-of the aggregate with that contribution left out (a second vote extension, ``values``, in the
-contributions' block order). The next block's last commit brings the values on chain and
+share of the reward waits one block. Each validator that approves such a block also appraises
+every contribution on its private data (ml/contribution_value.py) and signs one number per
+contribution into its precommit (``Vote.values``, in the block's contribution order): how much
+the contribution lowers the aggregate's loss (0 or more), or, when it finds the contribution
+harmful, a negative number. The next block's last commit brings the values on chain and
 ``compute_settlement`` settles the waiting share:
 
-- each contribution's value is the stake-weighted median of the values reported for it, when
-  validators holding more than half of the stake reported (else the share is split equally, as
-  when nobody measures);
-- the share is minted in proportion to the positive values (a contribution that changes nothing,
-  such as an untrained copy of the model, earns nothing);
-- a contribution whose value is below ``-forfeit_margin`` (the aggregate is clearly better
-  without it) forfeits ``contribution_deposit`` from its author's bond, paid to the
-  contributions with positive values in proportion to them (burned when there are none).
+- the values count when validators holding more than half of the stake reported them all (else
+  the share is split equally, as when nobody appraises);
+- a contribution is **harmful** when validators holding more than the chain's threshold of stake
+  report a value below ``-forfeit_margin``: it forfeits ``contribution_deposit`` from its
+  author's bond, paid to the useful contributions in proportion to their values (burned when
+  there are none). A harmful verdict is a vote, with the vote's threshold;
+- the share is minted in proportion to the other contributions' positive stake-weighted median
+  values; a contribution that changes nothing, such as an untrained copy of the model, is worth
+  0 and earns nothing.
 
 Tokens are conserved: a settlement mints exactly ``minted``, burns exactly ``burned`` and moves
 the rest from bonds to accounts.
@@ -29,7 +32,7 @@ from learnchain.consensus.encoding import encode_bytes, encode_list, encode_uint
 from learnchain.consensus.learning_record import compute_weighted_median
 from learnchain.consensus.messages import Commit
 from learnchain.consensus.params import ChainParams
-from learnchain.consensus.types import Address, Height, Tokens
+from learnchain.consensus.types import Address, Height, Tokens, is_quorum
 from learnchain.consensus.validators import ValidatorSet
 
 
@@ -65,11 +68,19 @@ class Settlement:
         return sum(self.rewards.values())
 
 
-def compute_contribution_values(
-    commit: Commit, validators: ValidatorSet, count: int
-) -> tuple[int, ...] | None:
-    """Each contribution's stake-weighted median value from the precommits in ``commit`` that
-    value all ``count`` contributions; None unless those hold more than half of the power."""
+@dataclass(frozen=True, slots=True)
+class Appraisal:
+    """What the validators found each contribution of a block worth."""
+
+    values: tuple[int, ...]  # the stake-weighted median of the values reported
+    harmful: tuple[bool, ...]  # reported below -forfeit_margin by more than the threshold
+
+
+def compute_appraisal(
+    commit: Commit, validators: ValidatorSet, count: int, params: ChainParams
+) -> Appraisal | None:
+    """The appraisal of ``count`` contributions from the precommits in ``commit`` that value all
+    of them; None unless those hold more than half of the power."""
     reports = [
         (sig.values, validator.power)
         for sig in commit.signatures
@@ -78,10 +89,19 @@ def compute_contribution_values(
     ]
     if count == 0 or 2 * sum(power for _, power in reports) <= validators.total_power:
         return None
-    return tuple(
+    values = tuple(
         compute_weighted_median([(values[i], power) for values, power in reports])
         for i in range(count)
     )
+    harmful = tuple(
+        is_quorum(
+            sum(power for values, power in reports if values[i] < -params.forfeit_margin),
+            validators.total_power,
+            params.threshold,
+        )
+        for i in range(count)
+    )
+    return Appraisal(values, harmful)
 
 
 def compute_proportional_split(amount: int, weights: Mapping[Address, int]) -> dict[Address, int]:
@@ -94,21 +114,22 @@ def compute_proportional_split(amount: int, weights: Mapping[Address, int]) -> d
 
 def compute_settlement(
     pending: PendingShare,
-    values: tuple[int, ...] | None,
+    appraisal: Appraisal | None,
     bonded: Mapping[Address, int],
     params: ChainParams,
 ) -> Settlement:
-    """Settle ``pending`` with the contributions' ``values`` (None: not measured), given each
+    """Settle ``pending`` by the validators' ``appraisal`` (None: not appraised), given each
     contributor's bonded tokens."""
-    if values is None:
+    if appraisal is None:
         each = pending.pool // len(pending.contributors) if pending.contributors else 0
         return Settlement({a: each for a in pending.contributors if each}, {}, {}, 0)
-    useful = {a: v for a, v in zip(pending.contributors, values, strict=True) if v > 0}
+    judged = list(zip(pending.contributors, appraisal.values, appraisal.harmful, strict=True))
+    useful = {a: value for a, value, harmful in judged if value > 0 and not harmful}
     rewards = compute_proportional_split(pending.pool, useful)
     forfeits = {
         address: min(params.contribution_deposit, bonded.get(address, 0))
-        for address, value in zip(pending.contributors, values, strict=True)
-        if value < -params.forfeit_margin
+        for address, _, harmful in judged
+        if harmful
     }
     forfeits = {a: amount for a, amount in forfeits.items() if amount > 0}
     forfeited = sum(forfeits.values())

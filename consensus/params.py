@@ -81,10 +81,10 @@ class ChainParams:
     target_score: int | None = None
     plateau_rounds: int = 20
     min_improvement: int = 1000
-    # Incentives (§3.5): a contribution whose measured value is below -forfeit_margin (micro-units
-    # of the score) forfeits contribution_deposit tokens of its author's bond.
+    # Incentives (§3.5): a contribution that validators holding more than the threshold of stake
+    # value below -forfeit_margin (micro-units) forfeits contribution_deposit of its author's bond.
     contribution_deposit: Tokens = Tokens(10)
-    forfeit_margin: int = 5_000
+    forfeit_margin: int = 0
 
     def validate(self) -> None:
         """Raise ValueError naming the first parameter out of range."""

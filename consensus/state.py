@@ -18,7 +18,7 @@ from learnchain.consensus.crypto import (
 from learnchain.consensus.encoding import encode_bytes, encode_list, encode_str, encode_uint
 from learnchain.consensus.incentives import (
     PendingShare,
-    compute_contribution_values,
+    compute_appraisal,
     compute_pending_share,
     compute_settlement,
 )
@@ -495,20 +495,21 @@ def process_credit(work: _Working, address: Address, amount: int) -> None:
 
 
 def process_settlement(work: _Working, last_commit: Commit | None) -> None:
-    """Settle the previous block's pending contributors' share with the values its commit
+    """Settle the previous block's pending contributors' share by the appraisal its commit
     carries: rewards in proportion to value, deposits forfeited by harmful contributions."""
     pending = work.state.pending_share
     if pending is None:
         return
-    values = (
+    params = work.state.params
+    appraisal = (
         None
         if last_commit is None
-        else compute_contribution_values(
-            last_commit, work.state.last_validators, len(pending.contributors)
+        else compute_appraisal(
+            last_commit, work.state.last_validators, len(pending.contributors), params
         )
     )
     bonded = {a: b.bonded for a, b in work.bonds.items() if a in pending.contributors}
-    settlement = compute_settlement(pending, values, bonded, work.state.params)
+    settlement = compute_settlement(pending, appraisal, bonded, params)
     for address, amount in settlement.forfeits.items():
         bond = work.bonds[address]
         work.bonds[address] = replace(bond, bonded=Tokens(bond.bonded - amount))

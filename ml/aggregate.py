@@ -142,6 +142,28 @@ def _unflatten(vector: torch.Tensor, template: StateDict, names: list[str]) -> S
     return out
 
 
+def compute_clipped_deltas(base: torch.Tensor, states: list[torch.Tensor]) -> torch.Tensor:
+    """Each flattened state's update from ``base`` (one row each), clipped to the median norm."""
+    deltas = torch.stack([state - base for state in states])
+    norms = deltas.norm(dim=1)
+    median_norm = norms.median()
+    scale = torch.where(
+        norms > median_norm, median_norm / norms.clamp_min(1e-12), torch.ones_like(norms)
+    )
+    return deltas * scale.unsqueeze(1)
+
+
+def compute_flat(state: StateDict) -> tuple[list[str], torch.Tensor]:
+    """The parameter names in canonical order and the state flattened in it."""
+    names = sorted(state)
+    return names, _flatten(state, names)
+
+
+def compute_unflat(vector: torch.Tensor, template: StateDict) -> StateDict:
+    """A flattened state (``compute_flat``'s order) shaped like ``template``."""
+    return _unflatten(vector, template, sorted(template))
+
+
 def aggregate_contributions(
     global_state: StateDict,
     contributions: list[Contribution],
@@ -171,13 +193,7 @@ def aggregate_contributions(
     if not usable:
         return {k: v.clone() for k, v in global_state.items()}, []
     base = _flatten(global_state, names)
-    deltas = torch.stack([_flatten(c.state, names) - base for c in usable])
-    norms = deltas.norm(dim=1)
-    median_norm = norms.median()
-    scale = torch.where(
-        norms > median_norm, median_norm / norms.clamp_min(1e-12), torch.ones_like(norms)
-    )
-    deltas = deltas * scale.unsqueeze(1)
+    deltas = compute_clipped_deltas(base, [_flatten(c.state, names) for c in usable])
     samples = torch.tensor([float(c.samples) for c in usable], dtype=torch.float64)
     combined = strategy.combine(deltas, samples)
     if momentum > 0 and previous_global is not None:

@@ -78,6 +78,9 @@ class TaskConfig:
     confidence: float = 1.0  # z of the vote rule's one-sided bound (see ml.vote)
     aggregation: str = Aggregation.CLIPPED_MEAN.value  # a registered rule, or MODULE:CLASS
     screen_margin: float = 0.10
+    # a contribution scoring this far below the block's median contribution on a validator's data
+    # is reported harmful (§3.5); validators holding more than the threshold must agree
+    harm_margin: float = 0.25
     server_momentum: float = 0.7  # aggregate mode: FedAvgM on the last global step
     features: int = DIGITS_FEATURES  # tabular-mlp only: the operator's feature count
     classes: int = DIGITS_CLASSES  # tabular-mlp only: the operator's class count
@@ -126,6 +129,7 @@ class TaskConfig:
             "margin": self.margin,
             "confidence": self.confidence,
             "screen_margin": self.screen_margin,
+            "harm_margin": self.harm_margin,
             "server_momentum": self.server_momentum,
             "dp_noise_multiplier": self.dp_noise_multiplier,
             "dp_target_epsilon": self.dp_target_epsilon,

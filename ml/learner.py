@@ -105,6 +105,10 @@ class Learner:
         decision = self.rule.decide(evaluation, self.evaluate_current())
         return replace(decision, score=self.task.score(evaluation.head(len(self.data.vote))))
 
+    def loss(self, state: StateDict) -> float:
+        """The mean loss of ``state`` on the judging data (contribution values)."""
+        return float(self.evaluate(state).losses.mean())
+
     def score(self, state: StateDict) -> float:
         """The task's score of ``state`` on the judging data (higher is better), for
         screening contributions."""

@@ -25,7 +25,7 @@ from learnchain.ml.codec import (
     decode_weights,
     encode_weights,
 )
-from learnchain.ml.contribution_value import compute_leave_one_out_values
+from learnchain.ml.contribution_value import compute_contribution_values
 from learnchain.ml.data import describe_scaling, load_digits_party, split_train_vote
 from learnchain.ml.errors import MLError
 from learnchain.ml.learner import Learner
@@ -232,22 +232,20 @@ class LearningWorker:
         self._previous_global = None
 
     async def value(self, contributions: list[tuple[str, WeightsBytes, int]]) -> list[float]:
-        """Each (contributor, weights bytes, samples)'s leave-one-out value on this party's data
+        """Each (contributor, weights bytes, samples)'s value on this party's data
         (ml/contribution_value.py), in the order given; MLError when one does not decode."""
-        config = self.learner.task.config
 
         def measure() -> list[float]:
             decoded = [
                 MLContribution(contributor, self.decode(data), samples)
                 for contributor, data, samples in contributions
             ]
-            return compute_leave_one_out_values(
+            return compute_contribution_values(
                 self.learner.current(),
                 decoded,
+                self.learner.loss,
                 self.learner.score,
-                config.aggregation,
-                momentum=config.server_momentum,
-                previous_global=self._previous_global,
+                self.learner.task.config.harm_margin,
             )
 
         result: list[float] = await self._run(measure)

@@ -1,7 +1,7 @@
 """Incentives (docs/protocol.md §3.5): the contributors' share of a model update's reward is
-settled by the next block in proportion to each contribution's measured value; a contribution
-that clearly harms the aggregate forfeits a deposit from its author's bond to the useful ones;
-tokens are conserved."""
+settled by the next block in proportion to each contribution's appraised value; a contribution
+that validators holding more than the threshold of stake find harmful forfeits a deposit from its
+author's bond to the useful ones; tokens are conserved."""
 
 from __future__ import annotations
 
@@ -12,19 +12,24 @@ from hypothesis import strategies as st
 
 from learnchain.consensus.crypto import compute_hash
 from learnchain.consensus.incentives import (
+    Appraisal,
     PendingShare,
-    compute_contribution_values,
+    compute_appraisal,
     compute_settlement,
 )
 from learnchain.consensus.messages import Commit, CommitSig, Contribution
 from learnchain.consensus.params import ChainParams
 from learnchain.consensus.state import get_total_tokens
-from learnchain.consensus.types import Address, Height, Round, Signature, Tokens
+from learnchain.consensus.types import Address, Height, Round, Signature, Threshold, Tokens
 from tests.consensus.chain import CHAIN, Chain, make_genesis_state, make_keys, with_params
 
 KEYS = make_keys(4)
 A, B, C, D = (k.address for k in KEYS)
 PARAMS = with_params(contribution_deposit=Tokens(10), forfeit_margin=5_000)
+
+
+def appraised(*values: int, harmful: tuple[int, ...] = ()) -> Appraisal:
+    return Appraisal(values, tuple(i in harmful for i in range(len(values))))
 
 
 def pending(*contributors: Address, pool: int = 100) -> PendingShare:
@@ -43,53 +48,77 @@ def make_validators(*stakes: int):  # type: ignore[no-untyped-def]
     return make_genesis_state(KEYS, stakes=[100 * s for s in stakes]).validators
 
 
-# --- measured values ---------------------------------------------------------------------------
+# --- appraisal ---------------------------------------------------------------------------------
 
 
 def test_a_contributions_value_is_the_stake_weighted_median_of_the_reports() -> None:
     validators = make_validators(1, 1, 1, 5)
     commit = commit_with({A: (10, -3), B: (20, -2), C: (30, -1), D: (-50, 40)})
-    assert compute_contribution_values(commit, validators, 2) == (-50, 40)
-    even = make_validators(1, 1, 1, 1)
-    assert compute_contribution_values(commit, even, 2) == (10, -2)
+    appraisal = compute_appraisal(commit, validators, 2, PARAMS)
+    assert appraisal is not None and appraisal.values == (-50, 40)
+    even = compute_appraisal(commit, make_validators(1, 1, 1, 1), 2, PARAMS)
+    assert even is not None and even.values == (10, -2)
 
 
-def test_values_from_half_of_the_stake_or_less_are_not_measured() -> None:
+def test_harm_needs_reports_from_more_than_the_threshold_of_stake() -> None:
     validators = make_validators(1, 1, 1, 1)
-    assert compute_contribution_values(commit_with({A: (1,), B: (2,)}), validators, 1) is None
-    assert compute_contribution_values(commit_with({A: (1,), B: (2,), C: (3,)}), validators, 1)
+    three = commit_with({A: (-9_000, 0), B: (-9_000, 0), C: (-9_000, -9_000), D: (1, -9_000)})
+    appraisal = compute_appraisal(three, validators, 2, PARAMS)
+    assert appraisal is not None and appraisal.harmful == (True, False), "3 of 4 > 2/3; 2 of 4 not"
+    shallow = commit_with({A: (-4_000,), B: (-4_000,), C: (-4_000,), D: (-4_000,)})
+    appraisal = compute_appraisal(shallow, validators, 1, PARAMS)
+    assert appraisal is not None and appraisal.harmful == (False,), "within the forfeit margin"
+    half = compute_appraisal(
+        three, validators, 2, with_params(threshold=Threshold(1, 2), forfeit_margin=5_000)
+    )
+    assert half is not None and half.harmful == (True, False), "2 of 4 is not more than 1/2"
+
+
+def test_values_from_half_of_the_stake_or_less_are_not_appraised() -> None:
+    validators = make_validators(1, 1, 1, 1)
+    assert compute_appraisal(commit_with({A: (1,), B: (2,)}), validators, 1, PARAMS) is None
+    assert compute_appraisal(commit_with({A: (1,), B: (2,), C: (3,)}), validators, 1, PARAMS)
 
 
 def test_reports_of_the_wrong_length_do_not_count() -> None:
     validators = make_validators(1, 1, 1, 1)
     commit = commit_with({A: (1, 2), B: (1,), C: (1, 2, 3), D: ()})
-    assert compute_contribution_values(commit, validators, 2) is None
+    assert compute_appraisal(commit, validators, 2, PARAMS) is None
 
 
 # --- settlement --------------------------------------------------------------------------------
 
 
 def test_the_share_is_paid_in_proportion_to_positive_values() -> None:
-    settled = compute_settlement(pending(A, B, C), (30_000, 10_000, 0), {}, PARAMS)
+    settled = compute_settlement(pending(A, B, C), appraised(30_000, 10_000, 0), {}, PARAMS)
     assert settled.rewards == {A: 75, B: 25}
     assert settled.forfeits == {} and settled.transfers == {} and settled.burned == 0
 
 
+def test_a_harmful_contribution_earns_nothing_even_with_a_positive_median() -> None:
+    settled = compute_settlement(
+        pending(A, B), appraised(5_000, 5_000, harmful=(1,)), {A: 100, B: 100}, PARAMS
+    )
+    assert settled.rewards == {A: 100} and settled.forfeits == {B: 10}
+
+
 def test_an_untrained_copy_of_the_model_earns_nothing_and_loses_nothing() -> None:
-    settled = compute_settlement(pending(A, B), (20_000, -1_000), {A: 100, B: 100}, PARAMS)
+    settled = compute_settlement(pending(A, B), appraised(20_000, -1_000), {A: 100, B: 100}, PARAMS)
     assert B not in settled.rewards and B not in settled.forfeits
 
 
 def test_a_harmful_contribution_forfeits_its_deposit_to_the_useful_ones() -> None:
     bonded = {A: 100, B: 100, C: 100}
-    settled = compute_settlement(pending(A, B, C), (30_000, 10_000, -40_000), bonded, PARAMS)
+    settled = compute_settlement(
+        pending(A, B, C), appraised(30_000, 10_000, -40_000, harmful=(2,)), bonded, PARAMS
+    )
     assert settled.forfeits == {C: 10}
     assert settled.transfers == {A: 7, B: 2}
     assert settled.burned == 1  # rounding down leaves a token nobody earned
 
 
 def test_a_forfeit_is_at_most_what_is_bonded_and_is_burned_when_nobody_was_useful() -> None:
-    settled = compute_settlement(pending(A, B), (-9_000, 0), {A: 4}, PARAMS)
+    settled = compute_settlement(pending(A, B), appraised(-9_000, 0, harmful=(0,)), {A: 4}, PARAMS)
     assert settled.forfeits == {A: 4} and settled.burned == 4
     assert settled.rewards == {} and settled.transfers == {}
 
@@ -102,23 +131,27 @@ def test_unmeasured_contributions_share_equally_as_before() -> None:
 @settings(max_examples=200, deadline=None)
 @given(
     values=st.lists(st.integers(-(10**6), 10**6), min_size=1, max_size=4),
+    harmful=st.lists(st.booleans(), min_size=4, max_size=4),
     bonds=st.lists(st.integers(0, 50), min_size=4, max_size=4),
     pool=st.integers(0, 1000),
     deposit=st.integers(0, 20),
 )
 def test_a_settlement_pays_out_no_more_than_the_pool_and_the_forfeits(
-    values: list[int], bonds: list[int], pool: int, deposit: int
+    values: list[int], harmful: list[bool], bonds: list[int], pool: int, deposit: int
 ) -> None:
     contributors = (A, B, C, D)[: len(values)]
     bonded = dict(zip((A, B, C, D), bonds, strict=True))
     params = replace(ChainParams(), contribution_deposit=Tokens(deposit))
-    settled = compute_settlement(pending(*contributors, pool=pool), tuple(values), bonded, params)
+    appraisal = Appraisal(tuple(values), tuple(harmful[: len(values)]))
+    settled = compute_settlement(pending(*contributors, pool=pool), appraisal, bonded, params)
     assert settled.minted <= pool
     assert sum(settled.transfers.values()) + settled.burned == sum(settled.forfeits.values())
-    for address, value in zip(contributors, values, strict=True):
-        assert (address in settled.rewards or address in settled.transfers) <= (value > 0)
+    for address, value, bad in zip(contributors, values, harmful, strict=False):
+        assert (address in settled.rewards or address in settled.transfers) <= (
+            value > 0 and not bad
+        )
         assert settled.forfeits.get(address, 0) <= min(deposit, bonded[address])
-        assert (address in settled.forfeits) <= (value < -params.forfeit_margin)
+        assert (address in settled.forfeits) <= bad
 
 
 # --- on chain ----------------------------------------------------------------------------------
@@ -138,7 +171,10 @@ def contribute(chain: Chain, keys: list, samples: int = 10) -> tuple[Contributio
 def test_the_next_block_settles_the_contributors_share_by_the_values_in_its_last_commit() -> None:
     chain = Chain(
         make_genesis_state(
-            KEYS, params=with_params(block_reward=Tokens(100), proposer_reward_percent=20)
+            KEYS,
+            params=with_params(
+                block_reward=Tokens(100), proposer_reward_percent=20, forfeit_margin=5_000
+            ),
         ),
         KEYS,
     )

@@ -17,6 +17,7 @@ from learnchain.ml.adversaries import (
     compute_ipm_state,
     compute_triggered_test,
 )
+from learnchain.ml.codec import compute_weights_hash
 from learnchain.ml.data import Dataset, load_digits_party
 from learnchain.ml.learner import Learner
 from learnchain.ml.tasks import TaskConfig, get_task
@@ -101,3 +102,9 @@ def test_alie_and_ipm_attackers_propose_weights_of_the_models_shape(kind: str) -
         k: v.shape for k, v in attacker.current().items()
     }
     assert all(torch.isfinite(v).all() for v in proposed.values())
+
+
+def test_a_lazy_party_sends_the_current_model_back_untrained() -> None:
+    data, _ = load_digits_party(0, 5, "iid", seed=0)
+    lazy = ByzantineLearner(get_task(TaskConfig()), data, "lazy", seed=1)
+    assert compute_weights_hash(lazy.propose()) == compute_weights_hash(lazy.current())
