@@ -103,6 +103,21 @@ def test_the_model_is_trained_and_exported_with_the_chains_hash(
     model.load_state_dict(state)
 
 
+def test_validators_appraise_each_contribution_in_their_precommits(cluster: LocalCluster) -> None:
+    top = min(cluster[i].height() for i in range(4))
+    appraised = 0
+    for height in range(1, top):
+        block = cluster[0].block(height)
+        if not block.contributions:
+            continue
+        commit = cluster[0].block(height + 1).last_commit
+        assert commit is not None
+        reports = [s.values for s in commit.signatures if s.values]
+        assert all(len(values) == len(block.contributions) for values in reports), height
+        appraised += len(reports) >= 3
+    assert appraised >= 1, "more than half of the stake appraised some aggregate"
+
+
 def test_a_transfer_from_the_faucet_is_committed(cluster: LocalCluster) -> None:
     recipient = "ab" * 20
     sent = run_learnchain(
