@@ -32,9 +32,7 @@ from learnchain.consensus.validators import Validator, ValidatorSet, compute_inc
 from learnchain.ml.adversaries import (
     ATTACKS,
     POISONING_ATTACKS,
-    compute_alie_z,
     compute_triggered_test,
-    make_learner,
 )
 from learnchain.ml.aggregate import Contribution, aggregate_contributions
 from learnchain.ml.baselines import (
@@ -47,15 +45,12 @@ from learnchain.ml.codec import decode_weights, encode_weights
 from learnchain.ml.config import FILE_DATA_METRIC
 from learnchain.ml.data import (
     Dataset,
-    compute_dirichlet_shards,
-    compute_iid_shards,
     load_digits_pool,
-    parse_partition,
     split_test,
-    split_train_vote,
 )
 from learnchain.ml.errors import MLError, PrivacyBudgetExceeded, WeightsError
 from learnchain.ml.learner import Learner
+from learnchain.ml.parties import make_party_data, make_party_learners
 from learnchain.ml.plots import AccuracyCurves, draw_accuracy
 from learnchain.ml.privacy import compute_dp_steps
 from learnchain.ml.tasks import TaskConfig, fit_task_to_data, get_task
@@ -127,16 +122,6 @@ def parse_byzantine(values: list[str]) -> list[str]:
     return kinds
 
 
-def make_shards(pool: Dataset, parties: int, partition: str, seed: int) -> list[Dataset]:
-    kind, alpha = parse_partition(partition)
-    indices = (
-        compute_iid_shards(pool.y, parties, seed)
-        if kind == "iid"
-        else compute_dirichlet_shards(pool.y, parties, alpha, seed)
-    )
-    return [pool.subset(i) for i in indices]
-
-
 def test_accuracy(learner: Learner, state: dict[str, torch.Tensor], test: Dataset) -> float:
     return evaluate_state(learner.task, state, test).accuracy
 
@@ -152,18 +137,14 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
         task = get_task(config)
     else:
         pool, test = load_digits_pool(seed)
-    shards = make_shards(pool, args.parties, args.partition, seed)
-    parties = [split_train_vote(shard, seed * 1000 + i) for i, shard in enumerate(shards)]
+    parties = make_party_data(pool, args.parties, args.partition, seed)
     if args.dp_epsilon > 0:
         config = replace(
             config, **compute_dp_config(args, config, min(len(p.train) for p in parties))
         )
         task = get_task(config)
     kinds: list[str | None] = [None] * (args.parties - len(attacks)) + list(attacks)
-    alie_z = compute_alie_z(args.parties, len(attacks)) if attacks else 1.0
-    learners = [
-        make_learner(task, data, seed * 100 + i, kinds[i], alie_z) for i, data in enumerate(parties)
-    ]
+    learners = make_party_learners(task, parties, seed, attacks)
     stakes = [100] * args.parties
     total = sum(stakes)
     validator_set = ValidatorSet.from_genesis(
