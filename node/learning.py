@@ -231,7 +231,7 @@ class LearningWorker:
         new attempt overshoot the same way (a chain stuck on one model)."""
         self._previous_global = None
 
-    async def value(self, contributions: list[tuple[str, WeightsBytes, int]]) -> list[float]:
+    async def appraise(self, contributions: list[tuple[str, WeightsBytes, int]]) -> list[float]:
         """Each (contributor, weights bytes, samples)'s value on this party's data
         (ml/contribution_value.py), in the order given; MLError when one does not decode."""
 

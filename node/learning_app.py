@@ -25,7 +25,7 @@ from typing import Protocol
 
 from learnchain.consensus.crypto import PrivateKey
 from learnchain.consensus.events import RequestProposal, RequestVerdict
-from learnchain.consensus.messages import Block, Contribution, Vote
+from learnchain.consensus.messages import MAX_SCORE, Block, Contribution, Vote
 from learnchain.consensus.params import SCORE_UNIT, Mode
 from learnchain.consensus.state import ChainState
 from learnchain.consensus.types import Hash, Height, Signature, VoteType
@@ -186,11 +186,11 @@ class LearningApp:
         if len(self._scores) >= 64:
             self._scores.pop(next(iter(self._scores)))
         self._scores[model_hash] = score
-        values = await self._measure_contributions(request.block) if decision.approve else ()
+        values = await self._appraise_contributions(request.block) if decision.approve else ()
         return Verdict(decision.approve, score, values)
 
-    async def _measure_contributions(self, block: Block) -> tuple[int, ...]:
-        """The leave-one-out value of each of ``block``'s contributions on this node's data, in
+    async def _appraise_contributions(self, block: Block) -> tuple[int, ...]:
+        """This node's appraisal of each of ``block``'s contributions on its own data, in
         micro-units (the precommit's extension, §3.5); nothing when one cannot be had."""
         if not block.contributions:
             return ()
@@ -206,13 +206,13 @@ class LearningApp:
         if len(inputs) != len(block.contributions):
             return ()
         try:
-            values = await self.learning.value(inputs)
+            values = await self.learning.appraise(inputs)
         except MLError as error:
-            log.warning("contributions not valued: %s", error)
+            log.warning("contributions not appraised: %s", error)
             return ()
         if not all(math.isfinite(v) for v in values):
             return ()
-        return tuple(round(v * SCORE_UNIT) for v in values)
+        return tuple(max(-MAX_SCORE, min(MAX_SCORE, round(v * SCORE_UNIT))) for v in values)
 
     def on_precommit(self, vote: Vote) -> None:
         """Optimistic execution: a block this node precommits almost always commits, so the next
