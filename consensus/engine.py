@@ -256,8 +256,7 @@ class Engine:
             case VerdictReady():
                 if event.height == self.height:
                     self._verdicts[event.block_hash] = event.approved
-                    self._scores[event.block_hash] = event.score
-                    self._values[event.block_hash] = event.values
+                    self._extensions[event.block_hash] = (event.score, event.values)
             case ProposalContent():
                 self._on_proposal_content(event, out)
             case CommitReceived():
@@ -288,8 +287,8 @@ class Engine:
         self._work_ready = False
         self._gossip_round: Round | None = None
         self._verdict_waits: set[Round] = set()
-        self._scores: dict[Hash, int | None] = {}
-        self._values: dict[Hash, tuple[int, ...]] = {}
+        # a precommit's vote extension per verdicted block: (score, contribution values)
+        self._extensions: dict[Hash, tuple[int | None, tuple[int, ...]]] = {}
         self.locked_round = NIL_ROUND
         self.locked_block_hash: Hash | None = None
         self.valid_round = NIL_ROUND
@@ -448,9 +447,10 @@ class Engine:
         step = compute_step_of_vote(vote_type)
         if self.key is None or not self._may_sign(self.round, step):
             return
-        extended = vote_type == VoteType.PRECOMMIT and block_hash is not None
-        score = self._scores.get(block_hash) if extended and block_hash is not None else None
-        values = self._values.get(block_hash, ()) if extended and block_hash is not None else ()
+        score: int | None = None
+        values: tuple[int, ...] = ()
+        if vote_type == VoteType.PRECOMMIT and block_hash is not None:
+            score, values = self._extensions.get(block_hash, (None, ()))
         vote = Vote(
             self.state.chain_id,
             vote_type,

@@ -378,10 +378,7 @@ def process_tx(work: _Working, signed: SignedTx, verifier: SignatureVerifier) ->
         if tx.amount <= 0 or account.balance < tx.amount:
             raise InvalidTx(f"cannot transfer {tx.amount} from a balance of {account.balance}")
         work.accounts[sender] = Account(Tokens(account.balance - tx.amount), Nonce(tx.nonce + 1))
-        recipient = work.accounts.get(tx.recipient, Account())
-        work.accounts[tx.recipient] = replace(
-            recipient, balance=Tokens(recipient.balance + tx.amount)
-        )
+        process_credit(work, tx.recipient, tx.amount)
         return
     if tx.kind == TxKind.STAKE:
         if tx.amount <= 0 or account.balance < tx.amount:
@@ -542,10 +539,7 @@ def process_unbonding(work: _Working) -> None:
     remaining: list[Unbonding] = []
     for entry in work.unbonding:
         if entry.release_height <= work.height:
-            account = work.accounts.get(entry.address, Account())
-            work.accounts[entry.address] = replace(
-                account, balance=Tokens(account.balance + entry.amount)
-            )
+            process_credit(work, entry.address, entry.amount)
         else:
             remaining.append(entry)
     work.unbonding = remaining

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -194,15 +194,7 @@ class LearningApp:
         micro-units (the precommit's extension, §3.5); nothing when one cannot be had."""
         if not block.contributions:
             return ()
-        state = self._consensus.state
-        fetched = await asyncio.gather(
-            *(self._get_contribution_weights(state, c) for c in block.contributions)
-        )
-        inputs = [
-            (c.validator.hex(), data, c.samples)
-            for c, data in zip(block.contributions, fetched, strict=True)
-            if data is not None
-        ]
+        inputs = await self._fetch_contributions(self._consensus.state, block.contributions)
         if len(inputs) != len(block.contributions):
             return ()
         try:
@@ -392,18 +384,27 @@ class LearningApp:
             return ModelUpdate(state.model_hash)
         arrived = self.contributions.get(state.learning.model_height)
         pool = [c for address, c in arrived.items() if address in contributors.arrived]
-        fetched = await asyncio.gather(*(self._get_contribution_weights(state, c) for c in pool))
-        inputs = [
-            (c.validator.hex(), data, c.samples)
-            for c, data in zip(pool, fetched, strict=True)
-            if data is not None
-        ]
+        inputs = await self._fetch_contributions(state, pool)
         if not inputs:
             return ModelUpdate(state.model_hash)
         weights, used_ids = await self.learning.aggregate(inputs)
         update = await self._propose(weights)
         used = tuple(c for c in pool if c.validator.hex() in used_ids)
         return ModelUpdate(update.model_hash, used)
+
+    async def _fetch_contributions(
+        self, state: ChainState, contributions: Sequence[Contribution]
+    ) -> list[tuple[str, WeightsBytes, int]]:
+        """(contributor id, weights, samples) of each of ``contributions`` whose weights could
+        be fetched, in order: what the learning worker aggregates or appraises."""
+        fetched = await asyncio.gather(
+            *(self._get_contribution_weights(state, c) for c in contributions)
+        )
+        return [
+            (c.validator.hex(), data, c.samples)
+            for c, data in zip(contributions, fetched, strict=True)
+            if data is not None
+        ]
 
     async def _get_contribution_weights(
         self, state: ChainState, contribution: Contribution

@@ -169,12 +169,15 @@ def vote_from_proto(message: pb.Vote) -> SignedVote:
         _time(message.time_ms),
         _values(message),
     )
-    if vote.values and (vote.vote_type != VoteType.PRECOMMIT or block_hash is None):
-        raise WireError("only a precommit for a block carries contribution values")
-    if vote.score is not None and (vote.vote_type != VoteType.PRECOMMIT or block_hash is None):
-        raise WireError("only a precommit for a block carries a score")
-    if vote.time_ms and (vote.vote_type != VoteType.PRECOMMIT or block_hash is None):
-        raise WireError("only a precommit for a block carries a time")
+    if vote.vote_type != VoteType.PRECOMMIT or block_hash is None:
+        extensions = {
+            "contribution values": bool(vote.values),
+            "a score": vote.score is not None,
+            "a time": bool(vote.time_ms),
+        }
+        for what, present in extensions.items():
+            if present:
+                raise WireError(f"only a precommit for a block carries {what}")
     return SignedVote(vote, _signature(message.signature))
 
 
