@@ -12,8 +12,10 @@ and HTTP/2's handshakes, about 0.6 s at 100 ms); the figure is the
 time until the last of them has checked weights (what a learning round waits for beyond its ML
 work). Two models are spread one after the other, as in consecutive rounds; the table shows the
 second (``first s``: the first, over connections that carried nothing yet, so TCP's slow start
-costs more). One transfer of 20 MB over 100 Mbit/s takes 1.7 s; the maker alone uploading seven
-copies, about 12 s.
+costs more). The hosts keep TCP's congestion window between rounds, as docker-compose.yml's
+validators do (``--slow-start-after-idle``: the kernel's default, which restarts slow start on a
+connection idle for longer than its retransmission timeout). One transfer of 20 MB over
+100 Mbit/s takes 1.7 s; the maker alone uploading seven copies, about 12 s.
 
 Needs root (``make chaos`` installs what the network needs).
 
@@ -168,15 +170,18 @@ def measure(
                 assert host.stdout is not None and host.stdout.readline().strip() == "connected"
             rounds = []
             delayer = net.delayer_pid or 0
-            cpu_before = sum(cpu_seconds(h.pid) for h in hosts) + cpu_seconds(delayer)
+            delayer_before = cpu_seconds(delayer)
+            cpu_before = sum(cpu_seconds(h.pid) for h in hosts) + delayer_before
             for weights_hash in hashes:
                 for host in hosts[1:]:
                     assert host.stdin is not None
                     host.stdin.write(f"go {weights_hash.hex()}\n")
                     host.stdin.flush()
                 rounds.append([json.loads(h.stdout.readline()) for h in hosts[1:] if h.stdout])
-            cpu_after = sum(cpu_seconds(h.pid) for h in hosts) + cpu_seconds(delayer)
+            delayer_after = cpu_seconds(delayer)
+            cpu_after = sum(cpu_seconds(h.pid) for h in hosts) + delayer_after
             cpu_per_round = (cpu_after - cpu_before) / len(hashes)
+            delayer_per_round = (delayer_after - delayer_before) / len(hashes)
         finally:
             for host in hosts:
                 if host.stdin is not None:
@@ -200,6 +205,9 @@ def measure(
         # every host's (and the packet delayer's) CPU time per spread over this machine's cores:
         # a floor on the spread here (with a machine per validator, one host's share)
         "cpu_floor_seconds": round(cpu_per_round / (os.cpu_count() or 1), 2),
+        # the bed's own share of that floor: the user-space packet delayer (tests/chaos/delay.py)
+        # holding every packet and ACK, which a kernel with sch_netem does for next to nothing
+        "delayer_cpu_seconds": round(delayer_per_round, 2),
     }
 
 
@@ -217,10 +225,10 @@ def main() -> None:
         help="start with no connection open (the daemon keeps one to every validator)",
     )
     parser.add_argument(
-        "--keep-window",
+        "--slow-start-after-idle",
         action="store_true",
-        help="hosts keep TCP's congestion window between rounds "
-        "(sysctl net.ipv4.tcp_slow_start_after_idle=0)",
+        help="hosts restart TCP's slow start on a connection idle between rounds (the kernel's "
+        "default; docker/docker-compose.yml sets net.ipv4.tcp_slow_start_after_idle=0)",
     )
     parser.add_argument("--host", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="parts", help=argparse.SUPPRESS)
@@ -237,7 +245,14 @@ def main() -> None:
     if missing is not None:
         sys.exit(f"weights_spread: {missing}")
     rows = [
-        measure(args.size_mb, args.validators, float(d), mode, not args.cold, args.keep_window)
+        measure(
+            args.size_mb,
+            args.validators,
+            float(d),
+            mode,
+            not args.cold,
+            not args.slow_start_after_idle,
+        )
         for d in args.delays.split(",")
         for mode in args.modes.split(",")
     ]

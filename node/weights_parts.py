@@ -113,7 +113,7 @@ class PartialWeights:
             await asyncio.wait_for(self._arrived[part].wait(), timeout)
         except TimeoutError:
             return None
-        return bytes(self.buffer[compute_part_slice(self.size, part)])
+        return bytes(memoryview(self.buffer)[compute_part_slice(self.size, part)])
 
 
 async def iter_stripe(
