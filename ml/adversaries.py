@@ -11,8 +11,9 @@ target class, so the model keeps its accuracy but sends triggered inputs to the 
 ``alie`` ("a little is enough", Baruch et al. 2019) sends the honest updates' mean shifted by z
 standard deviations per coordinate, within their spread; ``ipm`` (inner-product manipulation,
 Xie et al. 2020) sends the honest updates' mean reversed and shrunk. The last two estimate the
-honest updates by training several times on their own data, as colluders who cannot see the
-others' updates would.
+honest updates by training several times on their own data, as attackers who cannot see the
+others' updates would; attackers of one kind that share a ``Collusion`` pool those estimates and
+all send the one update made from the pool (what coordinated ALIE and IPM attackers do).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ ATTACKS = (
     "lazy",  # no training: contributes the current model unchanged (a free rider)
 )
 POISONING_ATTACKS = ("label_flip", "random", "nan", "scaled", "backdoor", "alie", "ipm")
+POOLING_ATTACKS = ("alie", "ipm")  # attacks whose several attackers pool their estimates
 
 BACKDOOR_TARGET = 0  # the class triggered inputs are sent to
 BACKDOOR_FRACTION = 0.1  # of the attacker's training samples, stamped and relabelled
@@ -105,6 +107,27 @@ def compute_ipm_state(base: StateDict, honest: list[StateDict], epsilon: float) 
     }
 
 
+class Collusion:
+    """Attackers of one kind who pool their estimates of the honest updates, so that each sends
+    the same update, made from all their data."""
+
+    def __init__(self) -> None:
+        self.members: list[ByzantineLearner] = []
+        self._pooled: tuple[bytes, list[StateDict]] | None = None
+
+    def join(self, member: ByzantineLearner) -> None:
+        """Add ``member`` to the pool."""
+        self.members.append(member)
+
+    def get_estimates(self, base_hash: bytes) -> list[StateDict]:
+        """Every member's own estimates from the global model ``base_hash``, trained once per
+        model (the members share the chain's model)."""
+        if self._pooled is None or self._pooled[0] != base_hash:
+            pooled = [estimate for m in self.members for estimate in m.estimate_own()]
+            self._pooled = (base_hash, pooled)
+        return self._pooled[1]
+
+
 class ByzantineLearner(Learner):
     """A learner that proposes and contributes poison, or approves everything."""
 
@@ -116,6 +139,7 @@ class ByzantineLearner(Learner):
         seed: int = 0,
         boost: float = 5.0,
         alie_z: float = 1.0,
+        collusion: Collusion | None = None,
     ) -> None:
         if kind not in ATTACKS:
             raise ValueError(f"unknown attack {kind!r}; choose from {', '.join(ATTACKS)}")
@@ -124,6 +148,9 @@ class ByzantineLearner(Learner):
         self.boost = boost
         self.alie_z = alie_z
         self._backdoor = compute_backdoor_data(data.train, seed) if kind == "backdoor" else None
+        self.collusion = collusion
+        if collusion is not None:
+            collusion.join(self)
 
     def training_data(self) -> Dataset:
         if self.kind in ("label_flip", "scaled"):
@@ -133,10 +160,17 @@ class ByzantineLearner(Learner):
             return self._backdoor
         return self.data.train
 
-    def _estimate_honest(self) -> list[StateDict]:
-        """Honest updates as this party can estimate them: several trainings of its own."""
+    def estimate_own(self) -> list[StateDict]:
+        """Honest updates as this party can estimate them alone: several trainings of its
+        own."""
         first = self.seed * 1_000_003 + self._proposals * HONEST_ESTIMATES
         return [Learner.propose(self, seed=first + i) for i in range(HONEST_ESTIMATES)]
+
+    def _estimate_honest(self) -> list[StateDict]:
+        """The honest updates as estimated alone, or pooled with the colluders."""
+        if self.collusion is None:
+            return self.estimate_own()
+        return self.collusion.get_estimates(self.current_hash())
 
     def propose(self, seed: int | None = None) -> StateDict:
         if self.kind == "random":
@@ -168,9 +202,14 @@ class ByzantineLearner(Learner):
 
 
 def make_learner(
-    task: Task, data: PartyData, seed: int, attack: str | None, alie_z: float = 1.0
+    task: Task,
+    data: PartyData,
+    seed: int,
+    attack: str | None,
+    alie_z: float = 1.0,
+    collusion: Collusion | None = None,
 ) -> Learner:
-    """An honest learner, or a byzantine one for ``attack``."""
+    """An honest learner, or a byzantine one for ``attack`` (pooling with ``collusion``)."""
     if attack is None:
         return Learner(task, data, seed)
-    return ByzantineLearner(task, data, attack, seed, alie_z=alie_z)
+    return ByzantineLearner(task, data, attack, seed, alie_z=alie_z, collusion=collusion)

@@ -4,7 +4,7 @@ bench with Flower build identical parties from the same seed."""
 
 from __future__ import annotations
 
-from learnchain.ml.adversaries import compute_alie_z, make_learner
+from learnchain.ml.adversaries import POOLING_ATTACKS, Collusion, compute_alie_z, make_learner
 from learnchain.ml.data import (
     Dataset,
     PartyData,
@@ -38,9 +38,19 @@ def make_party_learners(
     task: Task, parties: list[PartyData], seed: int, attacks: list[str]
 ) -> list[Learner]:
     """A learner per party: the last ``len(attacks)`` are byzantine, one attack each (ALIE's z
-    from how many parties and attackers there are)."""
+    from how many parties and attackers there are); ALIE or IPM attackers of one kind collude,
+    pooling their estimates of the honest updates."""
     kinds: list[str | None] = [None] * (len(parties) - len(attacks)) + list(attacks)
     alie_z = compute_alie_z(len(parties), len(attacks)) if attacks else 1.0
+    collusions = {kind: Collusion() for kind in set(attacks) if kind in POOLING_ATTACKS}
     return [
-        make_learner(task, data, seed * 100 + i, kinds[i], alie_z) for i, data in enumerate(parties)
+        make_learner(
+            task,
+            data,
+            seed * 100 + i,
+            kinds[i],
+            alie_z,
+            None if kinds[i] is None else collusions.get(str(kinds[i])),
+        )
+        for i, data in enumerate(parties)
     ]

@@ -9,7 +9,9 @@ import torch
 
 from learnchain.ml.adversaries import (
     BACKDOOR_TARGET,
+    HONEST_ESTIMATES,
     ByzantineLearner,
+    Collusion,
     add_trigger,
     compute_alie_state,
     compute_alie_z,
@@ -20,6 +22,7 @@ from learnchain.ml.adversaries import (
 from learnchain.ml.codec import compute_weights_hash
 from learnchain.ml.data import Dataset, load_digits_party
 from learnchain.ml.learner import Learner
+from learnchain.ml.parties import make_party_learners
 from learnchain.ml.tasks import TaskConfig, get_task
 from learnchain.ml.training import evaluate_state
 
@@ -108,3 +111,33 @@ def test_a_lazy_party_sends_the_current_model_back_untrained() -> None:
     data, _ = load_digits_party(0, 5, "iid", seed=0)
     lazy = ByzantineLearner(get_task(TaskConfig()), data, "lazy", seed=1)
     assert compute_weights_hash(lazy.propose()) == compute_weights_hash(lazy.current())
+
+
+@pytest.mark.parametrize("kind", ["alie", "ipm"])
+def test_colluders_pool_their_estimates_and_send_one_update(kind: str) -> None:
+    task = get_task(TaskConfig(seed=0))
+    collusion = Collusion()
+    colluders = [
+        ByzantineLearner(
+            task, load_digits_party(i, 4, "dirichlet:0.5", 0)[0], kind, i, 1.0, 1.0, collusion
+        )
+        for i in range(2)
+    ]
+    first, second = (compute_weights_hash(c.propose()) for c in colluders)
+    assert first == second
+    assert len(collusion.get_estimates(colluders[0].current_hash())) == 2 * HONEST_ESTIMATES
+    alone = ByzantineLearner(task, colluders[0].data, kind, 0)
+    assert compute_weights_hash(alone.propose()) != first
+
+
+def test_the_bench_parties_collude_only_within_an_attack_that_pools() -> None:
+    parties = [load_digits_party(i, 7, "dirichlet:0.5", 0)[0] for i in range(7)]
+    learners = make_party_learners(
+        get_task(TaskConfig(seed=0)), parties, 0, ["ipm", "ipm", "backdoor"]
+    )
+    ipm = [x for x in learners if isinstance(x, ByzantineLearner) and x.kind == "ipm"]
+    backdoor = [x for x in learners if isinstance(x, ByzantineLearner) and x.kind == "backdoor"]
+    collusion = ipm[0].collusion
+    assert collusion is not None and ipm[1].collusion is collusion
+    assert collusion.members == ipm
+    assert backdoor[0].collusion is None
