@@ -86,10 +86,12 @@ def encode_accept_up_to(queue: int, packet_id: int) -> bytes:
     )
 
 
-def decode_packets(data: bytes) -> list[tuple[int, int]]:
-    """(queue, packet id) of each queued packet in a buffer of netlink messages; OSError for an
-    error the kernel reports."""
+def decode_packets(data: bytes) -> tuple[list[tuple[int, int]], list[OSError]]:
+    """(queue, packet id) of each queued packet in a buffer of netlink messages, and each error
+    the kernel reports among them (a verdict for packets it no longer holds, say): the packets
+    around an error still need their verdicts."""
     packets = []
+    errors = []
     offset = 0
     while offset + 16 <= len(data):
         length, kind, _, _, _ = struct.unpack_from("=IHHII", data, offset)
@@ -98,7 +100,7 @@ def decode_packets(data: bytes) -> list[tuple[int, int]]:
         if kind == NLMSG_ERROR:
             (code,) = struct.unpack_from("=i", data, offset + 16)
             if code != 0:
-                raise OSError(-code, os.strerror(-code))
+                errors.append(OSError(-code, os.strerror(-code)))
         elif kind == (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET:
             queue = socket.ntohs(struct.unpack_from("=H", data, offset + 18)[0])
             at = offset + 20
@@ -110,7 +112,7 @@ def decode_packets(data: bytes) -> list[tuple[int, int]]:
                     packets.append((queue, struct.unpack_from(">I", data, at + 4)[0]))
                 at += (size + 3) & ~3
         offset += (length + 3) & ~3
-    return packets
+    return packets, errors
 
 
 class Delayer:
@@ -148,13 +150,42 @@ def compute_applied_path(control: Path) -> Path:
     return control.with_name(control.name + ".applied")
 
 
-def read_control(path: Path) -> dict[int, tuple[float, float]]:
-    """Each queue's (delay, jitter) in seconds."""
-    try:
-        raw = json.loads(path.read_text() or "{}")
-    except (OSError, ValueError):
-        return {}
+def write_control(path: Path, settings: str) -> None:
+    """Replace the control file in one step, so that the delayer never reads half of it."""
+    part = path.with_name(path.name + ".part")
+    part.write_text(settings)
+    os.replace(part, path)
+
+
+def parse_control(text: str) -> dict[int, tuple[float, float]]:
+    """Each queue's (delay, jitter) in seconds; ValueError when ``text`` is not settings."""
+    raw = json.loads(text or "{}")
     return {int(q): (float(d) / 1000, float(j) / 1000) for q, (d, j) in raw.items()}
+
+
+class ControlFile:
+    """The delays the bed asks for, noticed by content: two writes within one tick of the file
+    system's clock leave the same modification time, so a change of content is the change."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.taken = ""
+
+    def poll(self) -> dict[int, tuple[float, float]] | None:
+        """New settings, copied to the applied file once returned, or None when unchanged."""
+        try:
+            text = self.path.read_text()
+            settings = parse_control(text)
+        except (OSError, ValueError):
+            return None
+        if text == self.taken:
+            return None
+        self.taken = text
+        return settings
+
+    def confirm(self) -> None:
+        """Tell the bed the settings last returned are in force."""
+        write_control(compute_applied_path(self.path), self.taken)
 
 
 def main() -> None:
@@ -170,28 +201,35 @@ def main() -> None:
     for number in delayers:
         sock.send(encode_bind(number))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    control_mtime = -1.0
+    control = ControlFile(args.control)
     next_poll = 0.0
     print("delaying", flush=True)
     while True:
         now = time.monotonic()
         if now >= next_poll:
             next_poll = now + CONTROL_POLL_SECONDS
-            mtime = os.stat(args.control).st_mtime if args.control.exists() else 0.0
-            if mtime != control_mtime:
-                control_mtime = mtime
-                settings = read_control(args.control)
+            settings = control.poll()
+            if settings is not None:
                 for number, delayer in delayers.items():
                     delayer.delay, delayer.jitter = settings.get(number, (0.0, 0.0))
-                compute_applied_path(args.control).write_text(args.control.read_text())
+                control.confirm()
         for number, delayer in delayers.items():
             last = delayer.take_due(now)
             if last is not None:
-                sock.send(encode_accept_up_to(number, last))
+                send_verdict(sock, encode_accept_up_to(number, last))
         wake = min([d.next_due for d in delayers.values() if d.next_due] + [next_poll])
         readable, _, _ = select.select([sock], [], [], max(0.0, wake - time.monotonic()))
         if readable:
             receive(sock, delayers)
+
+
+def send_verdict(sock: socket.socket, verdict: bytes) -> None:
+    """Send a verdict; a refusal is logged, not fatal (a delayer that stops holds every
+    delayed link's packets for good)."""
+    try:
+        sock.send(verdict)
+    except OSError as error:
+        print(f"delay: a verdict was refused: {error}", file=sys.stderr, flush=True)
 
 
 def receive(sock: socket.socket, delayers: dict[int, Delayer]) -> None:
@@ -205,12 +243,15 @@ def receive(sock: socket.socket, delayers: dict[int, Delayer]) -> None:
             print(f"delay: {error}", file=sys.stderr, flush=True)
             return
         arrived = time.monotonic()
-        for queue, packet_id in decode_packets(data):
+        packets, errors = decode_packets(data)
+        for refusal in errors:
+            print(f"delay: the kernel answered {refusal}", file=sys.stderr, flush=True)
+        for queue, packet_id in packets:
             delayer = delayers.get(queue)
             if delayer is None:
                 continue
             if delayer.delay <= 0:
-                sock.send(encode_accept_up_to(queue, packet_id))
+                send_verdict(sock, encode_accept_up_to(queue, packet_id))
             else:
                 delayer.hold(packet_id, arrived)
 

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from tests.chaos.delay import compute_applied_path
+from tests.chaos.delay import compute_applied_path, write_control
 
 BRIDGE_HOST = 254  # the test process's own address on the bridge
 TBF_LATENCY_MS = 400  # how long tbf may queue a packet before dropping it
@@ -265,13 +265,22 @@ class ChaosNetwork:
         applied = compute_applied_path(self._control)
         if self._control.exists() and self._control.read_text() == settings:
             return
-        self._control.write_text(settings)
+        write_control(self._control, settings)
         deadline = time.monotonic() + DELAYER_ANSWER_SECONDS
         while self._delayer is not None and time.monotonic() < deadline:
             if applied.exists() and applied.read_text() == settings:
                 return
+            if self._delayer.poll() is not None:
+                raise NetworkError(
+                    f"the packet delayer exited ({self._delayer.returncode}): {self._delayer_log()}"
+                )
             time.sleep(0.01)
-        raise NetworkError(f"the packet delayer did not take up new delays: {self._scratch}")
+        raise NetworkError(f"the packet delayer did not take up new delays: {self._delayer_log()}")
+
+    def _delayer_log(self) -> str:
+        """The end of the delayer's log (the scratch directory goes when the bed closes)."""
+        log = self._scratch / "delayer.log"
+        return log.read_text(errors="replace")[-2000:].strip() if log.exists() else "(no log)"
 
     def _apply_rate(self, i: int, rate_mbit: float) -> None:
         ns = ("ip", "netns", "exec", self.namespace(i))
