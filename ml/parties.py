@@ -38,11 +38,15 @@ def make_party_learners(
     task: Task, parties: list[PartyData], seed: int, attacks: list[str]
 ) -> list[Learner]:
     """A learner per party: the last ``len(attacks)`` are byzantine, one attack each (ALIE's z
-    from how many parties and attackers there are); ALIE or IPM attackers of one kind collude,
-    pooling their estimates of the honest updates."""
+    from how many parties and attackers there are); two or more ALIE or IPM attackers of one kind
+    collude, pooling their estimates of the honest updates."""
     kinds: list[str | None] = [None] * (len(parties) - len(attacks)) + list(attacks)
     alie_z = compute_alie_z(len(parties), len(attacks)) if attacks else 1.0
-    collusions = {kind: Collusion() for kind in set(attacks) if kind in POOLING_ATTACKS}
+    collusions = {
+        kind: Collusion()
+        for kind in set(attacks)
+        if kind in POOLING_ATTACKS and attacks.count(kind) > 1
+    }
     return [
         make_learner(
             task,
