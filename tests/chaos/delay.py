@@ -172,7 +172,8 @@ class ControlFile:
         self.taken = ""
 
     def poll(self) -> dict[int, tuple[float, float]] | None:
-        """New settings, copied to the applied file once returned, or None when unchanged."""
+        """New settings, or None when unchanged or not yet whole (``confirm`` tells the bed once
+        they are in force)."""
         try:
             text = self.path.read_text()
             settings = parse_control(text)
