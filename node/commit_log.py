@@ -63,7 +63,22 @@ class CommitLog:
         if learning.scored_height != before.scored_height and learning.scored is not None:
             fields["scored_height"] = learning.scored_height  # the validators' median score
             fields["score"] = round(learning.scored / SCORE_UNIT, 4)
+        if block.evidence:
+            fields["evidence_against"] = ",".join(
+                e.vote_a.vote.validator.hex()[:12] for e in block.evidence
+            )
         log.info("committed block", extra=fields)
+        before_set = {v.address for v in previous.validators.validators}
+        after_set = {v.address for v in action.state.validators.validators}
+        if before_set != after_set:
+            log.info(
+                "validator set changed",
+                extra={
+                    "height": block.height,
+                    "left": ",".join(sorted(a.hex()[:12] for a in before_set - after_set)),
+                    "joined": ",".join(sorted(a.hex()[:12] for a in after_set - before_set)),
+                },
+            )
         if before.is_training() and not learning.is_training():
             log.info(
                 "training ended: %s",

@@ -199,6 +199,10 @@ class ConsensusDriver(ActionHandler[Awaitable[None] | None]):
             self._app.on_precommit(message.vote)
             if self._misbehaviour is Misbehaviour.EQUIVOCATE and self.engine.key is not None:
                 conflicting = make_conflicting_vote(message, self.engine.key)
+                log.info(
+                    "equivocating (byzantine = equivocate)",
+                    extra={"height": message.vote.height, "round": message.vote.round},
+                )
                 self._gossip.gossip(pb.Envelope(vote=vote_to_proto(conflicting)))
         elif isinstance(message, SignedProposal):
             inline = self._app.get_inline_weights(message.block.header.model_hash)

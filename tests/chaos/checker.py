@@ -7,7 +7,8 @@ reads every block of every node. The invariants:
 - **agreement**: no two different blocks at one height (and so one model hash per height);
 - **completeness**: after the last heal, every node has every block any node committed;
 - **no honest double signing**: evidence (two signed votes at one height, round and step) names
-  only the validator told to equivocate, and that one's equivocation is caught;
+  only the validator told to equivocate, and that one's equivocation is caught (when it was an
+  active validator: a jailed one's votes count for nothing, so there is nothing to catch);
 - **progress**: after each heal, every node passes the highest height seen at the heal within
   ``progress_bound`` seconds;
 - **no poisoned update**: no committed model scores more than ``max_accuracy_drop`` below the
@@ -19,9 +20,26 @@ reads every block of every node. The invariants:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from learnchain.consensus.messages import Block
+
+
+def compute_missed_streaks(
+    blocks: Iterable[Block], validators: Iterable[bytes]
+) -> dict[bytes, int]:
+    """Each validator's longest run of consecutive commits without its signature (the count
+    that jails it for downtime at ``downtime_jail_blocks``)."""
+    longest = dict.fromkeys(validators, 0)
+    current = dict.fromkeys(longest, 0)
+    for block in blocks:
+        if block.last_commit is None:
+            continue
+        signers = block.last_commit.signers()
+        for address in longest:
+            current[address] = 0 if address in signers else current[address] + 1
+            longest[address] = max(longest[address], current[address])
+    return longest
 
 
 @dataclasses.dataclass

@@ -20,7 +20,8 @@ import grpc
 from learnchain.consensus.messages import Block
 from learnchain.node.cluster import LocalCluster
 from learnchain.node.files import read_key
-from tests.chaos.checker import InvariantChecker
+from learnchain.proto import learnchain_pb2 as pb
+from tests.chaos.checker import InvariantChecker, compute_missed_streaks
 from tests.chaos.faults import Fault, FaultKind, compute_schedule
 from tests.chaos.network import ChaosNetwork, LinkShape, find_missing
 from tests.disk import fill_disk
@@ -84,8 +85,15 @@ def compute_ring_cuts(order: tuple[int, ...]) -> set[tuple[int, int]]:
 class ChaosRun:
     """Injects a schedule's faults into a cluster in a chaos network, and heals them."""
 
-    def __init__(self, spec: ChaosSpec, net: ChaosNetwork, cluster: LocalCluster) -> None:
+    def __init__(
+        self,
+        spec: ChaosSpec,
+        net: ChaosNetwork,
+        cluster: LocalCluster,
+        say: Callable[[str], None] = print,
+    ) -> None:
         self.spec = spec
+        self.say = say
         self.net = net
         self.cluster = cluster
         self.byzantine = spec.validators - 1
@@ -174,8 +182,12 @@ class ChaosRun:
         elif kind == FaultKind.WITHHOLD:
             self.restart(nodes[0], byzantine="withhold")
         elif kind == FaultKind.EQUIVOCATE:
-            self.checker.equivocators = frozenset({self.get_validator_address(nodes[0])})
-            self.checker.expect_evidence = True
+            address = self.get_validator_address(nodes[0])
+            self.checker.equivocators = frozenset({address})
+            # A jailed validator's votes count for nothing: there is no equivocation to catch.
+            self.checker.expect_evidence = self.is_active_validator(address)
+            if not self.checker.expect_evidence:
+                self.say(f"  node{nodes[0]} is not an active validator (jailed): no evidence due")
             self.restart(nodes[0], byzantine="equivocate")
 
     def heal(self, fault: Fault) -> None:
@@ -204,6 +216,15 @@ class ChaosRun:
         elif kind in (FaultKind.WITHHOLD, FaultKind.EQUIVOCATE):
             self.restart(nodes[0], byzantine="")
         self.checker.healed(time.monotonic(), f"{kind.value} on {nodes}")
+
+    def is_active_validator(self, address: bytes) -> bool:
+        """Whether ``address`` is in the active validator set, as the first node to answer says
+        (True when none answers: then evidence is due, as it would be)."""
+        for i in range(self.spec.validators):
+            with contextlib.suppress(grpc.RpcError):
+                response = self.cluster[i].query.Validators(pb.ValidatorsRequest(), timeout=2)
+                return any(bytes(v.address) == address for v in response.validators.validators)
+        return True
 
     def get_validator_address(self, i: int) -> bytes:
         """Node ``i``'s validator address, read from its key file (it may be restarting)."""
@@ -290,7 +311,7 @@ def run_chaos(spec: ChaosSpec, say: Callable[[str], None] = print) -> dict[str, 
     with contextlib.ExitStack() as stack:
         root = spec.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
         net, cluster = stack.enter_context(chaos_cluster(spec, root))
-        run = ChaosRun(spec, net, cluster)
+        run = ChaosRun(spec, net, cluster, say)
         schedule = compute_schedule(
             spec.seed, spec.seconds, spec.validators, list(spec.kinds), run.byzantine
         )
@@ -317,6 +338,8 @@ def run_chaos(spec: ChaosSpec, say: Callable[[str], None] = print) -> dict[str, 
             if before.header.model_hash != after.header.model_hash
         )
         checker = run.checker
+        addresses = {run.get_validator_address(i): i for i in range(spec.validators)}
+        streaks = compute_missed_streaks(blocks, addresses)
         return {
             "seed": spec.seed,
             "validators": spec.validators,
@@ -327,6 +350,8 @@ def run_chaos(spec: ChaosSpec, say: Callable[[str], None] = print) -> dict[str, 
             "heights": height,
             "model_updates": updates,
             "evidence": checker.evidence_seen,
+            # downtime jails a validator at downtime_jail_blocks (50) commits in a row without it
+            "longest_missed_streak": {str(i): streaks[a] for a, i in addresses.items()},
             "max_rss_mb": {str(i): round(m) for i, m in sorted(checker.max_rss_mb.items())},
         }
     raise AssertionError("unreachable")
