@@ -8,6 +8,7 @@ import dataclasses
 import itertools
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -18,7 +19,7 @@ from typing import Any
 import grpc
 
 from learnchain.consensus.messages import Block
-from learnchain.node.cluster import LocalCluster
+from learnchain.node.cluster import LocalCluster, LocalNode
 from learnchain.node.files import read_key
 from learnchain.proto import learnchain_pb2 as pb
 from tests.chaos.checker import InvariantChecker, compute_missed_streaks
@@ -101,6 +102,7 @@ class ChaosRun:
         self.may_be_down: set[int] = set()  # killed, or with a full disk
         self.fillers: dict[int, Path] = {}
         self.injected: Counter[str] = Counter()
+        self.unjailed: list[int] = []  # validators the bed unjailed after a downtime jail
 
     # --- one look ------------------------------------------------------------------------------
 
@@ -216,6 +218,40 @@ class ChaosRun:
         elif kind in (FaultKind.WITHHOLD, FaultKind.EQUIVOCATE):
             self.restart(nodes[0], byzantine="")
         self.checker.healed(time.monotonic(), f"{kind.value} on {nodes}")
+        if kind != FaultKind.EQUIVOCATE:  # an equivocator stays jailed: it was slashed for it
+            self.unjail_served()
+
+    def unjail_served(self) -> None:
+        """As an operator would: send ``unjail`` for every validator jailed (for downtime) whose
+        jail term is over, so that later faults still hit a full validator set."""
+        for i in range(self.spec.validators):
+            for j in [k for k in range(self.spec.validators) if k != i] + [i]:  # any that answers
+                with contextlib.suppress(grpc.RpcError):
+                    if self.unjail_if_served(i, self.cluster[j]):
+                        break
+
+    def unjail_if_served(self, i: int, via: LocalNode) -> bool:
+        """Unjail node ``i`` through ``via`` when its term is over; False when ``via`` could not
+        tell (raises grpc.RpcError when it does not answer)."""
+        request = pb.AccountRequest(address=self.get_validator_address(i))
+        bond = via.query.GetAccount(request, timeout=2).bond
+        height = via.query.Status(pb.StatusRequest(), timeout=2).height
+        if not bond.jailed or height < bond.jailed_until:
+            return True
+        result = subprocess.run(
+            [
+                *(sys.executable, "-m", "learnchain", "tx", "unjail", "--from", "validator"),
+                *("--home", str(self.cluster[i].home), "--node", via.address, "--no-wait"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        self.unjailed.append(i)
+        answer = (result.stdout or result.stderr).strip().splitlines()[-1:] or [""]
+        self.say(f"  node{i} was jailed for missed blocks: unjail sent: {answer[0]}")
+        return True
 
     def is_active_validator(self, address: bytes) -> bool:
         """Whether ``address`` is in the active validator set, as the first node to answer says
@@ -351,6 +387,7 @@ def run_chaos(spec: ChaosSpec, say: Callable[[str], None] = print) -> dict[str, 
             "model_updates": updates,
             "evidence": checker.evidence_seen,
             # downtime jails a validator at downtime_jail_blocks (50) commits in a row without it
+            "unjailed": run.unjailed,
             "longest_missed_streak": {str(i): streaks[a] for a, i in addresses.items()},
             "max_rss_mb": {str(i): round(m) for i, m in sorted(checker.max_rss_mb.items())},
         }

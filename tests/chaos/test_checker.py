@@ -8,13 +8,15 @@ from learnchain.consensus.crypto import PrivateKey
 from learnchain.consensus.messages import (
     Block,
     BlockHeader,
+    Commit,
+    CommitSig,
     DuplicateVoteEvidence,
     SignedVote,
     Vote,
 )
 from learnchain.consensus.types import Address, ChainId, Hash, Height, Round, Signature, VoteType
 from learnchain.node.misbehaviour import make_conflicting_vote
-from tests.chaos.checker import InvariantChecker
+from tests.chaos.checker import InvariantChecker, compute_missed_streaks
 
 ZERO = Hash(bytes(32))
 
@@ -118,3 +120,18 @@ def test_memory_above_the_bound_is_reported_once_per_node() -> None:
         checker.watch(0.0, {0: 1}, {0: rss, 1: 200.0})
     assert checker.max_rss_mb == {0: 700.0, 1: 200.0}
     assert len(checker.violations) == 1 and "node0" in checker.violations[0]
+
+
+def test_a_missed_streak_counts_consecutive_commits_without_the_validator() -> None:
+    keys = [PrivateKey.generate() for _ in range(2)]
+    a, b = (bytes(k.address) for k in keys)
+
+    def signed_by(*who: PrivateKey) -> Block:
+        sigs = tuple(CommitSig(k.address, Signature(bytes(64))) for k in who)
+        return dataclasses.replace(
+            make_block(1), last_commit=Commit(Height(1), Round(0), ZERO, sigs)
+        )
+
+    both, only_a = signed_by(*keys), signed_by(keys[0])
+    blocks = [make_block(1), only_a, only_a, both, only_a, both]
+    assert compute_missed_streaks(blocks, [a, b]) == {a: 0, b: 2}
