@@ -35,6 +35,7 @@ from learnchain.consensus.incentives import (
 )
 from learnchain.consensus.messages import Commit, CommitSig
 from learnchain.consensus.params import SCORE_UNIT, ChainParams
+from learnchain.consensus.rejections import compute_forfeit
 from learnchain.consensus.types import (
     Address,
     Height,
@@ -71,6 +72,7 @@ def main() -> None:
     parser.add_argument("--block-reward", type=int, default=ChainParams().block_reward)
     parser.add_argument("--deposit", type=int, default=ChainParams().contribution_deposit)
     parser.add_argument("--forfeit-margin", type=int, default=ChainParams().forfeit_margin)
+    parser.add_argument("--proposal-deposit", type=int, default=ChainParams().proposal_deposit)
     parser.add_argument("--threshold", default="2/3")
     parser.add_argument("--harm-margin", type=float, default=TaskConfig().harm_margin)
     parser.add_argument("--trace", action="store_true", help="print each round's appraisal")
@@ -116,6 +118,7 @@ def run(args: argparse.Namespace, seed: int) -> dict[str, Any]:
         block_reward=Tokens(args.block_reward),
         contribution_deposit=Tokens(args.deposit),
         forfeit_margin=args.forfeit_margin,
+        proposal_deposit=Tokens(args.proposal_deposit),
     )
     threshold = Threshold.parse(args.threshold)
     kinds: list[str | None] = (
@@ -140,6 +143,8 @@ def run(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     bonds = dict.fromkeys(addresses, STAKE)
     earned = dict.fromkeys(addresses, 0)  # contribution rewards and forfeits paid on, minus own
     initial = sum(bonds.values())
+    lost_as_proposer = dict.fromkeys(addresses, 0)  # deposits of rejected proposals
+    rejected: list[Address] = []  # proposers rejected since the last committed update
     minted = burned = forfeited = accepted = 0
     previous_global: dict[str, torch.Tensor] | None = None
     for round_index in range(args.rounds):
@@ -168,10 +173,26 @@ def run(args: argparse.Namespace, seed: int) -> dict[str, Any]:
             if (poisoned if kinds[i] == "label_flip" else learner.vote(candidate).approve)
         )
         if not is_quorum(approving, STAKE * count, threshold):
+            # Every party votes with a verdict, so whoever does not approve rejects (§3.6).
+            if is_quorum(STAKE * count - approving, STAKE * count, threshold):
+                rejected.append(addresses[proposer])
             previous_global = None  # as a node: the next attempt aggregates without momentum
             continue
         accepted += 1
         contributors = tuple(addresses[int(c.contributor)] for c in used)
+        # The rejected proposals of this height forfeit their deposits to its update (§3.6).
+        forfeit = compute_forfeit(
+            rejected, bonds, params.proposal_deposit, True, addresses[proposer], contributors
+        )
+        rejected = []
+        for address, amount in forfeit.taken.items():
+            bonds[address] -= amount
+            lost_as_proposer[address] += amount
+        for address, amount in forfeit.paid.items():
+            balances[address] += amount
+            earned[address] += amount
+        burned += forfeit.burned
+        forfeited += sum(forfeit.taken.values())
         proposer_share, pending = compute_pending_share(params, Height(round_index), contributors)
         balances[addresses[proposer]] += proposer_share
         minted += proposer_share
@@ -220,14 +241,19 @@ def run(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     conserved = total == initial + minted - burned
     accuracy = evaluate_state(task, learners[0].current(), test).accuracy
     by_kind: dict[str, list[int]] = {}
+    lost_by_kind: dict[str, list[int]] = {}
+    net_by_kind: dict[str, list[int]] = {}
     header = f"{'party':<6} {'kind':<9} {'balance':>8} {'bond':>6} {'as proposer':>11}"
-    print(f"seed {seed}: {header} {'as contributor':>14}")
+    print(f"seed {seed}: {header} {'as contributor':>14} {'rejected deposits':>17}")
     for i, address in enumerate(addresses):
         by_kind.setdefault(names[i], []).append(earned[address])
-        proposing = balances[address] + bonds[address] - STAKE - earned[address]
+        lost_by_kind.setdefault(names[i], []).append(lost_as_proposer[address])
+        net = balances[address] + bonds[address] - STAKE
+        net_by_kind.setdefault(names[i], []).append(net)
+        proposing = net - earned[address]  # its proposer shares minus its rejected deposits
         print(
             f"        {i:<6} {names[i]:<9} {balances[address]:>8} {bonds[address]:>6} "
-            f"{proposing:>11} {earned[address]:>14}"
+            f"{proposing:>11} {earned[address]:>14} {-lost_as_proposer[address]:>17}"
         )
     print(
         f"        {accepted} of {args.rounds} rounds committed; final accuracy {accuracy:.3f}; "
@@ -238,6 +264,8 @@ def run(args: argparse.Namespace, seed: int) -> dict[str, Any]:
         "accepted": accepted,
         "final_accuracy": round(accuracy, 4),
         "contribution_gain_by_kind": by_kind,
+        "rejected_deposits_by_kind": lost_by_kind,
+        "net_gain_by_kind": net_by_kind,
         "minted": minted,
         "forfeited": forfeited,
         "burned": burned,

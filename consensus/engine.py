@@ -60,6 +60,7 @@ from learnchain.consensus.messages import (
     SignedVote,
     Vote,
 )
+from learnchain.consensus.rejections import compute_rejection_proofs
 from learnchain.consensus.state import (
     ChainState,
     InvalidBlock,
@@ -442,8 +443,15 @@ class Engine:
             return TimeMs(0)
         return TimeMs(max(self.now_ms, block.header.time_ms + 1))
 
-    def _send_vote(self, vote_type: VoteType, block_hash: Hash | None, out: list[Action]) -> None:
-        """Sign and broadcast a prevote or precommit for the current round (if allowed)."""
+    def _send_vote(
+        self,
+        vote_type: VoteType,
+        block_hash: Hash | None,
+        out: list[Action],
+        rejects: Hash | None = None,
+    ) -> None:
+        """Sign and broadcast a prevote or precommit for the current round (if allowed);
+        ``rejects``: on a nil prevote, the block hash of the update the learner rejected."""
         step = compute_step_of_vote(vote_type)
         if self.key is None or not self._may_sign(self.round, step):
             return
@@ -461,6 +469,7 @@ class Engine:
             score,
             self.compute_vote_time(vote_type, block_hash),
             values,
+            rejects,
         )
         signed = SignedVote(vote, Signature(self.key.sign(vote.sign_bytes())))
         self._record_signing(self.round, step, signed, out)
@@ -488,6 +497,11 @@ class Engine:
         vote = signed.vote
         if vote.chain_id != self.state.chain_id:
             out.append(Rejected(f"vote for chain {vote.chain_id!r}"))
+            return
+        if vote.rejects is not None and (
+            vote.vote_type != VoteType.PREVOTE or vote.block_hash is not None
+        ):
+            out.append(Rejected("only a nil prevote names a rejected block"))
             return
         if vote.height == self.height - 1:
             self._on_late_precommit(signed, out)
@@ -602,6 +616,17 @@ class Engine:
             return
         self._awaiting_content = None
         evidence = tuple(self.pending_evidence.values())
+        rejections = compute_rejection_proofs(
+            self.state.chain_id,
+            self._proposals,
+            {
+                r: self._votes.get(VoteType.PREVOTE, r).by_validator.values()
+                for r in self._proposals
+            },
+            self.validators,
+            self.state.params,
+            self.round,
+        )
         last_commit = self.compose_last_commit()
         try:
             block, post_state = build_block(
@@ -613,6 +638,7 @@ class Engine:
                 content.model_hash,
                 content.contributions,
                 self.verifier,
+                rejections,
             )
         except InvalidBlock as error:  # e.g. a bad contribution: propose keeping the model
             out.append(Rejected(f"own proposal content refused: {error}"))
@@ -625,6 +651,7 @@ class Engine:
                 self.state.model_hash,
                 (),
                 self.verifier,
+                rejections,
             )
         self._post_states[block.hash] = post_state
         self._send_proposal(block, NIL_ROUND, out)
@@ -890,6 +917,7 @@ class Engine:
         block = signed.block
         valid_round = signed.proposal.valid_round
         objective = self._get_post_state(block) is not None
+        rejects: Hash | None = None
         if valid_round == NIL_ROUND:  # line 22
             if not objective:
                 approve = False
@@ -900,6 +928,8 @@ class Engine:
                 if verdict is None:
                     return False
                 approve = verdict
+                if not approve:  # the learner rejected the update: say which (§3.6)
+                    rejects = block.hash
         else:  # line 28: needs 2f+1 prevotes for the block in round vr
             prior = self._votes.get(VoteType.PREVOTE, valid_round)
             if not is_quorum(
@@ -911,6 +941,6 @@ class Engine:
             approve = objective and (
                 self.locked_round <= valid_round or self.locked_block_hash == block.hash
             )
-        self._send_vote(VoteType.PREVOTE, block.hash if approve else None, out)
+        self._send_vote(VoteType.PREVOTE, block.hash if approve else None, out, rejects)
         self.step = Step.PREVOTE
         return True

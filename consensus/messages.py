@@ -40,6 +40,7 @@ _SCORE = struct.Struct(">q")
 _TIME = struct.Struct(">Q")
 _COUNT = struct.Struct(">I")
 MAX_SCORE = 10**15  # scores are micro-units of the task's metric (higher is better)
+EMPTY_LIST_ROOT = compute_hash(encode_list(()))  # the root of an empty body list
 
 
 def encode_score(score: int | None) -> bytes:
@@ -60,6 +61,11 @@ def encode_values(values: tuple[int, ...]) -> bytes:
     return b"\x03" + _COUNT.pack(len(values)) + b"".join(_SCORE.pack(v) for v in values)
 
 
+def encode_rejects(rejects: Hash | None) -> bytes:
+    """A nil prevote's rejected proposal: nothing when absent, so other votes sign as before."""
+    return b"" if rejects is None else b"\x04" + rejects
+
+
 def compute_vote_sign_bytes(
     chain_id: ChainId,
     vote_type: VoteType,
@@ -70,11 +76,13 @@ def compute_vote_sign_bytes(
     score: int | None = None,
     time_ms: int = 0,
     values: tuple[int, ...] = (),
+    rejects: Hash | None = None,
 ) -> bytes:
     """What a validator signs for a vote: domain, chain id, type, height, round, block hash, its
     address and, on a precommit for a model update, its score of the model (the extension); on a
     precommit for a block, its clock's time (from which the next block's BFT time comes); on a
-    precommit for an aggregate, its values of the contributions (§3.5)."""
+    precommit for an aggregate, its values of the contributions (§3.5); on a nil prevote against
+    a model update its learner rejected, that proposal's block hash (§3.6)."""
     return (
         _VOTE_DOMAIN
         + encode_str(chain_id)
@@ -83,6 +91,7 @@ def compute_vote_sign_bytes(
         + encode_score(score)
         + encode_vote_time(time_ms)
         + encode_values(values)
+        + encode_rejects(rejects)
     )
 
 
@@ -103,6 +112,9 @@ class Vote:
     time_ms: TimeMs = TimeMs(0)
     # A precommit for a block with contributions: each one's value (the extension's second part).
     values: tuple[int, ...] = ()
+    # A nil prevote against a first-time proposal whose model update this validator's learner
+    # rejected: that proposal's block hash (a rejection proof counts these, §3.6).
+    rejects: Hash | None = None
     _sign_bytes: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -117,6 +129,7 @@ class Vote:
             self.score,
             self.time_ms,
             self.values,
+            self.rejects,
         )
         object.__setattr__(self, "_sign_bytes", sign_bytes)
 
@@ -267,6 +280,7 @@ class BlockHeader:
     last_commit_root: Hash
     contributions_root: Hash
     time_ms: TimeMs = TimeMs(0)  # BFT time: the weighted median of the last commit's times
+    rejections_root: Hash = EMPTY_LIST_ROOT
 
     def encode(self) -> bytes:
         """Canonical bytes."""
@@ -282,6 +296,7 @@ class BlockHeader:
             + self.last_commit_root
             + self.contributions_root
             + encode_uint(self.time_ms)
+            + self.rejections_root
         )
 
 
@@ -294,6 +309,7 @@ class Block:
     evidence: tuple[DuplicateVoteEvidence, ...] = ()
     last_commit: Commit | None = None
     contributions: tuple[Contribution, ...] = field(default=())
+    rejections: tuple[RejectedProposal, ...] = field(default=())
 
     @cached_property
     def hash(self) -> Hash:
@@ -326,6 +342,11 @@ def compute_contributions_root(contributions: tuple[Contribution, ...]) -> Hash:
     return compute_hash(encode_list(c.encode() for c in contributions))
 
 
+def compute_rejections_root(rejections: tuple[RejectedProposal, ...]) -> Hash:
+    """Hash over the rejection proofs, in order."""
+    return compute_hash(encode_list(r.encode() for r in rejections))
+
+
 def is_body_consistent(block: Block) -> bool:
     """True when the header's roots match the block's body."""
     header = block.header
@@ -334,6 +355,7 @@ def is_body_consistent(block: Block) -> bool:
         and header.evidence_root == compute_evidence_root(block.evidence)
         and header.last_commit_root == compute_last_commit_root(block.last_commit)
         and header.contributions_root == compute_contributions_root(block.contributions)
+        and header.rejections_root == compute_rejections_root(block.rejections)
     )
 
 
@@ -356,6 +378,24 @@ class Proposal:
             + encode_int(self.round)
             + self.block_hash
             + encode_int(self.valid_round)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedProposal:
+    """Proof that the vote rejected a model update (§3.6): the round's proposal, signed by its
+    proposer, and nil prevotes naming its block hash from more than the threshold of stake."""
+
+    proposal: Proposal
+    signature: Signature  # the proposer's, over ``proposal.sign_bytes()``
+    prevotes: tuple[SignedVote, ...]
+
+    def encode(self) -> bytes:
+        """Canonical bytes."""
+        return (
+            encode_bytes(self.proposal.sign_bytes())
+            + encode_bytes(self.signature)
+            + encode_list(v.encode() for v in self.prevotes)
         )
 
 

@@ -85,6 +85,9 @@ class ChainParams:
     # value below -forfeit_margin (micro-units) forfeits contribution_deposit of its author's bond.
     contribution_deposit: Tokens = Tokens(10)
     forfeit_margin: int = 0
+    # A first-time proposal of a model update that the vote rejects (§3.6) forfeits
+    # proposal_deposit of its proposer's bond once a rejection proof is committed.
+    proposal_deposit: Tokens = Tokens(10)
 
     def validate(self) -> None:
         """Raise ValueError naming the first parameter out of range."""
@@ -131,6 +134,11 @@ class ChainParams:
             raise ValueError(
                 f"contribution_deposit must be between 0 and min_stake ({self.min_stake}), "
                 f"got {self.contribution_deposit}"
+            )
+        if not 0 <= self.proposal_deposit <= self.min_stake:
+            raise ValueError(
+                f"proposal_deposit must be between 0 and min_stake ({self.min_stake}), "
+                f"got {self.proposal_deposit}"
             )
         if not 0 <= self.forfeit_margin <= SCORE_UNIT:
             raise ValueError(
@@ -179,6 +187,7 @@ class ChainParams:
                     self.min_improvement,
                     self.contribution_deposit,
                     self.forfeit_margin,
+                    self.proposal_deposit,
                 )
             )
             + (b"\x00" if self.target_score is None else b"\x01" + encode_int(self.target_score))

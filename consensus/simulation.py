@@ -82,6 +82,7 @@ from learnchain.consensus.types import (
     VoteType,
     is_quorum,
 )
+from learnchain.consensus.validators import compute_proposer_of_round
 
 
 class Behaviour(enum.Enum):
@@ -199,6 +200,8 @@ class SimulationResult:
     evidence_committed: int
     jailed: list[int]
     model_updates: int = 0
+    rejections_committed: int = 0  # proofs that the vote rejected a proposal (§3.6)
+    rejected: list[int] = field(default_factory=list)  # whose rejected proposals were proven
 
     def as_dict(self) -> dict[str, object]:
         """The JSON form."""
@@ -213,6 +216,8 @@ class SimulationResult:
             "max_rounds": self.max_rounds,
             "poisoned_committed": self.poisoned_committed,
             "evidence_committed": self.evidence_committed,
+            "rejections_committed": self.rejections_committed,
+            "rejected": self.rejected,
             "model_updates": self.model_updates,
             "wall_seconds": round(self.wall_seconds, 3),
             "sim_seconds": round(self.sim_seconds, 3),
@@ -239,6 +244,7 @@ class _Node:
     model_since: int = 0  # simulated ms at which this node's current model was committed
     alive: bool = True
     epoch: int = 0  # bumps on crash, so events scheduled before it are dropped
+    rejected: list[int] = field(default_factory=list)  # proposers of committed rejection proofs
 
     @property
     def height(self) -> int:
@@ -681,6 +687,8 @@ class Simulation:
             evidence_committed=sum(len(b.evidence) for b, _ in reference.blocks.values()),
             jailed=jailed,
             model_updates=updates,
+            rejections_committed=len(reference.rejected),
+            rejected=sorted(set(reference.rejected)),
         )
 
 
@@ -738,6 +746,9 @@ class _SimulatedShell:
         if action.state.model_hash != previous.model_hash:
             node.model_since = self.simulation.now
         node.blocks[action.block.height] = (action.block, action.commit)
+        for rejection in action.block.rejections:
+            proposer = compute_proposer_of_round(previous.validators, rejection.proposal.round)
+            node.rejected.append(self.simulation.index_of[proposer])
         node.states[action.block.height] = action.state
         node.states.pop(action.block.height - 2, None)
         for tx in action.block.txs:

@@ -33,15 +33,22 @@ from learnchain.consensus.messages import (
     Commit,
     Contribution,
     DuplicateVoteEvidence,
+    RejectedProposal,
     SignedTx,
     TxKind,
     compute_contributions_root,
     compute_evidence_root,
     compute_last_commit_root,
+    compute_rejections_root,
     compute_txs_root,
     is_body_consistent,
 )
 from learnchain.consensus.params import ChainParams, Genesis, TrainingEnd
+from learnchain.consensus.rejections import (
+    InvalidRejection,
+    compute_forfeit,
+    get_rejected_proposer,
+)
 from learnchain.consensus.types import (
     ADDRESS_LENGTH,
     MAX_ENDPOINT_LENGTH,
@@ -334,6 +341,54 @@ def process_evidence(
             raise InvalidTx("evidence vote has an invalid signature")
     process_slash(work, a.validator, work.state.params.slash_double_sign_percent)
     work.slashed.add((a.validator, a.height))
+
+
+def get_rejected_proposers(
+    work: _Working, rejections: tuple[RejectedProposal, ...], verifier: SignatureVerifier
+) -> list[Address]:
+    """The proposers that the block's rejection proofs prove the vote rejected (§3.6)."""
+    rounds: set[int] = set()
+    proposers: list[Address] = []
+    for rejection in rejections:
+        if rejection.proposal.round in rounds:
+            raise InvalidBlock("block proves one round's rejection twice")
+        rounds.add(rejection.proposal.round)
+        try:
+            proposers.append(
+                get_rejected_proposer(
+                    rejection,
+                    work.state.chain_id,
+                    work.height,
+                    work.state.validators,
+                    work.state.params,
+                    verifier,
+                )
+            )
+        except InvalidRejection as error:
+            raise InvalidBlock(f"invalid rejection proof: {error}") from error
+    return proposers
+
+
+def process_rejections(
+    work: _Working, block: Block, model_changed: bool, verifier: SignatureVerifier
+) -> None:
+    """Forfeit the deposits of the proposals the vote rejected to the update it accepted."""
+    proposers = get_rejected_proposers(work, block.rejections, verifier)
+    if not proposers:
+        return
+    forfeit = compute_forfeit(
+        proposers,
+        {address: bond.bonded for address, bond in work.bonds.items()},
+        work.state.params.proposal_deposit,
+        model_changed,
+        block.header.proposer,
+        [c.validator for c in block.contributions],
+    )
+    for address, amount in forfeit.taken.items():
+        bond = work.bonds[address]
+        work.bonds[address] = replace(bond, bonded=Tokens(bond.bonded - amount))
+    for address, amount in forfeit.paid.items():
+        process_credit(work, address, amount)
 
 
 def process_slash(work: _Working, address: Address, percent: int) -> None:
@@ -644,6 +699,7 @@ def compute_next_state(
             process_evidence(work, evidence, verifier)
         except InvalidTx as error:
             raise InvalidBlock(f"invalid evidence: {error}") from error
+    process_rejections(work, block, model_changed, verifier)
     for signed in block.txs:
         try:
             process_tx(work, signed, verifier)
@@ -694,11 +750,13 @@ def build_block(
     model_hash: Hash,
     contributions: tuple[Contribution, ...],
     verifier: SignatureVerifier,
+    rejections: tuple[RejectedProposal, ...] = (),
 ) -> tuple[Block, ChainState]:
-    """A valid block on top of ``state`` with what applies of ``evidence`` and ``txs``.
+    """A valid block on top of ``state`` with what applies of ``evidence``, ``rejections``
+    and ``txs``.
 
     Returns the block and the state it produces. Items that do not apply are left out (in the
-    order ``compute_next_state`` applies them: evidence, then transactions).
+    order ``compute_next_state`` applies them: evidence, rejections, then transactions).
     """
     work = _Working(state, Height(state.height + 1))
     usable_evidence: list[DuplicateVoteEvidence] = []
@@ -708,6 +766,13 @@ def build_block(
         except InvalidTx:
             continue
         usable_evidence.append(item)
+    usable_rejections: list[RejectedProposal] = []
+    for rejection in rejections:
+        try:
+            get_rejected_proposers(work, (*usable_rejections, rejection), verifier)
+        except InvalidBlock:
+            continue
+        usable_rejections.append(rejection)
     applicable: list[SignedTx] = []
     for signed in txs:
         if len(applicable) == state.params.max_block_txs:
@@ -729,9 +794,17 @@ def build_block(
         last_commit_root=compute_last_commit_root(last_commit),
         contributions_root=compute_contributions_root(contributions),
         time_ms=compute_block_time(state, last_commit),
+        rejections_root=compute_rejections_root(tuple(usable_rejections)),
     )
-    body = Block(draft, tuple(applicable), tuple(usable_evidence), last_commit, contributions)
+    body = Block(
+        draft,
+        tuple(applicable),
+        tuple(usable_evidence),
+        last_commit,
+        contributions,
+        tuple(usable_rejections),
+    )
     new_state = compute_next_state(state, body, verifier)
     header = replace(draft, state_root=new_state.compute_root())
-    block = Block(header, body.txs, body.evidence, last_commit, contributions)
+    block = replace(body, header=header)
     return block, replace(new_state, last_block_hash=block.hash)

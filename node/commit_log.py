@@ -63,6 +63,8 @@ class CommitLog:
         if learning.scored_height != before.scored_height and learning.scored is not None:
             fields["scored_height"] = learning.scored_height  # the validators' median score
             fields["score"] = round(learning.scored / SCORE_UNIT, 4)
+        if block.rejections:
+            fields["rejected_rounds"] = ",".join(str(r.proposal.round) for r in block.rejections)
         if block.evidence:
             fields["evidence_against"] = ",".join(
                 e.vote_a.vote.validator.hex()[:12] for e in block.evidence
@@ -109,6 +111,7 @@ def record_block(metrics: Metrics, action: CommitBlock, previous: ChainState, ow
     metrics.total_txs.inc(len(block.txs))
     metrics.block_size.set(block_to_proto(block).ByteSize())
     metrics.contributions.inc(len(block.contributions))
+    metrics.rejected_proposals.inc(len(block.rejections))
     learning = state.learning
     if learning.scored_height != previous.learning.scored_height and learning.scored is not None:
         metrics.chain_score.set(learning.scored / SCORE_UNIT)

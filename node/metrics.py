@@ -142,6 +142,11 @@ class Metrics:
         self.contributions = counter(
             "learning_contributions", "Contributions included in committed blocks"
         )
+        self.rejected_proposals = counter(
+            "learning_rejected_proposals",
+            "Proofs in committed blocks that the vote rejected a model update (its proposer"
+            " forfeits a deposit)",
+        )
         self.work_seconds = labelled(
             Histogram,
             "learning_work_seconds",

@@ -19,6 +19,7 @@ from learnchain.consensus.messages import (
     Contribution,
     DuplicateVoteEvidence,
     Proposal,
+    RejectedProposal,
     SignedProposal,
     SignedTx,
     SignedVote,
@@ -124,6 +125,7 @@ def vote_to_proto(signed: SignedVote) -> pb.Vote:
         score=v.score,
         time_ms=v.time_ms,
         values=v.values,
+        rejects=v.rejects or b"",
     )
 
 
@@ -168,7 +170,10 @@ def vote_from_proto(message: pb.Vote) -> SignedVote:
         _score(message, "score"),
         _time(message.time_ms),
         _values(message),
+        _hash(message.rejects, "rejected block hash") if message.rejects else None,
     )
+    if vote.rejects is not None and (vote.vote_type != VoteType.PREVOTE or block_hash is not None):
+        raise WireError("only a nil prevote names a rejected block")
     if vote.vote_type != VoteType.PRECOMMIT or block_hash is None:
         extensions = {
             "contribution values": bool(vote.values),
@@ -318,6 +323,7 @@ def header_to_proto(h: BlockHeader) -> pb.BlockHeader:
         last_commit_root=h.last_commit_root,
         contributions_root=h.contributions_root,
         time_ms=h.time_ms,
+        rejections_root=h.rejections_root,
     )
 
 
@@ -335,6 +341,7 @@ def header_from_proto(m: pb.BlockHeader) -> BlockHeader:
         _hash(m.last_commit_root, "last commit root"),
         _hash(m.contributions_root, "contributions root"),
         _time(m.time_ms),
+        _hash(m.rejections_root, "rejections root"),
     )
 
 
@@ -345,6 +352,7 @@ def block_to_proto(block: Block) -> pb.Block:
         txs=[tx_to_proto(t) for t in block.txs],
         evidence=[evidence_to_proto(e) for e in block.evidence],
         contributions=[contribution_to_proto(c) for c in block.contributions],
+        rejections=[rejection_to_proto(r) for r in block.rejections],
     )
     if block.last_commit is not None:
         message.last_commit.CopyFrom(commit_to_proto(block.last_commit))
@@ -358,12 +366,51 @@ def block_from_proto(message: pb.Block) -> Block:
     _list_len(message.txs, "transactions")
     _list_len(message.evidence, "evidence items")
     _list_len(message.contributions, "contributions")
+    _list_len(message.rejections, "rejection proofs")
     return Block(
         header_from_proto(message.header),
         tuple(tx_from_proto(t) for t in message.txs),
         tuple(evidence_from_proto(e) for e in message.evidence),
         commit_from_proto(message.last_commit) if message.HasField("last_commit") else None,
         tuple(contribution_from_proto(c) for c in message.contributions),
+        tuple(rejection_from_proto(r) for r in message.rejections),
+    )
+
+
+def rejection_to_proto(rejection: RejectedProposal) -> pb.RejectedProposal:
+    """A rejection proof as protobuf (its proposal without a block)."""
+    p = rejection.proposal
+    return pb.RejectedProposal(
+        proposal=pb.Proposal(
+            chain_id=p.chain_id,
+            height=p.height,
+            round=p.round,
+            block_hash=p.block_hash,
+            valid_round=p.valid_round,
+            signature=rejection.signature,
+        ),
+        prevotes=[vote_to_proto(v) for v in rejection.prevotes],
+    )
+
+
+def rejection_from_proto(message: pb.RejectedProposal) -> RejectedProposal:
+    """A rejection proof from protobuf, fields checked (signatures and stake by the state
+    transition)."""
+    _list_len(message.prevotes, "rejecting prevotes")
+    p = message.proposal
+    proposal = _proposal_fields(p)
+    return RejectedProposal(
+        proposal, _signature(p.signature), tuple(vote_from_proto(v) for v in message.prevotes)
+    )
+
+
+def _proposal_fields(message: pb.Proposal) -> Proposal:
+    return Proposal(
+        _chain_id(message.chain_id),
+        _height(message.height),
+        _round(message.round),
+        _hash(message.block_hash, "proposal block hash"),
+        _round(message.valid_round, allow_nil=True),
     )
 
 
@@ -385,13 +432,7 @@ def proposal_from_proto(message: pb.Proposal) -> SignedProposal:
     """A signed proposal from protobuf, fields checked."""
     if not message.HasField("block"):
         raise WireError("proposal carries no block")
-    proposal = Proposal(
-        _chain_id(message.chain_id),
-        _height(message.height),
-        _round(message.round),
-        _hash(message.block_hash, "proposal block hash"),
-        _round(message.valid_round, allow_nil=True),
-    )
+    proposal = _proposal_fields(message)
     return SignedProposal(proposal, _signature(message.signature), block_from_proto(message.block))
 
 
@@ -456,6 +497,7 @@ def _params_to_proto(p: ChainParams) -> pb.ChainParams:
         min_improvement=p.min_improvement,
         contribution_deposit=p.contribution_deposit,
         forfeit_margin=p.forfeit_margin,
+        proposal_deposit=p.proposal_deposit,
     )
 
 
@@ -486,6 +528,7 @@ def _params_from_proto(m: pb.ChainParams) -> ChainParams:
         min_improvement=m.min_improvement,
         contribution_deposit=Tokens(m.contribution_deposit),
         forfeit_margin=m.forfeit_margin,
+        proposal_deposit=Tokens(m.proposal_deposit),
     )
 
 

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Vote(_message.Message):
-    __slots__ = ("chain_id", "vote_type", "height", "round", "block_hash", "validator", "signature", "score", "time_ms", "values")
+    __slots__ = ("chain_id", "vote_type", "height", "round", "block_hash", "validator", "signature", "score", "time_ms", "values", "rejects")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     VOTE_TYPE_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -18,6 +18,7 @@ class Vote(_message.Message):
     SCORE_FIELD_NUMBER: _ClassVar[int]
     TIME_MS_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
+    REJECTS_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     vote_type: int
     height: int
@@ -28,7 +29,8 @@ class Vote(_message.Message):
     score: int
     time_ms: int
     values: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, chain_id: _Optional[str] = ..., vote_type: _Optional[int] = ..., height: _Optional[int] = ..., round: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., validator: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., score: _Optional[int] = ..., time_ms: _Optional[int] = ..., values: _Optional[_Iterable[int]] = ...) -> None: ...
+    rejects: bytes
+    def __init__(self, chain_id: _Optional[str] = ..., vote_type: _Optional[int] = ..., height: _Optional[int] = ..., round: _Optional[int] = ..., block_hash: _Optional[bytes] = ..., validator: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., score: _Optional[int] = ..., time_ms: _Optional[int] = ..., values: _Optional[_Iterable[int]] = ..., rejects: _Optional[bytes] = ...) -> None: ...
 
 class CommitSig(_message.Message):
     __slots__ = ("validator", "signature", "score", "time_ms", "values")
@@ -103,7 +105,7 @@ class Tx(_message.Message):
     def __init__(self, chain_id: _Optional[str] = ..., kind: _Optional[int] = ..., sender: _Optional[bytes] = ..., nonce: _Optional[int] = ..., amount: _Optional[int] = ..., recipient: _Optional[bytes] = ..., endpoint: _Optional[str] = ..., evidence: _Optional[_Union[Evidence, _Mapping]] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class BlockHeader(_message.Message):
-    __slots__ = ("chain_id", "height", "prev_hash", "proposer", "model_hash", "state_root", "txs_root", "evidence_root", "last_commit_root", "contributions_root", "time_ms")
+    __slots__ = ("chain_id", "height", "prev_hash", "proposer", "model_hash", "state_root", "txs_root", "evidence_root", "last_commit_root", "contributions_root", "time_ms", "rejections_root")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     PREV_HASH_FIELD_NUMBER: _ClassVar[int]
@@ -115,6 +117,7 @@ class BlockHeader(_message.Message):
     LAST_COMMIT_ROOT_FIELD_NUMBER: _ClassVar[int]
     CONTRIBUTIONS_ROOT_FIELD_NUMBER: _ClassVar[int]
     TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    REJECTIONS_ROOT_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     height: int
     prev_hash: bytes
@@ -126,21 +129,32 @@ class BlockHeader(_message.Message):
     last_commit_root: bytes
     contributions_root: bytes
     time_ms: int
-    def __init__(self, chain_id: _Optional[str] = ..., height: _Optional[int] = ..., prev_hash: _Optional[bytes] = ..., proposer: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., state_root: _Optional[bytes] = ..., txs_root: _Optional[bytes] = ..., evidence_root: _Optional[bytes] = ..., last_commit_root: _Optional[bytes] = ..., contributions_root: _Optional[bytes] = ..., time_ms: _Optional[int] = ...) -> None: ...
+    rejections_root: bytes
+    def __init__(self, chain_id: _Optional[str] = ..., height: _Optional[int] = ..., prev_hash: _Optional[bytes] = ..., proposer: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., state_root: _Optional[bytes] = ..., txs_root: _Optional[bytes] = ..., evidence_root: _Optional[bytes] = ..., last_commit_root: _Optional[bytes] = ..., contributions_root: _Optional[bytes] = ..., time_ms: _Optional[int] = ..., rejections_root: _Optional[bytes] = ...) -> None: ...
 
 class Block(_message.Message):
-    __slots__ = ("header", "txs", "evidence", "last_commit", "contributions")
+    __slots__ = ("header", "txs", "evidence", "last_commit", "contributions", "rejections")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     TXS_FIELD_NUMBER: _ClassVar[int]
     EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     LAST_COMMIT_FIELD_NUMBER: _ClassVar[int]
     CONTRIBUTIONS_FIELD_NUMBER: _ClassVar[int]
+    REJECTIONS_FIELD_NUMBER: _ClassVar[int]
     header: BlockHeader
     txs: _containers.RepeatedCompositeFieldContainer[Tx]
     evidence: _containers.RepeatedCompositeFieldContainer[Evidence]
     last_commit: Commit
     contributions: _containers.RepeatedCompositeFieldContainer[Contribution]
-    def __init__(self, header: _Optional[_Union[BlockHeader, _Mapping]] = ..., txs: _Optional[_Iterable[_Union[Tx, _Mapping]]] = ..., evidence: _Optional[_Iterable[_Union[Evidence, _Mapping]]] = ..., last_commit: _Optional[_Union[Commit, _Mapping]] = ..., contributions: _Optional[_Iterable[_Union[Contribution, _Mapping]]] = ...) -> None: ...
+    rejections: _containers.RepeatedCompositeFieldContainer[RejectedProposal]
+    def __init__(self, header: _Optional[_Union[BlockHeader, _Mapping]] = ..., txs: _Optional[_Iterable[_Union[Tx, _Mapping]]] = ..., evidence: _Optional[_Iterable[_Union[Evidence, _Mapping]]] = ..., last_commit: _Optional[_Union[Commit, _Mapping]] = ..., contributions: _Optional[_Iterable[_Union[Contribution, _Mapping]]] = ..., rejections: _Optional[_Iterable[_Union[RejectedProposal, _Mapping]]] = ...) -> None: ...
+
+class RejectedProposal(_message.Message):
+    __slots__ = ("proposal", "prevotes")
+    PROPOSAL_FIELD_NUMBER: _ClassVar[int]
+    PREVOTES_FIELD_NUMBER: _ClassVar[int]
+    proposal: Proposal
+    prevotes: _containers.RepeatedCompositeFieldContainer[Vote]
+    def __init__(self, proposal: _Optional[_Union[Proposal, _Mapping]] = ..., prevotes: _Optional[_Iterable[_Union[Vote, _Mapping]]] = ...) -> None: ...
 
 class Proposal(_message.Message):
     __slots__ = ("chain_id", "height", "round", "block_hash", "valid_round", "signature", "block")
@@ -235,7 +249,7 @@ class ValidatorSet(_message.Message):
     def __init__(self, validators: _Optional[_Iterable[_Union[Validator, _Mapping]]] = ..., proposer: _Optional[bytes] = ...) -> None: ...
 
 class ChainParams(_message.Message):
-    __slots__ = ("threshold_numerator", "threshold_denominator", "mode", "min_stake", "max_validators", "unbonding_blocks", "block_reward", "proposer_reward_percent", "slash_double_sign_percent", "slash_downtime_percent", "downtime_jail_blocks", "jail_blocks", "evidence_max_age", "max_block_txs", "max_contributions", "training_heights", "vote_relay_from", "round_deadline", "verdict_timeout", "target_score", "plateau_rounds", "min_improvement", "contribution_deposit", "forfeit_margin")
+    __slots__ = ("threshold_numerator", "threshold_denominator", "mode", "min_stake", "max_validators", "unbonding_blocks", "block_reward", "proposer_reward_percent", "slash_double_sign_percent", "slash_downtime_percent", "downtime_jail_blocks", "jail_blocks", "evidence_max_age", "max_block_txs", "max_contributions", "training_heights", "vote_relay_from", "round_deadline", "verdict_timeout", "target_score", "plateau_rounds", "min_improvement", "contribution_deposit", "forfeit_margin", "proposal_deposit")
     THRESHOLD_NUMERATOR_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_DENOMINATOR_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
@@ -260,6 +274,7 @@ class ChainParams(_message.Message):
     MIN_IMPROVEMENT_FIELD_NUMBER: _ClassVar[int]
     CONTRIBUTION_DEPOSIT_FIELD_NUMBER: _ClassVar[int]
     FORFEIT_MARGIN_FIELD_NUMBER: _ClassVar[int]
+    PROPOSAL_DEPOSIT_FIELD_NUMBER: _ClassVar[int]
     threshold_numerator: int
     threshold_denominator: int
     mode: str
@@ -284,7 +299,8 @@ class ChainParams(_message.Message):
     min_improvement: int
     contribution_deposit: int
     forfeit_margin: int
-    def __init__(self, threshold_numerator: _Optional[int] = ..., threshold_denominator: _Optional[int] = ..., mode: _Optional[str] = ..., min_stake: _Optional[int] = ..., max_validators: _Optional[int] = ..., unbonding_blocks: _Optional[int] = ..., block_reward: _Optional[int] = ..., proposer_reward_percent: _Optional[int] = ..., slash_double_sign_percent: _Optional[int] = ..., slash_downtime_percent: _Optional[int] = ..., downtime_jail_blocks: _Optional[int] = ..., jail_blocks: _Optional[int] = ..., evidence_max_age: _Optional[int] = ..., max_block_txs: _Optional[int] = ..., max_contributions: _Optional[int] = ..., training_heights: _Optional[int] = ..., vote_relay_from: _Optional[int] = ..., round_deadline: _Optional[int] = ..., verdict_timeout: _Optional[int] = ..., target_score: _Optional[int] = ..., plateau_rounds: _Optional[int] = ..., min_improvement: _Optional[int] = ..., contribution_deposit: _Optional[int] = ..., forfeit_margin: _Optional[int] = ...) -> None: ...
+    proposal_deposit: int
+    def __init__(self, threshold_numerator: _Optional[int] = ..., threshold_denominator: _Optional[int] = ..., mode: _Optional[str] = ..., min_stake: _Optional[int] = ..., max_validators: _Optional[int] = ..., unbonding_blocks: _Optional[int] = ..., block_reward: _Optional[int] = ..., proposer_reward_percent: _Optional[int] = ..., slash_double_sign_percent: _Optional[int] = ..., slash_downtime_percent: _Optional[int] = ..., downtime_jail_blocks: _Optional[int] = ..., jail_blocks: _Optional[int] = ..., evidence_max_age: _Optional[int] = ..., max_block_txs: _Optional[int] = ..., max_contributions: _Optional[int] = ..., training_heights: _Optional[int] = ..., vote_relay_from: _Optional[int] = ..., round_deadline: _Optional[int] = ..., verdict_timeout: _Optional[int] = ..., target_score: _Optional[int] = ..., plateau_rounds: _Optional[int] = ..., min_improvement: _Optional[int] = ..., contribution_deposit: _Optional[int] = ..., forfeit_margin: _Optional[int] = ..., proposal_deposit: _Optional[int] = ...) -> None: ...
 
 class LearningRecord(_message.Message):
     __slots__ = ("model_height", "model_score", "best_score", "stale_rounds", "scored_height", "scored", "end", "end_height")

@@ -160,6 +160,15 @@ def block_payload(item: pb.BlockWithCommit) -> dict[str, Any]:
         "txs": [t.hash().hex() for t in block.txs],
         "evidence": len(block.evidence),
         "contributions": [c.validator.hex() for c in block.contributions],
+        # proposals of this height the vote rejected, whose proposers forfeit a deposit (§3.6)
+        "rejected_proposals": [
+            {
+                "round": r.proposal.round,
+                "block_hash": r.proposal.block_hash.hex(),
+                "rejected_by": [v.vote.validator.hex() for v in r.prevotes],
+            }
+            for r in block.rejections
+        ],
         "commit_round": item.commit.round,
         "signers": [s.validator.hex() for s in item.commit.signatures],
     }

@@ -118,6 +118,7 @@ class Chain:
             model_hash or self.state.model_hash,
             kw.pop("contributions", ()),  # type: ignore[arg-type]
             self.verifier,
+            kw.pop("rejections", ()),  # type: ignore[arg-type]
         )
         return block
 

@@ -148,6 +148,25 @@ def test_poisoned_updates_are_never_committed_when_honest_stake_meets_the_thresh
     assert result.poisoned_committed == 0
     assert result.proposals_by_validator[3] == 0
     assert result.heights >= 100
+    # its rejected proposals are proven on chain, and the forfeits take it below min_stake
+    assert result.rejected == [3] and result.rejections_committed >= 1
+
+
+def test_only_poisoners_forfeit_deposits_for_rejected_proposals_under_faults() -> None:
+    result = run_simulation(
+        SimulationConfig(
+            validators=7,
+            stakes=(5, 5, 5, 5, 5, 5, 5),
+            heights=400,
+            byzantine=2,
+            behaviours=frozenset({Behaviour.POISON}),
+            drop=0.1,
+            seed=3,
+        )
+    )
+    assert result.forks == 0 and result.poisoned_committed == 0
+    assert result.rejected == [5, 6]
+    assert result.rejections_committed >= 10
 
 
 def test_the_same_seed_gives_the_same_run() -> None:

@@ -15,6 +15,7 @@ from learnchain.consensus.messages import (
     Block,
     DuplicateVoteEvidence,
     Proposal,
+    RejectedProposal,
     SignedProposal,
     SignedVote,
     TxKind,
@@ -41,7 +42,34 @@ def busy_chain() -> tuple[Chain, list[Block]]:
         sign_tx(users[0], TxKind.TRANSFER, 0, amount=Tokens(5), recipient=users[1].address),
         sign_tx(users[1], TxKind.STAKE, 0, amount=Tokens(150), endpoint="10.1.2.3:26656"),
     ]
-    return chain, [chain.next_block(txs, model_hash=compute_hash(b"m1"), evidence=(evidence,))]
+    block = chain.next_block(
+        txs,
+        model_hash=compute_hash(b"m1"),
+        evidence=(evidence,),
+        rejections=(rejection_of_round_0(chain),),
+    )
+    return chain, [block]
+
+
+def rejection_of_round_0(chain: Chain) -> RejectedProposal:
+    """Proof that every other validator rejected round 0's proposal of the next height."""
+    proposer = next(k for k in KEYS if k.address == chain.state.validators.proposer)
+    height = Height(chain.state.height + 1)
+    proposal = Proposal(CHAIN, height, Round(0), compute_hash(b"poisoned"), NIL_ROUND)
+    prevotes = []
+    for key in sorted((k for k in KEYS if k is not proposer), key=lambda k: k.address):
+        vote = Vote(
+            CHAIN,
+            VoteType.PREVOTE,
+            height,
+            Round(0),
+            None,
+            key.address,
+            rejects=proposal.block_hash,
+        )
+        prevotes.append(SignedVote(vote, Signature(key.sign(vote.sign_bytes()))))
+    signature = Signature(proposer.sign(proposal.sign_bytes()))
+    return RejectedProposal(proposal, signature, tuple(prevotes))
 
 
 def test_a_block_with_everything_round_trips() -> None:
@@ -51,6 +79,26 @@ def test_a_block_with_everything_round_trips() -> None:
     )
     assert decoded == block and decoded.hash == block.hash
     assert len(decoded.txs) == 2 and len(decoded.evidence) == 1 and decoded.last_commit is not None
+    assert len(decoded.rejections) == 1 and decoded.rejections[0].prevotes[0].vote.rejects
+
+
+def test_only_a_nil_prevote_names_a_rejected_block() -> None:
+    for vote_type, block_hash in (
+        (VoteType.PREVOTE, compute_hash(b"b")),
+        (VoteType.PRECOMMIT, None),
+    ):
+        v = Vote(
+            CHAIN,
+            vote_type,
+            Height(1),
+            Round(0),
+            block_hash,
+            KEYS[0].address,
+            rejects=compute_hash(b"bad"),
+        )
+        message = wire.vote_to_proto(SignedVote(v, Signature(KEYS[0].sign(v.sign_bytes()))))
+        with pytest.raises(wire.WireError, match="only a nil prevote names a rejected block"):
+            wire.vote_from_proto(message)
 
 
 def test_a_proposal_round_trips() -> None:
