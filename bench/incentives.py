@@ -1,4 +1,4 @@
-"""Incentives over many rounds: who earns, who pays (docs/protocol.md §3.5).
+"""Incentives over many rounds: who earns, who pays (docs/protocol.md §3.5, §3.6).
 
 Honest, lazy (no training: they contribute the current model) and poisoning (label-flipping)
 parties learn together in aggregate mode, one process, with the node's own code: every party
@@ -8,13 +8,14 @@ than the threshold of stake approves. On a committed update the proposer is paid
 every party appraises each contribution on its own data (ml/contribution_value.py; poisoners
 report their own contributions as the best and the others as harmful); the chain's own
 functions then appraise the block (``compute_appraisal``) and settle the contributors' share and
-the deposits (``compute_settlement``).
+the deposits (``compute_settlement``). A proposal that more than the threshold of stake rejects
+owes its proposer's deposit, settled with the next committed update's contributions (§3.6).
 
     .venv/bin/python bench/incentives.py --rounds 100 --honest 4 --lazy 1 --poisoners 1 --seeds 0-4
 
-Prints each party's balance, bond, income as proposer and net gain as contributor (rewards and
-forfeits received, minus its own forfeits), a table by seed and, last, one JSON line; exits
-non-zero if the tokens do not add up.
+Prints each party's balance, bond, income as proposer, net gain as contributor (rewards and
+forfeits received, minus every deposit it forfeited) and rejected proposals, a table by seed
+and, last, one JSON line; exits non-zero if the tokens do not add up.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from learnchain.consensus.incentives import (
 )
 from learnchain.consensus.messages import Commit, CommitSig
 from learnchain.consensus.params import SCORE_UNIT, ChainParams
-from learnchain.consensus.rejections import compute_forfeit
 from learnchain.consensus.types import (
     Address,
     Height,
@@ -141,9 +141,9 @@ def run(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     index_of = {a: i for i, a in enumerate(addresses)}
     balances = dict.fromkeys(addresses, 0)
     bonds = dict.fromkeys(addresses, STAKE)
-    earned = dict.fromkeys(addresses, 0)  # contribution rewards and forfeits paid on, minus own
+    earned = dict.fromkeys(addresses, 0)  # rewards and forfeits received, minus own deposits
     initial = sum(bonds.values())
-    lost_as_proposer = dict.fromkeys(addresses, 0)  # deposits of rejected proposals
+    rejections = dict.fromkeys(addresses, 0)  # rejected proposals whose deposit was owed
     rejected: list[Address] = []  # proposers rejected since the last committed update
     minted = burned = forfeited = accepted = 0
     previous_global: dict[str, torch.Tensor] | None = None
@@ -180,23 +180,15 @@ def run(args: argparse.Namespace, seed: int) -> dict[str, Any]:
             continue
         accepted += 1
         contributors = tuple(addresses[int(c.contributor)] for c in used)
-        # The rejected proposals of this height forfeit their deposits to its update (§3.6).
-        forfeit = compute_forfeit(
-            rejected, bonds, params.proposal_deposit, True, addresses[proposer], contributors
-        )
-        rejected = []
-        for address, amount in forfeit.taken.items():
-            bonds[address] -= amount
-            lost_as_proposer[address] += amount
-        for address, amount in forfeit.paid.items():
-            balances[address] += amount
-            earned[address] += amount
-        burned += forfeit.burned
-        forfeited += sum(forfeit.taken.values())
         proposer_share, pending = compute_pending_share(params, Height(round_index), contributors)
         balances[addresses[proposer]] += proposer_share
         minted += proposer_share
         if pending is not None:
+            # The height's rejected proposals forfeit their deposits at the settlement (§3.6).
+            pending = replace(pending, rejected=tuple(rejected))
+            for address in rejected:
+                rejections[address] += 1
+            rejected = []
             reports = []
             for i, learner in enumerate(learners):
                 if kinds[i] == "label_flip":
@@ -244,16 +236,16 @@ def run(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     lost_by_kind: dict[str, list[int]] = {}
     net_by_kind: dict[str, list[int]] = {}
     header = f"{'party':<6} {'kind':<9} {'balance':>8} {'bond':>6} {'as proposer':>11}"
-    print(f"seed {seed}: {header} {'as contributor':>14} {'rejected deposits':>17}")
+    print(f"seed {seed}: {header} {'as contributor':>14} {'rejected proposals':>18}")
     for i, address in enumerate(addresses):
         by_kind.setdefault(names[i], []).append(earned[address])
-        lost_by_kind.setdefault(names[i], []).append(lost_as_proposer[address])
+        lost_by_kind.setdefault(names[i], []).append(rejections[address])
         net = balances[address] + bonds[address] - STAKE
         net_by_kind.setdefault(names[i], []).append(net)
-        proposing = net - earned[address]  # its proposer shares minus its rejected deposits
+        proposing = net - earned[address]  # its proposer shares
         print(
             f"        {i:<6} {names[i]:<9} {balances[address]:>8} {bonds[address]:>6} "
-            f"{proposing:>11} {earned[address]:>14} {-lost_as_proposer[address]:>17}"
+            f"{proposing:>11} {earned[address]:>14} {rejections[address]:>18}"
         )
     print(
         f"        {accepted} of {args.rounds} rounds committed; final accuracy {accuracy:.3f}; "
@@ -264,7 +256,7 @@ def run(args: argparse.Namespace, seed: int) -> dict[str, Any]:
         "accepted": accepted,
         "final_accuracy": round(accuracy, 4),
         "contribution_gain_by_kind": by_kind,
-        "rejected_deposits_by_kind": lost_by_kind,
+        "rejected_proposals_by_kind": lost_by_kind,
         "net_gain_by_kind": net_by_kind,
         "minted": minted,
         "forfeited": forfeited,

@@ -25,7 +25,7 @@ the rest from bonds to accounts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from learnchain.consensus.encoding import encode_bytes, encode_list, encode_uint
@@ -43,6 +43,9 @@ class PendingShare:
     height: Height  # the block whose contributions these are
     contributors: tuple[Address, ...]  # in the block's contribution order
     pool: Tokens
+    # Proposers of the height's updates that the vote rejected (§3.6): each forfeits
+    # proposal_deposit at the settlement, paid to the useful contributions by value.
+    rejected: tuple[Address, ...] = ()
 
     def encode(self) -> bytes:
         """Canonical bytes (part of the state root)."""
@@ -50,6 +53,7 @@ class PendingShare:
             encode_uint(self.height)
             + encode_list(encode_bytes(a) for a in self.contributors)
             + encode_uint(self.pool)
+            + encode_list(encode_bytes(a) for a in self.rejected)
         )
 
 
@@ -112,6 +116,18 @@ def compute_proportional_split(amount: int, weights: Mapping[Address, int]) -> d
     return {address: amount * weight // total for address, weight in sorted(weights.items())}
 
 
+def compute_forfeits(
+    deposits: Sequence[tuple[Address, int]], bonded: Mapping[Address, int]
+) -> dict[Address, int]:
+    """What each deposit takes from its owner's bond, in all at most what is bonded."""
+    forfeits: dict[Address, int] = {}
+    for address, deposit in deposits:
+        left = bonded.get(address, 0) - forfeits.get(address, 0)
+        if min(deposit, left) > 0:
+            forfeits[address] = forfeits.get(address, 0) + min(deposit, left)
+    return forfeits
+
+
 def compute_settlement(
     pending: PendingShare,
     appraisal: Appraisal | None,
@@ -119,21 +135,22 @@ def compute_settlement(
     params: ChainParams,
 ) -> Settlement:
     """Settle ``pending`` by the validators' ``appraisal`` (None: not appraised), given each
-    contributor's bonded tokens."""
+    contributor's and rejected proposer's bonded tokens."""
+    deposits = [(a, params.proposal_deposit) for a in pending.rejected]
     if appraisal is None:
         each = pending.pool // len(pending.contributors) if pending.contributors else 0
-        return Settlement({a: each for a in pending.contributors if each}, {}, {}, 0)
-    judged = list(zip(pending.contributors, appraisal.values, appraisal.harmful, strict=True))
-    useful = {a: value for a, value, harmful in judged if value > 0 and not harmful}
-    rewards = compute_proportional_split(pending.pool, useful)
-    forfeits = {
-        address: min(params.contribution_deposit, bonded.get(address, 0))
-        for address, _, harmful in judged
-        if harmful
-    }
-    forfeits = {a: amount for a, amount in forfeits.items() if amount > 0}
+        rewards = {a: each for a in pending.contributors if each}
+        forfeits = compute_forfeits(deposits, bonded)
+        payees = {a: 1 for a in pending.contributors if a not in pending.rejected}
+    else:
+        judged = list(zip(pending.contributors, appraisal.values, appraisal.harmful, strict=True))
+        useful = {a: value for a, value, harmful in judged if value > 0 and not harmful}
+        rewards = compute_proportional_split(pending.pool, useful)
+        harmful = [(a, params.contribution_deposit) for a, _, h in judged if h]
+        forfeits = compute_forfeits(harmful + deposits, bonded)
+        payees = {a: v for a, v in useful.items() if a not in pending.rejected}
     forfeited = sum(forfeits.values())
-    transfers = compute_proportional_split(forfeited, useful)
+    transfers = compute_proportional_split(forfeited, payees)
     return Settlement(
         {a: r for a, r in rewards.items() if r},
         forfeits,

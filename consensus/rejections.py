@@ -4,9 +4,9 @@ A validator whose learner rejects a first-time proposal of a model update prevot
 the proposal's block hash in that prevote (``Vote.rejects``). When such prevotes from more than
 the chain's threshold of stake reach a later proposer of the same height, it includes a
 ``RejectedProposal``: the rejected proposal, signed by its proposer, and those prevotes. The
-block that commits it forfeits ``proposal_deposit`` from the rejected proposer's bond and pays it
-to the update the height accepted: its contributors in equal parts (aggregate mode) or its
-proposer (solo mode); when the height keeps the model, the deposit is burned.
+rejected proposer forfeits ``proposal_deposit`` from its bond to the update the height accepted:
+in aggregate mode at the contributors' settlement, by value (``compute_settlement``); in solo
+mode to its proposer at once (``compute_forfeit``); when the height keeps the model, it is burned.
 
 A proof is valid only in the block of its own height, so the validator set that voted is the
 state's and a round's proposal is proven at most once (one proof per round in one block).
@@ -115,8 +115,9 @@ def compute_forfeit(
     contributors: Iterable[Address],
 ) -> Forfeit:
     """Take ``deposit`` (at most what is bonded) from each rejected proposer and pay it to the
-    accepted update's contributors in equal parts, or to its proposer when it has none; burn it
-    when the block keeps the model. Rejected proposers are paid nothing."""
+    accepted update's contributors in equal parts (when their share is not settled by value:
+    no block reward), or to its proposer when it has none; burn it when the block keeps the
+    model. Rejected proposers are paid nothing."""
     taken: dict[Address, int] = {}
     for proposer in proposers:
         left = bonded.get(proposer, 0) - taken.get(proposer, 0)

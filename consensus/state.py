@@ -369,20 +369,24 @@ def get_rejected_proposers(
     return proposers
 
 
-def process_rejections(
-    work: _Working, block: Block, model_changed: bool, verifier: SignatureVerifier
+def process_rejection_deposits(
+    work: _Working, proposers: list[Address], header: BlockHeader, contributors: list[Address]
 ) -> None:
-    """Forfeit the deposits of the proposals the vote rejected to the update it accepted."""
-    proposers = get_rejected_proposers(work, block.rejections, verifier)
+    """Forfeit the rejected proposers' deposits to the update the height accepted (§3.6): in
+    aggregate mode by value at the contributors' settlement, in solo mode to the proposer now;
+    burned when the block keeps the model."""
     if not proposers:
+        return
+    if work.pending_share is not None:
+        work.pending_share = replace(work.pending_share, rejected=tuple(proposers))
         return
     forfeit = compute_forfeit(
         proposers,
         {address: bond.bonded for address, bond in work.bonds.items()},
         work.state.params.proposal_deposit,
-        model_changed,
-        block.header.proposer,
-        [c.validator for c in block.contributions],
+        header.model_hash != work.state.model_hash,
+        header.proposer,
+        contributors,
     )
     for address, amount in forfeit.taken.items():
         bond = work.bonds[address]
@@ -560,7 +564,8 @@ def process_settlement(work: _Working, last_commit: Commit | None) -> None:
             last_commit, work.state.last_validators, len(pending.contributors), params
         )
     )
-    bonded = {a: b.bonded for a, b in work.bonds.items() if a in pending.contributors}
+    owners = {*pending.contributors, *pending.rejected}
+    bonded = {a: b.bonded for a, b in work.bonds.items() if a in owners}
     settlement = compute_settlement(pending, appraisal, bonded, params)
     for address, amount in settlement.forfeits.items():
         bond = work.bonds[address]
@@ -699,7 +704,7 @@ def compute_next_state(
             process_evidence(work, evidence, verifier)
         except InvalidTx as error:
             raise InvalidBlock(f"invalid evidence: {error}") from error
-    process_rejections(work, block, model_changed, verifier)
+    rejected = get_rejected_proposers(work, block.rejections, verifier)
     for signed in block.txs:
         try:
             process_tx(work, signed, verifier)
@@ -707,6 +712,7 @@ def compute_next_state(
             raise InvalidBlock(f"invalid transaction: {error}") from error
     process_settlement(work, block.last_commit)
     process_rewards(work, header, block.contributions)
+    process_rejection_deposits(work, rejected, header, [c.validator for c in block.contributions])
     process_downtime(work, block.last_commit)
     process_unbonding(work)
     work.slashed = {

@@ -605,6 +605,7 @@ def state_to_proto(state: ChainState) -> pb.ChainState:
                 height=state.pending_share.height,
                 contributors=state.pending_share.contributors,
                 pool=state.pending_share.pool,
+                rejected=state.pending_share.rejected,
             )
         ),
     )
@@ -648,6 +649,7 @@ def state_from_proto(m: pb.ChainState) -> ChainState:
                 Height(m.pending_share.height),
                 tuple(Address(a) for a in m.pending_share.contributors),
                 Tokens(m.pending_share.pool),
+                tuple(_address(a, "rejected proposer") for a in m.pending_share.rejected),
             )
             if m.HasField("pending_share")
             else None

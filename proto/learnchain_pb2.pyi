@@ -367,14 +367,16 @@ class ChainState(_message.Message):
     def __init__(self, chain_id: _Optional[str] = ..., params: _Optional[_Union[ChainParams, _Mapping]] = ..., height: _Optional[int] = ..., last_block_hash: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., app_hash: _Optional[bytes] = ..., accounts: _Optional[_Iterable[_Union[Account, _Mapping]]] = ..., bonds: _Optional[_Iterable[_Union[Bond, _Mapping]]] = ..., unbonding: _Optional[_Iterable[_Union[Unbonding, _Mapping]]] = ..., last_validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., next_validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., slashed: _Optional[_Iterable[_Union[SlashRecord, _Mapping]]] = ..., learning: _Optional[_Union[LearningRecord, _Mapping]] = ..., last_block_time_ms: _Optional[int] = ..., pending_share: _Optional[_Union[PendingShare, _Mapping]] = ...) -> None: ...
 
 class PendingShare(_message.Message):
-    __slots__ = ("height", "contributors", "pool")
+    __slots__ = ("height", "contributors", "pool", "rejected")
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     CONTRIBUTORS_FIELD_NUMBER: _ClassVar[int]
     POOL_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
     height: int
     contributors: _containers.RepeatedScalarFieldContainer[bytes]
     pool: int
-    def __init__(self, height: _Optional[int] = ..., contributors: _Optional[_Iterable[bytes]] = ..., pool: _Optional[int] = ...) -> None: ...
+    rejected: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, height: _Optional[int] = ..., contributors: _Optional[_Iterable[bytes]] = ..., pool: _Optional[int] = ..., rejected: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class SignState(_message.Message):
     __slots__ = ("height", "round", "step", "locked_round", "locked_block_hash", "votes", "proposal")

@@ -5,7 +5,16 @@ from __future__ import annotations
 from dataclasses import replace
 
 from learnchain.consensus.crypto import PrivateKey, SignatureVerifier, compute_hash
-from learnchain.consensus.messages import Block, Commit, CommitSig, SignedTx, Tx, TxKind, Vote
+from learnchain.consensus.messages import (
+    Block,
+    Commit,
+    CommitSig,
+    Contribution,
+    SignedTx,
+    Tx,
+    TxKind,
+    Vote,
+)
 from learnchain.consensus.params import ChainParams, Genesis, GenesisValidator
 from learnchain.consensus.simulation import compute_key
 from learnchain.consensus.state import ChainState, build_block, compute_genesis_state, process_block
@@ -156,3 +165,15 @@ def with_forced_txs(block: Block, txs: tuple[SignedTx, ...]) -> Block:
 
     header = replace(block.header, txs_root=compute_txs_root(txs))
     return replace(block, header=header, txs=txs)
+
+
+def contribute(chain: Chain, keys: list, samples: int = 10) -> tuple[Contribution, ...]:  # type: ignore[type-arg]
+    """Signed contributions by ``keys`` to the model of ``chain``'s state."""
+    height = chain.state.learning.model_height
+    made = []
+    for key in keys:
+        unsigned = Contribution(
+            CHAIN, height, key.address, compute_hash(key.address), samples, Signature(b"")
+        )
+        made.append(replace(unsigned, signature=Signature(key.sign(unsigned.sign_bytes()))))
+    return tuple(made)

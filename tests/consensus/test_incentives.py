@@ -17,11 +17,11 @@ from learnchain.consensus.incentives import (
     compute_appraisal,
     compute_settlement,
 )
-from learnchain.consensus.messages import Commit, CommitSig, Contribution
+from learnchain.consensus.messages import Commit, CommitSig
 from learnchain.consensus.params import ChainParams
 from learnchain.consensus.state import get_total_tokens
 from learnchain.consensus.types import Address, Height, Round, Signature, Threshold, Tokens
-from tests.consensus.chain import CHAIN, Chain, make_genesis_state, make_keys, with_params
+from tests.consensus.chain import Chain, contribute, make_genesis_state, make_keys, with_params
 
 KEYS = make_keys(4)
 A, B, C, D = (k.address for k in KEYS)
@@ -128,6 +128,20 @@ def test_unmeasured_contributions_share_equally_as_before() -> None:
     assert settled.rewards == {A: 3, B: 3, C: 3} and settled.forfeits == {}
 
 
+def test_a_rejected_proposers_deposit_goes_to_the_useful_contributions_by_value() -> None:
+    share = replace(pending(A, B, C), rejected=(D,))
+    settled = compute_settlement(share, appraised(30_000, 10_000, 0), {D: 100}, PARAMS)
+    assert settled.forfeits == {D: 10}
+    assert settled.transfers == {A: 7, B: 2} and settled.burned == 1  # C added nothing
+
+
+def test_a_rejected_proposer_is_paid_none_of_its_deposit_and_unappraised_shares_are_equal() -> None:
+    share = replace(pending(A, B, C), rejected=(C, C))
+    settled = compute_settlement(share, None, {C: 15}, PARAMS)
+    assert settled.forfeits == {C: 15}  # two deposits, at most what is bonded
+    assert settled.transfers == {A: 7, B: 7} and settled.burned == 1
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     values=st.lists(st.integers(-(10**6), 10**6), min_size=1, max_size=4),
@@ -135,37 +149,40 @@ def test_unmeasured_contributions_share_equally_as_before() -> None:
     bonds=st.lists(st.integers(0, 50), min_size=4, max_size=4),
     pool=st.integers(0, 1000),
     deposit=st.integers(0, 20),
+    rejected=st.lists(st.sampled_from((A, B, C, D)), max_size=3),
 )
 def test_a_settlement_pays_out_no_more_than_the_pool_and_the_forfeits(
-    values: list[int], harmful: list[bool], bonds: list[int], pool: int, deposit: int
+    values: list[int],
+    harmful: list[bool],
+    bonds: list[int],
+    pool: int,
+    deposit: int,
+    rejected: list[Address],
 ) -> None:
     contributors = (A, B, C, D)[: len(values)]
     bonded = dict(zip((A, B, C, D), bonds, strict=True))
-    params = replace(ChainParams(), contribution_deposit=Tokens(deposit))
+    params = replace(
+        ChainParams(), contribution_deposit=Tokens(deposit), proposal_deposit=Tokens(deposit)
+    )
     appraisal = Appraisal(tuple(values), tuple(harmful[: len(values)]))
-    settled = compute_settlement(pending(*contributors, pool=pool), appraisal, bonded, params)
+    share = replace(pending(*contributors, pool=pool), rejected=tuple(rejected))
+    settled = compute_settlement(share, appraisal, bonded, params)
     assert settled.minted <= pool
     assert sum(settled.transfers.values()) + settled.burned == sum(settled.forfeits.values())
     for address, value, bad in zip(contributors, values, harmful, strict=False):
         assert (address in settled.rewards or address in settled.transfers) <= (
             value > 0 and not bad
         )
-        assert settled.forfeits.get(address, 0) <= min(deposit, bonded[address])
-        assert (address in settled.forfeits) <= bad
+        assert address not in settled.transfers or address not in rejected
+    for address in (A, B, C, D):
+        owed = deposit * (
+            rejected.count(address)
+            + (address in contributors and harmful[(A, B, C, D).index(address)])
+        )
+        assert settled.forfeits.get(address, 0) == min(owed, bonded[address])
 
 
 # --- on chain ----------------------------------------------------------------------------------
-
-
-def contribute(chain: Chain, keys: list, samples: int = 10) -> tuple[Contribution, ...]:  # type: ignore[type-arg]
-    height = chain.state.learning.model_height
-    made = []
-    for key in keys:
-        unsigned = Contribution(
-            CHAIN, height, key.address, compute_hash(key.address), samples, Signature(b"")
-        )
-        made.append(replace(unsigned, signature=Signature(key.sign(unsigned.sign_bytes()))))
-    return tuple(made)
 
 
 def test_the_next_block_settles_the_contributors_share_by_the_values_in_its_last_commit() -> None:

@@ -39,7 +39,14 @@ from learnchain.consensus.types import (
     VoteType,
 )
 from learnchain.consensus.validators import compute_proposer_of_round
-from tests.consensus.chain import CHAIN, Chain, make_genesis_state, make_keys, with_params
+from tests.consensus.chain import (
+    CHAIN,
+    Chain,
+    contribute,
+    make_genesis_state,
+    make_keys,
+    with_params,
+)
 
 KEYS = make_keys(4)
 BY_ADDRESS = {k.address: k for k in KEYS}
@@ -212,6 +219,41 @@ def test_a_committed_proof_forfeits_the_deposit_to_the_accepted_update() -> None
     assert after.bonds[loser].bonded == 190
     assert after.get_account(winner).balance == 10 + 10  # the block reward and the deposit
     assert get_total_tokens(after) == get_total_tokens(state) + 10  # only the reward is new
+
+
+def test_in_aggregate_mode_the_deposit_goes_to_the_useful_contributions_by_value() -> None:
+    chain = make_chain(block_reward=10, proposal_deposit=10, forfeit_margin=5_000)
+    state = chain.state
+    proof = proof_against_round(chain, 0)
+    loser = compute_proposer_of_round(state.validators, 0)
+    winner = compute_proposer_of_round(state.validators, 1)
+    others = [k for k in KEYS if k.address != loser]
+    contributions = contribute(chain, others)
+    block, _ = build_block(
+        state,
+        winner,
+        [],
+        (),
+        None,
+        compute_hash(b"aggregate"),
+        contributions,
+        chain.verifier,
+        (proof,),
+    )
+    after = chain.commit(block, values={k.address: (30_000, 10_000, 0) for k in KEYS})
+    assert after.pending_share is not None and after.pending_share.rejected == (loser,)
+    assert after.bonds[loser].bonded == 200  # taken when the values are in
+    settled = chain.advance()
+    assert settled.bonds[loser].bonded == 190
+    first, second, lazy = (c.validator for c in contributions)
+    paid = {
+        a: settled.get_account(a).balance - after.get_account(a).balance
+        for a in (first, second, lazy)
+    }
+    assert paid == {first: 3 + 7, second: 1 + 2, lazy: 0}  # the share 3:1 of 5, the deposit 3:1
+    assert (
+        get_total_tokens(settled) == get_total_tokens(state) + 5 + 4 - 1
+    )  # minted 5 + 4; 1 burned
 
 
 def test_a_deposit_is_burned_when_the_height_keeps_the_model() -> None:
