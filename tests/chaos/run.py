@@ -18,9 +18,10 @@ from typing import Any
 
 import grpc
 
+from learnchain.consensus.crypto import compute_address
 from learnchain.consensus.messages import Block
 from learnchain.node.cluster import LocalCluster, LocalNode
-from learnchain.node.files import read_key
+from learnchain.node.files import read_genesis, read_key
 from learnchain.proto import learnchain_pb2 as pb
 from tests.chaos.checker import InvariantChecker, compute_missed_streaks
 from tests.chaos.faults import Fault, FaultKind, compute_schedule
@@ -102,7 +103,7 @@ class ChaosRun:
         self.may_be_down: set[int] = set()  # killed, or with a full disk
         self.fillers: dict[int, Path] = {}
         self.injected: Counter[str] = Counter()
-        self.unjailed: list[int] = []  # validators the bed unjailed after a downtime jail
+        self.restored: list[str] = []  # what the bed did to bring validators back
 
     # --- one look ------------------------------------------------------------------------------
 
@@ -186,10 +187,10 @@ class ChaosRun:
         elif kind == FaultKind.EQUIVOCATE:
             address = self.get_validator_address(nodes[0])
             self.checker.equivocators = frozenset({address})
-            # A jailed validator's votes count for nothing: there is no equivocation to catch.
+            # A non-validator's votes count for nothing: there is no equivocation to catch.
             self.checker.expect_evidence = self.is_active_validator(address)
             if not self.checker.expect_evidence:
-                self.say(f"  node{nodes[0]} is not an active validator (jailed): no evidence due")
+                self.say(f"  node{nodes[0]} is not an active validator: no evidence due")
             self.restart(nodes[0], byzantine="equivocate")
 
     def heal(self, fault: Fault) -> None:
@@ -219,39 +220,51 @@ class ChaosRun:
             self.restart(nodes[0], byzantine="")
         self.checker.healed(time.monotonic(), f"{kind.value} on {nodes}")
         if kind != FaultKind.EQUIVOCATE:  # an equivocator stays jailed: it was slashed for it
-            self.unjail_served()
+            self.restore_validators()
 
-    def unjail_served(self) -> None:
-        """As an operator would: send ``unjail`` for every validator jailed (for downtime) whose
-        jail term is over, so that later faults still hit a full validator set."""
+    def restore_validators(self) -> None:
+        """As an operator would: bring back a validator that left the set, so that later faults
+        still hit a full validator set: top up a bond that forfeited deposits (a poisoned
+        update's, §3.5-3.6) took below ``min_stake``, and unjail one jailed for missed blocks
+        once its term is over."""
         for i in range(self.spec.validators):
             for j in [k for k in range(self.spec.validators) if k != i] + [i]:  # any that answers
                 with contextlib.suppress(grpc.RpcError):
-                    if self.unjail_if_served(i, self.cluster[j]):
-                        break
+                    self.restore_validator(i, self.cluster[j])
+                    break
 
-    def unjail_if_served(self, i: int, via: LocalNode) -> bool:
-        """Unjail node ``i`` through ``via`` when its term is over; False when ``via`` could not
-        tell (raises grpc.RpcError when it does not answer)."""
+    def restore_validator(self, i: int, via: LocalNode) -> None:
+        """Top up and unjail node ``i`` through ``via`` as needed (grpc.RpcError when ``via``
+        does not answer)."""
         request = pb.AccountRequest(address=self.get_validator_address(i))
         bond = via.query.GetAccount(request, timeout=2).bond
         height = via.query.Status(pb.StatusRequest(), timeout=2).height
-        if not bond.jailed or height < bond.jailed_until:
-            return True
+        genesis = read_genesis(self.cluster[i].home).genesis
+        min_stake = genesis.params.min_stake
+        if bond.bonded < min_stake:
+            stake = next(
+                v.stake for v in genesis.validators if compute_address(v.public_key) == bond.address
+            )
+            self.send_tx(i, via, "stake", str(stake - bond.bonded))
+            self.restored.append(f"node{i} topped up from {bond.bonded}")
+        if bond.jailed and height >= bond.jailed_until:
+            self.send_tx(i, via, "unjail")
+            self.restored.append(f"node{i} unjailed")
+
+    def send_tx(self, i: int, via: LocalNode, *command: str) -> None:
+        """``learnchain tx COMMAND`` signed by node ``i``'s validator key, sent to ``via``."""
         result = subprocess.run(
             [
-                *(sys.executable, "-m", "learnchain", "tx", "unjail", "--from", "validator"),
+                *(sys.executable, "-m", "learnchain", "tx", *command, "--from", "validator"),
                 *("--home", str(self.cluster[i].home), "--node", via.address, "--no-wait"),
             ],
             capture_output=True,
             text=True,
-            timeout=30,
+            timeout=60,
             check=False,
         )
-        self.unjailed.append(i)
         answer = (result.stdout or result.stderr).strip().splitlines()[-1:] or [""]
-        self.say(f"  node{i} was jailed for missed blocks: unjail sent: {answer[0]}")
-        return True
+        self.say(f"  node{i}: tx {' '.join(command)}: {answer[0]}")
 
     def is_active_validator(self, address: bytes) -> bool:
         """Whether ``address`` is in the active validator set, as the first node to answer says
@@ -387,7 +400,7 @@ def run_chaos(spec: ChaosSpec, say: Callable[[str], None] = print) -> dict[str, 
             "model_updates": updates,
             "evidence": checker.evidence_seen,
             # downtime jails a validator at downtime_jail_blocks (50) commits in a row without it
-            "unjailed": run.unjailed,
+            "restored": run.restored,
             "longest_missed_streak": {str(i): streaks[a] for a, i in addresses.items()},
             "max_rss_mb": {str(i): round(m) for i, m in sorted(checker.max_rss_mb.items())},
         }
