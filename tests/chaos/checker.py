@@ -8,7 +8,8 @@ reads every block of every node. The invariants:
 - **completeness**: after the last heal, every node has every block any node committed;
 - **no honest double signing**: evidence (two signed votes at one height, round and step) names
   only the validator told to equivocate, and that one's equivocation is caught (when it was an
-  active validator: a jailed one's votes count for nothing, so there is nothing to catch);
+  active validator: the votes of one out of the set count for nothing, so there is nothing to
+  catch);
 - **progress**: after each heal, every node passes the highest height seen at the heal within
   ``progress_bound`` seconds;
 - **no poisoned update**: no committed model scores more than ``max_accuracy_drop`` below the

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import itertools
 import shutil
 import subprocess
@@ -20,6 +21,7 @@ import grpc
 
 from learnchain.consensus.crypto import compute_address
 from learnchain.consensus.messages import Block
+from learnchain.consensus.params import Genesis
 from learnchain.node.cluster import LocalCluster, LocalNode
 from learnchain.node.files import read_genesis, read_key
 from learnchain.proto import learnchain_pb2 as pb
@@ -222,6 +224,11 @@ class ChaosRun:
         if kind != FaultKind.EQUIVOCATE:  # an equivocator stays jailed: it was slashed for it
             self.restore_validators()
 
+    @functools.cached_property
+    def genesis(self) -> Genesis:
+        """The chain's genesis (the same in every home)."""
+        return read_genesis(self.cluster[0].home).genesis
+
     def restore_validators(self) -> None:
         """As an operator would: bring back a validator that left the set, so that later faults
         still hit a full validator set: top up a bond that forfeited deposits (a poisoned
@@ -236,14 +243,18 @@ class ChaosRun:
     def restore_validator(self, i: int, via: LocalNode) -> None:
         """Top up and unjail node ``i`` through ``via`` as needed (grpc.RpcError when ``via``
         does not answer)."""
-        request = pb.AccountRequest(address=self.get_validator_address(i))
-        bond = via.query.GetAccount(request, timeout=2).bond
+        address = self.get_validator_address(i)
+        bond = via.query.GetAccount(pb.AccountRequest(address=address), timeout=2).bond
         height = via.query.Status(pb.StatusRequest(), timeout=2).height
-        genesis = read_genesis(self.cluster[i].home).genesis
-        min_stake = genesis.params.min_stake
+        min_stake = self.genesis.params.min_stake
         if bond.bonded < min_stake:
             stake = next(
-                v.stake for v in genesis.validators if compute_address(v.public_key) == bond.address
+                (
+                    v.stake
+                    for v in self.genesis.validators
+                    if compute_address(v.public_key) == address
+                ),
+                min_stake,
             )
             self.send_tx(i, via, "stake", str(stake - bond.bonded))
             self.restored.append(f"node{i} topped up from {bond.bonded}")
