@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from learnchain.consensus.crypto import SignatureVerifier
+from learnchain.consensus.incentives import compute_forfeits
 from learnchain.consensus.messages import (
     Proposal,
     RejectedProposal,
@@ -118,12 +119,7 @@ def compute_forfeit(
     accepted update's contributors in equal parts (when their share is not settled by value:
     no block reward), or to its proposer when it has none; burn it when the block keeps the
     model. Rejected proposers are paid nothing."""
-    taken: dict[Address, int] = {}
-    for proposer in proposers:
-        left = bonded.get(proposer, 0) - taken.get(proposer, 0)
-        amount = min(deposit, max(left, 0))
-        if amount:
-            taken[proposer] = taken.get(proposer, 0) + amount
+    taken = compute_forfeits([(p, deposit) for p in proposers], bonded)
     total = sum(taken.values())
     if not model_changed:
         return Forfeit(taken, {}, total)

@@ -354,19 +354,21 @@ def get_rejected_proposers(
             raise InvalidBlock("block proves one round's rejection twice")
         rounds.add(rejection.proposal.round)
         try:
-            proposers.append(
-                get_rejected_proposer(
-                    rejection,
-                    work.state.chain_id,
-                    work.height,
-                    work.state.validators,
-                    work.state.params,
-                    verifier,
-                )
-            )
+            proposers.append(get_proposer_rejected_here(work, rejection, verifier))
         except InvalidRejection as error:
             raise InvalidBlock(f"invalid rejection proof: {error}") from error
     return proposers
+
+
+def get_proposer_rejected_here(
+    work: _Working, rejection: RejectedProposal, verifier: SignatureVerifier
+) -> Address:
+    """The proposer ``rejection`` proves rejected at the height being built, or
+    InvalidRejection."""
+    state = work.state
+    return get_rejected_proposer(
+        rejection, state.chain_id, work.height, state.validators, state.params, verifier
+    )
 
 
 def process_rejection_deposits(
@@ -773,11 +775,15 @@ def build_block(
             continue
         usable_evidence.append(item)
     usable_rejections: list[RejectedProposal] = []
+    proven_rounds: set[int] = set()
     for rejection in rejections:
-        try:
-            get_rejected_proposers(work, (*usable_rejections, rejection), verifier)
-        except InvalidBlock:
+        if rejection.proposal.round in proven_rounds:
             continue
+        try:
+            get_proposer_rejected_here(work, rejection, verifier)
+        except InvalidRejection:
+            continue
+        proven_rounds.add(rejection.proposal.round)
         usable_rejections.append(rejection)
     applicable: list[SignedTx] = []
     for signed in txs:
