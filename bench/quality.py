@@ -122,6 +122,25 @@ def parse_byzantine(values: list[str]) -> list[str]:
     return kinds
 
 
+def compute_byzantine_listing(
+    contributions: list[Contribution],
+    kinds: list[str | None],
+    stakes: list[int],
+    threshold: Threshold,
+) -> list[Contribution]:
+    """A poisoner's best verifiable list: every byzantine contribution, then honest ones in
+    order until the listed stake is a quorum."""
+    byzantine = [c for c in contributions if kinds[int(c.contributor)] is not None]
+    honest = [c for c in contributions if kinds[int(c.contributor)] is None]
+    listed = list(byzantine)
+    total = sum(stakes)
+    for contribution in honest:
+        if is_quorum(sum(stakes[int(c.contributor)] for c in listed), total, threshold):
+            break
+        listed.append(contribution)
+    return listed
+
+
 def test_accuracy(learner: Learner, state: dict[str, torch.Tensor], test: Dataset) -> float:
     return evaluate_state(learner.task, state, test).accuracy
 
@@ -165,6 +184,7 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
         proposer = index_of[validator_set.proposer]
         validator_set = compute_incremented(validator_set, times=1)
         cpu0 = time.process_time()
+        margin: float | None = None  # the vote rule's own, unless the aggregate is verified
         if args.mode == "solo":
             candidate = propose_within_budget(learners[proposer]) or learners[proposer].current()
         else:
@@ -175,17 +195,25 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
                 if state is not None
             ]
             if kinds[proposer] in POISONING_ATTACKS:
-                candidate = next(c.state for c in contributions if c.contributor == str(proposer))
+                # Validators re-compute the aggregate from the listed contributions, so a
+                # poisoner cannot propose its own weights; it lists the fewest honest
+                # contributions that, with its colluders', still make a verified quorum.
+                listed = compute_byzantine_listing(contributions, kinds, stakes, args.threshold)
+                screen = None
             else:
-                candidate, _ = aggregate_contributions(
-                    learners[proposer].current(),
-                    contributions,
-                    config.aggregation,
-                    learners[proposer].score,
-                    config.screen_margin,
-                    momentum=config.server_momentum,
-                    previous_global=previous_global,
-                )
+                listed, screen = contributions, learners[proposer].score
+            candidate, used = aggregate_contributions(
+                learners[proposer].current(),
+                listed,
+                config.aggregation,
+                screen,
+                config.screen_margin,
+                momentum=config.server_momentum,
+                previous_global=previous_global,
+            )
+            used_stake = sum(stakes[int(i)] for i in used)
+            if is_quorum(used_stake, total, args.threshold):
+                margin = config.verified_margin
         try:  # the weights travel as safetensors and are checked like any network input
             candidate = decode_weights(
                 encode_weights(candidate), template, config.max_weights_bytes
@@ -196,7 +224,7 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
                 if colluding:
                     approve = kinds[proposer] is not None
                 else:
-                    approve = learner.vote(candidate).approve
+                    approve = learner.vote(candidate, margin).approve
                 approving += stakes[i] if approve else 0
         except WeightsError:
             approving = 0
@@ -267,6 +295,7 @@ def main() -> None:
     parser.add_argument("--byzantine", action="append", default=[], help="KIND:COUNT, repeatable")
     parser.add_argument("--local-epochs", type=int, default=None)
     parser.add_argument("--margin", type=float, default=None)
+    parser.add_argument("--verified-margin", type=float, default=None)
     parser.add_argument("--metric", choices=["accuracy", "loss"], default=None)
     parser.add_argument("--trace", action="store_true", help="print every accepted update")
     parser.add_argument("--confidence", type=float, default=None)
@@ -294,6 +323,7 @@ def main() -> None:
     overrides = {
         "local_epochs": args.local_epochs,
         "margin": args.margin,
+        "verified_margin": args.verified_margin,
         "metric": args.metric,
         "confidence": args.confidence,
         "aggregation": args.aggregation,

@@ -195,10 +195,10 @@ class ByzantineLearner(Learner):
             return {k: base[k] + self.boost * (trained[k] - base[k]) for k in trained}
         return trained
 
-    def vote(self, state: StateDict) -> VoteDecision:
+    def vote(self, state: StateDict, margin: float | None = None) -> VoteDecision:
         if self.kind == "approve_all":
             return VoteDecision(True, 0.0, 0.0, len(self.data.vote))
-        return super().vote(state)
+        return super().vote(state, margin)
 
 
 def make_learner(

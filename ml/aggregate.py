@@ -10,7 +10,11 @@ nor stall the aggregate:
 - every update (contribution minus the global model) is clipped to the median update norm,
   so a scaled update cannot dominate;
 - sample counts (self-reported) are capped at twice the median count;
-- ``trimmed_mean`` and ``median`` replace the weighted mean by coordinate-wise robust statistics.
+- ``trimmed_mean`` and ``median`` replace the weighted mean by coordinate-wise robust statistics;
+  ``winsorized_mean`` clamps each coordinate to its inner values before the weighted mean.
+
+A validator checks that a proposed aggregate is the rule's output from the contributions its
+block lists (``is_rule_aggregate``), as an ABCI++ application re-executes a proposal.
 
 How the clipped updates become one step is an ``AggregationRule`` (a Flower Strategy's
 ``aggregate_fit``, in small): the built-in rules above are registered by name, and a user's rule
@@ -112,6 +116,25 @@ class TrimmedMean(ClippedMean):
 
 
 @register_aggregation
+class WinsorizedMean(ClippedMean):
+    """Coordinate-wise, each value clamped between the (k+1)-th lowest and highest, where k is
+    the byzantine bound ⌊(n-1)/3⌋, then the clipped mean. One party's extreme coordinates (a
+    backdoor's trigger weights, which no honest update moves) are cut to what the others moved,
+    but no contribution is dropped: a small update in the middle, such as IPM's, keeps the
+    weight of one party instead of gaining that of a dropped honest extreme."""
+
+    name = Aggregation.WINSORIZED_MEAN
+
+    def combine(self, deltas: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
+        count = deltas.shape[0]
+        k = (count - 1) // 3
+        if k == 0:
+            return super().combine(deltas, samples)
+        ordered = deltas.sort(dim=0).values
+        return super().combine(deltas.clamp(ordered[k], ordered[count - 1 - k]), samples)
+
+
+@register_aggregation
 class CoordinateMedian(AggregationRule):
     """Coordinate-wise median."""
 
@@ -162,6 +185,49 @@ def compute_flat(state: StateDict) -> tuple[list[str], torch.Tensor]:
 def compute_unflat(vector: torch.Tensor, template: StateDict) -> StateDict:
     """A flattened state (``compute_flat``'s order) shaped like ``template``."""
     return _unflatten(vector, template, sorted(template))
+
+
+def is_rule_aggregate(
+    proposed: StateDict,
+    global_state: StateDict,
+    listed: list[Contribution],
+    rule: str | AggregationRule,
+    momentum: float = 0.0,
+    previous_global: StateDict | None = None,
+) -> bool:
+    """True when ``proposed`` is the rule's aggregate of every ``listed`` contribution, with
+    the server momentum or without it (a proposer that just restarted, or an attempt after one
+    voted down, has none), within float rounding. The proposer's screening chose the list, so
+    none is screened here."""
+    ids = sorted(c.contributor for c in listed)
+    momenta = [momentum, 0.0] if momentum > 0 and previous_global is not None else [0.0]
+    for server_momentum in momenta:
+        expected, used = aggregate_contributions(
+            global_state,
+            listed,
+            rule,
+            None,
+            momentum=server_momentum,
+            previous_global=previous_global,
+        )
+        if sorted(used) == ids and is_close_state(proposed, expected):
+            return True
+    return False
+
+
+def is_close_state(a: StateDict, b: StateDict) -> bool:
+    """True when both states hold the same tensors up to float rounding (another machine's
+    summation order), far below any step training takes."""
+    return a.keys() == b.keys() and all(
+        a[k].shape == b[k].shape
+        and a[k].dtype == b[k].dtype
+        and (
+            torch.allclose(a[k], b[k], rtol=1e-5, atol=1e-7)
+            if a[k].is_floating_point()
+            else torch.equal(a[k], b[k])
+        )
+        for k in a
+    )
 
 
 def aggregate_contributions(

@@ -51,6 +51,7 @@ class Aggregation(enum.StrEnum):
     CLIPPED_MEAN = "clipped_mean"
     SCREENED_MEAN = "screened_mean"
     TRIMMED_MEAN = "trimmed_mean"
+    WINSORIZED_MEAN = "winsorized_mean"
     MEDIAN = "median"
 
 
@@ -76,6 +77,9 @@ class TaskConfig:
     metric: Metric = Metric.ACCURACY
     margin: float = 0.0
     confidence: float = 1.0  # z of the vote rule's one-sided bound (see ml.vote)
+    # aggregate mode: a proposal checked to be the rule's aggregate of contributions from more
+    # than the threshold of stake is approved unless worse than the model by more than this
+    verified_margin: float = 0.03
     aggregation: str = Aggregation.CLIPPED_MEAN.value  # a registered rule, or MODULE:CLASS
     screen_margin: float = 0.10
     # a contribution scoring this far below the block's median contribution on a validator's data
@@ -127,6 +131,7 @@ class TaskConfig:
         nonnegative = {
             "momentum": self.momentum,
             "margin": self.margin,
+            "verified_margin": self.verified_margin,
             "confidence": self.confidence,
             "screen_margin": self.screen_margin,
             "harm_margin": self.harm_margin,

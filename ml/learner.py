@@ -97,12 +97,14 @@ class Learner:
             self._global_evaluation = self.evaluate(self._global)
         return self._global_evaluation
 
-    def vote(self, state: StateDict) -> VoteDecision:
+    def vote(self, state: StateDict, margin: float | None = None) -> VoteDecision:
         """The vote rule's verdict on ``state`` against the global model (on the judging
         data), with the task's score of ``state`` on the vote set alone: the number the chain
-        records, never inflated by samples the model trained on."""
+        records, never inflated by samples the model trained on. ``margin`` replaces the
+        rule's (a verified aggregate is judged by ``task.verified_margin``)."""
         evaluation = self.evaluate(state)
-        decision = self.rule.decide(evaluation, self.evaluate_current())
+        rule = self.rule if margin is None else replace(self.rule, margin=margin)
+        decision = rule.decide(evaluation, self.evaluate_current())
         return replace(decision, score=self.task.score(evaluation.head(len(self.data.vote))))
 
     def loss(self, state: StateDict) -> float:

@@ -16,7 +16,7 @@ import torch
 from learnchain.consensus.types import Hash
 from learnchain.ml.adversaries import POISONING_ATTACKS, make_learner
 from learnchain.ml.aggregate import Contribution as MLContribution
-from learnchain.ml.aggregate import aggregate_contributions
+from learnchain.ml.aggregate import aggregate_contributions, is_rule_aggregate
 from learnchain.ml.codec import (
     StateDict,
     WeightsBytes,
@@ -88,6 +88,7 @@ WORK_KINDS = {
     "accept_and_train": "train",
     "decide": "evaluate",
     "combine": "aggregate",
+    "recompute": "aggregate",
     "measure": "value",
     "check": "check",
     "_accept": "accept",
@@ -163,11 +164,12 @@ class LearningWorker:
         )
         return result
 
-    async def vote(self, data: WeightsBytes) -> VoteDecision:
-        """Decode and score proposed weights on the vote set; the rule's verdict."""
+    async def vote(self, data: WeightsBytes, margin: float | None = None) -> VoteDecision:
+        """Decode and score proposed weights on the vote set; the rule's verdict (with
+        ``margin`` instead of the rule's, for a verified aggregate)."""
 
         def decide() -> VoteDecision:
-            return self.learner.vote(self.decode(data))
+            return self.learner.vote(self.decode(data), margin)
 
         result: VoteDecision = await self._run(decide)
         return result
@@ -223,6 +225,35 @@ class LearningWorker:
             return encode(state), used
 
         result: tuple[EncodedWeights, list[str]] = await self._run(combine)
+        return result
+
+    async def check_aggregate(
+        self, data: WeightsBytes, contributions: list[tuple[str, WeightsBytes, int]]
+    ) -> bool:
+        """True when proposed weights ``data`` are the task's aggregation rule applied to every
+        one of (contributor, weights bytes, samples), as this node would have computed them
+        (ProcessProposal re-executing the proposer's work, §3.7)."""
+        config = self.learner.task.config
+
+        def recompute() -> bool:
+            try:
+                proposed = self.decode(data)
+                listed = [
+                    MLContribution(contributor, self.decode(weights), samples)
+                    for contributor, weights, samples in contributions
+                ]
+            except MLError:
+                return False
+            return is_rule_aggregate(
+                proposed,
+                self.learner.current(),
+                listed,
+                config.aggregation,
+                config.server_momentum,
+                self._previous_global,
+            )
+
+        result: bool = await self._run(recompute)
         return result
 
     def forget_momentum(self) -> None:

@@ -3,7 +3,8 @@
 - ``prepare_proposal``: a proposer's model update: its own, trained ahead (solo), or aggregated
   from the validators' contributions once the round is ready (aggregate); else none.
 - ``process_proposal``: the ML half of valid(v): fetch the proposed weights, check their hash,
-  and score them on the private vote set (the score rides on the precommit).
+  in aggregate mode re-compute the aggregate from the listed contributions (§3.7), and score
+  the weights on the private vote set (the score rides on the precommit).
 - ``on_precommit``: optimistic execution: start training the next contribution from a block this
   node precommits.
 - ``on_commit``: follow the committed model and, when it changed, train (an aggregate-mode
@@ -28,7 +29,7 @@ from learnchain.consensus.events import RequestProposal, RequestVerdict
 from learnchain.consensus.messages import MAX_SCORE, Block, Contribution, Vote
 from learnchain.consensus.params import SCORE_UNIT, Mode
 from learnchain.consensus.state import ChainState
-from learnchain.consensus.types import Hash, Height, Signature, VoteType
+from learnchain.consensus.types import Hash, Height, Signature, VoteType, is_quorum
 from learnchain.consensus.validators import ValidatorSet, compute_proposer_of_round
 from learnchain.ml.codec import WeightsBytes
 from learnchain.ml.errors import MLError
@@ -43,6 +44,14 @@ from learnchain.node.weights_pool import WeightsPool
 
 ROUNDS_BEFORE_PLAIN_BLOCKS = 2
 log = logging.getLogger("learnchain.learning")
+
+
+def is_contributor_quorum(state: ChainState, contributions: Sequence[Contribution]) -> bool:
+    """True when ``contributions``' validators hold more than the threshold of stake: an
+    aggregate of them is judged by the looser ``task.verified_margin`` (§3.7)."""
+    validators = state.validators
+    power = sum(validators.get_power(c.validator) for c in contributions)
+    return is_quorum(power, validators.total_power, state.params.threshold)
 
 
 class ConsensusView(Protocol):
@@ -174,8 +183,18 @@ class LearningApp:
         data = await self.weights.get(model_hash, member.endpoint if member else None, plan)
         if data is None:
             return Verdict(False)
+        state = self._consensus.state
+        inputs: list[tuple[str, WeightsBytes, int]] = []
+        margin: float | None = None
+        if state.params.mode == Mode.AGGREGATE:
+            inputs = await self._fetch_contributions(state, request.block.contributions)
+            if not await self._is_verified_aggregate(request.block, data, inputs):
+                self.report_verdict(False)
+                return Verdict(False)
+            if is_contributor_quorum(state, request.block.contributions):
+                margin = self.learning.learner.task.config.verified_margin
         try:
-            decision = await self.learning.vote(data)
+            decision = await self.learning.vote(data, margin)
         except MLError:
             self.report_verdict(False)
             return Verdict(False)
@@ -186,16 +205,32 @@ class LearningApp:
         if len(self._scores) >= 64:
             self._scores.pop(next(iter(self._scores)))
         self._scores[model_hash] = score
-        values = await self._appraise_contributions(request.block) if decision.approve else ()
+        values = await self._appraise_contributions(inputs) if decision.approve else ()
         return Verdict(decision.approve, score, values)
 
-    async def _appraise_contributions(self, block: Block) -> tuple[int, ...]:
-        """This node's appraisal of each of ``block``'s contributions on its own data, in
-        micro-units (the precommit's extension, §3.5); nothing when one cannot be had."""
-        if not block.contributions:
-            return ()
-        inputs = await self._fetch_contributions(self._consensus.state, block.contributions)
+    async def _is_verified_aggregate(
+        self, block: Block, data: WeightsBytes, inputs: list[tuple[str, WeightsBytes, int]]
+    ) -> bool:
+        """True when the proposed weights are the aggregation rule's output from every
+        contribution the block lists (§3.7): a proposer cannot propose weights of its own."""
         if len(inputs) != len(block.contributions):
+            log.info("proposed aggregate not checked: a contribution's weights are missing")
+            return False
+        if not await self.learning.check_aggregate(data, inputs):
+            log.info(
+                "proposed aggregate %s is not the rule's aggregate of its %d contributions",
+                block.header.model_hash.hex()[:12],
+                len(inputs),
+            )
+            return False
+        return True
+
+    async def _appraise_contributions(
+        self, inputs: list[tuple[str, WeightsBytes, int]]
+    ) -> tuple[int, ...]:
+        """This node's appraisal of each of a block's contributions (fetched, in order) on its
+        own data, in micro-units (the precommit's extension, §3.5); nothing when none."""
+        if not inputs:
             return ()
         try:
             values = await self.learning.appraise(inputs)

@@ -20,6 +20,7 @@ from learnchain.consensus.params import SCORE_UNIT, ChainParams, Mode
 from learnchain.consensus.state import ChainState
 from learnchain.consensus.types import Hash, Height, Round
 from learnchain.consensus.validators import ValidatorSet
+from learnchain.ml.codec import WeightsBytes
 from learnchain.ml.data import load_digits_party
 from learnchain.ml.learner import Learner
 from learnchain.ml.tasks import TaskConfig, get_task
@@ -208,3 +209,56 @@ def test_a_peers_contribution_is_checked_before_its_weights_are_kept(tmp_path: P
         assert app.weights.has(trained.weights_hash)
 
     with_app(tmp_path, Mode.AGGREGATE, scenario)
+
+
+def test_in_aggregate_mode_a_verdict_approves_only_the_rules_aggregate_of_the_listed_contributions(
+    tmp_path: Path,
+) -> None:
+    """§3.7: the validator re-computes the aggregate from the block's contributions, so a
+    proposer cannot propose weights of its own, even a contributor's."""
+
+    async def scenario(app: LearningApp, consensus: Consensus, _: object) -> list[Verdict]:
+        state = consensus.state
+        other = LearningWorker(
+            Learner(get_task(TaskConfig()), load_digits_party(1, 5, "iid", 0)[0], 1)
+        )
+        try:
+            trained = [await app.learning.propose(), await other.propose()]
+        finally:
+            other.close()
+        contributions = []
+        for key, weights in zip(KEYS, trained, strict=True):
+            await app.weights.store(weights)
+            unsigned = Contribution(
+                state.chain_id,
+                state.learning.model_height,
+                key.address,
+                weights.weights_hash,
+                100,
+                KEYS[0].sign(b""),
+            )
+            contributions.append(replace(unsigned, signature=key.sign(unsigned.sign_bytes())))
+        inputs: list[tuple[str, WeightsBytes, int]] = [
+            (c.validator.hex(), w.data, c.samples)
+            for c, w in zip(contributions, trained, strict=True)
+        ]
+        aggregate, used = await app.learning.aggregate(inputs)
+        assert len(used) == 2
+        await app.weights.store(aggregate)
+        chain = Chain(state, KEYS)
+        listed = tuple(contributions)
+        blocks = [
+            chain.next_block(model_hash=aggregate.weights_hash, contributions=listed),
+            chain.next_block(model_hash=trained[1].weights_hash, contributions=listed),
+            chain.next_block(model_hash=aggregate.weights_hash, contributions=listed[:1]),
+        ]
+        base = state.model_hash
+        return [
+            await app.process_proposal(RequestVerdict(Height(1), Round(0), block, base))
+            for block in blocks
+        ]
+
+    aggregate, own_weights, fewer_listed = with_app(tmp_path, Mode.AGGREGATE, scenario)
+    assert aggregate.approved and len(aggregate.values) == 2
+    assert own_weights == Verdict(False)
+    assert fewer_listed == Verdict(False)
