@@ -210,6 +210,7 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
                 config.screen_margin,
                 momentum=config.server_momentum,
                 previous_global=previous_global,
+                population=args.parties,
             )
             used_stake = sum(stakes[int(i)] for i in used)
             if is_quorum(used_stake, total, args.threshold):

@@ -54,6 +54,10 @@ class AggregationRule(ABC):
     # drop contributions that score more than screen_margin below the median contribution on
     # the proposer's own data before combining
     screens: ClassVar[bool] = False
+    # how many validators could have contributed (0: unknown), set before each combine: a rule
+    # whose robustness depends on a count takes it from here, so that a proposer listing fewer
+    # contributions cannot weaken it
+    population: int = 0
 
     @abstractmethod
     def combine(self, deltas: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
@@ -118,7 +122,8 @@ class TrimmedMean(ClippedMean):
 @register_aggregation
 class WinsorizedMean(ClippedMean):
     """Coordinate-wise, each value clamped between the (k+1)-th lowest and highest, where k is
-    the byzantine bound ⌊(n-1)/3⌋, then the clipped mean. One party's extreme coordinates (a
+    the byzantine bound ⌊(n-1)/3⌋ of the validators (``population``; the contributions when
+    unknown), at most the median, then the clipped mean. One party's extreme coordinates (a
     backdoor's trigger weights, which no honest update moves) are cut to what the others moved,
     but no contribution is dropped: a small update in the middle, such as IPM's, keeps the
     weight of one party instead of gaining that of a dropped honest extreme."""
@@ -127,7 +132,7 @@ class WinsorizedMean(ClippedMean):
 
     def combine(self, deltas: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
         count = deltas.shape[0]
-        k = (count - 1) // 3
+        k = min((max(count, self.population) - 1) // 3, (count - 1) // 2)
         if k == 0:
             return super().combine(deltas, samples)
         ordered = deltas.sort(dim=0).values
@@ -194,6 +199,7 @@ def is_rule_aggregate(
     rule: str | AggregationRule,
     momentum: float = 0.0,
     previous_global: StateDict | None = None,
+    population: int = 0,
 ) -> bool:
     """True when ``proposed`` is the rule's aggregate of every ``listed`` contribution, with
     the server momentum or without it (a proposer that just restarted, or an attempt after one
@@ -209,6 +215,7 @@ def is_rule_aggregate(
             None,
             momentum=server_momentum,
             previous_global=previous_global,
+            population=population,
         )
         if sorted(used) == ids and is_close_state(proposed, expected):
             return True
@@ -238,13 +245,16 @@ def aggregate_contributions(
     screen_margin: float = 0.10,
     momentum: float = 0.0,
     previous_global: StateDict | None = None,
+    population: int = 0,
 ) -> tuple[StateDict, list[str]]:
     """The aggregate weights and the ids of the contributions it used.
 
     With ``momentum`` > 0 (FedAvgM), the last global step, ``global - previous_global`` (both
-    on the chain), is added times ``momentum``.
+    on the chain), is added times ``momentum``. ``population``: the validator count, for the
+    rule (``AggregationRule.population``).
     """
     strategy = get_aggregation_rule(rule) if isinstance(rule, str) else rule
+    strategy.population = population
     names = sorted(global_state)
     usable = sorted(
         (c for c in contributions if c.samples > 0 and is_finite_state(c.state)),

@@ -199,9 +199,10 @@ class LearningWorker:
         return await self._run(accept_and_train)
 
     async def aggregate(
-        self, contributions: list[tuple[str, WeightsBytes, int]]
+        self, contributions: list[tuple[str, WeightsBytes, int]], population: int = 0
     ) -> tuple[EncodedWeights, list[str]]:
-        """Robustly combine (contributor, weights bytes, samples) into one proposal."""
+        """Robustly combine (contributor, weights bytes, samples) into one proposal, among
+        ``population`` validators."""
         config = self.learner.task.config
 
         def combine() -> tuple[EncodedWeights, list[str]]:
@@ -221,6 +222,7 @@ class LearningWorker:
                 config.screen_margin,
                 momentum=config.server_momentum,
                 previous_global=self._previous_global,
+                population=population,
             )
             return encode(state), used
 
@@ -228,11 +230,14 @@ class LearningWorker:
         return result
 
     async def check_aggregate(
-        self, data: WeightsBytes, contributions: list[tuple[str, WeightsBytes, int]]
+        self,
+        data: WeightsBytes,
+        contributions: list[tuple[str, WeightsBytes, int]],
+        population: int = 0,
     ) -> bool:
         """True when proposed weights ``data`` are the task's aggregation rule applied to every
-        one of (contributor, weights bytes, samples), as this node would have computed them
-        (ProcessProposal re-executing the proposer's work, §3.7)."""
+        one of (contributor, weights bytes, samples) among ``population`` validators, as this
+        node would have computed them (ProcessProposal re-executing the proposer's work, §3.7)."""
         config = self.learner.task.config
 
         def recompute() -> bool:
@@ -251,6 +256,7 @@ class LearningWorker:
                 config.aggregation,
                 config.server_momentum,
                 self._previous_global,
+                population,
             )
 
         result: bool = await self._run(recompute)

@@ -216,7 +216,8 @@ class LearningApp:
         if len(inputs) != len(block.contributions):
             log.info("proposed aggregate not checked: a contribution's weights are missing")
             return False
-        if not await self.learning.check_aggregate(data, inputs):
+        population = len(self._consensus.state.validators.validators)
+        if not await self.learning.check_aggregate(data, inputs, population):
             log.info(
                 "proposed aggregate %s is not the rule's aggregate of its %d contributions",
                 block.header.model_hash.hex()[:12],
@@ -422,7 +423,7 @@ class LearningApp:
         inputs = await self._fetch_contributions(state, pool)
         if not inputs:
             return ModelUpdate(state.model_hash)
-        weights, used_ids = await self.learning.aggregate(inputs)
+        weights, used_ids = await self.learning.aggregate(inputs, len(state.validators.validators))
         update = await self._propose(weights)
         used = tuple(c for c in pool if c.validator.hex() in used_ids)
         return ModelUpdate(update.model_hash, used)

@@ -97,3 +97,15 @@ def test_winsorizing_three_or_fewer_is_the_plain_mean() -> None:
     deltas = torch.tensor([[0.0], [0.0], [9.0]], dtype=torch.float64)
     step = WinsorizedMean().combine(deltas, torch.ones(3, dtype=torch.float64))
     assert step[0] == pytest.approx(3.0)
+
+
+def test_listing_fewer_contributions_does_not_weaken_the_winsorizing() -> None:
+    """Among seven validators k is 2 even when a proposer lists five: two colluders' extreme
+    coordinates are both cut to what the honest moved."""
+    deltas = torch.tensor([[0.0], [0.1], [0.1], [9.0], [9.0]], dtype=torch.float64)
+    rule = WinsorizedMean()
+    rule.population = 7
+    step = rule.combine(deltas, torch.ones(5, dtype=torch.float64))
+    assert step[0] == pytest.approx(0.1)
+    rule.population = 0  # unknown: k from the five listed, 1, leaves one colluder's value in
+    assert rule.combine(deltas, torch.ones(5, dtype=torch.float64))[0] > 1.0
