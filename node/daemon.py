@@ -286,9 +286,7 @@ class Node:
         app.learning.observe_work = lambda work, seconds: metrics.work_seconds.labels(
             work=work
         ).observe(seconds)
-        app.report_verdict = lambda approve: metrics.updates.labels(
-            result="approved" if approve else "rejected"
-        ).inc()
+        app.report_verdict = lambda result: metrics.updates.labels(result=result).inc()
 
     async def wait_for_failure(self) -> None:
         """Return only if consensus stopped on an error (a store that cannot write, most

@@ -120,7 +120,8 @@ class LearningApp:
         self._announce = announce
         self._on_ready = on_ready
         self._report_score = report_score
-        self.report_verdict: Callable[[bool], None] = lambda _approve: None  # on each vote
+        # on each verdict: "approved", "rejected", or "unverified" (not the rule's aggregate)
+        self.report_verdict: Callable[[str], None] = lambda _result: None
         self._background = Background()
         self.model = ModelFollower(
             learning, lambda: consensus.state.model_hash, weights.get, patience
@@ -189,16 +190,16 @@ class LearningApp:
         if state.params.mode == Mode.AGGREGATE:
             inputs = await self._fetch_contributions(state, request.block.contributions)
             if not await self._is_verified_aggregate(request.block, data, inputs):
-                self.report_verdict(False)
+                self.report_verdict("unverified")
                 return Verdict(False)
             if is_contributor_quorum(state, request.block.contributions):
                 margin = self.learning.learner.task.config.verified_margin
         try:
             decision = await self.learning.vote(data, margin)
         except MLError:
-            self.report_verdict(False)
+            self.report_verdict("rejected")
             return Verdict(False)
-        self.report_verdict(decision.approve)
+        self.report_verdict("approved" if decision.approve else "rejected")
         if not math.isfinite(decision.score):
             return Verdict(decision.approve)
         score = round(decision.score * SCORE_UNIT)

@@ -136,7 +136,8 @@ class Metrics:
         self.updates = labelled(
             Counter,
             "learning_updates",
-            "This validator's verdicts on proposed model updates (approved, rejected)",
+            "This validator's verdicts on proposed model updates (approved, rejected, unverified:"
+            " not the aggregation rule's output from the listed contributions)",
             "result",
         )
         self.contributions = counter(

@@ -275,6 +275,19 @@ def test_the_learning_round_is_measured(cluster: LocalCluster) -> None:
     assert sent > 0
 
 
+def test_every_honest_aggregate_is_verified_by_every_other_validator(cluster: LocalCluster) -> None:
+    """§3.7 across separate processes: each validator re-computes each aggregate it votes on
+    from the listed contributions (server momentum included) and gets the proposer's weights."""
+    labels = 'chain_id="learnchain-testnet"'
+    for i in range(4):
+        metrics = scrape(cluster, i)
+        assert metrics[f'learnchain_learning_updates_total{{{labels},result="approved"}}'] > 0
+        assert (
+            metrics.get(f'learnchain_learning_updates_total{{{labels},result="unverified"}}', 0)
+            == 0
+        )
+
+
 def test_a_killed_validator_is_not_missed_and_catches_up_when_restarted(
     cluster: LocalCluster,
 ) -> None:
