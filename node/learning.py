@@ -107,7 +107,11 @@ class LearningWorker:
         # Checking arriving weights against their hash needs no learner state, so it does not
         # queue behind training.
         self._checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="weights-check")
+        # the model committed before the current one (server momentum's last step), its hash,
+        # and whether momentum is off until the next model (after a failed attempt)
         self._previous_global: StateDict | None = None
+        self.previous_hash: Hash | None = None
+        self.momentum_forgotten = False
         self._current_hash = Hash(learner.current_hash())  # changes only in accept()
         self.learner_seconds = 0.0  # wall time the learner thread spent working
         # reports each piece of work: (train|evaluate|aggregate|check|accept, seconds)
@@ -185,6 +189,8 @@ class LearningWorker:
         if weights_hash == self._current_hash:
             return  # already the global model (an early contribution took it before the commit)
         self._previous_global = self.learner.current()
+        self.previous_hash = self._current_hash
+        self.momentum_forgotten = False
         self.learner.accept(state)
         self._current_hash = weights_hash
 
@@ -267,6 +273,22 @@ class LearningWorker:
         validators voted an attempt down, pushing the same last step again would have every
         new attempt overshoot the same way (a chain stuck on one model)."""
         self._previous_global = None
+        self.previous_hash = None
+        self.momentum_forgotten = True
+
+    async def restore_previous(self, data: WeightsBytes, current: Hash) -> None:
+        """Make ``data`` (the chain's model before ``current``) the last step's start, when the
+        learner holds ``current`` and momentum is on: after a restart or a catch-up the learner's
+        own last step is not the chain's (§3.7)."""
+
+        def restore() -> None:
+            if self._current_hash != current or self.momentum_forgotten:
+                return
+            previous = self.decode(data)
+            self._previous_global = previous
+            self.previous_hash = Hash(compute_weights_hash(previous))
+
+        await self._run(restore)
 
     async def appraise(self, contributions: list[tuple[str, WeightsBytes, int]]) -> list[float]:
         """Each (contributor, weights bytes, samples)'s value on this party's data

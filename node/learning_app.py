@@ -292,7 +292,32 @@ class LearningApp:
         if failed or self._round is None or self._round.model_height != model_height:
             deadline = state.params.round_deadline / 1000
             self._round = LearningRound(model_height, time.monotonic(), deadline)
+        previous = self._get_previous_model(state)
+        if previous is not None and previous != self.learning.previous_hash:
+            self._background.spawn(self._restore_previous(state.model_hash, previous))
         self.resume()
+
+    def _get_previous_model(self, state: ChainState) -> Hash | None:
+        """The chain's model before ``state``'s, when this node retains it and momentum is on."""
+        retained = self.weights.retained
+        if (
+            self.learning.momentum_forgotten
+            or state.learning.model_height == 0
+            or len(retained) < 2
+            or retained[-1] != state.model_hash
+        ):
+            return None
+        return retained[-2]
+
+    async def _restore_previous(self, model_hash: Hash, previous: Hash) -> None:
+        """Give the learner the chain's last step once it holds ``model_hash`` (a restart or a
+        catch-up left it without one, or with a step across skipped models), so that its
+        aggregates and its checks of others' use the same server momentum (§3.7)."""
+        if not await self.model.ready():
+            return
+        data = await self.weights.get(previous)
+        if data is not None:
+            await self.learning.restore_previous(data, model_hash)
 
     def resume(self) -> None:
         """Train for the current model unless that has begun: at a commit, or once a catch-up

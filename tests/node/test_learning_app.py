@@ -262,3 +262,42 @@ def test_in_aggregate_mode_a_verdict_approves_only_the_rules_aggregate_of_the_li
     assert aggregate.approved and len(aggregate.values) == 2
     assert own_weights == Verdict(False)
     assert fewer_listed == Verdict(False)
+
+
+def test_a_restarted_validator_takes_the_chains_last_step_for_its_server_momentum(
+    tmp_path: Path,
+) -> None:
+    """After a restart (or a catch-up across models) the learner's own last step is not the
+    chain's; the app restores the chain's previous model, so its aggregates and its checks of
+    others' agree on the server momentum (§3.7) - unless momentum is off after a failed attempt."""
+
+    async def scenario(
+        app: LearningApp, consensus: Consensus, _: object
+    ) -> tuple[Hash | None, ...]:
+        initial = app.learning.current_hash()
+        previous, current = await app.learning.propose(), await app.learning.propose()
+        for weights in (previous, current):
+            await app.weights.store(weights)
+        await app.learning.accept(current.data)  # the restarted node jumped to the chain's model
+        seen = [app.learning.previous_hash]
+        app.weights.retained.extend([previous.weights_hash, current.weights_hash])
+        learning = replace(consensus.state.learning, model_height=Height(3))
+        consensus.state = replace(
+            consensus.state, height=Height(4), model_hash=current.weights_hash, learning=learning
+        )
+        app.on_commit(consensus.state)
+        for _ in range(200):
+            if app.learning.previous_hash == previous.weights_hash:
+                break
+            await asyncio.sleep(0.01)
+        seen.append(app.learning.previous_hash)
+        app.learning.forget_momentum()
+        app.on_commit(consensus.state)
+        await asyncio.sleep(0.2)
+        seen.append(app.learning.previous_hash)
+        assert seen[0] == initial
+        return (previous.weights_hash, *seen[1:])
+
+    previous, restored, after_failure = with_app(tmp_path, Mode.AGGREGATE, scenario)
+    assert restored == previous
+    assert after_failure is None
