@@ -154,7 +154,6 @@ def compute_rejection_proofs(
             (v for v in prevotes.get(round_, ()) if is_rejecting_prevote(v, proposal)),
             key=lambda v: v.vote.validator,
         )
-        power = sum(validators.get_power(v.vote.validator) for v in rejecting)
-        if is_quorum(power, validators.total_power, params.threshold):
+        if validators.is_quorum_of((v.vote.validator for v in rejecting), params.threshold):
             proofs.append(RejectedProposal(proposal, Signature(signed.signature), tuple(rejecting)))
     return tuple(proofs)

@@ -19,7 +19,7 @@ from learnchain.consensus.encoding import (
     encode_str,
     encode_uint,
 )
-from learnchain.consensus.types import Address, PublicKey, Stake
+from learnchain.consensus.types import Address, PublicKey, Stake, Threshold, is_quorum
 
 PRIORITY_WINDOW_SIZE_FACTOR = 2
 
@@ -70,6 +70,11 @@ class ValidatorSet:
         """A validator's power, zero for a non-member."""
         validator = self._by_address.get(address)
         return Stake(0) if validator is None else validator.power
+
+    def is_quorum_of(self, addresses: Iterable[Address], threshold: Threshold) -> bool:
+        """True when the members among ``addresses`` hold more than ``threshold`` of the power."""
+        power = sum(self.get_power(address) for address in addresses)
+        return is_quorum(power, self.total_power, threshold)
 
     def get_validator(self, address: Address) -> Validator | None:
         """The member with ``address``, if any."""

@@ -276,17 +276,17 @@ class LearningWorker:
         self.previous_hash = None
         self.momentum_forgotten = True
 
-    async def restore_previous(self, data: WeightsBytes, current: Hash) -> None:
-        """Make ``data`` (the chain's model before ``current``) the last step's start, when the
-        learner holds ``current`` and momentum is on: after a restart or a catch-up the learner's
-        own last step is not the chain's (§3.7)."""
+    async def restore_previous(self, previous: Hash, data: WeightsBytes, current: Hash) -> None:
+        """Make ``data`` (the chain's model ``previous``, the one before ``current``, checked
+        against its hash by the weights pool) the last step's start, when the learner holds
+        ``current`` and momentum is on: after a restart or a catch-up the learner's own last step
+        is not the chain's (§3.7)."""
 
         def restore() -> None:
             if self._current_hash != current or self.momentum_forgotten:
                 return
-            previous = self.decode(data)
-            self._previous_global = previous
-            self.previous_hash = Hash(compute_weights_hash(previous))
+            self._previous_global = self.decode(data)
+            self.previous_hash = previous
 
         await self._run(restore)
 

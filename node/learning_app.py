@@ -29,7 +29,7 @@ from learnchain.consensus.events import RequestProposal, RequestVerdict
 from learnchain.consensus.messages import MAX_SCORE, Block, Contribution, Vote
 from learnchain.consensus.params import SCORE_UNIT, Mode
 from learnchain.consensus.state import ChainState
-from learnchain.consensus.types import Hash, Height, Signature, VoteType, is_quorum
+from learnchain.consensus.types import Hash, Height, Signature, VoteType
 from learnchain.consensus.validators import ValidatorSet, compute_proposer_of_round
 from learnchain.ml.codec import WeightsBytes
 from learnchain.ml.errors import MLError
@@ -49,9 +49,9 @@ log = logging.getLogger("learnchain.learning")
 def is_contributor_quorum(state: ChainState, contributions: Sequence[Contribution]) -> bool:
     """True when ``contributions``' validators hold more than the threshold of stake: an
     aggregate of them is judged by the looser ``task.verified_margin`` (§3.7)."""
-    validators = state.validators
-    power = sum(validators.get_power(c.validator) for c in contributions)
-    return is_quorum(power, validators.total_power, state.params.threshold)
+    return state.validators.is_quorum_of(
+        (c.validator for c in contributions), state.params.threshold
+    )
 
 
 class ConsensusView(Protocol):
@@ -317,7 +317,7 @@ class LearningApp:
             return
         data = await self.weights.get(previous)
         if data is not None:
-            await self.learning.restore_previous(data, model_hash)
+            await self.learning.restore_previous(previous, data, model_hash)
 
     def resume(self) -> None:
         """Train for the current model unless that has begun: at a commit, or once a catch-up

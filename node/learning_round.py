@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from learnchain.consensus.types import Address, Height, Threshold, is_quorum
+from learnchain.consensus.types import Address, Height, Threshold
 from learnchain.consensus.validators import ValidatorSet
 
 GRACE = 0.15  # after a quorum arrived, wait this share of the time it took for the rest
@@ -33,8 +33,7 @@ class Contributors:
         arrived: set[Address], awaited: set[Address], validators: ValidatorSet, threshold: Threshold
     ) -> Contributors:
         """The contributors, with the quorum computed from the validators' powers."""
-        power = sum(validators.get_power(address) for address in arrived)
-        quorum = is_quorum(power, validators.total_power, threshold)
+        quorum = validators.is_quorum_of(arrived, threshold)
         return Contributors(frozenset(arrived), frozenset(awaited), quorum)
 
     def is_complete(self) -> bool:
