@@ -2,10 +2,11 @@
 
 Keys (one prefix byte each): ``b``+height -> block, ``h``+hash -> height, ``c``+height -> commit,
 ``l``+height -> the learning record after that block, ``t``+tx hash -> (height, index),
-``s`` -> latest state, ``p`` -> sign
-state, ``w``+weights hash -> chunk manifest, ``k``+chunk hash -> chunk. A block, its commit and
-the state it produces go in one write batch with ``sync=True``: after a crash the store holds
-either the old height or the new one, never half. Weights are content-addressed chunks
+``s`` -> latest state, ``p`` -> sign state, ``w``+weights hash -> chunk manifest, ``k``+chunk
+hash -> chunk, ``v`` -> the store format (``STORE_FORMAT``: a build refuses, saying why, a
+database another format wrote). A block, its commit and the state it produces go in one write
+batch with ``sync=True``: after a crash the store holds either the old height or the new one,
+never half. Weights are content-addressed chunks
 (``store.weights``, node/weights_store.py), so they stream in and out without whole copies in
 memory.
 """
@@ -46,6 +47,10 @@ T = TypeVar("T")
 # two memtables plus the mapped tables they flush to, which with 32 MB kept a digits validator
 # about 80 MB larger after a few hundred heights (bench/learning_round.py). 8 MB is between.
 WRITE_BUFFER_BYTES = 8 << 20
+# Bump whenever what is stored changes its encoding (a block header field, the state's fields, a
+# vote extension...): tests/node/test_store.py pins the bytes of a small chain to catch it.
+STORE_FORMAT = 1
+_FORMAT = struct.Struct(">I")
 _HEIGHT = struct.Struct(">Q")
 _TX_PLACE = struct.Struct(">QI")  # height, index in the block
 
@@ -63,6 +68,7 @@ _CHAIN_PREFIXES = (b"b", b"c", b"h", b"l", b"t")  # everything but weights, whic
 _NAMES = {b"b": "block", b"c": "commit"}
 _STATE_KEY = b"s"
 _SIGN_STATE_KEY = b"p"
+_FORMAT_KEY = b"v"
 
 
 def _height_key(prefix: bytes, height: int) -> bytes:
@@ -73,7 +79,8 @@ class Store:
     """One node's database, opened by one process."""
 
     def __init__(self, path: str | Path, check: bool = True) -> None:
-        """Open (or create) the database; with ``check``, check the stored chain's integrity."""
+        """Open (or create) the database; with ``check``, check that this build reads its
+        format and the stored chain's integrity."""
         self.path = Path(path)
         # A directory with files in it is an existing database: never create one over it. With
         # create_if_missing, LevelDB takes a database whose CURRENT file is lost for a new one and
@@ -101,7 +108,35 @@ class Store:
             raise StoreError(f"{self.path}: cannot open the database ({error})") from error
         self.weights = WeightsStore(self._db, self.path)
         if check:
+            self.check_format()
             self.check_integrity()
+
+    def get_format(self) -> int | None:
+        """The store format recorded in the database; None when none is (a new database, or
+        one from before formats were recorded)."""
+        data = self._db.get(_FORMAT_KEY)
+        return None if data is None or len(data) != _FORMAT.size else _FORMAT.unpack(data)[0]
+
+    def check_format(self) -> None:
+        """Record ``STORE_FORMAT`` in a database that holds no chain yet; StoreError saying what
+        to do when the stored chain is in another format."""
+        found = self.get_format()
+        if found == STORE_FORMAT:
+            return
+        if found is None and self._db.get(_STATE_KEY) is None:
+            self._db.put(_FORMAT_KEY, _FORMAT.pack(STORE_FORMAT), sync=True)
+            return
+        written_by = (
+            "an older learnchain (before store formats were recorded)"
+            if found is None
+            else f"{'a newer' if found > STORE_FORMAT else 'an older'} learnchain (format {found})"
+        )
+        raise StoreError(
+            f"{self.path}: the stored chain was written by {written_by}; this build reads "
+            f"store format {STORE_FORMAT}. Run the learnchain version that wrote it, or run "
+            f"`learnchain unsafe-reset-all --home {self.path.parent.parent}` and let the node "
+            "sync from its peers (the node key and the double-sign guard are kept)"
+        )
 
     def close(self) -> None:
         """Release the database."""

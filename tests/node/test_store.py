@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -16,9 +17,10 @@ import pytest
 from learnchain.consensus.crypto import compute_hash
 from learnchain.consensus.events import SignState
 from learnchain.consensus.types import Hash, Height, Round, Step
-from learnchain.node.store import Store
+from learnchain.node.store import STORE_FORMAT, Store
 from learnchain.node.store_error import StoreError
 from learnchain.node.weights_store import CHUNK_SIZE
+from learnchain.node.wire import block_to_proto, commit_to_proto, state_to_proto
 from tests.consensus.chain import Chain, make_genesis_state, make_keys
 
 KEYS = make_keys(4)
@@ -218,3 +220,57 @@ def test_a_database_left_at_height_0_by_a_failed_start_takes_the_new_genesis(
         assert store.load_or_init_state(remade) == remade
     with Store(tmp_path / "db") as store:
         assert store.load_state() == remade
+
+
+def test_a_new_database_records_the_store_format(tmp_path: Path) -> None:
+    with Store(tmp_path / "db") as store:
+        assert store.get_format() == STORE_FORMAT
+
+
+def remove_format(path: Path) -> None:
+    """Make ``path`` look like a chain stored before formats were recorded."""
+    db = plyvel.DB(str(path))
+    db.delete(b"v", sync=True)
+    db.close()
+
+
+def test_a_chain_stored_before_formats_were_recorded_is_refused_saying_what_to_do(
+    tmp_path: Path,
+) -> None:
+    write_blocks(tmp_path / "db", 3)
+    remove_format(tmp_path / "db")
+
+    with pytest.raises(StoreError, match=r"older learnchain.*unsafe-reset-all"):
+        Store(tmp_path / "db")
+
+    with Store(tmp_path / "db", check=False) as store:  # refused, not upgraded or changed
+        assert store.get_format() is None
+        state = store.load_state()
+        assert state is not None and state.height == 3
+
+
+def test_a_chain_stored_by_a_newer_format_is_refused(tmp_path: Path) -> None:
+    write_blocks(tmp_path / "db", 1)
+    db = plyvel.DB(str(tmp_path / "db"))
+    db.put(b"v", (STORE_FORMAT + 1).to_bytes(4, "big"), sync=True)
+    db.close()
+    with pytest.raises(StoreError, match=f"newer learnchain \\(format {STORE_FORMAT + 1}\\)"):
+        Store(tmp_path / "db")
+
+
+def test_the_stored_encoding_of_a_chain_is_pinned_to_the_store_format() -> None:
+    """If this fails, what a node stores has changed: bump STORE_FORMAT (node/store.py), so that
+    a node refuses, saying why, a database the previous build wrote, then update the digest."""
+    chain = Chain(make_genesis_state(KEYS), KEYS)
+    digest = hashlib.sha256(state_to_proto(chain.state).SerializeToString())
+    for _ in range(3):
+        block = chain.next_block()
+        state = chain.commit(block)
+        assert chain.last_commit is not None
+        for message in (block_to_proto(block), commit_to_proto(chain.last_commit)):
+            digest.update(message.SerializeToString())
+        digest.update(state_to_proto(state).SerializeToString())
+    assert (STORE_FORMAT, digest.hexdigest()) == (
+        1,
+        "488e754689bc2e7cc5316a85d9e700f6544b623c8aa29914b03801db9be5236c",
+    )

@@ -11,9 +11,9 @@ from learnchain.consensus.crypto import compute_hash
 from learnchain.consensus.events import SignState
 from learnchain.consensus.types import Height, Round, Step
 from learnchain.node.cli import main
-from learnchain.node.store import Store
+from learnchain.node.store import STORE_FORMAT, Store
 from tests.node.homes import make_home
-from tests.node.test_store import write_blocks
+from tests.node.test_store import remove_format, write_blocks
 
 SIGNED = SignState(Height(40), Round(0), Step.PRECOMMIT, Round(0), compute_hash(b"block 40"))
 
@@ -60,3 +60,22 @@ def test_a_reset_of_a_directory_that_is_no_home_is_a_one_line_error(tmp_path: Pa
     assert done.exit_code == 1
     assert done.output.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_reset_of_a_chain_in_an_older_store_format_keeps_the_double_sign_guard(
+    tmp_path: Path,
+) -> None:
+    home = make_home(tmp_path)
+    database = home / "data" / "chain.db"
+    write_blocks(database, 40)
+    with Store(database) as store:
+        store.save_sign_state(SIGNED)
+    remove_format(database)
+
+    done = CliRunner().invoke(main, ["unsafe-reset-all", "--home", str(home)])
+
+    assert done.exit_code == 0, done.output
+    with Store(database) as store:
+        assert store.get_format() == STORE_FORMAT
+        assert store.load_state() is None
+        assert store.load_sign_state() == SIGNED
