@@ -96,40 +96,63 @@ def compute_valid_signatures(
     return [t for t in triples if is_valid_signature(*t)]
 
 
+# Each remembered signature costs about 120 bytes (a 32-byte digest and its dict slot), so a full
+# cache is about 6 MB: some 150 heights of 100 validators' votes, proposals and contributions.
+# Keyed by the triples themselves, 200,000 of them held 81 MB (their messages and signatures) and
+# made a node's memory grow for its first ~15,000 heights (bench/README.md, "Memory over time").
+SIGNATURE_CACHE_ENTRIES = 50_000
+
+
+def compute_signature_key(public_key: PublicKey, message: bytes, signature: Signature) -> bytes:
+    """A 32-byte digest naming one (key, message, signature) triple of the fixed key and
+    signature lengths (which make the split of the hashed bytes unambiguous)."""
+    return hashlib.sha256(public_key + signature + message).digest()
+
+
 class SignatureVerifier:
     """Verifies signatures, remembering the ones already found valid.
 
     A node sees the same vote many times (gossip, commits, catch-up); a simulation of N nodes in one
     process sees each vote N times. Each distinct (key, message, signature) is verified once with
-    real Ed25519; ``verifications`` counts those, ``checks`` counts every question asked.
+    real Ed25519; ``verifications`` counts those, ``checks`` counts every question asked. The
+    cache holds digests of the triples, not the triples, and forgets the oldest beyond
+    ``capacity``.
     """
 
     __slots__ = ("_valid", "capacity", "checks", "verifications")
 
-    def __init__(self, capacity: int = 200_000) -> None:
-        self._valid: dict[tuple[bytes, bytes, bytes], None] = {}
+    def __init__(self, capacity: int = SIGNATURE_CACHE_ENTRIES) -> None:
+        self._valid: dict[bytes, None] = {}
         self.capacity = capacity
         self.checks = 0
         self.verifications = 0
+
+    @property
+    def remembered(self) -> int:
+        """How many valid triples the cache holds."""
+        return len(self._valid)
+
+    def _remember(self, key: bytes) -> None:
+        if len(self._valid) >= self.capacity:
+            self._valid.pop(next(iter(self._valid)))
+        self._valid[key] = None
 
     def remember(self, verified: list[tuple[PublicKey, bytes, Signature]]) -> None:
         """Record (key, message, signature) triples already verified elsewhere (e.g. in a worker
         thread, with ``compute_valid_signatures``), so that checking them again is a lookup."""
         for public_key, message, signature in verified:
-            if len(self._valid) >= self.capacity:
-                self._valid.pop(next(iter(self._valid)))
-            self._valid[(public_key, signature, message)] = None
+            self._remember(compute_signature_key(public_key, message, signature))
 
     def is_valid(self, public_key: PublicKey, message: bytes, signature: Signature) -> bool:
         """True when ``signature`` is valid (from the cache when it was seen before)."""
         self.checks += 1
-        key = (public_key, signature, message)
+        if len(public_key) != PUBLIC_KEY_LENGTH or len(signature) != SIGNATURE_LENGTH:
+            return False
+        key = compute_signature_key(public_key, message, signature)
         if key in self._valid:
             return True
         self.verifications += 1
         if not is_valid_signature(public_key, message, signature):
             return False
-        if len(self._valid) >= self.capacity:
-            self._valid.pop(next(iter(self._valid)))
-        self._valid[key] = None
+        self._remember(key)
         return True
