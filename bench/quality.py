@@ -32,6 +32,7 @@ from learnchain.consensus.validators import Validator, ValidatorSet, compute_inc
 from learnchain.ml.adversaries import (
     ATTACKS,
     POISONING_ATTACKS,
+    compute_attack_listing,
     compute_triggered_test,
 )
 from learnchain.ml.aggregate import Contribution, aggregate_contributions
@@ -130,15 +131,12 @@ def compute_byzantine_listing(
 ) -> list[Contribution]:
     """A poisoner's best verifiable list: every byzantine contribution, then honest ones in
     order until the listed stake is a quorum."""
-    byzantine = [c for c in contributions if kinds[int(c.contributor)] is not None]
-    honest = [c for c in contributions if kinds[int(c.contributor)] is None]
-    listed = list(byzantine)
     total = sum(stakes)
-    for contribution in honest:
-        if is_quorum(sum(stakes[int(c.contributor)] for c in listed), total, threshold):
-            break
-        listed.append(contribution)
-    return listed
+    return compute_attack_listing(
+        contributions,
+        lambda c: kinds[int(c.contributor)] is not None,
+        lambda listed: is_quorum(sum(stakes[int(c.contributor)] for c in listed), total, threshold),
+    )
 
 
 def test_accuracy(learner: Learner, state: dict[str, torch.Tensor], test: Dataset) -> float:

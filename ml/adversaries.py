@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -105,6 +107,26 @@ def compute_ipm_state(base: StateDict, honest: list[StateDict], epsilon: float) 
         key: (value - epsilon * stack_updates(base, honest, key).mean(0)).to(value.dtype)
         for key, value in base.items()
     }
+
+
+T = TypeVar("T")
+
+
+def compute_attack_listing(
+    contributions: Sequence[T],
+    is_colluder: Callable[[T], bool],
+    is_enough: Callable[[list[T]], bool],
+) -> list[T]:
+    """A poisoning proposer's best verifiable list (validators re-compute an aggregate from the
+    contributions it lists, §3.7): every colluder's contribution, then honest ones in the order
+    given until ``is_enough`` (a quorum of stake, which earns the looser verified margin)."""
+    listed = [c for c in contributions if is_colluder(c)]
+    for contribution in contributions:
+        if is_enough(listed):
+            break
+        if not is_colluder(contribution):
+            listed.append(contribution)
+    return listed
 
 
 class Collusion:

@@ -120,6 +120,11 @@ class LearningWorker:
         torch.set_num_threads(1)
 
     @property
+    def is_poisoner(self) -> bool:
+        """Testing only: this node's learner is a poisoning adversary (config ``attack``)."""
+        return getattr(self.learner, "kind", None) in POISONING_ATTACKS
+
+    @property
     def busy_seconds(self) -> float:
         """Wall time spent on ML work so far (training, scoring, aggregating, checking)."""
         return self.learner_seconds + self.checker_seconds
@@ -208,12 +213,12 @@ class LearningWorker:
         self, contributions: list[tuple[str, WeightsBytes, int]], population: int = 0
     ) -> tuple[EncodedWeights, list[str]]:
         """Robustly combine (contributor, weights bytes, samples) into one proposal, among
-        ``population`` validators."""
+        ``population`` validators. A poisoner (testing) screens nothing out: it chose its list
+        (``compute_attack_listing``)."""
         config = self.learner.task.config
+        screen = None if self.is_poisoner else self.learner.score
 
         def combine() -> tuple[EncodedWeights, list[str]]:
-            if getattr(self.learner, "kind", None) in POISONING_ATTACKS:  # testing: a poisoner
-                return encode(self.learner.propose()), []
             decoded = []
             for contributor, data, samples in contributions:
                 try:
@@ -224,7 +229,7 @@ class LearningWorker:
                 self.learner.current(),
                 decoded,
                 config.aggregation,
-                self.learner.score,
+                screen,
                 config.screen_margin,
                 momentum=config.server_momentum,
                 previous_global=self._previous_global,

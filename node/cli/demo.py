@@ -109,6 +109,9 @@ def _follow(
                 "height": h,
                 "proposer": monikers.get(header.proposer, header.proposer.hex()[:12]),
                 "byzantine_proposer": header.proposer in byzantine_addresses,
+                "honest_contributions": sum(
+                    c.validator not in byzantine_addresses for c in item.block.contributions
+                ),
                 "round": item.commit.round,
                 "accepted": updated,
                 "accuracy": round(progress.accuracy, 4),
@@ -325,6 +328,11 @@ def demo(
         "local_only_accuracy": local,
         "pooled_accuracy": pooled,
         "byzantine_accepted": sum(r["accepted"] and r["byzantine_proposer"] for r in progress.rows),
+        # a poisoner's update accepted without honest work in it (a verified aggregate holds some)
+        "byzantine_accepted_without_honest": sum(
+            r["accepted"] and r["byzantine_proposer"] and not r["honest_contributions"]
+            for r in progress.rows
+        ),
         "heights": len(progress.rows),
         "round_seconds_median": round(statistics.median(intervals), 4) if intervals else None,
         "consistent": consistent,
@@ -347,7 +355,10 @@ def demo(
     say(f"  final accuracy (held-out test)  {summary['final_accuracy']:.3f}")
     say(f"  each party alone                {', '.join(f'{a:.3f}' for a in local)}")
     say(f"  all data pooled                 {pooled:.3f}")
-    say(f"  byzantine updates accepted      {summary['byzantine_accepted']}")
+    say(
+        f"  byzantine updates accepted      {summary['byzantine_accepted']}"
+        f" (without honest contributions: {summary['byzantine_accepted_without_honest']})"
+    )
     say(f"  every node agrees on every block: {'yes' if consistent else 'NO'}")
     if plot is not None:
         say(f"  accuracy per round drawn in     {plot}")

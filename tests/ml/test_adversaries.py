@@ -15,6 +15,7 @@ from learnchain.ml.adversaries import (
     add_trigger,
     compute_alie_state,
     compute_alie_z,
+    compute_attack_listing,
     compute_backdoor_data,
     compute_ipm_state,
     compute_triggered_test,
@@ -141,3 +142,26 @@ def test_the_bench_parties_collude_only_when_two_or_more_share_an_attack_that_po
     assert collusion is not None and ipm[1].collusion is collusion
     assert collusion.members == ipm
     assert [x.collusion for x in others] == [None, None]  # a lone ALIE attacker, a backdoor
+
+
+def test_a_poisoner_lists_its_colluders_then_the_fewest_honest_contributions_for_a_quorum() -> None:
+    stakes = {"honest-a": 100, "honest-b": 100, "honest-c": 100, "bad": 100, "ally": 50}
+    colluders = {"bad", "ally"}
+
+    def is_quorum(listed: list[str]) -> bool:  # more than 2/3 of the stake
+        return 3 * sum(stakes[c] for c in listed) > 2 * sum(stakes.values())
+
+    listed = compute_attack_listing(list(stakes), colluders.__contains__, is_quorum)
+
+    assert listed == ["bad", "ally", "honest-a", "honest-b"]
+    assert is_quorum(listed) and not is_quorum(listed[:-1])
+
+
+def test_colluders_holding_a_quorum_list_no_honest_contribution() -> None:
+    listed = compute_attack_listing(["a", "b", "c"], lambda c: c != "a", lambda got: len(got) >= 2)
+    assert listed == ["b", "c"]
+
+
+def test_without_a_quorum_in_reach_a_poisoner_lists_every_contribution() -> None:
+    listed = compute_attack_listing(["a", "b", "c"], lambda c: c == "c", lambda _: False)
+    assert listed == ["c", "a", "b"]
