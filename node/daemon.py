@@ -175,6 +175,7 @@ class Node:
             self.peers.announce_contribution,
             self.work.check,
             self.metrics.model_score.set,
+            config.appraise,
         )
         self.work.add_source(app.has_work)
         self.driver = ConsensusDriver(

@@ -78,6 +78,10 @@ class NodeConfig:
     timeouts: TimeoutConfig = TimeoutConfig()
     data: DataSource = DataSource()
     train: bool = True  # false: never propose or contribute model updates (blocks carry txs only)
+    # false: precommit without appraising the block's contributions (§3.5), saving 2n + 1
+    # evaluations of the vote set a block of n contributions; rewards then go by the other
+    # validators' values, or equally when fewer than half of the stake appraises
+    appraise: bool = True
     tls: bool = False  # mutual TLS on the port, with the files in home/tls (node/tls.py)
     attack: str = ""  # testing only: make this validator an adversary (ml.adversaries)
     byzantine: str = ""  # testing only: misbehave in consensus (node/misbehaviour.py)

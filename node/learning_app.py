@@ -110,6 +110,7 @@ class LearningApp:
         announce: Callable[[Contribution, EncodedWeights], None],
         on_ready: Callable[[], None] = lambda: None,
         report_score: Callable[[float], None] = lambda _: None,
+        appraise: bool = True,
     ) -> None:
         self.learning = learning
         self.weights = weights
@@ -117,6 +118,7 @@ class LearningApp:
         self._consensus = consensus
         self._key = key
         self._train = train
+        self._appraise = appraise
         self._syncing = syncing
         self._announce = announce
         self._on_ready = on_ready
@@ -207,7 +209,8 @@ class LearningApp:
         if len(self._scores) >= 64:
             self._scores.pop(next(iter(self._scores)))
         self._scores[model_hash] = score
-        values = await self._appraise_contributions(inputs) if decision.approve else ()
+        appraising = decision.approve and self._appraise
+        values = await self._appraise_contributions(inputs) if appraising else ()
         return Verdict(decision.approve, score, values)
 
     async def _is_verified_aggregate(

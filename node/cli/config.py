@@ -28,7 +28,7 @@ def get(key: str, home: Path, output: str) -> None:
     if output == "json":
         echo_json({"key": key, "value": value})
     else:
-        click.echo(value)
+        click.echo(str(value).lower() if isinstance(value, bool) else value)  # as TOML writes it
 
 
 @config.command("set")

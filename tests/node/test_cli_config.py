@@ -30,6 +30,8 @@ def test_set_changes_one_field_and_get_reads_it(home: Path) -> None:
     assert (config.train, config.attack, config.timeouts.propose) == (False, "label_flip", 5000)
     shown = runner.invoke(main, ["config", "get", "timeouts.propose", "--home", str(home)])
     assert shown.output.strip() == "5000"
+    shown = runner.invoke(main, ["config", "get", "train", "--home", str(home)])
+    assert shown.output == "false\n", "as config.toml writes it, so that set takes it back"
 
 
 @pytest.mark.parametrize(

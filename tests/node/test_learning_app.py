@@ -55,6 +55,7 @@ def with_app(
     tmp_path: Path,
     mode: Mode,
     scenario: Callable[[LearningApp, Consensus, list[Contribution]], Awaitable[T]],
+    appraise: bool = True,
 ) -> T:
     async def run() -> T:
         data, _ = load_digits_party(0, 5, "iid", seed=0)
@@ -75,6 +76,7 @@ def with_app(
             5.0,
             lambda: False,
             lambda contribution, _: announced.append(contribution),
+            appraise=appraise,
         )
         try:
             return await scenario(app, consensus, announced)
@@ -211,6 +213,36 @@ def test_a_peers_contribution_is_checked_before_its_weights_are_kept(tmp_path: P
     with_app(tmp_path, Mode.AGGREGATE, scenario)
 
 
+async def make_aggregate(
+    app: LearningApp, state: ChainState
+) -> tuple[EncodedWeights, list[EncodedWeights], tuple[Contribution, ...]]:
+    """Both validators' signed contributions (stored), and the rule's aggregate of them."""
+    other = LearningWorker(Learner(get_task(TaskConfig()), load_digits_party(1, 5, "iid", 0)[0], 1))
+    try:
+        trained = [await app.learning.propose(), await other.propose()]
+    finally:
+        other.close()
+    contributions = []
+    for key, weights in zip(KEYS, trained, strict=True):
+        await app.weights.store(weights)
+        unsigned = Contribution(
+            state.chain_id,
+            state.learning.model_height,
+            key.address,
+            weights.weights_hash,
+            100,
+            KEYS[0].sign(b""),
+        )
+        contributions.append(replace(unsigned, signature=key.sign(unsigned.sign_bytes())))
+    inputs: list[tuple[str, WeightsBytes, int]] = [
+        (c.validator.hex(), w.data, c.samples) for c, w in zip(contributions, trained, strict=True)
+    ]
+    aggregate, used = await app.learning.aggregate(inputs)
+    assert len(used) == 2
+    await app.weights.store(aggregate)
+    return aggregate, trained, tuple(contributions)
+
+
 def test_in_aggregate_mode_a_verdict_approves_only_the_rules_aggregate_of_the_listed_contributions(
     tmp_path: Path,
 ) -> None:
@@ -219,34 +251,8 @@ def test_in_aggregate_mode_a_verdict_approves_only_the_rules_aggregate_of_the_li
 
     async def scenario(app: LearningApp, consensus: Consensus, _: object) -> list[Verdict]:
         state = consensus.state
-        other = LearningWorker(
-            Learner(get_task(TaskConfig()), load_digits_party(1, 5, "iid", 0)[0], 1)
-        )
-        try:
-            trained = [await app.learning.propose(), await other.propose()]
-        finally:
-            other.close()
-        contributions = []
-        for key, weights in zip(KEYS, trained, strict=True):
-            await app.weights.store(weights)
-            unsigned = Contribution(
-                state.chain_id,
-                state.learning.model_height,
-                key.address,
-                weights.weights_hash,
-                100,
-                KEYS[0].sign(b""),
-            )
-            contributions.append(replace(unsigned, signature=key.sign(unsigned.sign_bytes())))
-        inputs: list[tuple[str, WeightsBytes, int]] = [
-            (c.validator.hex(), w.data, c.samples)
-            for c, w in zip(contributions, trained, strict=True)
-        ]
-        aggregate, used = await app.learning.aggregate(inputs)
-        assert len(used) == 2
-        await app.weights.store(aggregate)
+        aggregate, trained, listed = await make_aggregate(app, state)
         chain = Chain(state, KEYS)
-        listed = tuple(contributions)
         blocks = [
             chain.next_block(model_hash=aggregate.weights_hash, contributions=listed),
             chain.next_block(model_hash=trained[1].weights_hash, contributions=listed),
@@ -262,6 +268,21 @@ def test_in_aggregate_mode_a_verdict_approves_only_the_rules_aggregate_of_the_li
     assert aggregate.approved and len(aggregate.values) == 2
     assert own_weights == Verdict(False)
     assert fewer_listed == Verdict(False)
+
+
+def test_a_validator_that_does_not_appraise_approves_without_values(tmp_path: Path) -> None:
+    """config ``appraise = false``: the verdict is the same, its precommit carries no values."""
+
+    async def scenario(app: LearningApp, consensus: Consensus, _: object) -> Verdict:
+        aggregate, _, listed = await make_aggregate(app, consensus.state)
+        block = Chain(consensus.state, KEYS).next_block(
+            model_hash=aggregate.weights_hash, contributions=listed
+        )
+        base = consensus.state.model_hash
+        return await app.process_proposal(RequestVerdict(Height(1), Round(0), block, base))
+
+    verdict = with_app(tmp_path, Mode.AGGREGATE, scenario, appraise=False)
+    assert verdict.approved and verdict.score is not None and verdict.values == ()
 
 
 def test_a_restarted_validator_takes_the_chains_last_step_for_its_server_momentum(
