@@ -3,8 +3,10 @@ chain goes, the config, the keys and the double-sign guard stay."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from learnchain.consensus.crypto import compute_hash
@@ -27,15 +29,18 @@ def corrupt(database: Path) -> None:
     table.write_bytes(bytes(data))
 
 
-def test_a_reset_keeps_the_keys_and_the_double_sign_guard_of_a_corrupt_database(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    "damage", [corrupt, remove_format], ids=["corrupt", "an older store format"]
+)
+def test_a_reset_keeps_the_keys_and_the_double_sign_guard_of_a_database_it_cannot_use(
+    tmp_path: Path, damage: Callable[[Path], None]
 ) -> None:
     home = make_home(tmp_path)
     database = home / "data" / "chain.db"
     write_blocks(database, 40)
     with Store(database) as store:
         store.save_sign_state(SIGNED)
-    corrupt(database)
+    damage(database)
     kept = sorted(p.name for p in home.rglob("*") if "chain.db" not in p.parts)
 
     done = CliRunner().invoke(main, ["unsafe-reset-all", "--home", str(home)])
@@ -44,6 +49,7 @@ def test_a_reset_keeps_the_keys_and_the_double_sign_guard_of_a_corrupt_database(
     assert "kept the double-sign guard (last signed height 40)" in done.output
     assert sorted(p.name for p in home.rglob("*") if "chain.db" not in p.parts) == kept
     with Store(database) as store:
+        assert store.get_format() == STORE_FORMAT
         assert store.load_state() is None
         assert store.load_sign_state() == SIGNED
 
@@ -60,22 +66,3 @@ def test_a_reset_of_a_directory_that_is_no_home_is_a_one_line_error(tmp_path: Pa
     assert done.exit_code == 1
     assert done.output.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
-
-
-def test_a_reset_of_a_chain_in_an_older_store_format_keeps_the_double_sign_guard(
-    tmp_path: Path,
-) -> None:
-    home = make_home(tmp_path)
-    database = home / "data" / "chain.db"
-    write_blocks(database, 40)
-    with Store(database) as store:
-        store.save_sign_state(SIGNED)
-    remove_format(database)
-
-    done = CliRunner().invoke(main, ["unsafe-reset-all", "--home", str(home)])
-
-    assert done.exit_code == 0, done.output
-    with Store(database) as store:
-        assert store.get_format() == STORE_FORMAT
-        assert store.load_state() is None
-        assert store.load_sign_state() == SIGNED
