@@ -75,6 +75,12 @@ def main() -> None:
     parser.add_argument("--proposal-deposit", type=int, default=ChainParams().proposal_deposit)
     parser.add_argument("--threshold", default="2/3")
     parser.add_argument("--harm-margin", type=float, default=TaskConfig().harm_margin)
+    parser.add_argument(
+        "--aggregation",
+        default=TaskConfig().aggregation,
+        help="the rule; with screened_mean the proposer's screening leaves contributions out, "
+        "and the block lists them for the validators to appraise (§3.5)",
+    )
     parser.add_argument("--trace", action="store_true", help="print each round's appraisal")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -128,7 +134,7 @@ def run(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     count = len(kinds)
     loaded = [load_digits_party(i, count, args.partition, seed) for i in range(count)]
     parties, test = [data for data, _ in loaded], loaded[0][1]
-    config = TaskConfig()
+    config = TaskConfig(aggregation=args.aggregation)
     task = get_task(replace(config, seed=seed))
     learners = [
         make_learner(task, data, seed * 100 + i, kind)
@@ -154,6 +160,7 @@ def run(args: argparse.Namespace, seed: int) -> dict[str, Any]:
             Contribution(str(i), learner.propose(), learner.samples)
             for i, learner in enumerate(learners)
         ]
+        screened: list[Contribution] = []
         if kinds[proposer] == "label_flip":  # proposes its own weights as the aggregate
             candidate = contributions[proposer].state
             used = [contributions[proposer]]
@@ -162,15 +169,21 @@ def run(args: argparse.Namespace, seed: int) -> dict[str, Any]:
                 learners[proposer].current(),
                 contributions,
                 config.aggregation,
+                learners[proposer].score,
+                config.screen_margin,
                 momentum=config.server_momentum,
                 previous_global=previous_global,
             )
             used = [c for c in contributions if c.contributor in used_ids]
+            screened = [c for c in contributions if c.contributor not in used_ids]
         poisoned = kinds[proposer] == "label_flip"
+        # a verified aggregate of a quorum's contributions is judged by the looser margin (§3.7)
+        verified = not poisoned and is_quorum(STAKE * len(used), STAKE * count, threshold)
+        margin = config.verified_margin if verified else None
         approving = sum(
             STAKE
             for i, learner in enumerate(learners)
-            if (poisoned if kinds[i] == "label_flip" else learner.vote(candidate).approve)
+            if (poisoned if kinds[i] == "label_flip" else learner.vote(candidate, margin).approve)
         )
         if not is_quorum(approving, STAKE * count, threshold):
             # Every party votes with a verdict, so whoever does not approve rejects (§3.6).
@@ -180,7 +193,12 @@ def run(args: argparse.Namespace, seed: int) -> dict[str, Any]:
             continue
         accepted += 1
         contributors = tuple(addresses[int(c.contributor)] for c in used)
-        proposer_share, pending = compute_pending_share(params, Height(round_index), contributors)
+        proposer_share, pending = compute_pending_share(
+            params,
+            Height(round_index),
+            contributors,
+            tuple(addresses[int(c.contributor)] for c in screened),
+        )
         balances[addresses[proposer]] += proposer_share
         minted += proposer_share
         if pending is not None:
@@ -194,7 +212,7 @@ def run(args: argparse.Namespace, seed: int) -> dict[str, Any]:
                 if kinds[i] == "label_flip":
                     values = tuple(
                         FORGED_VALUE if kinds[int(c.contributor)] == "label_flip" else -FORGED_VALUE
-                        for c in used
+                        for c in (*used, *screened)
                     )
                 else:
                     values = tuple(
@@ -205,16 +223,19 @@ def run(args: argparse.Namespace, seed: int) -> dict[str, Any]:
                             learner.loss,
                             learner.score,
                             args.harm_margin,
+                            screened,
                         )
                     )
                 reports.append(CommitSig(addresses[i], Signature(b""), None, values=values))
             commit = Commit(Height(round_index), Round(0), compute_hash(b"block"), tuple(reports))
-            appraisal = compute_appraisal(commit, validators, len(contributors), params)
+            appraisal = compute_appraisal(commit, validators, len(pending.judged), params)
             settlement = compute_settlement(pending, appraisal, bonds, params)
             if args.trace and appraisal is not None:
                 shown = ", ".join(
                     f"{names[int(c.contributor)]} {v / SCORE_UNIT:+.4f}{' harmful' * h}"
-                    for c, v, h in zip(used, appraisal.values, appraisal.harmful, strict=True)
+                    for c, v, h in zip(
+                        (*used, *screened), appraisal.values, appraisal.harmful, strict=True
+                    )
                 )
                 print(f"  round {round_index}: {shown}")
             for address, amount in settlement.forfeits.items():

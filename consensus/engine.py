@@ -639,6 +639,7 @@ class Engine:
                 content.contributions,
                 self.verifier,
                 rejections,
+                content.screened,
             )
         except InvalidBlock as error:  # e.g. a bad contribution: propose keeping the model
             out.append(Rejected(f"own proposal content refused: {error}"))

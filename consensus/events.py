@@ -77,6 +77,7 @@ class ProposalContent:
     txs: tuple[SignedTx, ...]
     model_hash: Hash
     contributions: tuple[Contribution, ...] = ()
+    screened: tuple[Contribution, ...] = ()  # left out by the proposer's screening (§3.5)
 
 
 @dataclass(frozen=True, slots=True)

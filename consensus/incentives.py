@@ -46,15 +46,27 @@ class PendingShare:
     # Proposers of the height's updates that the vote rejected (§3.6): each forfeits
     # proposal_deposit at the settlement, paid to the useful contributions by value.
     rejected: tuple[Address, ...] = ()
+    # Authors of the contributions the proposer's screening left out, in the block's order: they
+    # earn nothing, and forfeit contribution_deposit when the validators find them harmful.
+    screened: tuple[Address, ...] = ()
+
+    @property
+    def judged(self) -> tuple[Address, ...]:
+        """Whose contributions the validators' values are of, in the precommits' order."""
+        return self.contributors + self.screened
 
     def encode(self) -> bytes:
-        """Canonical bytes (part of the state root)."""
-        return (
+        """Canonical bytes (part of the state root); without screened-out contributions, the
+        bytes from before blocks listed them."""
+        encoded = (
             encode_uint(self.height)
             + encode_list(encode_bytes(a) for a in self.contributors)
             + encode_uint(self.pool)
             + encode_list(encode_bytes(a) for a in self.rejected)
         )
+        if self.screened:
+            encoded += encode_list(encode_bytes(a) for a in self.screened)
+        return encoded
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +155,13 @@ def compute_settlement(
         forfeits = compute_forfeits(deposits, bonded)
         payees = {a: 1 for a in pending.contributors if a not in pending.rejected}
     else:
-        judged = list(zip(pending.contributors, appraisal.values, appraisal.harmful, strict=True))
-        useful = {a: value for a, value, harmful in judged if value > 0 and not harmful}
+        judged = list(zip(pending.judged, appraisal.values, appraisal.harmful, strict=True))
+        aggregated = set(pending.contributors)
+        useful = {
+            a: value
+            for a, value, harmful in judged
+            if value > 0 and not harmful and a in aggregated
+        }
         rewards = compute_proportional_split(pending.pool, useful)
         harmful = [(a, params.contribution_deposit) for a, _, h in judged if h]
         forfeits = compute_forfeits(harmful + deposits, bonded)
@@ -160,11 +177,17 @@ def compute_settlement(
 
 
 def compute_pending_share(
-    params: ChainParams, height: Height, contributors: tuple[Address, ...]
+    params: ChainParams,
+    height: Height,
+    contributors: tuple[Address, ...],
+    screened: tuple[Address, ...] = (),
 ) -> tuple[Tokens, PendingShare | None]:
     """The proposer's part of an aggregate-mode model update's reward, and the contributors'
-    part that waits for their values (None without contributors or reward)."""
+    part that waits for their values, with the screened-out contributions' verdicts (None
+    without contributors or reward)."""
     if not contributors or params.block_reward == 0:
         return params.block_reward, None
     pool = params.block_reward * (100 - params.proposer_reward_percent) // 100
-    return Tokens(params.block_reward - pool), PendingShare(height, contributors, Tokens(pool))
+    return Tokens(params.block_reward - pool), PendingShare(
+        height, contributors, Tokens(pool), screened=screened
+    )

@@ -310,6 +310,9 @@ class Block:
     last_commit: Commit | None = None
     contributions: tuple[Contribution, ...] = field(default=())
     rejections: tuple[RejectedProposal, ...] = field(default=())
+    # contributions the proposer's screening left out of the aggregate, for the validators to
+    # appraise too: a harmful one forfeits its deposit (§3.5)
+    screened: tuple[Contribution, ...] = field(default=())
 
     @cached_property
     def hash(self) -> Hash:
@@ -337,9 +340,15 @@ def compute_last_commit_root(commit: Commit | None) -> Hash:
     return ZERO_HASH if commit is None else compute_hash(commit.encode())
 
 
-def compute_contributions_root(contributions: tuple[Contribution, ...]) -> Hash:
-    """Hash over the contributions, in order."""
-    return compute_hash(encode_list(c.encode() for c in contributions))
+def compute_contributions_root(
+    contributions: tuple[Contribution, ...], screened: tuple[Contribution, ...] = ()
+) -> Hash:
+    """Hash over the contributions, in order, then the screened-out ones (none: as before
+    blocks listed them)."""
+    listed = encode_list(c.encode() for c in contributions)
+    if screened:
+        listed += encode_list(c.encode() for c in screened)
+    return compute_hash(listed)
 
 
 def compute_rejections_root(rejections: tuple[RejectedProposal, ...]) -> Hash:
@@ -354,7 +363,8 @@ def is_body_consistent(block: Block) -> bool:
         header.txs_root == compute_txs_root(block.txs)
         and header.evidence_root == compute_evidence_root(block.evidence)
         and header.last_commit_root == compute_last_commit_root(block.last_commit)
-        and header.contributions_root == compute_contributions_root(block.contributions)
+        and header.contributions_root
+        == compute_contributions_root(block.contributions, block.screened)
         and header.rejections_root == compute_rejections_root(block.rejections)
     )
 

@@ -493,18 +493,21 @@ def process_contributions(
     contributions: tuple[Contribution, ...],
     model_hash: Hash,
     verifier: SignatureVerifier,
+    screened: tuple[Contribution, ...] = (),
 ) -> None:
-    """Check aggregate-mode contributions: signed by distinct current validators, trained from
-    the current model (§3.2)."""
+    """Check aggregate-mode contributions, those aggregated and those screened out: signed by
+    distinct current validators, trained from the current model (§3.2, §3.5)."""
     state = work.state
     if contributions and state.params.mode != "aggregate":
         raise InvalidBlock("solo mode blocks carry no contributions")
     if contributions and model_hash == state.model_hash:
         raise InvalidBlock("a block that keeps the model carries no contributions")
-    if len(contributions) > state.params.max_contributions:
+    if screened and not contributions:
+        raise InvalidBlock("screened-out contributions without an aggregate")
+    if len(contributions) + len(screened) > state.params.max_contributions:
         raise InvalidBlock("too many contributions")
     seen: set[Address] = set()
-    for c in contributions:
+    for c in (*contributions, *screened):
         check_contribution(state, c, verifier)
         if c.validator in seen:
             raise InvalidBlock("two contributions from one validator")
@@ -532,17 +535,23 @@ def check_contribution(
 
 
 def process_rewards(
-    work: _Working, header: BlockHeader, contributions: tuple[Contribution, ...]
+    work: _Working,
+    header: BlockHeader,
+    contributions: tuple[Contribution, ...],
+    screened: tuple[Contribution, ...] = (),
 ) -> None:
     """Mint the block reward for a model update: the proposer's part now; in aggregate mode the
-    contributors' part waits for their values (§3.5)."""
+    contributors' part waits for their values, and the screened-out contributions' deposits
+    for theirs (§3.5)."""
     params = work.state.params
     if header.model_hash == work.state.model_hash or params.block_reward == 0:
         return
     contributors = tuple(c.validator for c in contributions)
     if params.mode != "aggregate":
         contributors = ()
-    proposer_share, work.pending_share = compute_pending_share(params, header.height, contributors)
+    proposer_share, work.pending_share = compute_pending_share(
+        params, header.height, contributors, tuple(c.validator for c in screened)
+    )
     process_credit(work, header.proposer, proposer_share)
 
 
@@ -562,11 +571,9 @@ def process_settlement(work: _Working, last_commit: Commit | None) -> None:
     appraisal = (
         None
         if last_commit is None
-        else compute_appraisal(
-            last_commit, work.state.last_validators, len(pending.contributors), params
-        )
+        else compute_appraisal(last_commit, work.state.last_validators, len(pending.judged), params)
     )
-    owners = {*pending.contributors, *pending.rejected}
+    owners = {*pending.judged, *pending.rejected}
     bonded = {a: b.bonded for a, b in work.bonds.items() if a in owners}
     settlement = compute_settlement(pending, appraisal, bonded, params)
     for address, amount in settlement.forfeits.items():
@@ -696,7 +703,7 @@ def compute_next_state(
         )
     if model_changed:
         learning = compute_record_after_update(learning, header.height)
-    process_contributions(work, block.contributions, header.model_hash, verifier)
+    process_contributions(work, block.contributions, header.model_hash, verifier, block.screened)
     seen_evidence: set[Hash] = set()
     for evidence in block.evidence:
         if evidence.hash() in seen_evidence:
@@ -713,7 +720,7 @@ def compute_next_state(
         except InvalidTx as error:
             raise InvalidBlock(f"invalid transaction: {error}") from error
     process_settlement(work, block.last_commit)
-    process_rewards(work, header, block.contributions)
+    process_rewards(work, header, block.contributions, block.screened)
     process_rejection_deposits(work, rejected, header, [c.validator for c in block.contributions])
     process_downtime(work, block.last_commit)
     process_unbonding(work)
@@ -759,9 +766,10 @@ def build_block(
     contributions: tuple[Contribution, ...],
     verifier: SignatureVerifier,
     rejections: tuple[RejectedProposal, ...] = (),
+    screened: tuple[Contribution, ...] = (),
 ) -> tuple[Block, ChainState]:
     """A valid block on top of ``state`` with what applies of ``evidence``, ``rejections``
-    and ``txs``.
+    and ``txs``; ``screened``: contributions the proposer's screening left out (§3.5).
 
     Returns the block and the state it produces. Items that do not apply are left out (in the
     order ``compute_next_state`` applies them: evidence, rejections, then transactions).
@@ -804,7 +812,7 @@ def build_block(
         txs_root=compute_txs_root(tuple(applicable)),
         evidence_root=compute_evidence_root(tuple(usable_evidence)),
         last_commit_root=compute_last_commit_root(last_commit),
-        contributions_root=compute_contributions_root(contributions),
+        contributions_root=compute_contributions_root(contributions, screened),
         time_ms=compute_block_time(state, last_commit),
         rejections_root=compute_rejections_root(tuple(usable_rejections)),
     )
@@ -815,6 +823,7 @@ def build_block(
         last_commit,
         contributions,
         tuple(usable_rejections),
+        screened,
     )
     new_state = compute_next_state(state, body, verifier)
     header = replace(draft, state_root=new_state.compute_root())

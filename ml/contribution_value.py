@@ -25,7 +25,7 @@ opposed to the rest), hence gains are floored at 0 and only the score gap counts
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from learnchain.ml.aggregate import (
     Contribution,
@@ -42,19 +42,27 @@ def compute_contribution_values(
     loss: Callable[[StateDict], float],
     score: Callable[[StateDict], float],
     harm_margin: float,
+    screened: Sequence[Contribution] = (),
 ) -> list[float]:
-    """Each contribution's value (see the module), in the order given."""
+    """Each contribution's value (see the module), in the order given, then each screened-out
+    one's: harmful by the same test, else 0 (it is in no aggregate, so it has no gain). The
+    harm test's median is over every contribution named, aggregated or screened out, as if the
+    proposer had screened none."""
     if not contributions:
         return []
-    scores = [score(c.state) for c in contributions]
+    scores = [score(c.state) for c in (*contributions, *screened)]
     median_score = statistics.median(scores)
+    screened_values = [
+        -gap if (gap := median_score - own) > harm_margin else 0.0
+        for own in scores[len(contributions) :]
+    ]
     _, base = compute_flat(global_state)
     deltas = compute_clipped_deltas(base, [compute_flat(c.state)[1] for c in contributions])
     share = 1.0 / len(contributions)
     step = share * deltas.sum(dim=0)
     with_all = loss(compute_unflat(base + step, global_state))
     values = []
-    for delta, own_score in zip(deltas, scores, strict=True):
+    for delta, own_score in zip(deltas, scores[: len(contributions)], strict=True):
         if not bool(delta.any()):  # the current model sent back: no step, no harm, no gain
             values.append(0.0)
             continue
@@ -64,4 +72,4 @@ def compute_contribution_values(
             continue
         without = loss(compute_unflat(base + step - share * delta, global_state))
         values.append(max(without - with_all, 0.0))
-    return values
+    return values + screened_values

@@ -264,6 +264,7 @@ class ConsensusDriver(ActionHandler[Awaitable[None] | None]):
                 self._reap_txs(),
                 update.model_hash,
                 update.contributions,
+                update.screened,
             )
         )
 

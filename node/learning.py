@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -295,21 +295,30 @@ class LearningWorker:
 
         await self._run(restore)
 
-    async def appraise(self, contributions: list[tuple[str, WeightsBytes, int]]) -> list[float]:
+    async def appraise(
+        self,
+        contributions: list[tuple[str, WeightsBytes, int]],
+        screened: Sequence[tuple[str, WeightsBytes, int]] = (),
+    ) -> list[float]:
         """Each (contributor, weights bytes, samples)'s value on this party's data
-        (ml/contribution_value.py), in the order given; MLError when one does not decode."""
+        (ml/contribution_value.py), in the order given, then each screened-out one's; MLError
+        when one does not decode."""
 
         def measure() -> list[float]:
-            decoded = [
-                MLContribution(contributor, self.decode(data), samples)
-                for contributor, data, samples in contributions
-            ]
+            decoded, left_out = (
+                [
+                    MLContribution(contributor, self.decode(data), samples)
+                    for contributor, data, samples in group
+                ]
+                for group in (contributions, screened)
+            )
             return compute_contribution_values(
                 self.learner.current(),
                 decoded,
                 self.learner.loss,
                 self.learner.score,
                 self.learner.task.config.harm_margin,
+                left_out,
             )
 
         result: list[float] = await self._run(measure)

@@ -92,6 +92,7 @@ class ModelUpdate:
 
     model_hash: Hash
     contributions: tuple[Contribution, ...] = ()
+    screened: tuple[Contribution, ...] = ()  # fetched, but left out of the aggregate (§3.5)
 
 
 class LearningApp:
@@ -210,7 +211,7 @@ class LearningApp:
             self._scores.pop(next(iter(self._scores)))
         self._scores[model_hash] = score
         appraising = decision.approve and self._appraise
-        values = await self._appraise_contributions(inputs) if appraising else ()
+        values = await self._appraise_contributions(request.block, inputs) if appraising else ()
         return Verdict(decision.approve, score, values)
 
     async def _is_verified_aggregate(
@@ -232,14 +233,19 @@ class LearningApp:
         return True
 
     async def _appraise_contributions(
-        self, inputs: list[tuple[str, WeightsBytes, int]]
+        self, block: Block, inputs: list[tuple[str, WeightsBytes, int]]
     ) -> tuple[int, ...]:
-        """This node's appraisal of each of a block's contributions (fetched, in order) on its
-        own data, in micro-units (the precommit's extension, §3.5); nothing when none."""
+        """This node's appraisal of each of a block's contributions (fetched, in order), then of
+        each one its proposer screened out, on its own data, in micro-units (the precommit's
+        extension, §3.5); nothing when none, or when a screened-out one cannot be fetched."""
         if not inputs:
             return ()
+        screened = await self._fetch_contributions(self._consensus.state, block.screened)
+        if len(screened) != len(block.screened):
+            log.info("contributions not appraised: a screened-out one's weights are missing")
+            return ()
         try:
-            values = await self.learning.appraise(inputs)
+            values = await self.learning.appraise(inputs, screened)
         except MLError as error:
             log.warning("contributions not appraised: %s", error)
             return ()
@@ -461,8 +467,12 @@ class LearningApp:
             return ModelUpdate(state.model_hash)
         weights, used_ids = await self.learning.aggregate(inputs, len(state.validators.validators))
         update = await self._propose(weights)
+        fetched = {contributor for contributor, _, _ in inputs}
         used = tuple(c for c in pool if c.validator.hex() in used_ids)
-        return ModelUpdate(update.model_hash, used)
+        screened = tuple(
+            c for c in pool if c.validator.hex() in fetched and c.validator.hex() not in used_ids
+        )
+        return ModelUpdate(update.model_hash, used, screened)
 
     async def _fetch_contributions(
         self, state: ChainState, contributions: Sequence[Contribution]

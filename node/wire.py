@@ -353,6 +353,7 @@ def block_to_proto(block: Block) -> pb.Block:
         evidence=[evidence_to_proto(e) for e in block.evidence],
         contributions=[contribution_to_proto(c) for c in block.contributions],
         rejections=[rejection_to_proto(r) for r in block.rejections],
+        screened=[contribution_to_proto(c) for c in block.screened],
     )
     if block.last_commit is not None:
         message.last_commit.CopyFrom(commit_to_proto(block.last_commit))
@@ -367,6 +368,7 @@ def block_from_proto(message: pb.Block) -> Block:
     _list_len(message.evidence, "evidence items")
     _list_len(message.contributions, "contributions")
     _list_len(message.rejections, "rejection proofs")
+    _list_len(message.screened, "screened-out contributions")
     return Block(
         header_from_proto(message.header),
         tuple(tx_from_proto(t) for t in message.txs),
@@ -374,6 +376,7 @@ def block_from_proto(message: pb.Block) -> Block:
         commit_from_proto(message.last_commit) if message.HasField("last_commit") else None,
         tuple(contribution_from_proto(c) for c in message.contributions),
         tuple(rejection_from_proto(r) for r in message.rejections),
+        tuple(contribution_from_proto(c) for c in message.screened),
     )
 
 
@@ -606,6 +609,7 @@ def state_to_proto(state: ChainState) -> pb.ChainState:
                 contributors=state.pending_share.contributors,
                 pool=state.pending_share.pool,
                 rejected=state.pending_share.rejected,
+                screened=state.pending_share.screened,
             )
         ),
     )
@@ -650,6 +654,7 @@ def state_from_proto(m: pb.ChainState) -> ChainState:
                 tuple(Address(a) for a in m.pending_share.contributors),
                 Tokens(m.pending_share.pool),
                 tuple(_address(a, "rejected proposer") for a in m.pending_share.rejected),
+                tuple(_address(a, "screened-out contributor") for a in m.pending_share.screened),
             )
             if m.HasField("pending_share")
             else None

@@ -133,20 +133,22 @@ class BlockHeader(_message.Message):
     def __init__(self, chain_id: _Optional[str] = ..., height: _Optional[int] = ..., prev_hash: _Optional[bytes] = ..., proposer: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., state_root: _Optional[bytes] = ..., txs_root: _Optional[bytes] = ..., evidence_root: _Optional[bytes] = ..., last_commit_root: _Optional[bytes] = ..., contributions_root: _Optional[bytes] = ..., time_ms: _Optional[int] = ..., rejections_root: _Optional[bytes] = ...) -> None: ...
 
 class Block(_message.Message):
-    __slots__ = ("header", "txs", "evidence", "last_commit", "contributions", "rejections")
+    __slots__ = ("header", "txs", "evidence", "last_commit", "contributions", "rejections", "screened")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     TXS_FIELD_NUMBER: _ClassVar[int]
     EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     LAST_COMMIT_FIELD_NUMBER: _ClassVar[int]
     CONTRIBUTIONS_FIELD_NUMBER: _ClassVar[int]
     REJECTIONS_FIELD_NUMBER: _ClassVar[int]
+    SCREENED_FIELD_NUMBER: _ClassVar[int]
     header: BlockHeader
     txs: _containers.RepeatedCompositeFieldContainer[Tx]
     evidence: _containers.RepeatedCompositeFieldContainer[Evidence]
     last_commit: Commit
     contributions: _containers.RepeatedCompositeFieldContainer[Contribution]
     rejections: _containers.RepeatedCompositeFieldContainer[RejectedProposal]
-    def __init__(self, header: _Optional[_Union[BlockHeader, _Mapping]] = ..., txs: _Optional[_Iterable[_Union[Tx, _Mapping]]] = ..., evidence: _Optional[_Iterable[_Union[Evidence, _Mapping]]] = ..., last_commit: _Optional[_Union[Commit, _Mapping]] = ..., contributions: _Optional[_Iterable[_Union[Contribution, _Mapping]]] = ..., rejections: _Optional[_Iterable[_Union[RejectedProposal, _Mapping]]] = ...) -> None: ...
+    screened: _containers.RepeatedCompositeFieldContainer[Contribution]
+    def __init__(self, header: _Optional[_Union[BlockHeader, _Mapping]] = ..., txs: _Optional[_Iterable[_Union[Tx, _Mapping]]] = ..., evidence: _Optional[_Iterable[_Union[Evidence, _Mapping]]] = ..., last_commit: _Optional[_Union[Commit, _Mapping]] = ..., contributions: _Optional[_Iterable[_Union[Contribution, _Mapping]]] = ..., rejections: _Optional[_Iterable[_Union[RejectedProposal, _Mapping]]] = ..., screened: _Optional[_Iterable[_Union[Contribution, _Mapping]]] = ...) -> None: ...
 
 class RejectedProposal(_message.Message):
     __slots__ = ("proposal", "prevotes")
@@ -367,16 +369,18 @@ class ChainState(_message.Message):
     def __init__(self, chain_id: _Optional[str] = ..., params: _Optional[_Union[ChainParams, _Mapping]] = ..., height: _Optional[int] = ..., last_block_hash: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., app_hash: _Optional[bytes] = ..., accounts: _Optional[_Iterable[_Union[Account, _Mapping]]] = ..., bonds: _Optional[_Iterable[_Union[Bond, _Mapping]]] = ..., unbonding: _Optional[_Iterable[_Union[Unbonding, _Mapping]]] = ..., last_validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., next_validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., slashed: _Optional[_Iterable[_Union[SlashRecord, _Mapping]]] = ..., learning: _Optional[_Union[LearningRecord, _Mapping]] = ..., last_block_time_ms: _Optional[int] = ..., pending_share: _Optional[_Union[PendingShare, _Mapping]] = ...) -> None: ...
 
 class PendingShare(_message.Message):
-    __slots__ = ("height", "contributors", "pool", "rejected")
+    __slots__ = ("height", "contributors", "pool", "rejected", "screened")
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     CONTRIBUTORS_FIELD_NUMBER: _ClassVar[int]
     POOL_FIELD_NUMBER: _ClassVar[int]
     REJECTED_FIELD_NUMBER: _ClassVar[int]
+    SCREENED_FIELD_NUMBER: _ClassVar[int]
     height: int
     contributors: _containers.RepeatedScalarFieldContainer[bytes]
     pool: int
     rejected: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, height: _Optional[int] = ..., contributors: _Optional[_Iterable[bytes]] = ..., pool: _Optional[int] = ..., rejected: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    screened: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, height: _Optional[int] = ..., contributors: _Optional[_Iterable[bytes]] = ..., pool: _Optional[int] = ..., rejected: _Optional[_Iterable[bytes]] = ..., screened: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class SignState(_message.Message):
     __slots__ = ("height", "round", "step", "locked_round", "locked_block_hash", "votes", "proposal")

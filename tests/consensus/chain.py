@@ -128,6 +128,7 @@ class Chain:
             kw.pop("contributions", ()),  # type: ignore[arg-type]
             self.verifier,
             kw.pop("rejections", ()),  # type: ignore[arg-type]
+            kw.pop("screened", ()),  # type: ignore[arg-type]
         )
         return block
 

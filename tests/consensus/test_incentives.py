@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,9 +18,9 @@ from learnchain.consensus.incentives import (
     compute_appraisal,
     compute_settlement,
 )
-from learnchain.consensus.messages import Commit, CommitSig
+from learnchain.consensus.messages import Commit, CommitSig, is_body_consistent
 from learnchain.consensus.params import ChainParams
-from learnchain.consensus.state import get_total_tokens
+from learnchain.consensus.state import InvalidBlock, get_total_tokens
 from learnchain.consensus.types import Address, Height, Round, Signature, Threshold, Tokens
 from tests.consensus.chain import Chain, contribute, make_genesis_state, make_keys, with_params
 
@@ -123,6 +124,22 @@ def test_a_forfeit_is_at_most_what_is_bonded_and_is_burned_when_nobody_was_usefu
     assert settled.rewards == {} and settled.transfers == {}
 
 
+def test_a_harmful_screened_out_contribution_forfeits_its_deposit_to_the_useful_ones() -> None:
+    share = replace(pending(A, B), screened=(C, D))
+    settled = compute_settlement(
+        share, appraised(30_000, 10_000, -40_000, 0, harmful=(2,)), {C: 100, D: 100}, PARAMS
+    )
+    assert settled.forfeits == {C: 10}, "harmful by the validators: the deposit goes"
+    assert settled.rewards == {A: 75, B: 25}, "screened-out contributions share no reward"
+    assert settled.transfers == {A: 7, B: 2}
+
+
+def test_a_screened_out_contribution_the_validators_value_earns_nothing_and_loses_nothing() -> None:
+    share = replace(pending(A), screened=(B,))
+    settled = compute_settlement(share, appraised(10_000, 20_000), {B: 100}, PARAMS)
+    assert settled.rewards == {A: 100} and settled.forfeits == {}
+
+
 def test_unmeasured_contributions_share_equally_as_before() -> None:
     settled = compute_settlement(pending(A, B, C, pool=10), None, {}, PARAMS)
     assert settled.rewards == {A: 3, B: 3, C: 3} and settled.forfeits == {}
@@ -213,6 +230,64 @@ def test_the_next_block_settles_the_contributors_share_by_the_values_in_its_last
     expected = {A: 60 + 7, B: 20 + 2, C: 0}  # rewards 3:1 of 80, forfeit 10 split 3:1
     assert {a: b - (20 if a == proposer else 0) for a, b in balances.items()} == expected
     assert get_total_tokens(chain.state) == before + 20 + 80 - 1  # one forfeited token burned
+
+
+def test_a_harmful_screened_out_contribution_in_a_block_forfeits_at_the_next_one() -> None:
+    chain = Chain(
+        make_genesis_state(
+            KEYS,
+            params=with_params(
+                block_reward=Tokens(100), proposer_reward_percent=20, forfeit_margin=5_000
+            ),
+        ),
+        KEYS,
+    )
+    before = get_total_tokens(chain.state)
+    bonded_before = chain.state.bonds[D].bonded
+    listed, screened = contribute(chain, KEYS[:3]), contribute(chain, KEYS[3:])
+    block = chain.next_block(
+        model_hash=compute_hash(b"aggregate"), contributions=listed, screened=screened
+    )
+    assert block.screened == screened
+    chain.commit(block, values={k.address: (20_000, 10_000, 10_000, -40_000) for k in KEYS})
+    assert chain.state.pending_share is not None
+    assert chain.state.pending_share.screened == (D,)
+    chain.advance()
+    assert chain.state.bonds[D].bonded == bonded_before - 10
+    proposer_share = 20 if block.header.proposer == D else 0
+    assert chain.state.get_account(D).balance == proposer_share, "no reward when screened out"
+    assert get_total_tokens(chain.state) == before + 100 - 1  # 10 forfeited 5:2:2, 1 burned
+
+
+@pytest.mark.parametrize(
+    ("listed", "screened", "error"),
+    [
+        ((), (3,), "screened-out contributions without an aggregate"),
+        ((0, 1), (1,), "two contributions from one validator"),
+    ],
+)
+def test_screened_out_contributions_are_checked_like_the_aggregated_ones(
+    listed: tuple[int, ...], screened: tuple[int, ...], error: str
+) -> None:
+    chain = Chain(make_genesis_state(KEYS, params=with_params()), KEYS)
+    made = contribute(chain, KEYS)
+    with pytest.raises(InvalidBlock, match=error):
+        chain.next_block(
+            model_hash=compute_hash(b"aggregate"),
+            contributions=tuple(made[i] for i in listed),
+            screened=tuple(made[i] for i in screened),
+        )
+
+
+def test_the_header_commits_to_the_screened_out_contributions() -> None:
+    chain = Chain(make_genesis_state(KEYS, params=with_params()), KEYS)
+    made = contribute(chain, KEYS)
+    block = chain.next_block(
+        model_hash=compute_hash(b"aggregate"), contributions=made[:3], screened=made[3:]
+    )
+    assert is_body_consistent(block)
+    assert not is_body_consistent(replace(block, screened=()))
+    assert not is_body_consistent(replace(block, contributions=made, screened=()))
 
 
 def test_contribution_values_are_signed_with_the_precommit() -> None:

@@ -67,3 +67,23 @@ def test_values_follow_the_order_given_and_need_no_contributions(
     backward = appraise(judge, base, list(reversed(honest)))
     assert forward == pytest.approx(list(reversed(backward)))
     assert appraise(judge, base, []) == []
+
+
+def test_a_screened_out_contribution_is_harmful_by_the_same_test_or_worth_nothing(
+    judge: Learner, base_and_honest: Honest
+) -> None:
+    """Left out of the aggregate, it has no gain; its harm is judged as if it had been
+    aggregated: against the median of every contribution the block names."""
+    base, honest = base_and_honest
+    flipper = ByzantineLearner(judge.task, judge.data, "label_flip", seed=3)
+    flipper.accept(base)
+    flipped = Contribution("9", flipper.propose(), flipper.samples)
+    listed = honest[:3]
+    values = compute_contribution_values(
+        base, listed, judge.loss, judge.score, HARM_MARGIN, screened=[honest[3], flipped]
+    )
+    assert sum(v >= 0 for v in values[:3]) >= 2  # one honest shard may look harmful here
+    assert values[3] == 0.0
+    assert values[4] < -HARM_MARGIN
+    flipped_listed = appraise(judge, base, [*listed, honest[3], flipped])[4]
+    assert values[4] == flipped_listed, "the same verdict as when aggregated"

@@ -13,20 +13,21 @@ from typing import TypeVar
 
 import pytest
 
-from learnchain.consensus.crypto import SignatureVerifier, compute_hash
+from learnchain.consensus.crypto import PrivateKey, SignatureVerifier, compute_hash
 from learnchain.consensus.events import RequestProposal, RequestVerdict
 from learnchain.consensus.messages import Block, Contribution
 from learnchain.consensus.params import SCORE_UNIT, ChainParams, Mode
 from learnchain.consensus.state import ChainState
-from learnchain.consensus.types import Hash, Height, Round
+from learnchain.consensus.types import Hash, Height, Round, Signature
 from learnchain.consensus.validators import ValidatorSet
+from learnchain.ml.adversaries import ByzantineLearner
 from learnchain.ml.codec import WeightsBytes
 from learnchain.ml.data import load_digits_party
 from learnchain.ml.learner import Learner
 from learnchain.ml.tasks import TaskConfig, get_task
 from learnchain.node.contribution_pool import ContributionError, ContributionPool
-from learnchain.node.learning import EncodedWeights, LearningWorker
-from learnchain.node.learning_app import LearningApp, Verdict
+from learnchain.node.learning import EncodedWeights, LearningWorker, encode
+from learnchain.node.learning_app import LearningApp, ModelUpdate, Verdict
 from learnchain.node.store import Store
 from learnchain.node.store_worker import StoreWorker
 from learnchain.node.weights_pool import WeightsPool
@@ -56,12 +57,14 @@ def with_app(
     mode: Mode,
     scenario: Callable[[LearningApp, Consensus, list[Contribution]], Awaitable[T]],
     appraise: bool = True,
+    task_config: TaskConfig | None = None,
+    keys: list[PrivateKey] = KEYS,
 ) -> T:
     async def run() -> T:
         data, _ = load_digits_party(0, 5, "iid", seed=0)
-        learning = LearningWorker(Learner(get_task(TaskConfig()), data, seed=0))
+        learning = LearningWorker(Learner(get_task(task_config or TaskConfig()), data, seed=0))
         io = StoreWorker(Store(tmp_path / "chain.db"))
-        genesis = make_genesis_state(KEYS, params=ChainParams(mode=mode))
+        genesis = make_genesis_state(keys, params=ChainParams(mode=mode))
         consensus = Consensus(replace(genesis, model_hash=learning.current_hash()))
         weights = WeightsPool(io, learning, lambda: [], lambda: None, [], 10)
         await weights.store(learning.current_encoded())
@@ -71,7 +74,7 @@ def with_app(
             weights,
             ContributionPool(SignatureVerifier()),
             consensus,
-            KEYS[0],
+            keys[0],
             True,
             5.0,
             lambda: False,
@@ -322,3 +325,49 @@ def test_a_restarted_validator_takes_the_chains_last_step_for_its_server_momentu
     previous, restored, after_failure = with_app(tmp_path, Mode.AGGREGATE, scenario)
     assert restored == previous
     assert after_failure is None
+
+
+def test_a_proposer_lists_the_contributions_its_screening_left_out(tmp_path: Path) -> None:
+    """§3.5: the validators appraise them too, so that a harmful one forfeits its deposit."""
+    keys = make_keys(3)
+
+    async def scenario(
+        app: LearningApp, consensus: Consensus, announced: list[Contribution]
+    ) -> tuple[ModelUpdate, Verdict]:
+        state = consensus.state
+        app.on_commit(state)
+        await wait_for_announcements(announced, 1)
+        task = get_task(TaskConfig())
+        honest = Learner(task, load_digits_party(1, 5, "iid", 0)[0], 1)
+        flipper = ByzantineLearner(task, load_digits_party(2, 5, "iid", 0)[0], "label_flip", 2)
+        for key, learner in ((keys[1], honest), (keys[2], flipper)):
+            trained = encode(learner.propose())
+            unsigned = Contribution(
+                state.chain_id, state.height, key.address, trained.weights_hash, 100, Signature(b"")
+            )
+            signed = replace(unsigned, signature=key.sign(unsigned.sign_bytes()))
+            app.receive_contribution(signed, trained.data)
+        base = state.model_hash
+        for _ in range(200):
+            update = await app.prepare_proposal(RequestProposal(Height(1), Round(0), base))
+            if update.model_hash != base:
+                break
+            await asyncio.sleep(0.05)
+        block = Chain(state, keys).next_block(
+            model_hash=update.model_hash,
+            contributions=update.contributions,
+            screened=update.screened,
+        )
+        return update, await app.process_proposal(RequestVerdict(Height(1), Round(0), block, base))
+
+    update, verdict = with_app(
+        tmp_path,
+        Mode.AGGREGATE,
+        scenario,
+        task_config=TaskConfig(aggregation="screened_mean"),
+        keys=keys,
+    )
+    assert {c.validator for c in update.contributions} == {keys[0].address, keys[1].address}
+    assert [c.validator for c in update.screened] == [keys[2].address]
+    assert verdict.approved and len(verdict.values) == 3
+    assert verdict.values[2] < 0, "this validator finds the flipped contribution harmful"

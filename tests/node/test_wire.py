@@ -24,7 +24,15 @@ from learnchain.consensus.messages import (
 from learnchain.consensus.types import NIL_ROUND, Height, Round, Signature, Step, Tokens, VoteType
 from learnchain.node import wire
 from learnchain.proto import learnchain_pb2 as pb
-from tests.consensus.chain import CHAIN, Chain, make_genesis_state, make_keys, sign_tx
+from tests.consensus.chain import (
+    CHAIN,
+    Chain,
+    contribute,
+    make_genesis_state,
+    make_keys,
+    sign_tx,
+    with_params,
+)
 
 KEYS = make_keys(4)
 
@@ -80,6 +88,27 @@ def test_a_block_with_everything_round_trips() -> None:
     assert decoded == block and decoded.hash == block.hash
     assert len(decoded.txs) == 2 and len(decoded.evidence) == 1 and decoded.last_commit is not None
     assert len(decoded.rejections) == 1 and decoded.rejections[0].prevotes[0].vote.rejects
+
+
+def test_a_block_with_aggregated_and_screened_out_contributions_round_trips() -> None:
+    chain = Chain(make_genesis_state(KEYS, params=with_params()), KEYS)
+    made = contribute(chain, KEYS)
+    block = chain.next_block(
+        model_hash=compute_hash(b"aggregate"), contributions=made[:2], screened=made[2:]
+    )
+    decoded = wire.block_from_proto(
+        pb.Block.FromString(wire.block_to_proto(block).SerializeToString())
+    )
+    assert decoded == block and decoded.screened == made[2:]
+    waiting = replace(
+        chain.state,
+        pending_share=PendingShare(
+            Height(1), (KEYS[0].address,), Tokens(9), screened=(KEYS[2].address,)
+        ),
+    )
+    decoded_state = wire.state_from_proto(wire.state_to_proto(waiting))
+    assert decoded_state == waiting
+    assert decoded_state.compute_root() == waiting.compute_root()
 
 
 def test_only_a_nil_prevote_names_a_rejected_block() -> None:
