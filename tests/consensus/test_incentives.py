@@ -202,16 +202,14 @@ def test_a_settlement_pays_out_no_more_than_the_pool_and_the_forfeits(
 # --- on chain ----------------------------------------------------------------------------------
 
 
+def rewarding_chain() -> Chain:
+    """Four validators; a model update mints 100, 20 of them to its proposer at once."""
+    params = with_params(block_reward=Tokens(100), proposer_reward_percent=20, forfeit_margin=5_000)
+    return Chain(make_genesis_state(KEYS, params=params), KEYS)
+
+
 def test_the_next_block_settles_the_contributors_share_by_the_values_in_its_last_commit() -> None:
-    chain = Chain(
-        make_genesis_state(
-            KEYS,
-            params=with_params(
-                block_reward=Tokens(100), proposer_reward_percent=20, forfeit_margin=5_000
-            ),
-        ),
-        KEYS,
-    )
+    chain = rewarding_chain()
     before = get_total_tokens(chain.state)
     bonded_before = chain.state.bonds[C].bonded
     proposer = chain.state.validators.proposer
@@ -233,15 +231,7 @@ def test_the_next_block_settles_the_contributors_share_by_the_values_in_its_last
 
 
 def test_a_harmful_screened_out_contribution_in_a_block_forfeits_at_the_next_one() -> None:
-    chain = Chain(
-        make_genesis_state(
-            KEYS,
-            params=with_params(
-                block_reward=Tokens(100), proposer_reward_percent=20, forfeit_margin=5_000
-            ),
-        ),
-        KEYS,
-    )
+    chain = rewarding_chain()
     before = get_total_tokens(chain.state)
     bonded_before = chain.state.bonds[D].bonded
     listed, screened = contribute(chain, KEYS[:3]), contribute(chain, KEYS[3:])
