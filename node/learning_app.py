@@ -471,7 +471,7 @@ class LearningApp:
         used = tuple(c for c in pool if c.validator.hex() in used_ids)
         screened = tuple(
             c for c in pool if c.validator.hex() in fetched and c.validator.hex() not in used_ids
-        )
+        )[: max(0, state.params.max_contributions - len(used))]  # the block's limit counts both
         return ModelUpdate(update.model_hash, used, screened)
 
     async def _fetch_contributions(
