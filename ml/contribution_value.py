@@ -50,26 +50,28 @@ def compute_contribution_values(
     proposer had screened none."""
     if not contributions:
         return []
-    scores = [score(c.state) for c in (*contributions, *screened)]
+    named = [*contributions, *screened]
+    scores = [score(c.state) for c in named]
     median_score = statistics.median(scores)
-    screened_values = [
-        -gap if (gap := median_score - own) > harm_margin else 0.0
-        for own in scores[len(contributions) :]
-    ]
     _, base = compute_flat(global_state)
-    deltas = compute_clipped_deltas(base, [compute_flat(c.state)[1] for c in contributions])
+    flats = [compute_flat(c.state)[1] for c in named]
+    # each one's harm (its score gap), or None; the current model sent back moves nothing and
+    # is never harmful, however far below the others the model scores
+    harms = [
+        gap if bool((flat - base).any()) and (gap := median_score - own) > harm_margin else None
+        for flat, own in zip(flats, scores, strict=True)
+    ]
+    deltas = compute_clipped_deltas(base, flats[: len(contributions)])
     share = 1.0 / len(contributions)
     step = share * deltas.sum(dim=0)
     with_all = loss(compute_unflat(base + step, global_state))
     values = []
-    for delta, own_score in zip(deltas, scores[: len(contributions)], strict=True):
-        if not bool(delta.any()):  # the current model sent back: no step, no harm, no gain
+    for delta, harm in zip(deltas, harms[: len(contributions)], strict=True):
+        if harm is not None:
+            values.append(-harm)
+        elif not bool(delta.any()):  # no step, no gain
             values.append(0.0)
-            continue
-        gap = median_score - own_score
-        if gap > harm_margin:
-            values.append(-gap)
-            continue
-        without = loss(compute_unflat(base + step - share * delta, global_state))
-        values.append(max(without - with_all, 0.0))
-    return values + screened_values
+        else:
+            without = loss(compute_unflat(base + step - share * delta, global_state))
+            values.append(max(without - with_all, 0.0))
+    return values + [0.0 if harm is None else -harm for harm in harms[len(contributions) :]]

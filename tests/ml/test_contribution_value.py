@@ -87,3 +87,18 @@ def test_a_screened_out_contribution_is_harmful_by_the_same_test_or_worth_nothin
     assert values[4] < -HARM_MARGIN
     flipped_listed = appraise(judge, base, [*listed, honest[3], flipped])[4]
     assert values[4] == flipped_listed, "the same verdict as when aggregated"
+
+
+def test_an_untrained_copy_screened_out_is_never_harmful(judge: Learner) -> None:
+    """The rule of the aggregated ones: a copy of the model moves nothing, so however far below
+    the others the model scores, leaving it out harms nobody."""
+    learners = [make_learner(i, "dirichlet:0.5") for i in range(3)]
+    base = learners[0].current()  # untrained: far below every trained contribution
+    trained = [Contribution(str(i), x.propose(), x.samples) for i, x in enumerate(learners)]
+    copy = Contribution("9", {k: v.clone() for k, v in base.items()}, 200)
+    scores = sorted(judge.score(c.state) for c in trained)
+    assert judge.score(base) < scores[1] - HARM_MARGIN, "the copy would fail the score test"
+    values = compute_contribution_values(
+        base, trained, judge.loss, judge.score, HARM_MARGIN, screened=[copy]
+    )
+    assert values[-1] == 0.0
