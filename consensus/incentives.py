@@ -156,12 +156,8 @@ def compute_settlement(
         payees = {a: 1 for a in pending.contributors if a not in pending.rejected}
     else:
         judged = list(zip(pending.judged, appraisal.values, appraisal.harmful, strict=True))
-        aggregated = set(pending.contributors)
-        useful = {
-            a: value
-            for a, value, harmful in judged
-            if value > 0 and not harmful and a in aggregated
-        }
+        aggregated = judged[: len(pending.contributors)]  # the screened-out ones earn nothing
+        useful = {a: value for a, value, harmful in aggregated if value > 0 and not harmful}
         rewards = compute_proportional_split(pending.pool, useful)
         harmful = [(a, params.contribution_deposit) for a, _, h in judged if h]
         forfeits = compute_forfeits(harmful + deposits, bonded)
