@@ -190,7 +190,7 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
             contributions = [
                 Contribution(str(i), state, learners[i].samples)
                 for i, state in proposals
-                if state is not None
+                if state is not None and not (args.attackers_absent and kinds[i] is not None)
             ]
             if kinds[proposer] in POISONING_ATTACKS:
                 # Validators re-compute the aggregate from the listed contributions, so a
@@ -297,6 +297,12 @@ def main() -> None:
     parser.add_argument("--verified-margin", type=float, default=None)
     parser.add_argument("--metric", choices=["accuracy", "loss"], default=None)
     parser.add_argument("--trace", action="store_true", help="print every accepted update")
+    parser.add_argument(
+        "--attackers-absent",
+        action="store_true",
+        help="leave every byzantine party's contribution out of every aggregate: what a perfect "
+        "defence could reach (with --byzantine lazy:N, whose votes are honest)",
+    )
     parser.add_argument("--confidence", type=float, default=None)
     parser.add_argument("--aggregation", default=None)
     parser.add_argument("--screen-margin", type=float, default=None)
