@@ -65,6 +65,7 @@ from learnchain.consensus.state import (
     ChainState,
     InvalidBlock,
     build_block,
+    is_awaiting_blocks,
     is_valid_commit,
     process_block,
 )
@@ -321,9 +322,14 @@ class Engine:
             self._end_commit_wait(out)
 
     def _end_commit_wait(self, out: list[Action]) -> None:
-        """StartRound(0), unless there is nothing to decide yet and empty blocks are off."""
+        """StartRound(0), unless there is nothing to decide yet and empty blocks are off. A
+        state that needs further blocks (a validator-set change, unbonding, a last update's
+        settlement: ``is_awaiting_blocks``) is work of its own, §2.2.1."""
         if self.wait_for_work and not (
-            self._work_ready or self.pending_evidence or self._has_messages_of_height()
+            self._work_ready
+            or self.pending_evidence
+            or self._has_messages_of_height()
+            or is_awaiting_blocks(self.state)
         ):
             self.phase = Phase.WORK_WAIT
             out.append(AwaitWork(self.height))

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 
 from learnchain.consensus.crypto import PrivateKey, SignatureVerifier, compute_hash
 from learnchain.consensus.dispatch import dispatch
-from learnchain.consensus.engine import Engine, TimeoutConfig
+from learnchain.consensus.engine import Engine, Phase, TimeoutConfig
 from learnchain.consensus.events import (
     Action,
     AwaitWork,
@@ -120,6 +120,16 @@ class Partition:
 
 
 @dataclass(frozen=True, slots=True)
+class StakingTx:
+    """Validator ``node`` submits a ``kind`` (stake or unstake) of ``amount`` at ``at`` (ms)."""
+
+    at: int
+    node: int
+    kind: TxKind
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
 class Crash:
     """Validator ``node`` is down from ``at`` to ``at + down`` (simulated ms)."""
 
@@ -166,6 +176,7 @@ class SimulationConfig:
     # blocks and each node reports ``WorkReady`` when the round is ready.
     training_ms: tuple[int, ...] = ()
     wait_for_work: bool = False
+    staking: tuple[StakingTx, ...] = ()  # transactions submitted during the run
 
     def get_stakes(self) -> list[int]:
         """The validators' stakes (equal when none were given)."""
@@ -394,6 +405,8 @@ class Simulation:
             heapq.heappush(
                 self._queue, (crash.at + crash.down, next(self._seq), crash.node, -1, "restart")
             )
+        for staking in config.staking:
+            heapq.heappush(self._queue, (staking.at, next(self._seq), staking.node, -1, staking))
         for node in self.nodes:
             self._apply(node, node.engine.start())
         while self._queue:
@@ -409,6 +422,9 @@ class Simulation:
                 continue
             if payload == "restart":
                 self._restart(node)
+                continue
+            if isinstance(payload, StakingTx):
+                self._submit_staking(node, payload)
                 continue
             if not node.alive or epoch != node.epoch:
                 continue
@@ -627,6 +643,25 @@ class Simulation:
             self._apply(node, node.engine.handle(CommitReceived(block, commit)))
             if node.engine.state.height != height:
                 break
+
+    def _submit_staking(self, node: _Node, staking: StakingTx) -> None:
+        """Sign ``staking`` with the node's key and next nonce, and wake the waiting engines."""
+        state = node.engine.state
+        nonce = Nonce(state.get_account(node.key.address).nonce)
+        bond = state.bonds.get(node.key.address)
+        tx = Tx(
+            state.chain_id,
+            staking.kind,
+            node.key.public_key,
+            nonce,
+            amount=Tokens(staking.amount),
+            endpoint="" if bond is None else bond.endpoint,
+        )
+        signed = SignedTx(tx, Signature(node.key.sign(tx.sign_bytes())))
+        self.mempool[signed.hash()] = signed
+        for other in self.nodes:
+            if other.alive and other.engine.phase == Phase.WORK_WAIT:
+                self._check_work(other, AwaitWork(other.engine.height))
 
     def _maybe_unjail(self, node: _Node, state: ChainState) -> None:
         """An honest validator jailed for downtime asks to come back once its jail time is over."""

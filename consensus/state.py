@@ -235,6 +235,38 @@ def compute_genesis_state(genesis: Genesis) -> ChainState:
     )
 
 
+def is_validator_set_changing(state: ChainState) -> bool:
+    """True when the set for the height after next differs from the next height's in members,
+    powers or endpoints (a stake, unstake, jail or unjail that takes effect at H+2)."""
+    return compute_membership(state.validators) != compute_membership(state.next_validators)
+
+
+def compute_membership(validators: ValidatorSet) -> list[tuple[Address, Stake, str]]:
+    """A set's members, powers and endpoints, without proposer priorities."""
+    return [(v.address, v.power, v.endpoint) for v in validators.validators]
+
+
+def is_model_frozen(state: ChainState) -> bool:
+    """True when no block after ``state`` may change the model: training ended, or its budget
+    (``training_heights``) is spent."""
+    return not state.learning.is_training() or not state.params.is_training_height(
+        Height(state.height + 1)
+    )
+
+
+def is_awaiting_blocks(state: ChainState) -> bool:
+    """True when ``state`` holds changes that only further blocks carry out (§2.2.1): a
+    validator-set change that takes effect at H+2, unbonding that matures at a later height, or,
+    once no learning round follows, the last update's reward share and the record of training's
+    end. A resting chain counts these as work, as CometBFT makes the blocks a changed
+    application state needs."""
+    if is_validator_set_changing(state) or state.unbonding:
+        return True
+    return is_model_frozen(state) and (
+        state.pending_share is not None or state.learning.is_training()
+    )
+
+
 def compute_weighted_median_time(commit: Commit, validators: ValidatorSet) -> TimeMs | None:
     """The stake-weighted median of a commit's precommit times (CometBFT's BFT time): with less
     than a third of the stake faulty it lies within the honest validators' clocks."""
