@@ -98,6 +98,9 @@ class TaskConfig:
     # first layer standardises its inputs with them (fixed buffers, the same on every node)
     feature_mean: list[float] = field(default_factory=list)
     feature_scale: list[float] = field(default_factory=list)
+    # a chain made from files that name their columns: the feature columns in the model's
+    # input order; a node's file must name the same ones (in another order it is reordered)
+    feature_names: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         """Raise TaskError naming the first bad field."""
@@ -154,6 +157,14 @@ class TaskConfig:
             math.isfinite(v) and v > 0 for v in self.feature_scale
         ):
             raise TaskError("task.feature_scale must be positive and both finite")
+        if self.feature_names and (
+            len(self.feature_names) != self.features
+            or len(set(self.feature_names)) != len(self.feature_names)
+        ):
+            raise TaskError(
+                "task.feature_names needs one distinct name per feature "
+                f"({len(self.feature_names)} names for {self.features} features)"
+            )
         for key, value in self.params.items():
             if not isinstance(value, str | int | float | bool) and not (
                 isinstance(value, list) and all(isinstance(v, str | int | float) for v in value)
@@ -161,8 +172,12 @@ class TaskConfig:
                 raise TaskError(f"task.params.{key}: expected a string, number, boolean or list")
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form for the genesis."""
-        return dataclasses.asdict(self)
+        """The JSON form for the genesis (without ``feature_names`` when there are none, so a
+        genesis written before they existed keeps its hash)."""
+        data = dataclasses.asdict(self)
+        if not self.feature_names:
+            del data["feature_names"]
+        return data
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> TaskConfig:
@@ -184,6 +199,11 @@ class TaskConfig:
                 continue
             if expected is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
+            if key == "feature_names":
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise TaskError("task.feature_names: expected a list of strings")
+                values[key] = list(value)
+                continue
             if expected is list:
                 if not isinstance(value, list) or not all(
                     isinstance(v, int | float) and not isinstance(v, bool) for v in value

@@ -39,13 +39,16 @@ class Dataset:
 
     x: FloatArray
     y: Targets
+    # the features' column names in ``x``'s order, when the file names them (CSV, Parquet, an
+    # NPZ with a ``feature_names`` array); empty otherwise
+    feature_names: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
     def subset(self, indices: npt.NDArray[np.int64]) -> Dataset:
         """The samples at ``indices``."""
-        return Dataset(self.x[indices], self.y[indices])
+        return Dataset(self.x[indices], self.y[indices], self.feature_names)
 
 
 @dataclass(frozen=True)
@@ -156,7 +159,10 @@ def load_digits_party(
     return split_train_vote(pool.subset(shards[party]), seed * 1000 + party), test
 
 
-def _read_csv(path: Path, label_column: str) -> tuple[FloatArray, Targets]:
+Columns = tuple[str, ...]
+
+
+def _read_csv(path: Path, label_column: str) -> tuple[FloatArray, Targets, Columns]:
     try:
         with path.open(newline="") as handle:
             rows = list(csv.reader(handle))
@@ -169,6 +175,7 @@ def _read_csv(path: Path, label_column: str) -> tuple[FloatArray, Targets]:
         raise DataError(f"{path}: no label column {label_column!r} (columns: {', '.join(header)})")
     if not body:
         raise DataError(f"{path}: the file has a header but no rows")
+    _check_unique_columns(path, header)
     label_at = header.index(label_column)
     features, labels = [], []
     for line, row in enumerate(body, start=2):
@@ -181,10 +188,20 @@ def _read_csv(path: Path, label_column: str) -> tuple[FloatArray, Targets]:
             features.append([float(v) for i, v in enumerate(row) if i != label_at])
         except ValueError as error:
             raise DataError(f"{path}: line {line}: {error}") from error
-    return np.asarray(features, dtype=np.float32), np.asarray(labels, dtype=np.float64)
+    names = tuple(name for i, name in enumerate(header) if i != label_at)
+    return np.asarray(features, dtype=np.float32), np.asarray(labels, dtype=np.float64), names
 
 
-def _read_npz(path: Path) -> tuple[FloatArray, Targets]:
+def _check_unique_columns(path: Path, names: list[str]) -> None:
+    """DataError naming a column that appears twice (its values could not be told apart)."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise DataError(f"{path}: column {name!r} appears twice")
+        seen.add(name)
+
+
+def _read_npz(path: Path) -> tuple[FloatArray, Targets, Columns]:
     try:
         with np.load(path, allow_pickle=False) as archive:
             if "x" not in archive or "y" not in archive:
@@ -192,6 +209,7 @@ def _read_npz(path: Path) -> tuple[FloatArray, Targets]:
                     f"{path}: an NPZ file needs arrays 'x' and 'y' (has {', '.join(archive.files)})"
                 )
             x, y = archive["x"], archive["y"]
+            names = archive.get("feature_names")
     except DataError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
@@ -200,7 +218,13 @@ def _read_npz(path: Path) -> tuple[FloatArray, Targets]:
         raise DataError(f"{path}: 'x' must be samples × features and 'y' one label per sample")
     if not np.issubdtype(y.dtype, np.number):
         raise DataError(f"{path}: labels 'y' must be numbers, got {y.dtype}")
-    return x.astype(np.float32), y
+    if names is None:
+        return x.astype(np.float32), y, ()
+    if names.dtype.kind != "U" or names.shape != (x.shape[1],):
+        raise DataError(f"{path}: 'feature_names' must hold one string per column of 'x'")
+    columns = [str(name) for name in names]
+    _check_unique_columns(path, columns)
+    return x.astype(np.float32), y, tuple(columns)
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -221,14 +245,15 @@ def read_data_file(
     if not path.exists():
         raise DataError(f"{path}: no such file")
     suffix = path.suffix.lower()
+    names: Columns = ()
     if path.is_dir():
         x, y = _read_image_folder(path, class_names)
     elif suffix == ".npz":
-        x, y = _read_npz(path)
+        x, y, names = _read_npz(path)
     elif suffix == ".csv":
-        x, y = _read_csv(path, label_column)
+        x, y, names = _read_csv(path, label_column)
     elif suffix == ".parquet":
-        x, y = _read_parquet(path, label_column)
+        x, y, names = _read_parquet(path, label_column)
     else:
         raise DataError(
             f"{path}: expected a .csv, .npz or .parquet file, or a folder of images by class"
@@ -243,7 +268,7 @@ def read_data_file(
             f"{path}: non-finite label in sample {int(np.argwhere(~np.isfinite(y))[0][0])}"
         )
     if values:
-        return Dataset(x, y.astype(np.float32))
+        return Dataset(x, y.astype(np.float32), names)
     if (y != np.round(y)).any():
         bad = int(np.argwhere(y != np.round(y))[0][0])
         raise DataError(
@@ -251,10 +276,10 @@ def read_data_file(
         )
     if y.min() < 0:
         raise DataError(f"{path}: labels must not be negative, found {y.min():g}")
-    return Dataset(x, y.astype(np.int64))
+    return Dataset(x, y.astype(np.int64), names)
 
 
-def _read_parquet(path: Path, label_column: str) -> tuple[FloatArray, Targets]:
+def _read_parquet(path: Path, label_column: str) -> tuple[FloatArray, Targets, Columns]:
     try:
         import pyarrow.parquet as pq
     except ImportError:
@@ -268,6 +293,7 @@ def _read_parquet(path: Path, label_column: str) -> tuple[FloatArray, Targets]:
     names = table.column_names
     if label_column not in names:
         raise DataError(f"{path}: no label column {label_column!r} (columns: {', '.join(names)})")
+    _check_unique_columns(path, names)
     try:
         y = np.asarray(table.column(label_column).to_numpy(zero_copy_only=False))
         columns = [
@@ -281,7 +307,7 @@ def _read_parquet(path: Path, label_column: str) -> tuple[FloatArray, Targets]:
         raise DataError(f"{path}: labels {label_column!r} must be numbers, got {y.dtype}")
     if not columns:
         raise DataError(f"{path}: no feature columns besides {label_column!r}")
-    return np.stack(columns, axis=1), y
+    return np.stack(columns, axis=1), y, tuple(n for n in names if n != label_column)
 
 
 def compute_image_shape(path: Path, features: int) -> list[int]:
@@ -377,6 +403,45 @@ def compute_shape(named: list[tuple[str, Dataset]]) -> tuple[int, int]:
     if not np.issubdtype(first.y.dtype, np.integer):
         return features, 1
     return features, max(2, max(int(data.y.max()) for _, data in named) + 1)
+
+
+def compute_column_order(
+    path: str | Path, found: Columns, expected: Columns, whose: str = "the chain's"
+) -> list[int] | None:
+    """Where each of the ``expected`` feature columns is in a file's ``found`` ones: None when
+    they are the same in the same order, the indices when only the order differs; DataError
+    naming the columns when the names differ (training on misaligned features would corrupt
+    the shared model)."""
+    if found == expected:
+        return None
+    missing = [name for name in expected if name not in found]
+    extra = [name for name in found if name not in expected]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing {_list_names(missing)}")
+        if extra:
+            parts.append(f"unexpected {_list_names(extra)}")
+        raise DataError(f"{path}: feature columns differ from {whose}: {'; '.join(parts)}")
+    return [found.index(name) for name in expected]
+
+
+def _list_names(names: list[str], shown: int = 5) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(map(repr, names[:shown])) + more
+
+
+def align_columns(
+    path: str | Path, data: Dataset, expected: Columns, whose: str = "the chain's"
+) -> Dataset:
+    """``data`` with its feature columns in the ``expected`` order (the genesis's), when both
+    name them; DataError when the names differ. Unnamed columns are taken as they are."""
+    if not expected or not data.feature_names:
+        return data
+    order = compute_column_order(path, data.feature_names, expected, whose)
+    if order is None:
+        return data
+    return Dataset(np.ascontiguousarray(data.x[:, order]), data.y, expected)
 
 
 def load_operator_file(

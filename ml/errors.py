@@ -17,5 +17,10 @@ class TaskError(MLError):
     """A task name or parameter that the genesis gets wrong."""
 
 
+class PluginImportError(TaskError):
+    """A plugin (a task or an aggregation rule named MODULE:CLASS) whose module cannot be
+    imported on this machine: it is not installed, or its folder is not on the import path."""
+
+
 class PrivacyBudgetExceeded(MLError):
     """Training would spend more differential-privacy budget than the node allows."""

@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import importlib
+import sys
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, TypeVar
 
-from learnchain.ml.errors import TaskError
+from learnchain.ml.errors import PluginImportError, TaskError
 
 T = TypeVar("T")
 
@@ -28,9 +31,16 @@ def import_class(name: str, base: type[Any], what: str) -> type[Any]:
     try:
         loaded = getattr(importlib.import_module(module_name), attr)
     except ImportError as error:
-        raise TaskError(f"{what} {name!r}: cannot import {module_name} ({error})") from None
+        raise PluginImportError(f"{what} {name!r}: cannot import {module_name} ({error})") from None
     except AttributeError:
         raise TaskError(f"{what} {name!r}: {module_name} has no {attr}") from None
     if not (isinstance(loaded, type) and issubclass(loaded, base)):
         raise TaskError(f"{what} {name!r} is not a subclass of {base.__module__}.{base.__name__}")
     return loaded
+
+
+def add_plugin_folders(folders: Iterable[Path]) -> None:
+    """Look for MODULE:CLASS plugins in ``folders`` first (before PYTHONPATH and site-packages)."""
+    for folder in reversed([str(Path(f).resolve()) for f in folders]):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.metadata
+import logging
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar
@@ -38,6 +39,7 @@ from learnchain.ml.data import (
     DIGITS_CLASSES,
     DIGITS_FEATURES,
     Dataset,
+    align_columns,
     check_shape,
     compute_feature_statistics,
     compute_shape,
@@ -47,6 +49,8 @@ from learnchain.ml.data import (
 from learnchain.ml.errors import TaskError
 from learnchain.ml.plugins import import_class, register_class
 from learnchain.ml.training import Evaluation, evaluate_model, train_model
+
+log = logging.getLogger("learnchain.data")
 
 __all__ = ["AGGREGATIONS", "METRICS", "TASKS", "Task", "TaskConfig", "get_task", "register_task"]
 
@@ -116,10 +120,24 @@ class Task(ABC):
         return read_data_file(path, label_column, listed, values=self.predicts_values)
 
     def load_data(self, path: Path, label_column: str) -> Dataset:
-        """An operator's data file, checked against the task's shape."""
+        """An operator's data file, checked against the task's shape and, when both name them,
+        its feature columns against the genesis's (reordered when only the order differs)."""
         data = self.read_data(path, label_column)
         check_shape(path, data, self.features, self.classes)
-        return data
+        expected = tuple(self.config.feature_names)
+        aligned = align_columns(path, data, expected)
+        if aligned is not data:
+            log.warning(
+                "%s: feature columns reordered to the chain's order (%s)", path, ", ".join(expected)
+            )
+        elif expected and not data.feature_names:
+            log.warning(
+                "%s: the file does not name its feature columns; they are taken in the "
+                "chain's order (%s)",
+                path,
+                ", ".join(expected),
+            )
+        return aligned
 
 
 TASKS: dict[str, type[Task]] = {}  # registered (built-in and register_task)
@@ -156,8 +174,20 @@ def fit_task_to_data(config: TaskConfig, named: list[tuple[str, Dataset]]) -> Ta
     for a task that standardises or predicts values, the data's pooled statistics: what a
     chain made from these files puts in its genesis."""
     task_class = find_task_class(config.name)
+    compute_shape(named)  # the files agree on the number of features
+    first_path, first = named[0]
+    if first.feature_names:  # every file's columns in the first file's order, by name
+        named = [
+            (path, align_columns(path, data, first.feature_names, first_path))
+            for path, data in named
+        ]
     features, classes = compute_shape(named)
-    fitted = dataclasses.replace(config, features=features, classes=classes)
+    fitted = dataclasses.replace(
+        config,
+        features=features,
+        classes=classes,
+        feature_names=list(first.feature_names) if first.feature_names else config.feature_names,
+    )
     datasets = [data for _, data in named]
     if task_class.standardizes and not config.feature_mean:
         mean, scale = compute_feature_statistics(datasets)

@@ -25,7 +25,8 @@ from learnchain.consensus.engine import Engine
 from learnchain.consensus.events import CommitBlock
 from learnchain.consensus.messages import SignedTx
 from learnchain.consensus.state import ChainState, compute_genesis_state
-from learnchain.ml.errors import MLError
+from learnchain.ml.errors import MLError, PluginImportError, TaskError
+from learnchain.ml.plugins import add_plugin_folders
 from learnchain.node.block_executor import BlockExecutor
 from learnchain.node.block_sync import BlockSync
 from learnchain.node.chain_reader import ChainReader, WeightsReader
@@ -34,10 +35,12 @@ from learnchain.node.consensus_driver import ConsensusDriver
 from learnchain.node.contribution_pool import ContributionPool
 from learnchain.node.engine_inbox import EngineInbox
 from learnchain.node.files import (
+    CONFIG_FILE,
     DATA_DIR,
     GENESIS_FILE,
     ConfigError,
     get_advertised_address,
+    get_task_folders,
     read_config,
     read_genesis,
     read_key,
@@ -148,6 +151,7 @@ class Node:
     async def start(self) -> None:
         """Load the learner, create the components that need it, serve gRPC, start consensus."""
         config = self.config
+        add_plugin_folders(get_task_folders(self.home, config))
         try:
             learning = await asyncio.get_running_loop().run_in_executor(
                 None,
@@ -159,8 +163,15 @@ class Node:
             )
         except InitialModelMismatch as error:
             raise ConfigError(f"{self.home / GENESIS_FILE}: {error}") from None
-        except MLError as error:  # the node's data file, or a task that cannot be loaded
-            raise ConfigError(f"{self.home / 'config.toml'}: {error}") from None
+        except PluginImportError as error:
+            raise ConfigError(
+                f"{self.home / GENESIS_FILE}: {error}; put the module's folder in task_path "
+                f"({self.home / CONFIG_FILE}) or on PYTHONPATH"
+            ) from None
+        except TaskError as error:  # the genesis's task cannot be built here
+            raise ConfigError(f"{self.home / GENESIS_FILE}: {error}") from None
+        except MLError as error:  # the node's data file
+            raise ConfigError(f"{self.home / CONFIG_FILE}: {error}") from None
         weights = self._create_weights_pool(learning)
         await weights.store(learning.current_encoded())
         self.app = app = LearningApp(

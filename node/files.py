@@ -83,6 +83,9 @@ class NodeConfig:
     # validators' values, or equally when fewer than half of the stake appraises
     appraise: bool = True
     tls: bool = False  # mutual TLS on the port, with the files in home/tls (node/tls.py)
+    # folders (absolute, or relative to the home) where a task or aggregation rule that the
+    # genesis names MODULE:CLASS is looked for first, before PYTHONPATH
+    task_path: tuple[str, ...] = ()
     attack: str = ""  # testing only: make this validator an adversary (ml.adversaries)
     byzantine: str = ""  # testing only: misbehave in consensus (node/misbehaviour.py)
 
@@ -141,6 +144,7 @@ def read_config(home: Path) -> NodeConfig:
 
 
 CONFIG_SECTIONS = ("timeouts", "data")
+LIST_FIELDS = {"persistent_peers": "host:port", "task_path": "folder"}  # and what they hold
 
 
 def set_config_value(home: Path, key: str, text: str) -> NodeConfig:
@@ -160,7 +164,7 @@ def set_config_value(home: Path, key: str, text: str) -> NodeConfig:
         value = tomllib.loads(f"value = {text}")["value"]
     except tomllib.TOMLDecodeError:
         value = text
-    if name == "persistent_peers" and isinstance(value, str):
+    if name in LIST_FIELDS and isinstance(value, str):
         value = [p for p in value.split(",") if p]
     table[name] = value
     config = _config_from_toml(path, raw)
@@ -216,9 +220,9 @@ def _config_from_toml(path: Path, raw: dict[str, Any]) -> NodeConfig:
             top[key] = _read_section(path, "timeouts", value, TimeoutConfig)
         elif key == "data":
             top[key] = _read_section(path, "data", value, DataSource)
-        elif key == "persistent_peers":
+        elif key in LIST_FIELDS:
             if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
-                raise _fail(path, key, "expected a list of host:port strings")
+                raise _fail(path, key, f"expected a list of {LIST_FIELDS[key]} strings")
             top[key] = tuple(value)
         elif key in {f.name for f in fields(NodeConfig)}:
             top[key] = _typed(path, key, value, type(getattr(defaults, key)))
@@ -257,6 +261,11 @@ def _config_from_toml(path: Path, raw: dict[str, Any]) -> NodeConfig:
 
 
 UNSPECIFIED_HOSTS = ("0.0.0.0", "[::]", "::", "")
+
+
+def get_task_folders(home: Path, config: NodeConfig) -> list[Path]:
+    """The folders of ``task_path``, relative ones taken from the home."""
+    return [home / folder for folder in config.task_path]
 
 
 def get_advertised_address(config: NodeConfig) -> str:

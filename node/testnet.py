@@ -60,6 +60,7 @@ class TestnetSpec:
     task_config: TaskConfig | None = None  # else the task named by ``task``, with ``seed``
     data_files: tuple[Path, ...] = ()  # one per validator, instead of digits shards
     label_column: str = "label"
+    task_path: tuple[str, ...] = ()  # config.toml's folders for a MODULE:CLASS task
 
 
 AUTHORITY_DIR = "tls_ca"  # the testnet's certificate authority (``--tls``)
@@ -186,6 +187,7 @@ def create_testnet(spec: TestnetSpec) -> list[Path]:
             create_empty_blocks=spec.create_empty_blocks,
             timeouts=replace(TimeoutConfig(), commit=spec.commit_timeout),
             tls=spec.tls,
+            task_path=spec.task_path,
         )
         write_config(home, config)
         write_key(home, key)
@@ -229,6 +231,7 @@ def create_single_node(
     params: ChainParams | None = None,
     task: TaskConfig | None = None,
     data: DataSource | None = None,
+    task_path: tuple[str, ...] = (),
 ) -> PrivateKey:
     """A home for one validator with its own genesis (``learnchain init``)."""
     if (home / "config.toml").exists():
@@ -240,7 +243,10 @@ def create_single_node(
     genesis = create_genesis(
         chain_id, [(key, listen, moniker)], [(key, VALIDATOR_BALANCE)], task or TaskConfig(), params
     )
-    write_config(home, NodeConfig(moniker=moniker, listen=listen, data=data or DataSource()))
+    config = NodeConfig(
+        moniker=moniker, listen=listen, data=data or DataSource(), task_path=task_path
+    )
+    write_config(home, config)
     write_key(home, key)
     write_genesis(home, genesis)
     return key

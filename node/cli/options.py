@@ -277,6 +277,15 @@ def task_options(command: Any) -> Any:
                 show_default=True,
                 help="The CSV column that holds the label.",
             ),
+            click.option(
+                "--task-path",
+                "task_path",
+                multiple=True,
+                type=click.Path(path_type=Path, exists=True, file_okay=False),
+                metavar="DIR",
+                help="A folder holding the module of a MODULE:CLASS task (or aggregation rule); "
+                "written to config.toml's task_path, so that start finds it too. Repeatable.",
+            ),
         ]
     ):
         command = option(command)
@@ -284,14 +293,30 @@ def task_options(command: Any) -> Any:
 
 
 def compute_task_option(
-    task: str | None, params: tuple[str, ...], data_files: list[Path], label_column: str, seed: int
+    task: str | None,
+    params: tuple[str, ...],
+    data_files: list[Path],
+    label_column: str,
+    seed: int,
+    task_path: tuple[Path, ...] = (),
 ) -> TaskConfig:
     """The genesis task from the task options and the data files; a one-line error on bad ones
     (nothing is written before)."""
-    from learnchain.ml.errors import MLError
+    from learnchain.ml.errors import MLError, PluginImportError
+    from learnchain.ml.plugins import add_plugin_folders
     from learnchain.node.task_setup import compute_task_config
 
+    add_plugin_folders(task_path)
     try:
         return compute_task_config(task, list(params), data_files, label_column, seed)
+    except PluginImportError as error:
+        raise click.ClickException(
+            f"{error}; give its folder with --task-path DIR (or put it on PYTHONPATH)"
+        ) from None
     except MLError as error:
         raise click.ClickException(str(error)) from None
+
+
+def compute_task_path(task_path: tuple[Path, ...]) -> tuple[str, ...]:
+    """--task-path folders as config.toml's ``task_path`` (absolute)."""
+    return tuple(str(folder.resolve()) for folder in task_path)

@@ -14,7 +14,15 @@ from learnchain.consensus.crypto import compute_address
 from learnchain.consensus.params import SCORE_UNIT
 from learnchain.consensus.types import ADDRESS_LENGTH, HASH_LENGTH
 from learnchain.node.cli.options import echo_json, home_option, output_option, parse_hex
-from learnchain.node.files import CONFIG_FILE, ConfigError, format_time_ms, read_config
+from learnchain.node.files import (
+    CONFIG_FILE,
+    GENESIS_FILE,
+    ConfigError,
+    format_time_ms,
+    read_config,
+    read_genesis,
+    read_key,
+)
 from learnchain.node.store_error import StoreError
 from learnchain.node.tls import TlsError, TlsFiles, read_tls_files
 from learnchain.proto import learnchain_pb2 as pb
@@ -42,7 +50,9 @@ _TLS: dict[str, TlsFiles] = {}  # node address -> the certificate to present to 
 
 def resolve_node(node: str | None, home: Path) -> str:
     """--node HOST:PORT, or else the listen address of the node at --home. When the home's node
-    serves mutual TLS, calls to the address present that node's certificate."""
+    serves mutual TLS, calls to the address present that node's certificate. A node found
+    through a home must answer for the home's chain (and be the home's own node, when the
+    address is the home's): another process on that port is a one-line error."""
     has_config = (home / CONFIG_FILE).exists()
     if node is None and not has_config:
         raise click.UsageError(
@@ -55,9 +65,37 @@ def resolve_node(node: str | None, home: Path) -> str:
         address = node or config.listen
         if config.tls:
             _TLS[address] = read_tls_files(home)
+        chain_id = read_genesis(home).genesis.chain_id if (home / GENESIS_FILE).exists() else None
+        own_id = read_key(home).address.hex() if node is None else None
     except (ConfigError, TlsError) as error:
         raise click.ClickException(str(error)) from error
+    check_node_identity(address, home, chain_id, own_id)
     return address
+
+
+def check_node_identity(
+    address: str, home: Path, chain_id: str | None, node_id: str | None
+) -> None:
+    """One-line error unless the node at ``address`` answers for ``chain_id`` (and is
+    ``node_id``, when given): a home must never be answered by another chain's node."""
+    try:
+        with open_channel(address) as channel:
+            status = pb_grpc.QueryStub(channel).Status(pb.StatusRequest(), timeout=10)
+    except grpc.RpcError as error:
+        if error.code() == grpc.StatusCode.UNAVAILABLE:
+            hint = f"is it running? learnchain start --home {home}" if node_id else "is it up?"
+            raise click.ClickException(f"cannot reach a node at {address} ({hint})") from None
+        raise click.ClickException(f"{address}: {error.details()}") from None
+    if chain_id is not None and status.chain_id != chain_id:
+        raise click.ClickException(
+            f"the node at {address} is on chain {status.chain_id!r}, not {chain_id!r} of "
+            f"{home}: another node holds that port (start this one, or give --node HOST:PORT)"
+        )
+    if node_id is not None and status.node_id != node_id:
+        raise click.ClickException(
+            f"the node at {address} is {status.node_id}, not {home}'s own node {node_id}: "
+            "another node of this chain holds that port"
+        )
 
 
 def open_channel(address: str) -> grpc.Channel:

@@ -14,6 +14,7 @@ from learnchain.node.cli.options import (
     OUTPUT_FORMATS,
     compute_learning_params,
     compute_task_option,
+    compute_task_path,
     echo_json,
     home_option,
     learning_options,
@@ -82,6 +83,7 @@ def init(
     task: str | None,
     task_params: tuple[str, ...],
     label_column: str,
+    task_path: tuple[Path, ...],
 ) -> None:
     """Create a node home: a key, config.toml and genesis.json.
 
@@ -95,10 +97,19 @@ def init(
                 "--shard splits the digits of a chain that exists; not for a new one"
             )
         files = [data_file] if data_file is not None else []
-        task_config = compute_task_option(task, task_params, files, label_column, 0)
+        task_config = compute_task_option(task, task_params, files, label_column, 0, task_path)
         data = compute_file_source(data_file, label_column) if data_file else None
         try:
-            key = create_single_node(home, moniker, chain_id, listen, params, task_config, data)
+            key = create_single_node(
+                home,
+                moniker,
+                chain_id,
+                listen,
+                params,
+                task_config,
+                data,
+                compute_task_path(task_path),
+            )
         except ValueError as error:
             raise click.ClickException(str(error)) from error
         click.echo(f"initialised {home} (validator {key.address.hex()})")
@@ -117,6 +128,7 @@ def init(
         persistent_peers=peer_list,
         metrics=metrics,
         data=compute_data_source(shard, partition, data_file, label_column),
+        task_path=compute_task_path(task_path),
     )
     try:
         for where, address in [("--listen", listen)] + [("--peers", p) for p in peer_list]:
@@ -282,6 +294,7 @@ def testnet(
     task: str | None,
     task_params: tuple[str, ...],
     label_column: str,
+    task_path: tuple[Path, ...],
     data_files: str,
     partition: str,
     seed: int,
@@ -305,7 +318,7 @@ def testnet(
             f"{len(files)} files for {validators} validators: give one each",
             param_hint="--data-files",
         )
-    task_config = compute_task_option(task, task_params, files, label_column, seed)
+    task_config = compute_task_option(task, task_params, files, label_column, seed, task_path)
     spec = TestnetSpec(
         validators,
         output_dir,
@@ -324,6 +337,7 @@ def testnet(
         task_config=task_config,
         data_files=tuple(files),
         label_column=label_column,
+        task_path=compute_task_path(task_path),
     )
     try:
         homes = create_testnet(spec)
@@ -343,8 +357,9 @@ def testnet(
         return
     click.echo(f"created {len(homes)} validator homes in {output_dir}:")
     for home, config in zip(homes, configs, strict=True):
-        metrics = f"  (metrics http://{config.metrics}/metrics)" if config.metrics else ""
-        click.echo(f"  learnchain start --home {home}{metrics}")
+        address = get_advertised_address(config) or config.listen
+        metrics = f", metrics http://{config.metrics}/metrics" if config.metrics else ""
+        click.echo(f"  learnchain start --home {home}   (gRPC {address}{metrics})")
 
 
 @click.group()

@@ -156,13 +156,13 @@ def test_a_task_loaded_by_module_and_class_trains_with_its_own_model_and_evaluat
 ) -> None:
     (tmp_path / "plugins").mkdir()
     (tmp_path / "plugins" / "user_task.py").write_text(textwrap.dedent(PLUGIN))
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "plugins"))
-    monkeypatch.syspath_prepend(str(tmp_path / "plugins"))
+    monkeypatch.syspath_prepend(str(tmp_path / "plugins"))  # for this test's own import
     files, test = make_data(tmp_path)
     with LocalCluster(
         tmp_path / "net",
         PARTIES,
         *("--task", "user_task:TopTwoTask", "--task-param", "width=20"),
+        *("--task-path", str(tmp_path / "plugins")),  # every node finds it there, no PYTHONPATH
         *("--task-param", "metric=accuracy"),  # the recorded score is its top-2 accuracy
         *("--data-files", ",".join(str(f) for f in files)),
         *("--training-heights", TRAINING_HEIGHTS, "--plateau-rounds", "0"),

@@ -242,3 +242,48 @@ def test_values_to_predict_are_read_as_numbers(tmp_path: Path) -> None:
     assert compute_shape([("r.csv", data)]) == (2, 1)
     with pytest.raises(DataError, match="labels must be integers"):
         read_data_file(path)
+
+
+def test_files_name_their_feature_columns(tmp_path: Path) -> None:
+    csv_file = write_csv(tmp_path / "d.csv", "a,label,b\n1,0,2\n3,1,4\n")
+    assert read_data_file(csv_file).feature_names == ("a", "b")
+    npz_file = tmp_path / "d.npz"
+    np.savez(npz_file, x=np.ones((2, 2)), y=np.array([0, 1]), feature_names=np.array(["u", "v"]))
+    assert read_data_file(npz_file).feature_names == ("u", "v")
+    np.savez(tmp_path / "plain.npz", x=np.ones((2, 2)), y=np.array([0, 1]))
+    assert read_data_file(tmp_path / "plain.npz").feature_names == ()
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("twice.csv", "a,a,label\n1,2,0\n", "column 'a' appears twice"),
+    ],
+)
+def test_a_file_that_names_a_column_twice_is_refused(
+    tmp_path: Path, name: str, content: str, message: str
+) -> None:
+    with pytest.raises(DataError, match=message):
+        read_data_file(write_csv(tmp_path / name, content))
+
+
+def test_npz_feature_names_must_fit_the_columns(tmp_path: Path) -> None:
+    path = tmp_path / "d.npz"
+    np.savez(path, x=np.ones((2, 3)), y=np.array([0, 1]), feature_names=np.array(["u", "v"]))
+    with pytest.raises(DataError, match="one string per column"):
+        read_data_file(path)
+
+
+def test_columns_are_aligned_by_name_or_refused_naming_them() -> None:
+    from learnchain.ml.data import Dataset, align_columns
+
+    data = Dataset(np.array([[1.0, 2.0]], dtype=np.float32), np.array([0]), ("b", "a"))
+    aligned = align_columns("f.csv", data, ("a", "b"))
+    assert aligned.x.tolist() == [[2.0, 1.0]] and aligned.feature_names == ("a", "b")
+    assert align_columns("f.csv", data, ("b", "a")) is data
+    unnamed = Dataset(data.x, data.y)
+    assert align_columns("f.csv", unnamed, ("a", "b")) is unnamed
+    with pytest.raises(
+        DataError, match=r"f.csv: feature columns differ .*missing 'c'; unexpected 'b'"
+    ):
+        align_columns("f.csv", data, ("a", "c"))
