@@ -440,9 +440,11 @@ class Tx:
     recipient: Address = Address(b"")
     endpoint: str = ""
     evidence: DuplicateVoteEvidence | None = None
+    moniker: str = ""  # a stake's name for its validator (Cosmos's description moniker)
 
     def sign_bytes(self) -> bytes:
-        """What the sender signs: domain, chain id, kind, key, nonce and the payload."""
+        """What the sender signs: domain, chain id, kind, key, nonce and the payload (the
+        moniker last, and only when there is one, so transactions without it sign as before)."""
         return (
             _TX_DOMAIN
             + encode_str(self.chain_id)
@@ -453,6 +455,7 @@ class Tx:
             + encode_bytes(self.recipient)
             + encode_str(self.endpoint)
             + encode_optional_bytes(None if self.evidence is None else self.evidence.encode())
+            + (encode_str(self.moniker) if self.moniker else b"")
         )
 
 

@@ -52,6 +52,7 @@ from learnchain.consensus.rejections import (
 from learnchain.consensus.types import (
     ADDRESS_LENGTH,
     MAX_ENDPOINT_LENGTH,
+    MAX_MONIKER_LENGTH,
     ZERO_HASH,
     Address,
     ChainId,
@@ -63,6 +64,7 @@ from learnchain.consensus.types import (
     TimeMs,
     Tokens,
     is_quorum,
+    is_valid_moniker,
 )
 from learnchain.consensus.validators import (
     Validator,
@@ -102,10 +104,12 @@ class Bond:
     jailed_until: Height = Height(0)
     jailed: bool = False
     missed: int = 0  # consecutive blocks whose commit lacks this validator's signature
+    moniker: str = ""  # the name its last stake gave (genesis validators: the genesis's)
     _encoded: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Unchanged bonds are shared between states: encode each once for every later state root.
+        # The moniker comes last and only when set, so bonds without one encode as before.
         object.__setattr__(
             self,
             "_encoded",
@@ -114,7 +118,8 @@ class Bond:
             + encode_str(self.endpoint)
             + encode_uint(self.jailed_until)
             + encode_uint(int(self.jailed))
-            + encode_uint(self.missed),
+            + encode_uint(self.missed)
+            + (encode_str(self.moniker) if self.moniker else b""),
         )
 
     def encode(self) -> bytes:
@@ -478,15 +483,22 @@ def process_tx(work: _Working, signed: SignedTx, verifier: SignatureVerifier) ->
             raise InvalidTx(f"cannot stake {tx.amount} from a balance of {account.balance}")
         if len(tx.endpoint) > MAX_ENDPOINT_LENGTH:
             raise InvalidTx("endpoint is too long")
+        if not is_valid_moniker(tx.moniker):
+            raise InvalidTx(f"moniker is at most {MAX_MONIKER_LENGTH} printable characters")
         bond = work.bonds.get(sender)
         bonded = tx.amount + (bond.bonded if bond else 0)
         if bonded < params.min_stake:
             raise InvalidTx(f"bond of {bonded} would be below min_stake {params.min_stake}")
         account = replace(account, balance=Tokens(account.balance - tx.amount))
         work.bonds[sender] = (
-            replace(bond, bonded=Tokens(bonded), endpoint=tx.endpoint or bond.endpoint)
+            replace(
+                bond,
+                bonded=Tokens(bonded),
+                endpoint=tx.endpoint or bond.endpoint,
+                moniker=tx.moniker or bond.moniker,
+            )
             if bond
-            else Bond(tx.sender, Tokens(bonded), tx.endpoint)
+            else Bond(tx.sender, Tokens(bonded), tx.endpoint, moniker=tx.moniker)
         )
     elif tx.kind == TxKind.UNSTAKE:
         bond = work.bonds.get(sender)

@@ -26,6 +26,7 @@ PUBLIC_KEY_LENGTH = 32
 SIGNATURE_LENGTH = 64
 SEED_LENGTH = 32  # an Ed25519 private key's seed
 MAX_ENDPOINT_LENGTH = 256  # host:port of a validator or peer
+MAX_MONIKER_LENGTH = 64  # a validator's name (CometBFT's moniker, the Cosmos description's)
 ZERO_HASH = Hash(bytes(HASH_LENGTH))
 NIL_ROUND = Round(-1)
 
@@ -81,3 +82,8 @@ def is_quorum(stake: int, total: int, threshold: Threshold) -> bool:
 def is_skip_quorum(stake: int, total: int, threshold: Threshold) -> bool:
     """True when ``stake`` is strictly more than ``1 - threshold`` of ``total`` (f+1)."""
     return stake * threshold.denominator > total * (threshold.denominator - threshold.numerator)
+
+
+def is_valid_moniker(moniker: str) -> bool:
+    """At most ``MAX_MONIKER_LENGTH`` printable characters (empty: none given)."""
+    return len(moniker) <= MAX_MONIKER_LENGTH and moniker.isprintable()

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import multiprocessing
 import random
+import signal
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -38,7 +39,17 @@ def create_verifier_pool() -> ProcessPoolExecutor:
     """Processes that verify catch-up signatures: threads would contend for the GIL with the
     event loop between libsodium calls (measured: twice the CPU per synced block). Spawned, not
     forked, so that they hold neither torch nor the node's threads; started on first use."""
-    return ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(
+        max_workers=2,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=ignore_interrupts,
+    )
+
+
+def ignore_interrupts() -> None:
+    """A worker leaves Ctrl-C (SIGINT to the terminal's whole process group) to the node,
+    which stops it; it would otherwise print a KeyboardInterrupt traceback each."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class BlockSource(Protocol):

@@ -270,7 +270,9 @@ class Node:
         )
         peer = PeerService(driver, app, self.mempool, self.peers, chain, weights, refusals)
         self._watch(peer, app)
-        query = QueryService(chain, weights, status.get_status, refusals)
+        query = QueryService(
+            chain, weights, status.get_status, refusals, self.genesis_file.monikers
+        )
         try:
             self.server = await start_server(
                 self.config.listen,
@@ -316,6 +318,7 @@ class Node:
         """Stop serving and release everything."""
         for task in self._tasks:
             task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)  # their ends, not logged
         if self.driver is not None:
             self.driver.close()
         if self.server is not None:
@@ -334,11 +337,19 @@ async def run_node(home: Path) -> None:
     node = Node(home)
     setup_logging(node.config.log_format, node.config.log_level)
     stop = asyncio.Event()
+    received: list[str] = []
     loop = asyncio.get_running_loop()
+
+    def request_stop(sig: signal.Signals) -> None:
+        received.append(sig.name)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, request_stop, sig)
+    started = False
     try:
         await node.start()
+        started = True
         stopping = asyncio.create_task(stop.wait())
         failing = asyncio.create_task(node.wait_for_failure())
         await asyncio.wait({stopping, failing}, return_when=asyncio.FIRST_COMPLETED)
@@ -347,4 +358,8 @@ async def run_node(home: Path) -> None:
         if failing.done() and not failing.cancelled():
             failing.result()  # raises NodeFailure
     finally:
+        if received:
+            log.info("stopping on %s", received[0])
         await node.stop()
+        if started:
+            log.info("stopped at height %d", node.executor.committed.height)

@@ -7,7 +7,7 @@ message is refused with INVALID_ARGUMENT, counted, and changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 
 import grpc
@@ -30,9 +30,9 @@ from learnchain.node.wire import (
     contribution_from_proto,
     evidence_from_proto,
     proposal_from_proto,
-    state_to_proto,
     tx_from_proto,
     tx_to_proto,
+    validator_set_to_proto,
     vote_from_proto,
 )
 from learnchain.proto import learnchain_pb2 as pb
@@ -272,11 +272,13 @@ class QueryService(pb_grpc.QueryServicer):  # type: ignore[misc]
         weights: WeightsReader,
         status: Callable[[], pb.StatusResponse],
         refusals: Refusals,
+        genesis_monikers: Mapping[str, str] | None = None,
     ) -> None:
         self.chain = chain
         self.weights = weights
         self.status = status
         self.refusals = refusals
+        self.genesis_monikers = dict(genesis_monikers or {})  # address hex -> moniker
 
     async def Status(
         self, request: pb.StatusRequest, context: grpc.aio.ServicerContext
@@ -300,8 +302,18 @@ class QueryService(pb_grpc.QueryServicer):  # type: ignore[misc]
         self, request: pb.ValidatorsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ValidatorsResponse:
         state = self.chain.committed
+        monikers = {}
+        for validator in state.validators.validators:
+            bond = state.bonds.get(validator.address)
+            name = (bond.moniker if bond else "") or self.genesis_monikers.get(
+                validator.address.hex(), ""
+            )
+            if name:
+                monikers[validator.address.hex()] = name
         return pb.ValidatorsResponse(
-            height=state.height + 1, validators=state_to_proto(state).validators
+            height=state.height + 1,
+            validators=validator_set_to_proto(state.validators),
+            monikers=monikers,
         )
 
     async def GetAccount(
@@ -320,6 +332,11 @@ class QueryService(pb_grpc.QueryServicer):  # type: ignore[misc]
         bond = state.bonds.get(address)
         if bond is not None:
             response.bond.CopyFrom(bond_to_proto(address, bond))
+        response.unbonding.extend(
+            pb.Unbonding(address=u.address, amount=u.amount, release_height=u.release_height)
+            for u in state.unbonding
+            if u.address == address
+        )
         return response
 
     async def Model(

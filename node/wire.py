@@ -33,6 +33,7 @@ from learnchain.consensus.types import (
     ADDRESS_LENGTH,
     HASH_LENGTH,
     MAX_ENDPOINT_LENGTH,
+    MAX_MONIKER_LENGTH,
     PUBLIC_KEY_LENGTH,
     SIGNATURE_LENGTH,
     Address,
@@ -49,6 +50,7 @@ from learnchain.consensus.types import (
     TimeMs,
     Tokens,
     VoteType,
+    is_valid_moniker,
 )
 from learnchain.consensus.validators import Validator, ValidatorSet
 from learnchain.proto import learnchain_pb2 as pb
@@ -278,6 +280,7 @@ def tx_to_proto(signed: SignedTx) -> pb.Tx:
         recipient=tx.recipient,
         endpoint=tx.endpoint,
         signature=signed.signature,
+        moniker=tx.moniker,
     )
     if tx.evidence is not None:
         message.evidence.CopyFrom(evidence_to_proto(tx.evidence))
@@ -292,6 +295,8 @@ def tx_from_proto(message: pb.Tx) -> SignedTx:
         raise WireError(f"recipient must be a {ADDRESS_LENGTH}-byte address")
     if len(message.endpoint) > MAX_ENDPOINT_LENGTH:
         raise WireError("endpoint is too long")
+    if not is_valid_moniker(message.moniker):
+        raise WireError(f"moniker is at most {MAX_MONIKER_LENGTH} printable characters")
     evidence = evidence_from_proto(message.evidence) if message.HasField("evidence") else None
     tx = Tx(
         _chain_id(message.chain_id),
@@ -302,6 +307,7 @@ def tx_from_proto(message: pb.Tx) -> SignedTx:
         Address(message.recipient),
         message.endpoint,
         evidence,
+        message.moniker,
     )
     return SignedTx(tx, _signature(message.signature))
 
@@ -442,7 +448,7 @@ def proposal_from_proto(message: pb.Proposal) -> SignedProposal:
 # ---- state and sign state (stored locally) --------------------------------------------------
 
 
-def _validator_set_to_proto(vs: ValidatorSet) -> pb.ValidatorSet:
+def validator_set_to_proto(vs: ValidatorSet) -> pb.ValidatorSet:
     return pb.ValidatorSet(
         validators=[
             pb.Validator(
@@ -574,6 +580,7 @@ def bond_to_proto(address: Address, bond: Bond) -> pb.Bond:
         jailed_until=bond.jailed_until,
         jailed=bond.jailed,
         missed=bond.missed,
+        moniker=bond.moniker,
     )
 
 
@@ -595,9 +602,9 @@ def state_to_proto(state: ChainState) -> pb.ChainState:
             pb.Unbonding(address=u.address, amount=u.amount, release_height=u.release_height)
             for u in state.unbonding
         ],
-        last_validators=_validator_set_to_proto(state.last_validators),
-        validators=_validator_set_to_proto(state.validators),
-        next_validators=_validator_set_to_proto(state.next_validators),
+        last_validators=validator_set_to_proto(state.last_validators),
+        validators=validator_set_to_proto(state.validators),
+        next_validators=validator_set_to_proto(state.next_validators),
         slashed=[pb.SlashRecord(address=a, height=h) for a, h in sorted(state.slashed)],
         learning=learning_to_proto(state.learning),
         last_block_time_ms=state.last_block_time_ms,
@@ -635,6 +642,7 @@ def state_from_proto(m: pb.ChainState) -> ChainState:
                 Height(b.jailed_until),
                 b.jailed,
                 b.missed,
+                b.moniker,
             )
             for b in m.bonds
         },

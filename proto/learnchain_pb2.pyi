@@ -83,7 +83,7 @@ class Evidence(_message.Message):
     def __init__(self, vote_a: _Optional[_Union[Vote, _Mapping]] = ..., vote_b: _Optional[_Union[Vote, _Mapping]] = ...) -> None: ...
 
 class Tx(_message.Message):
-    __slots__ = ("chain_id", "kind", "sender", "nonce", "amount", "recipient", "endpoint", "evidence", "signature")
+    __slots__ = ("chain_id", "kind", "sender", "nonce", "amount", "recipient", "endpoint", "evidence", "signature", "moniker")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
@@ -93,6 +93,7 @@ class Tx(_message.Message):
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    MONIKER_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     kind: int
     sender: bytes
@@ -102,7 +103,8 @@ class Tx(_message.Message):
     endpoint: str
     evidence: Evidence
     signature: bytes
-    def __init__(self, chain_id: _Optional[str] = ..., kind: _Optional[int] = ..., sender: _Optional[bytes] = ..., nonce: _Optional[int] = ..., amount: _Optional[int] = ..., recipient: _Optional[bytes] = ..., endpoint: _Optional[str] = ..., evidence: _Optional[_Union[Evidence, _Mapping]] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    moniker: str
+    def __init__(self, chain_id: _Optional[str] = ..., kind: _Optional[int] = ..., sender: _Optional[bytes] = ..., nonce: _Optional[int] = ..., amount: _Optional[int] = ..., recipient: _Optional[bytes] = ..., endpoint: _Optional[str] = ..., evidence: _Optional[_Union[Evidence, _Mapping]] = ..., signature: _Optional[bytes] = ..., moniker: _Optional[str] = ...) -> None: ...
 
 class BlockHeader(_message.Message):
     __slots__ = ("chain_id", "height", "prev_hash", "proposer", "model_hash", "state_root", "txs_root", "evidence_root", "last_commit_root", "contributions_root", "time_ms", "rejections_root")
@@ -201,7 +203,7 @@ class Account(_message.Message):
     def __init__(self, address: _Optional[bytes] = ..., balance: _Optional[int] = ..., nonce: _Optional[int] = ...) -> None: ...
 
 class Bond(_message.Message):
-    __slots__ = ("address", "public_key", "bonded", "endpoint", "jailed_until", "jailed", "missed")
+    __slots__ = ("address", "public_key", "bonded", "endpoint", "jailed_until", "jailed", "missed", "moniker")
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     BONDED_FIELD_NUMBER: _ClassVar[int]
@@ -209,6 +211,7 @@ class Bond(_message.Message):
     JAILED_UNTIL_FIELD_NUMBER: _ClassVar[int]
     JAILED_FIELD_NUMBER: _ClassVar[int]
     MISSED_FIELD_NUMBER: _ClassVar[int]
+    MONIKER_FIELD_NUMBER: _ClassVar[int]
     address: bytes
     public_key: bytes
     bonded: int
@@ -216,7 +219,8 @@ class Bond(_message.Message):
     jailed_until: int
     jailed: bool
     missed: int
-    def __init__(self, address: _Optional[bytes] = ..., public_key: _Optional[bytes] = ..., bonded: _Optional[int] = ..., endpoint: _Optional[str] = ..., jailed_until: _Optional[int] = ..., jailed: _Optional[bool] = ..., missed: _Optional[int] = ...) -> None: ...
+    moniker: str
+    def __init__(self, address: _Optional[bytes] = ..., public_key: _Optional[bytes] = ..., bonded: _Optional[int] = ..., endpoint: _Optional[str] = ..., jailed_until: _Optional[int] = ..., jailed: _Optional[bool] = ..., missed: _Optional[int] = ..., moniker: _Optional[str] = ...) -> None: ...
 
 class Unbonding(_message.Message):
     __slots__ = ("address", "amount", "release_height")
@@ -547,12 +551,21 @@ class ValidatorsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ValidatorsResponse(_message.Message):
-    __slots__ = ("height", "validators")
+    __slots__ = ("height", "validators", "monikers")
+    class MonikersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     VALIDATORS_FIELD_NUMBER: _ClassVar[int]
+    MONIKERS_FIELD_NUMBER: _ClassVar[int]
     height: int
     validators: ValidatorSet
-    def __init__(self, height: _Optional[int] = ..., validators: _Optional[_Union[ValidatorSet, _Mapping]] = ...) -> None: ...
+    monikers: _containers.ScalarMap[str, str]
+    def __init__(self, height: _Optional[int] = ..., validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., monikers: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class AccountRequest(_message.Message):
     __slots__ = ("address",)
@@ -561,12 +574,14 @@ class AccountRequest(_message.Message):
     def __init__(self, address: _Optional[bytes] = ...) -> None: ...
 
 class AccountResponse(_message.Message):
-    __slots__ = ("account", "bond")
+    __slots__ = ("account", "bond", "unbonding")
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     BOND_FIELD_NUMBER: _ClassVar[int]
+    UNBONDING_FIELD_NUMBER: _ClassVar[int]
     account: Account
     bond: Bond
-    def __init__(self, account: _Optional[_Union[Account, _Mapping]] = ..., bond: _Optional[_Union[Bond, _Mapping]] = ...) -> None: ...
+    unbonding: _containers.RepeatedCompositeFieldContainer[Unbonding]
+    def __init__(self, account: _Optional[_Union[Account, _Mapping]] = ..., bond: _Optional[_Union[Bond, _Mapping]] = ..., unbonding: _Optional[_Iterable[_Union[Unbonding, _Mapping]]] = ...) -> None: ...
 
 class HistoryRequest(_message.Message):
     __slots__ = ("from_height", "limit")

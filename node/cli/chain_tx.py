@@ -11,10 +11,24 @@ import grpc
 
 from learnchain.consensus.crypto import PrivateKey
 from learnchain.consensus.messages import SignedTx, Tx, TxKind
-from learnchain.consensus.types import ADDRESS_LENGTH, Address, ChainId, Nonce, Signature, Tokens
-from learnchain.node.cli.options import parse_hex
-from learnchain.node.cli.run import call, emit, node_options, open_channel, resolve_node
-from learnchain.node.files import ConfigError, read_key_file
+from learnchain.consensus.types import (
+    MAX_MONIKER_LENGTH,
+    Address,
+    ChainId,
+    Nonce,
+    Signature,
+    Tokens,
+    is_valid_moniker,
+)
+from learnchain.node.cli.run import (
+    call,
+    emit,
+    node_options,
+    open_channel,
+    resolve_address,
+    resolve_node,
+)
+from learnchain.node.files import CONFIG_FILE, ConfigError, read_key_file
 from learnchain.node.keyring import VALIDATOR_KEY_NAME, get_key, is_valid_key_name
 from learnchain.node.wire import tx_to_proto
 from learnchain.proto import learnchain_pb2 as pb
@@ -98,11 +112,17 @@ def tx() -> None:
     default="",
     help="This validator's gRPC address for peers (default: from its config.toml).",
 )
+@click.option(
+    "--moniker",
+    default=None,
+    help="The validator's name, shown by `query validators` (default: from its config.toml).",
+)
 @node_options
 @tx_options
 def stake(
     amount: int,
     endpoint: str,
+    moniker: str | None,
     node: str | None,
     home: Path,
     output: str,
@@ -110,13 +130,20 @@ def stake(
     wait: bool,
 ) -> None:
     """Bond AMOUNT tokens: become a validator, or add power."""
-    if not endpoint and home is not None:
+    if (not endpoint or moniker is None) and (home / CONFIG_FILE).exists():
         from learnchain.node.files import get_advertised_address, read_config
 
         try:
-            endpoint = get_advertised_address(read_config(home))
+            config = read_config(home)
         except ConfigError as error:
             raise click.ClickException(str(error)) from error
+        endpoint = endpoint or get_advertised_address(config)
+        moniker = config.moniker if moniker is None else moniker
+    moniker = moniker or ""
+    if not is_valid_moniker(moniker):
+        raise click.BadParameter(
+            f"at most {MAX_MONIKER_LENGTH} printable characters", param_hint="--moniker"
+        )
     key = _load_signer(home, key_name)
     emit(
         output,
@@ -127,6 +154,7 @@ def stake(
             wait,
             amount=Tokens(amount),
             endpoint=endpoint,
+            moniker=moniker,
         ),
     )
 
@@ -159,8 +187,9 @@ def transfer(
     key_name: str,
     wait: bool,
 ) -> None:
-    """Send AMOUNT tokens to the address TO (40 hex characters)."""
-    recipient = parse_hex(to, "TO", ADDRESS_LENGTH, "a hex address")
+    """Send AMOUNT tokens to TO: an address (40 hex characters), or the name of a key of the
+    home (`learnchain keys list`)."""
+    recipient = resolve_address(to, home, "TO")
     key = _load_signer(home, key_name)
     emit(
         output,

@@ -133,7 +133,39 @@ def emit(output: str, payload: dict[str, Any]) -> None:
         echo_json(payload)
         return
     for key, value in payload.items():
-        click.echo(f"{key:<20} {value}")
+        click.echo(f"{key:<20} {format_text(value)}")
+
+
+def format_text(value: Any) -> str:
+    """A value as text output shows it: ``-`` for nothing, lists joined by commas, yes/no."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(format_text(v) for v in value) if value else "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {format_text(v)}" for k, v in value.items()) or "-"
+    return str(value)
+
+
+def resolve_address(text: str, home: Path, name: str = "ADDRESS") -> bytes:
+    """An address given as 40 hex characters, or as the name of a key of ``home`` (its keyring,
+    or ``validator``: the node's own key)."""
+    from learnchain.node.keyring import get_key, is_valid_key_name
+
+    if len(text) == 2 * ADDRESS_LENGTH:
+        return parse_hex(text, name, ADDRESS_LENGTH, "a hex address")
+    if is_valid_key_name(text):
+        try:
+            return get_key(home, text).address
+        except ConfigError:
+            pass
+    raise click.BadParameter(
+        f"{text!r} is neither an address (40 hex characters) nor a key of {home} "
+        "(`learnchain keys list` shows them)",
+        param_hint=name,
+    )
 
 
 @click.group()
@@ -237,6 +269,7 @@ def validators(node: str | None, home: Path, output: str) -> None:
     members = [
         {
             "address": v.address.hex(),
+            "moniker": r.monikers.get(v.address.hex(), ""),
             "stake": v.power,
             "endpoint": v.endpoint,
             "priority": v.priority,
@@ -247,25 +280,42 @@ def validators(node: str | None, home: Path, output: str) -> None:
         echo_json({"height": r.height, "validators": members})
         return
     click.echo(f"validators for height {r.height}:")
+    width = max((len(m["moniker"]) for m in members), default=0) or 1
     for m in members:
-        click.echo(f"  {m['address']}  stake {m['stake']:>8}  {m['endpoint']}")
+        click.echo(
+            f"  {m['moniker'] or '-':<{width}}  {m['address']}  stake {m['stake']:>8}  "
+            f"{m['endpoint']}"
+        )
 
 
 @query.command()
 @click.argument("address")
 @node_options
 def account(address: str, node: str | None, home: Path, output: str) -> None:
-    """Balance, nonce and bond of ADDRESS (40 hex characters)."""
-    raw = parse_hex(address, "ADDRESS", ADDRESS_LENGTH)
+    """Balance, nonce, bond and unbonding tokens of ADDRESS (40 hex characters, or the name of
+    a key of the home: `learnchain keys list`)."""
+    raw = resolve_address(address, home)
     r = call(resolve_node(node, home), "GetAccount", pb.AccountRequest(address=raw))
     payload: dict[str, Any] = {
-        "address": address,
+        "address": raw.hex(),
         "balance": r.account.balance,
         "nonce": r.account.nonce,
+        "bonded": r.bond.bonded if r.HasField("bond") else 0,
+        "unbonding": sum(u.amount for u in r.unbonding),
     }
+    if r.unbonding:
+        payload["unbonding_returns"] = [
+            {"amount": u.amount, "at_height": u.release_height} for u in r.unbonding
+        ]
     if r.HasField("bond"):
-        payload |= {"bonded": r.bond.bonded, "jailed": r.bond.jailed, "endpoint": r.bond.endpoint}
+        payload |= {"jailed": r.bond.jailed, "endpoint": r.bond.endpoint}
+    if output == "json":
+        echo_json(payload)
+        return
+    returns = payload.pop("unbonding_returns", [])
     emit(output, payload)
+    for entry in returns:
+        click.echo(f"  {entry['amount']} return at height {entry['at_height']}")
 
 
 @query.command()

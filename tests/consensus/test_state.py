@@ -79,6 +79,14 @@ def test_transfer_moves_tokens_and_bumps_the_nonce() -> None:
             lambda a, b: sign_tx(a, TxKind.STAKE, 0, amount=Tokens(10)), id="stake-below-minimum"
         ),
         pytest.param(lambda a, b: sign_tx(a, TxKind.UNJAIL, 0), id="unjail-when-not-jailed"),
+        pytest.param(
+            lambda a, b: sign_tx(a, TxKind.STAKE, 0, amount=Tokens(200), moniker="x" * 65),
+            id="moniker-too-long",
+        ),
+        pytest.param(
+            lambda a, b: sign_tx(a, TxKind.STAKE, 0, amount=Tokens(200), moniker="a\nb"),
+            id="moniker-not-printable",
+        ),
     ],
 )
 def test_a_bad_transaction_is_left_out_and_changes_nothing(make_bad: object) -> None:
@@ -114,6 +122,24 @@ def test_stake_joins_the_validator_set_two_heights_later() -> None:
     state = chain.advance()
     assert state.height == committed_at + 1
     assert state.validators.get_power(alice.address) == 200
+
+
+def test_a_stake_names_its_validator_and_a_later_stake_keeps_or_renames_it() -> None:
+    chain, (alice, _, _) = make_chain()
+    state = chain.advance([sign_tx(alice, TxKind.STAKE, 0, amount=Tokens(200), moniker="org-a")])
+    assert state.bonds[alice.address].moniker == "org-a"
+    state = chain.advance([sign_tx(alice, TxKind.STAKE, 1, amount=Tokens(10))])
+    assert state.bonds[alice.address].moniker == "org-a", "no moniker: the old one stays"
+    state = chain.advance([sign_tx(alice, TxKind.STAKE, 2, amount=Tokens(10), moniker="org-b")])
+    assert state.bonds[alice.address].moniker == "org-b"
+
+
+def test_a_bond_without_a_moniker_encodes_as_before_monikers_existed() -> None:
+    from learnchain.consensus.state import Bond
+
+    bond = Bond(PrivateKey.from_seed(bytes(32)).public_key, Tokens(100), "h:1")
+    named = replace(bond, moniker="org")
+    assert named.encode().startswith(bond.encode()) and named.encode() != bond.encode()
 
 
 def test_unstake_returns_tokens_after_the_unbonding_period() -> None:

@@ -131,13 +131,28 @@ def test_completion_completes_commands_and_their_subcommands() -> None:
 def test_keys_add_list_and_show(tmp_path: Path) -> None:
     home = str(tmp_path)
     added = json.loads(invoke("keys", "add", "alice", "--home", home, "--output", "json").output)
-    assert set(added) == {"name", "address", "public_key"}, "never the private key"
+    assert set(added) == {"name", "address", "public_key", "file"}, "never the private key"
+    assert added["file"] == str(tmp_path / "keyring" / "alice.json"), "it says where it saved"
     assert (tmp_path / "keyring" / "alice.json").stat().st_mode & 0o777 == 0o600
     invoke("keys", "add", "bob", "--home", home)
     listed = json.loads(invoke("keys", "list", "--home", home, "--output", "json").output)
     assert [k["name"] for k in listed["keys"]] == ["alice", "bob"]
     shown = json.loads(invoke("keys", "show", "alice", "--home", home, "--output", "json").output)
-    assert shown == added
+    assert shown == {k: v for k, v in added.items() if k != "file"}
+    assert invoke("keys", "show", "alice", "-a", "--home", home).output == added["address"] + "\n"
+
+
+def test_keys_add_says_when_it_makes_a_home(tmp_path: Path) -> None:
+    home = tmp_path / "new-home"
+    added = CliRunner().invoke(main, ["keys", "add", "bob", "--home", str(home)])
+    assert added.exit_code == 0, added.output
+    assert f"created {home} for the keyring" in added.output
+
+
+def test_keys_list_of_a_home_that_does_not_exist_makes_none(tmp_path: Path) -> None:
+    refused = invoke("keys", "list", "--home", str(tmp_path / "absent"))
+    assert refused.exit_code == 1 and "no home at" in refused.output
+    assert not (tmp_path / "absent").exists()
 
 
 @pytest.mark.parametrize("name", ["alice", "validator", "../escape", ""])

@@ -48,7 +48,14 @@ def busy_chain() -> tuple[Chain, list[Block]]:
     evidence = DuplicateVoteEvidence.of(*votes)
     txs = [
         sign_tx(users[0], TxKind.TRANSFER, 0, amount=Tokens(5), recipient=users[1].address),
-        sign_tx(users[1], TxKind.STAKE, 0, amount=Tokens(150), endpoint="10.1.2.3:26656"),
+        sign_tx(
+            users[1],
+            TxKind.STAKE,
+            0,
+            amount=Tokens(150),
+            endpoint="10.1.2.3:26656",
+            moniker="org-b",
+        ),
     ]
     block = chain.next_block(
         txs,
@@ -144,6 +151,7 @@ def test_the_chain_state_round_trips_with_the_same_root() -> None:
         pb.ChainState.FromString(wire.state_to_proto(state).SerializeToString())
     )
     assert decoded.compute_root() == state.compute_root()
+    assert any(bond.moniker == "org-b" for bond in decoded.bonds.values())
     assert decoded.slashed == state.slashed and decoded.slashed
     waiting = replace(
         state, pending_share=PendingShare(Height(1), (KEYS[0].address, KEYS[1].address), Tokens(9))
@@ -242,6 +250,10 @@ def test_malformed_blocks_transactions_and_proposals_are_refused() -> None:
     message.txs[0].kind = 42
     with pytest.raises(wire.WireError, match="unknown transaction kind 42"):
         wire.block_from_proto(message)
+    named = wire.block_to_proto(block)
+    named.txs[1].moniker = "m" * 65
+    with pytest.raises(wire.WireError, match="moniker is at most 64 printable characters"):
+        wire.block_from_proto(named)
     with pytest.raises(wire.WireError, match="block has no header"):
         wire.block_from_proto(pb.Block())
     with pytest.raises(wire.WireError, match="proposal carries no block"):
