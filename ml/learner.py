@@ -105,7 +105,13 @@ class Learner:
         evaluation = self.evaluate(state)
         rule = self.rule if margin is None else replace(self.rule, margin=margin)
         decision = rule.decide(evaluation, self.evaluate_current())
-        return replace(decision, score=self.task.score(evaluation.head(len(self.data.vote))))
+        on_vote_set = evaluation.head(len(self.data.vote))
+        return replace(
+            decision,
+            score=self.task.score(on_vote_set),
+            accuracy=on_vote_set.accuracy,
+            loss=on_vote_set.loss,
+        )
 
     def loss(self, state: StateDict) -> float:
         """The mean loss of ``state`` on the judging data (contribution values)."""

@@ -31,6 +31,8 @@ class VoteDecision:
     standard_error: float
     samples: int
     score: float = math.nan  # the candidate's score on the vote set (``Learner.vote`` sets it)
+    accuracy: float = math.nan  # and its accuracy and mean loss there, whatever the metric
+    loss: float = math.nan
 
 
 @dataclass(frozen=True)

@@ -185,7 +185,7 @@ class Node:
             lambda: self.sync.catching_up,
             self.peers.announce_contribution,
             self.work.check,
-            self.metrics.model_score.set,
+            self.metrics.report_own_evaluation,
             config.appraise,
         )
         self.work.add_source(app.has_work)
@@ -267,6 +267,8 @@ class Node:
             committed,
             lambda: self.peers.peers.connected,
             lambda: self.sync.catching_up,
+            self.genesis_file.task.metric.value,
+            lambda: app.own_evaluation,
         )
         peer = PeerService(driver, app, self.mempool, self.peers, chain, weights, refusals)
         self._watch(peer, app)

@@ -95,6 +95,16 @@ class ModelUpdate:
     screened: tuple[Contribution, ...] = ()  # fetched, but left out of the aggregate (§3.5)
 
 
+@dataclass(frozen=True, slots=True)
+class OwnEvaluation:
+    """This validator's judgement of a model on its own vote set: the score it signs (micro-units
+    of the chain's metric) and, whatever the metric, the accuracy and mean loss behind it."""
+
+    score: int
+    accuracy: float
+    loss: float
+
+
 class LearningApp:
     """Proposals, verdicts and contributions on this node's private data."""
 
@@ -110,7 +120,7 @@ class LearningApp:
         syncing: Callable[[], bool],  # catching up: train once at the tip
         announce: Callable[[Contribution, EncodedWeights], None],
         on_ready: Callable[[], None] = lambda: None,
-        report_score: Callable[[float], None] = lambda _: None,
+        report_score: Callable[[OwnEvaluation], None] = lambda _: None,
         appraise: bool = True,
     ) -> None:
         self.learning = learning
@@ -136,7 +146,9 @@ class LearningApp:
         self._round: LearningRound | None = None  # the current model's round
         self._trained_for: Height | None = None  # the model height training last began for
         self._solo: tuple[Hash, EncodedWeights] | None = None  # solo: trained ahead, by base
-        self._scores: dict[Hash, int] = {}  # this node's scores of proposed models (bounded)
+        # this node's scores of proposed models on its vote set (bounded), and of the current
+        self._scores: dict[Hash, OwnEvaluation] = {}
+        self.own_evaluation: OwnEvaluation | None = None
         self._check_timer: asyncio.TimerHandle | None = None
 
     # --- ABCI++ -------------------------------------------------------------------------------
@@ -209,7 +221,7 @@ class LearningApp:
         score = round(decision.score * SCORE_UNIT)
         if len(self._scores) >= 64:
             self._scores.pop(next(iter(self._scores)))
-        self._scores[model_hash] = score
+        self._scores[model_hash] = OwnEvaluation(score, decision.accuracy, decision.loss)
         appraising = decision.approve and self._appraise
         values = await self._appraise_contributions(request.block, inputs) if appraising else ()
         return Verdict(decision.approve, score, values)
@@ -296,9 +308,10 @@ class LearningApp:
             self._trained_for = None
         self.contributions.update(state)
         self.model.ensure()
-        score = self._scores.get(state.model_hash)
-        if score is not None:
-            self._report_score(score / SCORE_UNIT)
+        own = self._scores.get(state.model_hash)
+        if own is not None:
+            self.own_evaluation = own
+            self._report_score(own)
         if failed or self._round is None or self._round.model_height != model_height:
             deadline = state.params.round_deadline / 1000
             self._round = LearningRound(model_height, time.monotonic(), deadline)

@@ -3,7 +3,7 @@ round's own, all under ``learnchain_`` and labelled with the chain id."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -13,6 +13,11 @@ from prometheus_client import (
     ProcessCollector,
     start_http_server,
 )
+
+from learnchain.consensus.params import SCORE_UNIT
+
+if TYPE_CHECKING:
+    from learnchain.node.learning_app import OwnEvaluation
 
 NAMESPACE = "learnchain"
 OVERHEAD_BUCKETS = (
@@ -129,6 +134,14 @@ class Metrics:
             "learning_model_score",
             "This validator's score of the committed model on its vote set (accuracy, or -loss)",
         )
+        self.model_accuracy = gauge(
+            "learning_model_accuracy",
+            "This validator's accuracy of the committed model on its vote set (any metric)",
+        )
+        self.model_loss = gauge(
+            "learning_model_loss",
+            "This validator's mean loss of the committed model on its vote set (any metric)",
+        )
         self.chain_score = gauge(
             "learning_chain_score", "The validators' median score of the last scored update"
         )
@@ -163,6 +176,12 @@ class Metrics:
         self.weights_bytes = labelled(
             Counter, "learning_weights_bytes", "Model weights sent or received", "direction"
         )
+
+    def report_own_evaluation(self, own: OwnEvaluation) -> None:
+        """This validator's score, accuracy and loss of the committed model."""
+        self.model_score.set(own.score / SCORE_UNIT)
+        self.model_accuracy.set(own.accuracy)
+        self.model_loss.set(own.loss)
 
     def serve(self, address: str) -> None:
         """Expose the metrics over HTTP at ``host:port``."""

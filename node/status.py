@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from learnchain.consensus.engine import Engine
+from learnchain.consensus.params import SCORE_UNIT
 from learnchain.consensus.state import ChainState
 from learnchain.consensus.types import Address
+from learnchain.node.learning_app import OwnEvaluation
 from learnchain.node.wire import learning_to_proto
 from learnchain.proto import learnchain_pb2 as pb
 
@@ -22,7 +24,11 @@ class StatusReporter:
         committed: Callable[[], ChainState],
         connected_peers: Callable[[], int],
         syncing: Callable[[], bool],
+        metric: str = "",
+        own_evaluation: Callable[[], OwnEvaluation | None] = lambda: None,
     ) -> None:
+        self._metric = metric
+        self._own_evaluation = own_evaluation
         self._node_id = node_id
         self._moniker = moniker
         self._engine = engine
@@ -33,7 +39,7 @@ class StatusReporter:
     def get_status(self) -> pb.StatusResponse:
         """The last block written to the store, and where consensus is."""
         state = self._committed()
-        return pb.StatusResponse(
+        response = pb.StatusResponse(
             chain_id=state.chain_id,
             node_id=self._node_id.hex(),
             height=state.height,
@@ -45,4 +51,13 @@ class StatusReporter:
             round=self._engine.round,
             step=int(self._engine.step),
             learning=learning_to_proto(state.learning),
+            metric=self._metric,
         )
+        own = self._own_evaluation()
+        if own is not None:
+            response.own_evaluation.CopyFrom(
+                pb.NodeEvaluation(
+                    score=own.score / SCORE_UNIT, accuracy=own.accuracy, loss=own.loss
+                )
+            )
+        return response

@@ -515,7 +515,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("chain_id", "node_id", "height", "latest_block_hash", "model_hash", "peers", "syncing", "moniker", "round", "step", "learning")
+    __slots__ = ("chain_id", "node_id", "height", "latest_block_hash", "model_hash", "peers", "syncing", "moniker", "round", "step", "learning", "metric", "own_evaluation")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -527,6 +527,8 @@ class StatusResponse(_message.Message):
     ROUND_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     LEARNING_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    OWN_EVALUATION_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     node_id: str
     height: int
@@ -538,7 +540,19 @@ class StatusResponse(_message.Message):
     round: int
     step: int
     learning: LearningRecord
-    def __init__(self, chain_id: _Optional[str] = ..., node_id: _Optional[str] = ..., height: _Optional[int] = ..., latest_block_hash: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., peers: _Optional[int] = ..., syncing: _Optional[bool] = ..., moniker: _Optional[str] = ..., round: _Optional[int] = ..., step: _Optional[int] = ..., learning: _Optional[_Union[LearningRecord, _Mapping]] = ...) -> None: ...
+    metric: str
+    own_evaluation: NodeEvaluation
+    def __init__(self, chain_id: _Optional[str] = ..., node_id: _Optional[str] = ..., height: _Optional[int] = ..., latest_block_hash: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., peers: _Optional[int] = ..., syncing: _Optional[bool] = ..., moniker: _Optional[str] = ..., round: _Optional[int] = ..., step: _Optional[int] = ..., learning: _Optional[_Union[LearningRecord, _Mapping]] = ..., metric: _Optional[str] = ..., own_evaluation: _Optional[_Union[NodeEvaluation, _Mapping]] = ...) -> None: ...
+
+class NodeEvaluation(_message.Message):
+    __slots__ = ("score", "accuracy", "loss")
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    LOSS_FIELD_NUMBER: _ClassVar[int]
+    score: float
+    accuracy: float
+    loss: float
+    def __init__(self, score: _Optional[float] = ..., accuracy: _Optional[float] = ..., loss: _Optional[float] = ...) -> None: ...
 
 class BlockRequest(_message.Message):
     __slots__ = ("height",)

@@ -18,6 +18,7 @@ import grpc
 from learnchain.consensus.params import SCORE_UNIT
 from learnchain.consensus.types import Threshold
 from learnchain.node.cli.dashboard import check_listen, serve_dashboard
+from learnchain.node.cli.demo_data import DemoData, prepare_digits, prepare_files
 from learnchain.node.cli.options import echo_json, output_option, parse_threshold
 from learnchain.node.cli.run import describe_learning
 from learnchain.node.cluster import ClusterError, LocalCluster
@@ -72,6 +73,7 @@ def _follow(
     byzantine_addresses: set[bytes],
     progress: Progress,
     say: Any,
+    as_loss: bool = False,
 ) -> None:
     """Show each committed height of node 0, scoring each update, until training has ended by
     the chain's rule (and every block up to that is shown) or ``rounds`` heights."""
@@ -120,7 +122,7 @@ def _follow(
             }
             progress.rows.append(row)
             progress.commit_times.append(time.monotonic())
-            shown = "" if score is None else f"{score:.3f}"
+            shown = "" if score is None else f"{-score:.4f}" if as_loss else f"{score:.3f}"
             say(
                 f"{h:>6} {row['proposer']:<22} {row['round']:>5} "
                 f"{'yes' if updated else '-':>7} {progress.accuracy:>8.3f} {shown:>11}"
@@ -161,17 +163,14 @@ def draw_demo_plot(
         raise click.ClickException(f"cannot write {path}: {error.strerror}") from None
 
 
-def _baselines(
-    task: Any, validators: int, partition: str, seed: int, test: Any, byzantine: int
-) -> tuple[list[float], float]:
+def _baselines(task: Any, data: DemoData, seed: int, byzantine: int) -> tuple[list[float], float]:
     """Each honest party alone, and everyone's training data pooled (same held-out test set)."""
     from learnchain.ml.baselines import compute_local_only_accuracies, compute_pooled_accuracy
-    from learnchain.ml.data import load_digits_party
 
-    parties = [load_digits_party(i, validators, partition, seed)[0] for i in range(validators)]
-    local = compute_local_only_accuracies(task, parties[: validators - byzantine], test, seed)
+    honest = data.parties[: len(data.parties) - byzantine]
+    local = compute_local_only_accuracies(task, honest, data.test, seed)
     return [round(a, 4) for a in local], round(
-        compute_pooled_accuracy(task, parties, test, seed), 4
+        compute_pooled_accuracy(task, data.parties, data.test, seed), 4
     )
 
 
@@ -185,6 +184,14 @@ def _baselines(
     help="At most this many heights (training ends sooner by the chain's plateau rule).",
 )
 @click.option("--partition", default="dirichlet:0.5", show_default=True)
+@click.option(
+    "--data-files",
+    default="",
+    metavar="F0,F1,...",
+    help="One CSV, NPZ or Parquet file per validator (classification) instead of digits: a "
+    "fifth of each is held out as the shared test set, the rest is that validator's data.",
+)
+@click.option("--label-column", default="label", show_default=True, help="The files' label column.")
 @click.option("--byzantine", type=click.IntRange(0), default=0, show_default=True)
 @click.option("--attack", type=click.Choice(ATTACK_KINDS), default="label_flip", show_default=True)
 @click.option(
@@ -218,6 +225,8 @@ def demo(
     validators: int,
     rounds: int,
     partition: str,
+    data_files: str,
+    label_column: str,
     byzantine: int,
     attack: str,
     mode: str,
@@ -228,10 +237,18 @@ def demo(
     dashboard_listen: str | None,
     keep: Path | None,
 ) -> None:
-    """Run N real validators on loopback that train one model on sharded digits, live."""
-    from learnchain.ml.data import load_digits_pool
-    from learnchain.ml.tasks import TaskConfig, get_task
+    """Run N real validators on loopback that train one model on sharded digits (or on your
+    own files), live."""
+    from learnchain.ml.errors import MLError
+    from learnchain.ml.tasks import get_task
+    from learnchain.node.files import read_genesis
 
+    files = [Path(f) for f in data_files.split(",") if f]
+    if files and len(files) != validators:
+        raise click.BadParameter(
+            f"{len(files)} files for {validators} validators: give one each",
+            param_hint="--data-files",
+        )
     if byzantine >= validators:
         raise click.BadParameter("at least one validator must be honest", param_hint="--byzantine")
     if plot is not None and not plot.parent.is_dir():
@@ -245,11 +262,19 @@ def demo(
     else:
         root = keep
     try:
+        data = (
+            prepare_files(files, label_column, root.with_name(root.name + "-data"), seed)
+            if files
+            else prepare_digits(validators, partition, seed)
+        )
+    except MLError as error:
+        raise click.ClickException(str(error)) from None
+    try:
         net = LocalCluster(
             root,
             validators,
             *("--chain-id", "learnchain-demo", "--threshold", str(threshold)),
-            *("--mode", mode, "--partition", partition, "--seed", str(seed)),
+            *("--mode", mode, *data.testnet_args),
             own_sessions=True,
         )
         net.configure_all("attack", attack, range(validators - byzantine, validators))
@@ -262,16 +287,17 @@ def demo(
         monikers[bytes.fromhex(key["address"])] = f"node{i}" + (
             f" ({attack})" if i >= validators - byzantine else ""
         )
-    task = get_task(TaskConfig(seed=seed))
-    _, test = load_digits_pool(seed)
+    task_config = read_genesis(net[0].home).task
+    task = get_task(task_config)
+    test = data.test
     byzantine_addresses = {a for a, m in monikers.items() if "(" in m}
     progress = Progress()
     baselines: tuple[list[float], float] | None = None
     if dashboard_listen is not None:
         say("training the comparison baselines (each party alone, and all data pooled)...")
-        baselines = _baselines(task, validators, partition, seed, test, byzantine)
+        baselines = _baselines(task, data, seed, byzantine)
     say(
-        f"starting {validators} validators ({mode}, threshold {threshold}, {partition}, "
+        f"starting {validators} validators ({mode}, threshold {threshold}, {data.description}, "
         f"{byzantine} byzantine) in {root}"
     )
     started = time.monotonic()
@@ -282,9 +308,11 @@ def demo(
             if dashboard_listen is not None and baselines is not None:
                 serve_dashboard(net[0].address, dashboard_listen, Baselines(*baselines))
                 say(f"the live dashboard is at http://{dashboard_listen}/")
+            as_loss = task_config.metric.value == "loss"  # scores are then minus the loss
+            recorded = "prev loss" if as_loss else "prev score"
             say(
                 f"{'height':>6} {'proposer':<22} {'round':>5} {'update':>7} {'test acc':>8} "
-                f"{'prev score':>11}"
+                f"{recorded:>11}"
             )
             genesis = json.loads((net[0].home / "genesis.json").read_text())
             _follow(
@@ -297,6 +325,7 @@ def demo(
                 byzantine_addresses,
                 progress,
                 say,
+                as_loss,
             )
             top = min(net[i].height() for i in range(validators))
             consistent = all(
@@ -317,7 +346,7 @@ def demo(
         scratch.cleanup()
     if baselines is None:
         say("training the comparison baselines (each party alone, and all data pooled)...")
-        baselines = _baselines(task, validators, partition, seed, test, byzantine)
+        baselines = _baselines(task, data, seed, byzantine)
     local, pooled = baselines
     intervals = [b - a for a, b in pairwise(progress.commit_times)]
     summary = {
@@ -364,11 +393,12 @@ def demo(
         say(f"  accuracy per round drawn in     {plot}")
     if progress.ended:
         best = progress.ended["best_score"]
-        say(
-            f"  training {summary['training']} at height {summary['training_ended_at']}"
-            f" (best recorded validator score {best:.3f}); the chain now rests"
-            if best is not None
-            else f"  training {summary['training']} at height {summary['training_ended_at']}"
-        )
+        ended = f"  training {summary['training']} at height {summary['training_ended_at']}"
+        if best is None:
+            say(ended)
+        elif task_config.metric.value == "loss":
+            say(f"{ended} (best recorded validator loss {-best:.4f}); the chain now rests")
+        else:
+            say(f"{ended} (best recorded validator score {best:.3f}); the chain now rests")
     else:
         say(f"  training still on after {rounds} heights (--rounds)")

@@ -192,8 +192,20 @@ def status(node: str | None, home: Path, output: str) -> None:
             "round": r.round,
             "step": ["propose", "prevote", "precommit"][r.step],
             **describe_learning(r.learning),
+            # scores are accuracy, or minus the loss: say which, and this node's view of both
+            "metric": r.metric or None,
+            **describe_own_evaluation(r),
         },
     )
+
+
+def describe_own_evaluation(r: pb.StatusResponse) -> dict[str, Any]:
+    """This node's accuracy and loss of the current model on its own vote set (a validator
+    that judged it), whatever the chain's metric."""
+    if not r.HasField("own_evaluation"):
+        return {"own_accuracy": None, "own_loss": None}
+    own = r.own_evaluation
+    return {"own_accuracy": round(own.accuracy, 4), "own_loss": round(own.loss, 4)}
 
 
 def _micro(message: pb.LearningRecord, name: str) -> float | None:
