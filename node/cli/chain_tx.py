@@ -145,18 +145,36 @@ def stake(
             f"at most {MAX_MONIKER_LENGTH} printable characters", param_hint="--moniker"
         )
     key = _load_signer(home, key_name)
-    emit(
-        output,
-        send_tx(
-            resolve_node(node, home),
-            key,
-            TxKind.STAKE,
-            wait,
-            amount=Tokens(amount),
-            endpoint=endpoint,
-            moniker=moniker,
-        ),
+    address = resolve_node(node, home)
+    result = send_tx(
+        address,
+        key,
+        TxKind.STAKE,
+        wait,
+        amount=Tokens(amount),
+        endpoint=endpoint,
+        moniker=moniker,
     )
+    emit(output, result | (wait_for_validator_set(address, key, result) if wait else {}))
+
+
+def wait_for_validator_set(
+    address: str, key: PrivateKey, result: dict[str, Any], timeout: float = 120
+) -> dict[str, Any]:
+    """After a committed stake or unstake at height H: wait until the set deciding the next
+    height is the one it changed (H+2, a block later), and say where ``key`` stands in it."""
+    effective = result["committed_by_height"] + 1
+    deadline = time.monotonic() + timeout
+    while call(address, "Status", pb.StatusRequest()).height < effective:
+        if time.monotonic() >= deadline:
+            raise click.ClickException(
+                f"committed, but the chain has not reached height {effective}, where the "
+                f"validator set changes, within {timeout:g} s"
+            )
+        time.sleep(0.5)
+    members = call(address, "Validators", pb.ValidatorsRequest()).validators.validators
+    power = next((v.power for v in members if v.address == key.address), 0)
+    return {"validator_from_height": effective + 1 if power else None, "power": power}
 
 
 @tx.command(context_settings=TX_SETTINGS)
@@ -168,9 +186,9 @@ def unstake(
 ) -> None:
     """Start unbonding AMOUNT tokens (they return after the unbonding period)."""
     key = _load_signer(home, key_name)
-    emit(
-        output, send_tx(resolve_node(node, home), key, TxKind.UNSTAKE, wait, amount=Tokens(amount))
-    )
+    address = resolve_node(node, home)
+    result = send_tx(address, key, TxKind.UNSTAKE, wait, amount=Tokens(amount))
+    emit(output, result | (wait_for_validator_set(address, key, result) if wait else {}))
 
 
 @tx.command(context_settings=TX_SETTINGS)

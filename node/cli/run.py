@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ def start(home: Path) -> None:
 _TLS: dict[str, TlsFiles] = {}  # node address -> the certificate to present to it
 
 
-def resolve_node(node: str | None, home: Path) -> str:
+def resolve_node(node: str | None, home: Path, wait: float = 0) -> str:
     """--node HOST:PORT, or else the listen address of the node at --home. When the home's node
     serves mutual TLS, calls to the address present that node's certificate. A node found
     through a home must answer for the home's chain (and be the home's own node, when the
@@ -69,23 +70,29 @@ def resolve_node(node: str | None, home: Path) -> str:
         own_id = read_key(home).address.hex() if node is None else None
     except (ConfigError, TlsError) as error:
         raise click.ClickException(str(error)) from error
-    check_node_identity(address, home, chain_id, own_id)
+    check_node_identity(address, home, chain_id, own_id, wait)
     return address
 
 
 def check_node_identity(
-    address: str, home: Path, chain_id: str | None, node_id: str | None
+    address: str, home: Path, chain_id: str | None, node_id: str | None, wait: float = 0
 ) -> None:
     """One-line error unless the node at ``address`` answers for ``chain_id`` (and is
-    ``node_id``, when given): a home must never be answered by another chain's node."""
-    try:
-        with open_channel(address) as channel:
-            status = pb_grpc.QueryStub(channel).Status(pb.StatusRequest(), timeout=10)
-    except grpc.RpcError as error:
-        if error.code() == grpc.StatusCode.UNAVAILABLE:
-            hint = f"is it running? learnchain start --home {home}" if node_id else "is it up?"
-            raise click.ClickException(f"cannot reach a node at {address} ({hint})") from None
-        raise click.ClickException(f"{address}: {error.details()}") from None
+    ``node_id``, when given): a home must never be answered by another chain's node. A node
+    that does not answer yet is asked again for up to ``wait`` seconds (one just started)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            with open_channel(address) as channel:
+                status = pb_grpc.QueryStub(channel).Status(pb.StatusRequest(), timeout=10)
+            break
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.UNAVAILABLE:
+                raise click.ClickException(f"{address}: {error.details()}") from None
+            if time.monotonic() >= deadline:
+                hint = f"is it running? learnchain start --home {home}" if node_id else "is it up?"
+                raise click.ClickException(f"cannot reach a node at {address} ({hint})") from None
+            time.sleep(0.5)
     if chain_id is not None and status.chain_id != chain_id:
         raise click.ClickException(
             f"the node at {address} is on chain {status.chain_id!r}, not {chain_id!r} of "
@@ -132,8 +139,9 @@ def emit(output: str, payload: dict[str, Any]) -> None:
     if output == "json":
         echo_json(payload)
         return
+    width = max([20, *(len(key) for key in payload)])
     for key, value in payload.items():
-        click.echo(f"{key:<20} {format_text(value)}")
+        click.echo(f"{key:<{width}} {format_text(value)}")
 
 
 def format_text(value: Any) -> str:
@@ -258,11 +266,26 @@ def block_payload(item: pb.BlockWithCommit) -> dict[str, Any]:
 
 @query.command(context_settings={"ignore_unknown_options": True})
 @click.argument("height", type=click.IntRange(1), required=False)
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Wait for the node to answer and to commit HEIGHT (up to --timeout), for scripts.",
+)
+@click.option("--timeout", type=click.FloatRange(0), default=300, show_default=True)
 @node_options
-def block(height: int | None, node: str | None, home: Path, output: str) -> None:
+def block(
+    height: int | None, wait: bool, timeout: float, node: str | None, home: Path, output: str
+) -> None:
     """The block at HEIGHT (1 is the first; the latest when left out)."""
+    deadline = time.monotonic() + timeout
+    address = resolve_node(node, home, timeout if wait else 0)
+    if wait and height is not None:
+        while call(address, "Status", pb.StatusRequest()).height < height:
+            if time.monotonic() >= deadline:
+                raise click.ClickException(f"height {height} not committed within {timeout:g} s")
+            time.sleep(0.5)
     request = pb.BlockRequest(height=height or 0)  # 0 asks for the latest
-    emit(output, block_payload(call(resolve_node(node, home), "GetBlock", request)))
+    emit(output, block_payload(call(address, "GetBlock", request)))
 
 
 @query.command("genesis-hash")

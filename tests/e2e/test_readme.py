@@ -1,0 +1,88 @@
+"""The README's walk-throughs run as pasted: the blocks of "Run a local testnet by hand", "Join a
+testnet by staking" (without containers) and the stop line are read from README.md itself, so the
+README cannot drift from what works, and run in one shell from a fresh directory. The joiner
+stakes and unstakes after the testnet's training has ended, on a chain that rests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+PORTS = (26656, 26657, 26658, 26659, 26700, 27656, 27657, 27658, 27659)  # what the blocks use
+
+
+def read_block(name: str) -> str:
+    """The fenced block after ``<!-- readme-test: NAME -->`` in README.md."""
+    text = README.read_text()
+    marker = f"<!-- readme-test: {name} -->\n```\n"
+    start = text.index(marker) + len(marker)
+    return text[start : text.index("\n```", start)] + "\n"
+
+
+def is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def read_pids(folder: Path) -> list[int]:
+    pids = folder / "testnet" / "pids"
+    return [int(line) for line in pids.read_text().split()] if pids.exists() else []
+
+
+def wait_for_exit(folder: Path, timeout: float) -> None:
+    """Until every process the blocks started has ended (they stop on SIGTERM)."""
+    deadline = time.monotonic() + timeout
+    while any(Path(f"/proc/{pid}").exists() for pid in read_pids(folder)):
+        assert time.monotonic() < deadline, "a node did not stop on SIGTERM"
+        time.sleep(0.2)
+
+
+def stop_started_nodes(folder: Path) -> None:
+    """Whatever the blocks started and did not stop (a failed run)."""
+    for pid in read_pids(folder):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_the_readme_testnet_and_joining_blocks_run_as_pasted(tmp_path: Path) -> None:
+    busy = [port for port in PORTS if not is_free(port)]
+    assert not busy, f"the README's ports {busy} are taken on this machine"
+    (tmp_path / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    script = "set -euo pipefail\n" + read_block("by-hand") + read_block("join")
+    try:
+        walked = subprocess.run(
+            ["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=480
+        )
+        assert walked.returncode == 0, walked.stdout[-4000:] + walked.stderr[-4000:]
+        stopped = subprocess.run(
+            ["bash", "-c", read_block("stop")], cwd=tmp_path, capture_output=True, text=True
+        )
+        assert stopped.returncode == 0, stopped.stderr
+        wait_for_exit(tmp_path, timeout=30)
+    finally:
+        stop_started_nodes(tmp_path)
+    out = walked.stdout
+    assert '"height": 10' in out, "query block 10 --wait waited for height 10"
+    assert "training             ended (budget)" in out
+    assert (tmp_path / "model.safetensors").stat().st_size > 0
+    assert "None" not in out and "['" not in out, "text output has no Python reprs"
+    # the joiner staked and then unstaked on the resting chain, each taking effect by itself
+    stake_line = next(line for line in out.splitlines() if line.startswith("validator_from_height"))
+    assert stake_line.split()[-1].isdigit()
+    assert "joiner" in out.split("validators for height")[-1], "query validators shows monikers"
+    account = out.split("address ")[-1]
+    assert "unbonding            2000" in account and "bonded               0" in account
+    for i in range(4):
+        log = (tmp_path / "testnet" / f"node{i}.log").read_text()
+        assert "Traceback" not in log and "stopped at height" in log
