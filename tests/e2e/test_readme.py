@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -64,6 +65,7 @@ def test_the_readme_testnet_and_joining_blocks_run_as_pasted(tmp_path: Path) -> 
         walked = subprocess.run(
             ["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=480
         )
+        (tmp_path / "walkthrough.log").write_text(walked.stdout + "\n--- stderr\n" + walked.stderr)
         assert walked.returncode == 0, walked.stdout[-4000:] + walked.stderr[-4000:]
         stopped = subprocess.run(
             ["bash", "-c", read_block("stop")], cwd=tmp_path, capture_output=True, text=True
@@ -74,7 +76,7 @@ def test_the_readme_testnet_and_joining_blocks_run_as_pasted(tmp_path: Path) -> 
         stop_started_nodes(tmp_path)
     out = walked.stdout
     assert '"height": 10' in out, "query block 10 --wait waited for height 10"
-    assert "training             ended (budget)" in out
+    assert re.search(r"^training +ended \(budget\)$", out, re.MULTILINE)
     assert (tmp_path / "model.safetensors").stat().st_size > 0
     assert "None" not in out and "['" not in out, "text output has no Python reprs"
     # the joiner staked and then unstaked on the resting chain, each taking effect by itself
@@ -82,7 +84,8 @@ def test_the_readme_testnet_and_joining_blocks_run_as_pasted(tmp_path: Path) -> 
     assert stake_line.split()[-1].isdigit()
     assert "joiner" in out.split("validators for height")[-1], "query validators shows monikers"
     account = out.split("address ")[-1]
-    assert "unbonding            2000" in account and "bonded               0" in account
+    assert re.search(r"^unbonding +2000$", account, re.MULTILINE)
+    assert re.search(r"^bonded +0$", account, re.MULTILINE)
     for i in range(4):
         log = (tmp_path / "testnet" / f"node{i}.log").read_text()
         assert "Traceback" not in log and "stopped at height" in log

@@ -1,0 +1,281 @@
+"""Learning rounds with real model sizes: four validators train a 44 MB, 100 MB or 500 MB model.
+
+Targets (issue #30), per size: every learning round commits an update; each validator's peak
+RSS at most 4 x the model + 400 MB (training itself holds about three copies: the model, its
+gradients and SGD's momentum); a round's wall time at most 1.3 x (the slowest training + one
+evaluation), the overhead (wall minus those) reported in seconds (at 100 MB at most 5 s here);
+disk per validator reported.
+
+Real ``learnchain start`` processes from ``learnchain testnet`` (aggregate mode, Dirichlet 0.5
+digits shards, the defaults otherwise, training that does not end: ``--plateau-rounds 0``) train
+``bench/large_model_task.py``'s ``DeepMLP`` (a task plugin found through ``--task-path``), sized
+to the model, with as many local epochs as make at least ``--train-seconds`` of training (timed
+here first on one shard). Every node logs its ML work as intervals of the host's monotonic clock
+and each commit (debug level). A round runs from one model update's commit to the next on node0;
+its training is the slowest party's (its contribution), its evaluation the median party's scoring
+of the proposal. The first update (start-up) is left out. Peak RSS is each process's VmHWM; CPU
+outside training is each validator's CPU time over the measured rounds less its training; bytes
+received are its ``learnchain_learning_weights_bytes_total{direction="received"}``.
+
+    .venv/bin/python bench/large_model.py [--sizes 44,100,500] [--rounds 3] [--train-seconds 20]
+
+Prints a table per size and, last, one JSON line per size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from large_model_task import compute_parameters, compute_width
+from processes import cpu_seconds
+
+from learnchain.node.cluster import LocalCluster
+from learnchain.node.logs import read_text_fields
+from learnchain.proto import learnchain_pb2 as pb
+
+VALIDATORS = 4
+BENCH = Path(__file__).resolve().parent
+TRAINING = ("propose", "accept_and_train", "encode")
+EVALUATION = ("decide",)
+MB = 1e6
+
+
+def read_log(path: Path) -> tuple[list[tuple[str, float, float]], dict[int, float]]:
+    """ML work intervals (kind, start, end) and commit times by height from one node's log."""
+    work: list[tuple[str, float, float]] = []
+    commits: dict[int, float] = {}
+    for line in path.read_text().splitlines():
+        fields = read_text_fields(line)
+        if " ml work " in line:
+            work.append((fields["work"], float(fields["started"]), float(fields["ended"])))
+        elif " committed at " in line:
+            commits[int(fields["height"])] = float(fields["at"])
+    return work, commits
+
+
+def total_within(
+    work: list[tuple[str, float, float]], kinds: tuple[str, ...], start: float, end: float
+) -> float:
+    """Seconds of ``kinds`` work ending in (start, end]."""
+    return sum(e - s for kind, s, e in work if kind in kinds and start < e <= end)
+
+
+def read_peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024 / MB
+    return math.nan
+
+
+def read_disk_mb(folder: Path) -> float:
+    """What the files under ``folder`` take on disk, in MB."""
+    total = 0
+    for path in folder.rglob("*"):
+        try:
+            if path.is_file():
+                total += path.stat().st_blocks * 512
+        except OSError:
+            continue
+    return total / MB
+
+
+def read_received_bytes(url: str) -> float:
+    """learnchain_learning_weights_bytes_total{direction="received"} of one node."""
+    text = urllib.request.urlopen(url, timeout=10).read().decode()
+    for line in text.splitlines():
+        if line.startswith("learnchain_learning_weights_bytes_total") and "received" in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def calibrate_epochs(width: int, depth: int, seconds: float) -> tuple[int, float]:
+    """Local epochs that take at least ``seconds`` on one shard with one thread, and one
+    epoch's time (timed here, once)."""
+    import torch
+    from large_model_task import DeepMLP
+
+    from learnchain.ml.data import load_digits_party
+    from learnchain.ml.tasks import TaskConfig
+
+    torch.set_num_threads(1)
+    task = DeepMLP(TaskConfig(name="deep-mlp", params={"width": width, "depth": depth}))
+    party, _ = load_digits_party(0, VALIDATORS, "dirichlet:0.5", 0)
+    model = task.initial_model()
+    started = time.monotonic()
+    task.train(model, party.train, 0, 1)
+    epoch = time.monotonic() - started
+    return max(1, math.ceil(seconds / epoch)), epoch
+
+
+@dataclass
+class Sampler:
+    """Disk per validator, sampled every second while the testnet runs (the largest seen)."""
+
+    homes: list[Path]
+    disk_mb: list[float] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        self.disk_mb = [0.0] * len(self.homes)
+        while not self._stop.wait(1.0):
+            for i, home in enumerate(self.homes):
+                self.disk_mb[i] = max(self.disk_mb[i], read_disk_mb(home / "data"))
+
+    @contextmanager
+    def running(self) -> Iterator[Sampler]:
+        thread = threading.Thread(target=self.run, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            thread.join()
+
+
+def wait_for_updates(net: LocalCluster, updates: int, timeout: float) -> list[int]:
+    """The heights of node0's first ``updates`` model updates, once committed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        net.check_alive()
+        history = net[0].query.History(pb.HistoryRequest(from_height=1, limit=10000), timeout=30)
+        heights = [e.height for e in history.entries if e.model_updated]
+        if len(heights) >= updates:
+            return heights[:updates]
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"{len(heights)} of {updates} model updates in {timeout:.0f} s "
+                f"(height {history.entries[-1].height if history.entries else 0})"
+            )
+        time.sleep(2)
+
+
+def measure(size_mb: float, depth: int, rounds: int, train_seconds: float) -> dict[str, object]:
+    width = compute_width(size_mb, depth)
+    weights_mb = compute_parameters(width, depth) * 4 / MB
+    epochs, epoch_seconds = calibrate_epochs(width, depth, train_seconds)
+    print(
+        f"== {weights_mb:.1f} MB: DeepMLP width {width} depth {depth}, {epochs} local epochs "
+        f"({epoch_seconds:.2f} s each alone)",
+        file=sys.stderr,
+    )
+    with tempfile.TemporaryDirectory() as scratch:
+        net = LocalCluster(
+            Path(scratch) / "net",
+            VALIDATORS,
+            *("--task", "large_model_task:DeepMLP", "--task-path", str(BENCH)),
+            *("--task-param", f"width={width}", "--task-param", f"depth={depth}"),
+            *("--task-param", f"local_epochs={epochs}", "--partition", "dirichlet:0.5"),
+            *("--plateau-rounds", "0", "--round-deadline", "3600"),
+        )
+        with net, Sampler([net[i].home for i in range(VALIDATORS)]).running() as sampler:
+            net.configure_all("log_level", "debug")
+            net.start_all()
+            timeout = 600 + 20 * (rounds + 1) * (epochs * epoch_seconds * VALIDATORS / 2 + 30)
+            first = wait_for_updates(net, 1, timeout)
+            pids = [net[i].pid for i in range(VALIDATORS)]
+            cpu_start = [cpu_seconds(pid) for pid in pids]
+            received_start = [read_received_bytes(net[i].metrics_url) for i in range(VALIDATORS)]
+            heights = wait_for_updates(net, rounds + 1, timeout)
+            cpu_end = [cpu_seconds(pid) for pid in pids]
+            received_end = [read_received_bytes(net[i].metrics_url) for i in range(VALIDATORS)]
+            peak_rss = [read_peak_rss_mb(pid) for pid in pids]
+            history = net[0].query.History(
+                pb.HistoryRequest(from_height=1, limit=heights[-1]), timeout=30
+            )
+        logs = [read_log(net[i].log_path) for i in range(VALIDATORS)]
+        disk = list(sampler.disk_mb)
+    commits = logs[0][1]
+    rows = []
+    print(
+        f"{'height':>6} {'wall s':>7} {'train s':>8} {'eval s':>7} {'overhead s':>10} {'ratio':>6}"
+    )
+    for before, after in zip([first[0], *heights[1:-1]], heights[1:], strict=True):
+        start, end = commits[before], commits[after]
+        training = max(total_within(work, TRAINING, start, end) for work, _ in logs)
+        evaluation = statistics.median(
+            total_within(work, EVALUATION, start, end) for work, _ in logs
+        )
+        wall = end - start
+        rows.append(
+            {
+                "height": after,
+                "wall_seconds": round(wall, 2),
+                "training_seconds": round(training, 2),
+                "evaluation_seconds": round(evaluation, 2),
+                "overhead_seconds": round(wall - training - evaluation, 2),
+                "ratio": round(wall / (training + evaluation), 3),
+            }
+        )
+        row = rows[-1]
+        print(
+            f"{after:>6} {wall:>7.1f} {training:>8.1f} {evaluation:>7.1f} "
+            f"{row['overhead_seconds']:>10.1f} {row['ratio']:>6.3f}"
+        )
+    window = commits[heights[-1]] - commits[first[0]]
+    measured = len(rows)
+    training_by_node = [
+        total_within(work, TRAINING, commits[first[0]], commits[heights[-1]]) for work, _ in logs
+    ]
+    cpu_outside = [
+        (cpu_end[i] - cpu_start[i] - training_by_node[i]) / measured for i in range(VALIDATORS)
+    ]
+    received = [(received_end[i] - received_start[i]) / measured for i in range(VALIDATORS)]
+    updates = [e.height for e in history.entries if e.model_updated]
+    plain = [e.height for e in history.entries if not e.model_updated and e.height > first[0]]
+    summary = {
+        "bench": "large_model",
+        "validators": VALIDATORS,
+        "weights_mb": round(weights_mb, 1),
+        "width": width,
+        "depth": depth,
+        "local_epochs": epochs,
+        "rounds": measured,
+        "window_seconds": round(window, 1),
+        "updates": len(updates),
+        "plain_blocks_between": len(plain),
+        "round_seconds_median": statistics.median(r["wall_seconds"] for r in rows),
+        "training_seconds_median": statistics.median(r["training_seconds"] for r in rows),
+        "evaluation_seconds_median": statistics.median(r["evaluation_seconds"] for r in rows),
+        "overhead_seconds_median": statistics.median(r["overhead_seconds"] for r in rows),
+        "ratio_max": max(r["ratio"] for r in rows),
+        "peak_rss_mb": [round(v) for v in peak_rss],
+        "rss_target_mb": round(4 * weights_mb + 400),
+        "disk_mb_max": [round(v) for v in disk],
+        "cpu_seconds_outside_training_per_round": [round(v, 2) for v in cpu_outside],
+        "received_mb_per_round": [round(v / MB, 1) for v in received],
+    }
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", default="44,100,500", help="model sizes in MB")
+    parser.add_argument("--depth", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3, help="learning rounds measured")
+    parser.add_argument("--train-seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    results = [
+        measure(float(size), args.depth, args.rounds, args.train_seconds)
+        for size in args.sizes.split(",")
+    ]
+    for summary in results:
+        print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
