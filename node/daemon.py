@@ -145,6 +145,7 @@ class Node:
         self._tasks: list[asyncio.Task[None]] = []
         self._consensus: asyncio.Task[None] | None = None
         self.server: RunningServer | None = None
+        self._peer_service: PeerService | None = None
         self.driver: ConsensusDriver | None = None
         self.app: LearningApp | None = None
 
@@ -271,6 +272,7 @@ class Node:
             lambda: app.own_evaluation,
         )
         peer = PeerService(driver, app, self.mempool, self.peers, chain, weights, refusals)
+        self._peer_service = peer
         self._watch(peer, app)
         query = QueryService(
             chain, weights, status.get_status, refusals, self.genesis_file.monikers
@@ -316,6 +318,17 @@ class Node:
                 await self.server.set_not_serving()
             raise NodeFailure(f"{self.home}: consensus stopped: {error}") from error
 
+    async def _wait_for_inbound_streams(self, timeout: float) -> None:
+        """Until the peers' Gossip calls the stopped server cancelled have ended: one still
+        running when the event loop closes is cancelled again by asyncio, which gRPC logs as a
+        traceback."""
+        peer = self._peer_service
+        deadline = asyncio.get_running_loop().time() + timeout
+        while peer is not None and peer.inbound_streams > 0:
+            if asyncio.get_running_loop().time() > deadline:
+                return
+            await asyncio.sleep(0.01)
+
     async def stop(self) -> None:
         """Stop serving and release everything."""
         for task in self._tasks:
@@ -325,6 +338,7 @@ class Node:
             self.driver.close()
         if self.server is not None:
             await self.server.stop(grace=0.5)
+            await self._wait_for_inbound_streams(timeout=2.0)
         await self.peers.close()
         if self.app is not None:
             self.app.close()
@@ -363,5 +377,18 @@ async def run_node(home: Path) -> None:
         if received:
             log.info("stopping on %s", received[0])
         await node.stop()
+        await settle_remaining_tasks(timeout=1.0)
         if started:
             log.info("stopped at height %d", node.executor.committed.height)
+
+
+async def settle_remaining_tasks(timeout: float) -> None:
+    """Let what the stopped server and streams left running end by itself: gRPC's calls that
+    the server cancelled finish a few loop turns later, and one that ``asyncio.run`` has to
+    cancel at the end is logged by gRPC as an unhandled CancelledError traceback."""
+    current = asyncio.current_task()
+    remaining = [task for task in asyncio.all_tasks() if task is not current]
+    if remaining:
+        await asyncio.wait(remaining, timeout=timeout)
+    # What still runs now is cancelled by asyncio.run; gRPC's report of that is noise.
+    logging.getLogger("grpc._cython.cygrpc").setLevel(logging.CRITICAL)
