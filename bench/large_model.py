@@ -52,24 +52,32 @@ EVALUATION = ("decide",)
 MB = 1e6
 
 
-def read_log(path: Path) -> tuple[list[tuple[str, float, float]], dict[int, float]]:
-    """ML work intervals (kind, start, end) and commit times by height from one node's log."""
-    work: list[tuple[str, float, float]] = []
+def read_log(path: Path) -> tuple[list[tuple[str, float, float, float]], dict[int, float]]:
+    """ML work (kind, start, end, its own CPU seconds) and commit times by height from one
+    node's log."""
+    work: list[tuple[str, float, float, float]] = []
     commits: dict[int, float] = {}
     for line in path.read_text().splitlines():
         fields = read_text_fields(line)
         if " ml work " in line:
-            work.append((fields["work"], float(fields["started"]), float(fields["ended"])))
+            started, ended = float(fields["started"]), float(fields["ended"])
+            work.append((fields["work"], started, ended, float(fields.get("cpu", ended - started))))
         elif " committed at " in line:
             commits[int(fields["height"])] = float(fields["at"])
     return work, commits
 
 
-def total_within(
-    work: list[tuple[str, float, float]], kinds: tuple[str, ...], start: float, end: float
-) -> float:
-    """Seconds of ``kinds`` work ending in (start, end]."""
-    return sum(e - s for kind, s, e in work if kind in kinds and start < e <= end)
+Work = list[tuple[str, float, float, float]]
+
+
+def total_within(work: Work, kinds: tuple[str, ...], start: float, end: float) -> float:
+    """Wall seconds of ``kinds`` work ending in (start, end]."""
+    return sum(e - s for kind, s, e, _ in work if kind in kinds and start < e <= end)
+
+
+def cpu_within(work: Work, kinds: tuple[str, ...], start: float, end: float) -> float:
+    """CPU seconds of ``kinds`` work ending in (start, end]."""
+    return sum(cpu for kind, _, e, cpu in work if kind in kinds and start < e <= end)
 
 
 def read_peak_rss_mb(pid: int) -> float:
@@ -111,7 +119,8 @@ def calibrate_epochs(width: int, depth: int, seconds: float) -> tuple[int, float
     from learnchain.ml.tasks import TaskConfig
 
     torch.set_num_threads(1)
-    task = DeepMLP(TaskConfig(name="deep-mlp", params={"width": width, "depth": depth}))
+    params = {"width": width, "depth": depth}
+    task = DeepMLP(TaskConfig(name="large_model_task:DeepMLP", params=params))
     party, _ = load_digits_party(0, VALIDATORS, "dirichlet:0.5", 0)
     model = task.initial_model()
     started = time.monotonic()
@@ -183,6 +192,7 @@ def measure(size_mb: float, depth: int, rounds: int, train_seconds: float) -> di
         with net, Sampler([net[i].home for i in range(VALIDATORS)]).running() as sampler:
             net.configure_all("log_level", "debug")
             net.start_all()
+            net.wait_for(range(VALIDATORS), 0, timeout=300)
             timeout = 600 + 20 * (rounds + 1) * (epochs * epoch_seconds * VALIDATORS / 2 + 30)
             first = wait_for_updates(net, 1, timeout)
             pids = [net[i].pid for i in range(VALIDATORS)]
@@ -227,7 +237,7 @@ def measure(size_mb: float, depth: int, rounds: int, train_seconds: float) -> di
     window = commits[heights[-1]] - commits[first[0]]
     measured = len(rows)
     training_by_node = [
-        total_within(work, TRAINING, commits[first[0]], commits[heights[-1]]) for work, _ in logs
+        cpu_within(work, TRAINING, commits[first[0]], commits[heights[-1]]) for work, _ in logs
     ]
     cpu_outside = [
         (cpu_end[i] - cpu_start[i] - training_by_node[i]) / measured for i in range(VALIDATORS)

@@ -26,7 +26,7 @@ ids first.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -36,6 +36,7 @@ from learnchain.ml.codec import StateDict
 from learnchain.ml.config import AGGREGATION_NAMES, Aggregation, is_plugin_name
 from learnchain.ml.errors import TaskError
 from learnchain.ml.plugins import import_class, register_class
+from learnchain.ml.weights_file import StateSource, TensorSource, WeightsLayout
 
 
 @dataclass(frozen=True)
@@ -58,11 +59,16 @@ class AggregationRule(ABC):
     # whose robustness depends on a count takes it from here, so that a proposer listing fewer
     # contributions cannot weaken it
     population: int = 0
+    # True: each coordinate's result depends only on that coordinate's updates, so ``combine``
+    # is called on slices of the parameters in turn (memory bounded by a slice); False: on the
+    # whole matrix of updates at once (a rule that compares whole updates, such as Krum)
+    coordinate_wise: ClassVar[bool] = True
 
     @abstractmethod
     def combine(self, deltas: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
-        """One update from ``deltas`` (contributions × parameters, float64) and each
-        contribution's self-reported ``samples``."""
+        """One update from ``deltas`` (contributions × parameters, float64: a slice of the
+        parameters when ``coordinate_wise``) and each contribution's self-reported
+        ``samples``."""
 
 
 AGGREGATION_RULES: dict[str, type[AggregationRule]] = {}
@@ -154,42 +160,157 @@ def is_finite_state(state: StateDict) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in state.values() if t.is_floating_point())
 
 
-def _flatten(state: StateDict, names: list[str]) -> torch.Tensor:
-    return torch.cat([state[n].reshape(-1).to(torch.float64) for n in names])
+@dataclass(frozen=True)
+class ListedSource:
+    """A contribution's weights as a ``TensorSource`` (a file, or a state dict in memory)."""
+
+    contributor: str
+    source: TensorSource
+    samples: int
 
 
-def _unflatten(vector: torch.Tensor, template: StateDict, names: list[str]) -> StateDict:
-    out: StateDict = {}
-    offset = 0
-    for name in names:
-        size = template[name].numel()
-        out[name] = (
-            vector[offset : offset + size].reshape(template[name].shape).to(template[name].dtype)
-        )
-        offset += size
-    return out
+def compute_update_norms(
+    base: TensorSource, sources: Sequence[TensorSource], layout: WeightsLayout
+) -> torch.Tensor:
+    """Each source's update norm from ``base`` (float64), slice by slice."""
+    squares = torch.zeros(len(sources), dtype=torch.float64)
+    for name, start, stop in layout.iter_slices():
+        base_slice = base.read_flat(name, start, stop).to(torch.float64)
+        for i, source in enumerate(sources):
+            delta = source.read_flat(name, start, stop).to(torch.float64) - base_slice
+            squares[i] += torch.dot(delta, delta)
+    return squares.sqrt()
 
 
-def compute_clipped_deltas(base: torch.Tensor, states: list[torch.Tensor]) -> torch.Tensor:
-    """Each flattened state's update from ``base`` (one row each), clipped to the median norm."""
-    deltas = torch.stack([state - base for state in states])
-    norms = deltas.norm(dim=1)
+def compute_clip_scales(norms: torch.Tensor) -> torch.Tensor:
+    """Each update's factor that clips it to the median update norm (1 when within it)."""
     median_norm = norms.median()
-    scale = torch.where(
+    return torch.where(
         norms > median_norm, median_norm / norms.clamp_min(1e-12), torch.ones_like(norms)
     )
-    return deltas * scale.unsqueeze(1)
 
 
-def compute_flat(state: StateDict) -> tuple[list[str], torch.Tensor]:
-    """The parameter names in canonical order and the state flattened in it."""
-    names = sorted(state)
-    return names, _flatten(state, names)
+def iter_combined(
+    base: TensorSource,
+    listed: Sequence[ListedSource],
+    strategy: AggregationRule,
+    layout: WeightsLayout,
+) -> Iterator[tuple[str, int, int, torch.Tensor, torch.Tensor]]:
+    """(name, start, stop, base slice, combined step slice), float64, for every slice of the
+    layout in order: the rule's combination of the listed contributions' clipped updates. A
+    coordinate-wise rule combines slice by slice, so memory stays at the contributions times
+    one slice; another gets the whole matrix of updates at once."""
+    scales = compute_clip_scales(compute_update_norms(base, [c.source for c in listed], layout))
+    samples = torch.tensor([float(c.samples) for c in listed], dtype=torch.float64)
+
+    def read_deltas(name: str, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        base_slice = base.read_flat(name, start, stop).to(torch.float64)
+        rows = [c.source.read_flat(name, start, stop).to(torch.float64) for c in listed]
+        return base_slice, (torch.stack(rows) - base_slice) * scales.unsqueeze(1)
+
+    if strategy.coordinate_wise:
+        for name, start, stop in layout.iter_slices():
+            base_slice, deltas = read_deltas(name, start, stop)
+            yield name, start, stop, base_slice, strategy.combine(deltas, samples)
+        return
+    slices = list(layout.iter_slices())
+    pieces = [read_deltas(*where) for where in slices]
+    combined = strategy.combine(torch.cat([deltas for _, deltas in pieces], dim=1), samples)
+    offset = 0
+    for (name, start, stop), (base_slice, _) in zip(slices, pieces, strict=True):
+        yield name, start, stop, base_slice, combined[offset : offset + stop - start]
+        offset += stop - start
 
 
-def compute_unflat(vector: torch.Tensor, template: StateDict) -> StateDict:
-    """A flattened state (``compute_flat``'s order) shaped like ``template``."""
-    return _unflatten(vector, template, sorted(template))
+def iter_aggregate(
+    base: TensorSource,
+    listed: Sequence[ListedSource],
+    strategy: AggregationRule,
+    layout: WeightsLayout,
+    momentum: float = 0.0,
+    previous: TensorSource | None = None,
+) -> Iterator[torch.Tensor]:
+    """The aggregate, one float64 slice at a time in ``layout.iter_slices()`` order: the base
+    plus the rule's combined step, plus ``momentum`` times the last global step (FedAvgM) when
+    ``previous`` (the global model before ``base``) is given."""
+    for name, start, stop, base_slice, step in iter_combined(base, listed, strategy, layout):
+        if momentum > 0 and previous is not None:
+            last = base_slice - previous.read_flat(name, start, stop).to(torch.float64)
+            step = step + momentum * last
+        yield base_slice + step
+
+
+def select_usable(
+    contributions: Sequence[Contribution],
+    strategy: AggregationRule,
+    score: Callable[[StateDict], float] | None,
+    screen_margin: float,
+) -> list[Contribution]:
+    """The contributions the rule combines, in id order: finite, with samples, and when the
+    rule screens, scoring within ``screen_margin`` of the median contribution."""
+    usable = sorted(
+        (c for c in contributions if c.samples > 0 and is_finite_state(c.state)),
+        key=lambda c: c.contributor,
+    )
+    if strategy.screens and score is not None and len(usable) > 1:
+        scores = [score(c.state) for c in usable]
+        median_score = float(torch.tensor(scores).median())
+        usable = [
+            c for c, s in zip(usable, scores, strict=True) if s >= median_score - screen_margin
+        ]
+    return usable
+
+
+def is_rule_aggregate_of(
+    proposed: TensorSource,
+    base: TensorSource,
+    listed: Sequence[ListedSource],
+    rule: str | AggregationRule,
+    layout: WeightsLayout,
+    momentum: float = 0.0,
+    previous: TensorSource | None = None,
+    population: int = 0,
+) -> bool:
+    """True when ``proposed`` is the rule's aggregate of every ``listed`` contribution, with
+    the server momentum or without it (a proposer that just restarted, or an attempt after one
+    voted down, has none), within float rounding; slice by slice, stopping at the first slice
+    that matches neither."""
+    if any(c.samples <= 0 for c in listed):
+        return False
+    if not listed:  # the rule's aggregate of nothing is the model itself
+        return all(
+            is_close_slice(proposed.read_flat(*where), base.read_flat(*where))
+            for where in layout.iter_slices()
+        )
+    strategy = get_aggregation_rule(rule) if isinstance(rule, str) else rule
+    strategy.population = population
+    ordered = sorted(listed, key=lambda c: c.contributor)
+    with_momentum = momentum > 0 and previous is not None
+    candidates = {True, False} if with_momentum else {False}
+    for name, start, stop, base_slice, step in iter_combined(base, ordered, strategy, layout):
+        got = proposed.read_flat(name, start, stop)
+        dtype = layout.specs[name].dtype
+        for use_momentum in list(candidates):
+            expected = base_slice + step
+            if use_momentum:
+                assert previous is not None
+                last = base_slice - previous.read_flat(name, start, stop).to(torch.float64)
+                expected = expected + momentum * last
+            if not is_close_slice(got, expected.to(dtype)):
+                candidates.discard(use_momentum)
+        if not candidates:
+            return False
+    return True
+
+
+def is_close_slice(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """True when two slices hold the same values up to float rounding (another machine's
+    summation order), far below any step training takes."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.is_floating_point():
+        return torch.allclose(a, b, rtol=1e-5, atol=1e-7)
+    return torch.equal(a, b)
 
 
 def is_rule_aggregate(
@@ -201,39 +322,22 @@ def is_rule_aggregate(
     previous_global: StateDict | None = None,
     population: int = 0,
 ) -> bool:
-    """True when ``proposed`` is the rule's aggregate of every ``listed`` contribution, with
-    the server momentum or without it (a proposer that just restarted, or an attempt after one
-    voted down, has none), within float rounding. The proposer's screening chose the list, so
-    none is screened here."""
-    ids = sorted(c.contributor for c in listed)
-    momenta = [momentum, 0.0] if momentum > 0 and previous_global is not None else [0.0]
-    for server_momentum in momenta:
-        expected, used = aggregate_contributions(
-            global_state,
-            listed,
-            rule,
-            None,
-            momentum=server_momentum,
-            previous_global=previous_global,
-            population=population,
-        )
-        if sorted(used) == ids and is_close_state(proposed, expected):
-            return True
-    return False
-
-
-def is_close_state(a: StateDict, b: StateDict) -> bool:
-    """True when both states hold the same tensors up to float rounding (another machine's
-    summation order), far below any step training takes."""
-    return a.keys() == b.keys() and all(
-        a[k].shape == b[k].shape
-        and a[k].dtype == b[k].dtype
-        and (
-            torch.allclose(a[k], b[k], rtol=1e-5, atol=1e-7)
-            if a[k].is_floating_point()
-            else torch.equal(a[k], b[k])
-        )
-        for k in a
+    """``is_rule_aggregate_of`` for state dicts in memory (non-finite contributions make it
+    False, as the rule would drop them)."""
+    layout = WeightsLayout.of_state(global_state)
+    if WeightsLayout.of_state(proposed).specs != layout.specs:
+        return False
+    if not all(is_finite_state(c.state) for c in listed):
+        return False
+    return is_rule_aggregate_of(
+        StateSource(proposed),
+        StateSource(global_state),
+        [ListedSource(c.contributor, StateSource(c.state), c.samples) for c in listed],
+        rule,
+        layout,
+        momentum,
+        None if previous_global is None else StateSource(previous_global),
+        population,
     )
 
 
@@ -255,23 +359,19 @@ def aggregate_contributions(
     """
     strategy = get_aggregation_rule(rule) if isinstance(rule, str) else rule
     strategy.population = population
-    names = sorted(global_state)
-    usable = sorted(
-        (c for c in contributions if c.samples > 0 and is_finite_state(c.state)),
-        key=lambda c: c.contributor,
-    )
-    if strategy.screens and score is not None and len(usable) > 1:
-        scores = [score(c.state) for c in usable]
-        median_score = float(torch.tensor(scores).median())
-        usable = [
-            c for c, s in zip(usable, scores, strict=True) if s >= median_score - screen_margin
-        ]
+    usable = select_usable(contributions, strategy, score, screen_margin)
     if not usable:
         return {k: v.clone() for k, v in global_state.items()}, []
-    base = _flatten(global_state, names)
-    deltas = compute_clipped_deltas(base, [_flatten(c.state, names) for c in usable])
-    samples = torch.tensor([float(c.samples) for c in usable], dtype=torch.float64)
-    combined = strategy.combine(deltas, samples)
-    if momentum > 0 and previous_global is not None:
-        combined = combined + momentum * (base - _flatten(previous_global, names))
-    return _unflatten(base + combined, global_state, names), [c.contributor for c in usable]
+    layout = WeightsLayout.of_state(global_state)
+    out = {name: torch.empty(spec.shape, dtype=spec.dtype) for name, spec in layout.specs.items()}
+    values = iter_aggregate(
+        StateSource(global_state),
+        [ListedSource(c.contributor, StateSource(c.state), c.samples) for c in usable],
+        strategy,
+        layout,
+        momentum,
+        None if previous_global is None else StateSource(previous_global),
+    )
+    for (name, start, stop), value in zip(layout.iter_slices(), values, strict=True):
+        out[name].view(-1)[start:stop] = value.to(out[name].dtype)
+    return out, [c.contributor for c in usable]

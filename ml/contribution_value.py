@@ -25,15 +25,95 @@ opposed to the rest), hence gains are floored at 0 and only the score gap counts
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
-from learnchain.ml.aggregate import (
-    Contribution,
-    compute_clipped_deltas,
-    compute_flat,
-    compute_unflat,
-)
+import torch
+
+from learnchain.ml.aggregate import Contribution, compute_clip_scales, compute_update_norms
 from learnchain.ml.codec import StateDict
+from learnchain.ml.weights_file import StateSource, TensorSource, WeightsLayout
+
+Materialize = Callable[[Iterable[torch.Tensor]], TensorSource]
+
+
+def compute_values_of(
+    base: TensorSource,
+    named: Sequence[TensorSource],
+    aggregated: int,
+    loss: Callable[[TensorSource], float],
+    score: Callable[[TensorSource], float],
+    harm_margin: float,
+    layout: WeightsLayout,
+    materialize: Materialize,
+) -> list[float]:
+    """Each of the first ``aggregated`` sources' value (see the module), then each other
+    (screened-out) one's: harmful by the same test, else 0. Slice by slice: the aggregate of
+    every clipped update is written once (``materialize``: slices in ``layout`` order to a
+    source), and each contribution's term is taken out of it slice by slice for its loss."""
+    if not aggregated:
+        return []
+    scores = [score(source) for source in named]
+    median_score = statistics.median(scores)
+    norms = compute_update_norms(base, named, layout)
+    # each one's harm (its score gap), or None; the current model sent back moves nothing and
+    # is never harmful, however far below the others the model scores
+    harms = [
+        gap if float(norm) > 0 and (gap := median_score - own) > harm_margin else None
+        for norm, own in zip(norms, scores, strict=True)
+    ]
+    scales = compute_clip_scales(norms[:aggregated])
+    share = 1.0 / aggregated
+    sources = named[:aggregated]
+
+    def clipped_delta(
+        i: int, name: str, start: int, stop: int, base_slice: torch.Tensor
+    ) -> torch.Tensor:
+        update = sources[i].read_flat(name, start, stop).to(torch.float64) - base_slice
+        return update * scales[i]
+
+    def iter_with_all() -> Iterable[torch.Tensor]:
+        for name, start, stop in layout.iter_slices():
+            base_slice = base.read_flat(name, start, stop).to(torch.float64)
+            step = sum(
+                (clipped_delta(i, name, start, stop, base_slice) for i in range(aggregated)),
+                torch.zeros_like(base_slice),
+            )
+            yield (base_slice + share * step).to(layout.specs[name].dtype)
+
+    with_all_source = materialize(iter_with_all())
+    with_all = loss(with_all_source)
+    values = []
+    for i, harm in enumerate(harms[:aggregated]):
+        if harm is not None:
+            values.append(-harm)
+        elif not float(norms[i]) > 0:  # no step, no gain
+            values.append(0.0)
+        else:
+            without = loss(_Without(with_all_source, base, i, share, clipped_delta))
+            values.append(max(without - with_all, 0.0))
+    return values + [0.0 if harm is None else -harm for harm in harms[aggregated:]]
+
+
+class _Without:
+    """The aggregate of every clipped update with contribution ``i``'s term taken out, read
+    slice by slice (the ``TensorSource`` a loss is measured on)."""
+
+    def __init__(
+        self,
+        with_all: TensorSource,
+        base: TensorSource,
+        i: int,
+        share: float,
+        clipped_delta: Callable[[int, str, int, int, torch.Tensor], torch.Tensor],
+    ) -> None:
+        self._with_all, self._base, self._i = with_all, base, i
+        self._share, self._clipped_delta = share, clipped_delta
+
+    def read_flat(self, name: str, start: int, stop: int) -> torch.Tensor:
+        with_all = self._with_all.read_flat(name, start, stop)
+        base_slice = self._base.read_flat(name, start, stop).to(torch.float64)
+        term = self._share * self._clipped_delta(self._i, name, start, stop, base_slice)
+        return (with_all.to(torch.float64) - term).to(with_all.dtype)
 
 
 def compute_contribution_values(
@@ -47,31 +127,30 @@ def compute_contribution_values(
     """Each contribution's value (see the module), in the order given, then each screened-out
     one's: harmful by the same test, else 0 (it is in no aggregate, so it has no gain). The
     harm test's median is over every contribution named, aggregated or screened out, as if the
-    proposer had screened none."""
-    if not contributions:
-        return []
-    named = [*contributions, *screened]
-    scores = [score(c.state) for c in named]
-    median_score = statistics.median(scores)
-    _, base = compute_flat(global_state)
-    flats = [compute_flat(c.state)[1] for c in named]
-    # each one's harm (its score gap), or None; the current model sent back moves nothing and
-    # is never harmful, however far below the others the model scores
-    harms = [
-        gap if bool((flat - base).any()) and (gap := median_score - own) > harm_margin else None
-        for flat, own in zip(flats, scores, strict=True)
-    ]
-    deltas = compute_clipped_deltas(base, flats[: len(contributions)])
-    share = 1.0 / len(contributions)
-    step = share * deltas.sum(dim=0)
-    with_all = loss(compute_unflat(base + step, global_state))
-    values = []
-    for delta, harm in zip(deltas, harms[: len(contributions)], strict=True):
-        if harm is not None:
-            values.append(-harm)
-        elif not bool(delta.any()):  # no step, no gain
-            values.append(0.0)
-        else:
-            without = loss(compute_unflat(base + step - share * delta, global_state))
-            values.append(max(without - with_all, 0.0))
-    return values + [0.0 if harm is None else -harm for harm in harms[len(contributions) :]]
+    proposer had screened none. For state dicts in memory (``compute_values_of``)."""
+    layout = WeightsLayout.of_state(global_state)
+
+    def to_state(source: TensorSource) -> StateDict:
+        return {
+            name: torch.cat(
+                [source.read_flat(n, a, b) for n, a, b in layout.iter_slices() if n == name]
+            ).reshape(spec.shape)
+            for name, spec in layout.specs.items()
+        }
+
+    def materialize(slices: Iterable[torch.Tensor]) -> TensorSource:
+        out = {n: torch.empty(spec.shape, dtype=spec.dtype) for n, spec in layout.specs.items()}
+        for (name, start, stop), value in zip(layout.iter_slices(), slices, strict=True):
+            out[name].view(-1)[start:stop] = value
+        return StateSource(out)
+
+    return compute_values_of(
+        StateSource(global_state),
+        [StateSource(c.state) for c in [*contributions, *screened]],
+        len(contributions),
+        lambda source: loss(to_state(source)),
+        lambda source: score(to_state(source)),
+        harm_margin,
+        layout,
+        materialize,
+    )

@@ -137,14 +137,17 @@ class LearningWorker:
     def _timed(self, counter: str, fn: Callable[..., T], *args: object) -> T:
         # The monotonic clock is shared by every process on a host, so the intervals logged
         # here line up across nodes (bench/learning_round.py reads them).
-        started = time.monotonic()
+        started, cpu_started = time.monotonic(), time.thread_time()
         try:
             return fn(*args)
         finally:
             ended = time.monotonic()
             setattr(self, counter, getattr(self, counter) + ended - started)
             name = getattr(fn, "__name__", "?")
-            log.debug("ml work", extra={"work": name, "started": started, "ended": ended})
+            cpu = round(time.thread_time() - cpu_started, 6)  # the work's own CPU, not waiting
+            log.debug(
+                "ml work", extra={"work": name, "started": started, "ended": ended, "cpu": cpu}
+            )
             self.observe_work(WORK_KINDS.get(name, "other"), ended - started)
 
     def decode(self, data: WeightsBytes) -> StateDict:
