@@ -87,22 +87,24 @@ async def serve(db: str, port: int) -> None:
 
 
 async def fetch(address: str, weights_hash: bytes, size_mb: int, db: str) -> dict[str, float]:
-    from learnchain.ml.codec import compute_encoded_weights_hash
+    from learnchain.ml.weights_file import WeightsFile, WeightsLayout
     from learnchain.node.peers import Peer
     from learnchain.node.store import Store
 
     template = make_state(size_mb)  # the task's model: names, shapes and dtypes to check against
+    layout = WeightsLayout.of_state(template)
     store = Store(db)
     baseline = memory_mb("VmRSS") - sum(t.numel() * 4 for t in template.values()) / (1 << 20)
     started = time.perf_counter()
-    data = await Peer(address).fetch_weights(weights_hash, max_bytes=2 * size_mb << 20)
-    assert data is not None, "the source did not send the weights"
+    partial = store.weights.new_partial()
+    got = await Peer(address).fetch_weights(weights_hash, 2 * size_mb << 20, partial)
+    assert got, "the source did not send the weights"
     received = time.perf_counter()
     after_transfer = memory_mb("VmHWM")
-    ok = compute_encoded_weights_hash(data, template, 2 * size_mb << 20) == weights_hash
+    ok = WeightsFile(partial, layout, 2 * size_mb << 20).compute_hash() == weights_hash
     assert ok, "the weights do not match their hash"
     checked = time.perf_counter()
-    store.weights.put(Hash(weights_hash), [data])
+    store.weights.adopt(partial, Hash(weights_hash))
     done = time.perf_counter()
     return {
         "seconds": checked - started,
@@ -126,14 +128,14 @@ def measure(size_mb: int, receivers: int) -> dict[str, object]:
     data = encode_weights(state)
     del state
     with tempfile.TemporaryDirectory() as scratch:
-        with Store(Path(scratch) / "source") as store:
-            store.weights.put(Hash(weights_hash), [data])
+        with Store(Path(scratch) / "source" / "chain.db") as store:
+            store.weights.put(Hash(weights_hash), data)
         size = len(data)
         del data
         port = find_free_base_port(1, start=43000)
         me = [sys.executable, __file__]
         source = subprocess.Popen(
-            [*me, "--serve", str(Path(scratch) / "source"), "--port", str(port)],
+            [*me, "--serve", str(Path(scratch) / "source" / "chain.db"), "--port", str(port)],
             stdout=subprocess.PIPE,
             text=True,
             cwd=ROOT,
@@ -145,7 +147,12 @@ def measure(size_mb: int, receivers: int) -> dict[str, object]:
                 subprocess.Popen(
                     [
                         *(*me, "--fetch", f"127.0.0.1:{port}", "--hash", weights_hash.hex()),
-                        *("--size-mb", str(size_mb), "--db", str(Path(scratch) / f"r{i}")),
+                        *(
+                            "--size-mb",
+                            str(size_mb),
+                            "--db",
+                            str(Path(scratch) / f"r{i}" / "chain.db"),
+                        ),
                     ],
                     stdout=subprocess.PIPE,
                     text=True,

@@ -59,16 +59,18 @@ class HashChecker:
     """Checks weights by their canonical hash against the model's layout (as a node does)."""
 
     def __init__(self, template: dict[str, Any], max_bytes: int) -> None:
-        self.template = template
+        from learnchain.ml.weights_file import WeightsLayout
+
+        self.layout = WeightsLayout.of_state(template)
         self.max_bytes = max_bytes
 
-    async def verify(self, data: bytes | bytearray, weights_hash: bytes) -> bool:
-        from learnchain.ml.codec import compute_encoded_weights_hash
+    async def verify(self, path: Path, weights_hash: bytes) -> bool:
+        from learnchain.ml.weights_file import WeightsFile
 
-        loop = asyncio.get_running_loop()
-        found = await loop.run_in_executor(
-            None, compute_encoded_weights_hash, data, self.template, self.max_bytes
-        )
+        def check() -> bytes:
+            return WeightsFile(path, self.layout, self.max_bytes).compute_hash()
+
+        found = await asyncio.get_running_loop().run_in_executor(None, check)
         return bool(found == weights_hash)
 
 
@@ -107,7 +109,7 @@ async def run_host(args: argparse.Namespace) -> None:
         # A node holds a channel to every validator from its start: open each connection (a
         # fetch of weights nobody has) before the proposal, as the daemon's gossip has.
         for source in sources:
-            await source.fetch_weights(bytes(32), max_bytes)
+            await source.fetch_weights(bytes(32), max_bytes, Path(args.db).parent / "probe")
         print("connected", flush=True)
     maker = endpoints[0]
     plan = compute_spread_plan(endpoints, maker, me) if args.mode == "parts" else None
@@ -140,9 +142,9 @@ def measure(
             for i in range(validators):
                 idle = "net.ipv4.tcp_slow_start_after_idle=0"
                 subprocess.run([*net.launcher(i), "sysctl", "-qw", idle], check=True)
-        with Store(Path(scratch) / "h0") as store:
+        with Store(Path(scratch) / "h0" / "chain.db") as store:
             for model, weights_hash in zip(models, hashes, strict=True):
-                store.weights.put(Hash(weights_hash), [encode_weights(model)])
+                store.weights.put(Hash(weights_hash), encode_weights(model))
         endpoints = [f"{net.address(i)}:{PORT}" for i in range(validators)]
         hosts = [
             subprocess.Popen(
@@ -150,7 +152,7 @@ def measure(
                     *net.launcher(i),
                     *(sys.executable, __file__, "--host", str(i), "--mode", mode),
                     *("--endpoints", ",".join(endpoints)),
-                    *("--size-mb", str(size_mb), "--db", str(Path(scratch) / f"h{i}")),
+                    *("--size-mb", str(size_mb), "--db", str(Path(scratch) / f"h{i}" / "chain.db")),
                 ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,

@@ -28,8 +28,9 @@ import torch
 
 from learnchain.ml.codec import StateDict
 from learnchain.ml.data import Dataset, FloatArray, PartyData
-from learnchain.ml.learner import Learner
+from learnchain.ml.learner import Learner, Weights
 from learnchain.ml.tasks import Task
+from learnchain.ml.training import clone_state
 from learnchain.ml.vote import VoteDecision
 
 ATTACKS = (
@@ -186,7 +187,7 @@ class ByzantineLearner(Learner):
         """Honest updates as this party can estimate them alone: several trainings of its
         own."""
         first = self.seed * 1_000_003 + self._proposals * HONEST_ESTIMATES
-        return [Learner.propose(self, seed=first + i) for i in range(HONEST_ESTIMATES)]
+        return [clone_state(self.train_view(first + i)) for i in range(HONEST_ESTIMATES)]
 
     def _estimate_honest(self) -> list[StateDict]:
         """The honest updates as estimated alone, or pooled with the colluders."""
@@ -211,16 +212,20 @@ class ByzantineLearner(Learner):
             return compute_alie_state(self.current(), self._estimate_honest(), self.alie_z)
         if self.kind == "ipm":
             return compute_ipm_state(self.current(), self._estimate_honest(), IPM_EPSILON)
-        trained = super().propose(seed)
+        trained = clone_state(self.train_view(seed))
         if self.kind == "scaled":
             base = self.current()
             return {k: base[k] + self.boost * (trained[k] - base[k]) for k in trained}
         return trained
 
-    def vote(self, state: StateDict, margin: float | None = None) -> VoteDecision:
+    def propose_view(self, seed: int | None = None) -> StateDict:
+        """What this adversary proposes (its own tensors, which nothing else reuses)."""
+        return self.propose(seed)
+
+    def vote(self, weights: Weights, margin: float | None = None) -> VoteDecision:
         if self.kind == "approve_all":
             return VoteDecision(True, 0.0, 0.0, len(self.data.vote))
-        return super().vote(state, margin)
+        return super().vote(weights, margin)
 
 
 def make_learner(

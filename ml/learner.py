@@ -1,9 +1,13 @@
 """A validator's learner, with colearn's four verbs: propose, evaluate, accept, current.
 
-The learner holds the global model (the chain's current weights) and the node's private data.
-``propose`` trains a copy from the global weights on the training part; ``evaluate`` scores
-weights on the vote part, which is never trained on. Neither changes the global model; only
-``accept`` does.
+The learner holds the global model (the chain's current weights, as a ``TensorSource``: a state
+dict in memory, or a weights file the node stores) and the node's private data. ``propose``
+trains from the global weights on the training part; ``evaluate`` scores weights on the vote
+part, which is never trained on. Neither changes the global model; only ``accept`` does.
+
+One model instance does all of it: each verb loads the weights it needs into it, slice by slice,
+so a learner holds one copy of the model at rest and three while training (the weights, their
+gradients and SGD's momentum), whatever the number of models it scores.
 """
 
 from __future__ import annotations
@@ -11,15 +15,23 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+from torch import nn
 
 from learnchain.ml.codec import StateDict, compute_weights_hash
 from learnchain.ml.data import Dataset, PartyData
 from learnchain.ml.privacy import PrivacyLedger, train_model_dp
 from learnchain.ml.tasks import Task
-from learnchain.ml.training import Evaluation, clone_state, evaluate_state, load_model
+from learnchain.ml.training import Evaluation, clone_state
 from learnchain.ml.vote import VoteDecision, VoteRule
+from learnchain.ml.weights_file import StateSource, TensorSource, WeightsLayout, load_into
 
 MIN_VOTE_SAMPLES = 50  # below this, a party votes on all its data (see Learner.judging_data)
+Weights = StateDict | TensorSource  # what the verbs take: a state dict, or any source of slices
+
+
+def to_source(weights: Weights) -> TensorSource:
+    """Weights as a ``TensorSource``."""
+    return StateSource(weights) if isinstance(weights, dict) else weights
 
 
 class Learner:
@@ -35,35 +47,69 @@ class Learner:
             if task.config.dp_noise_multiplier > 0
             else None
         )
-        self._global = clone_state(task.initial_model().state_dict())
+        self.model = task.initial_model()  # the one instance every verb loads weights into
+        self.layout = WeightsLayout.of_state(self.model.state_dict())
+        self._global: TensorSource = StateSource(clone_state(self.model.state_dict()))
         self._judging = self.judging_data()
         self._global_evaluation: Evaluation | None = None
         self._proposals = 0
 
+    @property
+    def global_source(self) -> TensorSource:
+        """The global weights, as they are held (no copy)."""
+        return self._global
+
     def current(self) -> StateDict:
         """The global weights (a copy)."""
-        return clone_state(self._global)
+        return self.materialize(self._global)
+
+    def materialize(self, weights: Weights) -> StateDict:
+        """Weights as a state dict of their own (a copy)."""
+        if isinstance(weights, dict):
+            return clone_state(weights)
+        return {
+            name: weights.read_flat(name, 0, spec.numel).clone().reshape(spec.shape)
+            for name, spec in self.layout.specs.items()
+        }
 
     def current_hash(self) -> bytes:
         """The canonical hash of the global weights."""
-        return compute_weights_hash(self._global)
+        return compute_weights_hash(self.current())
 
-    def accept(self, state: StateDict) -> None:
-        """Make ``state`` the global model."""
-        self._global = clone_state(state)
+    def accept(self, weights: Weights) -> None:
+        """Make ``weights`` the global model (a state dict is copied; a source is kept)."""
+        self._global = StateSource(clone_state(weights)) if isinstance(weights, dict) else weights
         self._global_evaluation = None
 
+    def load(self, weights: Weights) -> nn.Module:
+        """The learner's model holding ``weights`` (loaded in place, slice by slice)."""
+        load_into(self.model, to_source(weights), self.layout)
+        return self.model
+
     def propose(self, seed: int | None = None) -> StateDict:
-        """Weights trained from the global model on the private training data."""
-        model = load_model(self.task, self._global)
+        """Weights trained from the global model on the private training data (a copy)."""
+        return clone_state(self.train_view(seed))
+
+    def propose_view(self, seed: int | None = None) -> StateDict:
+        """``propose`` without the copy: the trained model's own tensors, valid until the
+        learner's next verb (for writing them out at once)."""
+        return self.train_view(seed)
+
+    def train_view(self, seed: int | None = None) -> StateDict:
+        """Train from the global weights on the training data (``training_data``); the trained
+        model's own tensors (no copy)."""
         run_seed = self.seed * 1_000_003 + self._proposals if seed is None else seed
         self._proposals += 1
         train_data = self.training_data()
-        if self.privacy is not None:
-            model = train_model_dp(self.task, model, train_data, run_seed, self.privacy)
+        if self.privacy is not None:  # Opacus hooks the module it trains: a fresh one each time
+            fresh = self.task.build_model()
+            load_into(fresh, self._global, self.layout)
+            model = train_model_dp(self.task, fresh, train_data, run_seed, self.privacy)
         else:
-            model = self.task.train(model, train_data, run_seed)
-        return clone_state(model.state_dict())
+            model = self.task.train(self.load(self._global), train_data, run_seed)
+        for parameter in model.parameters():
+            parameter.grad = None
+        return {name: tensor.detach() for name, tensor in model.state_dict().items()}
 
     def training_data(self) -> Dataset:
         """What ``propose`` trains on (adversaries override it)."""
@@ -87,9 +133,9 @@ class Learner:
         # the vote set first: ``vote`` scores the recorded number on that part alone
         return Dataset(np.concatenate([vote.x, train.x]), np.concatenate([vote.y, train.y]))
 
-    def evaluate(self, state: StateDict) -> Evaluation:
-        """Per-sample scores of ``state`` on the judging data (``judging_data``)."""
-        return evaluate_state(self.task, state, self._judging)
+    def evaluate(self, weights: Weights) -> Evaluation:
+        """Per-sample scores of ``weights`` on the judging data (``judging_data``)."""
+        return self.task.evaluate(self.load(weights), self._judging)
 
     def evaluate_current(self) -> Evaluation:
         """The global model's scores on the vote set (cached until the next accept)."""
@@ -97,14 +143,15 @@ class Learner:
             self._global_evaluation = self.evaluate(self._global)
         return self._global_evaluation
 
-    def vote(self, state: StateDict, margin: float | None = None) -> VoteDecision:
-        """The vote rule's verdict on ``state`` against the global model (on the judging
-        data), with the task's score of ``state`` on the vote set alone: the number the chain
+    def vote(self, weights: Weights, margin: float | None = None) -> VoteDecision:
+        """The vote rule's verdict on ``weights`` against the global model (on the judging
+        data), with the task's score of them on the vote set alone: the number the chain
         records, never inflated by samples the model trained on. ``margin`` replaces the
         rule's (a verified aggregate is judged by ``task.verified_margin``)."""
-        evaluation = self.evaluate(state)
+        current = self.evaluate_current()
+        evaluation = self.evaluate(weights)
         rule = self.rule if margin is None else replace(self.rule, margin=margin)
-        decision = rule.decide(evaluation, self.evaluate_current())
+        decision = rule.decide(evaluation, current)
         on_vote_set = evaluation.head(len(self.data.vote))
         return replace(
             decision,
@@ -113,11 +160,11 @@ class Learner:
             loss=on_vote_set.loss,
         )
 
-    def loss(self, state: StateDict) -> float:
-        """The mean loss of ``state`` on the judging data (contribution values)."""
-        return float(self.evaluate(state).losses.mean())
+    def loss(self, weights: Weights) -> float:
+        """The mean loss of ``weights`` on the judging data (contribution values)."""
+        return float(self.evaluate(weights).losses.mean())
 
-    def score(self, state: StateDict) -> float:
-        """The task's score of ``state`` on the judging data (higher is better), for
+    def score(self, weights: Weights) -> float:
+        """The task's score of ``weights`` on the judging data (higher is better), for
         screening contributions."""
-        return self.task.score(self.evaluate(state))
+        return self.task.score(self.evaluate(weights))

@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 import struct
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -302,29 +302,30 @@ class WeightsFile:
                 yield chunk
 
 
-def write_weights(
-    path: Path,
-    layout: WeightsLayout,
-    read: Callable[[str, int, int], torch.Tensor],
-    elements: int = SLICE_ELEMENTS,
-) -> bytes:
-    """Write a safetensors file in ``layout`` from ``read(name, start, stop)`` (each slice, in
-    order, cast to the tensor's dtype) and return the weights' canonical hash. The file is
-    written beside ``path`` and renamed onto it once complete."""
+def write_weights(path: Path, layout: WeightsLayout, slices: Iterable[torch.Tensor]) -> bytes:
+    """Write a safetensors file in ``layout`` from ``slices`` (one tensor per range of
+    ``layout.iter_slices()``, in that order, cast to the tensor's dtype) and return the weights'
+    canonical hash. The file is written beside ``path`` and renamed onto it once complete."""
     digest = hashlib.sha256()
     partial = path.with_name(path.name + ".partial")
+    values = iter(slices)
+    current = ""
     with partial.open("wb") as handle:
         handle.write(layout.compute_header())
-        for name, spec in layout.specs.items():
-            update_hash_prefix(digest, name, spec)
-            for start in range(0, spec.numel, elements):
-                stop = min(spec.numel, start + elements)
-                values = read(name, start, stop).reshape(-1).to(spec.dtype)
-                if values.numel() != stop - start:
-                    raise WeightsError(f"{name}: slice [{start}, {stop}) has {values.numel()}")
-                raw = to_bytes(values)
-                digest.update(raw)
-                handle.write(raw)
+        for name, start, stop in layout.iter_slices():
+            spec = layout.specs[name]
+            if name != current:
+                update_hash_prefix(digest, name, spec)
+                current = name
+            value = next(values, None)
+            if value is None:
+                raise WeightsError(f"{name}: no values for elements [{start}, {stop})")
+            flat = value.reshape(-1).to(spec.dtype)
+            if flat.numel() != stop - start:
+                raise WeightsError(f"{name}: [{start}, {stop}) got {flat.numel()} values")
+            raw = to_bytes(flat)
+            digest.update(raw)
+            handle.write(raw)
     partial.replace(path)
     return digest.digest()
 
@@ -333,7 +334,8 @@ def write_state(path: Path, state: Mapping[str, torch.Tensor]) -> bytes:
     """Write a state dict (a model's ``state_dict()``, no copy needed) as a weights file; its
     canonical hash."""
     layout = WeightsLayout.of_state(state)
-    return write_weights(path, layout, StateSource(state).read_flat)
+    source = StateSource(state)
+    return write_weights(path, layout, (source.read_flat(*where) for where in layout.iter_slices()))
 
 
 def load_into(module: torch.nn.Module, source: TensorSource, layout: WeightsLayout) -> None:

@@ -161,6 +161,7 @@ class Node:
                 config.data,
                 config.attack,
                 self.genesis_state.model_hash,
+                self.io.store.weights,
             )
         except InitialModelMismatch as error:
             raise ConfigError(f"{self.home / GENESIS_FILE}: {error}") from None
@@ -174,7 +175,6 @@ class Node:
         except MLError as error:  # the node's data file
             raise ConfigError(f"{self.home / CONFIG_FILE}: {error}") from None
         weights = self._create_weights_pool(learning)
-        await weights.store(learning.current_encoded())
         self.app = app = LearningApp(
             learning,
             weights,

@@ -5,32 +5,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import torch
 
 from learnchain.consensus.types import Hash
 from learnchain.ml.adversaries import POISONING_ATTACKS, make_learner
-from learnchain.ml.aggregate import Contribution as MLContribution
-from learnchain.ml.aggregate import aggregate_contributions, is_rule_aggregate
-from learnchain.ml.codec import (
-    StateDict,
-    WeightsBytes,
-    compute_encoded_weights_hash,
-    compute_weights_hash,
-    decode_weights,
-    encode_weights,
+from learnchain.ml.aggregate import (
+    ListedSource,
+    get_aggregation_rule,
+    is_rule_aggregate_of,
+    iter_aggregate,
 )
-from learnchain.ml.contribution_value import compute_contribution_values
+from learnchain.ml.codec import StateDict
+from learnchain.ml.contribution_value import compute_values_of
 from learnchain.ml.data import describe_scaling, load_digits_party, split_train_vote
 from learnchain.ml.errors import MLError
 from learnchain.ml.learner import Learner
 from learnchain.ml.tasks import TaskConfig, get_task
 from learnchain.ml.vote import VoteDecision
+from learnchain.ml.weights_file import TensorSource, WeightsFile, write_state, write_weights
 from learnchain.node.files import DataSource
 
 T = TypeVar("T")
@@ -39,10 +37,21 @@ log = logging.getLogger("learnchain.learning")
 
 @dataclass(frozen=True)
 class EncodedWeights:
-    """Weights as they travel and are stored: canonical hash and safetensors bytes."""
+    """Weights as they travel and are stored: their canonical hash and their file (safetensors,
+    in the node's weights store)."""
 
     weights_hash: Hash
-    data: bytes
+    path: Path
+
+    def read_small(self, limit: int) -> bytes:
+        """The file's bytes when it is at most ``limit`` bytes (pushed beside a message), else
+        empty."""
+        try:
+            if self.path.stat().st_size > limit:
+                return b""
+            return self.path.read_bytes()
+        except FileNotFoundError:
+            return b""
 
 
 def load_learner(task_config: TaskConfig, source: DataSource, seed: int, attack: str) -> Learner:
@@ -64,10 +73,15 @@ class InitialModelMismatch(ValueError):
 
 
 def load_learning_worker(
-    task_config: TaskConfig, source: DataSource, attack: str, genesis_model: Hash
+    task_config: TaskConfig,
+    source: DataSource,
+    attack: str,
+    genesis_model: Hash,
+    files: WeightsFiles,
 ) -> LearningWorker:
-    """The learning worker over this node's data, once its initial model is the genesis one."""
-    worker = LearningWorker(load_learner(task_config, source, source.party, attack))
+    """The learning worker over this node's data, once its initial model is the genesis one
+    (stored with the node's weights, and from then on read from there)."""
+    worker = LearningWorker(load_learner(task_config, source, source.party, attack), files)
     if worker.current_hash() != genesis_model:
         worker.close()
         raise InitialModelMismatch(
@@ -77,9 +91,16 @@ def load_learning_worker(
     return worker
 
 
-def encode(state: StateDict) -> EncodedWeights:
-    """Canonical hash and bytes of a state dict."""
-    return EncodedWeights(Hash(compute_weights_hash(state)), encode_weights(state))
+class WeightsFiles(Protocol):
+    """Where the worker writes weights (the node's weights store)."""
+
+    def new_partial(self) -> Path:
+        """A fresh path for weights being written."""
+        ...
+
+    def adopt(self, partial: Path, weights_hash: Hash) -> Path:
+        """Move written weights into place under their hash."""
+        ...
 
 
 # The learner's verbs (function names) by the kind of work the metrics report.
@@ -97,11 +118,17 @@ WORK_KINDS = {
 
 
 class LearningWorker:
-    """Runs the learner's verbs in one worker thread, in order (torch is not re-entrant here)."""
+    """Runs the learner's verbs in one worker thread, in order (torch is not re-entrant here).
 
-    def __init__(self, learner: Learner) -> None:
+    Weights come and go as files (``WeightsFile``: checked against the model's layout, read
+    slice by slice); what the worker writes (contributions, aggregates) it writes slice by slice
+    into the node's weights store, hashing as it writes. The global model is the committed
+    model's file; the model before it (server momentum's last step) is that model's file."""
+
+    def __init__(self, learner: Learner, files: WeightsFiles) -> None:
         self.learner = learner
-        self.template = learner.current()
+        self.files = files
+        self.layout = learner.layout
         self.max_bytes = learner.task.config.max_weights_bytes
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="learner")
         # Checking arriving weights against their hash needs no learner state, so it does not
@@ -109,15 +136,18 @@ class LearningWorker:
         self._checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="weights-check")
         # the model committed before the current one (server momentum's last step), its hash,
         # and whether momentum is off until the next model (after a failed attempt)
-        self._previous_global: StateDict | None = None
+        self._previous_global: TensorSource | None = None
         self.previous_hash: Hash | None = None
         self.momentum_forgotten = False
-        self._current_hash = Hash(learner.current_hash())  # changes only in accept()
         self.learner_seconds = 0.0  # wall time the learner thread spent working
         # reports each piece of work: (train|evaluate|aggregate|check|accept, seconds)
         self.observe_work: Callable[[str, float], None] = lambda _work, _seconds: None
         self.checker_seconds = 0.0  # wall time the checker thread spent working
         torch.set_num_threads(1)
+        initial = self._write(learner.current())
+        self._current_hash = initial.weights_hash  # changes only in accept()
+        self.current_path = initial.path
+        learner.accept(self.open(initial.path))
 
     @property
     def is_poisoner(self) -> bool:
@@ -150,24 +180,35 @@ class LearningWorker:
             )
             self.observe_work(WORK_KINDS.get(name, "other"), ended - started)
 
-    def decode(self, data: WeightsBytes) -> StateDict:
-        """Checked weights (WeightsError when they do not fit the task's model)."""
-        return decode_weights(data, self.template, self.max_bytes)
+    def open(self, path: Path) -> WeightsFile:
+        """Weights in a file, checked against the model's layout (WeightsError if not)."""
+        return WeightsFile(path, self.layout, self.max_bytes)
+
+    def _write(self, state: StateDict) -> EncodedWeights:
+        """Write ``state`` into the store, hashing it on the way."""
+        partial = self.files.new_partial()
+        weights_hash = Hash(write_state(partial, state))
+        return EncodedWeights(weights_hash, self.files.adopt(partial, weights_hash))
+
+    def _write_slices(self, slices: Iterable[torch.Tensor]) -> EncodedWeights:
+        partial = self.files.new_partial()
+        weights_hash = Hash(write_weights(partial, self.layout, slices))
+        return EncodedWeights(weights_hash, self.files.adopt(partial, weights_hash))
 
     async def propose(self) -> EncodedWeights:
         """Train from the global model (solo proposals and aggregate contributions)."""
-        state = await self._run(self.learner.propose)
-        return await self._run(encode, state)
 
-    async def verify(self, data: WeightsBytes, weights_hash: Hash) -> bool:
-        """True when ``data`` fits the task's model and has the canonical ``weights_hash``."""
+        def propose() -> EncodedWeights:
+            return self._write(self.learner.propose_view())
+
+        return await self._run(propose)
+
+    async def verify(self, path: Path, weights_hash: Hash) -> bool:
+        """True when the file fits the task's model and has the canonical ``weights_hash``."""
 
         def check() -> bool:
             try:
-                return (
-                    compute_encoded_weights_hash(data, self.template, self.max_bytes)
-                    == weights_hash
-                )
+                return self.open(path).compute_hash() == weights_hash
             except MLError:
                 return False
 
@@ -176,102 +217,113 @@ class LearningWorker:
         )
         return result
 
-    async def vote(self, data: WeightsBytes, margin: float | None = None) -> VoteDecision:
-        """Decode and score proposed weights on the vote set; the rule's verdict (with
-        ``margin`` instead of the rule's, for a verified aggregate)."""
+    async def vote(self, path: Path, margin: float | None = None) -> VoteDecision:
+        """Score proposed weights on the vote set; the rule's verdict (with ``margin`` instead
+        of the rule's, for a verified aggregate)."""
 
         def decide() -> VoteDecision:
-            return self.learner.vote(self.decode(data), margin)
+            return self.learner.vote(self.open(path), margin)
 
         result: VoteDecision = await self._run(decide)
         return result
 
-    async def accept(self, data: WeightsBytes) -> None:
-        """Make committed weights the global model."""
+    async def accept(self, path: Path, weights_hash: Hash) -> None:
+        """Make committed weights (stored under ``weights_hash``) the global model."""
 
-        await self._run(self._accept, data)
+        await self._run(self._accept, path, weights_hash)
 
-    def _accept(self, data: WeightsBytes) -> None:
-        state = self.decode(data)
-        weights_hash = Hash(compute_weights_hash(state))
+    def _accept(self, path: Path, weights_hash: Hash) -> None:
         if weights_hash == self._current_hash:
             return  # already the global model (an early contribution took it before the commit)
-        self._previous_global = self.learner.current()
+        self._previous_global = self.learner.global_source
         self.previous_hash = self._current_hash
         self.momentum_forgotten = False
-        self.learner.accept(state)
+        self.learner.accept(self.open(path))
         self._current_hash = weights_hash
+        self.current_path = path
 
-    async def propose_from(self, data: WeightsBytes) -> EncodedWeights:
-        """Make ``data`` the global model and train from it, in one step of the worker (so that
-        no other accept comes between)."""
+    async def propose_from(self, path: Path, weights_hash: Hash) -> EncodedWeights:
+        """Make the weights at ``path`` the global model and train from them, in one step of the
+        worker (so that no other accept comes between)."""
 
         def accept_and_train() -> EncodedWeights:
-            self._accept(data)
-            return encode(self.learner.propose())
+            self._accept(path, weights_hash)
+            return self._write(self.learner.propose_view())
 
         return await self._run(accept_and_train)
 
+    def _listed(self, contributions: Sequence[tuple[str, Path, int]]) -> list[ListedSource]:
+        return [ListedSource(c, self.open(path), samples) for c, path, samples in contributions]
+
     async def aggregate(
-        self, contributions: list[tuple[str, WeightsBytes, int]], population: int = 0
+        self, contributions: list[tuple[str, Path, int]], population: int = 0
     ) -> tuple[EncodedWeights, list[str]]:
-        """Robustly combine (contributor, weights bytes, samples) into one proposal, among
-        ``population`` validators. A poisoner (testing) screens nothing out: it chose its list
-        (``compute_attack_listing``)."""
+        """Robustly combine (contributor, weights file, samples) into one proposal, among
+        ``population`` validators, slice by slice into the store. A poisoner (testing) screens
+        nothing out: it chose its list (``compute_attack_listing``)."""
         config = self.learner.task.config
-        screen = None if self.is_poisoner else self.learner.score
 
         def combine() -> tuple[EncodedWeights, list[str]]:
-            decoded = []
-            for contributor, data, samples in contributions:
+            listed = []
+            for contributor, path, samples in contributions:
                 try:
-                    decoded.append(MLContribution(contributor, self.decode(data), samples))
-                except ValueError:
-                    continue
-            state, used = aggregate_contributions(
-                self.learner.current(),
-                decoded,
-                config.aggregation,
-                screen,
-                config.screen_margin,
-                momentum=config.server_momentum,
-                previous_global=self._previous_global,
-                population=population,
+                    listed.append(ListedSource(contributor, self.open(path), samples))
+                except MLError as error:
+                    log.warning("contribution of %s unusable: %s", contributor[:12], error)
+            strategy = get_aggregation_rule(config.aggregation)
+            strategy.population = population
+            usable = sorted((c for c in listed if c.samples > 0), key=lambda c: c.contributor)
+            if strategy.screens and not self.is_poisoner and len(usable) > 1:
+                scores = [self.learner.score(c.source) for c in usable]
+                median_score = float(torch.tensor(scores).median())
+                usable = [
+                    c
+                    for c, s in zip(usable, scores, strict=True)
+                    if s >= median_score - config.screen_margin
+                ]
+            if not usable:
+                return EncodedWeights(self._current_hash, self.current_path), []
+            weights = self._write_slices(
+                iter_aggregate(
+                    self.learner.global_source,
+                    usable,
+                    strategy,
+                    self.layout,
+                    config.server_momentum,
+                    self._previous_global,
+                )
             )
-            return encode(state), used
+            return weights, [c.contributor for c in usable]
 
         result: tuple[EncodedWeights, list[str]] = await self._run(combine)
         return result
 
     async def check_aggregate(
         self,
-        data: WeightsBytes,
-        contributions: list[tuple[str, WeightsBytes, int]],
+        path: Path,
+        contributions: list[tuple[str, Path, int]],
         population: int = 0,
     ) -> bool:
-        """True when proposed weights ``data`` are the task's aggregation rule applied to every
-        one of (contributor, weights bytes, samples) among ``population`` validators, as this
-        node would have computed them (ProcessProposal re-executing the proposer's work, §3.7)."""
+        """True when proposed weights at ``path`` are the task's aggregation rule applied to
+        every one of (contributor, weights file, samples) among ``population`` validators, as
+        this node would have computed them (ProcessProposal re-executing the proposer's work,
+        §3.7), slice by slice."""
         config = self.learner.task.config
 
         def recompute() -> bool:
             try:
-                proposed = self.decode(data)
-                listed = [
-                    MLContribution(contributor, self.decode(weights), samples)
-                    for contributor, weights, samples in contributions
-                ]
+                return is_rule_aggregate_of(
+                    self.open(path),
+                    self.learner.global_source,
+                    self._listed(contributions),
+                    config.aggregation,
+                    self.layout,
+                    config.server_momentum,
+                    self._previous_global,
+                    population,
+                )
             except MLError:
                 return False
-            return is_rule_aggregate(
-                proposed,
-                self.learner.current(),
-                listed,
-                config.aggregation,
-                config.server_momentum,
-                self._previous_global,
-                population,
-            )
 
         result: bool = await self._run(recompute)
         return result
@@ -284,45 +336,53 @@ class LearningWorker:
         self.previous_hash = None
         self.momentum_forgotten = True
 
-    async def restore_previous(self, previous: Hash, data: WeightsBytes, current: Hash) -> None:
-        """Make ``data`` (the chain's model ``previous``, the one before ``current``, checked
-        against its hash by the weights pool) the last step's start, when the learner holds
-        ``current`` and momentum is on: after a restart or a catch-up the learner's own last step
-        is not the chain's (§3.7)."""
+    async def restore_previous(self, previous: Hash, path: Path, current: Hash) -> None:
+        """Make the file at ``path`` (the chain's model ``previous``, the one before
+        ``current``, checked against its hash by the weights pool) the last step's start, when
+        the learner holds ``current`` and momentum is on: after a restart or a catch-up the
+        learner's own last step is not the chain's (§3.7)."""
 
         def restore() -> None:
             if self._current_hash != current or self.momentum_forgotten:
                 return
-            self._previous_global = self.decode(data)
+            self._previous_global = self.open(path)
             self.previous_hash = previous
 
         await self._run(restore)
 
     async def appraise(
         self,
-        contributions: list[tuple[str, WeightsBytes, int]],
-        screened: Sequence[tuple[str, WeightsBytes, int]] = (),
+        contributions: list[tuple[str, Path, int]],
+        screened: Sequence[tuple[str, Path, int]] = (),
     ) -> list[float]:
-        """Each (contributor, weights bytes, samples)'s value on this party's data
+        """Each (contributor, weights file, samples)'s value on this party's data
         (ml/contribution_value.py), in the order given, then each screened-out one's; MLError
-        when one does not decode."""
+        when one does not fit the model."""
 
         def measure() -> list[float]:
-            decoded, left_out = (
-                [
-                    MLContribution(contributor, self.decode(data), samples)
-                    for contributor, data, samples in group
-                ]
-                for group in (contributions, screened)
-            )
-            return compute_contribution_values(
-                self.learner.current(),
-                decoded,
-                self.learner.loss,
-                self.learner.score,
-                self.learner.task.config.harm_margin,
-                left_out,
-            )
+            named = [c.source for c in self._listed([*contributions, *screened])]
+            scratch: list[Path] = []
+
+            def materialize(slices: Iterable[torch.Tensor]) -> TensorSource:
+                partial = self.files.new_partial()
+                scratch.append(partial)
+                write_weights(partial, self.layout, slices)
+                return self.open(partial)
+
+            try:
+                return compute_values_of(
+                    self.learner.global_source,
+                    named,
+                    len(contributions),
+                    self.learner.loss,
+                    self.learner.score,
+                    self.learner.task.config.harm_margin,
+                    self.layout,
+                    materialize,
+                )
+            finally:
+                for path in scratch:
+                    path.unlink(missing_ok=True)
 
         result: list[float] = await self._run(measure)
         return result
@@ -332,8 +392,8 @@ class LearningWorker:
         return self._current_hash
 
     def current_encoded(self) -> EncodedWeights:
-        """The global model, encoded."""
-        return encode(self.learner.current())
+        """The global model's hash and file."""
+        return EncodedWeights(self._current_hash, self.current_path)
 
     def close(self) -> None:
         """Stop the worker thread."""

@@ -22,6 +22,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Protocol
 
 from learnchain.consensus.crypto import PrivateKey
@@ -32,7 +33,6 @@ from learnchain.consensus.state import ChainState
 from learnchain.consensus.types import Hash, Height, Signature, VoteType
 from learnchain.consensus.validators import ValidatorSet, compute_proposer_of_round
 from learnchain.ml.adversaries import compute_attack_listing
-from learnchain.ml.codec import WeightsBytes
 from learnchain.ml.errors import MLError
 from learnchain.node.background import Background
 from learnchain.node.contribution_pool import ContributionPool, compute_awaited_contributors
@@ -201,7 +201,7 @@ class LearningApp:
         if data is None:
             return Verdict(False)
         state = self._consensus.state
-        inputs: list[tuple[str, WeightsBytes, int]] = []
+        inputs: list[tuple[str, Path, int]] = []
         margin: float | None = None
         if state.params.mode == Mode.AGGREGATE:
             inputs = await self._fetch_contributions(state, request.block.contributions)
@@ -227,7 +227,7 @@ class LearningApp:
         return Verdict(decision.approve, score, values)
 
     async def _is_verified_aggregate(
-        self, block: Block, data: WeightsBytes, inputs: list[tuple[str, WeightsBytes, int]]
+        self, block: Block, data: Path, inputs: list[tuple[str, Path, int]]
     ) -> bool:
         """True when the proposed weights are the aggregation rule's output from every
         contribution the block lists (§3.7): a proposer cannot propose weights of its own."""
@@ -245,7 +245,7 @@ class LearningApp:
         return True
 
     async def _appraise_contributions(
-        self, block: Block, inputs: list[tuple[str, WeightsBytes, int]]
+        self, block: Block, inputs: list[tuple[str, Path, int]]
     ) -> tuple[int, ...]:
         """This node's appraisal of each of a block's contributions (fetched, in order), then of
         each one its proposer screened out, on its own data, in micro-units (the precommit's
@@ -338,9 +338,9 @@ class LearningApp:
         aggregates and its checks of others' use the same server momentum (§3.7)."""
         if not await self.model.ready():
             return
-        data = await self.weights.get(previous)
-        if data is not None:
-            await self.learning.restore_previous(previous, data, model_hash)
+        path = await self.weights.get(previous)
+        if path is not None:
+            await self.learning.restore_previous(previous, path, model_hash)
 
     def resume(self) -> None:
         """Train for the current model unless that has begun: at a commit, or once a catch-up
@@ -446,14 +446,17 @@ class LearningApp:
         return Contributors.of(arrived, awaited, state.validators, state.params.threshold)
 
     def weights_in_use(self) -> set[Hash]:
-        """Weights this height's work still needs (kept from pruning)."""
+        """Weights this height's work still needs (kept from pruning), and the models the
+        learner holds."""
         in_use = set(self.contributions.iter_weights_hashes())
         if self.proposed is not None:
             in_use.add(self.proposed.weights_hash)
+        in_use.add(self.learning.current_hash())  # the learner reads its models from their files
+        if self.learning.previous_hash is not None:
+            in_use.add(self.learning.previous_hash)
         return in_use
 
     async def _propose(self, weights: EncodedWeights) -> ModelUpdate:
-        await self.weights.store(weights)
         self.weights.publish(weights.weights_hash)
         self.proposed = weights
         return ModelUpdate(weights.weights_hash)
@@ -489,32 +492,32 @@ class LearningApp:
 
     async def _fetch_contributions(
         self, state: ChainState, contributions: Sequence[Contribution]
-    ) -> list[tuple[str, WeightsBytes, int]]:
+    ) -> list[tuple[str, Path, int]]:
         """(contributor id, weights, samples) of each of ``contributions`` whose weights could
         be fetched, in order: what the learning worker aggregates or appraises."""
         fetched = await asyncio.gather(
             *(self._get_contribution_weights(state, c) for c in contributions)
         )
         return [
-            (c.validator.hex(), data, c.samples)
-            for c, data in zip(contributions, fetched, strict=True)
-            if data is not None
+            (c.validator.hex(), path, c.samples)
+            for c, path in zip(contributions, fetched, strict=True)
+            if path is not None
         ]
 
     async def _get_contribution_weights(
         self, state: ChainState, contribution: Contribution
-    ) -> WeightsBytes | None:
+    ) -> Path | None:
         member = state.validators.get_validator(contribution.validator)
         return await self.weights.get(
             contribution.weights_hash, member.endpoint if member else None
         )
 
     async def _train_early(self, model_hash: Hash) -> EncodedWeights | None:
-        data = await self.weights.get(model_hash)
-        if data is None:
+        path = await self.weights.get(model_hash)
+        if path is None:
             return None
         try:
-            return await self.learning.propose_from(data)
+            return await self.learning.propose_from(path, model_hash)
         except MLError as error:
             log.debug("early contribution failed: %s", error)
             return None
@@ -543,7 +546,6 @@ class LearningApp:
             except MLError as error:
                 log.warning("no contribution this round: %s", error)
                 return
-        await self.weights.store(weights)
         contribution = self._sign_contribution(state, weights.weights_hash)
         if self._is_current_model(state):
             self.contributions.add(contribution)

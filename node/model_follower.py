@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Protocol
 
 from learnchain.consensus.types import Hash
-from learnchain.ml.codec import WeightsBytes
 from learnchain.node.background import Background
 
 RETRY_SECONDS = 0.5  # no peer has the chain's model yet: ask again after this
@@ -26,8 +26,8 @@ class ModelHolder(Protocol):
         """The global model's canonical hash."""
         ...
 
-    async def accept(self, data: WeightsBytes) -> None:
-        """Make committed weights the global model."""
+    async def accept(self, path: Path, weights_hash: Hash) -> None:
+        """Make committed weights (their stored file) the global model."""
         ...
 
 
@@ -38,7 +38,7 @@ class ModelFollower:
         self,
         learner: ModelHolder,
         chain_model: Callable[[], Hash],
-        get_weights: Callable[[Hash], Awaitable[WeightsBytes | None]],
+        get_weights: Callable[[Hash], Awaitable[Path | None]],
         patience: float,
     ) -> None:
         self._learner = learner
@@ -58,11 +58,11 @@ class ModelFollower:
     async def _follow(self) -> None:
         while self._learner.current_hash() != self._chain_model():
             target = self._chain_model()
-            data = await self._get_weights(target)
-            if data is None:
+            path = await self._get_weights(target)
+            if path is None:
                 await asyncio.sleep(RETRY_SECONDS)  # the chain keeps going meanwhile
                 continue
-            await self._learner.accept(data)
+            await self._learner.accept(path, target)
 
     async def ready(self) -> bool:
         """Wait (at most ``patience`` seconds) until the learner holds the chain's model."""

@@ -45,9 +45,7 @@ __all__ = ["HelloError", "PeerManager"]
 def compute_inline_weights(weights: EncodedWeights | None) -> bytes:
     """The bytes to push beside the message naming ``weights``: all of them when small enough,
     else none (peers fetch them with FetchWeights)."""
-    if weights is None or len(weights.data) > INLINE_WEIGHTS_BYTES:
-        return b""
-    return weights.data
+    return b"" if weights is None else weights.read_small(INLINE_WEIGHTS_BYTES)
 
 
 class PeerManager:

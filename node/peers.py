@@ -16,6 +16,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import grpc
 
@@ -231,39 +232,37 @@ class Peer:
             self._mark_seen()
         return response
 
-    async def fetch_weights(self, weights_hash: bytes, max_bytes: int) -> bytearray | None:
-        """Stream weights from this peer into one buffer (None when it does not have them, sends
-        more than ``max_bytes`` or than the size it announced, or stalls: no chunk within
-        ``FETCH_STALL_SECONDS``, so a hung peer costs seconds, not the whole fetch)."""
-        buffer = bytearray()
-        size = 0
+    async def fetch_weights(self, weights_hash: bytes, max_bytes: int, into: Path) -> bool:
+        """Stream weights from this peer into the file ``into``; False when it does not have
+        them, sends more than ``max_bytes`` or than the size it announced, or stalls (no chunk
+        within ``FETCH_STALL_SECONDS``, so a hung peer costs seconds, not the whole fetch)."""
+        total = size = 0
         call = self.stub.FetchWeights(self._sign_fetch(weights_hash))
         try:
-            while True:
-                chunk = await asyncio.wait_for(call.read(), FETCH_STALL_SECONDS)
-                if chunk is grpc.aio.EOF:
-                    break
-                if not buffer and chunk.total_size:
-                    if chunk.total_size > max_bytes:
-                        return None
-                    buffer = bytearray(chunk.total_size)  # filled in place: one copy in memory
-                elif not buffer:
-                    return None  # the first chunk must announce the size
-                if size + len(chunk.data) > len(buffer):
-                    return None
-                buffer[size : size + len(chunk.data)] = chunk.data
-                size += len(chunk.data)
-                self.count_weights_bytes("received", len(chunk.data))
+            with into.open("wb") as handle:
+                while True:
+                    chunk = await asyncio.wait_for(call.read(), FETCH_STALL_SECONDS)
+                    if chunk is grpc.aio.EOF:
+                        break
+                    if not total:
+                        if not 0 < chunk.total_size <= max_bytes:
+                            return False  # the first chunk must announce a size within limits
+                        total = chunk.total_size
+                    if size + len(chunk.data) > total:
+                        return False
+                    handle.write(chunk.data)
+                    size += len(chunk.data)
+                    self.count_weights_bytes("received", len(chunk.data))
         except TimeoutError:
             self.connected = False
             log.debug("peer %s FetchWeights stalled", self.address)
-            return None
+            return False
         except grpc.aio.AioRpcError:
-            return None
+            return False
         finally:
             call.cancel()
         self._mark_seen()
-        return buffer if buffer and size == len(buffer) else None
+        return total > 0 and size == total
 
     async def stream_parts(
         self, weights_hash: bytes, stripe: int, stripes: int, max_bytes: int

@@ -1,14 +1,16 @@
-"""The node's LevelDB store (plyvel): blocks, commits, state, sign state and weight chunks.
+"""The node's LevelDB store (plyvel): blocks, commits, state and sign state; and, beside it, the
+weights files (``store.weights``, node/weights_store.py: ``data/weights/<hash>.safetensors``).
 
 Keys (one prefix byte each): ``b``+height -> block, ``h``+hash -> height, ``c``+height -> commit,
 ``l``+height -> the learning record after that block, ``t``+tx hash -> (height, index),
-``s`` -> latest state, ``p`` -> sign state, ``w``+weights hash -> chunk manifest, ``k``+chunk
-hash -> chunk, ``v`` -> the store format (``STORE_FORMAT``: a build refuses, saying why, a
-database another format wrote). A block, its commit and the state it produces go in one write
-batch with ``sync=True``: after a crash the store holds either the old height or the new one,
-never half. Weights are content-addressed chunks
-(``store.weights``, node/weights_store.py), so they stream in and out without whole copies in
-memory.
+``s`` -> latest state, ``p`` -> sign state, ``v`` -> the store format (``STORE_FORMAT``: a build
+refuses, saying why, a database another format wrote, and migrates one it knows how to). A
+block, its commit and the state it produces go in one write batch with ``sync=True``: after a
+crash the store holds either the old height or the new one, never half.
+
+Format 1 kept weights in LevelDB too, as content-addressed 1 MiB chunks (``w``+weights hash ->
+chunk manifest, ``k``+chunk hash -> chunk); opening such a store moves them into files
+(``migrate_weights_to_files``) and records format 2.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from learnchain.consensus.events import SignState
 from learnchain.consensus.learning_record import LearningRecord
 from learnchain.consensus.messages import Block, Commit
 from learnchain.consensus.state import ChainState
-from learnchain.consensus.types import Hash, Height
+from learnchain.consensus.types import HASH_LENGTH, Hash, Height
 from learnchain.node.store_error import StoreError
-from learnchain.node.weights_store import WeightsStore
+from learnchain.node.weights_store import WEIGHTS_DIR, WeightsStore
 from learnchain.node.wire import (
     block_from_proto,
     block_to_proto,
@@ -49,7 +51,8 @@ T = TypeVar("T")
 WRITE_BUFFER_BYTES = 8 << 20
 # Bump whenever what is stored changes its encoding (a block header field, the state's fields, a
 # vote extension...): tests/node/test_store.py pins the bytes of a small chain to catch it.
-STORE_FORMAT = 1
+STORE_FORMAT = 2
+FORMAT_WITH_WEIGHTS_IN_LEVELDB = 1  # migrated at open: weights moved into files
 _FORMAT = struct.Struct(">I")
 _HEIGHT = struct.Struct(">Q")
 _TX_PLACE = struct.Struct(">QI")  # height, index in the block
@@ -87,6 +90,10 @@ class Store:
         # deletes every table file of the old as obsolete (all committed blocks gone, silently).
         existing = self.path.is_dir() and any(self.path.iterdir())
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreError(f"{self.path}: cannot create its folder ({error.strerror})") from None
+        try:
             self._db = plyvel.DB(
                 str(self.path),
                 create_if_missing=not existing,
@@ -106,7 +113,7 @@ class Store:
                     f"{compute_recovery(self.path)}"
                 ) from error
             raise StoreError(f"{self.path}: cannot open the database ({error})") from error
-        self.weights = WeightsStore(self._db, self.path)
+        self.weights = WeightsStore(self.path.parent / WEIGHTS_DIR)
         if check:
             self.check_format()
             self.check_integrity()
@@ -121,6 +128,9 @@ class Store:
         """Record ``STORE_FORMAT`` in a database that holds no chain yet; StoreError saying what
         to do when the stored chain is in another format."""
         found = self.get_format()
+        if found == FORMAT_WITH_WEIGHTS_IN_LEVELDB:
+            self.migrate_weights_to_files()
+            found = self.get_format()
         if found == STORE_FORMAT:
             return
         if found is None and self._db.get(_STATE_KEY) is None:
@@ -137,6 +147,27 @@ class Store:
             f"`learnchain unsafe-reset-all --home {self.path.parent.parent}` and let the node "
             "sync from its peers (the node key and the double-sign guard are kept)"
         )
+
+    def migrate_weights_to_files(self) -> int:
+        """Format 1 to 2: every weights' chunks out of LevelDB into a file under its hash (each
+        file complete before its keys go), then format 2 recorded; how many weights moved."""
+        moved = 0
+        for key, manifest in list(self._db.iterator(prefix=b"w")):
+            chunks = []
+            for offset in range(8, len(manifest), HASH_LENGTH):
+                chunk = self._db.get(b"k" + manifest[offset : offset + HASH_LENGTH])
+                if chunk is None:
+                    break  # never complete: fetched again from peers when needed
+                chunks.append(chunk)
+            else:
+                self.weights.put(Hash(key[1:]), b"".join(chunks))
+                moved += 1
+        with self._db.write_batch(transaction=True, sync=True) as batch:
+            for prefix in (b"w", b"k"):
+                for key in self._db.iterator(prefix=prefix, include_value=False):
+                    batch.delete(key)
+            batch.put(_FORMAT_KEY, _FORMAT.pack(STORE_FORMAT))
+        return moved
 
     def close(self) -> None:
         """Release the database."""

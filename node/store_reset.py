@@ -18,6 +18,7 @@ from learnchain.consensus.events import SignState
 from learnchain.node.files import DATA_DIR
 from learnchain.node.store import Store
 from learnchain.node.store_error import StoreError
+from learnchain.node.weights_store import WEIGHTS_DIR
 
 DATABASE = "chain.db"
 
@@ -49,6 +50,7 @@ def reset_chain(home: Path) -> tuple[bool, SignState | None]:
         return False, None
     sign_state = read_sign_state(path)
     shutil.rmtree(path)
+    shutil.rmtree(path.parent / WEIGHTS_DIR, ignore_errors=True)
     if sign_state is not None:
         with Store(path) as store:
             store.save_sign_state(sign_state)

@@ -14,8 +14,10 @@ slow, or sees another validator set) is fetched from the maker at the end.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 PART_BYTES = 256 * 1024
@@ -72,18 +74,22 @@ def compute_part_slice(size: int, part: int) -> slice:
 
 
 class PartialWeights:
-    """Weights arriving part by part; each part can be served as soon as it is here."""
+    """Weights arriving part by part into a file; each part can be served as soon as it is
+    here. ``complete`` weights (a stored file) are served from the file they are in."""
 
-    def __init__(self, size: int, data: bytes | bytearray | None = None) -> None:
+    def __init__(self, size: int, path: Path, complete: bool = False) -> None:
         self.size = size
-        self.buffer = bytearray(size) if data is None else bytearray(data)
+        self.path = path
         self.parts = compute_part_count(size)
         self._arrived = [asyncio.Event() for _ in range(self.parts)]
         self._missing = self.parts
-        if data is not None:
+        if complete:
             for event in self._arrived:
                 event.set()
             self._missing = 0
+        else:
+            with path.open("wb") as handle:
+                handle.truncate(size)
 
     def has(self, part: int) -> bool:
         """True once ``part`` is here."""
@@ -97,7 +103,11 @@ class PartialWeights:
         if len(data) != where.stop - where.start:
             return False
         if not self.has(part):
-            self.buffer[where] = data
+            descriptor = os.open(self.path, os.O_WRONLY)
+            try:
+                os.pwrite(descriptor, data, where.start)
+            finally:
+                os.close(descriptor)
             self._arrived[part].set()
             self._missing -= 1
         return True
@@ -113,7 +123,15 @@ class PartialWeights:
             await asyncio.wait_for(self._arrived[part].wait(), timeout)
         except TimeoutError:
             return None
-        return bytes(memoryview(self.buffer)[compute_part_slice(self.size, part)])
+        where = compute_part_slice(self.size, part)
+        try:
+            descriptor = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:  # pruned meanwhile
+            return None
+        try:
+            return os.pread(descriptor, where.stop - where.start, where.start)
+        finally:
+            os.close(descriptor)
 
 
 async def iter_stripe(
@@ -135,12 +153,14 @@ async def fetch_in_parts(
     stripe: int,
     stripes: int,
     max_bytes: int,
+    new_path: Callable[[], Path],
     on_start: Callable[[PartialWeights], None] | None = None,
 ) -> PartialWeights | None:
     """Fetch weights as one of ``stripes`` receivers: stripe ``stripe`` from the maker, stripe
     i from ``stripe_owners[i]``, then anything missing from the maker; the weights, or None
     when they could not all be fetched (their hash is the caller's to check). ``on_start`` gets
-    the partial weights once their size is known, so that this node can serve them meanwhile."""
+    the partial weights once their size is known, so that this node can serve them meanwhile;
+    they arrive into a file at ``new_path()``."""
     partial: PartialWeights | None = None
 
     async def stream(source: PartsSource, index: int, count: int) -> None:
@@ -149,7 +169,7 @@ async def fetch_in_parts(
             if partial is None:
                 if not 0 < total <= max_bytes:
                     return
-                partial = PartialWeights(total)
+                partial = PartialWeights(total, new_path())
                 if on_start is not None:
                     on_start(partial)
             if partial.size != total or not partial.put(part, data) or partial.complete:

@@ -1,103 +1,113 @@
-"""Model weights as content-addressed chunks in the node's LevelDB.
+"""Model weights as content-addressed files: ``data/weights/<hash>.safetensors``.
 
-Keys: ``w`` + weights hash -> manifest (8-byte size, then each chunk's SHA-256), ``k`` + chunk
-hash -> chunk. Weights stream in and out chunk by chunk, without whole copies in memory.
+A file is the weights' safetensors bytes, named by their canonical hash (ml.codec), and only
+ever put there whole: weights arrive (or are written by this node's learner) into ``partial/``
+and are renamed into place once their hash is checked, so a file under its hash is always those
+weights. The learner and the services read them slice by slice (ml.weights_file), so a node
+never holds a model's bytes in memory to store, check, serve or aggregate it.
+
+Files are not synced: weights can be fetched again from peers, and the synced write of the
+block that names them follows the rename. After a crash a file may be missing or, if the
+crash came between the write and the rename, only a leftover in ``partial/`` (deleted at
+start); a missing committed model is fetched again like any other.
 """
 
 from __future__ import annotations
 
-import hashlib
-import struct
-from collections.abc import Iterable, Iterator
+import itertools
+import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-from learnchain.consensus.types import HASH_LENGTH, Hash
+from learnchain.consensus.types import Hash
 from learnchain.node.store_error import StoreError
 
-CHUNK_SIZE = 1 << 20
-WEIGHTS_BATCH_BYTES = 8 << 20
-_SIZE = struct.Struct(">Q")
+WEIGHTS_DIR = "weights"
+PARTIAL_DIR = "partial"
+SUFFIX = ".safetensors"
+READ_CHUNK_BYTES = 1 << 20
+_counter = itertools.count()
 
 
 class WeightsStore:
-    """The weights part of a node's database (shares the Store's LevelDB handle)."""
+    """The weights files of a node (a folder beside its LevelDB)."""
 
-    def __init__(self, db: Any, path: Path) -> None:
-        self._db = db
-        self.path = path
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.partial = folder / PARTIAL_DIR
+        try:
+            self.partial.mkdir(parents=True, exist_ok=True)
+            for leftover in self.partial.iterdir():  # a crash between a write and its rename
+                leftover.unlink()
+        except OSError as error:
+            problem = error.strerror
+            raise StoreError(f"{folder}: cannot use the weights folder ({problem})") from None
 
-    def put(
-        self,
-        weights_hash: Hash,
-        chunks: Iterable[bytes | bytearray | memoryview],
-        sync: bool = False,
-    ) -> int:
-        """Store weights as content-addressed chunks under ``weights_hash``; returns the size.
-
-        Not synced by default: weights can be fetched again from peers, and LevelDB appends to
-        one log in order, so the synced batch of the block that commits them makes them
-        durable too (a crash loses at most weights no block refers to yet).
-
-        Chunks go in write batches of ``WEIGHTS_BATCH_BYTES`` (a 100 MB batch would sit whole in
-        LevelDB's log and memtable); the manifest goes last, so weights are never listed before
-        all their chunks are stored. Chunks without a manifest are garbage for ``prune``.
-        """
-        manifest: list[bytes] = []
-        size = pending = 0
-        batch = self._db.write_batch()
-        for chunk in chunks:
-            view = memoryview(chunk)
-            for start in range(0, len(view), CHUNK_SIZE):
-                piece = bytes(view[start : start + CHUNK_SIZE])
-                key = hashlib.sha256(piece).digest()
-                batch.put(b"k" + key, piece)
-                manifest.append(key)
-                size += len(piece)
-                pending += len(piece)
-                if pending >= WEIGHTS_BATCH_BYTES:
-                    batch.write()
-                    batch, pending = self._db.write_batch(), 0
-        batch.write()
-        self._db.put(b"w" + weights_hash, _SIZE.pack(size) + b"".join(manifest), sync=sync)
-        return size
+    def path_of(self, weights_hash: Hash) -> Path:
+        """Where the weights with ``weights_hash`` are (or would be) stored."""
+        return self.folder / f"{weights_hash.hex()}{SUFFIX}"
 
     def has(self, weights_hash: Hash) -> bool:
         """True when the weights are stored."""
-        return self._db.get(b"w" + weights_hash) is not None
+        return self.path_of(weights_hash).exists()
+
+    def get_size(self, weights_hash: Hash) -> int | None:
+        """The stored weights' size in bytes, or None."""
+        try:
+            return self.path_of(weights_hash).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def new_partial(self) -> Path:
+        """A fresh path in ``partial/`` for weights being written or received."""
+        return self.partial / f"{os.getpid()}-{next(_counter)}{SUFFIX}"
+
+    def adopt(self, partial: Path, weights_hash: Hash) -> Path:
+        """Move checked weights from ``partial`` into place under their hash (atomic)."""
+        target = self.path_of(weights_hash)
+        os.replace(partial, target)
+        return target
+
+    def put(self, weights_hash: Hash, data: bytes | bytearray | memoryview) -> Path:
+        """Store weights given as bytes (already checked) under their hash."""
+        partial = self.new_partial()
+        partial.write_bytes(data)
+        return self.adopt(partial, weights_hash)
 
     def iter_chunks(self, weights_hash: Hash) -> Iterator[bytes]:
         """The stored weights' bytes, chunk by chunk; empty when they are not stored."""
-        manifest = self._db.get(b"w" + weights_hash)
-        if manifest is None:
+        try:
+            handle = self.path_of(weights_hash).open("rb")
+        except FileNotFoundError:
             return
-        for offset in range(8, len(manifest), HASH_LENGTH):
-            chunk = self._db.get(b"k" + manifest[offset : offset + HASH_LENGTH])
-            if chunk is None:
-                raise StoreError(f"{self.path}: a chunk of weights {weights_hash.hex()} is missing")
-            yield chunk
+        with handle:
+            while chunk := handle.read(READ_CHUNK_BYTES):
+                yield chunk
 
-    def get_size(self, weights_hash: Hash) -> int | None:
-        """The stored weights' size in bytes."""
-        manifest = self._db.get(b"w" + weights_hash)
-        return None if manifest is None else int(_SIZE.unpack(manifest[:8])[0])
+    def list_hashes(self) -> list[Hash]:
+        """The hashes of every stored weights file."""
+        hashes = []
+        for path in self.folder.glob(f"*{SUFFIX}"):
+            try:
+                hashes.append(Hash(bytes.fromhex(path.name.removesuffix(SUFFIX))))
+            except ValueError:
+                continue
+        return hashes
 
     def prune(self, keep: set[Hash]) -> int:
-        """Delete every stored weights not in ``keep`` (headers and hashes stay); returns count."""
-        referenced: set[bytes] = set()
-        doomed: list[bytes] = []
-        for key, manifest in self._db.iterator(prefix=b"w"):
-            chunks = {manifest[o : o + HASH_LENGTH] for o in range(8, len(manifest), HASH_LENGTH)}
-            if Hash(key[1:]) in keep:
-                referenced |= chunks
-            else:
-                doomed.append(key)
-        if not doomed:
-            return 0
-        with self._db.write_batch(transaction=True, sync=True) as batch:
-            for key in doomed:
-                batch.delete(key)
-            for key in self._db.iterator(prefix=b"k", include_value=False):
-                if key[1:] not in referenced:
-                    batch.delete(key)
-        return len(doomed)
+        """Delete every stored weights file not in ``keep``; how many."""
+        pruned = 0
+        for weights_hash in self.list_hashes():
+            if weights_hash not in keep:
+                self.path_of(weights_hash).unlink(missing_ok=True)
+                pruned += 1
+        return pruned
+
+    def get_disk_bytes(self) -> int:
+        """What the stored weights take on disk."""
+        return sum(path.stat().st_blocks * 512 for path in self.folder.glob(f"*{SUFFIX}"))
+
+    def clear(self) -> None:
+        """Delete every stored weights file (``unsafe-reset-all``)."""
+        shutil.rmtree(self.folder, ignore_errors=True)

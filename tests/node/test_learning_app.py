@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,12 +21,12 @@ from learnchain.consensus.state import ChainState
 from learnchain.consensus.types import Hash, Height, Round, Signature
 from learnchain.consensus.validators import ValidatorSet
 from learnchain.ml.adversaries import ByzantineLearner
-from learnchain.ml.codec import WeightsBytes
-from learnchain.ml.data import load_digits_party
+from learnchain.ml.codec import StateDict, compute_weights_hash, encode_weights
+from learnchain.ml.data import PartyData, load_digits_party
 from learnchain.ml.learner import Learner
 from learnchain.ml.tasks import TaskConfig, get_task
 from learnchain.node.contribution_pool import ContributionError, ContributionPool
-from learnchain.node.learning import EncodedWeights, LearningWorker, encode
+from learnchain.node.learning import EncodedWeights, LearningWorker
 from learnchain.node.learning_app import LearningApp, ModelUpdate, Verdict
 from learnchain.node.store import Store
 from learnchain.node.store_worker import StoreWorker
@@ -62,12 +62,12 @@ def with_app(
 ) -> T:
     async def run() -> T:
         data, _ = load_digits_party(0, 5, "iid", seed=0)
-        learning = LearningWorker(Learner(get_task(task_config or TaskConfig()), data, seed=0))
         io = StoreWorker(Store(tmp_path / "chain.db"))
+        learner = Learner(get_task(task_config or TaskConfig()), data, seed=0)
+        learning = LearningWorker(learner, io.store.weights)
         genesis = make_genesis_state(keys, params=ChainParams(mode=mode))
         consensus = Consensus(replace(genesis, model_hash=learning.current_hash()))
         weights = WeightsPool(io, learning, lambda: [], lambda: None, [], 10)
-        await weights.store(learning.current_encoded())
         announced: list[Contribution] = []
         app = LearningApp(
             learning,
@@ -129,8 +129,7 @@ def test_a_verdict_scores_the_proposed_weights_and_rejects_weights_nobody_has(
         app: LearningApp, consensus: Consensus, _: object
     ) -> tuple[Verdict, Verdict]:
         chain = Chain(consensus.state, KEYS)
-        trained = await app.learning.propose()
-        await app.weights.store(trained)
+        trained = await app.learning.propose()  # stored as it is written
         good = chain.next_block(model_hash=trained.weights_hash)
         missing = chain.next_block(model_hash=compute_hash(b"nowhere"))
         base = consensus.state.model_hash
@@ -197,7 +196,7 @@ def test_plain_blocks_keep_a_contribution_but_one_after_failed_rounds_retrains(
 
 def test_a_peers_contribution_is_checked_before_its_weights_are_kept(tmp_path: Path) -> None:
     async def scenario(app: LearningApp, consensus: Consensus, _: object) -> None:
-        trained: EncodedWeights = await app.learning.propose()
+        trained = await peer_weights(app)
         unsigned = Contribution(
             consensus.state.chain_id,
             consensus.state.height,
@@ -212,38 +211,61 @@ def test_a_peers_contribution_is_checked_before_its_weights_are_kept(tmp_path: P
         signed = replace(unsigned, signature=KEYS[1].sign(unsigned.sign_bytes()))
         app.receive_contribution(signed, trained.data)
         assert app.weights.has(trained.weights_hash)
+        assert (await app.weights.get(trained.weights_hash)) is not None, "checked and kept"
 
     with_app(tmp_path, Mode.AGGREGATE, scenario)
 
 
+@dataclass(frozen=True)
+class PeerWeights:
+    """Weights another validator trained, as they would arrive (bytes), and their hash."""
+
+    weights_hash: Hash
+    data: bytes
+
+
+async def peer_weights(app: LearningApp, party: int = 1) -> PeerWeights:
+    """What a peer's learner trains from the same genesis model on its own shard."""
+    learner = Learner(get_task(app.learning.learner.task.config), load_party(party), party)
+    return encode_peer(learner.propose())
+
+
+def load_party(party: int) -> PartyData:
+    return load_digits_party(party, 5, "iid", 0)[0]
+
+
+def encode_peer(state: StateDict) -> PeerWeights:
+    return PeerWeights(Hash(compute_weights_hash(state)), encode_weights(state))
+
+
 async def make_aggregate(
     app: LearningApp, state: ChainState
-) -> tuple[EncodedWeights, list[EncodedWeights], tuple[Contribution, ...]]:
+) -> tuple[EncodedWeights, list[Hash], tuple[Contribution, ...]]:
     """Both validators' signed contributions (stored), and the rule's aggregate of them."""
-    other = LearningWorker(Learner(get_task(TaskConfig()), load_digits_party(1, 5, "iid", 0)[0], 1))
-    try:
-        trained = [await app.learning.propose(), await other.propose()]
-    finally:
-        other.close()
+    own = await app.learning.propose()
+    other = await peer_weights(app)
+    app.weights.offer(other.weights_hash, other.data)
+    other_path = await app.weights.get(other.weights_hash)
+    assert other_path is not None
+    trained = [(own.weights_hash, own.path), (other.weights_hash, other_path)]
     contributions = []
-    for key, weights in zip(KEYS, trained, strict=True):
-        await app.weights.store(weights)
+    for key, (weights_hash, _) in zip(KEYS, trained, strict=True):
         unsigned = Contribution(
             state.chain_id,
             state.learning.model_height,
             key.address,
-            weights.weights_hash,
+            weights_hash,
             100,
             KEYS[0].sign(b""),
         )
         contributions.append(replace(unsigned, signature=key.sign(unsigned.sign_bytes())))
-    inputs: list[tuple[str, WeightsBytes, int]] = [
-        (c.validator.hex(), w.data, c.samples) for c, w in zip(contributions, trained, strict=True)
+    inputs = [
+        (c.validator.hex(), path, c.samples)
+        for c, (_, path) in zip(contributions, trained, strict=True)
     ]
     aggregate, used = await app.learning.aggregate(inputs)
     assert len(used) == 2
-    await app.weights.store(aggregate)
-    return aggregate, trained, tuple(contributions)
+    return aggregate, [weights_hash for weights_hash, _ in trained], tuple(contributions)
 
 
 def test_in_aggregate_mode_a_verdict_approves_only_the_rules_aggregate_of_the_listed_contributions(
@@ -258,7 +280,7 @@ def test_in_aggregate_mode_a_verdict_approves_only_the_rules_aggregate_of_the_li
         chain = Chain(state, KEYS)
         blocks = [
             chain.next_block(model_hash=aggregate.weights_hash, contributions=listed),
-            chain.next_block(model_hash=trained[1].weights_hash, contributions=listed),
+            chain.next_block(model_hash=trained[1], contributions=listed),
             chain.next_block(model_hash=aggregate.weights_hash, contributions=listed[:1]),
         ]
         base = state.model_hash
@@ -300,9 +322,8 @@ def test_a_restarted_validator_takes_the_chains_last_step_for_its_server_momentu
     ) -> tuple[Hash | None, ...]:
         initial = app.learning.current_hash()
         previous, current = await app.learning.propose(), await app.learning.propose()
-        for weights in (previous, current):
-            await app.weights.store(weights)
-        await app.learning.accept(current.data)  # the restarted node jumped to the chain's model
+        # the restarted node jumped to the chain's model
+        await app.learning.accept(current.path, current.weights_hash)
         seen = [app.learning.previous_hash]
         app.weights.retained.extend([previous.weights_hash, current.weights_hash])
         learning = replace(consensus.state.learning, model_height=Height(3))
@@ -341,7 +362,7 @@ def test_a_proposer_lists_the_contributions_its_screening_left_out(tmp_path: Pat
         honest = Learner(task, load_digits_party(1, 5, "iid", 0)[0], 1)
         flipper = ByzantineLearner(task, load_digits_party(2, 5, "iid", 0)[0], "label_flip", 2)
         for key, learner in ((keys[1], honest), (keys[2], flipper)):
-            trained = encode(learner.propose())
+            trained = encode_peer(learner.propose())
             unsigned = Contribution(
                 state.chain_id, state.height, key.address, trained.weights_hash, 100, Signature(b"")
             )

@@ -1,34 +1,49 @@
-"""The node's learning worker: accepting a model is idempotent, and an early contribution trains
-from the block's model in one step (it starts at this node's precommit; docs/protocol.md §3)."""
+"""The node's learning worker: accepting a model is idempotent, an early contribution trains
+from the block's model in one step (it starts at this node's precommit; docs/protocol.md §3),
+and weights come and go as files in the weights store, read and written slice by slice, with the
+same results as the rule on state dicts in memory."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import torch
 
 from learnchain.ml.aggregate import Contribution as MLContribution
 from learnchain.ml.aggregate import aggregate_contributions
-from learnchain.ml.codec import WeightsBytes
+from learnchain.ml.codec import compute_weights_hash
 from learnchain.ml.data import load_digits_party
 from learnchain.ml.learner import Learner
 from learnchain.ml.tasks import TaskConfig, get_task
-from learnchain.node.learning import LearningWorker, encode
+from learnchain.node.learning import LearningWorker
+from learnchain.node.weights_store import WeightsStore
 
 
-def make_worker() -> LearningWorker:
+def make_worker(folder: Path) -> LearningWorker:
     data, _ = load_digits_party(0, 5, "iid", seed=0)
-    return LearningWorker(Learner(get_task(TaskConfig()), data, seed=0))
+    return LearningWorker(Learner(get_task(TaskConfig()), data, seed=0), WeightsStore(folder))
 
 
-def test_accepting_the_current_model_again_changes_nothing() -> None:
+def test_the_genesis_model_is_stored_as_a_file_under_its_hash(tmp_path: Path) -> None:
+    worker = make_worker(tmp_path)
+    try:
+        initial = worker.current_encoded()
+        assert initial.path == tmp_path / f"{initial.weights_hash.hex()}.safetensors"
+        learner = worker.learner
+        assert compute_weights_hash(learner.current()) == initial.weights_hash
+    finally:
+        worker.close()
+
+
+def test_accepting_the_current_model_again_changes_nothing(tmp_path: Path) -> None:
     async def scenario() -> None:
-        worker = make_worker()
+        worker = make_worker(tmp_path)
         try:
             first = await worker.propose()
-            await worker.accept(first.data)
+            await worker.accept(first.path, first.weights_hash)
             previous = worker._previous_global
-            await worker.accept(first.data)  # e.g. the early contribution took it already
+            await worker.accept(first.path, first.weights_hash)  # e.g. the early contribution
             assert worker.current_hash() == first.weights_hash
             assert worker._previous_global is previous  # server momentum still sees one step
         finally:
@@ -37,42 +52,64 @@ def test_accepting_the_current_model_again_changes_nothing() -> None:
     asyncio.run(scenario())
 
 
-def test_propose_from_makes_the_block_model_global_and_trains_from_it() -> None:
+def test_propose_from_makes_the_block_model_global_and_trains_from_it(tmp_path: Path) -> None:
     async def scenario() -> None:
-        worker = make_worker()
+        worker = make_worker(tmp_path)
         try:
             block_model = await worker.propose()
-            contribution = await worker.propose_from(block_model.data)
+            contribution = await worker.propose_from(block_model.path, block_model.weights_hash)
             assert worker.current_hash() == block_model.weights_hash
             assert contribution.weights_hash != block_model.weights_hash
-            assert encode(worker.learner.current()).weights_hash == block_model.weights_hash
-            start = worker.decode(block_model.data)
-            trained = worker.decode(contribution.data)
-            assert any(not torch.equal(start[k], trained[k]) for k in start)
+            assert compute_weights_hash(worker.learner.current()) == block_model.weights_hash
+            start = worker.open(block_model.path)
+            trained = worker.open(contribution.path)
+            assert any(not torch.equal(start.read(k), trained.read(k)) for k in worker.layout.names)
         finally:
             worker.close()
 
     asyncio.run(scenario())
 
 
-def test_after_a_voted_down_attempt_the_next_aggregate_has_no_momentum() -> None:
+def test_after_a_voted_down_attempt_the_next_aggregate_has_no_momentum(tmp_path: Path) -> None:
     async def scenario() -> None:
-        worker = make_worker()
+        worker = make_worker(tmp_path)
         try:
             first = await worker.propose()
-            await worker.accept(first.data)
+            await worker.accept(first.path, first.weights_hash)
             contribution = await worker.propose()
-            inputs: list[tuple[str, WeightsBytes, int]] = [("a", contribution.data, 100)]
+            inputs = [("a", contribution.path, 100)]
             with_momentum, _ = await worker.aggregate(inputs)
             worker.forget_momentum()
             plain, _ = await worker.aggregate(inputs)
             expected, _ = aggregate_contributions(
                 worker.learner.current(),
-                [MLContribution("a", worker.decode(contribution.data), 100)],
+                [
+                    MLContribution(
+                        "a", worker.learner.materialize(worker.open(contribution.path)), 100
+                    )
+                ],
                 worker.learner.task.config.aggregation,
             )
-            assert plain.weights_hash == encode(expected).weights_hash
+            assert plain.weights_hash == compute_weights_hash(expected)
             assert with_momentum.weights_hash != plain.weights_hash
+            assert await worker.check_aggregate(plain.path, inputs)
+            assert not await worker.check_aggregate(first.path, inputs)  # the model unchanged
+        finally:
+            worker.close()
+
+    asyncio.run(scenario())
+
+
+def test_weights_whose_hash_or_shape_is_wrong_do_not_verify(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        worker = make_worker(tmp_path)
+        try:
+            trained = await worker.propose()
+            assert await worker.verify(trained.path, trained.weights_hash)
+            assert not await worker.verify(trained.path, worker.current_hash())
+            truncated = tmp_path / "truncated.safetensors"
+            truncated.write_bytes(trained.path.read_bytes()[:-4])
+            assert not await worker.verify(truncated, trained.weights_hash)
         finally:
             worker.close()
 

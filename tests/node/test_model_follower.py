@@ -4,10 +4,10 @@ the weights, and never makes consensus wait longer than its patience."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from learnchain.consensus.crypto import compute_hash
 from learnchain.consensus.types import Hash
-from learnchain.ml.codec import WeightsBytes
 from learnchain.node.model_follower import ModelFollower
 
 OLD, NEW = compute_hash(b"old"), compute_hash(b"new")
@@ -16,21 +16,21 @@ OLD, NEW = compute_hash(b"old"), compute_hash(b"new")
 class Learner:
     def __init__(self) -> None:
         self.model = OLD
-        self.accepted: list[bytes] = []
+        self.accepted: list[tuple[Path, Hash]] = []
 
     def current_hash(self) -> Hash:
         return self.model
 
-    async def accept(self, data: WeightsBytes) -> None:
-        self.accepted.append(bytes(data))
-        self.model = NEW
+    async def accept(self, path: Path, weights_hash: Hash) -> None:
+        self.accepted.append((path, weights_hash))
+        self.model = weights_hash
 
 
 def test_a_learner_on_the_chains_model_is_ready_at_once() -> None:
     async def scenario() -> bool:
         learner = Learner()
 
-        async def never(_: Hash) -> WeightsBytes | None:
+        async def never(_: Hash) -> Path | None:
             raise AssertionError("nothing to fetch")
 
         follower = ModelFollower(learner, lambda: OLD, never, patience=5.0)
@@ -41,12 +41,12 @@ def test_a_learner_on_the_chains_model_is_ready_at_once() -> None:
 
 
 def test_the_learner_follows_once_a_peer_has_the_weights() -> None:
-    async def scenario() -> tuple[bool, list[bytes], int]:
+    async def scenario() -> tuple[bool, list[tuple[Path, Hash]], int]:
         learner, asked = Learner(), []
 
-        async def fetch(weights_hash: Hash) -> WeightsBytes | None:
+        async def fetch(weights_hash: Hash) -> Path | None:
             asked.append(weights_hash)
-            return b"new weights" if len(asked) >= 2 else None  # the first peer has none yet
+            return Path("new.safetensors") if len(asked) >= 2 else None  # the first has none yet
 
         follower = ModelFollower(learner, lambda: NEW, fetch, patience=5.0)
         follower.ensure()
@@ -55,14 +55,14 @@ def test_the_learner_follows_once_a_peer_has_the_weights() -> None:
         return ready, learner.accepted, len(asked)
 
     ready, accepted, asked = asyncio.run(scenario())
-    assert ready and accepted == [b"new weights"] and asked == 2
+    assert ready and accepted == [(Path("new.safetensors"), NEW)] and asked == 2
 
 
 def test_consensus_waits_no_longer_than_the_patience() -> None:
     async def scenario() -> bool:
         learner = Learner()
 
-        async def nobody(_: Hash) -> WeightsBytes | None:
+        async def nobody(_: Hash) -> Path | None:
             return None
 
         follower = ModelFollower(learner, lambda: NEW, nobody, patience=0.05)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from pathlib import Path
 
 import grpc
 import pytest
@@ -101,7 +102,7 @@ class HungWeights(pb_grpc.PeerServicer):  # type: ignore[misc]
 
 
 def test_a_peer_that_stalls_a_weights_fetch_is_given_up_and_marked_unreachable(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(peers, "FETCH_STALL_SECONDS", 0.3)
 
@@ -113,10 +114,11 @@ def test_a_peer_that_stalls_a_weights_fetch_is_given_up_and_marked_unreachable(
         peer = peers.Peer(f"127.0.0.1:{port}")
         peer.connected = True
         try:
-            fetched = await asyncio.wait_for(peer.fetch_weights(bytes(32), 1 << 20), timeout=10)
+            into = tmp_path / "fetched.safetensors"
+            fetched = await asyncio.wait_for(peer.fetch_weights(bytes(32), 1 << 20, into), 10)
             return fetched, peer.connected
         finally:
             await peer.close()
             await server.stop(None)
 
-    assert asyncio.run(scenario()) == (None, False)
+    assert asyncio.run(scenario()) == (False, False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import grpc
 import pytest
@@ -199,14 +200,17 @@ def test_gossip_to_a_validator_that_is_not_our_peer_says_so() -> None:
     with_manager(check)
 
 
-def test_a_contribution_goes_to_the_validators_alone() -> None:
+def test_a_contribution_goes_to_the_validators_alone(tmp_path: Path) -> None:
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(b"w")
+
     def check(manager: PeerManager) -> None:
         manager.add_validator_peers(make_genesis_state(KEYS))
         manager.peers.add("10.0.0.9:1", PeerKind.ANNOUNCED)  # a full node
         contribution = Contribution(
             CHAIN, Height(0), OWN, compute_hash(b"w"), 10, Signature(bytes(64))
         )
-        manager.announce_contribution(contribution, EncodedWeights(compute_hash(b"w"), b"w"))
+        manager.announce_contribution(contribution, EncodedWeights(compute_hash(b"w"), weights))
         queued = {peer.address: peer.outbox_bytes > 0 for peer in manager.peers.peers}
         assert queued == {"127.0.0.1:26001": True, "127.0.0.1:26002": True, "10.0.0.9:1": False}
 

@@ -96,7 +96,7 @@ def serve(
         store = Store(tmp_path / "chain.db")
         genesis, committed = build_chain(store, 4)
         for data in (MODEL_WEIGHTS, CONTRIBUTION_WEIGHTS):
-            store.weights.put(compute_hash(data), [data])
+            store.weights.put(compute_hash(data), data)
         io = StoreWorker(store)
         chain = ChainReader(io, lambda: committed, genesis, b"{}")
         weights = WeightsReader(io, lambda h: h == compute_hash(MODEL_WEIGHTS), find_parts)
@@ -293,7 +293,7 @@ def test_queries_read_the_store_off_the_event_loop(tmp_path: Path) -> None:
 
 def test_a_stripe_is_served_part_by_part_as_the_parts_arrive(tmp_path: Path) -> None:
     model = compute_hash(MODEL_WEIGHTS)
-    arriving = PartialWeights(3 * PART_BYTES)
+    arriving = PartialWeights(3 * PART_BYTES, tmp_path / "arriving.safetensors")
     part = bytes([7]) * PART_BYTES
 
     async def find_parts(weights_hash: Hash, wait: float) -> PartialWeights | None:

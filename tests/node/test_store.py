@@ -1,4 +1,5 @@
-"""The LevelDB store: atomic durable commits, weights by content, and clear errors on bad files."""
+"""The LevelDB store: atomic durable commits, weights files by content, migration from the format
+that kept weights in LevelDB, and clear errors on bad files."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from learnchain.consensus.events import SignState
 from learnchain.consensus.types import Hash, Height, Round, Step
 from learnchain.node.store import STORE_FORMAT, Store
 from learnchain.node.store_error import StoreError
-from learnchain.node.weights_store import CHUNK_SIZE
+from learnchain.node.weights_store import READ_CHUNK_BYTES
 from learnchain.node.wire import block_to_proto, commit_to_proto, state_to_proto
 from tests.consensus.chain import Chain, make_genesis_state, make_keys
 
@@ -63,13 +64,14 @@ def test_a_corrupt_sign_state_is_a_store_error_naming_it(tmp_path: Path) -> None
         store.load_sign_state()
 
 
-def test_weights_stream_in_and_out_by_chunks(tmp_path: Path) -> None:
-    data = os.urandom(CHUNK_SIZE * 2 + 12345)
+def test_weights_are_files_named_by_their_hash_read_back_by_chunks(tmp_path: Path) -> None:
+    data = os.urandom(READ_CHUNK_BYTES * 2 + 12345)
     weights_hash = compute_hash(data)
     with Store(tmp_path / "db") as store:
-        assert store.weights.put(weights_hash, [data[:1000], data[1000:]]) == len(data)
+        path = store.weights.put(weights_hash, data)
+        assert path == tmp_path / "weights" / f"{weights_hash.hex()}.safetensors"
         chunks = list(store.weights.iter_chunks(weights_hash))
-        assert all(len(c) <= CHUNK_SIZE for c in chunks)
+        assert all(len(c) <= READ_CHUNK_BYTES for c in chunks)
         assert b"".join(chunks) == data
         assert store.weights.get_size(weights_hash) == len(data)
         assert list(store.weights.iter_chunks(Hash(bytes(32)))) == []
@@ -77,13 +79,55 @@ def test_weights_stream_in_and_out_by_chunks(tmp_path: Path) -> None:
 
 def test_pruning_keeps_only_the_retained_weights(tmp_path: Path) -> None:
     with Store(tmp_path / "db") as store:
-        shared = os.urandom(CHUNK_SIZE)
         old, new = compute_hash(b"old"), compute_hash(b"new")
-        store.weights.put(old, [shared + b"old tail"])
-        store.weights.put(new, [shared + b"new tail"])
+        store.weights.put(old, b"old weights")
+        store.weights.put(new, b"new weights")
         assert store.weights.prune({new}) == 1
         assert not store.weights.has(old)
-        assert b"".join(store.weights.iter_chunks(new)) == shared + b"new tail"
+        assert b"".join(store.weights.iter_chunks(new)) == b"new weights"
+
+
+def test_weights_left_half_written_by_a_crash_are_deleted_at_open(tmp_path: Path) -> None:
+    with Store(tmp_path / "db") as store:
+        leftover = store.weights.new_partial()
+        leftover.write_bytes(b"half of some weights")
+    with Store(tmp_path / "db"):
+        assert not leftover.exists()
+
+
+def unpack_format_1_fixture(folder: Path) -> Path:
+    """The home of a one-validator chain of six blocks, written by the build before weights
+    left LevelDB (store format 1, tests/fixtures/store_format_1.tar.gz); its path."""
+    import tarfile
+
+    with tarfile.open(Path(__file__).parent.parent / "fixtures" / "store_format_1.tar.gz") as tar:
+        tar.extractall(folder, filter="data")
+    return folder / "node0"
+
+
+def test_a_store_of_format_1_moves_its_weights_into_files_and_keeps_its_chain(
+    tmp_path: Path,
+) -> None:
+    from learnchain.ml.codec import compute_encoded_weights_hash, decode_weights
+    from learnchain.ml.tasks import TaskConfig, get_task
+
+    home = unpack_format_1_fixture(tmp_path)
+    raw = plyvel.DB(str(home / "data" / "chain.db"))
+    stored = [bytes(key[1:]) for key, _ in raw.iterator(prefix=b"w")]
+    raw.close()
+    assert len(stored) == 13
+    with Store(home / "data" / "chain.db") as store:
+        assert store.get_format() == STORE_FORMAT
+        state = store.load_state()
+        assert state is not None and state.height == 6
+        assert all(store.get_block(h) is not None for h in range(1, 7)), "every block is kept"
+        template = get_task(TaskConfig()).initial_model().state_dict()
+        for weights_hash in stored:
+            data = b"".join(store.weights.iter_chunks(Hash(weights_hash)))
+            decode_weights(data, template, 1 << 30)
+            assert compute_encoded_weights_hash(data, template, 1 << 30) == weights_hash
+        assert store.weights.has(state.model_hash)
+        assert not any(True for _ in store._db.iterator(prefix=b"k")), "no chunk left behind"
 
 
 def test_the_recent_models_are_read_back_from_the_blocks(tmp_path: Path) -> None:
@@ -271,6 +315,6 @@ def test_the_stored_encoding_of_a_chain_is_pinned_to_the_store_format() -> None:
             digest.update(message.SerializeToString())
         digest.update(state_to_proto(state).SerializeToString())
     assert (STORE_FORMAT, digest.hexdigest()) == (
-        1,
+        2,  # format 2 moved the weights out of LevelDB; the chain's bytes are those of format 1
         "488e754689bc2e7cc5316a85d9e700f6544b623c8aa29914b03801db9be5236c",
     )

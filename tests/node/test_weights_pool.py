@@ -1,18 +1,18 @@
-"""The weights pool serves weights by hash from wherever they are (store, arriving, a peer),
-keeps only weights whose hash checks, and prunes all but the retained models and work in use."""
+"""The weights pool serves weights by hash from wherever they are (store, arriving, a peer) as
+files in the node's weights store, keeps only weights whose hash checks (a bad file is deleted),
+and prunes all but the retained models and work in use."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
 from learnchain.consensus.state import ChainState
 from learnchain.consensus.types import Hash, Height
-from learnchain.ml.codec import WeightsBytes
-from learnchain.node.learning import EncodedWeights
 from learnchain.node.store import Store
 from learnchain.node.store_worker import StoreWorker
 from learnchain.node.weights_parts import (
@@ -38,9 +38,9 @@ class HashChecker:
     def __init__(self) -> None:
         self.checked = 0
 
-    async def verify(self, data: WeightsBytes, weights_hash: Hash) -> bool:
+    async def verify(self, path: Path, weights_hash: Hash) -> bool:
         self.checked += 1
-        return digest(bytes(data)) == weights_hash
+        return digest(path.read_bytes()) == weights_hash
 
 
 class Source:
@@ -60,11 +60,15 @@ class Source:
         self.pool = pool
         self.asked: list[str] = []
         self.parts_served = 0
+        self.folder = Path(tempfile.mkdtemp(prefix="source-"))
 
-    async def fetch_weights(self, weights_hash: bytes, max_bytes: int) -> bytearray | None:
+    async def fetch_weights(self, weights_hash: bytes, max_bytes: int, into: Path) -> bool:
         self.asked.append(self.address)
         data = self.held.get(Hash(weights_hash))
-        return None if data is None else bytearray(data)
+        if data is None:
+            return False
+        into.write_bytes(data)
+        return True
 
     async def stream_parts(
         self, weights_hash: bytes, stripe: int, stripes: int, max_bytes: int
@@ -74,12 +78,21 @@ class Source:
             partial = await self.pool.find_parts(Hash(weights_hash), PART_WAIT_SECONDS)
         else:
             data = self.held.get(Hash(weights_hash))
-            partial = None if data is None else PartialWeights(len(data), data)
+            partial = None
+            if data is not None:
+                path = self.folder / f"{self.address.replace(':', '_')}.held"
+                path.write_bytes(data)
+                partial = PartialWeights(len(data), path, complete=True)
         if partial is None:
             return
         async for part, data in iter_stripe(partial, stripe, stripes):
             self.parts_served += 1
             yield part, partial.size, data
+
+
+def read(path: Path | None) -> bytes | None:
+    """The bytes of a file the pool handed out."""
+    return None if path is None else path.read_bytes()
 
 
 def make_pool(
@@ -98,10 +111,10 @@ def test_weights_come_from_the_preferred_peer_first_and_are_kept(tmp_path: Path)
 
     async def scenario() -> None:
         pool, io = make_pool(tmp_path, [a, b], [])
-        assert await pool.get(digest(data), preferred="b:1") == data
+        assert read(await pool.get(digest(data), preferred="b:1")) == data
         assert b.asked == ["b:1"] and a.asked == []
         assert pool.has(digest(data))
-        assert await pool.get(digest(data)) == data  # now from here, no peer asked again
+        assert read(await pool.get(digest(data))) == data  # now from here, no peer asked again
         assert b.asked == ["b:1"]
         pool.close()
         io.close()
@@ -117,19 +130,20 @@ def test_weights_whose_hash_does_not_check_are_counted_and_the_next_peer_is_trie
     honest = Source("honest:1", {digest(data): data})
     rejected: list[int] = []
 
-    async def scenario() -> WeightsBytes | None:
+    async def scenario() -> bytes | None:
         pool, io = make_pool(tmp_path, [liar, honest], rejected)
-        got = await pool.get(digest(data), preferred="liar:1")
+        got = read(await pool.get(digest(data), preferred="liar:1"))
         pool.close()
         io.close()
         return got
 
     assert asyncio.run(scenario()) == data
     assert rejected == [1]
+    assert not list((tmp_path / "weights" / "partial").iterdir()), "the liar's file is gone"
 
 
 def test_weights_no_peer_has_are_none(tmp_path: Path) -> None:
-    async def scenario() -> WeightsBytes | None:
+    async def scenario() -> Path | None:
         pool, io = make_pool(tmp_path, [Source("a:1", {})], [])
         got = await pool.get(digest(b"nowhere"))
         pool.close()
@@ -146,7 +160,7 @@ def test_offered_weights_are_kept_once_checked_and_bad_ones_are_not(tmp_path: Pa
         pool, io = make_pool(tmp_path, [], rejected)
         pool.offer(digest(b"good"), b"good")
         pool.offer(digest(b"bad"), b"not bad")
-        assert await pool.get(digest(b"good")) == b"good"
+        assert read(await pool.get(digest(b"good"))) == b"good"
         await asyncio.sleep(0.05)
         result = (pool.has(digest(b"good")), pool.has(digest(b"bad")))
         pool.close()
@@ -162,7 +176,7 @@ def test_pruning_keeps_the_retained_models_and_the_weights_in_use(tmp_path: Path
         pool, io = make_pool(tmp_path, [], [])
         names = [b"m0", b"m1", b"m2", b"contribution", b"old"]
         for name in names:
-            await pool.store(EncodedWeights(digest(name), name))
+            io.store.weights.put(digest(name), name)
         state = make_genesis_state(make_keys(1))
         for name in (b"m1", b"m2"):
             pool.on_commit(committed_with(state, digest(name), 1), set)
@@ -176,6 +190,23 @@ def test_pruning_keeps_the_retained_models_and_the_weights_in_use(tmp_path: Path
     # retain_models is 2: m0 fell out when m2 was committed
     assert kept == [False, True, True, True, False]
     assert pruned == 2
+
+
+def test_a_new_model_drops_the_weights_it_made_useless(tmp_path: Path) -> None:
+    async def scenario() -> list[bool]:
+        pool, io = make_pool(tmp_path, [], [])
+        names = [b"m0", b"m1", b"stale contribution", b"live contribution"]
+        for name in names:
+            io.store.weights.put(digest(name), name)
+        state = make_genesis_state(make_keys(1))
+        pool.on_commit(committed_with(state, digest(b"m1"), 1), lambda: {digest(names[3])})
+        await asyncio.sleep(0.1)  # the background prune
+        kept = [io.store.weights.has(digest(name)) for name in names]
+        pool.close()
+        io.close()
+        return kept
+
+    assert asyncio.run(scenario()) == [True, True, False, True]
 
 
 def committed_with(state: ChainState, model_hash: Hash, height: int) -> ChainState:
@@ -215,7 +246,7 @@ def test_validators_fetching_a_proposed_model_in_parts_serve_each_other_what_the
         fetched = await asyncio.gather(
             *(pools[me].get(model, "maker:1", plans[me]) for me in endpoints)
         )
-        assert all(bytes(f or b"") == data for f in fetched)
+        assert all(read(f) == data for f in fetched)
         # each part left the maker about once, not once per validator (10 parts, 3 validators)
         assert maker.parts_served <= 12
         served_by_validators = sum(s.parts_served for e in endpoints for s in peers[e][1:])
@@ -238,7 +269,7 @@ def test_parts_a_stripe_owner_does_not_deliver_come_from_the_maker(tmp_path: Pat
         pool, io = make_pool(tmp_path, [maker, silent], [])
         plan = compute_spread_plan(["v0:1", "v1:1", "maker:1"], "maker:1", "v0:1")
         assert plan is not None and plan.owners == {1: "v1:1"}
-        assert await pool.get(model, "maker:1", plan) == data
+        assert read(await pool.get(model, "maker:1", plan)) == data
         assert silent.asked == ["v1:1 1/2"]
         pool.close()
         io.close()
