@@ -162,6 +162,8 @@ class Engine:
         self._future: list[Event] = []
         self._sync_requested_at: tuple[int, int] = (-1, -1)
         self.now_ms = TimeMs(0)  # the shell's clock, told before each event (set_time)
+        # how long this node's learner may need for a verdict (0: the genesis verdict_timeout)
+        self.verdict_budget = Milliseconds(0)
         self._reset_height(state)
         self.started = False
 
@@ -169,6 +171,12 @@ class Engine:
         """The time as the shell's clock reads it; precommits carry it (the core reads no
         clock: a simulation tells it simulated time)."""
         self.now_ms = TimeMs(now_ms)
+
+    def set_verdict_budget(self, budget_ms: int) -> None:
+        """How long this node's learner may take to judge a proposal (fetch, check, score): a
+        verdict still pending is waited for up to the larger of this and the genesis
+        ``verdict_timeout`` (a local choice of timeout, as §2.4 says: safety is untouched)."""
+        self.verdict_budget = Milliseconds(max(0, budget_ms))
 
     # --- accessors --------------------------------------------------------------------------
 
@@ -739,9 +747,9 @@ class Engine:
 
     def _extend_for_verdict(self, out: list[Action]) -> bool:
         """The round's proposal is here and the learner is still scoring it: wait up to the
-        genesis ``verdict_timeout`` in all (once per round) before line 57 prevotes nil, so a
-        large model is judged rather than timed out. A proposer whose weights never come costs
-        its round at most this."""
+        genesis ``verdict_timeout`` (or this node's larger ``verdict_budget``) in all (once per
+        round) before line 57 prevotes nil, so a large model is judged rather than timed out. A
+        proposer whose weights never come costs its round at most this."""
         signed = self._proposals.get(self.round)
         if (
             signed is None
@@ -752,7 +760,7 @@ class Engine:
             return False
         self._verdict_waits.add(self.round)
         spent = self.timeouts.get_timeout(Step.PROPOSE, self.round)
-        extra = self.state.params.verdict_timeout - spent
+        extra = max(self.state.params.verdict_timeout, self.verdict_budget) - spent
         if extra <= 0:
             return False
         out.append(ScheduleTimeout(self.height, self.round, Step.PROPOSE, Milliseconds(extra)))

@@ -205,8 +205,12 @@ def iter_combined(
 
     def read_deltas(name: str, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
         base_slice = base.read_flat(name, start, stop).to(torch.float64)
-        rows = [c.source.read_flat(name, start, stop).to(torch.float64) for c in listed]
-        return base_slice, (torch.stack(rows) - base_slice) * scales.unsqueeze(1)
+        deltas = torch.empty((len(listed), stop - start), dtype=torch.float64)
+        for row, contribution in zip(deltas, listed, strict=True):
+            row.copy_(contribution.source.read_flat(name, start, stop))
+        deltas -= base_slice
+        deltas *= scales.unsqueeze(1)
+        return base_slice, deltas
 
     if strategy.coordinate_wise:
         for name, start, stop in layout.iter_slices():

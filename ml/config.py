@@ -92,7 +92,9 @@ class TaskConfig:
     dp_max_grad_norm: float = 1.0
     dp_target_epsilon: float = 0.0  # the node's budget; 0 with DP on: unlimited
     dp_delta: float = 1e-5
-    max_weights_bytes: int = 64 * 1024 * 1024
+    # the largest weights a chain's model may have: a bound on what a peer may send; large enough
+    # for a model of a billion float32 parameters (a genesis written before it kept 64 MiB)
+    max_weights_bytes: int = 1 << 32
     params: dict[str, Any] = field(default_factory=dict)  # a plugin task's own settings
     # tabular-mlp: per-feature mean and scale of the data the chain was made with; the model's
     # first layer standardises its inputs with them (fixed buffers, the same on every node)

@@ -61,6 +61,7 @@ from learnchain.node.store import Store
 from learnchain.node.store_worker import StoreWorker
 from learnchain.node.tls import NAME_OVERRIDE, TlsError, TlsFiles, read_tls_files
 from learnchain.node.weights_pool import WeightsPool
+from learnchain.node.weights_problems import WeightsProblems
 from learnchain.node.work_signal import WorkSignal
 
 log = logging.getLogger("learnchain.node")
@@ -175,6 +176,11 @@ class Node:
         except MLError as error:  # the node's data file
             raise ConfigError(f"{self.home / CONFIG_FILE}: {error}") from None
         weights = self._create_weights_pool(learning)
+        weights.problems = learning.problems = WeightsProblems(
+            lambda what, reason: self.metrics.unusable_weights.labels(
+                what=what, reason=reason
+            ).inc()
+        )
         self.app = app = LearningApp(
             learning,
             weights,

@@ -30,6 +30,8 @@ from learnchain.ml.tasks import TaskConfig, get_task
 from learnchain.ml.vote import VoteDecision
 from learnchain.ml.weights_file import TensorSource, WeightsFile, write_state, write_weights
 from learnchain.node.files import DataSource
+from learnchain.node.memory import release_free_memory
+from learnchain.node.weights_problems import WeightsProblems
 
 T = TypeVar("T")
 log = logging.getLogger("learnchain.learning")
@@ -81,7 +83,14 @@ def load_learning_worker(
 ) -> LearningWorker:
     """The learning worker over this node's data, once its initial model is the genesis one
     (stored with the node's weights, and from then on read from there)."""
-    worker = LearningWorker(load_learner(task_config, source, source.party, attack), files)
+    learner = load_learner(task_config, source, source.party, attack)
+    size = learner.layout.file_size
+    if size > task_config.max_weights_bytes:
+        raise InitialModelMismatch(
+            f"the task's initial model is {size} bytes, more than task.max_weights_bytes "
+            f"({task_config.max_weights_bytes}): no node could take its weights"
+        )
+    worker = LearningWorker(learner, files)
     if worker.current_hash() != genesis_model:
         worker.close()
         raise InitialModelMismatch(
@@ -143,8 +152,12 @@ class LearningWorker:
         # reports each piece of work: (train|evaluate|aggregate|check|accept, seconds)
         self.observe_work: Callable[[str, float], None] = lambda _work, _seconds: None
         self.checker_seconds = 0.0  # wall time the checker thread spent working
+        self.problems = WeightsProblems()  # the daemon's counts them in its metrics
         torch.set_num_threads(1)
-        initial = self._write(learner.current())
+        source = learner.global_source  # the initial model, written without another copy
+        initial = self._write_slices(
+            source.read_flat(*where) for where in self.layout.iter_slices()
+        )
         self._current_hash = initial.weights_hash  # changes only in accept()
         self.current_path = initial.path
         learner.accept(self.open(initial.path))
@@ -174,6 +187,7 @@ class LearningWorker:
             ended = time.monotonic()
             setattr(self, counter, getattr(self, counter) + ended - started)
             name = getattr(fn, "__name__", "?")
+            release_free_memory()  # large models free megabytes at a time: give them back
             cpu = round(time.thread_time() - cpu_started, 6)  # the work's own CPU, not waiting
             log.debug(
                 "ml work", extra={"work": name, "started": started, "ended": ended, "cpu": cpu}
@@ -269,7 +283,7 @@ class LearningWorker:
                 try:
                     listed.append(ListedSource(contributor, self.open(path), samples))
                 except MLError as error:
-                    log.warning("contribution of %s unusable: %s", contributor[:12], error)
+                    self.problems.report("contribution", "bad_weights", f"{contributor}: {error}")
             strategy = get_aggregation_rule(config.aggregation)
             strategy.population = population
             usable = sorted((c for c in listed if c.samples > 0), key=lambda c: c.contributor)

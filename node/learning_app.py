@@ -40,6 +40,7 @@ from learnchain.node.learning import EncodedWeights, LearningWorker
 from learnchain.node.learning_round import Contributors, LearningRound
 from learnchain.node.model_follower import ModelFollower
 from learnchain.node.peer_manager import compute_inline_weights
+from learnchain.node.verdict_budget import VerdictBudget
 from learnchain.node.weights_parts import compute_spread_plan
 from learnchain.node.weights_pool import WeightsPool
 
@@ -61,6 +62,10 @@ class ConsensusView(Protocol):
     @property
     def state(self) -> ChainState:
         """The state after the last decided block."""
+        ...
+
+    def set_verdict_budget(self, budget_ms: int) -> None:
+        """How long this node's verdicts may take (the engine's local wait)."""
         ...
 
     @property
@@ -147,6 +152,7 @@ class LearningApp:
         self._trained_for: Height | None = None  # the model height training last began for
         self._solo: tuple[Hash, EncodedWeights] | None = None  # solo: trained ahead, by base
         # this node's scores of proposed models on its vote set (bounded), and of the current
+        self.verdict_budget = VerdictBudget(learning.layout.file_size)
         self._scores: dict[Hash, OwnEvaluation] = {}
         self.own_evaluation: OwnEvaluation | None = None
         self._check_timer: asyncio.TimerHandle | None = None
@@ -181,7 +187,17 @@ class LearningApp:
             return unchanged
 
     async def process_proposal(self, request: RequestVerdict) -> Verdict:
-        """The ML verdict on a proposed block's weights, and this node's score of them."""
+        """The ML verdict on a proposed block's weights, and this node's score of them; its
+        duration sets how long later verdicts may take (``VerdictBudget``)."""
+        contributions = len(request.block.contributions) + len(request.block.screened)
+        self._consensus.set_verdict_budget(self.verdict_budget.compute_ms(contributions))
+        started = time.monotonic()
+        try:
+            return await self._judge(request)
+        finally:
+            self.verdict_budget.observe(time.monotonic() - started)
+
+    async def _judge(self, request: RequestVerdict) -> Verdict:
         self.model.ensure()  # an early contribution may have moved the learner ahead
         if not await self.model.ready():
             return Verdict(False)
@@ -197,8 +213,13 @@ class LearningApp:
                 (v.endpoint for v in validators.validators), member.endpoint, me.endpoint
             )
         )
-        data = await self.weights.get(model_hash, member.endpoint if member else None, plan)
+        data = await self.weights.get(
+            model_hash, member.endpoint if member else None, plan, "proposal"
+        )
         if data is None:
+            self.weights.problems.report(
+                "proposal", "unavailable", f"{model_hash.hex()[:12]}: no peer sent its weights"
+            )
             return Verdict(False)
         state = self._consensus.state
         inputs: list[tuple[str, Path, int]] = []
@@ -212,7 +233,10 @@ class LearningApp:
                 margin = self.learning.learner.task.config.verified_margin
         try:
             decision = await self.learning.vote(data, margin)
-        except MLError:
+        except MLError as error:
+            self.weights.problems.report(
+                "proposal", "bad_weights", f"{model_hash.hex()[:12]}: {error}"
+            )
             self.report_verdict("rejected")
             return Verdict(False)
         self.report_verdict("approved" if decision.approve else "rejected")
@@ -232,7 +256,12 @@ class LearningApp:
         """True when the proposed weights are the aggregation rule's output from every
         contribution the block lists (§3.7): a proposer cannot propose weights of its own."""
         if len(inputs) != len(block.contributions):
-            log.info("proposed aggregate not checked: a contribution's weights are missing")
+            self.weights.problems.report(
+                "contribution",
+                "unavailable",
+                f"{len(block.contributions) - len(inputs)} of the contributions listed by "
+                f"proposal {block.header.model_hash.hex()[:12]}: no peer sent their weights",
+            )
             return False
         population = len(self._consensus.state.validators.validators)
         if not await self.learning.check_aggregate(data, inputs, population):
@@ -410,10 +439,15 @@ class LearningApp:
     def receive_contribution(self, contribution: Contribution, weights: bytes = b"") -> None:
         """A contribution from a peer, perhaps with its weights: checked (signature first) by
         the state transition's rule, kept when it is for the current model or the next."""
-        if not self.contributions.receive(self._consensus.state, contribution):
+        state = self._consensus.state
+        if not self.contributions.receive(state, contribution):
             return
         if weights:
             self.weights.offer(contribution.weights_hash, weights)
+        elif self._consensus.is_validator():  # fetched now, not when a block lists it
+            member = state.validators.get_validator(contribution.validator)
+            maker = member.endpoint if member is not None else None
+            self.weights.prefetch(contribution.weights_hash, maker, "contribution")
         self.check_ready()
 
     # --- helpers ------------------------------------------------------------------------------
@@ -509,7 +543,7 @@ class LearningApp:
     ) -> Path | None:
         member = state.validators.get_validator(contribution.validator)
         return await self.weights.get(
-            contribution.weights_hash, member.endpoint if member else None
+            contribution.weights_hash, member.endpoint if member else None, None, "contribution"
         )
 
     async def _train_early(self, model_hash: Hash) -> EncodedWeights | None:

@@ -72,8 +72,11 @@ class Metrics:
             made = Histogram(f"{NAMESPACE}_{name}", doc, ["chain_id"], buckets=buckets, registry=r)
             return made.labels(chain_id)
 
-        def labelled(kind: type, name: str, doc: str, label: str, **more: Any) -> ChainLabelled:
-            made = kind(f"{NAMESPACE}_{name}", doc, ["chain_id", label], registry=r, **more)
+        def labelled(
+            kind: type, name: str, doc: str, label: str | tuple[str, ...], **more: Any
+        ) -> ChainLabelled:
+            labels = [label] if isinstance(label, str) else list(label)
+            made = kind(f"{NAMESPACE}_{name}", doc, ["chain_id", *labels], registry=r, **more)
             return ChainLabelled(made, chain_id)
 
         # consensus (CometBFT: consensus_*)
@@ -175,6 +178,14 @@ class Metrics:
         )
         self.weights_bytes = labelled(
             Counter, "learning_weights_bytes", "Model weights sent or received", "direction"
+        )
+        self.unusable_weights = labelled(
+            Counter,
+            "learning_unusable_weights",
+            "Contributions, proposals and models this node could not use (too_large: over the "
+            "chain's max_weights_bytes; bad_weights: not the task's model or not their hash; "
+            "unavailable: no peer had them)",
+            ("what", "reason"),
         )
 
     def report_own_evaluation(self, own: OwnEvaluation) -> None:

@@ -84,6 +84,15 @@ class PeerKind(enum.Enum):
     ANNOUNCED = "announced"
 
 
+class OversizedWeights(Exception):
+    """A peer announced weights larger than the chain's limit (none of them is read)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"{size} bytes, over the chain's max_weights_bytes ({limit})")
+        self.size = size
+        self.limit = limit
+
+
 class Peer:
     """One peer."""
 
@@ -245,8 +254,10 @@ class Peer:
                     if chunk is grpc.aio.EOF:
                         break
                     if not total:
-                        if not 0 < chunk.total_size <= max_bytes:
-                            return False  # the first chunk must announce a size within limits
+                        if chunk.total_size > max_bytes:
+                            raise OversizedWeights(chunk.total_size, max_bytes)
+                        if not chunk.total_size:
+                            return False  # the first chunk must announce the size
                         total = chunk.total_size
                     if size + len(chunk.data) > total:
                         return False

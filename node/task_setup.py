@@ -29,7 +29,7 @@ def compute_task_config(
     metric = FILE_DATA_METRIC if data_files else Metric.ACCURACY  # --task-param metric=...
     config = parse_task_params(params, TaskConfig(name=name or default, seed=seed, metric=metric))
     if not data_files:
-        get_task(config)  # the task must be found and built, as every node will
+        check_model_size(config)  # the task must be found and built, as every node will
         return config
     folders = [path for path in data_files if path.is_dir()]
     if folders and "class_names" not in config.params:  # every node labels folders alike
@@ -41,8 +41,24 @@ def compute_task_config(
     if folders and "image_shape" not in shaped.params:
         shape = compute_image_shape(folders[0], shaped.features)
         shaped = dataclasses.replace(shaped, params={**shaped.params, "image_shape": shape})
-    get_task(shaped).initial_model()  # a task that cannot take this shape says so now
+    check_model_size(shaped)  # a task that cannot take this shape says so now
     return shaped
+
+
+def check_model_size(config: TaskConfig) -> None:
+    """TaskError unless the task builds its initial model and the model's weights fit the
+    chain's ``max_weights_bytes`` (every node would refuse them otherwise)."""
+    from learnchain.ml.errors import TaskError
+    from learnchain.ml.tasks import get_task
+    from learnchain.ml.weights_file import WeightsLayout
+
+    model = get_task(config).initial_model()
+    size = WeightsLayout.of_state(model.state_dict()).file_size
+    if size > config.max_weights_bytes:
+        raise TaskError(
+            f"the task's initial model is {size} bytes, more than task.max_weights_bytes "
+            f"({config.max_weights_bytes}); raise it with --task-param max_weights_bytes=N"
+        )
 
 
 def compute_file_source(path: Path, label_column: str) -> DataSource:

@@ -21,8 +21,10 @@ from typing import Protocol
 from learnchain.consensus.state import ChainState
 from learnchain.consensus.types import Hash
 from learnchain.node.background import Background
+from learnchain.node.peers import OversizedWeights
 from learnchain.node.store_worker import StoreWorker
 from learnchain.node.weights_parts import PartialWeights, PartsSource, SpreadPlan, fetch_in_parts
+from learnchain.node.weights_problems import WeightsProblems
 
 PRUNE_EVERY = 50  # heights between prunings of stored weights beyond retain_models
 RECENT_PROPOSALS = 64  # proposed models' hashes served to anyone, beside the retained models
@@ -90,7 +92,9 @@ class WeightsPool:
         self._proposed: deque[Hash] = deque(maxlen=RECENT_PROPOSALS)
         self._partials: dict[Hash, PartialWeights] = {}  # being spread: served as they arrive
         self._spreading: dict[Hash, asyncio.Task[Path | None]] = {}
+        self._fetching: dict[Hash, asyncio.Future[Path | None]] = {}
         self._partial_added = asyncio.Event()
+        self.problems = WeightsProblems()  # the daemon's counts them in its metrics
 
     def publish(self, weights_hash: Hash) -> None:
         """Weights a proposal names (a candidate model): served to any node from now on."""
@@ -111,17 +115,38 @@ class WeightsPool:
         return self._files.new_partial()
 
     async def get(
-        self, weights_hash: Hash, preferred: str | None = None, plan: SpreadPlan | None = None
+        self,
+        weights_hash: Hash,
+        preferred: str | None = None,
+        plan: SpreadPlan | None = None,
+        what: str = "model",
     ) -> Path | None:
         """The stored weights' file, fetched first from a peer (``preferred`` first) and checked
         when they are not here; None when no peer has them. With a ``plan`` (a proposed model
         that every validator fetches from its maker, ``preferred``), they are fetched in parts
-        with the others."""
+        with the others. ``what`` they are (a contribution, a proposal, a model) is what a
+        problem with them is reported as."""
         arriving = self._arriving.get(weights_hash)
         if arriving is not None:
             await asyncio.wait([arriving])
         if self._files.has(weights_hash):
             return self._files.path_of(weights_hash)
+        fetching = self._fetching.get(weights_hash)
+        if fetching is None:  # one fetch per weights, whoever else asks meanwhile
+            fetching = asyncio.ensure_future(self._fetch(weights_hash, preferred, plan, what))
+            self._fetching[weights_hash] = fetching
+            fetching.add_done_callback(lambda _: self._fetching.pop(weights_hash, None))
+        return await asyncio.shield(fetching)
+
+    def prefetch(self, weights_hash: Hash, preferred: str | None, what: str) -> None:
+        """Start fetching weights that will be needed (a contribution, when it is announced),
+        so that they are here before a block that lists them asks for them."""
+        if not self.has(weights_hash) and weights_hash not in self._fetching:
+            self._background.spawn(self.get(weights_hash, preferred, None, what))
+
+    async def _fetch(
+        self, weights_hash: Hash, preferred: str | None, plan: SpreadPlan | None, what: str
+    ) -> Path | None:
         if plan is not None and preferred is not None:
             spreading = self._spreading.get(weights_hash)
             if spreading is None:
@@ -133,8 +158,16 @@ class WeightsPool:
                 return path
         for source in compute_fetch_order(self._sources(), preferred):
             partial = self._files.new_partial()
-            if await source.fetch_weights(weights_hash, self._checker.max_bytes, partial):
-                kept = await self.keep(weights_hash, partial)
+            try:
+                fetched = await source.fetch_weights(weights_hash, self._checker.max_bytes, partial)
+            except OversizedWeights as error:
+                partial.unlink(missing_ok=True)
+                self.problems.report(
+                    what, "too_large", f"{weights_hash.hex()[:12]} from {source.address}: {error}"
+                )
+                continue
+            if fetched:
+                kept = await self.keep(weights_hash, partial, what)
                 if kept is not None:
                     return kept
             else:
@@ -206,13 +239,16 @@ class WeightsPool:
         await self._io.run(partial.write_bytes, data)
         return await self.keep(weights_hash, partial)
 
-    async def keep(self, weights_hash: Hash, partial: Path) -> Path | None:
+    async def keep(self, weights_hash: Hash, partial: Path, what: str = "model") -> Path | None:
         """Keep the weights in the file ``partial`` when they fit the task's model and have
         ``weights_hash`` (moved into the store: their path); else delete it, count it as
         rejected, and None."""
         if not await self._checker.verify(partial, weights_hash):
             partial.unlink(missing_ok=True)
             self._on_rejected()
+            self.problems.report(
+                what, "bad_weights", f"{weights_hash.hex()[:12]}: not the task's model or its hash"
+            )
             return None
         return self._files.adopt(partial, weights_hash)
 
@@ -238,7 +274,7 @@ class WeightsPool:
     async def prune(self, in_use: set[Hash]) -> int:
         """Delete stored weights other than the retained models, ``in_use`` and what is
         arriving; how many."""
-        keep = set(self.retained) | set(self._arriving) | set(self._partials) | in_use
+        keep = set(self.retained) | set(self._arriving) | set(self._fetching) | in_use
         pruned: int = await self._io.run(self._files.prune, keep)
         log.debug("pruned %d stored weights", pruned)
         return pruned

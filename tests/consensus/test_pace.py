@@ -128,3 +128,17 @@ def test_a_precommit_for_an_update_carries_the_validators_score() -> None:
             actions += engine.handle(VoteReceived(vote(key, VoteType.PREVOTE, signed.block.hash)))
     (precommit,) = [v for v in votes_in(actions) if v.vote_type == VoteType.PRECOMMIT]
     assert precommit.block_hash == signed.block.hash and precommit.score == 912_000
+
+
+def test_a_node_whose_learner_needs_longer_waits_its_own_verdict_budget() -> None:
+    state = make_genesis_state(KEYS, params=with_params(verdict_timeout=20_000))
+    proposer = next(k for k in KEYS if k.address == state.validators.proposer)
+    other = next(k for k in KEYS if k.address != state.validators.proposer)
+    engine = Engine(state, other, TimeoutConfig(commit=0, propose=3000))
+    engine.set_verdict_budget(90_000)  # a large model: its learner measured ~30 s a verdict
+    engine.start()
+    engine.handle(ProposalReceived(propose(state, proposer, compute_hash(b"a 500 MB model"))))
+    fired = engine.handle(TimeoutFired(Height(1), Round(0), Step.PROPOSE))
+    assert ScheduleTimeout(Height(1), Round(0), Step.PROPOSE, 87_000) in fired  # type: ignore[arg-type]
+    engine.set_verdict_budget(1_000)  # never shorter than the genesis's
+    assert max(engine.verdict_budget, state.params.verdict_timeout) == 20_000

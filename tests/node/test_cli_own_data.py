@@ -306,3 +306,12 @@ def test_start_names_the_genesis_and_task_path_when_its_plugin_cannot_be_importe
     assert len(lines) == 1, done.stderr
     assert "genesis.json: task 'org_task_moved:Wide': cannot import org_task_moved" in lines[0]
     assert "task_path" in lines[0]
+
+
+def test_a_chain_whose_initial_model_exceeds_its_weight_limit_is_refused(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    done = run(
+        "init", "--home", str(home), "--moniker", "m", "--task-param", "max_weights_bytes=1000"
+    )
+    assert_one_line_error(done, "initial model is 57928 bytes, more than task.max_weights_bytes")
+    assert not home.exists()

@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from learnchain.consensus.state import ChainState
 from learnchain.consensus.types import Hash, Height
+from learnchain.node.peers import OversizedWeights
 from learnchain.node.store import Store
 from learnchain.node.store_worker import StoreWorker
 from learnchain.node.weights_parts import (
@@ -23,6 +27,7 @@ from learnchain.node.weights_parts import (
     iter_stripe,
 )
 from learnchain.node.weights_pool import PRUNE_EVERY, WeightsPool, compute_fetch_order
+from learnchain.node.weights_problems import WeightsProblems
 from tests.consensus.chain import make_genesis_state, make_keys
 
 
@@ -282,3 +287,34 @@ def test_no_plan_for_a_node_that_is_not_among_the_receivers_or_alone() -> None:
     assert compute_spread_plan(["a:1", "b:1", "c:1"], "a:1", "x:1") is None
     plan = compute_spread_plan(["c:1", "a:1", "b:1", ""], "a:1", "c:1")
     assert plan is not None and (plan.stripe, plan.stripes, plan.owners) == (1, 2, {0: "b:1"})
+
+
+class Oversized(Source):
+    """A peer that announces weights over the chain's limit."""
+
+    async def fetch_weights(self, weights_hash: bytes, max_bytes: int, into: Path) -> bool:
+        self.asked.append(self.address)
+        raise OversizedWeights(max_bytes + 1, max_bytes)
+
+
+def test_weights_over_the_limit_are_not_read_and_are_said_once_and_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    counted: list[tuple[str, str]] = []
+
+    async def scenario() -> list[Path | None]:
+        pool, io = make_pool(tmp_path, [Oversized("big:1", {})], [])
+        pool.problems = WeightsProblems(lambda what, reason: counted.append((what, reason)))
+        got = [
+            await pool.get(digest(b"huge"), what="contribution"),
+            await pool.get(digest(b"huge too"), what="contribution"),
+        ]
+        pool.close()
+        io.close()
+        return got
+
+    with caplog.at_level(logging.DEBUG, logger="learnchain.weights"):
+        assert asyncio.run(scenario()) == [None, None]
+    assert counted == [("contribution", "too_large")] * 2
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "over the chain's max_weights_bytes" in warnings[0].getMessage()
