@@ -48,10 +48,10 @@ from learnchain.consensus.messages import (
 )
 from learnchain.consensus.types import Address, Hash, VoteType
 from learnchain.consensus.validators import ValidatorSet
+from learnchain.node.app_interface import ModelUpdate, Verdict
 from learnchain.node.background import Background
 from learnchain.node.block_executor import BlockExecutor
 from learnchain.node.engine_inbox import EngineInbox
-from learnchain.node.learning_app import ModelUpdate, Verdict
 from learnchain.node.metrics import Metrics
 from learnchain.node.misbehaviour import Misbehaviour, make_conflicting_vote
 from learnchain.node.peer_auth import compute_now_ms

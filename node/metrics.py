@@ -17,7 +17,7 @@ from prometheus_client import (
 from learnchain.consensus.params import SCORE_UNIT
 
 if TYPE_CHECKING:
-    from learnchain.node.learning_app import OwnEvaluation
+    from learnchain.node.app_interface import OwnEvaluation
 
 NAMESPACE = "learnchain"
 OVERHEAD_BUCKETS = (

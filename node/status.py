@@ -8,7 +8,7 @@ from learnchain.consensus.engine import Engine
 from learnchain.consensus.params import SCORE_UNIT
 from learnchain.consensus.state import ChainState
 from learnchain.consensus.types import Address
-from learnchain.node.learning_app import OwnEvaluation
+from learnchain.node.app_interface import OwnEvaluation
 from learnchain.node.wire import learning_to_proto
 from learnchain.proto import learnchain_pb2 as pb
 

@@ -14,10 +14,10 @@ from learnchain.consensus.messages import SignedTx, TxKind, Vote
 from learnchain.consensus.state import ChainState
 from learnchain.consensus.types import Address, Hash, Step, Tokens, VoteType
 from learnchain.consensus.validators import ValidatorSet
+from learnchain.node.app_interface import ModelUpdate, Verdict
 from learnchain.node.block_executor import BlockExecutor
 from learnchain.node.consensus_driver import ConsensusDriver
 from learnchain.node.engine_inbox import EngineInbox
-from learnchain.node.learning_app import ModelUpdate, Verdict
 from learnchain.node.metrics import Metrics
 from learnchain.node.misbehaviour import Misbehaviour
 from learnchain.node.store import Store

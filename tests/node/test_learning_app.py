@@ -25,9 +25,10 @@ from learnchain.ml.codec import StateDict, compute_weights_hash, encode_weights
 from learnchain.ml.data import PartyData, load_digits_party
 from learnchain.ml.learner import Learner
 from learnchain.ml.tasks import TaskConfig, get_task
+from learnchain.node.app_interface import ModelUpdate, Verdict
 from learnchain.node.contribution_pool import ContributionError, ContributionPool
 from learnchain.node.learning import EncodedWeights, LearningWorker
-from learnchain.node.learning_app import LearningApp, ModelUpdate, Verdict
+from learnchain.node.learning_app import LearningApp
 from learnchain.node.store import Store
 from learnchain.node.store_worker import StoreWorker
 from learnchain.node.weights_pool import WeightsPool

@@ -1,0 +1,123 @@
+"""A proposer's model update (ABCI++'s PrepareProposal, getValue() of Algorithm 1): its own
+update trained ahead (solo), or the aggregate of the validators' contributions once the round may
+be proposed (aggregate, §3.2); else none, and the block keeps the model.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from learnchain.consensus.events import RequestProposal
+from learnchain.consensus.params import Mode
+from learnchain.consensus.state import ChainState
+from learnchain.consensus.types import Address, Hash
+from learnchain.ml.adversaries import compute_attack_listing
+from learnchain.ml.errors import MLError
+from learnchain.node.app_interface import (
+    ModelUpdate,
+    fetch_contribution_weights,
+    is_contributor_quorum,
+)
+from learnchain.node.contribution_pool import ContributionPool
+from learnchain.node.learning import EncodedWeights, LearningWorker
+from learnchain.node.learning_round import Contributors, LearningRound
+from learnchain.node.local_trainer import LocalTrainer
+from learnchain.node.model_follower import ModelFollower
+from learnchain.node.peer_manager import compute_inline_weights
+from learnchain.node.weights_pool import WeightsPool
+
+# Updates need every survivor's approval when stake is tight; after two failed rounds at a
+# height, propose without one so the chain never stalls on learning.
+ROUNDS_BEFORE_PLAIN_BLOCKS = 2
+log = logging.getLogger("learnchain.learning")
+
+
+class ProposalBuilder:
+    """What this validator proposes when it is the round's proposer."""
+
+    def __init__(
+        self,
+        learning: LearningWorker,
+        weights: WeightsPool,
+        contributions: ContributionPool,
+        model: ModelFollower,
+        trainer: LocalTrainer,
+        address: Address,
+        get_round: Callable[[], LearningRound | None],
+        get_contributors: Callable[[ChainState], Contributors],
+    ) -> None:
+        self.learning = learning
+        self.weights = weights
+        self.contributions = contributions
+        self._model = model
+        self._trainer = trainer
+        self._address = address
+        self._get_round = get_round
+        self._get_contributors = get_contributors
+        self.proposed: EncodedWeights | None = None  # pushed beside our proposal
+
+    async def prepare_proposal(self, request: RequestProposal, state: ChainState) -> ModelUpdate:
+        """getValue()'s model update: trained (solo) or aggregated (aggregate), or none."""
+        self._model.ensure()  # an early contribution may have moved the learner ahead
+        ready = await self._model.ready()
+        unchanged = ModelUpdate(state.model_hash)
+        if not (
+            self._trainer.train
+            and ready
+            and request.round < ROUNDS_BEFORE_PLAIN_BLOCKS
+            and state.learning.is_training()
+            and state.params.is_training_height(request.height)
+        ):
+            return unchanged
+        try:
+            if state.params.mode == Mode.SOLO:
+                solo = self._trainer.solo
+                if solo is None or solo[0] != state.model_hash:
+                    return unchanged  # still training: this block keeps the model
+                return self._propose(solo[1])
+            return await self._aggregate(state)
+        except MLError as error:
+            log.warning("no model update in this proposal: %s", error)
+            return unchanged
+
+    def get_inline_weights(self, model_hash: Hash) -> bytes:
+        """The weights to push beside our proposal naming ``model_hash``, when we made them."""
+        proposed = self.proposed
+        ours = proposed is not None and proposed.weights_hash == model_hash
+        return compute_inline_weights(proposed) if ours else b""
+
+    def _propose(self, weights: EncodedWeights) -> ModelUpdate:
+        self.weights.publish(weights.weights_hash)
+        self.proposed = weights
+        return ModelUpdate(weights.weights_hash)
+
+    async def _aggregate(self, state: ChainState) -> ModelUpdate:
+        """Aggregate the contributions to the current model, once the round may be proposed
+        (``LearningRound.may_aggregate``); else keep the model."""
+        learning_round = self._get_round()
+        contributors = self._get_contributors(state)
+        if learning_round is None or not learning_round.may_aggregate(
+            contributors, time.monotonic()
+        ):
+            return ModelUpdate(state.model_hash)
+        arrived = self.contributions.get(state.learning.model_height)
+        pool = [c for address, c in arrived.items() if address in contributors.arrived]
+        if self.learning.is_poisoner:  # testing: the best aggregate a poisoner can get verified
+            pool = compute_attack_listing(
+                pool,
+                lambda c: c.validator == self._address,
+                lambda listed: is_contributor_quorum(state, listed),
+            )
+        inputs = await fetch_contribution_weights(self.weights, state, pool)
+        if not inputs:
+            return ModelUpdate(state.model_hash)
+        weights, used_ids = await self.learning.aggregate(inputs, len(state.validators.validators))
+        update = self._propose(weights)
+        fetched = {contributor for contributor, _, _ in inputs}
+        used = tuple(c for c in pool if c.validator.hex() in used_ids)
+        screened = tuple(
+            c for c in pool if c.validator.hex() in fetched and c.validator.hex() not in used_ids
+        )[: max(0, state.params.max_contributions - len(used))]  # the block's limit counts both
+        return ModelUpdate(update.model_hash, used, screened)

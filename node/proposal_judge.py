@@ -1,0 +1,174 @@
+"""The ML half of valid(v) (ABCI++'s ProcessProposal): fetch the proposed weights, check their
+hash, in aggregate mode re-compute the aggregate from the listed contributions (§3.7), score the
+weights on the private vote set, and appraise the contributions (§3.5); the score and the values
+ride on the precommit. How long a verdict takes sets how long the next may (``VerdictBudget``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from learnchain.consensus.events import RequestVerdict
+from learnchain.consensus.messages import MAX_SCORE, Block
+from learnchain.consensus.params import SCORE_UNIT, Mode
+from learnchain.consensus.types import Address, Hash
+from learnchain.consensus.validators import compute_proposer_of_round
+from learnchain.ml.errors import MLError
+from learnchain.node.app_interface import (
+    ConsensusView,
+    ContributionInput,
+    OwnEvaluation,
+    Verdict,
+    fetch_contribution_weights,
+    is_contributor_quorum,
+)
+from learnchain.node.learning import LearningWorker
+from learnchain.node.model_follower import ModelFollower
+from learnchain.node.verdict_budget import VerdictBudget
+from learnchain.node.weights_parts import SpreadPlan, compute_spread_plan
+from learnchain.node.weights_pool import WeightsPool
+
+RECENT_SCORES = 64  # this node's scores of proposed models kept for the commit that follows
+log = logging.getLogger("learnchain.learning")
+
+
+class ProposalJudge:
+    """This validator's verdicts on proposed model updates."""
+
+    def __init__(
+        self,
+        learning: LearningWorker,
+        weights: WeightsPool,
+        consensus: ConsensusView,
+        model: ModelFollower,
+        address: Address,
+        appraise: bool,
+    ) -> None:
+        self.learning = learning
+        self.weights = weights
+        self._consensus = consensus
+        self._model = model
+        self._address = address
+        self._appraise = appraise
+        self.budget = VerdictBudget(learning.layout.file_size)
+        # on each verdict: "approved", "rejected", or "unverified" (not the rule's aggregate)
+        self.report_verdict: Callable[[str], None] = lambda _result: None
+        self._scores: dict[Hash, OwnEvaluation] = {}  # this node's scores of proposed models
+
+    def get_own_evaluation(self, model_hash: Hash) -> OwnEvaluation | None:
+        """This node's evaluation of a model it judged (recently), if any."""
+        return self._scores.get(model_hash)
+
+    async def process_proposal(self, request: RequestVerdict) -> Verdict:
+        """The ML verdict on a proposed block's weights, and this node's score of them; its
+        duration sets how long later verdicts may take."""
+        contributions = len(request.block.contributions) + len(request.block.screened)
+        self._consensus.set_verdict_budget(self.budget.compute_ms(contributions))
+        started = time.monotonic()
+        try:
+            return await self._judge(request)
+        finally:
+            self.budget.observe(time.monotonic() - started)
+
+    def _compute_plan(self, round_: int) -> tuple[str | None, SpreadPlan | None]:
+        """The proposal's maker's endpoint, and this validator's part in spreading its model."""
+        validators = self._consensus.validators
+        member = validators.get_validator(compute_proposer_of_round(validators, round_))
+        me = validators.get_validator(self._address)
+        if member is None:
+            return None, None
+        if me is None:
+            return member.endpoint, None
+        endpoints = (v.endpoint for v in validators.validators)
+        return member.endpoint, compute_spread_plan(endpoints, member.endpoint, me.endpoint)
+
+    async def _judge(self, request: RequestVerdict) -> Verdict:
+        self._model.ensure()  # an early contribution may have moved the learner ahead
+        if not await self._model.ready():
+            return Verdict(False)
+        model_hash = request.block.header.model_hash
+        self.weights.publish(model_hash)
+        maker, plan = self._compute_plan(request.round)
+        path = await self.weights.get(model_hash, maker, plan, "proposal")
+        if path is None:
+            self.weights.problems.report(
+                "proposal", "unavailable", f"{model_hash.hex()[:12]}: no peer sent its weights"
+            )
+            return Verdict(False)
+        state = self._consensus.state
+        inputs: list[ContributionInput] = []
+        margin: float | None = None
+        if state.params.mode == Mode.AGGREGATE:
+            contributions = request.block.contributions
+            inputs = await fetch_contribution_weights(self.weights, state, contributions)
+            if not await self._is_verified_aggregate(request.block, path, inputs):
+                self.report_verdict("unverified")
+                return Verdict(False)
+            if is_contributor_quorum(state, contributions):
+                margin = self.learning.learner.task.config.verified_margin
+        try:
+            decision = await self.learning.vote(path, margin)
+        except MLError as error:
+            detail = f"{model_hash.hex()[:12]}: {error}"
+            self.weights.problems.report("proposal", "bad_weights", detail)
+            self.report_verdict("rejected")
+            return Verdict(False)
+        self.report_verdict("approved" if decision.approve else "rejected")
+        if not math.isfinite(decision.score):
+            return Verdict(decision.approve)
+        score = round(decision.score * SCORE_UNIT)
+        if len(self._scores) >= RECENT_SCORES:
+            self._scores.pop(next(iter(self._scores)))
+        self._scores[model_hash] = OwnEvaluation(score, decision.accuracy, decision.loss)
+        appraising = decision.approve and self._appraise
+        values = await self._appraise_contributions(request.block, inputs) if appraising else ()
+        return Verdict(decision.approve, score, values)
+
+    async def _is_verified_aggregate(
+        self, block: Block, path: Path, inputs: list[ContributionInput]
+    ) -> bool:
+        """True when the proposed weights are the aggregation rule's output from every
+        contribution the block lists (§3.7): a proposer cannot propose weights of its own."""
+        if len(inputs) != len(block.contributions):
+            self.weights.problems.report(
+                "contribution",
+                "unavailable",
+                f"{len(block.contributions) - len(inputs)} of the contributions listed by "
+                f"proposal {block.header.model_hash.hex()[:12]}: no peer sent their weights",
+            )
+            return False
+        population = len(self._consensus.state.validators.validators)
+        if not await self.learning.check_aggregate(path, inputs, population):
+            log.info(
+                "proposed aggregate %s is not the rule's aggregate of its %d contributions",
+                block.header.model_hash.hex()[:12],
+                len(inputs),
+            )
+            return False
+        return True
+
+    async def _appraise_contributions(
+        self, block: Block, inputs: list[ContributionInput]
+    ) -> tuple[int, ...]:
+        """This node's appraisal of each of a block's contributions (fetched, in order), then of
+        each one its proposer screened out, on its own data, in micro-units (the precommit's
+        extension, §3.5); nothing when none, or when a screened-out one cannot be fetched."""
+        if not inputs:
+            return ()
+        state = self._consensus.state
+        screened = await fetch_contribution_weights(self.weights, state, block.screened)
+        if len(screened) != len(block.screened):
+            log.info("contributions not appraised: a screened-out one's weights are missing")
+            return ()
+        try:
+            values = await self.learning.appraise(inputs, screened)
+        except MLError as error:
+            log.warning("contributions not appraised: %s", error)
+            return ()
+        if not all(math.isfinite(v) for v in values):
+            return ()
+        return tuple(max(-MAX_SCORE, min(MAX_SCORE, round(v * SCORE_UNIT))) for v in values)
