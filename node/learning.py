@@ -266,9 +266,6 @@ class LearningWorker:
 
         return await self._run(accept_and_train)
 
-    def _listed(self, contributions: Sequence[tuple[str, Path, int]]) -> list[ListedSource]:
-        return [ListedSource(c, self.open(path), samples) for c, path, samples in contributions]
-
     async def aggregate(
         self, contributions: list[tuple[str, Path, int]], population: int = 0
     ) -> tuple[EncodedWeights, list[str]]:
@@ -329,7 +326,7 @@ class LearningWorker:
                 return is_rule_aggregate_of(
                     self.open(path),
                     self.learner.global_source,
-                    self._listed(contributions),
+                    [ListedSource(c, self.open(p), n) for c, p, n in contributions],
                     config.aggregation,
                     self.layout,
                     config.server_momentum,
@@ -374,7 +371,7 @@ class LearningWorker:
         when one does not fit the model."""
 
         def measure() -> list[float]:
-            named = [c.source for c in self._listed([*contributions, *screened])]
+            named = [self.open(path) for _, path, _ in [*contributions, *screened]]
             scratch: list[Path] = []
 
             def materialize(slices: Iterable[torch.Tensor]) -> TensorSource:
@@ -404,10 +401,6 @@ class LearningWorker:
     def current_hash(self) -> Hash:
         """The global model's canonical hash."""
         return self._current_hash
-
-    def current_encoded(self) -> EncodedWeights:
-        """The global model's hash and file."""
-        return EncodedWeights(self._current_hash, self.current_path)
 
     def close(self) -> None:
         """Stop the worker thread."""

@@ -9,8 +9,8 @@ block, its commit and the state it produces go in one write batch with ``sync=Tr
 crash the store holds either the old height or the new one, never half.
 
 Format 1 kept weights in LevelDB too, as content-addressed 1 MiB chunks (``w``+weights hash ->
-chunk manifest, ``k``+chunk hash -> chunk); opening such a store moves them into files
-(``migrate_weights_to_files``) and records format 2.
+chunk manifest, ``k``+chunk hash -> chunk); opening such a store moves them into files and
+records format 2 (node/store_migrations.py).
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from learnchain.consensus.events import SignState
 from learnchain.consensus.learning_record import LearningRecord
 from learnchain.consensus.messages import Block, Commit
 from learnchain.consensus.state import ChainState
-from learnchain.consensus.types import HASH_LENGTH, Hash, Height
+from learnchain.consensus.types import Hash, Height
 from learnchain.node.store_error import StoreError
+from learnchain.node.store_migrations import MIGRATIONS
 from learnchain.node.weights_store import WEIGHTS_DIR, WeightsStore
 from learnchain.node.wire import (
     block_from_proto,
@@ -52,7 +53,6 @@ WRITE_BUFFER_BYTES = 8 << 20
 # Bump whenever what is stored changes its encoding (a block header field, the state's fields, a
 # vote extension...): tests/node/test_store.py pins the bytes of a small chain to catch it.
 STORE_FORMAT = 2
-FORMAT_WITH_WEIGHTS_IN_LEVELDB = 1  # migrated at open: weights moved into files
 _FORMAT = struct.Struct(">I")
 _HEIGHT = struct.Struct(">Q")
 _TX_PLACE = struct.Struct(">QI")  # height, index in the block
@@ -128,8 +128,8 @@ class Store:
         """Record ``STORE_FORMAT`` in a database that holds no chain yet; StoreError saying what
         to do when the stored chain is in another format."""
         found = self.get_format()
-        if found == FORMAT_WITH_WEIGHTS_IN_LEVELDB:
-            self.migrate_weights_to_files()
+        while found is not None and found in MIGRATIONS:  # older formats this build upgrades
+            MIGRATIONS[found](self._db, self.weights)
             found = self.get_format()
         if found == STORE_FORMAT:
             return
@@ -147,27 +147,6 @@ class Store:
             f"`learnchain unsafe-reset-all --home {self.path.parent.parent}` and let the node "
             "sync from its peers (the node key and the double-sign guard are kept)"
         )
-
-    def migrate_weights_to_files(self) -> int:
-        """Format 1 to 2: every weights' chunks out of LevelDB into a file under its hash (each
-        file complete before its keys go), then format 2 recorded; how many weights moved."""
-        moved = 0
-        for key, manifest in list(self._db.iterator(prefix=b"w")):
-            chunks = []
-            for offset in range(8, len(manifest), HASH_LENGTH):
-                chunk = self._db.get(b"k" + manifest[offset : offset + HASH_LENGTH])
-                if chunk is None:
-                    break  # never complete: fetched again from peers when needed
-                chunks.append(chunk)
-            else:
-                self.weights.put(Hash(key[1:]), b"".join(chunks))
-                moved += 1
-        with self._db.write_batch(transaction=True, sync=True) as batch:
-            for prefix in (b"w", b"k"):
-                for key in self._db.iterator(prefix=prefix, include_value=False):
-                    batch.delete(key)
-            batch.put(_FORMAT_KEY, _FORMAT.pack(STORE_FORMAT))
-        return moved
 
     def close(self) -> None:
         """Release the database."""

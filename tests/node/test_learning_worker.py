@@ -28,10 +28,9 @@ def make_worker(folder: Path) -> LearningWorker:
 def test_the_genesis_model_is_stored_as_a_file_under_its_hash(tmp_path: Path) -> None:
     worker = make_worker(tmp_path)
     try:
-        initial = worker.current_encoded()
-        assert initial.path == tmp_path / f"{initial.weights_hash.hex()}.safetensors"
-        learner = worker.learner
-        assert compute_weights_hash(learner.current()) == initial.weights_hash
+        initial = worker.current_hash()
+        assert worker.current_path == tmp_path / f"{initial.hex()}.safetensors"
+        assert compute_weights_hash(worker.learner.current()) == initial
     finally:
         worker.close()
 
