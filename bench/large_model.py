@@ -19,7 +19,7 @@ received are its ``learnchain_learning_weights_bytes_total{direction="received"}
 
     .venv/bin/python bench/large_model.py [--sizes 44,100,500] [--rounds 3] [--train-seconds 20]
 
-Prints a table per size and, last, one JSON line per size.
+Prints a table per size, each followed by its JSON line.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from large_model_task import compute_parameters, compute_width
 from processes import cpu_seconds
@@ -49,6 +50,10 @@ VALIDATORS = 4
 BENCH = Path(__file__).resolve().parent
 TRAINING = ("propose", "accept_and_train", "encode")
 EVALUATION = ("decide",)
+# the rest of a round's ML work, by the learning worker's verb: checking arriving weights'
+# hashes, aggregating (the proposer), re-computing a proposed aggregate, appraising contributions
+OVERHEAD_WORK = {"check": ("check",), "aggregate": ("combine",), "verify": ("recompute",)}
+OVERHEAD_WORK |= {"appraise": ("measure",), "accept": ("_accept",)}
 MB = 1e6
 
 
@@ -171,7 +176,9 @@ def wait_for_updates(net: LocalCluster, updates: int, timeout: float) -> list[in
         time.sleep(2)
 
 
-def measure(size_mb: float, depth: int, rounds: int, train_seconds: float) -> dict[str, object]:
+def measure(
+    size_mb: float, depth: int, rounds: int, train_seconds: float, keep: Path | None = None
+) -> dict[str, object]:
     width = compute_width(size_mb, depth)
     weights_mb = compute_parameters(width, depth) * 4 / MB
     epochs, epoch_seconds = calibrate_epochs(width, depth, train_seconds)
@@ -181,8 +188,9 @@ def measure(size_mb: float, depth: int, rounds: int, train_seconds: float) -> di
         file=sys.stderr,
     )
     with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch) / "net" if keep is None else keep / f"net-{size_mb:g}mb"
         net = LocalCluster(
-            Path(scratch) / "net",
+            root,
             VALIDATORS,
             *("--task", "large_model_task:DeepMLP", "--task-path", str(BENCH)),
             *("--task-param", f"width={width}", "--task-param", f"depth={depth}"),
@@ -208,7 +216,7 @@ def measure(size_mb: float, depth: int, rounds: int, train_seconds: float) -> di
         logs = [read_log(net[i].log_path) for i in range(VALIDATORS)]
         disk = list(sampler.disk_mb)
     commits = logs[0][1]
-    rows = []
+    rows: list[dict[str, Any]] = []
     print(
         f"{'height':>6} {'wall s':>7} {'train s':>8} {'eval s':>7} {'overhead s':>10} {'ratio':>6}"
     )
@@ -219,6 +227,10 @@ def measure(size_mb: float, depth: int, rounds: int, train_seconds: float) -> di
             total_within(work, EVALUATION, start, end) for work, _ in logs
         )
         wall = end - start
+        parts = {
+            name: round(max(total_within(work, kinds, start, end) for work, _ in logs), 2)
+            for name, kinds in OVERHEAD_WORK.items()
+        }
         rows.append(
             {
                 "height": after,
@@ -227,12 +239,14 @@ def measure(size_mb: float, depth: int, rounds: int, train_seconds: float) -> di
                 "evaluation_seconds": round(evaluation, 2),
                 "overhead_seconds": round(wall - training - evaluation, 2),
                 "ratio": round(wall / (training + evaluation), 3),
+                "overhead_work_seconds_max": parts,
             }
         )
         row = rows[-1]
         print(
             f"{after:>6} {wall:>7.1f} {training:>8.1f} {evaluation:>7.1f} "
-            f"{row['overhead_seconds']:>10.1f} {row['ratio']:>6.3f}"
+            f"{row['overhead_seconds']:>10.1f} {row['ratio']:>6.3f}  "
+            + " ".join(f"{k} {v}" for k, v in parts.items())
         )
     window = commits[heights[-1]] - commits[first[0]]
     measured = len(rows)
@@ -278,13 +292,11 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3, help="learning rounds measured")
     parser.add_argument("--train-seconds", type=float, default=20.0)
+    parser.add_argument("--keep", type=Path, help="keep the testnets (and logs) under this folder")
     args = parser.parse_args()
-    results = [
-        measure(float(size), args.depth, args.rounds, args.train_seconds)
-        for size in args.sizes.split(",")
-    ]
-    for summary in results:
-        print(json.dumps(summary))
+    for size in args.sizes.split(","):
+        summary = measure(float(size), args.depth, args.rounds, args.train_seconds, args.keep)
+        print(json.dumps(summary), flush=True)
 
 
 if __name__ == "__main__":

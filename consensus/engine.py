@@ -162,8 +162,9 @@ class Engine:
         self._future: list[Event] = []
         self._sync_requested_at: tuple[int, int] = (-1, -1)
         self.now_ms = TimeMs(0)  # the shell's clock, told before each event (set_time)
-        # how long this node's learner may need for a verdict (0: the genesis verdict_timeout)
-        self.verdict_budget = Milliseconds(0)
+        # how long this node's learner may need to judge a proposal, and a proposer to make one
+        # (0: the genesis verdict_timeout, and the configured timeoutPropose)
+        self.learning_budget = Milliseconds(0)
         self._reset_height(state)
         self.started = False
 
@@ -172,11 +173,14 @@ class Engine:
         clock: a simulation tells it simulated time)."""
         self.now_ms = TimeMs(now_ms)
 
-    def set_verdict_budget(self, budget_ms: int) -> None:
-        """How long this node's learner may take to judge a proposal (fetch, check, score): a
-        verdict still pending is waited for up to the larger of this and the genesis
-        ``verdict_timeout`` (a local choice of timeout, as §2.4 says: safety is untouched)."""
-        self.verdict_budget = Milliseconds(max(0, budget_ms))
+    def set_learning_budget(self, budget_ms: int) -> None:
+        """How long learning work on a model update takes here, as this node's learner measured
+        it (aggregating, fetching, checking, scoring): a verdict still pending is waited for up
+        to the larger of this and the genesis ``verdict_timeout``, and while the height may
+        change the model a proposal is waited for at least this long (a proposer aggregates a
+        large model for as long). Both are local choices of timeout, as §2.4 says: safety is
+        untouched; a proposer that never proposes costs its round at most this."""
+        self.learning_budget = Milliseconds(max(0, budget_ms))
 
     # --- accessors --------------------------------------------------------------------------
 
@@ -371,9 +375,17 @@ class Engine:
         if self.is_absent(self.get_proposer(round_)):
             absent = self.timeouts.propose_absent + self.timeouts.propose_delta * round_
             delay = Milliseconds(min(delay, absent))
+        elif self.is_model_height():  # the proposer may be aggregating a large model
+            delay = Milliseconds(max(delay, self.learning_budget))
         out.append(ScheduleTimeout(self.height, round_, Step.PROPOSE, delay))
         if self._gossip_round != round_:  # round 0's ticks may have begun while waiting for work
             self._schedule_gossip(out)
+
+    def is_model_height(self) -> bool:
+        """True when this height's block may change the model (training is on, within budget)."""
+        return self.state.learning.is_training() and self.state.params.is_training_height(
+            self.height
+        )
 
     def is_absent(self, validator: Address) -> bool:
         """True when ``validator`` did not sign the last commit (as far as this node has seen
@@ -747,7 +759,7 @@ class Engine:
 
     def _extend_for_verdict(self, out: list[Action]) -> bool:
         """The round's proposal is here and the learner is still scoring it: wait up to the
-        genesis ``verdict_timeout`` (or this node's larger ``verdict_budget``) in all (once per
+        genesis ``verdict_timeout`` (or this node's larger ``learning_budget``) in all (once per
         round) before line 57 prevotes nil, so a large model is judged rather than timed out. A
         proposer whose weights never come costs its round at most this."""
         signed = self._proposals.get(self.round)
@@ -760,7 +772,7 @@ class Engine:
             return False
         self._verdict_waits.add(self.round)
         spent = self.timeouts.get_timeout(Step.PROPOSE, self.round)
-        extra = max(self.state.params.verdict_timeout, self.verdict_budget) - spent
+        extra = max(self.state.params.verdict_timeout, self.learning_budget) - spent
         if extra <= 0:
             return False
         out.append(ScheduleTimeout(self.height, self.round, Step.PROPOSE, Milliseconds(extra)))

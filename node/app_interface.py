@@ -37,7 +37,7 @@ class ConsensusView(Protocol):
         """The state after the last decided block."""
         ...
 
-    def set_verdict_budget(self, budget_ms: int) -> None:
+    def set_learning_budget(self, budget_ms: int) -> None:
         """How long this node's verdicts may take (the engine's local wait)."""
         ...
 

@@ -87,7 +87,15 @@ class LearningApp:
             announce,
             self.check_ready,
         )
-        self.judge = ProposalJudge(learning, weights, consensus, self.model, key.address, appraise)
+        self.judge = ProposalJudge(
+            learning,
+            weights,
+            consensus,
+            self.model,
+            key.address,
+            appraise,
+            lambda model_hash: self.builder.is_own_proposal(model_hash),
+        )
         self.builder = ProposalBuilder(
             learning,
             weights,
@@ -97,6 +105,7 @@ class LearningApp:
             key.address,
             lambda: self._round,
             self._get_contributors,
+            self.judge.budget,
         )
         self._round: LearningRound | None = None  # the current model's round
         self.own_evaluation: OwnEvaluation | None = None  # of the current model
@@ -156,6 +165,10 @@ class LearningApp:
         if failed or self._round is None or self._round.model_height != model_height:
             deadline = state.params.round_deadline / 1000
             self._round = LearningRound(model_height, time.monotonic(), deadline)
+        # a proposer aggregates the round's contributions (one per validator at most) for as long
+        # as this node takes to judge such a proposal: wait for it that long
+        validators = len(state.validators.validators)
+        self._consensus.set_learning_budget(self.judge.budget.compute_ms(validators))
         previous = self._get_previous_model(state)
         if previous is not None and previous != self.learning.previous_hash:
             self._background.spawn(self._restore_previous(state.model_hash, previous))

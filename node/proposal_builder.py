@@ -22,6 +22,7 @@ from learnchain.node.app_interface import (
 )
 from learnchain.node.contribution_pool import ContributionPool
 from learnchain.node.learning import EncodedWeights, LearningWorker
+from learnchain.node.learning_budget import LearningBudget
 from learnchain.node.learning_round import Contributors, LearningRound
 from learnchain.node.local_trainer import LocalTrainer
 from learnchain.node.model_follower import ModelFollower
@@ -47,6 +48,7 @@ class ProposalBuilder:
         address: Address,
         get_round: Callable[[], LearningRound | None],
         get_contributors: Callable[[ChainState], Contributors],
+        budget: LearningBudget,
     ) -> None:
         self.learning = learning
         self.weights = weights
@@ -56,6 +58,7 @@ class ProposalBuilder:
         self._address = address
         self._get_round = get_round
         self._get_contributors = get_contributors
+        self.budget = budget
         self.proposed: EncodedWeights | None = None  # pushed beside our proposal
 
     async def prepare_proposal(self, request: RequestProposal, state: ChainState) -> ModelUpdate:
@@ -81,6 +84,11 @@ class ProposalBuilder:
         except MLError as error:
             log.warning("no model update in this proposal: %s", error)
             return unchanged
+
+    def is_own_proposal(self, model_hash: Hash) -> bool:
+        """True when ``model_hash`` names the update this node last proposed (made here by the
+        rule from its listed contributions: nothing to re-compute)."""
+        return self.proposed is not None and self.proposed.weights_hash == model_hash
 
     def get_inline_weights(self, model_hash: Hash) -> bytes:
         """The weights to push beside our proposal naming ``model_hash``, when we made them."""
@@ -113,7 +121,9 @@ class ProposalBuilder:
         inputs = await fetch_contribution_weights(self.weights, state, pool)
         if not inputs:
             return ModelUpdate(state.model_hash)
+        started = time.monotonic()
         weights, used_ids = await self.learning.aggregate(inputs, len(state.validators.validators))
+        self.budget.observe(time.monotonic() - started)
         update = self._propose(weights)
         fetched = {contributor for contributor, _, _ in inputs}
         used = tuple(c for c in pool if c.validator.hex() in used_ids)

@@ -1,7 +1,7 @@
 """The ML half of valid(v) (ABCI++'s ProcessProposal): fetch the proposed weights, check their
 hash, in aggregate mode re-compute the aggregate from the listed contributions (§3.7), score the
 weights on the private vote set, and appraise the contributions (§3.5); the score and the values
-ride on the precommit. How long a verdict takes sets how long the next may (``VerdictBudget``).
+ride on the precommit. How long a verdict takes sets how long the next may (``LearningBudget``).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from learnchain.node.app_interface import (
     is_contributor_quorum,
 )
 from learnchain.node.learning import LearningWorker
+from learnchain.node.learning_budget import LearningBudget
 from learnchain.node.model_follower import ModelFollower
-from learnchain.node.verdict_budget import VerdictBudget
 from learnchain.node.weights_parts import SpreadPlan, compute_spread_plan
 from learnchain.node.weights_pool import WeightsPool
 
@@ -47,6 +47,7 @@ class ProposalJudge:
         model: ModelFollower,
         address: Address,
         appraise: bool,
+        is_own_proposal: Callable[[Hash], bool] = lambda _model_hash: False,
     ) -> None:
         self.learning = learning
         self.weights = weights
@@ -54,7 +55,8 @@ class ProposalJudge:
         self._model = model
         self._address = address
         self._appraise = appraise
-        self.budget = VerdictBudget(learning.layout.file_size)
+        self._is_own_proposal = is_own_proposal
+        self.budget = LearningBudget(learning.layout.file_size)
         # on each verdict: "approved", "rejected", or "unverified" (not the rule's aggregate)
         self.report_verdict: Callable[[str], None] = lambda _result: None
         self._scores: dict[Hash, OwnEvaluation] = {}  # this node's scores of proposed models
@@ -67,7 +69,7 @@ class ProposalJudge:
         """The ML verdict on a proposed block's weights, and this node's score of them; its
         duration sets how long later verdicts may take."""
         contributions = len(request.block.contributions) + len(request.block.screened)
-        self._consensus.set_verdict_budget(self.budget.compute_ms(contributions))
+        self._consensus.set_learning_budget(self.budget.compute_ms(contributions))
         started = time.monotonic()
         try:
             return await self._judge(request)
@@ -105,7 +107,8 @@ class ProposalJudge:
         if state.params.mode == Mode.AGGREGATE:
             contributions = request.block.contributions
             inputs = await fetch_contribution_weights(self.weights, state, contributions)
-            if not await self._is_verified_aggregate(request.block, path, inputs):
+            own = self._is_own_proposal(model_hash)  # this node just computed that aggregate
+            if not own and not await self._is_verified_aggregate(request.block, path, inputs):
                 self.report_verdict("unverified")
                 return Verdict(False)
             if is_contributor_quorum(state, contributions):

@@ -5,6 +5,8 @@ to the genesis verdict timeout; a precommit for an update carries the validator'
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from learnchain.consensus.crypto import PrivateKey, compute_hash
 from learnchain.consensus.engine import Engine, Phase, TimeoutConfig
 from learnchain.consensus.events import (
@@ -130,15 +132,30 @@ def test_a_precommit_for_an_update_carries_the_validators_score() -> None:
     assert precommit.block_hash == signed.block.hash and precommit.score == 912_000
 
 
-def test_a_node_whose_learner_needs_longer_waits_its_own_verdict_budget() -> None:
+def test_a_node_whose_learner_needs_longer_waits_its_own_learning_budget_for_a_verdict() -> None:
     state = make_genesis_state(KEYS, params=with_params(verdict_timeout=20_000))
     proposer = next(k for k in KEYS if k.address == state.validators.proposer)
     other = next(k for k in KEYS if k.address != state.validators.proposer)
     engine = Engine(state, other, TimeoutConfig(commit=0, propose=3000))
-    engine.set_verdict_budget(90_000)  # a large model: its learner measured ~30 s a verdict
+    engine.set_learning_budget(90_000)  # a large model: its learner measured ~30 s a verdict
     engine.start()
     engine.handle(ProposalReceived(propose(state, proposer, compute_hash(b"a 500 MB model"))))
     fired = engine.handle(TimeoutFired(Height(1), Round(0), Step.PROPOSE))
     assert ScheduleTimeout(Height(1), Round(0), Step.PROPOSE, 87_000) in fired  # type: ignore[arg-type]
-    engine.set_verdict_budget(1_000)  # never shorter than the genesis's
-    assert max(engine.verdict_budget, state.params.verdict_timeout) == 20_000
+    engine.set_learning_budget(1_000)  # never shorter than the genesis's
+    assert max(engine.learning_budget, state.params.verdict_timeout) == 20_000
+
+
+def test_while_the_model_may_change_a_proposal_is_waited_for_the_learning_budget() -> None:
+    """A proposer aggregates a large model for about as long as a validator takes to judge one;
+    waiting only the 3 s propose timeout failed every round of a 500 MB model."""
+    state, _, other = setup()
+    engine = Engine(state, other, TimeoutConfig(commit=0, propose=3000))
+    engine.set_learning_budget(40_000)
+    started = engine.start()
+    assert ScheduleTimeout(Height(1), Round(0), Step.PROPOSE, 40_000) in started  # type: ignore[arg-type]
+    ended = replace(state, params=replace(state.params, training_heights=1), height=Height(1))
+    quiet = Engine(ended, other, TimeoutConfig(commit=0, propose=3000))
+    quiet.set_learning_budget(40_000)
+    assert not quiet.is_model_height(), "height 2 is past the training budget"
+    assert ScheduleTimeout(Height(2), Round(0), Step.PROPOSE, 3000) in quiet.start()  # type: ignore[arg-type]

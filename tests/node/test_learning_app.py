@@ -49,8 +49,8 @@ class Consensus:
     def is_validator(self) -> bool:
         return True
 
-    def set_verdict_budget(self, budget_ms: int) -> None:
-        self.verdict_budget = budget_ms
+    def set_learning_budget(self, budget_ms: int) -> None:
+        self.learning_budget = budget_ms
 
     def get_block(self, block_hash: Hash) -> Block | None:
         return None
