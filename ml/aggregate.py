@@ -195,12 +195,16 @@ def iter_combined(
     listed: Sequence[ListedSource],
     strategy: AggregationRule,
     layout: WeightsLayout,
+    norms: torch.Tensor | None = None,
 ) -> Iterator[tuple[str, int, int, torch.Tensor, torch.Tensor]]:
     """(name, start, stop, base slice, combined step slice), float64, for every slice of the
     layout in order: the rule's combination of the listed contributions' clipped updates. A
     coordinate-wise rule combines slice by slice, so memory stays at the contributions times
-    one slice; another gets the whole matrix of updates at once."""
-    scales = compute_clip_scales(compute_update_norms(base, [c.source for c in listed], layout))
+    one slice; another gets the whole matrix of updates at once. ``norms``: the updates' norms
+    when already known (computed as each contribution arrived), else read here first."""
+    if norms is None:
+        norms = compute_update_norms(base, [c.source for c in listed], layout)
+    scales = compute_clip_scales(norms)
     samples = torch.tensor([float(c.samples) for c in listed], dtype=torch.float64)
 
     def read_deltas(name: str, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -233,11 +237,13 @@ def iter_aggregate(
     layout: WeightsLayout,
     momentum: float = 0.0,
     previous: TensorSource | None = None,
+    norms: torch.Tensor | None = None,
 ) -> Iterator[torch.Tensor]:
     """The aggregate, one float64 slice at a time in ``layout.iter_slices()`` order: the base
     plus the rule's combined step, plus ``momentum`` times the last global step (FedAvgM) when
     ``previous`` (the global model before ``base``) is given."""
-    for name, start, stop, base_slice, step in iter_combined(base, listed, strategy, layout):
+    combined = iter_combined(base, listed, strategy, layout, norms)
+    for name, start, stop, base_slice, step in combined:
         if momentum > 0 and previous is not None:
             last = base_slice - previous.read_flat(name, start, stop).to(torch.float64)
             step = step + momentum * last
@@ -274,6 +280,7 @@ def is_rule_aggregate_of(
     momentum: float = 0.0,
     previous: TensorSource | None = None,
     population: int = 0,
+    norms: torch.Tensor | None = None,
 ) -> bool:
     """True when ``proposed`` is the rule's aggregate of every ``listed`` contribution, with
     the server momentum or without it (a proposer that just restarted, or an attempt after one
@@ -288,10 +295,13 @@ def is_rule_aggregate_of(
         )
     strategy = get_aggregation_rule(rule) if isinstance(rule, str) else rule
     strategy.population = population
-    ordered = sorted(listed, key=lambda c: c.contributor)
+    order = sorted(range(len(listed)), key=lambda i: listed[i].contributor)
+    ordered = [listed[i] for i in order]
+    ordered_norms = None if norms is None else norms[order]
     with_momentum = momentum > 0 and previous is not None
     candidates = {True, False} if with_momentum else {False}
-    for name, start, stop, base_slice, step in iter_combined(base, ordered, strategy, layout):
+    combined = iter_combined(base, ordered, strategy, layout, ordered_norms)
+    for name, start, stop, base_slice, step in combined:
         got = proposed.read_flat(name, start, stop)
         dtype = layout.specs[name].dtype
         for use_momentum in list(candidates):

@@ -45,16 +45,22 @@ def compute_values_of(
     harm_margin: float,
     layout: WeightsLayout,
     materialize: Materialize,
+    scores: Sequence[float] | None = None,
+    norms: torch.Tensor | None = None,
 ) -> list[float]:
     """Each of the first ``aggregated`` sources' value (see the module), then each other
     (screened-out) one's: harmful by the same test, else 0. Slice by slice: the aggregate of
-    every clipped update is written once (``materialize``: slices in ``layout`` order to a
-    source), and each contribution's term is taken out of it slice by slice for its loss."""
+    every clipped update is made once (``materialize``: slices in ``layout`` order to a
+    source), and each contribution's term is taken out of it slice by slice for its loss.
+    ``scores`` and ``norms`` (each source's own score, and its update's norm from ``base``) when
+    they are already known (computed as the contributions arrived)."""
     if not aggregated:
         return []
-    scores = [score(source) for source in named]
+    if scores is None:
+        scores = [score(source) for source in named]
     median_score = statistics.median(scores)
-    norms = compute_update_norms(base, named, layout)
+    if norms is None:
+        norms = compute_update_norms(base, named, layout)
     # each one's harm (its score gap), or None; the current model sent back moves nothing and
     # is never harmful, however far below the others the model scores
     harms = [
@@ -113,6 +119,8 @@ class _Without:
         with_all = self._with_all.read_flat(name, start, stop)
         base_slice = self._base.read_flat(name, start, stop).to(torch.float64)
         term = self._share * self._clipped_delta(self._i, name, start, stop, base_slice)
+        if with_all.is_floating_point():  # in the model's precision: a value measured here
+            return with_all - term.to(with_all.dtype)
         return (with_all.to(torch.float64) - term).to(with_all.dtype)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -17,6 +18,7 @@ from learnchain.consensus.types import Hash
 from learnchain.ml.adversaries import POISONING_ATTACKS, make_learner
 from learnchain.ml.aggregate import (
     ListedSource,
+    compute_update_norms,
     get_aggregation_rule,
     is_rule_aggregate_of,
     iter_aggregate,
@@ -28,7 +30,13 @@ from learnchain.ml.errors import MLError
 from learnchain.ml.learner import Learner
 from learnchain.ml.tasks import TaskConfig, get_task
 from learnchain.ml.vote import VoteDecision
-from learnchain.ml.weights_file import TensorSource, WeightsFile, write_state, write_weights
+from learnchain.ml.weights_file import (
+    StateSource,
+    TensorSource,
+    WeightsFile,
+    write_state,
+    write_weights,
+)
 from learnchain.node.files import DataSource
 from learnchain.node.memory import release_free_memory
 from learnchain.node.weights_problems import WeightsProblems
@@ -121,6 +129,7 @@ WORK_KINDS = {
     "recompute": "aggregate",
     "measure": "value",
     "check": "check",
+    "prepare": "prepare",
     "_accept": "accept",
     "encode": "encode",
 }
@@ -153,6 +162,10 @@ class LearningWorker:
         self.observe_work: Callable[[str, float], None] = lambda _work, _seconds: None
         self.checker_seconds = 0.0  # wall time the checker thread spent working
         self.problems = WeightsProblems()  # the daemon's counts them in its metrics
+        # each contribution's score on this node's data and its update's norm from the global
+        # model, computed as it arrives (``prepare``) so that verdicts need not (cleared when
+        # the global model changes)
+        self._prepared: dict[Path, tuple[float, float]] = {}
         torch.set_num_threads(1)
         source = learner.global_source  # the initial model, written without another copy
         initial = self._write_slices(
@@ -255,6 +268,7 @@ class LearningWorker:
         self.learner.accept(self.open(path))
         self._current_hash = weights_hash
         self.current_path = path
+        self._prepared.clear()
 
     async def propose_from(self, path: Path, weights_hash: Hash) -> EncodedWeights:
         """Make the weights at ``path`` the global model and train from them, in one step of the
@@ -265,6 +279,30 @@ class LearningWorker:
             return self._write(self.learner.propose_view())
 
         return await self._run(accept_and_train)
+
+    def _prepare(self, path: Path) -> tuple[float, float]:
+        """A contribution's score on this node's data and its update's norm from the global
+        model (WeightsError when the file does not fit the model)."""
+        found = self._prepared.get(path)
+        if found is None:
+            source = self.open(path)
+            score = self.learner.score(source)
+            norm = float(compute_update_norms(self.learner.global_source, [source], self.layout)[0])
+            found = self._prepared[path] = (score, norm)
+        return found
+
+    async def prepare(self, path: Path) -> None:
+        """Score a contribution and measure its update as it arrives, while the round still
+        trains, so that aggregating, checking and appraising a block need not."""
+
+        def prepare() -> None:
+            with contextlib.suppress(MLError):  # reported when a block needs it
+                self._prepare(path)
+
+        await self._run(prepare)
+
+    def _get_norms(self, paths: Sequence[Path]) -> torch.Tensor:
+        return torch.tensor([self._prepare(path)[1] for path in paths], dtype=torch.float64)
 
     async def aggregate(
         self, contributions: list[tuple[str, Path, int]], population: int = 0
@@ -284,8 +322,9 @@ class LearningWorker:
             strategy = get_aggregation_rule(config.aggregation)
             strategy.population = population
             usable = sorted((c for c in listed if c.samples > 0), key=lambda c: c.contributor)
+            paths = {c: p for c, p, _ in contributions}
             if strategy.screens and not self.is_poisoner and len(usable) > 1:
-                scores = [self.learner.score(c.source) for c in usable]
+                scores = [self._prepare(paths[c.contributor])[0] for c in usable]
                 median_score = float(torch.tensor(scores).median())
                 usable = [
                     c
@@ -302,6 +341,7 @@ class LearningWorker:
                     self.layout,
                     config.server_momentum,
                     self._previous_global,
+                    self._get_norms([paths[c.contributor] for c in usable]),
                 )
             )
             return weights, [c.contributor for c in usable]
@@ -332,6 +372,7 @@ class LearningWorker:
                     config.server_momentum,
                     self._previous_global,
                     population,
+                    self._get_norms([p for _, p, _ in contributions]),
                 )
             except MLError:
                 return False
@@ -371,29 +412,34 @@ class LearningWorker:
         when one does not fit the model."""
 
         def measure() -> list[float]:
-            named = [self.open(path) for _, path, _ in [*contributions, *screened]]
-            scratch: list[Path] = []
+            paths = [path for _, path, _ in [*contributions, *screened]]
+            prepared = [self._prepare(path) for path in paths]
 
             def materialize(slices: Iterable[torch.Tensor]) -> TensorSource:
-                partial = self.files.new_partial()
-                scratch.append(partial)
-                write_weights(partial, self.layout, slices)
-                return self.open(partial)
+                # the aggregate of every clipped update, in memory: one copy of the model beside
+                # the learner's own, less than training holds, read once per contribution
+                state = {
+                    name: torch.empty(spec.shape, dtype=spec.dtype)
+                    for name, spec in self.layout.specs.items()
+                }
+                for (name, start, stop), value in zip(
+                    self.layout.iter_slices(), slices, strict=True
+                ):
+                    state[name].view(-1)[start:stop] = value
+                return StateSource(state)
 
-            try:
-                return compute_values_of(
-                    self.learner.global_source,
-                    named,
-                    len(contributions),
-                    self.learner.loss,
-                    self.learner.score,
-                    self.learner.task.config.harm_margin,
-                    self.layout,
-                    materialize,
-                )
-            finally:
-                for path in scratch:
-                    path.unlink(missing_ok=True)
+            return compute_values_of(
+                self.learner.global_source,
+                [self.open(path) for path in paths],
+                len(contributions),
+                self.learner.loss,
+                self.learner.score,
+                self.learner.task.config.harm_margin,
+                self.layout,
+                materialize,
+                [score for score, _ in prepared],
+                torch.tensor([norm for _, norm in prepared], dtype=torch.float64),
+            )
 
         result: list[float] = await self._run(measure)
         return result

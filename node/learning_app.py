@@ -276,11 +276,19 @@ class LearningApp:
             return
         if weights:
             self.weights.offer(contribution.weights_hash, weights)
-        elif self._consensus.is_validator():  # fetched now, not when a block lists it
-            member = state.validators.get_validator(contribution.validator)
-            maker = member.endpoint if member is not None else None
-            self.weights.prefetch(contribution.weights_hash, maker, "contribution")
+        if self._consensus.is_validator():  # fetched and measured now, not when a block lists it
+            self._background.spawn(self._prepare(contribution))
         self.check_ready()
+
+    async def _prepare(self, contribution: Contribution) -> None:
+        """Fetch a contribution's weights as soon as it is announced and, when it was trained
+        from the current model, score and measure it while the round still trains."""
+        state = self._consensus.state
+        member = state.validators.get_validator(contribution.validator)
+        maker = member.endpoint if member is not None else None
+        path = await self.weights.get(contribution.weights_hash, maker, None, "contribution")
+        if path is not None and contribution.height == self._consensus.state.learning.model_height:
+            await self.learning.prepare(path)
 
     def weights_in_use(self) -> set[Hash]:
         """Weights this height's work still needs (kept from pruning), and the models the

@@ -164,6 +164,7 @@ class LocalTrainer:
             self.contributions.add(contribution)
             self._announce(contribution, weights)
             self._on_trained()
+            await self.learning.prepare(weights.path)  # scored and measured for the round
 
     async def _follow_model(self, state: ChainState) -> bool:
         """Wait until the learner holds ``state``'s model (large weights may take longer than

@@ -138,12 +138,6 @@ class WeightsPool:
             fetching.add_done_callback(lambda _: self._fetching.pop(weights_hash, None))
         return await asyncio.shield(fetching)
 
-    def prefetch(self, weights_hash: Hash, preferred: str | None, what: str) -> None:
-        """Start fetching weights that will be needed (a contribution, when it is announced),
-        so that they are here before a block that lists them asks for them."""
-        if not self.has(weights_hash) and weights_hash not in self._fetching:
-            self._background.spawn(self.get(weights_hash, preferred, None, what))
-
     async def _fetch(
         self, weights_hash: Hash, preferred: str | None, plan: SpreadPlan | None, what: str
     ) -> Path | None:
