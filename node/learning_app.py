@@ -32,6 +32,7 @@ from learnchain.consensus.params import Mode
 from learnchain.consensus.state import ChainState
 from learnchain.consensus.types import Hash
 from learnchain.consensus.validators import compute_proposer_of_round
+from learnchain.ml.aggregate import get_aggregation_rule
 from learnchain.node.app_interface import ConsensusView, ModelUpdate, OwnEvaluation, Verdict
 from learnchain.node.background import Background
 from learnchain.node.contribution_pool import ContributionPool, compute_awaited_contributors
@@ -41,6 +42,7 @@ from learnchain.node.local_trainer import LocalTrainer
 from learnchain.node.model_follower import ModelFollower
 from learnchain.node.proposal_builder import ProposalBuilder
 from learnchain.node.proposal_judge import ProposalJudge
+from learnchain.node.speculation import Speculator
 from learnchain.node.weights_pool import WeightsPool
 
 log = logging.getLogger("learnchain.learning")
@@ -87,6 +89,7 @@ class LearningApp:
             announce,
             self.check_ready,
         )
+        self.speculator = Speculator(learning, weights)
         self.judge = ProposalJudge(
             learning,
             weights,
@@ -95,6 +98,7 @@ class LearningApp:
             key.address,
             appraise,
             lambda model_hash: self.builder.is_own_proposal(model_hash),
+            self.speculator,
         )
         self.builder = ProposalBuilder(
             learning,
@@ -231,6 +235,7 @@ class LearningApp:
             self._check_timer.cancel()
             self._check_timer = None
         if self.has_work():
+            self._speculate()
             self._on_ready()
             return
         if log.isEnabledFor(logging.DEBUG):
@@ -248,6 +253,23 @@ class LearningApp:
             if delay > 0:
                 loop = asyncio.get_running_loop()
                 self._check_timer = loop.call_later(delay, self.check_ready)
+
+    def _speculate(self) -> None:
+        """A ready round: unless this node proposes it, aggregate and appraise the contributions
+        it holds now, while the proposer aggregates and spreads its proposal (node/speculation.py;
+        not for a rule that screens, whose listing is the proposer's own choice)."""
+        state = self._consensus.state
+        if (
+            state.params.mode != Mode.AGGREGATE
+            or compute_proposer_of_round(state.validators, 0) == self._key.address
+            or get_aggregation_rule(self.learning.learner.task.config.aggregation).screens
+        ):
+            return
+        contributors = self._get_contributors(state)
+        arrived = self.contributions.get(state.learning.model_height)
+        pool = [c for address, c in arrived.items() if address in contributors.arrived]
+        if pool and not self.speculator.is_started(state.learning.model_height, pool):
+            self.speculator.start(state, pool)
 
     def _get_contributors(self, state: ChainState) -> Contributors:
         """Who contributed to the current model, and whom the round awaits."""
@@ -297,6 +319,7 @@ class LearningApp:
         if self.builder.proposed is not None:
             in_use.add(self.builder.proposed.weights_hash)
         in_use.add(self.learning.current_hash())  # the learner reads its models from their files
+        in_use |= self.speculator.in_use()
         if self.learning.previous_hash is not None:
             in_use.add(self.learning.previous_hash)
         return in_use
@@ -306,5 +329,6 @@ class LearningApp:
         if self._check_timer is not None:
             self._check_timer.cancel()
         self._background.cancel()
+        self.speculator.close()
         self.trainer.close()
         self.model.close()

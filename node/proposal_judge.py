@@ -29,6 +29,7 @@ from learnchain.node.app_interface import (
 from learnchain.node.learning import LearningWorker
 from learnchain.node.learning_budget import LearningBudget
 from learnchain.node.model_follower import ModelFollower
+from learnchain.node.speculation import Speculator
 from learnchain.node.weights_parts import SpreadPlan, compute_spread_plan
 from learnchain.node.weights_pool import WeightsPool
 
@@ -48,6 +49,7 @@ class ProposalJudge:
         address: Address,
         appraise: bool,
         is_own_proposal: Callable[[Hash], bool] = lambda _model_hash: False,
+        speculator: Speculator | None = None,
     ) -> None:
         self.learning = learning
         self.weights = weights
@@ -56,6 +58,7 @@ class ProposalJudge:
         self._address = address
         self._appraise = appraise
         self._is_own_proposal = is_own_proposal
+        self._speculator = speculator
         self.budget = LearningBudget(learning.layout.file_size)
         # on each verdict: "approved", "rejected", or "unverified" (not the rule's aggregate)
         self.report_verdict: Callable[[str], None] = lambda _result: None
@@ -94,21 +97,31 @@ class ProposalJudge:
             return Verdict(False)
         model_hash = request.block.header.model_hash
         self.weights.publish(model_hash)
-        maker, plan = self._compute_plan(request.round)
-        path = await self.weights.get(model_hash, maker, plan, "proposal")
+        state = self._consensus.state
+        aggregate = state.params.mode == Mode.AGGREGATE
+        speculation = (
+            await self._speculator.settle(request.block, state.learning.model_height)
+            if aggregate and self._speculator is not None
+            else None
+        )
+        if speculation is not None:  # this node computed this very aggregate: no fetch needed
+            path: Path | None = speculation.weights.path
+        else:
+            maker, plan = self._compute_plan(request.round)
+            path = await self.weights.get(model_hash, maker, plan, "proposal")
         if path is None:
             self.weights.problems.report(
                 "proposal", "unavailable", f"{model_hash.hex()[:12]}: no peer sent its weights"
             )
             return Verdict(False)
-        state = self._consensus.state
         inputs: list[ContributionInput] = []
         margin: float | None = None
-        if state.params.mode == Mode.AGGREGATE:
+        if aggregate:
             contributions = request.block.contributions
             inputs = await fetch_contribution_weights(self.weights, state, contributions)
-            own = self._is_own_proposal(model_hash)  # this node just computed that aggregate
-            if not own and not await self._is_verified_aggregate(request.block, path, inputs):
+            # this node computed that aggregate itself: as the proposer, or ahead of it
+            known = self._is_own_proposal(model_hash) or speculation is not None
+            if not known and not await self._is_verified_aggregate(request.block, path, inputs):
                 self.report_verdict("unverified")
                 return Verdict(False)
             if is_contributor_quorum(state, contributions):
@@ -127,8 +140,13 @@ class ProposalJudge:
         if len(self._scores) >= RECENT_SCORES:
             self._scores.pop(next(iter(self._scores)))
         self._scores[model_hash] = OwnEvaluation(score, decision.accuracy, decision.loss)
-        appraising = decision.approve and self._appraise
-        values = await self._appraise_contributions(request.block, inputs) if appraising else ()
+        values: tuple[int, ...] = ()
+        if decision.approve and self._appraise:
+            if speculation is not None:  # appraised while the proposal was being made
+                contributions = request.block.contributions
+                values = to_micro_units([speculation.values[c.validator] for c in contributions])
+            else:
+                values = await self._appraise_contributions(request.block, inputs)
         return Verdict(decision.approve, score, values)
 
     async def _is_verified_aggregate(
@@ -172,6 +190,11 @@ class ProposalJudge:
         except MLError as error:
             log.warning("contributions not appraised: %s", error)
             return ()
-        if not all(math.isfinite(v) for v in values):
-            return ()
-        return tuple(max(-MAX_SCORE, min(MAX_SCORE, round(v * SCORE_UNIT))) for v in values)
+        return to_micro_units(values)
+
+
+def to_micro_units(values: list[float]) -> tuple[int, ...]:
+    """Contribution values as a precommit carries them (nothing when one is not finite)."""
+    if not all(math.isfinite(v) for v in values):
+        return ()
+    return tuple(max(-MAX_SCORE, min(MAX_SCORE, round(v * SCORE_UNIT))) for v in values)

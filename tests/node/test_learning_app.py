@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -396,3 +396,42 @@ def test_a_proposer_lists_the_contributions_its_screening_left_out(tmp_path: Pat
     assert [c.validator for c in update.screened] == [keys[2].address]
     assert verdict.approved and len(verdict.values) == 3
     assert verdict.values[2] < 0, "this validator finds the flipped contribution harmful"
+
+
+def test_a_validator_that_speculated_the_aggregate_judges_it_without_recomputing(
+    tmp_path: Path,
+) -> None:
+    """node/speculation.py: the aggregate and the appraisal computed ahead of the proposal are
+    the verdict's, when the block lists exactly those contributions and names exactly that
+    hash; a block listing fewer is judged the usual way."""
+
+    async def scenario(
+        app: LearningApp, consensus: Consensus, _: object
+    ) -> tuple[Verdict, Verdict, int]:
+        state = consensus.state
+        aggregate, _, listed = await make_aggregate(app, state)
+        await app.speculator.speculate(state, list(listed))
+        speculation = app.speculator.current
+        assert speculation is not None
+        assert speculation.weights.weights_hash == aggregate.weights_hash, "deterministic"
+        recomputed = 0
+        check = app.learning.check_aggregate
+
+        async def counting_check(*args: Any, **kwargs: Any) -> bool:
+            nonlocal recomputed
+            recomputed += 1
+            return await check(*args, **kwargs)
+
+        app.learning.check_aggregate = counting_check  # type: ignore[method-assign]
+        chain = Chain(state, KEYS)
+        base = state.model_hash
+        same = chain.next_block(model_hash=aggregate.weights_hash, contributions=listed)
+        fewer = chain.next_block(model_hash=aggregate.weights_hash, contributions=listed[:1])
+        judged = await app.process_proposal(RequestVerdict(Height(1), Round(0), same, base))
+        assert recomputed == 0
+        other = await app.process_proposal(RequestVerdict(Height(1), Round(0), fewer, base))
+        return judged, other, recomputed
+
+    judged, other, recomputed = with_app(tmp_path, Mode.AGGREGATE, scenario)
+    assert judged.approved and len(judged.values) == 2
+    assert other == Verdict(False) and recomputed == 1, "judged the usual way: not the rule's"
