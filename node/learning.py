@@ -26,7 +26,7 @@ from learnchain.ml.aggregate import (
 from learnchain.ml.codec import StateDict
 from learnchain.ml.contribution_value import compute_values_of
 from learnchain.ml.data import describe_scaling, load_digits_party, split_train_vote
-from learnchain.ml.errors import MLError
+from learnchain.ml.errors import MLError, WeightsError
 from learnchain.ml.learner import Learner
 from learnchain.ml.tasks import TaskConfig, get_task
 from learnchain.ml.vote import VoteDecision
@@ -34,7 +34,6 @@ from learnchain.ml.weights_file import (
     StateSource,
     TensorSource,
     WeightsFile,
-    write_state,
     write_weights,
 )
 from learnchain.node.files import DataSource
@@ -213,14 +212,22 @@ class LearningWorker:
 
     def _write(self, state: StateDict) -> EncodedWeights:
         """Write ``state`` into the store, hashing it on the way."""
-        partial = self.files.new_partial()
-        weights_hash = Hash(write_state(partial, state))
-        return EncodedWeights(weights_hash, self.files.adopt(partial, weights_hash))
+        layout = self.layout
+        return self._write_slices(
+            state[name].reshape(-1)[a:b] for name, a, b in layout.iter_slices()
+        )
 
     def _write_slices(self, slices: Iterable[torch.Tensor]) -> EncodedWeights:
+        """Write weights slice by slice into the store, hashing them on the way; WeightsError
+        when the disk refuses them (full), so that the round goes on without them."""
         partial = self.files.new_partial()
-        weights_hash = Hash(write_weights(partial, self.layout, slices))
-        return EncodedWeights(weights_hash, self.files.adopt(partial, weights_hash))
+        try:
+            weights_hash = Hash(write_weights(partial, self.layout, slices))
+            return EncodedWeights(weights_hash, self.files.adopt(partial, weights_hash))
+        except OSError as error:
+            partial.unlink(missing_ok=True)
+            partial.with_name(partial.name + ".partial").unlink(missing_ok=True)
+            raise WeightsError(f"cannot store weights: {error.strerror}") from None
 
     async def propose(self) -> EncodedWeights:
         """Train from the global model (solo proposals and aggregate contributions)."""

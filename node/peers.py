@@ -270,6 +270,9 @@ class Peer:
             return False
         except grpc.aio.AioRpcError:
             return False
+        except OSError as error:  # this node's disk (full): the weights cannot be kept here
+            log.warning("weights from %s not kept: %s", self.address, error.strerror)
+            return False
         finally:
             call.cancel()
         self._mark_seen()
