@@ -36,7 +36,7 @@ from learnchain.ml.codec import StateDict
 from learnchain.ml.config import AGGREGATION_NAMES, Aggregation, is_plugin_name
 from learnchain.ml.errors import TaskError
 from learnchain.ml.plugins import import_class, register_class
-from learnchain.ml.weights_file import StateSource, TensorSource, WeightsLayout
+from learnchain.ml.weights_file import StateSource, TensorSource, WeightsLayout, collect_state
 
 
 @dataclass(frozen=True)
@@ -377,7 +377,6 @@ def aggregate_contributions(
     if not usable:
         return {k: v.clone() for k, v in global_state.items()}, []
     layout = WeightsLayout.of_state(global_state)
-    out = {name: torch.empty(spec.shape, dtype=spec.dtype) for name, spec in layout.specs.items()}
     values = iter_aggregate(
         StateSource(global_state),
         [ListedSource(c.contributor, StateSource(c.state), c.samples) for c in usable],
@@ -386,6 +385,4 @@ def aggregate_contributions(
         momentum,
         None if previous_global is None else StateSource(previous_global),
     )
-    for (name, start, stop), value in zip(layout.iter_slices(), values, strict=True):
-        out[name].view(-1)[start:stop] = value.to(out[name].dtype)
-    return out, [c.contributor for c in usable]
+    return collect_state(layout, values), [c.contributor for c in usable]

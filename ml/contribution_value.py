@@ -31,7 +31,13 @@ import torch
 
 from learnchain.ml.aggregate import Contribution, compute_clip_scales, compute_update_norms
 from learnchain.ml.codec import StateDict
-from learnchain.ml.weights_file import StateSource, TensorSource, WeightsLayout
+from learnchain.ml.weights_file import (
+    StateSource,
+    TensorSource,
+    WeightsLayout,
+    collect_state,
+    iter_source,
+)
 
 Materialize = Callable[[Iterable[torch.Tensor]], TensorSource]
 
@@ -139,18 +145,7 @@ def compute_contribution_values(
     layout = WeightsLayout.of_state(global_state)
 
     def to_state(source: TensorSource) -> StateDict:
-        return {
-            name: torch.cat(
-                [source.read_flat(n, a, b) for n, a, b in layout.iter_slices() if n == name]
-            ).reshape(spec.shape)
-            for name, spec in layout.specs.items()
-        }
-
-    def materialize(slices: Iterable[torch.Tensor]) -> TensorSource:
-        out = {n: torch.empty(spec.shape, dtype=spec.dtype) for n, spec in layout.specs.items()}
-        for (name, start, stop), value in zip(layout.iter_slices(), slices, strict=True):
-            out[name].view(-1)[start:stop] = value
-        return StateSource(out)
+        return collect_state(layout, iter_source(source, layout))
 
     return compute_values_of(
         StateSource(global_state),
@@ -160,5 +155,5 @@ def compute_contribution_values(
         lambda source: score(to_state(source)),
         harm_margin,
         layout,
-        materialize,
+        lambda slices: StateSource(collect_state(layout, slices)),
     )

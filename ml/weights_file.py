@@ -336,8 +336,21 @@ def write_state(path: Path, state: Mapping[str, torch.Tensor]) -> bytes:
     """Write a state dict (a model's ``state_dict()``, no copy needed) as a weights file; its
     canonical hash."""
     layout = WeightsLayout.of_state(state)
-    source = StateSource(state)
-    return write_weights(path, layout, (source.read_flat(*where) for where in layout.iter_slices()))
+    return write_weights(path, layout, iter_source(StateSource(state), layout))
+
+
+def collect_state(layout: WeightsLayout, slices: Iterable[torch.Tensor]) -> StateDict:
+    """A state dict of its own from ``slices`` in ``layout.iter_slices()`` order (cast to each
+    tensor's dtype): a model's worth of memory, for the callers that want one."""
+    state = {name: torch.empty(spec.shape, dtype=spec.dtype) for name, spec in layout.specs.items()}
+    for (name, start, stop), value in zip(layout.iter_slices(), slices, strict=True):
+        state[name].view(-1)[start:stop] = value
+    return state
+
+
+def iter_source(source: TensorSource, layout: WeightsLayout) -> Iterator[torch.Tensor]:
+    """Every slice of ``source`` in ``layout.iter_slices()`` order."""
+    return (source.read_flat(*where) for where in layout.iter_slices())
 
 
 def load_into(module: torch.nn.Module, source: TensorSource, layout: WeightsLayout) -> None:

@@ -34,6 +34,8 @@ from learnchain.ml.weights_file import (
     StateSource,
     TensorSource,
     WeightsFile,
+    collect_state,
+    iter_source,
     write_weights,
 )
 from learnchain.node.files import DataSource
@@ -166,10 +168,8 @@ class LearningWorker:
         # the global model changes)
         self._prepared: dict[Path, tuple[float, float]] = {}
         torch.set_num_threads(1)
-        source = learner.global_source  # the initial model, written without another copy
-        initial = self._write_slices(
-            source.read_flat(*where) for where in self.layout.iter_slices()
-        )
+        # the initial model, written without another copy
+        initial = self._write_slices(iter_source(learner.global_source, self.layout))
         self._current_hash = initial.weights_hash  # changes only in accept()
         self.current_path = initial.path
         learner.accept(self.open(initial.path))
@@ -212,10 +212,7 @@ class LearningWorker:
 
     def _write(self, state: StateDict) -> EncodedWeights:
         """Write ``state`` into the store, hashing it on the way."""
-        layout = self.layout
-        return self._write_slices(
-            state[name].reshape(-1)[a:b] for name, a, b in layout.iter_slices()
-        )
+        return self._write_slices(iter_source(StateSource(state), self.layout))
 
     def _write_slices(self, slices: Iterable[torch.Tensor]) -> EncodedWeights:
         """Write weights slice by slice into the store, hashing them on the way; WeightsError
@@ -425,15 +422,7 @@ class LearningWorker:
             def materialize(slices: Iterable[torch.Tensor]) -> TensorSource:
                 # the aggregate of every clipped update, in memory: one copy of the model beside
                 # the learner's own, less than training holds, read once per contribution
-                state = {
-                    name: torch.empty(spec.shape, dtype=spec.dtype)
-                    for name, spec in self.layout.specs.items()
-                }
-                for (name, start, stop), value in zip(
-                    self.layout.iter_slices(), slices, strict=True
-                ):
-                    state[name].view(-1)[start:stop] = value
-                return StateSource(state)
+                return StateSource(collect_state(self.layout, slices))
 
             return compute_values_of(
                 self.learner.global_source,
