@@ -231,6 +231,12 @@ def measure(
             name: round(max(total_within(work, kinds, start, end) for work, _ in logs), 2)
             for name, kinds in OVERHEAD_WORK.items()
         }
+        # the same work's own CPU (the wall time above includes waiting for a core: four
+        # validators share two here; on machines of their own a round would take about this)
+        parts_cpu = {
+            name: round(max(cpu_within(work, kinds, start, end) for work, _ in logs), 2)
+            for name, kinds in OVERHEAD_WORK.items()
+        }
         rows.append(
             {
                 "height": after,
@@ -240,13 +246,14 @@ def measure(
                 "overhead_seconds": round(wall - training - evaluation, 2),
                 "ratio": round(wall / (training + evaluation), 3),
                 "overhead_work_seconds_max": parts,
+                "overhead_work_cpu_seconds_max": parts_cpu,
             }
         )
         row = rows[-1]
         print(
             f"{after:>6} {wall:>7.1f} {training:>8.1f} {evaluation:>7.1f} "
             f"{row['overhead_seconds']:>10.1f} {row['ratio']:>6.3f}  "
-            + " ".join(f"{k} {v}" for k, v in parts.items())
+            + " ".join(f"{k} {v} ({parts_cpu[k]} cpu)" for k, v in parts.items())
         )
     window = commits[heights[-1]] - commits[first[0]]
     measured = len(rows)

@@ -77,19 +77,24 @@ def compute_values_of(
     share = 1.0 / aggregated
     sources = named[:aggregated]
 
+    # A value is this validator's own measurement (the chain takes the median of them), so it is
+    # computed in the model's precision: half the memory traffic of float64 on float32 models.
+    def read_base(name: str, start: int, stop: int) -> torch.Tensor:
+        base_slice = base.read_flat(name, start, stop)
+        return base_slice if base_slice.is_floating_point() else base_slice.to(torch.float64)
+
     def clipped_delta(
         i: int, name: str, start: int, stop: int, base_slice: torch.Tensor
     ) -> torch.Tensor:
-        update = sources[i].read_flat(name, start, stop).to(torch.float64) - base_slice
-        return update * scales[i]
+        update = sources[i].read_flat(name, start, stop).to(base_slice.dtype) - base_slice
+        return update * float(scales[i])
 
     def iter_with_all() -> Iterable[torch.Tensor]:
         for name, start, stop in layout.iter_slices():
-            base_slice = base.read_flat(name, start, stop).to(torch.float64)
-            step = sum(
-                (clipped_delta(i, name, start, stop, base_slice) for i in range(aggregated)),
-                torch.zeros_like(base_slice),
-            )
+            base_slice = read_base(name, start, stop)
+            step = torch.zeros_like(base_slice)
+            for i in range(aggregated):
+                step += clipped_delta(i, name, start, stop, base_slice)
             yield (base_slice + share * step).to(layout.specs[name].dtype)
 
     with_all_source = materialize(iter_with_all())
@@ -101,7 +106,7 @@ def compute_values_of(
         elif not float(norms[i]) > 0:  # no step, no gain
             values.append(0.0)
         else:
-            without = loss(_Without(with_all_source, base, i, share, clipped_delta))
+            without = loss(_Without(with_all_source, read_base, i, share, clipped_delta))
             values.append(max(without - with_all, 0.0))
     return values + [0.0 if harm is None else -harm for harm in harms[aggregated:]]
 
@@ -113,21 +118,19 @@ class _Without:
     def __init__(
         self,
         with_all: TensorSource,
-        base: TensorSource,
+        read_base: Callable[[str, int, int], torch.Tensor],
         i: int,
         share: float,
         clipped_delta: Callable[[int, str, int, int, torch.Tensor], torch.Tensor],
     ) -> None:
-        self._with_all, self._base, self._i = with_all, base, i
+        self._with_all, self._read_base, self._i = with_all, read_base, i
         self._share, self._clipped_delta = share, clipped_delta
 
     def read_flat(self, name: str, start: int, stop: int) -> torch.Tensor:
         with_all = self._with_all.read_flat(name, start, stop)
-        base_slice = self._base.read_flat(name, start, stop).to(torch.float64)
+        base_slice = self._read_base(name, start, stop)
         term = self._share * self._clipped_delta(self._i, name, start, stop, base_slice)
-        if with_all.is_floating_point():  # in the model's precision: a value measured here
-            return with_all - term.to(with_all.dtype)
-        return (with_all.to(torch.float64) - term).to(with_all.dtype)
+        return (with_all.to(term.dtype) - term).to(with_all.dtype)
 
 
 def compute_contribution_values(
