@@ -42,7 +42,7 @@ from learnchain.node.local_trainer import LocalTrainer
 from learnchain.node.model_follower import ModelFollower
 from learnchain.node.proposal_builder import ProposalBuilder
 from learnchain.node.proposal_judge import ProposalJudge
-from learnchain.node.speculation import Speculator
+from learnchain.node.speculation import SPECULATION_MIN_BYTES, Speculator
 from learnchain.node.weights_pool import WeightsPool
 
 log = logging.getLogger("learnchain.learning")
@@ -255,20 +255,24 @@ class LearningApp:
                 self._check_timer = loop.call_later(delay, self.check_ready)
 
     def _speculate(self) -> None:
-        """A ready round: unless this node proposes it, aggregate and appraise the contributions
-        it holds now, while the proposer aggregates and spreads its proposal (node/speculation.py;
-        not for a rule that screens, whose listing is the proposer's own choice)."""
+        """A ready round with every awaited contribution in: unless this node proposes it,
+        aggregate and appraise them now, while the proposer aggregates and spreads its proposal
+        (node/speculation.py). Once per model, for a model large enough that re-computing it
+        matters, and not for a rule that screens (its listing is the proposer's own choice)."""
         state = self._consensus.state
+        contributors = self._get_contributors(state)
         if (
             state.params.mode != Mode.AGGREGATE
+            or self.learning.layout.file_size < SPECULATION_MIN_BYTES
+            or not contributors.is_complete()
+            or self.speculator.is_started_for(state.learning.model_height)
             or compute_proposer_of_round(state.validators, 0) == self._key.address
             or get_aggregation_rule(self.learning.learner.task.config.aggregation).screens
         ):
             return
-        contributors = self._get_contributors(state)
         arrived = self.contributions.get(state.learning.model_height)
         pool = [c for address, c in arrived.items() if address in contributors.arrived]
-        if pool and not self.speculator.is_started(state.learning.model_height, pool):
+        if pool:
             self.speculator.start(state, pool)
 
     def _get_contributors(self, state: ChainState) -> Contributors:

@@ -27,6 +27,9 @@ from learnchain.node.learning import EncodedWeights, LearningWorker
 from learnchain.node.weights_pool import WeightsPool
 
 log = logging.getLogger("learnchain.learning")
+# Below this a model is re-computed in milliseconds: speculating would only add work for the
+# rounds whose listing differs.
+SPECULATION_MIN_BYTES = 8 << 20
 Listing = frozenset[tuple[Address, Hash]]  # (contributor, weights hash) of each contribution
 
 
@@ -55,9 +58,9 @@ class Speculator:
         self._started: tuple[Height, Listing] | None = None
         self._running: asyncio.Future[None] | None = None
 
-    def is_started(self, model_height: Height, contributions: list[Contribution]) -> bool:
-        """True when this listing of this model's round is (being) speculated already."""
-        return self._started == (model_height, compute_listing(contributions))
+    def is_started_for(self, model_height: Height) -> bool:
+        """True when this model's round is (being) speculated already (once per model)."""
+        return self._started is not None and self._started[0] == model_height
 
     async def speculate(self, state: ChainState, contributions: list[Contribution]) -> None:
         """Aggregate and appraise ``contributions`` to ``state``'s model, ahead of a proposal."""
