@@ -15,7 +15,7 @@ from learnchain.consensus.events import CommitBlock
 from learnchain.consensus.state import ChainState
 from learnchain.node.store_worker import StoreWorker
 
-CommitListener = Callable[[CommitBlock, ChainState], None]
+CommitListener = Callable[[CommitBlock, ChainState], object]  # what it returns is ignored
 """Called with a written block's action and the state before it."""
 
 

@@ -255,15 +255,19 @@ class WeightsPool:
         """The stored weights' file, or None."""
         return self._files.path_of(weights_hash) if self._files.has(weights_hash) else None
 
-    def on_commit(self, state: ChainState, in_use: Callable[[], set[Hash]]) -> None:
+    def on_commit(
+        self, state: ChainState, in_use: Callable[[], set[Hash]]
+    ) -> asyncio.Task[int] | None:
         """Retain the committed model; when it changed, drop the weights the new model made
         useless (contributions to and proposals of the last), and every ``PRUNE_EVERY``
-        heights the rest, except ``in_use()`` (this height's work in progress)."""
+        heights the rest, except ``in_use()`` (this height's work in progress): the prune
+        running in the background, if any."""
         changed = not self.retained or state.model_hash != self.retained[-1]
         if changed:
             self.retained.append(state.model_hash)
         if changed or state.height % PRUNE_EVERY == 0:
-            self._background.spawn(self.prune(in_use()))
+            return self._background.spawn(self.prune(in_use()))
+        return None
 
     async def prune(self, in_use: set[Hash]) -> int:
         """Delete stored weights other than the retained models, ``in_use`` and what is

@@ -183,9 +183,14 @@ def test_pruning_keeps_the_retained_models_and_the_weights_in_use(tmp_path: Path
         for name in names:
             io.store.weights.put(digest(name), name)
         state = make_genesis_state(make_keys(1))
-        for name in (b"m1", b"m2"):
-            pool.on_commit(committed_with(state, digest(name), 1), set)
-        pruned = await pool.prune({digest(b"contribution")})
+        pruned = 0
+        # at m1's commit m2 is the next height's proposal, in use with a contribution to it
+        for name, in_use in ((b"m1", {b"m2", b"contribution"}), (b"m2", {b"contribution"})):
+            in_use_hashes = {digest(n) for n in in_use}
+            committed = committed_with(state, digest(name), 1)
+            pruning = pool.on_commit(committed, lambda: in_use_hashes)  # noqa: B023
+            assert pruning is not None  # a new model: the weights it made useless go
+            pruned += await pruning
         kept = [io.store.weights.has(digest(name)) for name in names]
         pool.close()
         io.close()
@@ -204,8 +209,11 @@ def test_a_new_model_drops_the_weights_it_made_useless(tmp_path: Path) -> None:
         for name in names:
             io.store.weights.put(digest(name), name)
         state = make_genesis_state(make_keys(1))
-        pool.on_commit(committed_with(state, digest(b"m1"), 1), lambda: {digest(names[3])})
-        await asyncio.sleep(0.1)  # the background prune
+        pruning = pool.on_commit(
+            committed_with(state, digest(b"m1"), 1), lambda: {digest(names[3])}
+        )
+        assert pruning is not None
+        await pruning
         kept = [io.store.weights.has(digest(name)) for name in names]
         pool.close()
         io.close()
