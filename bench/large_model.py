@@ -17,6 +17,13 @@ of the proposal. The first update (start-up) is left out. Peak RSS is each proce
 outside training is each validator's CPU time over the measured rounds less its training; bytes
 received are its ``learnchain_learning_weights_bytes_total{direction="received"}``.
 
+Then, in the same run, Flower's deployment runtime trains the same model on the same shards with
+the same local epochs (``bench/peers/flower_deployment.py``: a SuperLink and four SuperNodes,
+FedAvg), and the same figures are taken of its rounds. The issue's comparison: per round, each
+validator's CPU seconds outside training and the bytes it receives at most 1.5 x those of
+Flower's server (its busiest process); on machines of their own those set each system's round
+time. ``--no-flower`` leaves Flower out.
+
     .venv/bin/python bench/large_model.py [--sizes 44,100,500] [--rounds 3] [--train-seconds 20]
 
 Prints a table per size, each followed by its JSON line.
@@ -41,6 +48,9 @@ from typing import Any
 
 from large_model_task import compute_parameters, compute_width
 from processes import cpu_seconds
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
+from flower_deployment import run_flower_rounds, summarise_rounds
 
 from learnchain.node.cluster import LocalCluster
 from learnchain.node.logs import read_text_fields
@@ -177,8 +187,13 @@ def wait_for_updates(net: LocalCluster, updates: int, timeout: float) -> list[in
 
 
 def measure(
-    size_mb: float, depth: int, rounds: int, train_seconds: float, keep: Path | None = None
-) -> dict[str, object]:
+    size_mb: float,
+    depth: int,
+    rounds: int,
+    train_seconds: float,
+    keep: Path | None = None,
+    flower: bool = True,
+) -> dict[str, Any]:
     width = compute_width(size_mb, depth)
     weights_mb = compute_parameters(width, depth) * 4 / MB
     epochs, epoch_seconds = calibrate_epochs(width, depth, train_seconds)
@@ -288,7 +303,36 @@ def measure(
         "cpu_seconds_outside_training_per_round": [round(v, 2) for v in cpu_outside],
         "received_mb_per_round": [round(v / MB, 1) for v in received],
     }
+    if flower:
+        params = {"width": width, "depth": depth, "local-epochs": epochs}
+        flower_rounds = run_flower_rounds(
+            VALIDATORS, {**params, "partition": "dirichlet:0.5", "seed": 0}, rounds, timeout
+        )
+        summary["flower"] = summarise_rounds(flower_rounds)
+        print_flower(summary)
     return summary
+
+
+def print_flower(summary: dict[str, Any]) -> None:
+    """Flower's rounds beside learnchain's, and the issue's two ratios (stored in ``summary``)."""
+    flower = summary["flower"]
+    cpu = max(summary["cpu_seconds_outside_training_per_round"])
+    received = max(summary["received_mb_per_round"])
+    summary["cpu_vs_flower_server"] = round(cpu / flower["server_busiest_cpu_seconds_per_round"], 2)
+    summary["received_vs_flower_server"] = round(
+        received / flower["server_received_mb_per_round"], 2
+    )
+    print(
+        f"Flower (SuperLink + {VALIDATORS} SuperNodes, FedAvg): round "
+        f"{flower['round_seconds_median']} s, training {flower['training_seconds_median']} s, "
+        f"overhead {flower['overhead_seconds_median']} s, ratio {flower['ratio_max']}"
+    )
+    print(
+        f"per round: validator CPU outside training {cpu:.2f} s vs Flower's busiest server "
+        f"process {flower['server_busiest_cpu_seconds_per_round']} s "
+        f"(x{summary['cpu_vs_flower_server']}); received {received:.1f} MB vs "
+        f"{flower['server_received_mb_per_round']} MB (x{summary['received_vs_flower_server']})"
+    )
 
 
 def main() -> None:
@@ -300,9 +344,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="learning rounds measured")
     parser.add_argument("--train-seconds", type=float, default=20.0)
     parser.add_argument("--keep", type=Path, help="keep the testnets (and logs) under this folder")
+    parser.add_argument("--no-flower", action="store_true", help="leave Flower's rounds out")
     args = parser.parse_args()
     for size in args.sizes.split(","):
-        summary = measure(float(size), args.depth, args.rounds, args.train_seconds, args.keep)
+        summary = measure(
+            float(size), args.depth, args.rounds, args.train_seconds, args.keep, not args.no_flower
+        )
         print(json.dumps(summary), flush=True)
 
 

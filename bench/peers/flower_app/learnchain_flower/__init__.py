@@ -1,0 +1,1 @@
+"""learnchain's large-model bench task as a Flower app (``bench/peers/flower_deployment.py``)."""
