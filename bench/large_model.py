@@ -26,6 +26,14 @@ time. ``--no-flower`` leaves Flower out.
 
     .venv/bin/python bench/large_model.py [--sizes 44,100,500] [--rounds 3] [--train-seconds 20]
 
+With ``--adapters`` (issue #31) each size is a frozen base instead: the validators fine-tune
+``examples/adapters/lora_mlp.py``'s LoRA adapters (rank ``--rank``) and a new head on that
+network, loaded from a pretrained file the bench writes (``--pretrained``). Target: at most
+3 x (the adapters' size) x n bytes moved (received and sent) per validator per round; compare
+its overhead with that of a model of the adapters' size (``--sizes 10``). Flower is left out.
+
+    .venv/bin/python bench/large_model.py --sizes 500 --adapters --no-flower
+
 Prints a table per size, each followed by its JSON line.
 """
 
@@ -58,6 +66,7 @@ from learnchain.proto import learnchain_pb2 as pb
 
 VALIDATORS = 4
 BENCH = Path(__file__).resolve().parent
+EXAMPLES = BENCH.parent / "examples" / "adapters"
 TRAINING = ("propose", "accept_and_train", "encode")
 EVALUATION = ("decide",)
 # the rest of a round's ML work, by the learning worker's verb: checking arriving weights'
@@ -115,27 +124,67 @@ def read_disk_mb(folder: Path) -> float:
     return total / MB
 
 
-def read_received_bytes(url: str) -> float:
-    """learnchain_learning_weights_bytes_total{direction="received"} of one node."""
+def read_weights_bytes(url: str, direction: str) -> float:
+    """learnchain_learning_weights_bytes_total{direction=...} of one node."""
     text = urllib.request.urlopen(url, timeout=10).read().decode()
     for line in text.splitlines():
-        if line.startswith("learnchain_learning_weights_bytes_total") and "received" in line:
+        if line.startswith("learnchain_learning_weights_bytes_total") and direction in line:
             return float(line.rsplit(" ", 1)[1])
     return 0.0
 
 
-def calibrate_epochs(width: int, depth: int, seconds: float) -> tuple[int, float]:
+@dataclass(frozen=True)
+class BenchModel:
+    """The task the validators train, as ``learnchain testnet`` options, and its sizes."""
+
+    args: tuple[str, ...]
+    description: str
+    model_mb: float  # the whole model
+    shared_mb: float  # what trains and travels (the adapters and head over a frozen base)
+
+
+def describe_model(
+    size_mb: float, depth: int, adapters: bool, rank: int, scratch: Path
+) -> tuple[BenchModel, Any]:
+    """The bench's model of ``size_mb`` (a DeepMLP, or LoRA adapters over a frozen base of that
+    size, whose pretrained file is written under ``scratch``) and the task, built here."""
+    from learnchain.ml.device import LocalSettings
+    from learnchain.ml.tasks import TaskConfig, get_task
+    from learnchain.ml.weights_file import WeightsLayout
+
+    width = compute_width(size_mb, depth)
+    model_mb = compute_parameters(width, depth) * 4 / MB
+    shape: tuple[str, ...] = ("--task-param", f"width={width}", "--task-param", f"depth={depth}")
+    if not adapters:
+        name = "large_model_task:DeepMLP"
+        args: tuple[str, ...] = ("--task", name, "--task-path", str(BENCH), *shape)
+        task = get_task(TaskConfig(name=name, params={"width": width, "depth": depth}))
+        description = f"DeepMLP width {width} depth {depth}"
+        return BenchModel(args, description, model_mb, model_mb), task
+    sys.path.insert(0, str(EXAMPLES))
+    from lora_mlp import write_backbone
+
+    pretrained = scratch / "base.safetensors"
+    write_backbone(pretrained, width, depth, seed=1)
+    name = "lora_mlp:LoRAMLP"
+    args = ("--task", name, "--task-path", str(EXAMPLES), *shape, "--task-param", f"rank={rank}")
+    params = {"width": width, "depth": depth, "rank": rank}
+    task = get_task(TaskConfig(name=name, params=params), LocalSettings(pretrained=str(pretrained)))
+    shared_mb = WeightsLayout.of_state(task.initial_weights()).file_size / MB
+    description = f"LoRA rank {rank} on a frozen DeepMLP width {width} depth {depth}"
+    return BenchModel(
+        (*args, "--pretrained", str(pretrained)), description, model_mb, shared_mb
+    ), task
+
+
+def calibrate_epochs(task: Any, seconds: float) -> tuple[int, float]:
     """Local epochs that take at least ``seconds`` on one shard with one thread, and one
     epoch's time (timed here, once)."""
     import torch
-    from large_model_task import DeepMLP
 
     from learnchain.ml.data import load_digits_party
-    from learnchain.ml.tasks import TaskConfig
 
     torch.set_num_threads(1)
-    params = {"width": width, "depth": depth}
-    task = DeepMLP(TaskConfig(name="large_model_task:DeepMLP", params=params))
     party, _ = load_digits_party(0, VALIDATORS, "dirichlet:0.5", 0)
     model = task.initial_model()
     started = time.monotonic()
@@ -193,22 +242,23 @@ def measure(
     train_seconds: float,
     keep: Path | None = None,
     flower: bool = True,
+    adapters: bool = False,
+    rank: int = 8,
 ) -> dict[str, Any]:
-    width = compute_width(size_mb, depth)
-    weights_mb = compute_parameters(width, depth) * 4 / MB
-    epochs, epoch_seconds = calibrate_epochs(width, depth, train_seconds)
-    print(
-        f"== {weights_mb:.1f} MB: DeepMLP width {width} depth {depth}, {epochs} local epochs "
-        f"({epoch_seconds:.2f} s each alone)",
-        file=sys.stderr,
-    )
     with tempfile.TemporaryDirectory() as scratch:
+        model, task = describe_model(size_mb, depth, adapters, rank, Path(scratch))
+        epochs, epoch_seconds = calibrate_epochs(task, train_seconds)
+        del task
+        print(
+            f"== {model.model_mb:.1f} MB ({model.shared_mb:.1f} MB shared): {model.description}, "
+            f"{epochs} local epochs ({epoch_seconds:.2f} s each alone)",
+            file=sys.stderr,
+        )
         root = Path(scratch) / "net" if keep is None else keep / f"net-{size_mb:g}mb"
         net = LocalCluster(
             root,
             VALIDATORS,
-            *("--task", "large_model_task:DeepMLP", "--task-path", str(BENCH)),
-            *("--task-param", f"width={width}", "--task-param", f"depth={depth}"),
+            *model.args,
             *("--task-param", f"local_epochs={epochs}", "--partition", "dirichlet:0.5"),
             *("--plateau-rounds", "0", "--round-deadline", "3600"),
         )
@@ -220,10 +270,13 @@ def measure(
             first = wait_for_updates(net, 1, timeout)
             pids = [net[i].pid for i in range(VALIDATORS)]
             cpu_start = [cpu_seconds(pid) for pid in pids]
-            received_start = [read_received_bytes(net[i].metrics_url) for i in range(VALIDATORS)]
+            urls = [net[i].metrics_url for i in range(VALIDATORS)]
+            received_start = [read_weights_bytes(url, "received") for url in urls]
+            sent_start = [read_weights_bytes(url, "sent") for url in urls]
             heights = wait_for_updates(net, rounds + 1, timeout)
             cpu_end = [cpu_seconds(pid) for pid in pids]
-            received_end = [read_received_bytes(net[i].metrics_url) for i in range(VALIDATORS)]
+            received_end = [read_weights_bytes(url, "received") for url in urls]
+            sent_end = [read_weights_bytes(url, "sent") for url in urls]
             peak_rss = [read_peak_rss_mb(pid) for pid in pids]
             history = net[0].query.History(
                 pb.HistoryRequest(from_height=1, limit=heights[-1]), timeout=30
@@ -279,14 +332,15 @@ def measure(
         (cpu_end[i] - cpu_start[i] - training_by_node[i]) / measured for i in range(VALIDATORS)
     ]
     received = [(received_end[i] - received_start[i]) / measured for i in range(VALIDATORS)]
+    sent = [(sent_end[i] - sent_start[i]) / measured for i in range(VALIDATORS)]
     updates = [e.height for e in history.entries if e.model_updated]
     plain = [e.height for e in history.entries if not e.model_updated and e.height > first[0]]
     summary = {
         "bench": "large_model",
         "validators": VALIDATORS,
-        "weights_mb": round(weights_mb, 1),
-        "width": width,
-        "depth": depth,
+        "model": model.description,
+        "weights_mb": round(model.model_mb, 1),
+        "shared_mb": round(model.shared_mb, 2),
         "local_epochs": epochs,
         "rounds": measured,
         "window_seconds": round(window, 1),
@@ -298,12 +352,15 @@ def measure(
         "overhead_seconds_median": statistics.median(r["overhead_seconds"] for r in rows),
         "ratio_max": max(r["ratio"] for r in rows),
         "peak_rss_mb": [round(v) for v in peak_rss],
-        "rss_target_mb": round(4 * weights_mb + 400),
+        "rss_target_mb": round(4 * model.model_mb + 400),
         "disk_mb_max": [round(v) for v in disk],
         "cpu_seconds_outside_training_per_round": [round(v, 2) for v in cpu_outside],
         "received_mb_per_round": [round(v / MB, 1) for v in received],
+        "moved_mb_per_round": [round((r + s) / MB, 2) for r, s in zip(received, sent, strict=True)],
+        "moved_target_mb": round(3 * model.shared_mb * VALIDATORS, 2),
     }
-    if flower:
+    if flower and not adapters:
+        width = compute_width(size_mb, depth)
         params = {"width": width, "depth": depth, "local-epochs": epochs}
         flower_rounds = run_flower_rounds(
             VALIDATORS, {**params, "partition": "dirichlet:0.5", "seed": 0}, rounds, timeout
@@ -345,10 +402,21 @@ def main() -> None:
     parser.add_argument("--train-seconds", type=float, default=20.0)
     parser.add_argument("--keep", type=Path, help="keep the testnets (and logs) under this folder")
     parser.add_argument("--no-flower", action="store_true", help="leave Flower's rounds out")
+    parser.add_argument(
+        "--adapters", action="store_true", help="LoRA adapters on a frozen base of each size"
+    )
+    parser.add_argument("--rank", type=int, default=8, help="the adapters' rank")
     args = parser.parse_args()
     for size in args.sizes.split(","):
         summary = measure(
-            float(size), args.depth, args.rounds, args.train_seconds, args.keep, not args.no_flower
+            float(size),
+            args.depth,
+            args.rounds,
+            args.train_seconds,
+            args.keep,
+            not args.no_flower,
+            args.adapters,
+            args.rank,
         )
         print(json.dumps(summary), flush=True)
 

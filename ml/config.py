@@ -9,6 +9,7 @@ import dataclasses
 import enum
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,15 @@ DIGITS_CLASSES = 10
 BUILTIN_TASKS = ("digits-cnn", "digits-mlp", "tabular-mlp", "tabular-regression")
 TASK_NAMES: set[str] = set(BUILTIN_TASKS)  # ml.tasks.register_task adds the tasks it registers
 TASK_ENTRY_POINTS = "learnchain.tasks"  # the entry-point group installed packages add tasks to
+
+
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+PRECISIONS = ("float32", "bfloat16", "float16")  # a node's training precision (config.toml)
+
+
+def is_device_name(text: str) -> bool:
+    """True for ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (a node's ``device``)."""
+    return DEVICE_PATTERN.match(text) is not None
 
 
 def is_plugin_name(name: str) -> bool:
@@ -103,6 +113,9 @@ class TaskConfig:
     # a chain made from files that name their columns: the feature columns in the model's
     # input order; a node's file must name the same ones (in another order it is reordered)
     feature_names: list[str] = field(default_factory=list)
+    # the canonical hash (hex) of the model's frozen base, for a task that trains adapters on a
+    # pretrained network; empty when every tensor trains
+    base_hash: str = ""
 
     def validate(self) -> None:
         """Raise TaskError naming the first bad field."""
@@ -167,6 +180,8 @@ class TaskConfig:
                 "task.feature_names needs one distinct name per feature "
                 f"({len(self.feature_names)} names for {self.features} features)"
             )
+        if self.base_hash and not re.fullmatch(r"[0-9a-f]{64}", self.base_hash):
+            raise TaskError("task.base_hash must be 64 lowercase hex digits (a SHA-256) or empty")
         for key, value in self.params.items():
             if not isinstance(value, str | int | float | bool) and not (
                 isinstance(value, list) and all(isinstance(v, str | int | float) for v in value)
@@ -174,11 +189,12 @@ class TaskConfig:
                 raise TaskError(f"task.params.{key}: expected a string, number, boolean or list")
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form for the genesis (without ``feature_names`` when there are none, so a
-        genesis written before they existed keeps its hash)."""
+        """The JSON form for the genesis (without ``feature_names`` or ``base_hash`` when there
+        are none, so a genesis written before they existed keeps its hash)."""
         data = dataclasses.asdict(self)
-        if not self.feature_names:
-            del data["feature_names"]
+        for optional in ("feature_names", "base_hash"):
+            if not data[optional]:
+                del data[optional]
         return data
 
     @staticmethod

@@ -24,3 +24,8 @@ class PluginImportError(TaskError):
 
 class PrivacyBudgetExceeded(MLError):
     """Training would spend more differential-privacy budget than the node allows."""
+
+
+class PretrainedError(TaskError):
+    """A node's pretrained weights file (config.toml's ``pretrained``) that is missing,
+    unreadable or does not fit the task's model."""

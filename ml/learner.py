@@ -7,11 +7,14 @@ part, which is never trained on. Neither changes the global model; only ``accept
 
 One model instance does all of it: each verb loads the weights it needs into it, slice by slice,
 so a learner holds one copy of the model at rest and three while training (the weights, their
-gradients and SGD's momentum), whatever the number of models it scores.
+gradients and SGD's momentum), whatever the number of models it scores. "Weights" are the
+model's trainable tensors (``Task.trainable``); a frozen base stays in the model instance, never
+loaded, copied or shared.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 import numpy as np
@@ -48,8 +51,11 @@ class Learner:
             else None
         )
         self.model = task.initial_model()  # the one instance every verb loads weights into
-        self.layout = WeightsLayout.of_state(self.model.state_dict())
-        self._global: TensorSource = StateSource(clone_state(self.model.state_dict()))
+        self.trainable = task.trainable(self.model)
+        shared = task.shared_state(self.model)
+        self.layout = WeightsLayout.of_state(shared)
+        self.base_hash = task.compute_base_hash(self.model)  # empty: nothing is frozen
+        self._global: TensorSource = StateSource(clone_state(shared))
         self._judging = self.judging_data()
         self._global_evaluation: Evaluation | None = None
         self._proposals = 0
@@ -102,14 +108,15 @@ class Learner:
         self._proposals += 1
         train_data = self.training_data()
         if self.privacy is not None:  # Opacus hooks the module it trains: a fresh one each time
-            fresh = self.task.build_model()
+            fresh = copy.deepcopy(self.model)
             load_into(fresh, self._global, self.layout)
             model = train_model_dp(self.task, fresh, train_data, run_seed, self.privacy)
         else:
             model = self.task.train(self.load(self._global), train_data, run_seed)
         for parameter in model.parameters():
             parameter.grad = None
-        return {name: tensor.detach() for name, tensor in model.state_dict().items()}
+        state = model.state_dict()
+        return {name: state[name].detach() for name in self.trainable}
 
     def training_data(self) -> Dataset:
         """What ``propose`` trains on (adversaries override it)."""

@@ -3,9 +3,13 @@ Flower's client.
 
 A task is a subclass of ``Task``: it must build its model and may override how it trains
 (``train``), how it evaluates (``evaluate``: per-sample correctness and loss, which the vote rule
-compares, and ``score``, the number the chain records) and how it reads a data file
-(``load_data``). Every node builds the same initial model from the genesis seed, so the genesis
-model hash is the same everywhere; a node whose installed task builds another refuses to start.
+compares, and ``score``, the number the chain records), how it reads a data file (``load_data``)
+and which tensors train (``trainable``: by default the parameters that require gradients when
+some are frozen, else the whole state dict). Every node builds the same initial model from the
+genesis seed, so the genesis model hash is the same everywhere; a node whose installed task
+builds another refuses to start. A frozen base (a pretrained network under adapters) is pinned
+by its hash in the genesis (``task.base_hash``); ``load_pretrained`` reads it from the node's
+``pretrained`` file.
 
 A task is found by its name: a built-in one, a class registered with ``register_task``, an entry
 point in the ``learnchain.tasks`` group of an installed package, or ``module:attr`` (the class
@@ -26,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from learnchain.ml.codec import StateDict
 from learnchain.ml.config import (
     AGGREGATIONS,
     METRICS,
@@ -46,7 +51,15 @@ from learnchain.ml.data import (
     compute_target_statistics,
     read_data_file,
 )
+from learnchain.ml.device import LocalSettings
 from learnchain.ml.errors import TaskError
+from learnchain.ml.frozen_base import (
+    compute_base_hash,
+    compute_trainable_names,
+    load_pretrained,
+    select_frozen_state,
+    select_state,
+)
 from learnchain.ml.plugins import import_class, register_class
 from learnchain.ml.training import Evaluation, evaluate_model, train_model
 
@@ -65,9 +78,10 @@ class Task(ABC):
     # True: the data's labels are numbers to predict (regression), not classes
     predicts_values: ClassVar[bool] = False
 
-    def __init__(self, config: TaskConfig) -> None:
+    def __init__(self, config: TaskConfig, local: LocalSettings | None = None) -> None:
         config.validate()
         self.config = config
+        self.local = local or LocalSettings()  # this node's device, threads, pretrained file
 
     @property
     def features(self) -> int:
@@ -88,11 +102,40 @@ class Task(ABC):
         return x
 
     def initial_model(self) -> nn.Module:
-        """The genesis model: the same on every machine for the same seed."""
+        """The genesis model: the same on every machine for the same seed (built on the CPU)."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.seed)
             model = self.build_model()
-        return model.eval()
+        return model.cpu().eval()
+
+    def trainable(self, model: nn.Module) -> list[str]:
+        """The ``state_dict`` names that train, sorted: they alone travel, are hashed,
+        aggregated, stored and voted on (by default every tensor, or, when some parameters
+        are frozen, the parameters that require gradients)."""
+        return compute_trainable_names(model)
+
+    def shared_state(self, model: nn.Module) -> StateDict:
+        """The model's trainable tensors (its own, no copies); TaskError when none train."""
+        names = self.trainable(model)
+        if not names:
+            raise TaskError(f"task {self.config.name}: no tensor of the model trains")
+        return select_state(model, names)
+
+    def initial_weights(self) -> StateDict:
+        """The genesis model's trainable tensors: what the genesis ``initial_model_hash``
+        names."""
+        return self.shared_state(self.initial_model())
+
+    def compute_base_hash(self, model: nn.Module) -> bytes:
+        """The canonical hash of the model's frozen base (empty when nothing is frozen)."""
+        return compute_base_hash(select_frozen_state(model, self.trainable(model)))
+
+    def load_pretrained(self, module: nn.Module) -> nn.Module:
+        """``module`` (the part of the model the file fits, before adapters wrap it) with the
+        node's pretrained weights, when it has a ``pretrained`` file; else unchanged."""
+        if not self.local.pretrained:
+            return module
+        return load_pretrained(module, Path(self.local.pretrained))
 
     def train(
         self, model: nn.Module, data: Dataset, seed: int, epochs: int | None = None
@@ -199,10 +242,10 @@ def fit_task_to_data(config: TaskConfig, named: list[tuple[str, Dataset]]) -> Ta
     return fitted
 
 
-def get_task(config: TaskConfig) -> Task:
-    """The task the config names, built for its hyperparameters."""
+def get_task(config: TaskConfig, local: LocalSettings | None = None) -> Task:
+    """The task the config names, built for its hyperparameters (and this node's settings)."""
     config.validate()
-    return find_task_class(config.name)(config)
+    return find_task_class(config.name)(config, local)
 
 
 def _mlp(features: int, hidden: int, classes: int) -> nn.Module:

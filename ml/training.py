@@ -1,4 +1,5 @@
-"""Training and evaluation on the CPU, vectorised: whole-tensor batches, no per-sample loops."""
+"""Training and evaluation on the node's device (``ml.device``), vectorised: whole-tensor batches,
+no per-sample loops."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from torch.nn import functional as F
 
 from learnchain.ml.codec import StateDict
 from learnchain.ml.data import Dataset
+from learnchain.ml.device import on_device
 
 if TYPE_CHECKING:
     from learnchain.ml.tasks import Task
@@ -47,9 +49,13 @@ def clone_state(state: StateDict) -> StateDict:
 
 
 def load_model(task: Task, state: StateDict) -> nn.Module:
-    """The task's model holding ``state``."""
-    model = task.build_model()
-    model.load_state_dict(state)
+    """The task's model holding ``state`` (its trainable tensors; the frozen base is the
+    task's own)."""
+    model = task.initial_model()
+    differ = set(task.trainable(model)) ^ set(state)
+    if differ:
+        raise ValueError(f"the weights and the task's model differ in {sorted(differ)[:5]}")
+    model.load_state_dict(state, strict=False)
     return model
 
 
@@ -106,21 +112,23 @@ def train_model(
 ) -> nn.Module:
     """Mini-batch SGD with momentum on ``loss`` (cross-entropy by default) for the task's local
     epochs; seeded shuffling (``Task.train`` unless a task trains its own way)."""
-    config = task.config
+    config, local = task.config, task.local
     x, y = to_tensors(data)
-    x = task.prepare(x)
+    x, y = task.prepare(x).to(local.device), y.to(local.device)
     generator = torch.Generator().manual_seed(seed)
-    optimizer = MomentumSGD(
-        list(model.parameters()), lr=config.learning_rate, momentum=config.momentum
-    )
-    model.train()
-    for _ in range(config.local_epochs if epochs is None else epochs):
-        order = torch.randperm(len(y), generator=generator)
-        for start in range(0, len(y), config.batch_size):
-            batch = order[start : start + config.batch_size]
-            optimizer.zero_grad()
-            loss(model(x[batch]), y[batch]).backward()  # type: ignore[no-untyped-call]
-            optimizer.step()
+    with on_device(model, local.device):
+        trained = [p for p in model.parameters() if p.requires_grad]  # a frozen base stays
+        optimizer = MomentumSGD(trained, lr=config.learning_rate, momentum=config.momentum)
+        model.train()
+        for _ in range(config.local_epochs if epochs is None else epochs):
+            order = torch.randperm(len(y), generator=generator).to(local.device)
+            for start in range(0, len(y), config.batch_size):
+                batch = order[start : start + config.batch_size]
+                optimizer.zero_grad()
+                with local.autocast():
+                    batch_loss = loss(model(x[batch]).float(), y[batch])
+                batch_loss.backward()  # type: ignore[no-untyped-call]
+                optimizer.step()
     return model.eval()
 
 
@@ -130,7 +138,9 @@ def evaluate_model(task: Task, model: nn.Module, data: Dataset) -> Evaluation:
     (``Task.evaluate`` unless a task evaluates its own way)."""
     model.eval()
     x, y = to_tensors(data)
-    logits = model(task.prepare(x))
+    device = task.local.device
+    with on_device(model, device):
+        logits = model(task.prepare(x).to(device)).float().cpu()
     losses = F.cross_entropy(logits, y, reduction="none")
     correct = logits.argmax(dim=1) == y
     return Evaluation(correct.numpy(), losses.numpy().astype(np.float32))

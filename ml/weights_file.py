@@ -354,10 +354,11 @@ def iter_source(source: TensorSource, layout: WeightsLayout) -> Iterator[torch.T
 
 
 def load_into(module: torch.nn.Module, source: TensorSource, layout: WeightsLayout) -> None:
-    """Set a module's parameters and persistent buffers from ``source``, slice by slice, in
-    place (no state dict of the whole model is made)."""
+    """Set the module's tensors the layout names (its parameters and persistent buffers, or its
+    trainable ones over a frozen base) from ``source``, slice by slice, in place (no state dict
+    of the whole model is made)."""
     targets = module.state_dict(keep_vars=True)
-    missing = set(layout.specs) ^ set(targets)
+    missing = set(layout.specs) - set(targets)
     if missing:
         raise WeightsError(f"the model and the weights differ in {sorted(missing)[:5]}")
     with torch.no_grad():

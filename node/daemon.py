@@ -25,7 +25,7 @@ from learnchain.consensus.engine import Engine
 from learnchain.consensus.events import CommitBlock
 from learnchain.consensus.messages import SignedTx
 from learnchain.consensus.state import ChainState, compute_genesis_state
-from learnchain.ml.errors import MLError, PluginImportError, TaskError
+from learnchain.ml.errors import MLError, PluginImportError, PretrainedError, TaskError
 from learnchain.ml.plugins import add_plugin_folders
 from learnchain.node.block_executor import BlockExecutor
 from learnchain.node.block_sync import BlockSync
@@ -46,7 +46,12 @@ from learnchain.node.files import (
     read_key,
 )
 from learnchain.node.grpc_server import BindError, RunningServer, start_server
-from learnchain.node.learning import InitialModelMismatch, LearningWorker, load_learning_worker
+from learnchain.node.learning import (
+    InitialModelMismatch,
+    LearningWorker,
+    compute_local_settings,
+    load_learning_worker,
+)
 from learnchain.node.learning_app import LearningApp
 from learnchain.node.logs import setup_logging
 from learnchain.node.mempool import Mempool
@@ -155,6 +160,10 @@ class Node:
         config = self.config
         add_plugin_folders(get_task_folders(self.home, config))
         try:
+            local = compute_local_settings(self.home, config)
+        except TaskError as error:  # the device is not on this machine
+            raise ConfigError(f"{self.home / CONFIG_FILE}: {error}") from None
+        try:
             learning = await asyncio.get_running_loop().run_in_executor(
                 None,
                 load_learning_worker,
@@ -163,7 +172,10 @@ class Node:
                 config.attack,
                 self.genesis_state.model_hash,
                 self.io.store.weights,
+                local,
             )
+        except PretrainedError as error:
+            raise ConfigError(f"{self.home / CONFIG_FILE}: pretrained: {error}") from None
         except InitialModelMismatch as error:
             raise ConfigError(f"{self.home / GENESIS_FILE}: {error}") from None
         except PluginImportError as error:

@@ -32,7 +32,7 @@ from learnchain.consensus.types import (
     TimeMs,
     Tokens,
 )
-from learnchain.ml.config import TaskConfig
+from learnchain.ml.config import PRECISIONS, TaskConfig, is_device_name
 from learnchain.ml.errors import MLError
 
 CONFIG_FILE = "config.toml"
@@ -86,6 +86,14 @@ class NodeConfig:
     # folders (absolute, or relative to the home) where a task or aggregation rule that the
     # genesis names MODULE:CLASS is looked for first, before PYTHONPATH
     task_path: tuple[str, ...] = ()
+    # where this node trains and evaluates (ml/device.py): auto (CUDA, then MPS, then the
+    # CPU), cpu, cuda, cuda:N or mps; aggregation, hashing and votes stay on the CPU
+    device: str = "auto"
+    threads: int = 1  # CPU threads for torch
+    precision: str = "float32"  # bfloat16 or float16: mixed precision (autocast) for training
+    # a safetensors file (absolute, or relative to the home) of the pretrained weights the
+    # task's frozen base is loaded from; the genesis pins the base by its hash
+    pretrained: str = ""
     attack: str = ""  # testing only: make this validator an adversary (ml.adversaries)
     byzantine: str = ""  # testing only: misbehave in consensus (node/misbehaviour.py)
 
@@ -249,6 +257,14 @@ def _config_from_toml(path: Path, raw: dict[str, Any]) -> NodeConfig:
         raise _fail(path, "log_level", f"must be one of {', '.join(LOG_LEVELS)}")
     if config.retain_models < 1:
         raise _fail(path, "retain_models", "must be at least 1")
+    if not is_device_name(config.device):
+        raise _fail(
+            path, "device", f"must be auto, cpu, cuda, cuda:N or mps, got {config.device!r}"
+        )
+    if config.threads < 1:
+        raise _fail(path, "threads", f"must be at least 1, got {config.threads}")
+    if config.precision not in PRECISIONS:
+        raise _fail(path, "precision", f"must be one of {', '.join(PRECISIONS)}")
     if not 0 <= config.create_empty_blocks_interval <= MAX_TIMEOUT_MS:
         raise _fail(
             path,

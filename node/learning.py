@@ -26,6 +26,7 @@ from learnchain.ml.aggregate import (
 from learnchain.ml.codec import StateDict
 from learnchain.ml.contribution_value import compute_values_of
 from learnchain.ml.data import describe_scaling, load_digits_party, split_train_vote
+from learnchain.ml.device import LocalSettings, resolve_device
 from learnchain.ml.errors import MLError, WeightsError
 from learnchain.ml.learner import Learner
 from learnchain.ml.tasks import TaskConfig, get_task
@@ -38,7 +39,7 @@ from learnchain.ml.weights_file import (
     iter_source,
     write_weights,
 )
-from learnchain.node.files import DataSource
+from learnchain.node.files import DataSource, NodeConfig
 from learnchain.node.memory import release_free_memory
 from learnchain.node.weights_problems import WeightsProblems
 
@@ -65,9 +66,16 @@ class EncodedWeights:
             return b""
 
 
-def load_learner(task_config: TaskConfig, source: DataSource, seed: int, attack: str) -> Learner:
-    """The learner over this node's private data (and, for testing, an adversary)."""
-    task = get_task(task_config)
+def load_learner(
+    task_config: TaskConfig,
+    source: DataSource,
+    seed: int,
+    attack: str,
+    local: LocalSettings | None = None,
+) -> Learner:
+    """The learner over this node's private data (and, for testing, an adversary), training
+    the way ``local`` says (device, threads, pretrained base)."""
+    task = get_task(task_config, local)
     if source.kind == "digits":
         data, _ = load_digits_party(source.party, source.parties, source.partition, source.seed)
     else:
@@ -77,6 +85,16 @@ def load_learner(task_config: TaskConfig, source: DataSource, seed: int, attack:
             log.warning("%s: %s", source.path, warning)
         data = split_train_vote(dataset, seed)
     return make_learner(task, data, seed, attack or None)
+
+
+def compute_local_settings(home: Path, config: NodeConfig) -> LocalSettings:
+    """How this node trains, from config.toml: its device found on this machine (TaskError, one
+    line, when it is not), threads, precision and pretrained file (relative ones from the
+    home)."""
+    pretrained = str(home / config.pretrained) if config.pretrained else ""
+    return LocalSettings(
+        resolve_device(config.device), config.threads, config.precision, pretrained
+    )
 
 
 class InitialModelMismatch(ValueError):
@@ -89,10 +107,14 @@ def load_learning_worker(
     attack: str,
     genesis_model: Hash,
     files: WeightsFiles,
+    local: LocalSettings | None = None,
 ) -> LearningWorker:
-    """The learning worker over this node's data, once its initial model is the genesis one
-    (stored with the node's weights, and from then on read from there)."""
-    learner = load_learner(task_config, source, source.party, attack)
+    """The learning worker over this node's data, once its initial model and frozen base are
+    the genesis ones (stored with the node's weights, and from then on read from there)."""
+    learner = load_learner(task_config, source, source.party, attack, local)
+    problem = describe_base_mismatch(learner.base_hash.hex(), task_config.base_hash)
+    if problem:
+        raise InitialModelMismatch(problem)
     size = learner.layout.file_size
     if size > task_config.max_weights_bytes:
         raise InitialModelMismatch(
@@ -107,6 +129,23 @@ def load_learning_worker(
             "(different task, seed or software version)"
         )
     return worker
+
+
+def describe_base_mismatch(own: str, pinned: str) -> str:
+    """Why this node's frozen base is not the genesis's (``task.base_hash``), or ""."""
+    if own == pinned:
+        return ""
+    if not pinned:
+        return (
+            "the task's model freezes a base but the genesis pins none (task.base_hash): "
+            "make the chain again with this task"
+        )
+    if not own:
+        return "the genesis pins a frozen base (task.base_hash) but the task's model freezes none"
+    return (
+        f"the task's frozen base hashes to {own[:16]}…, not the genesis's task.base_hash "
+        f"{pinned[:16]}…: is config.toml's `pretrained` the chain's weights file?"
+    )
 
 
 class WeightsFiles(Protocol):
@@ -167,7 +206,7 @@ class LearningWorker:
         # model, computed as it arrives (``prepare``) so that verdicts need not (cleared when
         # the global model changes)
         self._prepared: dict[Path, tuple[float, float]] = {}
-        torch.set_num_threads(1)
+        torch.set_num_threads(learner.task.local.threads)
         # the initial model, written without another copy
         initial = self._write_slices(iter_source(learner.global_source, self.layout))
         self._current_hash = initial.weights_hash  # changes only in accept()

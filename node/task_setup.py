@@ -17,11 +17,16 @@ from learnchain.node.files import DataSource
 
 
 def compute_task_config(
-    name: str | None, params: list[str], data_files: list[Path], label_column: str, seed: int
+    name: str | None,
+    params: list[str],
+    data_files: list[Path],
+    label_column: str,
+    seed: int,
+    pretrained: str = "",
 ) -> TaskConfig:
     """The task config for a new chain; TaskError or DataError (one line) when a name, a
-    parameter or a file is bad. Without a name, ``tabular-mlp`` voting by loss for data files,
-    else ``digits-mlp``."""
+    parameter, a file or the pretrained weights are bad. Without a name, ``tabular-mlp`` voting
+    by loss for data files, else ``digits-mlp``."""
     from learnchain.ml.data import compute_image_shape, list_image_classes
     from learnchain.ml.tasks import fit_task_to_data, get_task
 
@@ -29,7 +34,7 @@ def compute_task_config(
     metric = FILE_DATA_METRIC if data_files else Metric.ACCURACY  # --task-param metric=...
     config = parse_task_params(params, TaskConfig(name=name or default, seed=seed, metric=metric))
     if not data_files:
-        check_model_size(config)  # the task must be found and built, as every node will
+        check_model_size(config, pretrained)  # the task must be found and built, as every node will
         return config
     folders = [path for path in data_files if path.is_dir()]
     if folders and "class_names" not in config.params:  # every node labels folders alike
@@ -41,19 +46,22 @@ def compute_task_config(
     if folders and "image_shape" not in shaped.params:
         shape = compute_image_shape(folders[0], shaped.features)
         shaped = dataclasses.replace(shaped, params={**shaped.params, "image_shape": shape})
-    check_model_size(shaped)  # a task that cannot take this shape says so now
+    check_model_size(shaped, pretrained)  # a task that cannot take this shape says so now
     return shaped
 
 
-def check_model_size(config: TaskConfig) -> None:
-    """TaskError unless the task builds its initial model and the model's weights fit the
-    chain's ``max_weights_bytes`` (every node would refuse them otherwise)."""
+def check_model_size(config: TaskConfig, pretrained: str = "") -> None:
+    """TaskError unless the task builds its initial model (from the pretrained weights, if
+    given), something in it trains, and its weights fit the chain's ``max_weights_bytes``
+    (every node would refuse them otherwise)."""
+    from learnchain.ml.device import LocalSettings
     from learnchain.ml.errors import TaskError
     from learnchain.ml.tasks import get_task
     from learnchain.ml.weights_file import WeightsLayout
 
-    model = get_task(config).initial_model()
-    size = WeightsLayout.of_state(model.state_dict()).file_size
+    size = WeightsLayout.of_state(
+        get_task(config, LocalSettings(pretrained=pretrained)).initial_weights()
+    ).file_size
     if size > config.max_weights_bytes:
         raise TaskError(
             f"the task's initial model is {size} bytes, more than task.max_weights_bytes "

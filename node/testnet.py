@@ -61,6 +61,7 @@ class TestnetSpec:
     data_files: tuple[Path, ...] = ()  # one per validator, instead of digits shards
     label_column: str = "label"
     task_path: tuple[str, ...] = ()  # config.toml's folders for a MODULE:CLASS task
+    pretrained: str = ""  # config.toml's pretrained weights file for a frozen base (absolute)
 
 
 AUTHORITY_DIR = "tls_ca"  # the testnet's certificate authority (``--tls``)
@@ -114,12 +115,23 @@ def find_free_base_port(count: int, start: int = 27000, step: int = 50) -> int:
     raise ValueError(f"no {count} consecutive free loopback ports")
 
 
-def compute_initial_model_hash(task: TaskConfig) -> Hash:
-    """The genesis model's canonical hash (the same on every machine for the task and seed)."""
+def compute_genesis_model(task: TaskConfig, pretrained: str = "") -> tuple[TaskConfig, Hash]:
+    """The task with its frozen base pinned (``base_hash``, when the model freezes one) and the
+    genesis model's canonical hash: the same on every machine for the task, seed and
+    pretrained weights."""
     from learnchain.ml.codec import compute_weights_hash
+    from learnchain.ml.device import LocalSettings
     from learnchain.ml.tasks import get_task
 
-    return Hash(compute_weights_hash(get_task(task).initial_model().state_dict()))
+    built = get_task(task, LocalSettings(pretrained=pretrained))
+    model = built.initial_model()
+    pinned = replace(task, base_hash=built.compute_base_hash(model).hex())
+    return pinned, Hash(compute_weights_hash(built.shared_state(model)))
+
+
+def compute_initial_model_hash(task: TaskConfig, pretrained: str = "") -> Hash:
+    """The genesis model's canonical hash (the same on every machine for the task and seed)."""
+    return compute_genesis_model(task, pretrained)[1]
 
 
 def create_genesis(
@@ -128,8 +140,11 @@ def create_genesis(
     accounts: list[tuple[PrivateKey, int]],
     task: TaskConfig,
     params: ChainParams,
+    pretrained: str = "",
 ) -> GenesisFile:
-    """A genesis with each (key, endpoint, moniker) bonded and each (key, balance) funded."""
+    """A genesis with each (key, endpoint, moniker) bonded and each (key, balance) funded (and
+    the task's frozen base, if any, pinned from the ``pretrained`` file)."""
+    task, model_hash = compute_genesis_model(task, pretrained)
     genesis = Genesis(
         ChainId(chain_id),
         params,
@@ -138,7 +153,7 @@ def create_genesis(
             for key, endpoint, moniker in validators
         ),
         tuple((key.address, Tokens(balance)) for key, balance in accounts),
-        compute_initial_model_hash(task),
+        model_hash,
         compute_app_hash(task),
         TimeMs(int(time.time() * 1000)),
     )
@@ -167,6 +182,7 @@ def create_testnet(spec: TestnetSpec) -> list[Path]:
         [(k, VALIDATOR_BALANCE) for k in keys] + [(faucet, FAUCET_BALANCE)],
         task,
         params,
+        spec.pretrained,
     )
     homes = []
     spec.output.mkdir(parents=True, exist_ok=True)
@@ -188,6 +204,7 @@ def create_testnet(spec: TestnetSpec) -> list[Path]:
             timeouts=replace(TimeoutConfig(), commit=spec.commit_timeout),
             tls=spec.tls,
             task_path=spec.task_path,
+            pretrained=spec.pretrained,
         )
         write_config(home, config)
         write_key(home, key)
@@ -232,6 +249,7 @@ def create_single_node(
     task: TaskConfig | None = None,
     data: DataSource | None = None,
     task_path: tuple[str, ...] = (),
+    pretrained: str = "",
 ) -> PrivateKey:
     """A home for one validator with its own genesis (``learnchain init``)."""
     if (home / "config.toml").exists():
@@ -241,10 +259,19 @@ def create_single_node(
     (home / DATA_DIR).mkdir(parents=True, exist_ok=True)
     key = PrivateKey.generate()
     genesis = create_genesis(
-        chain_id, [(key, listen, moniker)], [(key, VALIDATOR_BALANCE)], task or TaskConfig(), params
+        chain_id,
+        [(key, listen, moniker)],
+        [(key, VALIDATOR_BALANCE)],
+        task or TaskConfig(),
+        params,
+        pretrained,
     )
     config = NodeConfig(
-        moniker=moniker, listen=listen, data=data or DataSource(), task_path=task_path
+        moniker=moniker,
+        listen=listen,
+        data=data or DataSource(),
+        task_path=task_path,
+        pretrained=pretrained,
     )
     write_config(home, config)
     write_key(home, key)

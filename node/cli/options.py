@@ -286,6 +286,15 @@ def task_options(command: Any) -> Any:
                 help="A folder holding the module of a MODULE:CLASS task (or aggregation rule); "
                 "written to config.toml's task_path, so that start finds it too. Repeatable.",
             ),
+            click.option(
+                "--pretrained",
+                type=click.Path(path_type=Path, exists=True, dir_okay=False),
+                default=None,
+                metavar="FILE",
+                help="A safetensors file of pretrained weights the task loads its frozen base "
+                "from (Task.load_pretrained); the genesis pins the base by its hash, and "
+                "config.toml's pretrained names the file (each node needs the same one).",
+            ),
         ]
     ):
         command = option(command)
@@ -299,6 +308,7 @@ def compute_task_option(
     label_column: str,
     seed: int,
     task_path: tuple[Path, ...] = (),
+    pretrained: str = "",
 ) -> TaskConfig:
     """The genesis task from the task options and the data files; a one-line error on bad ones
     (nothing is written before)."""
@@ -308,7 +318,7 @@ def compute_task_option(
 
     add_plugin_folders(task_path)
     try:
-        return compute_task_config(task, list(params), data_files, label_column, seed)
+        return compute_task_config(task, list(params), data_files, label_column, seed, pretrained)
     except PluginImportError as error:
         raise click.ClickException(
             f"{error}; give its folder with --task-path DIR (or put it on PYTHONPATH)"
@@ -320,3 +330,8 @@ def compute_task_option(
 def compute_task_path(task_path: tuple[Path, ...]) -> tuple[str, ...]:
     """--task-path folders as config.toml's ``task_path`` (absolute)."""
     return tuple(str(folder.resolve()) for folder in task_path)
+
+
+def compute_pretrained(pretrained: Path | None) -> str:
+    """--pretrained as config.toml's ``pretrained`` (absolute; empty without one)."""
+    return str(pretrained.resolve()) if pretrained is not None else ""

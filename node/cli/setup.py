@@ -13,6 +13,7 @@ from learnchain.consensus.types import Threshold
 from learnchain.node.cli.options import (
     OUTPUT_FORMATS,
     compute_learning_params,
+    compute_pretrained,
     compute_task_option,
     compute_task_path,
     echo_json,
@@ -84,6 +85,7 @@ def init(
     task_params: tuple[str, ...],
     label_column: str,
     task_path: tuple[Path, ...],
+    pretrained: Path | None,
 ) -> None:
     """Create a node home: a key, config.toml and genesis.json.
 
@@ -97,7 +99,10 @@ def init(
                 "--shard splits the digits of a chain that exists; not for a new one"
             )
         files = [data_file] if data_file is not None else []
-        task_config = compute_task_option(task, task_params, files, label_column, 0, task_path)
+        base = compute_pretrained(pretrained)
+        task_config = compute_task_option(
+            task, task_params, files, label_column, 0, task_path, base
+        )
         data = compute_file_source(data_file, label_column) if data_file else None
         try:
             key = create_single_node(
@@ -109,6 +114,7 @@ def init(
                 task_config,
                 data,
                 compute_task_path(task_path),
+                base,
             )
         except ValueError as error:
             raise click.ClickException(str(error)) from error
@@ -129,6 +135,7 @@ def init(
         metrics=metrics,
         data=compute_data_source(shard, partition, data_file, label_column),
         task_path=compute_task_path(task_path),
+        pretrained=compute_pretrained(pretrained),
     )
     try:
         for where, address in [("--listen", listen)] + [("--peers", p) for p in peer_list]:
@@ -295,6 +302,7 @@ def testnet(
     task_params: tuple[str, ...],
     label_column: str,
     task_path: tuple[Path, ...],
+    pretrained: Path | None,
     data_files: str,
     partition: str,
     seed: int,
@@ -318,7 +326,8 @@ def testnet(
             f"{len(files)} files for {validators} validators: give one each",
             param_hint="--data-files",
         )
-    task_config = compute_task_option(task, task_params, files, label_column, seed, task_path)
+    base = compute_pretrained(pretrained)
+    task_config = compute_task_option(task, task_params, files, label_column, seed, task_path, base)
     spec = TestnetSpec(
         validators,
         output_dir,
@@ -338,6 +347,7 @@ def testnet(
         data_files=tuple(files),
         label_column=label_column,
         task_path=compute_task_path(task_path),
+        pretrained=base,
     )
     try:
         homes = create_testnet(spec)

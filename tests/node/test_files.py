@@ -69,6 +69,9 @@ def test_a_key_file_readable_by_others_is_refused(tmp_path: Path, testnet_dir: P
         ("create_empty_blocks = 1", "create_empty_blocks: expected bool"),
         ("create_empty_blocks_interval = -1", "create_empty_blocks_interval: must be at least 0"),
         ("create_empty_blocks_interval = 99999999999", "create_empty_blocks_interval: .* at most"),
+        ('device = "gpu"', "config.toml: device: must be auto, cpu, cuda, cuda:N or mps"),
+        ("threads = 0", "config.toml: threads: must be at least 1, got 0"),
+        ('precision = "int8"', "config.toml: precision: must be one of float32, bfloat16"),
     ],
 )
 def test_a_bad_config_names_the_file_and_field(tmp_path: Path, text: str, message: str) -> None:
