@@ -268,7 +268,11 @@ class WeightsFile:
         buffer = bytearray(length)
         view = memoryview(buffer)
         got = 0
-        with self.path.open("rb", buffering=0) as handle:
+        try:
+            handle = self.path.open("rb", buffering=0)
+        except OSError as error:  # deleted since it was checked (its model was superseded)
+            raise WeightsError(f"cannot read weights {self.path.name}: {error.strerror}") from None
+        with handle:
             while got < length:
                 count = os.preadv(handle.fileno(), [view[got:]], begin + got)
                 if count == 0:

@@ -260,7 +260,9 @@ class Node:
 
         self.executor.add_listener(recheck_mempool)
         self.executor.add_listener(
-            lambda action, _: app.weights.on_commit(action.state, app.weights_in_use)
+            lambda action, _: app.weights.on_commit(
+                action.state, app.weights_in_use, learning.fresh_writes
+            )
         )
         self.executor.add_listener(lambda action, _: self.peers.add_validator_peers(action.state))
         self.executor.add_listener(

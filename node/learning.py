@@ -40,6 +40,7 @@ from learnchain.ml.weights_file import (
     write_weights,
 )
 from learnchain.node.files import DataSource, NodeConfig
+from learnchain.node.fresh_writes import FreshWrites
 from learnchain.node.memory import release_free_memory
 from learnchain.node.weights_problems import WeightsProblems
 
@@ -206,6 +207,7 @@ class LearningWorker:
         # model, computed as it arrives (``prepare``) so that verdicts need not (cleared when
         # the global model changes)
         self._prepared: dict[Path, tuple[float, float]] = {}
+        self.fresh_writes = FreshWrites()  # kept from prunes until something names them
         torch.set_num_threads(learner.task.local.threads)
         # the initial model, written without another copy
         initial = self._write_slices(iter_source(learner.global_source, self.layout))
@@ -259,6 +261,7 @@ class LearningWorker:
         partial = self.files.new_partial()
         try:
             weights_hash = Hash(write_weights(partial, self.layout, slices))
+            self.fresh_writes.add(weights_hash)
             return EncodedWeights(weights_hash, self.files.adopt(partial, weights_hash))
         except OSError as error:
             partial.unlink(missing_ok=True)

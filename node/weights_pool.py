@@ -21,6 +21,7 @@ from typing import Protocol
 from learnchain.consensus.state import ChainState
 from learnchain.consensus.types import Hash
 from learnchain.node.background import Background
+from learnchain.node.fresh_writes import FreshWrites
 from learnchain.node.peers import OversizedWeights
 from learnchain.node.store_worker import StoreWorker
 from learnchain.node.weights_parts import PartialWeights, PartsSource, SpreadPlan, fetch_in_parts
@@ -256,24 +257,28 @@ class WeightsPool:
         return self._files.path_of(weights_hash) if self._files.has(weights_hash) else None
 
     def on_commit(
-        self, state: ChainState, in_use: Callable[[], set[Hash]]
+        self,
+        state: ChainState,
+        in_use: Callable[[], set[Hash]],
+        fresh: FreshWrites | None = None,
     ) -> asyncio.Task[int] | None:
         """Retain the committed model; when it changed, drop the weights the new model made
         useless (contributions to and proposals of the last), and every ``PRUNE_EVERY``
-        heights the rest, except ``in_use()`` (this height's work in progress): the prune
-        running in the background, if any."""
+        heights the rest, except ``in_use()`` (this height's work in progress) and the
+        learner's ``fresh`` writes: the prune running in the background, if any."""
         changed = not self.retained or state.model_hash != self.retained[-1]
         if changed:
             self.retained.append(state.model_hash)
         if changed or state.height % PRUNE_EVERY == 0:
-            return self._background.spawn(self.prune(in_use()))
+            return self._background.spawn(self.prune(in_use(), fresh or FreshWrites()))
         return None
 
-    async def prune(self, in_use: set[Hash]) -> int:
-        """Delete stored weights other than the retained models, ``in_use`` and what is
-        arriving; how many."""
+    async def prune(self, in_use: set[Hash], fresh: FreshWrites) -> int:
+        """Delete stored weights other than the retained models, ``in_use``, what is arriving
+        and what the learner wrote since the previous prune began; how many."""
+        fresh.rotate()
         keep = set(self.retained) | set(self._arriving) | set(self._fetching) | in_use
-        pruned: int = await self._io.run(self._files.prune, keep)
+        pruned: int = await self._io.run(self._files.prune, keep, fresh.__contains__)
         log.debug("pruned %d stored weights", pruned)
         return pruned
 

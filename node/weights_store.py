@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from learnchain.consensus.types import Hash
@@ -95,11 +95,12 @@ class WeightsStore:
                 continue
         return hashes
 
-    def prune(self, keep: set[Hash]) -> int:
-        """Delete every stored weights file not in ``keep``; how many."""
+    def prune(self, keep: set[Hash], also_keep: Callable[[Hash], bool] = lambda _: False) -> int:
+        """Delete every stored weights file not in ``keep`` nor ``also_keep`` (asked as each
+        file comes: it may change while the prune runs); how many."""
         pruned = 0
         for weights_hash in self.list_hashes():
-            if weights_hash not in keep:
+            if weights_hash not in keep and not also_keep(weights_hash):
                 self.path_of(weights_hash).unlink(missing_ok=True)
                 pruned += 1
         return pruned

@@ -16,6 +16,7 @@ import pytest
 
 from learnchain.consensus.state import ChainState
 from learnchain.consensus.types import Hash, Height
+from learnchain.node.fresh_writes import FreshWrites
 from learnchain.node.peers import OversizedWeights
 from learnchain.node.store import Store
 from learnchain.node.store_worker import StoreWorker
@@ -220,6 +221,33 @@ def test_a_new_model_drops_the_weights_it_made_useless(tmp_path: Path) -> None:
         return kept
 
     assert asyncio.run(scenario()) == [True, True, False, True]
+
+
+def test_weights_the_learner_just_wrote_outlive_the_next_prune_and_go_at_the_one_after(
+    tmp_path: Path,
+) -> None:
+    """An early contribution is written before the commit that makes it current, and before
+    the contribution pool lists it: the prune at that commit must not delete it."""
+
+    async def scenario() -> list[list[bool]]:
+        pool, io = make_pool(tmp_path, [], [])
+        fresh = FreshWrites()
+        state = make_genesis_state(make_keys(1))
+        io.store.weights.put(digest(b"early"), b"early")
+        fresh.add(digest(b"early"))
+        seen = []
+        for height, model in ((1, b"m1"), (2, b"m2"), (3, b"m3")):
+            io.store.weights.put(digest(model), model)
+            pruning = pool.on_commit(committed_with(state, digest(model), height), set, fresh)
+            assert pruning is not None
+            await pruning
+            seen.append([io.store.weights.has(digest(b"early"))])
+        pool.close()
+        io.close()
+        return seen
+
+    # kept by the prune at its commit; by the next, nothing names it: stale
+    assert asyncio.run(scenario()) == [[True], [False], [False]]
 
 
 def committed_with(state: ChainState, model_hash: Hash, height: int) -> ChainState:
