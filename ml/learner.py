@@ -101,6 +101,12 @@ class Learner:
         learner's next verb (for writing them out at once)."""
         return self.train_view(seed)
 
+    def next_seed(self) -> int:
+        """The seed of this learner's next training (as ``propose`` without one would use)."""
+        seed = self.seed * 1_000_003 + self._proposals
+        self._proposals += 1
+        return seed
+
     def train_view(self, seed: int | None = None) -> StateDict:
         """Train from the global weights on the training data (``training_data``); the trained
         model's own tensors (no copy)."""

@@ -311,9 +311,21 @@ class WeightsFile:
 def write_weights(path: Path, layout: WeightsLayout, slices: Iterable[torch.Tensor]) -> bytes:
     """Write a safetensors file in ``layout`` from ``slices`` (one tensor per range of
     ``layout.iter_slices()``, in that order, cast to the tensor's dtype) and return the weights'
-    canonical hash. The file is written beside ``path`` and renamed onto it once complete."""
-    digest = hashlib.sha256()
+    canonical hash. The file is written beside ``path`` and renamed onto it once complete;
+    weights holding a NaN or an infinity (a training that diverged) are a WeightsError, and
+    nothing is left behind."""
     partial = path.with_name(path.name + ".partial")
+    try:
+        return _write_partial(partial, path, layout, slices)
+    except WeightsError:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def _write_partial(
+    partial: Path, path: Path, layout: WeightsLayout, slices: Iterable[torch.Tensor]
+) -> bytes:
+    digest = hashlib.sha256()
     values = iter(slices)
     current = ""
     with partial.open("wb") as handle:
@@ -330,6 +342,7 @@ def write_weights(path: Path, layout: WeightsLayout, slices: Iterable[torch.Tens
             if flat.numel() != stop - start:
                 raise WeightsError(f"{name}: [{start}, {stop}) got {flat.numel()} values")
             raw = to_bytes(flat)
+            check_finite(name, spec.dtype, raw)
             digest.update(raw)
             handle.write(raw)
     partial.replace(path)

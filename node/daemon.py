@@ -65,6 +65,7 @@ from learnchain.node.status import StatusReporter
 from learnchain.node.store import Store
 from learnchain.node.store_worker import StoreWorker
 from learnchain.node.tls import NAME_OVERRIDE, TlsError, TlsFiles, read_tls_files
+from learnchain.node.training_process import TrainingProcess
 from learnchain.node.weights_pool import WeightsPool
 from learnchain.node.weights_problems import WeightsProblems
 from learnchain.node.work_signal import WorkSignal
@@ -163,6 +164,15 @@ class Node:
             local = compute_local_settings(self.home, config)
         except TaskError as error:  # the device is not on this machine
             raise ConfigError(f"{self.home / CONFIG_FILE}: {error}") from None
+        trainer = (
+            TrainingProcess(
+                self.home,
+                config.trainer_memory_mb,
+                lambda reason: self.metrics.training_failures.labels(reason=reason).inc(),
+            )
+            if config.trainer == "process"
+            else None
+        )
         try:
             learning = await asyncio.get_running_loop().run_in_executor(
                 None,
@@ -173,6 +183,7 @@ class Node:
                 self.genesis_state.model_hash,
                 self.io.store.weights,
                 local,
+                trainer,
             )
         except PretrainedError as error:
             raise ConfigError(f"{self.home / CONFIG_FILE}: pretrained: {error}") from None

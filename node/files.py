@@ -42,6 +42,9 @@ KEY_FILE = "node_key.json"
 DATA_DIR = "data"
 
 
+TRAINERS = ("thread", "process")
+
+
 class ConfigError(ValueError):
     """A node file that cannot be used; the message names the file and field."""
 
@@ -94,6 +97,10 @@ class NodeConfig:
     # a safetensors file (absolute, or relative to the home) of the pretrained weights the
     # task's frozen base is loaded from; the genesis pins the base by its hash
     pretrained: str = ""
+    # where training runs: "thread" (in the validator's process) or "process" (a child process
+    # the node supervises: a crash or out-of-memory there costs a round, not the validator)
+    trainer: str = "thread"
+    trainer_memory_mb: int = 0  # "process": cap the training process's memory (0: no cap)
     attack: str = ""  # testing only: make this validator an adversary (ml.adversaries)
     byzantine: str = ""  # testing only: misbehave in consensus (node/misbehaviour.py)
 
@@ -263,6 +270,12 @@ def _config_from_toml(path: Path, raw: dict[str, Any]) -> NodeConfig:
         )
     if config.threads < 1:
         raise _fail(path, "threads", f"must be at least 1, got {config.threads}")
+    if config.trainer not in TRAINERS:
+        raise _fail(
+            path, "trainer", f"must be one of {', '.join(TRAINERS)}, got {config.trainer!r}"
+        )
+    if config.trainer_memory_mb < 0:
+        raise _fail(path, "trainer_memory_mb", "must be at least 0 (0: no cap)")
     if config.precision not in PRECISIONS:
         raise _fail(path, "precision", f"must be one of {', '.join(PRECISIONS)}")
     if not 0 <= config.create_empty_blocks_interval <= MAX_TIMEOUT_MS:

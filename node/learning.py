@@ -42,6 +42,7 @@ from learnchain.ml.weights_file import (
 from learnchain.node.files import DataSource, NodeConfig
 from learnchain.node.fresh_writes import FreshWrites
 from learnchain.node.memory import release_free_memory
+from learnchain.node.training_process import TrainingProcess
 from learnchain.node.weights_problems import WeightsProblems
 
 T = TypeVar("T")
@@ -109,6 +110,7 @@ def load_learning_worker(
     genesis_model: Hash,
     files: WeightsFiles,
     local: LocalSettings | None = None,
+    trainer: TrainingProcess | None = None,
 ) -> LearningWorker:
     """The learning worker over this node's data, once its initial model and frozen base are
     the genesis ones (stored with the node's weights, and from then on read from there)."""
@@ -122,7 +124,7 @@ def load_learning_worker(
             f"the task's initial model is {size} bytes, more than task.max_weights_bytes "
             f"({task_config.max_weights_bytes}): no node could take its weights"
         )
-    worker = LearningWorker(learner, files)
+    worker = LearningWorker(learner, files, trainer)
     if worker.current_hash() != genesis_model:
         worker.close()
         raise InitialModelMismatch(
@@ -184,9 +186,12 @@ class LearningWorker:
     into the node's weights store, hashing as it writes. The global model is the committed
     model's file; the model before it (server momentum's last step) is that model's file."""
 
-    def __init__(self, learner: Learner, files: WeightsFiles) -> None:
+    def __init__(
+        self, learner: Learner, files: WeightsFiles, trainer: TrainingProcess | None = None
+    ) -> None:
         self.learner = learner
         self.files = files
+        self.trainer = trainer  # training in a process of its own, or here (None)
         self.layout = learner.layout
         self.max_bytes = learner.task.config.max_weights_bytes
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="learner")
@@ -268,11 +273,25 @@ class LearningWorker:
             partial.with_name(partial.name + ".partial").unlink(missing_ok=True)
             raise WeightsError(f"cannot store weights: {error.strerror}") from None
 
+    def _train(self) -> EncodedWeights:
+        """Train from the global model, here or in the training process (TrainingFailed when
+        that fails)."""
+        if self.trainer is None:
+            return self._write(self.learner.propose_view())
+        partial = self.files.new_partial()
+        try:
+            weights_hash = self.trainer.train(self.current_path, self.learner.next_seed(), partial)
+        except MLError:
+            partial.unlink(missing_ok=True)
+            raise
+        self.fresh_writes.add(weights_hash)
+        return EncodedWeights(weights_hash, self.files.adopt(partial, weights_hash))
+
     async def propose(self) -> EncodedWeights:
         """Train from the global model (solo proposals and aggregate contributions)."""
 
         def propose() -> EncodedWeights:
-            return self._write(self.learner.propose_view())
+            return self._train()
 
         return await self._run(propose)
 
@@ -322,7 +341,7 @@ class LearningWorker:
 
         def accept_and_train() -> EncodedWeights:
             self._accept(path, weights_hash)
-            return self._write(self.learner.propose_view())
+            return self._train()
 
         return await self._run(accept_and_train)
 
@@ -487,6 +506,8 @@ class LearningWorker:
         return self._current_hash
 
     def close(self) -> None:
-        """Stop the worker thread."""
+        """Stop the worker thread (and the training process)."""
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._checker.shutdown(wait=False, cancel_futures=True)
+        if self.trainer is not None:
+            self.trainer.close()

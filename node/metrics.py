@@ -188,6 +188,14 @@ class Metrics:
             ("what", "reason"),
         )
 
+        self.training_failures = labelled(
+            Counter,
+            "learning_training_failures",
+            "Trainings the training process failed (crash: it ended, killed or out of memory; "
+            "error: the training raised); each costs that round's contribution",
+            "reason",
+        )
+
     def report_own_evaluation(self, own: OwnEvaluation) -> None:
         """This validator's score, accuracy and loss of the committed model."""
         self.model_score.set(own.score / SCORE_UNIT)

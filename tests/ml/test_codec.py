@@ -6,6 +6,7 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -157,3 +158,16 @@ def test_a_crafted_header_is_refused_by_both_readers(edit: object, message: str)
         compute_encoded_weights_hash(data, state, LIMIT)
     with pytest.raises(WeightsError, match=message):
         decode_weights(data, state, LIMIT)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_weights_that_diverged_are_never_written(tmp_path: Path, bad: float) -> None:
+    from learnchain.ml.weights_file import StateSource, WeightsLayout, iter_source, write_weights
+
+    state = get_task(TaskConfig()).initial_weights()
+    state["2.bias"] = state["2.bias"].clone()
+    state["2.bias"][3] = bad
+    layout = WeightsLayout.of_state(state)
+    with pytest.raises(WeightsError, match=r"2\.bias: contains NaN or infinite values"):
+        write_weights(tmp_path / "w.safetensors", layout, iter_source(StateSource(state), layout))
+    assert list(tmp_path.iterdir()) == []
