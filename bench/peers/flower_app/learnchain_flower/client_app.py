@@ -4,6 +4,7 @@ evaluates it on the shard's vote part (what a validator judges a proposal on).""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import torch
 from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
@@ -27,13 +28,20 @@ def load_party(context: Context):  # type: ignore[no-untyped-def]
     return party
 
 
-@app.train()
-def train(msg: Message, context: Context) -> Message:
-    """Local epochs from the global model; the trained weights back."""
+def load_global_model(msg: Message, context: Context) -> tuple[Any, torch.nn.Module]:
+    """The task and its model holding the message's global weights (one thread, as a
+    validator trains)."""
     torch.set_num_threads(1)
     task = make_task(context.run_config)
     model = task.build_model()
     model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
+    return task, model
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    """Local epochs from the global model; the trained weights back."""
+    task, model = load_global_model(msg, context)
     party = load_party(context)
     started = time.monotonic()
     task.train(model, party.train, int(msg.content["config"].get("server-round", 0)))
@@ -46,10 +54,7 @@ def train(msg: Message, context: Context) -> Message:
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
     """The global model's accuracy on this party's vote part."""
-    torch.set_num_threads(1)
-    task = make_task(context.run_config)
-    model = task.build_model()
-    model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
+    task, model = load_global_model(msg, context)
     party = load_party(context)
     started = time.monotonic()
     evaluation = task.evaluate(model, party.vote)
