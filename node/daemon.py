@@ -169,8 +169,9 @@ class Node:
                 self.home,
                 config.trainer_memory_mb,
                 lambda reason: self.metrics.training_failures.labels(reason=reason).inc(),
+                config.trainer_processes if config.trainer == "torchrun" else 0,
             )
-            if config.trainer == "process"
+            if config.trainer != "thread"
             else None
         )
         try:

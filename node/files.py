@@ -42,7 +42,7 @@ KEY_FILE = "node_key.json"
 DATA_DIR = "data"
 
 
-TRAINERS = ("thread", "process")
+TRAINERS = ("thread", "process", "torchrun")
 
 
 class ConfigError(ValueError):
@@ -99,8 +99,10 @@ class NodeConfig:
     pretrained: str = ""
     # where training runs: "thread" (in the validator's process) or "process" (a child process
     # the node supervises: a crash or out-of-memory there costs a round, not the validator)
+    # or "torchrun" (each round a torchrun job of trainer_processes processes: DDP on gloo)
     trainer: str = "thread"
-    trainer_memory_mb: int = 0  # "process": cap the training process's memory (0: no cap)
+    trainer_memory_mb: int = 0  # "process", "torchrun": cap each training process's memory
+    trainer_processes: int = 2  # "torchrun": processes per job
     attack: str = ""  # testing only: make this validator an adversary (ml.adversaries)
     byzantine: str = ""  # testing only: misbehave in consensus (node/misbehaviour.py)
 
@@ -274,6 +276,8 @@ def _config_from_toml(path: Path, raw: dict[str, Any]) -> NodeConfig:
         raise _fail(
             path, "trainer", f"must be one of {', '.join(TRAINERS)}, got {config.trainer!r}"
         )
+    if config.trainer_processes < 1:
+        raise _fail(path, "trainer_processes", "must be at least 1")
     if config.trainer_memory_mb < 0:
         raise _fail(path, "trainer_memory_mb", "must be at least 0 (0: no cap)")
     if config.precision not in PRECISIONS:

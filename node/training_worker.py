@@ -5,12 +5,18 @@ Each request is a JSON line on stdin, ``{"weights": PATH, "seed": N, "out": PATH
 global model from ``weights`` (checked against the model's layout), train with ``seed``, write
 the trained weights to ``out``; the reply is ``{"hash": HEX}`` or ``{"error": "why"}`` on stdout.
 The process ends when stdin closes (the node stopped or let it go).
+
+With ``--request JSON`` it trains once and ends, writing the reply to ``out`` + ``.reply``: how a
+``torchrun`` job runs it (config.toml ``trainer = "torchrun"``), every process of the job
+training its share of the data under DistributedDataParallel (``ml/distributed.py``) and rank 0
+writing the weights and the reply.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 from pathlib import Path
@@ -53,10 +59,47 @@ def train_once(learner: Learner, request: dict[str, object]) -> bytes:
     return write_weights(out, learner.layout, iter_source(StateSource(trained), learner.layout))
 
 
+def train_in_job(learner: Learner, request: dict[str, object]) -> None:
+    """One training by every process of a torchrun job (or by this one alone); rank 0 writes
+    the weights and the reply file."""
+    import torch.distributed as dist
+
+    from learnchain.ml.distributed import train_distributed
+
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed:
+        dist.init_process_group("gloo")
+    rank = dist.get_rank() if distributed else 0
+    out = Path(str(request["out"]))
+    try:
+        limit = learner.task.config.max_weights_bytes
+        learner.accept(WeightsFile(Path(str(request["weights"])), learner.layout, limit))
+        seed = request["seed"]
+        assert isinstance(seed, int)
+        trained = train_distributed(learner, seed) if distributed else learner.propose_view(seed)
+        if rank == 0:
+            slices = iter_source(StateSource(trained), learner.layout)
+            reply = {"hash": write_weights(out, learner.layout, slices).hex()}
+            Path(f"{out}.reply").write_text(json.dumps(reply))
+    except Exception as error:
+        if rank == 0:
+            Path(f"{out}.reply").write_text(json.dumps({"error": describe_error(error)}))
+        raise SystemExit(1) from None
+    finally:
+        if distributed:
+            dist.destroy_process_group()
+
+
+def describe_error(error: BaseException) -> str:
+    """A training's failure in one line."""
+    return f"{type(error).__name__}: {error}"[:500]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("home", type=Path)
     parser.add_argument("--memory-mb", type=int, default=0)
+    parser.add_argument("--request", help="train once (a torchrun job's processes)")
     args = parser.parse_args()
     replies, sys.stdout = sys.stdout, sys.stderr  # whatever else prints cannot garble replies
     learner = load_worker_learner(args.home)
@@ -65,11 +108,14 @@ def main() -> None:
     torch.set_num_threads(learner.task.local.threads)
     if args.memory_mb:
         limit_memory(args.memory_mb)
+    if args.request:
+        train_in_job(learner, json.loads(args.request))
+        return
     for line in sys.stdin:
         try:
             reply = {"hash": train_once(learner, json.loads(line)).hex()}
         except (Exception, MemoryError) as error:  # the node counts it; the next round retries
-            reply = {"error": f"{type(error).__name__}: {error}"[:500]}
+            reply = {"error": describe_error(error)}
         replies.write(json.dumps(reply) + "\n")
         replies.flush()
 

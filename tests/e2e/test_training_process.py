@@ -4,6 +4,7 @@ the failure is counted, and the next round trains in a fresh process."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from learnchain.node.cluster import LocalCluster
+from learnchain.node.cluster import LocalCluster, check_learnchain
 
 pytestmark = pytest.mark.e2e
 
@@ -46,7 +47,7 @@ def test_a_killed_training_process_costs_one_contribution_not_the_validator(
     tmp_path: Path,
 ) -> None:
     with LocalCluster(
-        tmp_path / "net", 3, "--task-param", "local_epochs=40", "--plateau-rounds", "0"
+        tmp_path / "net", 3, "--task-param", "local_epochs=200", "--plateau-rounds", "0"
     ) as cluster:
         cluster.configure_all("trainer", "process")
         cluster.start_all()
@@ -56,8 +57,11 @@ def test_a_killed_training_process_costs_one_contribution_not_the_validator(
         assert status is not None
         address = bytes.fromhex(status.node_id)
         deadline = time.monotonic() + 120
+        failures = "learnchain_learning_training_failures_total"
         killed = None
-        while killed is None and time.monotonic() < deadline:
+        # a kill between two trainings is no failure: kill again until one lands mid-training
+        while read_counter(node.metrics_url, failures) < 1:
+            assert time.monotonic() < deadline, node.log_tail()
             child = find_training_process(node.pid)
             if child is not None:
                 before = read_cpu_ticks(child)
@@ -65,12 +69,9 @@ def test_a_killed_training_process_costs_one_contribution_not_the_validator(
                 if read_cpu_ticks(child) - before > 10:  # training, not waiting for a request
                     os.kill(child, signal.SIGKILL)
                     killed = child
-        assert killed is not None, "the training process never trained"
+                    time.sleep(1)
+        assert killed is not None
         killed_at = node.height()
-        failures = "learnchain_learning_training_failures_total"
-        while read_counter(node.metrics_url, failures) < 1:
-            assert time.monotonic() < deadline, node.log_tail()
-            time.sleep(0.5)
         cluster.wait_for([0, 1, 2], killed_at + 4, timeout=180)
         later = range(killed_at + 1, killed_at + 5)
         signed = [
@@ -84,3 +85,23 @@ def test_a_killed_training_process_costs_one_contribution_not_the_validator(
         assert any(contributed), contributed  # and trained again, in a fresh process
         assert find_training_process(node.pid) not in (None, killed)
         assert node.is_running()
+
+
+def test_validators_that_train_through_a_two_process_torchrun_job_commit_updates(
+    tmp_path: Path,
+) -> None:
+    with LocalCluster(tmp_path / "net", 2, "--training-heights", "3") as cluster:
+        cluster.configure_all("trainer", "torchrun")  # trainer_processes: 2 (gloo, DDP)
+        cluster.start_all()
+        cluster.wait_for([0, 1], 4, timeout=300)
+        history = json.loads(
+            check_learnchain("query", "history", "--home", str(cluster[0].home), "--output", "json")
+        )["entries"]
+        updated = [e["height"] for e in history if e["model_updated"]]
+        assert len(updated) >= 2, history
+        for height in updated:
+            assert cluster[0].block_hash(height) == cluster[1].block_hash(height)
+        # every contribution came out of a torchrun job: the only way these validators train
+        assert any(len(cluster[0].block(h).contributions) == 2 for h in updated)
+        failures = "learnchain_learning_training_failures_total"
+        assert read_counter(cluster[0].metrics_url, failures) == 0

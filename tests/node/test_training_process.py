@@ -126,3 +126,26 @@ def test_a_training_that_runs_out_of_memory_fails_alone_and_the_next_trains(
         assert len(trainer.train(start, 2, tmp_path / "b.safetensors")) == 32
     finally:
         trainer.close()
+
+
+def test_a_torchrun_job_of_two_processes_trains_a_contribution(tmp_path: Path) -> None:
+    home = make_trainer_home(tmp_path)
+    start = write_global(home, tmp_path)
+    failures: list[str] = []
+    trainer = TrainingProcess(home, on_failure=failures.append, job_processes=2)
+    out = tmp_path / "out.safetensors"
+    weights_hash = trainer.train(start, 3, out)
+    learner = load_worker_learner(home)
+    assert WeightsFile(out, learner.layout, 1 << 30).compute_hash() == weights_hash
+    assert weights_hash != WeightsFile(start, learner.layout, 1 << 30).compute_hash()
+    assert failures == [] and not Path(f"{out}.reply").exists()
+
+
+def test_a_torchrun_job_that_fails_costs_that_training(tmp_path: Path) -> None:
+    home = make_trainer_home(tmp_path)
+    failures: list[str] = []
+    trainer = TrainingProcess(home, on_failure=failures.append, job_processes=2)
+    out = tmp_path / "out.safetensors"
+    with pytest.raises(TrainingFailed, match="cannot read weights"):
+        trainer.train(tmp_path / "missing.safetensors", 3, out)
+    assert failures == ["error"] and not out.exists()
