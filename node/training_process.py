@@ -141,7 +141,9 @@ class TrainingProcess:
             reply = json.loads(reply_path.read_text()) if reply_path.exists() else {}
         finally:
             reply_path.unlink(missing_ok=True)
-        if "hash" in reply and done.returncode == 0:
+        if "hash" in reply and out.exists():  # written and renamed whole before the reply
+            if done.returncode != 0:  # a process of the job failed after the weights were out
+                log.warning("the torchrun job ended (%s)", describe_exit(done.returncode))
             return Hash(bytes.fromhex(reply["hash"]))
         out.unlink(missing_ok=True)
         reason = reply.get("error") or f"the torchrun job ended ({describe_exit(done.returncode)})"

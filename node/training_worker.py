@@ -87,6 +87,7 @@ def train_in_job(learner: Learner, request: dict[str, object]) -> None:
         raise SystemExit(1) from None
     finally:
         if distributed:
+            dist.barrier()  # every rank done before any tears the group down
             dist.destroy_process_group()
 
 

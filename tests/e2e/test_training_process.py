@@ -105,3 +105,32 @@ def test_validators_that_train_through_a_two_process_torchrun_job_commit_updates
         assert any(len(cluster[0].block(h).contributions) == 2 for h in updated)
         failures = "learnchain_learning_training_failures_total"
         assert read_counter(cluster[0].metrics_url, failures) == 0
+
+
+def test_a_training_that_runs_out_of_memory_costs_one_contribution_not_the_validator(
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "greedy"  # the first training to find it asks for 8 GiB, once
+    marker.touch()
+    task = ("--task", "tests.node.test_training_process:GreedyTask")
+    with LocalCluster(
+        tmp_path / "net", 3, *task, "--task-param", f"greedy={marker}", "--plateau-rounds", "0"
+    ) as cluster:
+        cluster.configure_all("trainer", "process")
+        cluster.configure_all("trainer_memory_mb", "3000")
+        cluster.start_all()
+        cluster.wait_for([0, 1, 2], 6, timeout=240)
+        failures = "learnchain_learning_training_failures_total"
+        failed = [i for i in range(3) if read_counter(cluster[i].metrics_url, failures) >= 1]
+        assert len(failed) == 1 and not marker.exists(), failed
+        node = cluster[failed[0]]
+        status = node.status()
+        assert status is not None
+        address = bytes.fromhex(status.node_id)
+        top = cluster[0].height()
+        contributed = [
+            address in {c.validator for c in cluster[0].block(h).contributions}
+            for h in range(2, top + 1)
+        ]
+        assert any(contributed), contributed  # it trained again after running out of memory
+        assert all(cluster[i].is_running() for i in range(3))
