@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from learnchain.node.cluster import LocalCluster, check_learnchain, run_learnchain
+from tests.e2e.chain_checks import read_agreed_updates
 
 pytestmark = pytest.mark.e2e
 
@@ -44,13 +45,8 @@ def test_a_chain_trains_adapters_on_a_pinned_frozen_base(tmp_path: Path) -> None
         assert len(genesis["task"]["base_hash"]) == 64
         cluster.start_all()
         cluster.wait_for([0, 1], 4, timeout=240)
-        history = json.loads(
-            check_learnchain("query", "history", "--home", str(cluster[0].home), "--output", "json")
-        )["entries"]
-        updated = [e["height"] for e in history if e["model_updated"]]
-        assert updated, history
-        for height in updated:
-            assert cluster[0].block_hash(height) == cluster[1].block_hash(height)
+        updated = read_agreed_updates(cluster, range(2))
+        assert updated, updated
         stored = list((cluster[0].home / "data" / "weights").glob("*.safetensors"))
         assert stored
         # the adapters and the head: far smaller than the 2.2 MB backbone

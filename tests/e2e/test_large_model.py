@@ -4,12 +4,12 @@ a model over the chain's limit is refused before anything is written."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from learnchain.node.cluster import LocalCluster, check_learnchain, run_learnchain
+from tests.e2e.chain_checks import read_agreed_updates
 
 pytestmark = pytest.mark.e2e
 
@@ -29,13 +29,8 @@ def test_a_model_over_64_mib_trains_and_every_node_agrees(tmp_path: Path) -> Non
     ) as cluster:
         cluster.start_all()
         cluster.wait_for([0, 1], 4, timeout=300)
-        history = json.loads(
-            check_learnchain("query", "history", "--home", str(cluster[0].home), "--output", "json")
-        )["entries"]
-        updated = [e["height"] for e in history if e["model_updated"]]
-        assert len(updated) >= 2, history
-        for height in updated:
-            assert cluster[0].block_hash(height) == cluster[1].block_hash(height)
+        updated = read_agreed_updates(cluster, range(2))
+        assert len(updated) >= 2, updated
         out = tmp_path / "model.safetensors"
         check_learnchain(
             "model", "export", "--home", str(cluster[0].home), "--output-file", str(out)

@@ -4,7 +4,6 @@ the failure is counted, and the next round trains in a fresh process."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -13,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from learnchain.node.cluster import LocalCluster, check_learnchain
+from learnchain.node.cluster import LocalCluster
+from tests.e2e.chain_checks import read_agreed_updates
 
 pytestmark = pytest.mark.e2e
 
@@ -94,13 +94,8 @@ def test_validators_that_train_through_a_two_process_torchrun_job_commit_updates
         cluster.configure_all("trainer", "torchrun")  # trainer_processes: 2 (gloo, DDP)
         cluster.start_all()
         cluster.wait_for([0, 1], 4, timeout=300)
-        history = json.loads(
-            check_learnchain("query", "history", "--home", str(cluster[0].home), "--output", "json")
-        )["entries"]
-        updated = [e["height"] for e in history if e["model_updated"]]
-        assert len(updated) >= 2, history
-        for height in updated:
-            assert cluster[0].block_hash(height) == cluster[1].block_hash(height)
+        updated = read_agreed_updates(cluster, range(2))
+        assert len(updated) >= 2, updated
         # every contribution came out of a torchrun job: the only way these validators train
         assert any(len(cluster[0].block(h).contributions) == 2 for h in updated)
         failures = "learnchain_learning_training_failures_total"
