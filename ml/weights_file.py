@@ -313,11 +313,11 @@ def write_weights(path: Path, layout: WeightsLayout, slices: Iterable[torch.Tens
     ``layout.iter_slices()``, in that order, cast to the tensor's dtype) and return the weights'
     canonical hash. The file is written beside ``path`` and renamed onto it once complete;
     weights holding a NaN or an infinity (a training that diverged) are a WeightsError, and
-    nothing is left behind."""
+    whatever fails (a full disk too) leaves nothing behind."""
     partial = path.with_name(path.name + ".partial")
     try:
         return _write_partial(partial, path, layout, slices)
-    except WeightsError:
+    except BaseException:
         partial.unlink(missing_ok=True)
         raise
 

@@ -42,7 +42,6 @@ from learnchain.ml.weights_file import (
 from learnchain.node.files import DataSource, NodeConfig
 from learnchain.node.fresh_writes import FreshWrites
 from learnchain.node.memory import release_free_memory
-from learnchain.node.training_process import TrainingProcess
 from learnchain.node.weights_problems import WeightsProblems
 
 T = TypeVar("T")
@@ -110,7 +109,7 @@ def load_learning_worker(
     genesis_model: Hash,
     files: WeightsFiles,
     local: LocalSettings | None = None,
-    trainer: TrainingProcess | None = None,
+    trainer: Trainer | None = None,
 ) -> LearningWorker:
     """The learning worker over this node's data, once its initial model and frozen base are
     the genesis ones (stored with the node's weights, and from then on read from there)."""
@@ -151,6 +150,19 @@ def describe_base_mismatch(own: str, pinned: str) -> str:
     )
 
 
+class Trainer(Protocol):
+    """Training outside the learner's thread: a supervised process or a torchrun job."""
+
+    def train(self, weights: Path, seed: int, out: Path) -> Hash:
+        """Train from the weights at ``weights`` with ``seed``, written to ``out``; their hash
+        (TrainingFailed, an MLError, when the training fails)."""
+        ...
+
+    def close(self) -> None:
+        """Stop whatever trains."""
+        ...
+
+
 class WeightsFiles(Protocol):
     """Where the worker writes weights (the node's weights store)."""
 
@@ -187,7 +199,7 @@ class LearningWorker:
     model's file; the model before it (server momentum's last step) is that model's file."""
 
     def __init__(
-        self, learner: Learner, files: WeightsFiles, trainer: TrainingProcess | None = None
+        self, learner: Learner, files: WeightsFiles, trainer: Trainer | None = None
     ) -> None:
         self.learner = learner
         self.files = files
@@ -261,31 +273,33 @@ class LearningWorker:
         return self._write_slices(iter_source(StateSource(state), self.layout))
 
     def _write_slices(self, slices: Iterable[torch.Tensor]) -> EncodedWeights:
-        """Write weights slice by slice into the store, hashing them on the way; WeightsError
-        when the disk refuses them (full), so that the round goes on without them."""
+        """Write weights slice by slice into the store, hashing them on the way."""
+        return self._store(lambda partial: Hash(write_weights(partial, self.layout, slices)))
+
+    def _store(self, write: Callable[[Path], Hash]) -> EncodedWeights:
+        """Weights that ``write`` puts at a fresh partial path (returning their hash), kept from
+        prunes and moved into the store; WeightsError when the disk refuses them (full), so that
+        the round goes on without them, and nothing is left behind on any failure."""
         partial = self.files.new_partial()
         try:
-            weights_hash = Hash(write_weights(partial, self.layout, slices))
+            weights_hash = write(partial)
             self.fresh_writes.add(weights_hash)
             return EncodedWeights(weights_hash, self.files.adopt(partial, weights_hash))
         except OSError as error:
             partial.unlink(missing_ok=True)
-            partial.with_name(partial.name + ".partial").unlink(missing_ok=True)
             raise WeightsError(f"cannot store weights: {error.strerror}") from None
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
 
     def _train(self) -> EncodedWeights:
         """Train from the global model, here or in the training process (TrainingFailed when
         that fails)."""
-        if self.trainer is None:
+        trainer = self.trainer
+        if trainer is None:
             return self._write(self.learner.propose_view())
-        partial = self.files.new_partial()
-        try:
-            weights_hash = self.trainer.train(self.current_path, self.learner.next_seed(), partial)
-        except MLError:
-            partial.unlink(missing_ok=True)
-            raise
-        self.fresh_writes.add(weights_hash)
-        return EncodedWeights(weights_hash, self.files.adopt(partial, weights_hash))
+        seed = self.learner.next_seed()
+        return self._store(lambda partial: trainer.train(self.current_path, seed, partial))
 
     async def propose(self) -> EncodedWeights:
         """Train from the global model (solo proposals and aggregate contributions)."""
