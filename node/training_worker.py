@@ -21,6 +21,7 @@ import resource
 import sys
 from pathlib import Path
 
+from learnchain.ml.codec import StateDict
 from learnchain.ml.learner import Learner
 from learnchain.ml.plugins import add_plugin_folders
 from learnchain.ml.weights_file import StateSource, WeightsFile, iter_source, write_weights
@@ -45,18 +46,25 @@ def load_worker_learner(home: Path) -> Learner:
     return load_learner(genesis.task, config.data, config.data.party, config.attack, local)
 
 
-def train_once(learner: Learner, request: dict[str, object]) -> bytes:
-    """Train from the request's weights with its seed and write them to its ``out``; the hash."""
-    task = learner.task
-    weights = WeightsFile(
-        Path(str(request["weights"])), learner.layout, task.config.max_weights_bytes
-    )
-    learner.accept(weights)
+def accept_request(learner: Learner, request: dict[str, object]) -> tuple[int, Path]:
+    """Make the request's weights (checked against the model's layout) the learner's global
+    model; the request's seed and where its trained weights go."""
+    limit = learner.task.config.max_weights_bytes
+    learner.accept(WeightsFile(Path(str(request["weights"])), learner.layout, limit))
     seed = request["seed"]
     assert isinstance(seed, int)
-    trained = learner.propose_view(seed)
-    out = Path(str(request["out"]))
+    return seed, Path(str(request["out"]))
+
+
+def write_trained(learner: Learner, trained: StateDict, out: Path) -> bytes:
+    """Write trained weights to ``out``; their canonical hash."""
     return write_weights(out, learner.layout, iter_source(StateSource(trained), learner.layout))
+
+
+def train_once(learner: Learner, request: dict[str, object]) -> bytes:
+    """Train from the request's weights with its seed and write them to its ``out``; the hash."""
+    seed, out = accept_request(learner, request)
+    return write_trained(learner, learner.propose_view(seed), out)
 
 
 def train_in_job(learner: Learner, request: dict[str, object]) -> None:
@@ -70,20 +78,15 @@ def train_in_job(learner: Learner, request: dict[str, object]) -> None:
     if distributed:
         dist.init_process_group("gloo")
     rank = dist.get_rank() if distributed else 0
-    out = Path(str(request["out"]))
+    reply_path = Path(f"{request['out']}.reply")
     try:
-        limit = learner.task.config.max_weights_bytes
-        learner.accept(WeightsFile(Path(str(request["weights"])), learner.layout, limit))
-        seed = request["seed"]
-        assert isinstance(seed, int)
+        seed, out = accept_request(learner, request)
         trained = train_distributed(learner, seed) if distributed else learner.propose_view(seed)
         if rank == 0:
-            slices = iter_source(StateSource(trained), learner.layout)
-            reply = {"hash": write_weights(out, learner.layout, slices).hex()}
-            Path(f"{out}.reply").write_text(json.dumps(reply))
+            reply_path.write_text(json.dumps({"hash": write_trained(learner, trained, out).hex()}))
     except Exception as error:
         if rank == 0:
-            Path(f"{out}.reply").write_text(json.dumps({"error": describe_error(error)}))
+            reply_path.write_text(json.dumps({"error": describe_error(error)}))
         raise SystemExit(1) from None
     finally:
         if distributed:
