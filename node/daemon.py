@@ -39,6 +39,7 @@ from learnchain.node.files import (
     DATA_DIR,
     GENESIS_FILE,
     ConfigError,
+    NodeConfig,
     get_advertised_address,
     get_task_folders,
     read_config,
@@ -49,13 +50,14 @@ from learnchain.node.grpc_server import BindError, RunningServer, start_server
 from learnchain.node.learning import (
     InitialModelMismatch,
     LearningWorker,
+    Trainer,
     compute_local_settings,
     load_learning_worker,
 )
 from learnchain.node.learning_app import LearningApp
 from learnchain.node.logs import setup_logging
 from learnchain.node.mempool import Mempool
-from learnchain.node.metrics import Metrics
+from learnchain.node.metrics import ChainLabelled, Metrics
 from learnchain.node.misbehaviour import get_misbehaviour
 from learnchain.node.peer_auth import compute_now_ms, make_fetch_request
 from learnchain.node.peer_manager import PeerManager
@@ -65,6 +67,7 @@ from learnchain.node.status import StatusReporter
 from learnchain.node.store import Store
 from learnchain.node.store_worker import StoreWorker
 from learnchain.node.tls import NAME_OVERRIDE, TlsError, TlsFiles, read_tls_files
+from learnchain.node.training_job import TrainingJob
 from learnchain.node.training_process import TrainingProcess
 from learnchain.node.weights_pool import WeightsPool
 from learnchain.node.weights_problems import WeightsProblems
@@ -79,6 +82,20 @@ def read_node_tls(home: Path) -> TlsFiles:
         return read_tls_files(home)
     except TlsError as error:
         raise ConfigError(f"{home / 'config.toml'}: tls = true, but {error}") from None
+
+
+def make_trainer(home: Path, config: NodeConfig, failures: ChainLabelled) -> Trainer | None:
+    """Where this node trains (config.toml ``trainer``): in the learner's thread (None), in a
+    supervised process, or as a torchrun job per round; failures counted in ``failures``."""
+
+    def count(reason: str) -> None:
+        failures.labels(reason=reason).inc()
+
+    if config.trainer == "process":
+        return TrainingProcess(home, config.trainer_memory_mb, count)
+    if config.trainer == "torchrun":
+        return TrainingJob(home, config.trainer_processes, config.trainer_memory_mb, count)
+    return None
 
 
 class NodeFailure(RuntimeError):
@@ -164,16 +181,7 @@ class Node:
             local = compute_local_settings(self.home, config)
         except TaskError as error:  # the device is not on this machine
             raise ConfigError(f"{self.home / CONFIG_FILE}: {error}") from None
-        trainer = (
-            TrainingProcess(
-                self.home,
-                config.trainer_memory_mb,
-                lambda reason: self.metrics.training_failures.labels(reason=reason).inc(),
-                config.trainer_processes if config.trainer == "torchrun" else 0,
-            )
-            if config.trainer != "thread"
-            else None
-        )
+        trainer = make_trainer(self.home, config, self.metrics.training_failures)
         try:
             learning = await asyncio.get_running_loop().run_in_executor(
                 None,

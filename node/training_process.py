@@ -12,10 +12,7 @@ memory, so a training that would exhaust the machine fails alone.
 
 The protocol is one JSON line each way per training, over the child's stdin and stdout.
 
-With ``trainer = "torchrun"`` each training is a ``torchrun`` job of ``trainer_processes``
-processes instead (``--standalone``: on this machine, gloo; DistributedDataParallel across them,
-``ml/distributed.py``), started for the round and gone after it, as NVIDIA FLARE runs a site's
-training as a job; its failure costs the round the same way.
+``trainer = "torchrun"`` runs each training as a job instead (``node/training_job.py``).
 """
 
 from __future__ import annotations
@@ -56,11 +53,9 @@ class TrainingProcess:
         home: Path,
         memory_mb: int = 0,
         on_failure: Callable[[str], None] = lambda _reason: None,
-        job_processes: int = 0,
     ) -> None:
         self.home = home
         self.memory_mb = memory_mb
-        self.job_processes = job_processes  # > 0: a torchrun job of this many per training
         self.on_failure = on_failure  # counts failures by reason (crash, error)
         self._process: subprocess.Popen[str] | None = None
         self._lock = threading.Lock()  # one training at a time (the learner's thread)
@@ -90,8 +85,6 @@ class TrainingProcess:
         """Train from the weights at ``weights`` with ``seed`` and write the result to ``out``;
         its canonical hash. TrainingFailed (the round goes on without it) when the child fails,
         which is then replaced for the next training."""
-        if self.job_processes:
-            return self._train_in_job(weights, seed, out)
         with self._lock:
             if self._process is None or self._process.poll() is not None:
                 self.restarts += self._started
@@ -123,33 +116,6 @@ class TrainingProcess:
                 self.on_failure("error")
                 raise TrainingFailed(reply["error"])
             return Hash(bytes.fromhex(reply["hash"]))
-
-    def _train_in_job(self, weights: Path, seed: int, out: Path) -> Hash:
-        """One training as a torchrun job; its reply is the file ``out`` + ``.reply``."""
-        request = json.dumps({"weights": str(weights), "seed": seed, "out": str(out)})
-        command = [
-            sys.executable,
-            *("-m", "torch.distributed.run", "--standalone"),
-            *("--nproc-per-node", str(self.job_processes)),
-            *("-m", "learnchain.node.training_worker", str(self.home), "--request", request),
-        ]
-        if self.memory_mb:
-            command += ["--memory-mb", str(self.memory_mb)]
-        reply_path = Path(f"{out}.reply")
-        try:
-            done = subprocess.run(command, stdin=subprocess.DEVNULL, check=False)
-            reply = json.loads(reply_path.read_text()) if reply_path.exists() else {}
-        finally:
-            reply_path.unlink(missing_ok=True)
-        if "hash" in reply and out.exists():  # written and renamed whole before the reply
-            if done.returncode != 0:  # a process of the job failed after the weights were out
-                log.warning("the torchrun job ended (%s)", describe_exit(done.returncode))
-            return Hash(bytes.fromhex(reply["hash"]))
-        out.unlink(missing_ok=True)
-        reason = reply.get("error") or f"the torchrun job ended ({describe_exit(done.returncode)})"
-        log.warning("training failed in its torchrun job: %s", reason)
-        self.on_failure("error" if "error" in reply else "crash")
-        raise TrainingFailed(reason)
 
     def close(self) -> None:
         """Stop the child."""

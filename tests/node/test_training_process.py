@@ -20,6 +20,7 @@ from learnchain.ml.data import Dataset
 from learnchain.ml.tasks import Task
 from learnchain.ml.weights_file import WeightsFile, iter_source, write_weights
 from learnchain.node.cli import main
+from learnchain.node.training_job import TrainingJob
 from learnchain.node.training_process import TrainingFailed, TrainingProcess
 from learnchain.node.training_worker import load_worker_learner
 
@@ -65,9 +66,14 @@ def test_the_training_process_trains_what_the_node_would_have(tmp_path: Path) ->
         weights_hash = trainer.train(start, 7, tmp_path / "out.safetensors")
     finally:
         trainer.close()
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as both processes of a node train (config.toml threads)
-    here = load_worker_learner(home)
-    assert weights_hash == compute_weights_hash(here.propose(seed=7))
+    try:
+        here = load_worker_learner(home)
+        trained_here = compute_weights_hash(here.propose(seed=7))
+    finally:
+        torch.set_num_threads(threads)  # the tests after this one run as they would alone
+    assert weights_hash == trained_here
     assert WeightsFile(tmp_path / "out.safetensors", here.layout, 1 << 30).compute_hash() == (
         weights_hash
     )
@@ -132,7 +138,7 @@ def test_a_torchrun_job_of_two_processes_trains_a_contribution(tmp_path: Path) -
     home = make_trainer_home(tmp_path)
     start = write_global(home, tmp_path)
     failures: list[str] = []
-    trainer = TrainingProcess(home, on_failure=failures.append, job_processes=2)
+    trainer = TrainingJob(home, 2, on_failure=failures.append)
     out = tmp_path / "out.safetensors"
     weights_hash = trainer.train(start, 3, out)
     learner = load_worker_learner(home)
@@ -144,7 +150,7 @@ def test_a_torchrun_job_of_two_processes_trains_a_contribution(tmp_path: Path) -
 def test_a_torchrun_job_that_fails_costs_that_training(tmp_path: Path) -> None:
     home = make_trainer_home(tmp_path)
     failures: list[str] = []
-    trainer = TrainingProcess(home, on_failure=failures.append, job_processes=2)
+    trainer = TrainingJob(home, 2, on_failure=failures.append)
     out = tmp_path / "out.safetensors"
     with pytest.raises(TrainingFailed, match="cannot read weights"):
         trainer.train(tmp_path / "missing.safetensors", 3, out)
