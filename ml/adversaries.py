@@ -28,9 +28,9 @@ import torch
 
 from learnchain.ml.codec import StateDict
 from learnchain.ml.data import Dataset, FloatArray, PartyData
-from learnchain.ml.learner import Learner, Weights
+from learnchain.ml.learner import Learner
 from learnchain.ml.tasks import Task
-from learnchain.ml.training import clone_state
+from learnchain.ml.training import Evaluation, clone_state
 from learnchain.ml.vote import VoteDecision
 
 ATTACKS = (
@@ -222,10 +222,12 @@ class ByzantineLearner(Learner):
         """What this adversary proposes (its own tensors, which nothing else reuses)."""
         return self.propose(seed)
 
-    def vote(self, weights: Weights, margin: float | None = None) -> VoteDecision:
+    def decide(
+        self, evaluation: Evaluation, current: Evaluation, margin: float | None = None
+    ) -> VoteDecision:
         if self.kind == "approve_all":
             return VoteDecision(True, 0.0, 0.0, len(self.data.vote))
-        return super().vote(weights, margin)
+        return super().decide(evaluation, current, margin)
 
 
 def make_learner(

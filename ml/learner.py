@@ -15,18 +15,27 @@ loaded, copied or shared.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 import numpy as np
+import torch
 from torch import nn
 
 from learnchain.ml.codec import StateDict, compute_weights_hash
+from learnchain.ml.contribution_value import compute_values_of
 from learnchain.ml.data import Dataset, PartyData
 from learnchain.ml.privacy import PrivacyLedger, train_model_dp
 from learnchain.ml.tasks import Task
 from learnchain.ml.training import Evaluation, clone_state
 from learnchain.ml.vote import VoteDecision, VoteRule
-from learnchain.ml.weights_file import StateSource, TensorSource, WeightsLayout, load_into
+from learnchain.ml.weights_file import (
+    StateSource,
+    TensorSource,
+    WeightsLayout,
+    collect_state,
+    load_into,
+)
 
 MIN_VOTE_SAMPLES = 50  # below this, a party votes on all its data (see Learner.judging_data)
 Weights = StateDict | TensorSource  # what the verbs take: a state dict, or any source of slices
@@ -161,8 +170,13 @@ class Learner:
         data), with the task's score of them on the vote set alone: the number the chain
         records, never inflated by samples the model trained on. ``margin`` replaces the
         rule's (a verified aggregate is judged by ``task.verified_margin``)."""
-        current = self.evaluate_current()
-        evaluation = self.evaluate(weights)
+        return self.decide(self.evaluate(weights), self.evaluate_current(), margin)
+
+    def decide(
+        self, evaluation: Evaluation, current: Evaluation, margin: float | None = None
+    ) -> VoteDecision:
+        """``vote`` from the evaluations of the weights and of the global model (both on the
+        judging data), wherever they were made."""
         rule = self.rule if margin is None else replace(self.rule, margin=margin)
         decision = rule.decide(evaluation, current)
         on_vote_set = evaluation.head(len(self.data.vote))
@@ -181,3 +195,32 @@ class Learner:
         """The task's score of ``weights`` on the judging data (higher is better), for
         screening contributions."""
         return self.task.score(self.evaluate(weights))
+
+    def appraise(
+        self,
+        sources: Sequence[TensorSource],
+        aggregated: int,
+        scores: Sequence[float] | None = None,
+        norms: torch.Tensor | None = None,
+    ) -> list[float]:
+        """What each source is worth as a contribution to the global model, on this party's
+        data (``compute_values_of``): the first ``aggregated`` ones aggregated, the rest
+        screened out; ``scores`` and ``norms`` when already known."""
+
+        def materialize(slices: Iterable[torch.Tensor]) -> TensorSource:
+            # the aggregate of every clipped update, in memory: one copy of the weights beside
+            # the learner's own, less than training holds, read once per contribution
+            return StateSource(collect_state(self.layout, slices))
+
+        return compute_values_of(
+            self._global,
+            sources,
+            aggregated,
+            self.loss,
+            self.score,
+            self.task.config.harm_margin,
+            self.layout,
+            materialize,
+            scores,
+            norms,
+        )

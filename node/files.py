@@ -97,9 +97,10 @@ class NodeConfig:
     # a safetensors file (absolute, or relative to the home) of the pretrained weights the
     # task's frozen base is loaded from; the genesis pins the base by its hash
     pretrained: str = ""
-    # where training runs: "thread" (in the validator's process) or "process" (a child process
-    # the node supervises: a crash or out-of-memory there costs a round, not the validator)
-    # or "torchrun" (each round a torchrun job of trainer_processes processes: DDP on gloo)
+    # where the learner trains and evaluates: "thread" (in the validator's process) or
+    # "process" (a child process the node supervises: a crash or out-of-memory there costs a
+    # round, not the validator) or "torchrun" (each training a torchrun job of
+    # trainer_processes processes, DDP on gloo; evaluation in a child process)
     trainer: str = "thread"
     trainer_memory_mb: int = 0  # "process", "torchrun": cap each training process's memory
     trainer_processes: int = 2  # "torchrun": processes per job

@@ -24,18 +24,17 @@ from learnchain.ml.aggregate import (
     iter_aggregate,
 )
 from learnchain.ml.codec import StateDict
-from learnchain.ml.contribution_value import compute_values_of
 from learnchain.ml.data import describe_scaling, load_digits_party, split_train_vote
 from learnchain.ml.device import LocalSettings, resolve_device
 from learnchain.ml.errors import MLError, WeightsError
 from learnchain.ml.learner import Learner
 from learnchain.ml.tasks import TaskConfig, get_task
+from learnchain.ml.training import Evaluation
 from learnchain.ml.vote import VoteDecision
 from learnchain.ml.weights_file import (
     StateSource,
     TensorSource,
     WeightsFile,
-    collect_state,
     iter_source,
     write_weights,
 )
@@ -151,11 +150,27 @@ def describe_base_mismatch(own: str, pinned: str) -> str:
 
 
 class Trainer(Protocol):
-    """Training outside the learner's thread: a supervised process or a torchrun job."""
+    """The learner outside the validator's process: a supervised process, or torchrun jobs
+    (each failure a TrainingFailed, an MLError)."""
 
     def train(self, weights: Path, seed: int, out: Path) -> Hash:
-        """Train from the weights at ``weights`` with ``seed``, written to ``out``; their hash
-        (TrainingFailed, an MLError, when the training fails)."""
+        """Train from the weights at ``weights`` with ``seed``, written to ``out``; their
+        hash."""
+        ...
+
+    def evaluate(self, weights: Path) -> Evaluation:
+        """The per-sample results of the weights at ``weights`` on the judging data."""
+        ...
+
+    def appraise(
+        self,
+        global_weights: Path,
+        weights: Sequence[Path],
+        aggregated: int,
+        scores: Sequence[float],
+        norms: Sequence[float],
+    ) -> list[float]:
+        """Each of ``weights``' value as a contribution to ``global_weights`` (§3.5)."""
         ...
 
     def close(self) -> None:
@@ -224,6 +239,8 @@ class LearningWorker:
         # model, computed as it arrives (``prepare``) so that verdicts need not (cleared when
         # the global model changes)
         self._prepared: dict[Path, tuple[float, float]] = {}
+        # the global model's evaluation by the learner process, under the model's hash
+        self._current_evaluation: tuple[Hash, Evaluation] | None = None
         self.fresh_writes = FreshWrites()  # kept from prunes until something names them
         torch.set_num_threads(learner.task.local.threads)
         # the initial model, written without another copy
@@ -328,10 +345,34 @@ class LearningWorker:
         of the rule's, for a verified aggregate)."""
 
         def decide() -> VoteDecision:
-            return self.learner.vote(self.open(path), margin)
+            if self.trainer is None:
+                return self.learner.vote(self.open(path), margin)
+            evaluation = self._evaluate(path)
+            return self.learner.decide(evaluation, self._evaluate_current(), margin)
 
         result: VoteDecision = await self._run(decide)
         return result
+
+    def _evaluate(self, path: Path) -> Evaluation:
+        """The per-sample results of the weights at ``path`` (checked against the model's
+        layout here, WeightsError if not) on the judging data, here or in the learner
+        process."""
+        source = self.open(path)
+        if self.trainer is None:
+            return self.learner.evaluate(source)
+        return self.trainer.evaluate(path)
+
+    def _evaluate_current(self) -> Evaluation:
+        """The global model's results on the judging data (kept until the next accept)."""
+        if self.trainer is None:
+            return self.learner.evaluate_current()
+        known = self._current_evaluation
+        if known is None or known[0] != self._current_hash:
+            known = self._current_evaluation = (
+                self._current_hash,
+                self._evaluate(self.current_path),
+            )
+        return known[1]
 
     async def accept(self, path: Path, weights_hash: Hash) -> None:
         """Make committed weights (stored under ``weights_hash``) the global model."""
@@ -364,8 +405,8 @@ class LearningWorker:
         model (WeightsError when the file does not fit the model)."""
         found = self._prepared.get(path)
         if found is None:
+            score = self.learner.task.score(self._evaluate(path))
             source = self.open(path)
-            score = self.learner.score(source)
             norm = float(compute_update_norms(self.learner.global_source, [source], self.layout)[0])
             found = self._prepared[path] = (score, norm)
         return found
@@ -493,24 +534,14 @@ class LearningWorker:
         def measure() -> list[float]:
             paths = [path for _, path, _ in [*contributions, *screened]]
             prepared = [self._prepare(path) for path in paths]
-
-            def materialize(slices: Iterable[torch.Tensor]) -> TensorSource:
-                # the aggregate of every clipped update, in memory: one copy of the model beside
-                # the learner's own, less than training holds, read once per contribution
-                return StateSource(collect_state(self.layout, slices))
-
-            return compute_values_of(
-                self.learner.global_source,
-                [self.open(path) for path in paths],
-                len(contributions),
-                self.learner.loss,
-                self.learner.score,
-                self.learner.task.config.harm_margin,
-                self.layout,
-                materialize,
-                [score for score, _ in prepared],
-                torch.tensor([norm for _, norm in prepared], dtype=torch.float64),
-            )
+            scores = [score for score, _ in prepared]
+            norms = [norm for _, norm in prepared]
+            if self.trainer is not None:
+                aggregated = len(contributions)
+                return self.trainer.appraise(self.current_path, paths, aggregated, scores, norms)
+            sources = [self.open(path) for path in paths]
+            norms_tensor = torch.tensor(norms, dtype=torch.float64)
+            return self.learner.appraise(sources, len(contributions), scores, norms_tensor)
 
         result: list[float] = await self._run(measure)
         return result

@@ -191,8 +191,8 @@ class Metrics:
         self.training_failures = labelled(
             Counter,
             "learning_training_failures",
-            "Trainings the training process failed (crash: it ended, killed or out of memory; "
-            "error: the training raised); each costs that round's contribution",
+            "Trainings and evaluations the learner process failed (crash: it ended, killed or "
+            "out of memory; error: the code raised); each costs a round's contribution or verdict",
             "reason",
         )
 

@@ -30,6 +30,7 @@ from learnchain.node.learning import LearningWorker
 from learnchain.node.learning_budget import LearningBudget
 from learnchain.node.model_follower import ModelFollower
 from learnchain.node.speculation import Speculator
+from learnchain.node.training_process import TrainingFailed
 from learnchain.node.weights_parts import SpreadPlan, compute_spread_plan
 from learnchain.node.weights_pool import WeightsPool
 
@@ -128,6 +129,8 @@ class ProposalJudge:
                 margin = self.learning.learner.task.config.verified_margin
         try:
             decision = await self.learning.vote(path, margin)
+        except TrainingFailed:  # this node's learner process failed, not the proposal: counted
+            return Verdict(False)
         except MLError as error:
             detail = f"{model_hash.hex()[:12]}: {error}"
             self.weights.problems.report("proposal", "bad_weights", detail)

@@ -6,7 +6,9 @@ machine, gloo; DistributedDataParallel across them, ``ml/distributed.py``), star
 round and gone after it, as NVIDIA FLARE runs a site's training as a job. The job's processes
 run ``python -m learnchain.node.training_worker HOME --request JSON``; rank 0 writes the weights
 and a reply file beside them. A failed job costs that round's contribution and is counted, as a
-failed training process is (``node/training_process.py``).
+failed training process is (``node/training_process.py``). Evaluations and appraisals, a few
+forward passes each, go to a learner process of the node's (a job per verdict would start torch
+every time).
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ import json
 import logging
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from learnchain.consensus.types import Hash
-from learnchain.node.training_process import TrainingFailed, describe_exit
+from learnchain.ml.training import Evaluation
+from learnchain.node.training_process import TrainingFailed, TrainingProcess, describe_exit
 
 log = logging.getLogger("learnchain.node")
 
@@ -38,6 +41,7 @@ class TrainingJob:
         self.processes = processes
         self.memory_mb = memory_mb  # each process's cap (0: none)
         self.on_failure = on_failure  # counts failures by reason (crash, error)
+        self.evaluator = TrainingProcess(home, memory_mb, on_failure)
 
     def train(self, weights: Path, seed: int, out: Path) -> Hash:
         """Train from the weights at ``weights`` with ``seed`` in one job that writes the result
@@ -68,5 +72,21 @@ class TrainingJob:
         self.on_failure("error" if "error" in reply else "crash")
         raise TrainingFailed(reason)
 
+    def evaluate(self, weights: Path) -> Evaluation:
+        """The weights' per-sample results on the judging data, from the learner process."""
+        return self.evaluator.evaluate(weights)
+
+    def appraise(
+        self,
+        global_weights: Path,
+        weights: Sequence[Path],
+        aggregated: int,
+        scores: Sequence[float],
+        norms: Sequence[float],
+    ) -> list[float]:
+        """Contributions' values (§3.5), from the learner process."""
+        return self.evaluator.appraise(global_weights, weights, aggregated, scores, norms)
+
     def close(self) -> None:
-        """Nothing outlives a job."""
+        """Stop the learner process (nothing outlives a job)."""
+        self.evaluator.close()

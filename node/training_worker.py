@@ -1,9 +1,18 @@
-"""The training process's side (``python -m learnchain.node.training_worker HOME``): the node's
-learner, built from the home's genesis and config as the node builds it, training on request.
+"""The learner process's side (``python -m learnchain.node.training_worker HOME``): the node's
+learner, built from the home's genesis and config as the node builds it, training and evaluating
+on request.
 
-Each request is a JSON line on stdin, ``{"weights": PATH, "seed": N, "out": PATH}``: load the
-global model from ``weights`` (checked against the model's layout), train with ``seed``, write
-the trained weights to ``out``; the reply is ``{"hash": HEX}`` or ``{"error": "why"}`` on stdout.
+Each request is a JSON line on stdin, answered by one on stdout (``{"error": "why"}`` when it
+fails):
+
+- ``{"weights": PATH, "seed": N, "out": PATH}``: load the global model from ``weights`` (checked
+  against the model's layout), train with ``seed``, write the trained weights to ``out``; the
+  reply is ``{"hash": HEX}``.
+- ``{"op": "evaluate", "weights": PATH}``: the weights' per-sample results on the judging data,
+  ``{"correct": [0|1, ...], "losses": [...]}`` (the node's vote rule decides on them).
+- ``{"op": "appraise", "global": PATH, "weights": [PATH, ...], "aggregated": K, "scores": [...],
+  "norms": [...]}``: each contribution's value to the global model (§3.5), ``{"values": [...]}``.
+
 The process ends when stdin closes (the node stopped or let it go).
 
 With ``--request JSON`` it trains once and ends, writing the reply to ``out`` + ``.reply``: how a
@@ -67,6 +76,44 @@ def train_once(learner: Learner, request: dict[str, object]) -> bytes:
     return write_trained(learner, learner.propose_view(seed), out)
 
 
+def open_weights(learner: Learner, path: object) -> WeightsFile:
+    """A request's weights file, checked against the model's layout."""
+    return WeightsFile(Path(str(path)), learner.layout, learner.task.config.max_weights_bytes)
+
+
+def evaluate_once(learner: Learner, request: dict[str, object]) -> dict[str, object]:
+    """The request's weights' per-sample results on the judging data."""
+    evaluation = learner.evaluate(open_weights(learner, request["weights"]))
+    return {
+        "correct": evaluation.correct.astype(int).tolist(),
+        "losses": evaluation.losses.tolist(),
+    }
+
+
+def appraise_once(learner: Learner, request: dict[str, object]) -> dict[str, object]:
+    """The request's contributions' values to its global model."""
+    import torch
+
+    learner.accept(open_weights(learner, request["global"]))
+    paths, scores, norms = request["weights"], request["scores"], request["norms"]
+    aggregated = request["aggregated"]
+    assert isinstance(paths, list) and isinstance(scores, list) and isinstance(norms, list)
+    assert isinstance(aggregated, int)
+    sources = [open_weights(learner, path) for path in paths]
+    norms_tensor = torch.tensor(norms, dtype=torch.float64)
+    return {"values": learner.appraise(sources, aggregated, scores, norms_tensor)}
+
+
+def answer(learner: Learner, request: dict[str, object]) -> dict[str, object]:
+    """The reply to one request."""
+    op = request.get("op", "train")
+    if op == "evaluate":
+        return evaluate_once(learner, request)
+    if op == "appraise":
+        return appraise_once(learner, request)
+    return {"hash": train_once(learner, request).hex()}
+
+
 def train_in_job(learner: Learner, request: dict[str, object]) -> None:
     """One training by every process of a torchrun job (or by this one alone); rank 0 writes
     the weights and the reply file."""
@@ -117,7 +164,7 @@ def main() -> None:
         return
     for line in sys.stdin:
         try:
-            reply = {"hash": train_once(learner, json.loads(line)).hex()}
+            reply = answer(learner, json.loads(line))
         except (Exception, MemoryError) as error:  # the node counts it; the next round retries
             reply = {"error": describe_error(error)}
         replies.write(json.dumps(reply) + "\n")

@@ -1,6 +1,7 @@
-"""A validator that trains in a process of its own (config.toml ``trainer = "process"``) keeps
-voting when that process is killed mid-training: the round goes on without its contribution,
-the failure is counted, and the next round trains in a fresh process."""
+"""A validator whose learner runs in a process of its own (config.toml ``trainer = "process"``)
+keeps voting when that process is killed mid-training, runs out of memory, or dies evaluating a
+proposal: the round goes on without its contribution (or its verdict), the failure is counted,
+and the next request runs in a fresh process."""
 
 from __future__ import annotations
 
@@ -38,9 +39,13 @@ def read_cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
-def read_counter(url: str, name: str) -> float:
+def read_counter(url: str, name: str, label: str = "") -> float:
     text = urllib.request.urlopen(url, timeout=10).read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name) and label in line
+    )
 
 
 def test_a_killed_training_process_costs_one_contribution_not_the_validator(
@@ -102,22 +107,26 @@ def test_validators_that_train_through_a_two_process_torchrun_job_commit_updates
         assert read_counter(cluster[0].metrics_url, failures) == 0
 
 
-def test_a_training_that_runs_out_of_memory_costs_one_contribution_not_the_validator(
+def test_a_learner_process_out_of_memory_or_killed_evaluating_costs_a_round_not_the_validator(
     tmp_path: Path,
 ) -> None:
-    marker = tmp_path / "greedy"  # the first training to find it asks for 8 GiB, once
-    marker.touch()
+    greedy = tmp_path / "greedy"  # the first training to find it asks for 8 GiB, once
+    fragile = tmp_path / "fragile"  # the first evaluation to find it kills its process, once
+    greedy.touch()
+    fragile.touch()
     task = ("--task", "tests.node.test_training_process:GreedyTask")
-    with LocalCluster(
-        tmp_path / "net", 3, *task, "--task-param", f"greedy={marker}", "--plateau-rounds", "0"
-    ) as cluster:
+    params = ("--task-param", f"greedy={greedy}", "--task-param", f"fragile={fragile}")
+    with LocalCluster(tmp_path / "net", 3, *task, *params, "--plateau-rounds", "0") as cluster:
         cluster.configure_all("trainer", "process")
         cluster.configure_all("trainer_memory_mb", "3000")
         cluster.start_all()
         cluster.wait_for([0, 1, 2], 6, timeout=240)
+        assert not greedy.exists() and not fragile.exists()
         failures = "learnchain_learning_training_failures_total"
-        failed = [i for i in range(3) if read_counter(cluster[i].metrics_url, failures) >= 1]
-        assert len(failed) == 1 and not marker.exists(), failed
+        for reason in ('reason="error"', 'reason="crash"'):  # out of memory; killed evaluating
+            failed = [i for i in range(3) if read_counter(cluster[i].metrics_url, failures, reason)]
+            assert len(failed) == 1, (reason, failed)
+        failed = [i for i in range(3) if read_counter(cluster[i].metrics_url, failures, "error")]
         node = cluster[failed[0]]
         status = node.status()
         assert status is not None
@@ -128,4 +137,4 @@ def test_a_training_that_runs_out_of_memory_costs_one_contribution_not_the_valid
             for h in range(2, top + 1)
         ]
         assert any(contributed), contributed  # it trained again after running out of memory
-        assert all(cluster[i].is_running() for i in range(3))
+        assert all(cluster[i].is_running() for i in range(3))  # the validators evaluate elsewhere

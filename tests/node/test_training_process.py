@@ -1,9 +1,10 @@
-"""Training in a process of its own gives the weights the node would have trained itself; a
-training process that is killed, or runs out of memory, fails that training with one clear
-error and the next training runs in a fresh process."""
+"""The learner in a process of its own trains the weights, and gives the votes, scores and
+values, that the node would have computed itself; a learner process that is killed, or runs out
+of memory, fails that request with one clear error and the next runs in a fresh process."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import threading
@@ -18,16 +19,20 @@ from torch import nn
 from learnchain.ml.codec import compute_weights_hash
 from learnchain.ml.data import Dataset
 from learnchain.ml.tasks import Task
+from learnchain.ml.training import Evaluation
 from learnchain.ml.weights_file import WeightsFile, iter_source, write_weights
 from learnchain.node.cli import main
+from learnchain.node.learning import LearningWorker
 from learnchain.node.training_job import TrainingJob
 from learnchain.node.training_process import TrainingFailed, TrainingProcess
 from learnchain.node.training_worker import load_worker_learner
+from learnchain.node.weights_store import WeightsStore
 
 
 class GreedyTask(Task):
     """Digits MLP whose first training (while ``greedy`` is a file that exists) asks for far
-    more memory than the training process may have."""
+    more memory than the training process may have, and whose first evaluation (while the
+    optional ``fragile`` is a file that exists) kills the process it runs in."""
 
     def build_model(self) -> nn.Module:
         return nn.Sequential(nn.Linear(self.features, 32), nn.ReLU(), nn.Linear(32, self.classes))
@@ -40,6 +45,13 @@ class GreedyTask(Task):
             marker.unlink()
             torch.ones(1 << 31)  # 8 GiB
         return super().train(model, data, seed, epochs)
+
+    def evaluate(self, model: nn.Module, data: Dataset) -> Evaluation:
+        marker = Path(str(self.config.params.get("fragile", "")))
+        if marker.name and marker.exists():
+            marker.unlink()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().evaluate(model, data)
 
 
 def make_trainer_home(tmp_path: Path, *task: str) -> Path:
@@ -77,6 +89,39 @@ def test_the_training_process_trains_what_the_node_would_have(tmp_path: Path) ->
     assert WeightsFile(tmp_path / "out.safetensors", here.layout, 1 << 30).compute_hash() == (
         weights_hash
     )
+
+
+def test_a_learner_process_votes_scores_and_appraises_as_the_node_itself_would(
+    tmp_path: Path,
+) -> None:
+    home = make_trainer_home(tmp_path)
+    threads = torch.get_num_threads()  # a learning worker sets the node's (config.toml threads)
+    here = LearningWorker(load_worker_learner(home), WeightsStore(tmp_path / "here"))
+    process = TrainingProcess(home)
+    there = LearningWorker(load_worker_learner(home), WeightsStore(tmp_path / "there"), process)
+
+    async def judge(worker: LearningWorker, paths: list[Path]) -> tuple[object, ...]:
+        inputs = [(f"party{i}", path, 100) for i, path in enumerate(paths)]
+        for path in paths:
+            await worker.prepare(path)
+        votes = [await worker.vote(path) for path in paths]
+        return votes, await worker.appraise(inputs[:2], inputs[2:])
+
+    async def scenario() -> None:
+        paths = [(await here.propose()).path for _ in range(3)]
+        assert await judge(there, paths) == await judge(here, paths)
+        first = await there.propose()  # trained there, then the same model is global on both
+        await here.accept(first.path, first.weights_hash)
+        await there.accept(first.path, first.weights_hash)
+        assert await judge(there, paths) == await judge(here, paths)
+
+    try:
+        asyncio.run(scenario())
+        assert process.pid is not None  # the votes and values were the process's
+    finally:
+        here.close()
+        there.close()
+        torch.set_num_threads(threads)
 
 
 def test_a_killed_training_process_fails_that_training_and_a_new_one_trains_next(
