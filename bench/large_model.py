@@ -112,6 +112,20 @@ def read_peak_rss_mb(pid: int) -> float:
     return math.nan
 
 
+def find_learner_processes(parent: int) -> list[int]:
+    """``parent``'s learner processes (config.toml ``trainer = "process"``)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent and b"training_worker" in command:
+            found.append(int(entry.name))
+    return found
+
+
 def read_disk_mb(folder: Path) -> float:
     """What the files under ``folder`` take on disk, in MB."""
     total = 0
@@ -248,6 +262,7 @@ def measure(
     flower: bool = True,
     adapters: bool = False,
     rank: int = 8,
+    config: tuple[tuple[str, str], ...] = (),
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as scratch:
         model, task = describe_model(size_mb, depth, adapters, rank, Path(scratch))
@@ -268,6 +283,8 @@ def measure(
         )
         with net, Sampler([net[i].home for i in range(VALIDATORS)]).running() as sampler:
             net.configure_all("log_level", "debug")
+            for key, value in config:
+                net.configure_all(key, value)
             net.start_all()
             net.wait_for(range(VALIDATORS), 0, timeout=300)
             timeout = 600 + 20 * (rounds + 1) * (epochs * epoch_seconds * VALIDATORS / 2 + 30)
@@ -282,6 +299,7 @@ def measure(
             received_end = [read_weights_bytes(url, "received") for url in urls]
             sent_end = [read_weights_bytes(url, "sent") for url in urls]
             peak_rss = [read_peak_rss_mb(pid) for pid in pids]
+            child_rss = [sum(map(read_peak_rss_mb, find_learner_processes(pid))) for pid in pids]
             history = net[0].query.History(
                 pb.HistoryRequest(from_height=1, limit=heights[-1]), timeout=30
             )
@@ -341,6 +359,7 @@ def measure(
     plain = [e.height for e in history.entries if not e.model_updated and e.height > first[0]]
     summary = {
         "bench": "large_model",
+        "config": dict(config),
         "validators": VALIDATORS,
         "model": model.description,
         "weights_mb": round(model.model_mb, 1),
@@ -356,6 +375,7 @@ def measure(
         "overhead_seconds_median": statistics.median(r["overhead_seconds"] for r in rows),
         "ratio_max": max(r["ratio"] for r in rows),
         "peak_rss_mb": [round(v) for v in peak_rss],
+        "learner_process_peak_rss_mb": [round(v) for v in child_rss],
         "rss_target_mb": round(4 * model.model_mb + 400),
         "disk_mb_max": [round(v) for v in disk],
         "cpu_seconds_outside_training_per_round": [round(v, 2) for v in cpu_outside],
@@ -410,7 +430,15 @@ def main() -> None:
         "--adapters", action="store_true", help="LoRA adapters on a frozen base of each size"
     )
     parser.add_argument("--rank", type=int, default=8, help="the adapters' rank")
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a config.toml setting for every validator (e.g. appraise=false, trainer=process)",
+    )
     args = parser.parse_args()
+    config = tuple(tuple(item.split("=", 1)) for item in args.config)
     for size in args.sizes.split(","):
         summary = measure(
             float(size),
@@ -421,6 +449,7 @@ def main() -> None:
             not args.no_flower,
             args.adapters,
             args.rank,
+            config,  # type: ignore[arg-type]
         )
         print(json.dumps(summary), flush=True)
 
