@@ -449,7 +449,7 @@ def main() -> None:
             not args.no_flower,
             args.adapters,
             args.rank,
-            config,  # type: ignore[arg-type]
+            config,
         )
         print(json.dumps(summary), flush=True)
 
