@@ -56,6 +56,8 @@ from learnchain.ml.plots import AccuracyCurves, draw_accuracy
 from learnchain.ml.privacy import compute_dp_steps
 from learnchain.ml.tasks import TaskConfig, fit_task_to_data, get_task
 from learnchain.ml.training import evaluate_state
+from learnchain.ml.update_codec import DecodedContribution, ErrorFeedback, parse_codec
+from learnchain.ml.weights_file import StateSource, WeightsLayout, collect_state, iter_source
 
 
 @dataclass
@@ -139,6 +141,20 @@ def compute_byzantine_listing(
     )
 
 
+def compute_round_bytes(config: TaskConfig, parties: int) -> dict[str, int]:
+    """What a contribution weighs, and what each validator receives per round: the other
+    parties' contributions, and the proposed model unless it computes it from them (§3.8)."""
+    layout = WeightsLayout.of_state(get_task(config).initial_weights())
+    codec = parse_codec(config.codec)
+    contribution = codec.compute_encoded_layout(layout).file_size
+    model = layout.file_size if codec.sends_weights else 0
+    return {
+        "model_bytes": layout.file_size,
+        "contribution_bytes": contribution,
+        "received_bytes_per_validator_round": (parties - 1) * contribution + model,
+    }
+
+
 def test_accuracy(learner: Learner, state: dict[str, torch.Tensor], test: Dataset) -> float:
     return evaluate_state(learner.task, state, test).accuracy
 
@@ -170,6 +186,19 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
     )
     index_of = {bytes([i]) * 20: i for i in range(args.parties)}
     template = learners[0].current()
+    layout = WeightsLayout.of_state(template)
+    codec = parse_codec(config.codec)
+    feedback = [ErrorFeedback(codec) for _ in learners]
+
+    def send(i: int, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Party i's contribution as validators decode it (task.codec, with error feedback)."""
+        if codec.sends_weights:
+            return state
+        base = StateSource(learners[i].current())
+        entries = feedback[i].encode(StateSource(state), base, layout)
+        decoded = DecodedContribution(base, StateSource(entries), codec, layout)
+        return collect_state(layout, iter_source(decoded, layout))
+
     accuracy = test_accuracy(learners[0], template, test)
     accepted = rejected = byzantine_accepted = 0
     worst_drop = 0.0
@@ -188,7 +217,7 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
         else:
             proposals = [(i, propose_within_budget(learner)) for i, learner in enumerate(learners)]
             contributions = [
-                Contribution(str(i), state, learners[i].samples)
+                Contribution(str(i), send(i, state), learners[i].samples)
                 for i, state in proposals
                 if state is not None and not (args.attackers_absent and kinds[i] is not None)
             ]
@@ -311,6 +340,7 @@ def main() -> None:
     parser.add_argument("--local-only-epochs", type=int, default=LOCAL_ONLY_EPOCHS)
     parser.add_argument("--hidden", type=int, default=None)
     parser.add_argument("--server-momentum", type=float, default=None)
+    parser.add_argument("--codec", default=None, help="how contributions travel (task.codec)")
     parser.add_argument("--dp-epsilon", type=float, default=0.0, help="target epsilon; 0: no DP")
     parser.add_argument("--dp-delta", type=float, default=1e-5)
     parser.add_argument("--output", choices=["text", "json"], default="text")
@@ -336,6 +366,7 @@ def main() -> None:
         "learning_rate": args.learning_rate,
         "hidden": args.hidden,
         "server_momentum": args.server_momentum,
+        "codec": args.codec,
     }
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     try:
@@ -380,6 +411,8 @@ def main() -> None:
         "threshold": str(args.threshold),
         "byzantine": attacks,
         "seeds": [t.seed for t in trials],
+        "codec": config.codec,
+        **compute_round_bytes(config, args.parties),
         "final_accuracy_mean": round(mean(t.final_accuracy for t in trials), 4),
         "attack_success_rate_mean": round(mean(t.attack_success_rate or 0.0 for t in trials), 4)
         if "backdoor" in attacks

@@ -96,6 +96,9 @@ class TaskConfig:
     # is reported harmful (§3.5); validators holding more than the threshold must agree
     harm_margin: float = 0.25
     server_momentum: float = 0.7  # aggregate mode: FedAvgM on the last global step
+    # how contributions travel (ml/update_codec.py): float32 (the trained weights), or their
+    # update as bfloat16, int8 or topk:FRACTION
+    codec: str = "float32"
     features: int = DIGITS_FEATURES  # tabular-mlp only: the operator's feature count
     classes: int = DIGITS_CLASSES  # tabular-mlp only: the operator's class count
     dp_noise_multiplier: float = 0.0  # 0: no differential privacy
@@ -187,14 +190,20 @@ class TaskConfig:
                 isinstance(value, list) and all(isinstance(v, str | int | float) for v in value)
             ):
                 raise TaskError(f"task.params.{key}: expected a string, number, boolean or list")
+        from learnchain.ml.update_codec import parse_codec  # codecs read weights files
+
+        parse_codec(self.codec)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form for the genesis (without ``feature_names`` or ``base_hash`` when there
-        are none, so a genesis written before they existed keeps its hash)."""
+        are none, nor the ``float32`` codec, so a genesis written before they existed keeps its
+        hash)."""
         data = dataclasses.asdict(self)
         for optional in ("feature_names", "base_hash"):
             if not data[optional]:
                 del data[optional]
+        if data["codec"] == "float32":
+            del data["codec"]
         return data
 
     @staticmethod

@@ -30,6 +30,7 @@ from learnchain.ml.errors import MLError, WeightsError
 from learnchain.ml.learner import Learner
 from learnchain.ml.tasks import TaskConfig, get_task
 from learnchain.ml.training import Evaluation
+from learnchain.ml.update_codec import ErrorFeedback, open_contribution, parse_codec
 from learnchain.ml.vote import VoteDecision
 from learnchain.ml.weights_file import (
     StateSource,
@@ -158,8 +159,9 @@ class Trainer(Protocol):
         hash."""
         ...
 
-    def evaluate(self, weights: Path) -> Evaluation:
-        """The per-sample results of the weights at ``weights`` on the judging data."""
+    def evaluate(self, weights: Path, base: Path | None = None) -> Evaluation:
+        """The per-sample results of the weights at ``weights`` (a contribution to the model
+        at ``base``, if given) on the judging data."""
         ...
 
     def appraise(
@@ -241,6 +243,10 @@ class LearningWorker:
         self._prepared: dict[Path, tuple[float, float]] = {}
         # the global model's evaluation by the learner process, under the model's hash
         self._current_evaluation: tuple[Hash, Evaluation] | None = None
+        # how contributions travel (task.codec), and what this node's encodings dropped
+        self.codec = parse_codec(learner.task.config.codec)
+        self.update_layout = self.codec.compute_encoded_layout(self.layout)
+        self.feedback = ErrorFeedback(self.codec)
         self.fresh_writes = FreshWrites()  # kept from prunes until something names them
         torch.set_num_threads(learner.task.local.threads)
         # the initial model, written without another copy
@@ -285,6 +291,20 @@ class LearningWorker:
         """Weights in a file, checked against the model's layout (WeightsError if not)."""
         return WeightsFile(path, self.layout, self.max_bytes)
 
+    def open_contribution(self, path: Path) -> TensorSource:
+        """The weights a contribution to the global model stands for: its file, or the global
+        model plus its decoded update (``task.codec``; WeightsError when it does not fit)."""
+        return open_contribution(
+            path, self.learner.global_source, self.codec, self.layout, self.max_bytes
+        )
+
+    def _write_update(self, trained: TensorSource) -> EncodedWeights:
+        """Store the update from the global model to ``trained`` as the codec encodes it (with
+        what the last encodings dropped), hashing it on the way."""
+        encoded = self.feedback.encode(trained, self.learner.global_source, self.layout)
+        slices = iter_source(StateSource(encoded), self.update_layout)
+        return self._store(lambda partial: Hash(write_weights(partial, self.update_layout, slices)))
+
     def _write(self, state: StateDict) -> EncodedWeights:
         """Write ``state`` into the store, hashing it on the way."""
         return self._write_slices(iter_source(StateSource(state), self.layout))
@@ -309,20 +329,30 @@ class LearningWorker:
             partial.unlink(missing_ok=True)
             raise
 
-    def _train(self) -> EncodedWeights:
+    def _train(self, update: bool) -> EncodedWeights:
         """Train from the global model, here or in the training process (TrainingFailed when
-        that fails)."""
+        that fails); stored as trained, or as an ``update`` (a contribution) in the codec's
+        encoding."""
         trainer = self.trainer
+        encode = update and not self.codec.sends_weights
         if trainer is None:
-            return self._write(self.learner.propose_view())
+            trained = self.learner.propose_view()
+            return self._write_update(StateSource(trained)) if encode else self._write(trained)
         seed = self.learner.next_seed()
-        return self._store(lambda partial: trainer.train(self.current_path, seed, partial))
+        if not encode:
+            return self._store(lambda partial: trainer.train(self.current_path, seed, partial))
+        scratch = self.files.new_partial()
+        try:
+            trainer.train(self.current_path, seed, scratch)
+            return self._write_update(self.open(scratch))
+        finally:
+            scratch.unlink(missing_ok=True)
 
-    async def propose(self) -> EncodedWeights:
-        """Train from the global model (solo proposals and aggregate contributions)."""
+    async def propose(self, update: bool = False) -> EncodedWeights:
+        """Train from the global model: a solo proposal, or a contribution (``update``)."""
 
         def propose() -> EncodedWeights:
-            return self._train()
+            return self._train(update)
 
         return await self._run(propose)
 
@@ -330,10 +360,20 @@ class LearningWorker:
         """True when the file fits the task's model and has the canonical ``weights_hash``."""
 
         def check() -> bool:
-            try:
-                return self.open(path).compute_hash() == weights_hash
-            except MLError:
-                return False
+            layouts = [self.layout]  # a model, or a contribution in the codec's encoding
+            if not self.codec.sends_weights:
+                layouts.append(self.update_layout)
+            for layout in layouts:
+                try:
+                    weights = WeightsFile(path, layout, self.max_bytes)
+                    if weights.compute_hash() != weights_hash:
+                        return False
+                    if layout is self.update_layout:
+                        self.codec.check(weights, self.layout)
+                    return True
+                except MLError:
+                    continue
+            return False
 
         result: bool = await asyncio.get_running_loop().run_in_executor(
             self._checker, self._timed, "checker_seconds", check
@@ -353,14 +393,14 @@ class LearningWorker:
         result: VoteDecision = await self._run(decide)
         return result
 
-    def _evaluate(self, path: Path) -> Evaluation:
-        """The per-sample results of the weights at ``path`` (checked against the model's
-        layout here, WeightsError if not) on the judging data, here or in the learner
-        process."""
-        source = self.open(path)
+    def _evaluate(self, path: Path, contribution: bool = False) -> Evaluation:
+        """The per-sample results of the weights at ``path`` (a ``contribution`` to the global
+        model, or a model; checked against its layout here, WeightsError if not) on the judging
+        data, here or in the learner process."""
+        source = self.open_contribution(path) if contribution else self.open(path)
         if self.trainer is None:
             return self.learner.evaluate(source)
-        return self.trainer.evaluate(path)
+        return self.trainer.evaluate(path, self.current_path if contribution else None)
 
     def _evaluate_current(self) -> Evaluation:
         """The global model's results on the judging data (kept until the next accept)."""
@@ -396,7 +436,7 @@ class LearningWorker:
 
         def accept_and_train() -> EncodedWeights:
             self._accept(path, weights_hash)
-            return self._train()
+            return self._train(update=True)
 
         return await self._run(accept_and_train)
 
@@ -405,8 +445,8 @@ class LearningWorker:
         model (WeightsError when the file does not fit the model)."""
         found = self._prepared.get(path)
         if found is None:
-            score = self.learner.task.score(self._evaluate(path))
-            source = self.open(path)
+            score = self.learner.task.score(self._evaluate(path, contribution=True))
+            source = self.open_contribution(path)
             norm = float(compute_update_norms(self.learner.global_source, [source], self.layout)[0])
             found = self._prepared[path] = (score, norm)
         return found
@@ -436,7 +476,7 @@ class LearningWorker:
             listed = []
             for contributor, path, samples in contributions:
                 try:
-                    listed.append(ListedSource(contributor, self.open(path), samples))
+                    listed.append(ListedSource(contributor, self.open_contribution(path), samples))
                 except MLError as error:
                     self.problems.report("contribution", "bad_weights", f"{contributor}: {error}")
             strategy = get_aggregation_rule(config.aggregation)
@@ -486,7 +526,7 @@ class LearningWorker:
                 return is_rule_aggregate_of(
                     self.open(path),
                     self.learner.global_source,
-                    [ListedSource(c, self.open(p), n) for c, p, n in contributions],
+                    [ListedSource(c, self.open_contribution(p), n) for c, p, n in contributions],
                     config.aggregation,
                     self.layout,
                     config.server_momentum,
@@ -539,7 +579,7 @@ class LearningWorker:
             if self.trainer is not None:
                 aggregated = len(contributions)
                 return self.trainer.appraise(self.current_path, paths, aggregated, scores, norms)
-            sources = [self.open(path) for path in paths]
+            sources = [self.open_contribution(path) for path in paths]
             norms_tensor = torch.tensor(norms, dtype=torch.float64)
             return self.learner.appraise(sources, len(contributions), scores, norms_tensor)
 

@@ -258,12 +258,16 @@ class LearningApp:
         """A ready round with every awaited contribution in: unless this node proposes it,
         aggregate and appraise them now, while the proposer aggregates and spreads its proposal
         (node/speculation.py). Once per model, for a model large enough that re-computing it
-        matters, and not for a rule that screens (its listing is the proposer's own choice)."""
+        matters or whose contributions travel encoded (it need not travel at all), and not for
+        a rule that screens (its listing is the proposer's own choice)."""
         state = self._consensus.state
         contributors = self._get_contributors(state)
         if (
             state.params.mode != Mode.AGGREGATE
-            or self.learning.layout.file_size < SPECULATION_MIN_BYTES
+            or (
+                self.learning.layout.file_size < SPECULATION_MIN_BYTES
+                and self.learning.codec.sends_weights  # else computing it saves its transfer
+            )
             or not contributors.is_complete()
             or self.speculator.is_started_for(state.learning.model_height)
             or compute_proposer_of_round(state.validators, 0) == self._key.address

@@ -155,7 +155,7 @@ class LocalTrainer:
             if not await self._follow_model(state):
                 return
             try:
-                weights = await self.learning.propose()
+                weights = await self.learning.propose(update=True)
             except MLError as error:
                 log.warning("no contribution this round: %s", error)
                 return

@@ -60,6 +60,7 @@ class ProposalBuilder:
         self._get_contributors = get_contributors
         self.budget = budget
         self.proposed: EncodedWeights | None = None  # pushed beside our proposal
+        self.proposed_aggregate = False  # it is an aggregate that validators compute themselves
 
     async def prepare_proposal(self, request: RequestProposal, state: ChainState) -> ModelUpdate:
         """getValue()'s model update: trained (solo) or aggregated (aggregate), or none."""
@@ -94,10 +95,13 @@ class ProposalBuilder:
         """The weights to push beside our proposal naming ``model_hash``, when we made them."""
         proposed = self.proposed
         ours = proposed is not None and proposed.weights_hash == model_hash
-        return compute_inline_weights(proposed) if ours else b""
+        # with a codec, validators compute an aggregate from the updates they hold (§3.8)
+        computed = self.proposed_aggregate and not self.learning.codec.sends_weights
+        return compute_inline_weights(proposed) if ours and not computed else b""
 
-    def _propose(self, weights: EncodedWeights) -> ModelUpdate:
+    def _propose(self, weights: EncodedWeights, aggregate: bool = False) -> ModelUpdate:
         self.weights.publish(weights.weights_hash)
+        self.proposed_aggregate = aggregate
         self.proposed = weights
         return ModelUpdate(weights.weights_hash)
 
@@ -124,7 +128,7 @@ class ProposalBuilder:
         started = time.monotonic()
         weights, used_ids = await self.learning.aggregate(inputs, len(state.validators.validators))
         self.budget.observe(time.monotonic() - started)
-        update = self._propose(weights)
+        update = self._propose(weights, aggregate=True)
         fetched = {contributor for contributor, _, _ in inputs}
         used = tuple(c for c in pool if c.validator.hex() in used_ids)
         screened = tuple(

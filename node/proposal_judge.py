@@ -64,6 +64,7 @@ class ProposalJudge:
         # on each verdict: "approved", "rejected", or "unverified" (not the rule's aggregate)
         self.report_verdict: Callable[[str], None] = lambda _result: None
         self._scores: dict[Hash, OwnEvaluation] = {}  # this node's scores of proposed models
+        self._computed: Hash | None = None  # the last proposed model computed here (§3.8)
 
     def get_own_evaluation(self, model_hash: Hash) -> OwnEvaluation | None:
         """This node's evaluation of a model it judged (recently), if any."""
@@ -105,9 +106,16 @@ class ProposalJudge:
             if aggregate and self._speculator is not None
             else None
         )
+        path: Path | None = None
         if speculation is not None:  # this node computed this very aggregate: no fetch needed
-            path: Path | None = speculation.weights.path
-        else:
+            path = speculation.weights.path
+        elif (
+            aggregate
+            and not self.learning.codec.sends_weights
+            and not self._is_own_proposal(model_hash)
+        ):
+            path = await self._compute_aggregate(request.block)
+        if path is None:
             maker, plan = self._compute_plan(request.round)
             path = await self.weights.get(model_hash, maker, plan, "proposal")
         if path is None:
@@ -122,6 +130,7 @@ class ProposalJudge:
             inputs = await fetch_contribution_weights(self.weights, state, contributions)
             # this node computed that aggregate itself: as the proposer, or ahead of it
             known = self._is_own_proposal(model_hash) or speculation is not None
+            known = known or self._computed == model_hash
             if not known and not await self._is_verified_aggregate(request.block, path, inputs):
                 self.report_verdict("unverified")
                 return Verdict(False)
@@ -151,6 +160,23 @@ class ProposalJudge:
             else:
                 values = await self._appraise_contributions(request.block, inputs)
         return Verdict(decision.approve, score, values)
+
+    async def _compute_aggregate(self, block: Block) -> Path | None:
+        """The block's model computed here from the updates it lists, when they decode to it
+        (§3.8: contributions travel encoded, so the model need not travel at all); None when
+        they do not, or one cannot be had (the model is then fetched)."""
+        state = self._consensus.state
+        inputs = await fetch_contribution_weights(self.weights, state, block.contributions)
+        if block.screened or len(inputs) != len(block.contributions):
+            return None
+        try:
+            weights, used = await self.learning.aggregate(inputs, len(state.validators.validators))
+        except MLError:
+            return None
+        if weights.weights_hash != block.header.model_hash or len(used) != len(inputs):
+            return None
+        self._computed = weights.weights_hash
+        return weights.path
 
     async def _is_verified_aggregate(
         self, block: Block, path: Path, inputs: list[ContributionInput]

@@ -72,9 +72,9 @@ class TrainingJob:
         self.on_failure("error" if "error" in reply else "crash")
         raise TrainingFailed(reason)
 
-    def evaluate(self, weights: Path) -> Evaluation:
+    def evaluate(self, weights: Path, base: Path | None = None) -> Evaluation:
         """The weights' per-sample results on the judging data, from the learner process."""
-        return self.evaluator.evaluate(weights)
+        return self.evaluator.evaluate(weights, base)
 
     def appraise(
         self,

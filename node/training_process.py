@@ -98,10 +98,13 @@ class TrainingProcess:
         reply = self._ask({"weights": str(weights), "seed": seed, "out": str(out)}, "training")
         return Hash(bytes.fromhex(str(reply["hash"])))
 
-    def evaluate(self, weights: Path) -> Evaluation:
-        """The per-sample results of the weights at ``weights`` on the judging data
-        (TrainingFailed when the child fails)."""
-        reply = self._ask({"op": "evaluate", "weights": str(weights)}, "evaluation")
+    def evaluate(self, weights: Path, base: Path | None = None) -> Evaluation:
+        """The per-sample results of the weights at ``weights`` (a contribution to the model at
+        ``base``, if given) on the judging data (TrainingFailed when the child fails)."""
+        request: dict[str, object] = {"op": "evaluate", "weights": str(weights)}
+        if base is not None:
+            request["base"] = str(base)
+        reply = self._ask(request, "evaluation")
         correct, losses = reply["correct"], reply["losses"]
         assert isinstance(correct, list) and isinstance(losses, list)
         return Evaluation(np.array(correct, dtype=bool), np.array(losses, dtype=np.float32))

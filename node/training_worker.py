@@ -9,7 +9,8 @@ fails):
   against the model's layout), train with ``seed``, write the trained weights to ``out``; the
   reply is ``{"hash": HEX}``.
 - ``{"op": "evaluate", "weights": PATH}``: the weights' per-sample results on the judging data,
-  ``{"correct": [0|1, ...], "losses": [...]}`` (the node's vote rule decides on them).
+  ``{"correct": [0|1, ...], "losses": [...]}`` (the node's vote rule decides on them); with
+  ``"base": PATH``, of a contribution to that model (``task.codec``).
 - ``{"op": "appraise", "global": PATH, "weights": [PATH, ...], "aggregated": K, "scores": [...],
   "norms": [...]}``: each contribution's value to the global model (§3.5), ``{"values": [...]}``.
 
@@ -33,7 +34,14 @@ from pathlib import Path
 from learnchain.ml.codec import StateDict
 from learnchain.ml.learner import Learner
 from learnchain.ml.plugins import add_plugin_folders
-from learnchain.ml.weights_file import StateSource, WeightsFile, iter_source, write_weights
+from learnchain.ml.update_codec import open_contribution, parse_codec
+from learnchain.ml.weights_file import (
+    StateSource,
+    TensorSource,
+    WeightsFile,
+    iter_source,
+    write_weights,
+)
 
 
 def limit_memory(megabytes: int) -> None:
@@ -81,9 +89,22 @@ def open_weights(learner: Learner, path: object) -> WeightsFile:
     return WeightsFile(Path(str(path)), learner.layout, learner.task.config.max_weights_bytes)
 
 
+def open_contribution_of(learner: Learner, path: object, base: TensorSource) -> TensorSource:
+    """A request's contribution to ``base`` (``task.codec``)."""
+    config = learner.task.config
+    codec = parse_codec(config.codec)
+    return open_contribution(Path(str(path)), base, codec, learner.layout, config.max_weights_bytes)
+
+
 def evaluate_once(learner: Learner, request: dict[str, object]) -> dict[str, object]:
-    """The request's weights' per-sample results on the judging data."""
-    evaluation = learner.evaluate(open_weights(learner, request["weights"]))
+    """The request's weights' (or contribution's, to its ``base``) per-sample results on the
+    judging data."""
+    if "base" in request:
+        base = open_weights(learner, request["base"])
+        source = open_contribution_of(learner, request["weights"], base)
+    else:
+        source = open_weights(learner, request["weights"])
+    evaluation = learner.evaluate(source)
     return {
         "correct": evaluation.correct.astype(int).tolist(),
         "losses": evaluation.losses.tolist(),
@@ -99,7 +120,7 @@ def appraise_once(learner: Learner, request: dict[str, object]) -> dict[str, obj
     aggregated = request["aggregated"]
     assert isinstance(paths, list) and isinstance(scores, list) and isinstance(norms, list)
     assert isinstance(aggregated, int)
-    sources = [open_weights(learner, path) for path in paths]
+    sources = [open_contribution_of(learner, path, learner.global_source) for path in paths]
     norms_tensor = torch.tensor(norms, dtype=torch.float64)
     return {"values": learner.appraise(sources, aggregated, scores, norms_tensor)}
 

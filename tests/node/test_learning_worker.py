@@ -113,3 +113,48 @@ def test_weights_whose_hash_or_shape_is_wrong_do_not_verify(tmp_path: Path) -> N
             worker.close()
 
     asyncio.run(scenario())
+
+
+def test_with_a_codec_contributions_travel_as_encoded_updates_and_aggregate_exactly(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        data, _ = load_digits_party(0, 5, "iid", seed=0)
+        config = TaskConfig(codec="int8")
+        maker = LearningWorker(
+            Learner(get_task(config), data, seed=0), WeightsStore(tmp_path / "a")
+        )
+        other = LearningWorker(
+            Learner(get_task(config), data, seed=1), WeightsStore(tmp_path / "b")
+        )
+        try:
+            solo = await maker.propose()  # a solo proposal is a model: whole weights
+            assert maker.open(solo.path).compute_hash() == solo.weights_hash
+            contributions = [await maker.propose(update=True) for _ in range(2)]
+            for c in contributions:  # the encoded update, about a quarter of the weights' bytes
+                assert c.path.stat().st_size * 3.5 < solo.path.stat().st_size
+                assert await other.verify(c.path, c.weights_hash)
+                assert not await other.verify(c.path, solo.weights_hash)
+            inputs = [(str(i), c.path, 100) for i, c in enumerate(contributions)]
+            proposed, used = await maker.aggregate(inputs)
+            assert used == ["0", "1"]
+            assert await other.check_aggregate(proposed.path, inputs)  # re-computed to the bit
+            decoded = [
+                MLContribution(
+                    str(i), maker.learner.materialize(maker.open_contribution(c.path)), 100
+                )
+                for i, c in enumerate(contributions)
+            ]
+            expected, _ = aggregate_contributions(
+                maker.learner.current(), decoded, config.aggregation
+            )
+            assert proposed.weights_hash == compute_weights_hash(expected)
+            # the update is what was trained, to int8 rounding: the model moved
+            moved = decoded[0].state
+            assert any(not torch.equal(moved[k], maker.learner.current()[k]) for k in moved)
+            assert maker.feedback.residue  # what the encoding dropped waits for the next update
+        finally:
+            maker.close()
+            other.close()
+
+    asyncio.run(scenario())

@@ -1,0 +1,313 @@
+"""How a contribution travels: its update (trained weights less the model it was trained from),
+encoded by the genesis's codec (``task.codec``, docs/protocol.md §3.8).
+
+- ``float32``: the trained weights themselves, as before there were codecs (4 bytes a value).
+- ``bfloat16``: the update in bfloat16 (2 bytes a value).
+- ``int8``: the update rounded to int8, with one float32 scale per block of ``INT8_BLOCK``
+  values (about 1 byte a value: 3.99 x fewer than float32).
+- ``topk:FRACTION``: the ``ceil(FRACTION x n)`` largest values of each tensor's update (by
+  magnitude), as int32 positions and int8 values with one float32 scale (5 bytes a kept value:
+  80 x fewer at 1 %).
+
+An encoded update is a weights file of its own layout (``compute_encoded_layout``), hashed like
+any weights, so its hash covers exactly the bytes sent. Everyone decodes it the same way, on the
+CPU, in float32 (``DecodedContribution``: the model plus the decoded update, read slice by
+slice), so the aggregate every validator re-computes from decoded updates is the proposer's to
+the bit (§3.7), and screening, appraisal and deposits judge what was sent.
+
+What an encoding drops is kept by its maker (``ErrorFeedback``) and added to its next update, so
+that nothing is lost over rounds, only delayed (EF-SGD; as DeMo and SparseLoCo do).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import torch
+
+from learnchain.ml.codec import StateDict
+from learnchain.ml.errors import TaskError, WeightsError
+from learnchain.ml.weights_file import (
+    StateSource,
+    TensorSource,
+    TensorSpec,
+    WeightsFile,
+    WeightsLayout,
+)
+
+INT8_BLOCK = 4096  # values per int8 scale: 0.1 % of the bytes, a scale per 16 KB of float32
+INT8_MAX = 127
+SCALE = ".scale"  # the suffix of a tensor's scales in an encoded layout
+INDEX = ".index"  # the suffix of a tensor's kept positions (topk)
+
+
+class UpdateCodec(ABC):
+    """Encodes updates into a layout of their own and decodes slices of them."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name  # as the genesis names it
+
+    @property
+    def sends_weights(self) -> bool:
+        """True when a contribution is the trained weights themselves (``float32``)."""
+        return False
+
+    @abstractmethod
+    def compute_encoded_layout(self, layout: WeightsLayout) -> WeightsLayout:
+        """The layout of an encoded update of weights in ``layout``."""
+
+    @abstractmethod
+    def encode_tensor(self, name: str, update: torch.Tensor) -> StateDict:
+        """One tensor's update (float32, flat), encoded: its entries in the encoded layout."""
+
+    @abstractmethod
+    def decode_slice(
+        self, encoded: TensorSource, name: str, spec: TensorSpec, start: int, stop: int
+    ) -> torch.Tensor:
+        """Elements [start, stop) of tensor ``name``'s decoded update, float32."""
+
+    def check(self, encoded: TensorSource, layout: WeightsLayout) -> None:
+        """WeightsError when an encoded update (in this codec's layout of ``layout``) does not
+        decode; its values are known finite (its hash was checked). Every value of a dense
+        encoding decodes."""
+        return None
+
+    def decode_tensor(self, encoded: TensorSource, name: str, spec: TensorSpec) -> torch.Tensor:
+        """Tensor ``name``'s whole decoded update, float32, flat."""
+        return self.decode_slice(encoded, name, spec, 0, spec.numel)
+
+
+class Float32Codec(UpdateCodec):
+    """The trained weights as they are (the chain's format before codecs)."""
+
+    def __init__(self) -> None:
+        super().__init__("float32")
+
+    @property
+    def sends_weights(self) -> bool:
+        return True
+
+    def compute_encoded_layout(self, layout: WeightsLayout) -> WeightsLayout:
+        return layout
+
+    def encode_tensor(self, name: str, update: torch.Tensor) -> StateDict:
+        return {name: update}
+
+    def decode_slice(
+        self, encoded: TensorSource, name: str, spec: TensorSpec, start: int, stop: int
+    ) -> torch.Tensor:
+        return encoded.read_flat(name, start, stop).to(torch.float32)
+
+
+class BFloat16Codec(UpdateCodec):
+    """The update in bfloat16."""
+
+    def __init__(self) -> None:
+        super().__init__("bfloat16")
+
+    def compute_encoded_layout(self, layout: WeightsLayout) -> WeightsLayout:
+        return WeightsLayout(
+            {name: TensorSpec(torch.bfloat16, spec.shape) for name, spec in layout.specs.items()}
+        )
+
+    def encode_tensor(self, name: str, update: torch.Tensor) -> StateDict:
+        return {name: update.to(torch.bfloat16)}
+
+    def decode_slice(
+        self, encoded: TensorSource, name: str, spec: TensorSpec, start: int, stop: int
+    ) -> torch.Tensor:
+        return encoded.read_flat(name, start, stop).to(torch.float32)
+
+
+def count_blocks(numel: int, block: int) -> int:
+    """Blocks of ``block`` values covering ``numel`` values (one at least)."""
+    return max(1, math.ceil(numel / block))
+
+
+def compute_int8_scales(values: torch.Tensor, block: int) -> torch.Tensor:
+    """One scale per block of ``values``: its largest magnitude over 127 (1 for a block of
+    zeros, which then rounds to zeros)."""
+    blocks = count_blocks(values.numel(), block)
+    padded = torch.zeros(blocks * block, dtype=torch.float32)
+    padded[: values.numel()] = values.abs()
+    peaks = padded.view(blocks, block).amax(dim=1)
+    return torch.where(peaks > 0, peaks / INT8_MAX, torch.ones_like(peaks))
+
+
+def quantize(values: torch.Tensor, scales: torch.Tensor, block: int) -> torch.Tensor:
+    """``values`` rounded to int8 steps of their block's scale."""
+    per_value = scales.repeat_interleave(block)[: values.numel()]
+    return torch.round(values / per_value).clamp(-INT8_MAX, INT8_MAX).to(torch.int8)
+
+
+class Int8Codec(UpdateCodec):
+    """The update rounded to int8, a float32 scale per block of ``INT8_BLOCK`` values."""
+
+    def __init__(self, block: int = INT8_BLOCK) -> None:
+        super().__init__("int8")
+        self.block = block
+
+    def compute_encoded_layout(self, layout: WeightsLayout) -> WeightsLayout:
+        specs = {}
+        for name, spec in layout.specs.items():
+            specs[name] = TensorSpec(torch.int8, spec.shape)
+            specs[name + SCALE] = TensorSpec(torch.float32, (count_blocks(spec.numel, self.block),))
+        return WeightsLayout(specs)
+
+    def encode_tensor(self, name: str, update: torch.Tensor) -> StateDict:
+        scales = compute_int8_scales(update, self.block)
+        return {name: quantize(update, scales, self.block), name + SCALE: scales}
+
+    def decode_slice(
+        self, encoded: TensorSource, name: str, spec: TensorSpec, start: int, stop: int
+    ) -> torch.Tensor:
+        if start >= stop:
+            return torch.zeros(0, dtype=torch.float32)
+        first, last = start // self.block, (stop - 1) // self.block
+        scales = encoded.read_flat(name + SCALE, first, last + 1)
+        offset = start - first * self.block
+        per_value = scales.repeat_interleave(self.block)[offset : offset + stop - start]
+        return encoded.read_flat(name, start, stop).to(torch.float32) * per_value
+
+
+class TopKCodec(UpdateCodec):
+    """The largest ``fraction`` of each tensor's update by magnitude: int32 positions (sorted)
+    and int8 values with one float32 scale."""
+
+    def __init__(self, fraction: float) -> None:
+        super().__init__(f"topk:{fraction:g}")
+        self.fraction = fraction
+
+    def compute_kept(self, numel: int) -> int:
+        """How many of a tensor's ``numel`` values are kept."""
+        return min(numel, max(1, math.ceil(self.fraction * numel)))
+
+    def compute_encoded_layout(self, layout: WeightsLayout) -> WeightsLayout:
+        specs = {}
+        for name, spec in layout.specs.items():
+            kept = self.compute_kept(spec.numel)
+            specs[name] = TensorSpec(torch.int8, (kept,))
+            specs[name + INDEX] = TensorSpec(torch.int32, (kept,))
+            specs[name + SCALE] = TensorSpec(torch.float32, (1,))
+        return WeightsLayout(specs)
+
+    def encode_tensor(self, name: str, update: torch.Tensor) -> StateDict:
+        kept = self.compute_kept(update.numel())
+        # ties broken by position, so that every encoder keeps the same values
+        order = torch.argsort(update.abs(), descending=True, stable=True)[:kept]
+        positions = torch.sort(order).values
+        values = update[positions]
+        scales = compute_int8_scales(values, max(kept, 1))
+        return {
+            name: quantize(values, scales, max(kept, 1)),
+            name + INDEX: positions.to(torch.int32),
+            name + SCALE: scales,
+        }
+
+    def check(self, encoded: TensorSource, layout: WeightsLayout) -> None:
+        for name, spec in layout.specs.items():
+            positions = encoded.read_flat(name + INDEX, 0, self.compute_kept(spec.numel))
+            if positions.numel() and (
+                int(positions[0]) < 0
+                or int(positions[-1]) >= spec.numel
+                or not bool((positions[1:] > positions[:-1]).all())
+            ):
+                raise WeightsError(
+                    f"{name}: the update's positions are not increasing within [0, {spec.numel})"
+                )
+
+    def decode_slice(
+        self, encoded: TensorSource, name: str, spec: TensorSpec, start: int, stop: int
+    ) -> torch.Tensor:
+        kept = self.compute_kept(spec.numel)
+        positions = encoded.read_flat(name + INDEX, 0, kept).to(torch.int64)
+        low = int(torch.searchsorted(positions, start))
+        high = int(torch.searchsorted(positions, stop))
+        scale = encoded.read_flat(name + SCALE, 0, 1).to(torch.float32)
+        values = encoded.read_flat(name, low, high).to(torch.float32) * scale
+        dense = torch.zeros(stop - start, dtype=torch.float32)
+        dense[positions[low:high] - start] = values
+        return dense
+
+
+CODECS: dict[str, UpdateCodec] = {
+    codec.name: codec for codec in (Float32Codec(), BFloat16Codec(), Int8Codec())
+}
+CODEC_NAMES = (*CODECS, "topk:FRACTION")
+
+
+def parse_codec(text: str) -> UpdateCodec:
+    """The codec a genesis names (``task.codec``); TaskError, one line, when there is none."""
+    known = CODECS.get(text)
+    if known is not None:
+        return known
+    if text.startswith("topk:"):
+        try:
+            fraction = float(text.removeprefix("topk:"))
+        except ValueError:
+            fraction = math.nan
+        if not 0 < fraction < 1:
+            raise TaskError(
+                f"task.codec {text!r}: the fraction of values kept must be a number above 0 "
+                "and below 1 (e.g. topk:0.01)"
+            )
+        return TopKCodec(fraction)
+    raise TaskError(f"task.codec must be one of {', '.join(CODEC_NAMES)}, got {text!r}")
+
+
+class DecodedContribution:
+    """A contribution as the weights it stands for (``TensorSource``): the model it was trained
+    from plus its decoded update, in the model's dtype, read slice by slice."""
+
+    def __init__(
+        self,
+        base: TensorSource,
+        encoded: TensorSource,
+        codec: UpdateCodec,
+        layout: WeightsLayout,
+    ) -> None:
+        self.base, self.encoded, self.codec, self.layout = base, encoded, codec, layout
+
+    def read_flat(self, name: str, start: int, stop: int) -> torch.Tensor:
+        spec = self.layout.specs[name]
+        base = self.base.read_flat(name, start, stop)
+        update = self.codec.decode_slice(self.encoded, name, spec, start, stop)
+        return (base.to(torch.float32) + update).to(spec.dtype)
+
+
+class ErrorFeedback:
+    """What this party's encodings dropped, added to its next update (kept in memory, one
+    float32 tensor per trainable tensor; lost on a restart, which only loses that residue)."""
+
+    def __init__(self, codec: UpdateCodec) -> None:
+        self.codec = codec
+        self.residue: StateDict = {}
+
+    def encode(self, trained: TensorSource, base: TensorSource, layout: WeightsLayout) -> StateDict:
+        """The encoded update from ``base`` to ``trained`` plus the residue, tensor by tensor;
+        the residue becomes what this encoding dropped."""
+        encoded: StateDict = {}
+        for name, spec in layout.specs.items():
+            update = trained.read_flat(name, 0, spec.numel).to(torch.float32)
+            update = update - base.read_flat(name, 0, spec.numel).to(torch.float32)
+            residue = self.residue.get(name)
+            if residue is not None:
+                update = update + residue
+            entries = self.codec.encode_tensor(name, update)
+            encoded.update(entries)
+            sent = self.codec.decode_tensor(StateSource(entries), name, spec)
+            self.residue[name] = update - sent
+        return encoded
+
+
+def open_contribution(
+    path: Path, base: TensorSource, codec: UpdateCodec, layout: WeightsLayout, max_bytes: int
+) -> TensorSource:
+    """The weights a contribution's file stands for, trained from ``base`` (WeightsError when
+    the file is not in the codec's layout)."""
+    if codec.sends_weights:
+        return WeightsFile(path, layout, max_bytes)
+    encoded = WeightsFile(path, codec.compute_encoded_layout(layout), max_bytes)
+    return DecodedContribution(base, encoded, codec, layout)
