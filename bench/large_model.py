@@ -72,7 +72,7 @@ EVALUATION = ("decide",)
 # the rest of a round's ML work, by the learning worker's verb: checking arriving weights'
 # hashes, aggregating (the proposer), re-computing a proposed aggregate, appraising contributions
 OVERHEAD_WORK = {"check": ("check",), "aggregate": ("combine",), "verify": ("recompute",)}
-OVERHEAD_WORK |= {"appraise": ("measure",), "accept": ("_accept",)}
+OVERHEAD_WORK |= {"appraise": ("measure",), "accept": ("_accept",), "prepare": ("prepare",)}
 MB = 1e6
 
 

@@ -239,8 +239,12 @@ class LearningWorker:
         self.problems = WeightsProblems()  # the daemon's counts them in its metrics
         # each contribution's score on this node's data and its update's norm from the global
         # model, computed as it arrives (``prepare``) so that verdicts need not (cleared when
-        # the global model changes)
-        self._prepared: dict[Path, tuple[float, float]] = {}
+        # the global model changes); scored on arrival only when something will read the score
+        # (appraisal, a screening rule): through a large frozen base, a forward pass per
+        # contribution on the round's path
+        self._scores: dict[Path, float] = {}
+        self._norms: dict[Path, float] = {}
+        self.scores_contributions = True
         # the global model's evaluation by the learner process, under the model's hash
         self._current_evaluation: tuple[Hash, Evaluation] | None = None
         # how contributions travel (task.codec), and what this node's encodings dropped
@@ -428,7 +432,8 @@ class LearningWorker:
         self.learner.accept(self.open(path))
         self._current_hash = weights_hash
         self.current_path = path
-        self._prepared.clear()
+        self._scores.clear()
+        self._norms.clear()
 
     async def propose_from(self, path: Path, weights_hash: Hash) -> EncodedWeights:
         """Make the weights at ``path`` the global model and train from them, in one step of the
@@ -440,29 +445,39 @@ class LearningWorker:
 
         return await self._run(accept_and_train)
 
-    def _prepare(self, path: Path) -> tuple[float, float]:
-        """A contribution's score on this node's data and its update's norm from the global
-        model (WeightsError when the file does not fit the model)."""
-        found = self._prepared.get(path)
-        if found is None:
+    def _get_score(self, path: Path) -> float:
+        """A contribution's score on this node's data (WeightsError when the file does not fit
+        the model)."""
+        score = self._scores.get(path)
+        if score is None:
             score = self.learner.task.score(self._evaluate(path, contribution=True))
+            self._scores[path] = score
+        return score
+
+    def _get_norm(self, path: Path) -> float:
+        """A contribution's update's norm from the global model."""
+        norm = self._norms.get(path)
+        if norm is None:
             source = self.open_contribution(path)
             norm = float(compute_update_norms(self.learner.global_source, [source], self.layout)[0])
-            found = self._prepared[path] = (score, norm)
-        return found
+            self._norms[path] = norm
+        return norm
 
     async def prepare(self, path: Path) -> None:
-        """Score a contribution and measure its update as it arrives, while the round still
-        trains, so that aggregating, checking and appraising a block need not."""
+        """Measure a contribution's update, and score it when this node will need the score
+        (``scores_contributions``), as it arrives, while the round still trains, so that
+        aggregating, checking and appraising a block need not."""
 
         def prepare() -> None:
             with contextlib.suppress(MLError):  # reported when a block needs it
-                self._prepare(path)
+                self._get_norm(path)
+                if self.scores_contributions:
+                    self._get_score(path)
 
         await self._run(prepare)
 
     def _get_norms(self, paths: Sequence[Path]) -> torch.Tensor:
-        return torch.tensor([self._prepare(path)[1] for path in paths], dtype=torch.float64)
+        return torch.tensor([self._get_norm(path) for path in paths], dtype=torch.float64)
 
     async def aggregate(
         self, contributions: list[tuple[str, Path, int]], population: int = 0
@@ -484,7 +499,7 @@ class LearningWorker:
             usable = sorted((c for c in listed if c.samples > 0), key=lambda c: c.contributor)
             paths = {c: p for c, p, _ in contributions}
             if strategy.screens and not self.is_poisoner and len(usable) > 1:
-                scores = [self._prepare(paths[c.contributor])[0] for c in usable]
+                scores = [self._get_score(paths[c.contributor]) for c in usable]
                 median_score = float(torch.tensor(scores).median())
                 usable = [
                     c
@@ -573,9 +588,8 @@ class LearningWorker:
 
         def measure() -> list[float]:
             paths = [path for _, path, _ in [*contributions, *screened]]
-            prepared = [self._prepare(path) for path in paths]
-            scores = [score for score, _ in prepared]
-            norms = [norm for _, norm in prepared]
+            scores = [self._get_score(path) for path in paths]
+            norms = [self._get_norm(path) for path in paths]
             if self.trainer is not None:
                 aggregated = len(contributions)
                 return self.trainer.appraise(self.current_path, paths, aggregated, scores, norms)

@@ -67,6 +67,8 @@ class LearningApp:
         appraise: bool = True,
     ) -> None:
         self.learning = learning
+        rule = get_aggregation_rule(learning.learner.task.config.aggregation)
+        learning.scores_contributions = appraise or rule.screens
         self.weights = weights
         self.contributions = contributions
         self._consensus = consensus
@@ -89,7 +91,7 @@ class LearningApp:
             announce,
             self.check_ready,
         )
-        self.speculator = Speculator(learning, weights)
+        self.speculator = Speculator(learning, weights, appraise)
         self.judge = ProposalJudge(
             learning,
             weights,

@@ -51,9 +51,12 @@ class Speculation:
 class Speculator:
     """Computes the round's aggregate and appraisal ahead of the proposal."""
 
-    def __init__(self, learning: LearningWorker, weights: WeightsPool) -> None:
+    def __init__(
+        self, learning: LearningWorker, weights: WeightsPool, appraise: bool = True
+    ) -> None:
         self.learning = learning
         self.weights = weights
+        self.appraise = appraise  # config.toml ``appraise``: values ride on this node's votes
         self.current: Speculation | None = None
         self._started: tuple[Height, Listing] | None = None
         self._running: asyncio.Future[None] | None = None
@@ -75,7 +78,7 @@ class Speculator:
             weights, used = await self.learning.aggregate(inputs, len(state.validators.validators))
             if sorted(used) != sorted(c.validator.hex() for c in ordered):
                 return  # the rule screened some out: the proposer's own screening decides
-            values = await self.learning.appraise(inputs)
+            values = await self.learning.appraise(inputs) if self.appraise else [0.0] * len(inputs)
         except MLError as error:
             log.debug("no speculation this round: %s", error)
             return
