@@ -56,7 +56,12 @@ from learnchain.ml.plots import AccuracyCurves, draw_accuracy
 from learnchain.ml.privacy import compute_dp_steps
 from learnchain.ml.tasks import TaskConfig, fit_task_to_data, get_task
 from learnchain.ml.training import evaluate_state
-from learnchain.ml.update_codec import DecodedContribution, ErrorFeedback, parse_codec
+from learnchain.ml.update_codec import (
+    DecodedContribution,
+    ErrorFeedback,
+    UpdateCodec,
+    parse_codec,
+)
 from learnchain.ml.weights_file import StateSource, WeightsLayout, collect_state, iter_source
 
 
@@ -76,6 +81,7 @@ class Trial:
     noise: float
     curves: AccuracyCurves
     attack_success_rate: float | None  # backdoor: triggered test inputs sent to the target
+    round_bytes: dict[str, int]  # what a contribution weighs, and a validator receives a round
 
 
 def compute_dp_config(
@@ -141,11 +147,9 @@ def compute_byzantine_listing(
     )
 
 
-def compute_round_bytes(config: TaskConfig, parties: int) -> dict[str, int]:
+def compute_round_bytes(layout: WeightsLayout, codec: UpdateCodec, parties: int) -> dict[str, int]:
     """What a contribution weighs, and what each validator receives per round: the other
     parties' contributions, and the proposed model unless it computes it from them (§3.8)."""
-    layout = WeightsLayout.of_state(get_task(config).initial_weights())
-    codec = parse_codec(config.codec)
     contribution = codec.compute_encoded_layout(layout).file_size
     model = layout.file_size if codec.sends_weights else 0
     return {
@@ -299,6 +303,7 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
         else None,
         noise=config.dp_noise_multiplier,
         curves=AccuracyCurves(curve, local_only, pooled_accuracy, rejected_rounds),
+        round_bytes=compute_round_bytes(layout, codec, args.parties),
         attack_success_rate=evaluate_state(
             task, learners[0].current(), compute_triggered_test(test)
         ).accuracy
@@ -412,7 +417,7 @@ def main() -> None:
         "byzantine": attacks,
         "seeds": [t.seed for t in trials],
         "codec": config.codec,
-        **compute_round_bytes(config, args.parties),
+        **trials[0].round_bytes,
         "final_accuracy_mean": round(mean(t.final_accuracy for t in trials), 4),
         "attack_success_rate_mean": round(mean(t.attack_success_rate or 0.0 for t in trials), 4)
         if "backdoor" in attacks
