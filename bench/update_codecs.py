@@ -15,8 +15,9 @@ least 3.9 x fewer bytes with final accuracy within 0.003 of float32;
 ``topk:0.01`` at least 50 x fewer within 0.01; under each attack no worse than float32 by more
 than 0.005.
 
-    .venv/bin/python bench/update_codecs.py [--seeds 0-4,5-9] [--codecs float32,bfloat16,int8,topk:0.01]
-        [--attacks label_flip:1,backdoor:1,ipm:1] [--jobs 2]
+    .venv/bin/python bench/update_codecs.py [--seeds 0-4,5-9]
+        [--codecs float32,bfloat16,int8,topk:0.01] [--attacks label_flip:1,backdoor:1,ipm:1]
+        [--jobs 2]
 
 Prints a table, then one JSON line.
 """

@@ -73,6 +73,29 @@ AGGREGATIONS = tuple(aggregation.value for aggregation in Aggregation)
 AGGREGATION_NAMES: set[str] = set(AGGREGATIONS)  # ml.aggregate.register_aggregation adds more
 
 
+DENSE_CODECS = ("float32", "bfloat16", "int8")  # task.codec, besides topk:FRACTION
+
+
+def parse_codec_name(text: str) -> float | None:
+    """The fraction a ``topk:FRACTION`` codec keeps, or None for a dense codec; TaskError, one
+    line, for anything else (read without torch: a genesis is read before it loads)."""
+    if text in DENSE_CODECS:
+        return None
+    if text.startswith("topk:"):
+        try:
+            fraction = float(text.removeprefix("topk:"))
+        except ValueError:
+            fraction = math.nan
+        if not 0 < fraction < 1:
+            raise TaskError(
+                f"task.codec {text!r}: the fraction of values kept must be a number above 0 "
+                "and below 1 (e.g. topk:0.01)"
+            )
+        return fraction
+    choices = ", ".join((*DENSE_CODECS, "topk:FRACTION"))
+    raise TaskError(f"task.codec must be one of {choices}, got {text!r}")
+
+
 @dataclass(frozen=True)
 class TaskConfig:
     """The ``task`` object of the genesis: a registered task name and its hyperparameters."""
@@ -190,9 +213,7 @@ class TaskConfig:
                 isinstance(value, list) and all(isinstance(v, str | int | float) for v in value)
             ):
                 raise TaskError(f"task.params.{key}: expected a string, number, boolean or list")
-        from learnchain.ml.update_codec import parse_codec  # codecs read weights files
-
-        parse_codec(self.codec)
+        parse_codec_name(self.codec)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form for the genesis (without ``feature_names`` or ``base_hash`` when there

@@ -28,7 +28,8 @@ from pathlib import Path
 import torch
 
 from learnchain.ml.codec import StateDict
-from learnchain.ml.errors import TaskError, WeightsError
+from learnchain.ml.config import parse_codec_name
+from learnchain.ml.errors import WeightsError
 from learnchain.ml.weights_file import (
     StateSource,
     TensorSource,
@@ -235,26 +236,12 @@ class TopKCodec(UpdateCodec):
 CODECS: dict[str, UpdateCodec] = {
     codec.name: codec for codec in (Float32Codec(), BFloat16Codec(), Int8Codec())
 }
-CODEC_NAMES = (*CODECS, "topk:FRACTION")
 
 
 def parse_codec(text: str) -> UpdateCodec:
     """The codec a genesis names (``task.codec``); TaskError, one line, when there is none."""
-    known = CODECS.get(text)
-    if known is not None:
-        return known
-    if text.startswith("topk:"):
-        try:
-            fraction = float(text.removeprefix("topk:"))
-        except ValueError:
-            fraction = math.nan
-        if not 0 < fraction < 1:
-            raise TaskError(
-                f"task.codec {text!r}: the fraction of values kept must be a number above 0 "
-                "and below 1 (e.g. topk:0.01)"
-            )
-        return TopKCodec(fraction)
-    raise TaskError(f"task.codec must be one of {', '.join(CODEC_NAMES)}, got {text!r}")
+    fraction = parse_codec_name(text)
+    return CODECS[text] if fraction is None else TopKCodec(fraction)
 
 
 class DecodedContribution:

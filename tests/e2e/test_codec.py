@@ -31,7 +31,7 @@ def read_received_bytes(url: str) -> float:
 
 def test_a_chain_whose_contributions_are_top_k_updates_trains_and_agrees(tmp_path: Path) -> None:
     with LocalCluster(
-        tmp_path / "net", 4, "--task-param", "codec=topk:0.05", "--training-heights", "3"
+        tmp_path / "net", 4, "--task-param", "codec=topk:0.05", "--training-heights", "6"
     ) as cluster:
         genesis = json.loads((cluster[0].home / "genesis.json").read_text())
         assert genesis["task"]["codec"] == "topk:0.05"
@@ -39,7 +39,7 @@ def test_a_chain_whose_contributions_are_top_k_updates_trains_and_agrees(tmp_pat
         cluster.start_all()
         cluster.wait_for([0, 1, 2, 3], 2, timeout=300)
         cluster[3].stop()  # it misses the next model updates
-        cluster.wait_for([0, 1, 2], 8, timeout=300)
+        cluster.wait_for([0, 1, 2], 6, timeout=300)
         updated = read_agreed_updates(cluster, range(3))
         assert len([h for h in updated if h > 2]) >= 2, updated
         block = cluster[0].block(updated[-1])
