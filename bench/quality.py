@@ -312,7 +312,9 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
     )
 
 
-def main() -> None:
+def parse_trial_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[str]]:
+    """The command line as ``run_trial`` takes it (the task config built, the threshold
+    parsed), and the attacks; how bench/peers/flower.py builds its trials too."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -350,7 +352,7 @@ def main() -> None:
     parser.add_argument("--dp-delta", type=float, default=1e-5)
     parser.add_argument("--output", choices=["text", "json"], default="text")
     parser.add_argument("--plot", default="", help="draw the first seed's rounds to FILE.png")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
     args.threshold = Threshold.parse(args.threshold)
     attacks = parse_byzantine(args.byzantine)
@@ -379,6 +381,11 @@ def main() -> None:
     except MLError as error:
         parser.error(str(error))
     args.task_config = config
+    return args, attacks
+
+
+def main() -> None:
+    args, attacks = parse_trial_args()
     trials = [run_trial(args, seed, attacks) for seed in parse_seeds(args.seeds)]
     if args.plot:
         first = trials[0]
@@ -416,7 +423,7 @@ def main() -> None:
         "threshold": str(args.threshold),
         "byzantine": attacks,
         "seeds": [t.seed for t in trials],
-        "codec": config.codec,
+        "codec": args.task_config.codec,
         **trials[0].round_bytes,
         "final_accuracy_mean": round(mean(t.final_accuracy for t in trials), 4),
         "attack_success_rate_mean": round(mean(t.attack_success_rate or 0.0 for t in trials), 4)

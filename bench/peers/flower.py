@@ -155,25 +155,15 @@ def run_learnchain(args: argparse.Namespace) -> list[dict[str, Any]]:
     sys.path.insert(0, str(HERE.parent))
     import quality  # bench/quality.py
 
-    from learnchain.consensus.types import Threshold
-    from learnchain.ml.tasks import TaskConfig
-
     rows = []
     for scenario in args.scenarios.split(","):
         attacks = parse_scenario(scenario)
-        trial_args = argparse.Namespace(
-            task_config=TaskConfig(),
-            data_file="",
-            label_column="label",
-            parties=args.parties,
-            partition=args.partition,
-            rounds=args.rounds,
-            mode="aggregate",
-            threshold=Threshold(2, 3),
-            dp_epsilon=0.0,
-            trace=False,
-            local_only_epochs=1,
-            pooled_epochs=1,
+        trial_args, _ = quality.parse_trial_args(
+            [
+                *("--parties", str(args.parties), "--partition", args.partition),
+                *("--rounds", str(args.rounds), "--threshold", "2/3"),
+                *("--local-only-epochs", "1", "--pooled-epochs", "1"),
+            ]
         )
         for seed in parse_seeds(args.seeds):
             trial = quality.run_trial(trial_args, seed, attacks)

@@ -1,0 +1,39 @@
+"""The benches that build bench/quality.py's trials from another command line keep working as
+quality.py gains options: bench/peers/flower.py's learnchain side runs its trials (it once built
+their arguments by hand and broke on a new flag), and quality.py's codec option reaches the
+task."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def load_bench(path: Path) -> ModuleType:
+    sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_flower_side_by_side_runs_learnchains_trials() -> None:
+    flower = load_bench(BENCH / "peers" / "flower.py")
+    args = argparse.Namespace(
+        scenarios="none,ipm:1", seeds="0", rounds=2, parties=4, partition="dirichlet:0.5"
+    )
+    rows = flower.run_learnchain(args)
+    assert [r["scenario"] for r in rows] == ["none", "ipm:1"]
+    assert all(0.0 < r["final_accuracy"] <= 1.0 for r in rows)
+
+
+def test_quality_takes_the_codec_into_the_task() -> None:
+    quality = load_bench(BENCH / "quality.py")
+    args, attacks = quality.parse_trial_args(["--codec", "topk:0.05", "--byzantine", "ipm:1"])
+    assert args.task_config.codec == "topk:0.05" and attacks == ["ipm"]
