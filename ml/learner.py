@@ -96,6 +96,12 @@ class Learner:
         self._global = StateSource(clone_state(weights)) if isinstance(weights, dict) else weights
         self._global_evaluation = None
 
+    def release_model(self) -> None:
+        """Let the model instance go, with any frozen base in it: a learner whose training and
+        evaluation run in a learner process of their own (which holds its own instance) keeps
+        only the weights' layout and the global weights."""
+        self.model = nn.Module()
+
     def load(self, weights: Weights) -> nn.Module:
         """The learner's model holding ``weights`` (loaded in place, slice by slice)."""
         load_into(self.model, to_source(weights), self.layout)

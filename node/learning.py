@@ -258,6 +258,9 @@ class LearningWorker:
         self._current_hash = initial.weights_hash  # changes only in accept()
         self.current_path = initial.path
         learner.accept(self.open(initial.path))
+        if trainer is not None:  # the learner process holds the model (and its frozen base)
+            learner.release_model()
+            release_free_memory()
 
     @property
     def is_poisoner(self) -> bool:

@@ -118,6 +118,7 @@ def test_a_learner_process_votes_scores_and_appraises_as_the_node_itself_would(
     try:
         asyncio.run(scenario())
         assert process.pid is not None  # the votes and values were the process's
+        assert not list(there.learner.model.parameters())  # the node holds no model instance
     finally:
         here.close()
         there.close()
