@@ -34,12 +34,21 @@ its overhead with that of a model of the adapters' size (``--sizes 10``). Flower
 
     .venv/bin/python bench/large_model.py --sizes 500 --adapters --no-flower
 
+With ``--network DELAY_MS,RATE_MBIT`` (issue #32; root) every validator is a host of its own (a
+network namespace of the chaos bed, tests/chaos/network.py) behind a link of that one-way delay
+and rate, and ``--codecs float32,int8,topk:0.01`` runs each size once per ``task.codec``: the
+round overhead over a slow network, float32 against the codecs.
+
+    .venv/bin/python bench/large_model.py --sizes 100 --validators 8 --network 50,100 \
+        --codecs float32,topk:0.01 --no-flower
+
 Prints a table per size, each followed by its JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import statistics
@@ -63,6 +72,9 @@ from flower_deployment import run_flower_rounds, summarise_rounds
 from learnchain.node.cluster import LocalCluster
 from learnchain.node.logs import read_text_fields
 from learnchain.proto import learnchain_pb2 as pb
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.chaos.network import ChaosNetwork, LinkShape, find_missing
 
 VALIDATORS = 4
 BENCH = Path(__file__).resolve().parent
@@ -195,7 +207,7 @@ def describe_model(
     ), task
 
 
-def calibrate_epochs(task: Any, seconds: float) -> tuple[int, float]:
+def calibrate_epochs(task: Any, seconds: float, validators: int) -> tuple[int, float]:
     """Local epochs that take at least ``seconds`` on one shard with one thread, and one
     epoch's time (timed here, once)."""
     import torch
@@ -203,7 +215,7 @@ def calibrate_epochs(task: Any, seconds: float) -> tuple[int, float]:
     from learnchain.ml.data import load_digits_party
 
     torch.set_num_threads(1)
-    party, _ = load_digits_party(0, VALIDATORS, "dirichlet:0.5", 0)
+    party, _ = load_digits_party(0, validators, "dirichlet:0.5", 0)
     model = task.initial_model()
     started = time.monotonic()
     task.train(model, party.train, 0, 1)
@@ -263,10 +275,13 @@ def measure(
     adapters: bool = False,
     rank: int = 8,
     config: tuple[tuple[str, str], ...] = (),
+    validators: int = VALIDATORS,
+    codec: str = "float32",
+    network: LinkShape | None = None,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as scratch:
         model, task = describe_model(size_mb, depth, adapters, rank, Path(scratch))
-        epochs, epoch_seconds = calibrate_epochs(task, train_seconds)
+        epochs, epoch_seconds = calibrate_epochs(task, train_seconds, validators)
         del task
         print(
             f"== {model.model_mb:.1f} MB ({model.shared_mb:.1f} MB shared): {model.description}, "
@@ -274,24 +289,32 @@ def measure(
             file=sys.stderr,
         )
         root = Path(scratch) / "net" if keep is None else keep / f"net-{size_mb:g}mb"
+        hosts = contextlib.ExitStack()
+        placement: dict[str, Any] = {}
+        if network is not None:  # each validator a host of its own, behind a shaped link
+            chaos = hosts.enter_context(ChaosNetwork(validators))
+            chaos.heal(network)
+            placement = {"starting_ip": chaos.address(0), "launcher": chaos.launcher}
         net = LocalCluster(
             root,
-            VALIDATORS,
+            validators,
             *model.args,
             *("--task-param", f"local_epochs={epochs}", "--partition", "dirichlet:0.5"),
             *("--plateau-rounds", "0", "--round-deadline", "3600"),
+            *(("--task-param", f"codec={codec}") if codec != "float32" else ()),
+            **placement,
         )
-        with net, Sampler([net[i].home for i in range(VALIDATORS)]).running() as sampler:
+        with hosts, net, Sampler([net[i].home for i in range(validators)]).running() as sampler:
             net.configure_all("log_level", "debug")
             for key, value in config:
                 net.configure_all(key, value)
             net.start_all()
-            net.wait_for(range(VALIDATORS), 0, timeout=300)
-            timeout = 600 + 20 * (rounds + 1) * (epochs * epoch_seconds * VALIDATORS / 2 + 30)
+            net.wait_for(range(validators), 0, timeout=300)
+            timeout = 600 + 20 * (rounds + 1) * (epochs * epoch_seconds * validators / 2 + 30)
             first = wait_for_updates(net, 1, timeout)
-            pids = [net[i].pid for i in range(VALIDATORS)]
+            pids = [net[i].pid for i in range(validators)]
             cpu_start = [cpu_seconds(pid) for pid in pids]
-            urls = [net[i].metrics_url for i in range(VALIDATORS)]
+            urls = [net[i].metrics_url for i in range(validators)]
             received_start = [read_weights_bytes(url, "received") for url in urls]
             sent_start = [read_weights_bytes(url, "sent") for url in urls]
             heights = wait_for_updates(net, rounds + 1, timeout)
@@ -303,7 +326,7 @@ def measure(
             history = net[0].query.History(
                 pb.HistoryRequest(from_height=1, limit=heights[-1]), timeout=30
             )
-        logs = [read_log(net[i].log_path) for i in range(VALIDATORS)]
+        logs = [read_log(net[i].log_path) for i in range(validators)]
         disk = list(sampler.disk_mb)
     commits = logs[0][1]
     rows: list[dict[str, Any]] = []
@@ -351,16 +374,20 @@ def measure(
         cpu_within(work, TRAINING, commits[first[0]], commits[heights[-1]]) for work, _ in logs
     ]
     cpu_outside = [
-        (cpu_end[i] - cpu_start[i] - training_by_node[i]) / measured for i in range(VALIDATORS)
+        (cpu_end[i] - cpu_start[i] - training_by_node[i]) / measured for i in range(validators)
     ]
-    received = [(received_end[i] - received_start[i]) / measured for i in range(VALIDATORS)]
-    sent = [(sent_end[i] - sent_start[i]) / measured for i in range(VALIDATORS)]
+    received = [(received_end[i] - received_start[i]) / measured for i in range(validators)]
+    sent = [(sent_end[i] - sent_start[i]) / measured for i in range(validators)]
     updates = [e.height for e in history.entries if e.model_updated]
     plain = [e.height for e in history.entries if not e.model_updated and e.height > first[0]]
     summary = {
         "bench": "large_model",
         "config": dict(config),
-        "validators": VALIDATORS,
+        "validators": validators,
+        "codec": codec,
+        "network": None
+        if network is None
+        else {"one_way_delay_ms": network.delay_ms, "rate_mbit": network.rate_mbit},
         "model": model.description,
         "weights_mb": round(model.model_mb, 1),
         "shared_mb": round(model.shared_mb, 2),
@@ -381,13 +408,13 @@ def measure(
         "cpu_seconds_outside_training_per_round": [round(v, 2) for v in cpu_outside],
         "received_mb_per_round": [round(v / MB, 1) for v in received],
         "moved_mb_per_round": [round((r + s) / MB, 2) for r, s in zip(received, sent, strict=True)],
-        "moved_target_mb": round(3 * model.shared_mb * VALIDATORS, 2),
+        "moved_target_mb": round(3 * model.shared_mb * validators, 2),
     }
     if flower and not adapters:
         width = compute_width(size_mb, depth)
         params = {"width": width, "depth": depth, "local-epochs": epochs}
         flower_rounds = run_flower_rounds(
-            VALIDATORS, {**params, "partition": "dirichlet:0.5", "seed": 0}, rounds, timeout
+            validators, {**params, "partition": "dirichlet:0.5", "seed": 0}, rounds, timeout
         )
         summary["flower"] = summarise_rounds(flower_rounds)
         print_flower(summary)
@@ -404,7 +431,7 @@ def print_flower(summary: dict[str, Any]) -> None:
         received / flower["server_received_mb_per_round"], 2
     )
     print(
-        f"Flower (SuperLink + {VALIDATORS} SuperNodes, FedAvg): round "
+        f"Flower (SuperLink + {summary['validators']} SuperNodes, FedAvg): round "
         f"{flower['round_seconds_median']} s, training {flower['training_seconds_median']} s, "
         f"overhead {flower['overhead_seconds_median']} s, ratio {flower['ratio_max']}"
     )
@@ -437,9 +464,24 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="a config.toml setting for every validator (e.g. appraise=false, trainer=process)",
     )
+    parser.add_argument("--validators", type=int, default=VALIDATORS)
+    parser.add_argument("--codecs", default="float32", help="task.codec of each run, in turn")
+    parser.add_argument(
+        "--network",
+        metavar="DELAY_MS,RATE_MBIT",
+        help="each validator in a network namespace of its own, every link with this one-way "
+        "delay and rate (the chaos bed's network; needs root)",
+    )
     args = parser.parse_args()
     config = tuple(tuple(item.split("=", 1)) for item in args.config)
-    for size in args.sizes.split(","):
+    network = None
+    if args.network:
+        missing = find_missing()
+        if missing is not None:
+            sys.exit(f"large_model: {missing}")
+        delay, rate = (float(v) for v in args.network.split(","))
+        network = LinkShape(delay_ms=delay, rate_mbit=rate)
+    for size, codec in ((s, c) for s in args.sizes.split(",") for c in args.codecs.split(",")):
         summary = measure(
             float(size),
             args.depth,
@@ -450,6 +492,9 @@ def main() -> None:
             args.adapters,
             args.rank,
             config,
+            args.validators,
+            codec,
+            network,
         )
         print(json.dumps(summary), flush=True)
 
