@@ -353,7 +353,6 @@ def parse_trial_args(argv: list[str] | None = None) -> tuple[argparse.Namespace,
     parser.add_argument("--output", choices=["text", "json"], default="text")
     parser.add_argument("--plot", default="", help="draw the first seed's rounds to FILE.png")
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
     args.threshold = Threshold.parse(args.threshold)
     attacks = parse_byzantine(args.byzantine)
     if len(attacks) >= args.parties:
@@ -385,6 +384,7 @@ def parse_trial_args(argv: list[str] | None = None) -> tuple[argparse.Namespace,
 
 
 def main() -> None:
+    torch.set_num_threads(1)
     args, attacks = parse_trial_args()
     trials = [run_trial(args, seed, attacks) for seed in parse_seeds(args.seeds)]
     if args.plot:

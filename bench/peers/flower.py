@@ -154,7 +154,9 @@ def run_learnchain(args: argparse.Namespace) -> list[dict[str, Any]]:
     """learnchain's rows: bench/quality.py's trial for each scenario and seed."""
     sys.path.insert(0, str(HERE.parent))
     import quality  # bench/quality.py
+    import torch
 
+    torch.set_num_threads(1)  # as bench/quality.py runs its trials
     rows = []
     for scenario in args.scenarios.split(","):
         attacks = parse_scenario(scenario)

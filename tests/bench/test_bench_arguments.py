@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import torch
+
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
@@ -28,7 +30,11 @@ def test_the_flower_side_by_side_runs_learnchains_trials() -> None:
     args = argparse.Namespace(
         scenarios="none,ipm:1", seeds="0", rounds=2, parties=4, partition="dirichlet:0.5"
     )
-    rows = flower.run_learnchain(args)
+    threads = torch.get_num_threads()
+    try:
+        rows = flower.run_learnchain(args)
+    finally:
+        torch.set_num_threads(threads)  # the tests after this one run as they would alone
     assert [r["scenario"] for r in rows] == ["none", "ipm:1"]
     assert all(0.0 < r["final_accuracy"] <= 1.0 for r in rows)
 

@@ -65,7 +65,9 @@ def test_values_follow_the_order_given_and_need_no_contributions(
     base, honest = base_and_honest
     forward = appraise(judge, base, honest)
     backward = appraise(judge, base, list(reversed(honest)))
-    assert forward == pytest.approx(list(reversed(backward)))
+    # values are differences of float32 mean losses: another order of summing the updates
+    # moves them by a few float32 steps of the loss (~3e-7), whatever torch's thread count
+    assert forward == pytest.approx(list(reversed(backward)), abs=1e-6)
     assert appraise(judge, base, []) == []
 
 
