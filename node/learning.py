@@ -392,10 +392,7 @@ class LearningWorker:
         of the rule's, for a verified aggregate)."""
 
         def decide() -> VoteDecision:
-            if self.trainer is None:
-                return self.learner.vote(self.open(path), margin)
-            evaluation = self._evaluate(path)
-            return self.learner.decide(evaluation, self._evaluate_current(), margin)
+            return self.learner.decide(self._evaluate(path), self._evaluate_current(), margin)
 
         result: VoteDecision = await self._run(decide)
         return result

@@ -7,8 +7,8 @@ round and gone after it, as NVIDIA FLARE runs a site's training as a job. The jo
 run ``python -m learnchain.node.training_worker HOME --request JSON``; rank 0 writes the weights
 and a reply file beside them. A failed job costs that round's contribution and is counted, as a
 failed training process is (``node/training_process.py``). Evaluations and appraisals, a few
-forward passes each, go to a learner process of the node's (a job per verdict would start torch
-every time).
+forward passes each, go to the learner process this class otherwise is (a job per verdict would
+start torch every time).
 """
 
 from __future__ import annotations
@@ -17,18 +17,18 @@ import json
 import logging
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 from learnchain.consensus.types import Hash
-from learnchain.ml.training import Evaluation
 from learnchain.node.training_process import TrainingFailed, TrainingProcess, describe_exit
 
 log = logging.getLogger("learnchain.node")
 
 
-class TrainingJob:
-    """Trainings as torchrun jobs of ``processes`` processes each."""
+class TrainingJob(TrainingProcess):
+    """A learner process (evaluations and appraisals) whose trainings are torchrun jobs of
+    ``processes`` processes each."""
 
     def __init__(
         self,
@@ -37,11 +37,8 @@ class TrainingJob:
         memory_mb: int = 0,
         on_failure: Callable[[str], None] = lambda _reason: None,
     ) -> None:
-        self.home = home
+        super().__init__(home, memory_mb, on_failure)  # memory_mb caps each job process too
         self.processes = processes
-        self.memory_mb = memory_mb  # each process's cap (0: none)
-        self.on_failure = on_failure  # counts failures by reason (crash, error)
-        self.evaluator = TrainingProcess(home, memory_mb, on_failure)
 
     def train(self, weights: Path, seed: int, out: Path) -> Hash:
         """Train from the weights at ``weights`` with ``seed`` in one job that writes the result
@@ -71,22 +68,3 @@ class TrainingJob:
         log.warning("training failed in its torchrun job: %s", reason)
         self.on_failure("error" if "error" in reply else "crash")
         raise TrainingFailed(reason)
-
-    def evaluate(self, weights: Path, base: Path | None = None) -> Evaluation:
-        """The weights' per-sample results on the judging data, from the learner process."""
-        return self.evaluator.evaluate(weights, base)
-
-    def appraise(
-        self,
-        global_weights: Path,
-        weights: Sequence[Path],
-        aggregated: int,
-        scores: Sequence[float],
-        norms: Sequence[float],
-    ) -> list[float]:
-        """Contributions' values (§3.5), from the learner process."""
-        return self.evaluator.appraise(global_weights, weights, aggregated, scores, norms)
-
-    def close(self) -> None:
-        """Stop the learner process (nothing outlives a job)."""
-        self.evaluator.close()

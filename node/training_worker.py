@@ -66,8 +66,7 @@ def load_worker_learner(home: Path) -> Learner:
 def accept_request(learner: Learner, request: dict[str, object]) -> tuple[int, Path]:
     """Make the request's weights (checked against the model's layout) the learner's global
     model; the request's seed and where its trained weights go."""
-    limit = learner.task.config.max_weights_bytes
-    learner.accept(WeightsFile(Path(str(request["weights"])), learner.layout, limit))
+    learner.accept(open_weights(learner, request["weights"]))
     seed = request["seed"]
     assert isinstance(seed, int)
     return seed, Path(str(request["out"]))
