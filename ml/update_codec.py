@@ -6,8 +6,8 @@ encoded by the genesis's codec (``task.codec``, docs/protocol.md §3.8).
 - ``int8``: the update rounded to int8, with one float32 scale per block of ``INT8_BLOCK``
   values (about 1 byte a value: 3.99 x fewer than float32).
 - ``topk:FRACTION``: the ``ceil(FRACTION x n)`` largest values of each tensor's update (by
-  magnitude), as int32 positions and int8 values with one float32 scale (5 bytes a kept value:
-  80 x fewer at 1 %).
+  magnitude), as positions (int16 in tensors of at most 2**15 values, else int32) and int8
+  values with one float32 scale (3 or 5 bytes a kept value: 80 x fewer at 1 %).
 
 An encoded update is a weights file of its own layout (``compute_encoded_layout``), hashed like
 any weights, so its hash covers exactly the bytes sent. Everyone decodes it the same way, on the
@@ -173,9 +173,15 @@ class Int8Codec(UpdateCodec):
         return encoded.read_flat(name, start, stop).to(torch.float32) * per_value
 
 
+def compute_position_dtype(numel: int) -> torch.dtype:
+    """The narrowest integer type that holds every position in a tensor of ``numel`` values
+    (on a small model, positions are most of what top-k sends)."""
+    return torch.int16 if numel <= 2**15 else torch.int32
+
+
 class TopKCodec(UpdateCodec):
-    """The largest ``fraction`` of each tensor's update by magnitude: int32 positions (sorted)
-    and int8 values with one float32 scale."""
+    """The largest ``fraction`` of each tensor's update by magnitude: positions (sorted; int16
+    in tensors small enough for them, else int32) and int8 values with one float32 scale."""
 
     def __init__(self, fraction: float) -> None:
         super().__init__(f"topk:{fraction:g}")
@@ -190,7 +196,7 @@ class TopKCodec(UpdateCodec):
         for name, spec in layout.specs.items():
             kept = self.compute_kept(spec.numel)
             specs[name] = TensorSpec(torch.int8, (kept,))
-            specs[name + INDEX] = TensorSpec(torch.int32, (kept,))
+            specs[name + INDEX] = TensorSpec(compute_position_dtype(spec.numel), (kept,))
             specs[name + SCALE] = TensorSpec(torch.float32, (1,))
         return WeightsLayout(specs)
 
@@ -203,7 +209,7 @@ class TopKCodec(UpdateCodec):
         scales = compute_int8_scales(values, max(kept, 1))
         return {
             name: quantize(values, scales, max(kept, 1)),
-            name + INDEX: positions.to(torch.int32),
+            name + INDEX: positions.to(compute_position_dtype(update.numel())),
             name + SCALE: scales,
         }
 

@@ -111,6 +111,20 @@ def test_encoded_contributions_are_that_many_times_smaller_than_float32(
     assert layout.file_size / encoded.file_size >= at_least
 
 
+@pytest.mark.parametrize(("numel", "dtype"), [(2**15, torch.int16), (2**15 + 1, torch.int32)])
+def test_top_k_positions_are_as_narrow_as_the_tensor_allows_and_reach_its_end(
+    tmp_path: Path, numel: int, dtype: torch.dtype
+) -> None:
+    codec = parse_codec("topk:0.01")
+    base = {"w": torch.zeros(numel)}
+    trained = {"w": torch.zeros(numel)}
+    trained["w"][-1] = 5.0  # the largest change sits at the last position
+    layout = WeightsLayout.of_state(base)
+    assert codec.compute_encoded_layout(layout).specs["w" + ".index"].dtype == dtype
+    write_update(codec, trained, base, tmp_path / "c.safetensors")
+    assert read_decoded(codec, tmp_path / "c.safetensors", base)["w"][-1] == 5.0
+
+
 @given(
     name=st.sampled_from(CODECS[1:]),  # float32: the weights file itself
     seed=st.integers(0, 1000),
