@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -65,9 +66,10 @@ class UpdateCodec(ABC):
 
     @abstractmethod
     def decode_slice(
-        self, encoded: TensorSource, name: str, spec: TensorSpec, start: int, stop: int
+        self, encoded: TensorSource, layout: WeightsLayout, name: str, start: int, stop: int
     ) -> torch.Tensor:
-        """Elements [start, stop) of tensor ``name``'s decoded update, float32."""
+        """Elements [start, stop) of tensor ``name``'s decoded update (an update of weights in
+        ``layout``), float32."""
 
     def check(self, encoded: TensorSource, layout: WeightsLayout) -> None:
         """WeightsError when an encoded update (in this codec's layout of ``layout``) does not
@@ -75,9 +77,17 @@ class UpdateCodec(ABC):
         encoding decodes."""
         return None
 
-    def decode_tensor(self, encoded: TensorSource, name: str, spec: TensorSpec) -> torch.Tensor:
-        """Tensor ``name``'s whole decoded update, float32, flat."""
-        return self.decode_slice(encoded, name, spec, 0, spec.numel)
+    def decode_entries(self, entries: StateDict, name: str, spec: TensorSpec) -> torch.Tensor:
+        """Tensor ``name``'s whole decoded update, float32, flat, from what ``encode_tensor``
+        made of it."""
+        return self.decode_slice(
+            StateSource(entries), WeightsLayout({name: spec}), name, 0, spec.numel
+        )
+
+    def pack(self, entries: StateDict, layout: WeightsLayout) -> StateDict:
+        """Every tensor's entries (from ``encode_tensor``) as the encoded layout holds them:
+        as they are, for a codec with entries of its own per tensor."""
+        return entries
 
 
 class Float32Codec(UpdateCodec):
@@ -97,7 +107,7 @@ class Float32Codec(UpdateCodec):
         return {name: update}
 
     def decode_slice(
-        self, encoded: TensorSource, name: str, spec: TensorSpec, start: int, stop: int
+        self, encoded: TensorSource, layout: WeightsLayout, name: str, start: int, stop: int
     ) -> torch.Tensor:
         return encoded.read_flat(name, start, stop).to(torch.float32)
 
@@ -117,7 +127,7 @@ class BFloat16Codec(UpdateCodec):
         return {name: update.to(torch.bfloat16)}
 
     def decode_slice(
-        self, encoded: TensorSource, name: str, spec: TensorSpec, start: int, stop: int
+        self, encoded: TensorSource, layout: WeightsLayout, name: str, start: int, stop: int
     ) -> torch.Tensor:
         return encoded.read_flat(name, start, stop).to(torch.float32)
 
@@ -162,7 +172,7 @@ class Int8Codec(UpdateCodec):
         return {name: quantize(update, scales, self.block), name + SCALE: scales}
 
     def decode_slice(
-        self, encoded: TensorSource, name: str, spec: TensorSpec, start: int, stop: int
+        self, encoded: TensorSource, layout: WeightsLayout, name: str, start: int, stop: int
     ) -> torch.Tensor:
         if start >= stop:
             return torch.zeros(0, dtype=torch.float32)
@@ -173,10 +183,39 @@ class Int8Codec(UpdateCodec):
         return encoded.read_flat(name, start, stop).to(torch.float32) * per_value
 
 
+# topk's encoded layout: every tensor's kept values, positions and scale, packed into four
+# tensors (in the order of the tensors' names), so that a small model's header stays small
+VALUES = "topk.values"  # int8, every tensor's kept values
+POSITIONS_16 = "topk.positions16"  # int16, the positions in tensors of at most 2**15 values
+POSITIONS_32 = "topk.positions32"  # int32, the positions in larger tensors
+SCALES = "topk.scales"  # float32, one per tensor
+
+
 def compute_position_dtype(numel: int) -> torch.dtype:
     """The narrowest integer type that holds every position in a tensor of ``numel`` values
     (on a small model, positions are most of what top-k sends)."""
     return torch.int16 if numel <= 2**15 else torch.int32
+
+
+@dataclass(frozen=True, slots=True)
+class KeptRange:
+    """Where one tensor's kept values lie in topk's packed tensors."""
+
+    kept: int
+    values: int  # the first value's place in VALUES
+    positions: str  # POSITIONS_16 or POSITIONS_32
+    first_position: int  # the first position's place in ``positions``
+    scale: int  # the scale's place in SCALES
+
+
+def scatter_kept(
+    positions: torch.Tensor, values: torch.Tensor, scale: torch.Tensor, start: int, stop: int
+) -> torch.Tensor:
+    """Elements [start, stop) of a tensor whose only non-zero values are ``values`` (int8, times
+    ``scale``) at the sorted ``positions``; float32."""
+    dense = torch.zeros(stop - start, dtype=torch.float32)
+    dense[positions - start] = values.to(torch.float32) * scale
+    return dense
 
 
 class TopKCodec(UpdateCodec):
@@ -191,14 +230,36 @@ class TopKCodec(UpdateCodec):
         """How many of a tensor's ``numel`` values are kept."""
         return min(numel, max(1, math.ceil(self.fraction * numel)))
 
+    def compute_packing(self, layout: WeightsLayout) -> dict[str, KeptRange]:
+        """Where each tensor's kept values, positions and scale lie in the packed tensors."""
+        packing: dict[str, KeptRange] = {}
+        counts = {VALUES: 0, POSITIONS_16: 0, POSITIONS_32: 0}
+        for index, name in enumerate(sorted(layout.specs)):
+            numel = layout.specs[name].numel
+            kept = self.compute_kept(numel)
+            group = POSITIONS_16 if compute_position_dtype(numel) == torch.int16 else POSITIONS_32
+            packing[name] = KeptRange(kept, counts[VALUES], group, counts[group], index)
+            counts[VALUES] += kept
+            counts[group] += kept
+        return packing
+
     def compute_encoded_layout(self, layout: WeightsLayout) -> WeightsLayout:
-        specs = {}
-        for name, spec in layout.specs.items():
-            kept = self.compute_kept(spec.numel)
-            specs[name] = TensorSpec(torch.int8, (kept,))
-            specs[name + INDEX] = TensorSpec(compute_position_dtype(spec.numel), (kept,))
-            specs[name + SCALE] = TensorSpec(torch.float32, (1,))
-        return WeightsLayout(specs)
+        packing = self.compute_packing(layout).values()
+        sizes = {
+            VALUES: (torch.int8, sum(r.kept for r in packing)),
+            POSITIONS_16: (
+                torch.int16,
+                sum(r.kept for r in packing if r.positions == POSITIONS_16),
+            ),
+            POSITIONS_32: (
+                torch.int32,
+                sum(r.kept for r in packing if r.positions == POSITIONS_32),
+            ),
+            SCALES: (torch.float32, len(packing)),
+        }
+        return WeightsLayout(
+            {name: TensorSpec(dtype, (size,)) for name, (dtype, size) in sizes.items() if size}
+        )
 
     def encode_tensor(self, name: str, update: torch.Tensor) -> StateDict:
         kept = self.compute_kept(update.numel())
@@ -213,30 +274,59 @@ class TopKCodec(UpdateCodec):
             name + SCALE: scales,
         }
 
+    def decode_entries(self, entries: StateDict, name: str, spec: TensorSpec) -> torch.Tensor:
+        return scatter_kept(
+            entries[name + INDEX].to(torch.int64),
+            entries[name],
+            entries[name + SCALE],
+            0,
+            spec.numel,
+        )
+
+    def pack(self, entries: StateDict, layout: WeightsLayout) -> StateDict:
+        names = sorted(layout.specs)
+        by_group: dict[str, list[torch.Tensor]] = {POSITIONS_16: [], POSITIONS_32: []}
+        for name in names:
+            positions = entries[name + INDEX]
+            by_group[POSITIONS_16 if positions.dtype == torch.int16 else POSITIONS_32].append(
+                positions
+            )
+        packed = {
+            VALUES: torch.cat([entries[name] for name in names]),
+            SCALES: torch.cat([entries[name + SCALE] for name in names]),
+        }
+        packed |= {group: torch.cat(tensors) for group, tensors in by_group.items() if tensors}
+        encoded_layout = self.compute_encoded_layout(layout)
+        return {name: packed[name] for name in encoded_layout.specs}
+
+    def _read_positions(self, encoded: TensorSource, kept: KeptRange) -> torch.Tensor:
+        """One tensor's kept positions, int64."""
+        where = (kept.first_position, kept.first_position + kept.kept)
+        return encoded.read_flat(kept.positions, *where).to(torch.int64)
+
     def check(self, encoded: TensorSource, layout: WeightsLayout) -> None:
-        for name, spec in layout.specs.items():
-            positions = encoded.read_flat(name + INDEX, 0, self.compute_kept(spec.numel))
+        for name, kept in self.compute_packing(layout).items():
+            numel = layout.specs[name].numel
+            positions = self._read_positions(encoded, kept)
             if positions.numel() and (
                 int(positions[0]) < 0
-                or int(positions[-1]) >= spec.numel
+                or int(positions[-1]) >= numel
                 or not bool((positions[1:] > positions[:-1]).all())
             ):
                 raise WeightsError(
-                    f"{name}: the update's positions are not increasing within [0, {spec.numel})"
+                    f"{name}: the update's positions are not increasing within [0, {numel})"
                 )
 
     def decode_slice(
-        self, encoded: TensorSource, name: str, spec: TensorSpec, start: int, stop: int
+        self, encoded: TensorSource, layout: WeightsLayout, name: str, start: int, stop: int
     ) -> torch.Tensor:
-        kept = self.compute_kept(spec.numel)
-        positions = encoded.read_flat(name + INDEX, 0, kept).to(torch.int64)
+        kept = self.compute_packing(layout)[name]
+        positions = self._read_positions(encoded, kept)
         low = int(torch.searchsorted(positions, start))
         high = int(torch.searchsorted(positions, stop))
-        scale = encoded.read_flat(name + SCALE, 0, 1).to(torch.float32)
-        values = encoded.read_flat(name, low, high).to(torch.float32) * scale
-        dense = torch.zeros(stop - start, dtype=torch.float32)
-        dense[positions[low:high] - start] = values
-        return dense
+        scale = encoded.read_flat(SCALES, kept.scale, kept.scale + 1).to(torch.float32)
+        values = encoded.read_flat(VALUES, kept.values + low, kept.values + high)
+        return scatter_kept(positions[low:high], values, scale, start, stop)
 
 
 CODECS: dict[str, UpdateCodec] = {
@@ -266,7 +356,7 @@ class DecodedContribution:
     def read_flat(self, name: str, start: int, stop: int) -> torch.Tensor:
         spec = self.layout.specs[name]
         base = self.base.read_flat(name, start, stop)
-        update = self.codec.decode_slice(self.encoded, name, spec, start, stop)
+        update = self.codec.decode_slice(self.encoded, self.layout, name, start, stop)
         return (base.to(torch.float32) + update).to(spec.dtype)
 
 
@@ -290,9 +380,8 @@ class ErrorFeedback:
                 update = update + residue
             entries = self.codec.encode_tensor(name, update)
             encoded.update(entries)
-            sent = self.codec.decode_tensor(StateSource(entries), name, spec)
-            self.residue[name] = update - sent
-        return encoded
+            self.residue[name] = update - self.codec.decode_entries(entries, name, spec)
+        return self.codec.pack(encoded, layout)
 
 
 def open_contribution(

@@ -111,18 +111,37 @@ def test_encoded_contributions_are_that_many_times_smaller_than_float32(
     assert layout.file_size / encoded.file_size >= at_least
 
 
-@pytest.mark.parametrize(("numel", "dtype"), [(2**15, torch.int16), (2**15 + 1, torch.int32)])
-def test_top_k_positions_are_as_narrow_as_the_tensor_allows_and_reach_its_end(
-    tmp_path: Path, numel: int, dtype: torch.dtype
+def test_top_k_packs_positions_as_narrow_as_each_tensor_allows_and_reaches_their_ends(
+    tmp_path: Path,
 ) -> None:
     codec = parse_codec("topk:0.01")
-    base = {"w": torch.zeros(numel)}
-    trained = {"w": torch.zeros(numel)}
-    trained["w"][-1] = 5.0  # the largest change sits at the last position
+    base = {"small": torch.zeros(2**15), "large": torch.zeros(2**15 + 1), "bias": torch.zeros(5)}
+    trained = {name: tensor.clone() for name, tensor in base.items()}
+    for tensor in trained.values():
+        tensor[-1] = 5.0  # the largest change sits at the last position
     layout = WeightsLayout.of_state(base)
-    assert codec.compute_encoded_layout(layout).specs["w" + ".index"].dtype == dtype
+    specs = codec.compute_encoded_layout(layout).specs
+    assert specs["topk.positions16"].dtype == torch.int16
+    assert specs["topk.positions16"].shape == (328 + 1,)  # "small" and "bias"
+    assert specs["topk.positions32"].dtype == torch.int32
+    assert specs["topk.positions32"].shape == (328,)
     write_update(codec, trained, base, tmp_path / "c.safetensors")
-    assert read_decoded(codec, tmp_path / "c.safetensors", base)["w"][-1] == 5.0
+    decoded = read_decoded(codec, tmp_path / "c.safetensors", base)
+    for name, tensor in decoded.items():
+        assert torch.equal(tensor, trained[name]), name
+
+
+def test_a_small_models_top_k_update_is_mostly_its_values() -> None:
+    """Packed into four tensors, the header of a 58 KB model's update stays small."""
+    layout = WeightsLayout.of_state(
+        {
+            "hidden.weight": torch.zeros(128, 64),
+            "hidden.bias": torch.zeros(128),
+            "output.weight": torch.zeros(10, 128),
+            "output.bias": torch.zeros(10),
+        }
+    )
+    assert layout.file_size / parse_codec("topk:0.01").compute_encoded_layout(layout).file_size > 50
 
 
 @given(
@@ -215,6 +234,7 @@ def test_top_k_positions_out_of_order_or_range_do_not_decode(tmp_path: Path) -> 
     layout = WeightsLayout.of_state(base)
     entries = ErrorFeedback(codec).encode(StateSource(make_state(1)), StateSource(base), layout)
     codec.check(StateSource(entries), layout)  # as encoded: fine
-    for broken in (entries["a.weight.index"].flip(0), entries["a.weight.index"] + 21000):
+    positions = entries["topk.positions16"]
+    for broken in (positions.flip(0), positions + 21000):
         with pytest.raises(WeightsError, match="positions are not increasing"):
-            codec.check(StateSource({**entries, "a.weight.index": broken}), layout)
+            codec.check(StateSource({**entries, "topk.positions16": broken}), layout)
