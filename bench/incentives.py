@@ -173,6 +173,7 @@ def run(args: argparse.Namespace, seed: int) -> dict[str, Any]:
                 config.screen_margin,
                 momentum=config.server_momentum,
                 previous_global=previous_global,
+                learning_rate=config.server_learning_rate,
             )
             used = [c for c in contributions if c.contributor in used_ids]
             screened = [c for c in contributions if c.contributor not in used_ids]

@@ -242,6 +242,7 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
                 momentum=config.server_momentum,
                 previous_global=previous_global,
                 population=args.parties,
+                learning_rate=config.server_learning_rate,
             )
             used_stake = sum(stakes[int(i)] for i in used)
             if is_quorum(used_stake, total, args.threshold):
@@ -347,6 +348,9 @@ def parse_trial_args(argv: list[str] | None = None) -> tuple[argparse.Namespace,
     parser.add_argument("--local-only-epochs", type=int, default=LOCAL_ONLY_EPOCHS)
     parser.add_argument("--hidden", type=int, default=None)
     parser.add_argument("--server-momentum", type=float, default=None)
+    parser.add_argument(
+        "--server-learning-rate", type=float, default=None, help="the outer learning rate"
+    )
     parser.add_argument("--codec", default=None, help="how contributions travel (task.codec)")
     parser.add_argument("--dp-epsilon", type=float, default=0.0, help="target epsilon; 0: no DP")
     parser.add_argument("--dp-delta", type=float, default=1e-5)
@@ -372,6 +376,7 @@ def parse_trial_args(argv: list[str] | None = None) -> tuple[argparse.Namespace,
         "learning_rate": args.learning_rate,
         "hidden": args.hidden,
         "server_momentum": args.server_momentum,
+        "server_learning_rate": args.server_learning_rate,
         "codec": args.codec,
     }
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})

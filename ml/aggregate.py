@@ -238,16 +238,29 @@ def iter_aggregate(
     momentum: float = 0.0,
     previous: TensorSource | None = None,
     norms: torch.Tensor | None = None,
+    learning_rate: float = 1.0,
 ) -> Iterator[torch.Tensor]:
     """The aggregate, one float64 slice at a time in ``layout.iter_slices()`` order: the base
-    plus the rule's combined step, plus ``momentum`` times the last global step (FedAvgM) when
-    ``previous`` (the global model before ``base``) is given."""
+    plus the server's step on the rule's combined step (``compute_server_step``), with momentum
+    when ``previous`` (the global model before ``base``) is given."""
     combined = iter_combined(base, listed, strategy, layout, norms)
     for name, start, stop, base_slice, step in combined:
+        last = None
         if momentum > 0 and previous is not None:
             last = base_slice - previous.read_flat(name, start, stop).to(torch.float64)
-            step = step + momentum * last
-        yield base_slice + step
+        yield base_slice + compute_server_step(step, last, momentum, learning_rate)
+
+
+def compute_server_step(
+    step: torch.Tensor, last: torch.Tensor | None, momentum: float, learning_rate: float
+) -> torch.Tensor:
+    """The outer optimizer's step on the rule's combined step (the pseudo-gradient): SGD with
+    heavy-ball momentum, FedAvgM (Hsu et al. 2019; DiLoCo's outer SGD with momentum) with the
+    last global step ``last`` (on the chain) as its velocity: ``learning_rate`` times ``step``
+    plus ``momentum`` times ``last`` (none without it)."""
+    if learning_rate != 1.0:
+        step = learning_rate * step
+    return step if last is None else step + momentum * last
 
 
 def select_usable(
@@ -281,6 +294,7 @@ def is_rule_aggregate_of(
     previous: TensorSource | None = None,
     population: int = 0,
     norms: torch.Tensor | None = None,
+    learning_rate: float = 1.0,
 ) -> bool:
     """True when ``proposed`` is the rule's aggregate of every ``listed`` contribution, with
     the server momentum or without it (a proposer that just restarted, or an attempt after one
@@ -305,11 +319,11 @@ def is_rule_aggregate_of(
         got = proposed.read_flat(name, start, stop)
         dtype = layout.specs[name].dtype
         for use_momentum in list(candidates):
-            expected = base_slice + step
+            last = None
             if use_momentum:
                 assert previous is not None
                 last = base_slice - previous.read_flat(name, start, stop).to(torch.float64)
-                expected = expected + momentum * last
+            expected = base_slice + compute_server_step(step, last, momentum, learning_rate)
             if not is_close_slice(got, expected.to(dtype)):
                 candidates.discard(use_momentum)
         if not candidates:
@@ -335,6 +349,7 @@ def is_rule_aggregate(
     momentum: float = 0.0,
     previous_global: StateDict | None = None,
     population: int = 0,
+    learning_rate: float = 1.0,
 ) -> bool:
     """``is_rule_aggregate_of`` for state dicts in memory (non-finite contributions make it
     False, as the rule would drop them)."""
@@ -352,6 +367,7 @@ def is_rule_aggregate(
         momentum,
         None if previous_global is None else StateSource(previous_global),
         population,
+        learning_rate=learning_rate,
     )
 
 
@@ -364,11 +380,13 @@ def aggregate_contributions(
     momentum: float = 0.0,
     previous_global: StateDict | None = None,
     population: int = 0,
+    learning_rate: float = 1.0,
 ) -> tuple[StateDict, list[str]]:
     """The aggregate weights and the ids of the contributions it used.
 
     With ``momentum`` > 0 (FedAvgM), the last global step, ``global - previous_global`` (both
-    on the chain), is added times ``momentum``. ``population``: the validator count, for the
+    on the chain), is added times ``momentum``; the rule's combined step is taken times
+    ``learning_rate`` (the outer learning rate). ``population``: the validator count, for the
     rule (``AggregationRule.population``).
     """
     strategy = get_aggregation_rule(rule) if isinstance(rule, str) else rule
@@ -384,5 +402,6 @@ def aggregate_contributions(
         layout,
         momentum,
         None if previous_global is None else StateSource(previous_global),
+        learning_rate=learning_rate,
     )
     return collect_state(layout, values), [c.contributor for c in usable]

@@ -119,6 +119,9 @@ class TaskConfig:
     # is reported harmful (§3.5); validators holding more than the threshold must agree
     harm_margin: float = 0.25
     server_momentum: float = 0.7  # aggregate mode: FedAvgM on the last global step
+    # aggregate mode: the outer learning rate, times the rule's combined step (the pseudo-
+    # gradient) before the momentum is added; 1: the step itself
+    server_learning_rate: float = 1.0
     # how contributions travel (ml/update_codec.py): float32 (the trained weights), or their
     # update as bfloat16, int8 or topk:FRACTION
     codec: str = "float32"
@@ -168,6 +171,7 @@ class TaskConfig:
             "dp_max_grad_norm": self.dp_max_grad_norm,
             "dp_delta": self.dp_delta,
             "max_weights_bytes": self.max_weights_bytes,
+            "server_learning_rate": self.server_learning_rate,
         }
         for name, value in positive.items():
             if not value > 0:
@@ -217,14 +221,16 @@ class TaskConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form for the genesis (without ``feature_names`` or ``base_hash`` when there
-        are none, nor the ``float32`` codec, so a genesis written before they existed keeps its
-        hash)."""
+        are none, nor the ``float32`` codec or a server learning rate of 1, so a genesis written
+        before they existed keeps its hash)."""
         data = dataclasses.asdict(self)
         for optional in ("feature_names", "base_hash"):
             if not data[optional]:
                 del data[optional]
         if data["codec"] == "float32":
             del data["codec"]
+        if data["server_learning_rate"] == 1.0:
+            del data["server_learning_rate"]
         return data
 
     @staticmethod

@@ -517,6 +517,7 @@ class LearningWorker:
                     config.server_momentum,
                     self._previous_global,
                     self._get_norms([paths[c.contributor] for c in usable]),
+                    config.server_learning_rate,
                 )
             )
             return weights, [c.contributor for c in usable]
@@ -548,6 +549,7 @@ class LearningWorker:
                     self._previous_global,
                     population,
                     self._get_norms([p for _, p, _ in contributions]),
+                    config.server_learning_rate,
                 )
             except MLError:
                 return False

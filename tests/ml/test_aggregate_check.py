@@ -43,6 +43,16 @@ def test_the_rules_aggregate_of_the_listed_contributions_is_verified(round_of_fo
     assert is_rule_aggregate(proposed, base, list(reversed(listed)), rule, 0.7, previous)
 
 
+def test_an_aggregate_is_verified_with_the_chains_outer_learning_rate_only(round_of_four) -> None:  # type: ignore[no-untyped-def]
+    base, previous, listed = round_of_four
+    rule = Aggregation.CLIPPED_MEAN
+    proposed, _ = aggregate_contributions(
+        base, listed, momentum=0.7, previous_global=previous, learning_rate=0.7
+    )
+    assert is_rule_aggregate(proposed, base, listed, rule, 0.7, previous, learning_rate=0.7)
+    assert not is_rule_aggregate(proposed, base, listed, rule, 0.7, previous)
+
+
 def test_an_aggregate_without_server_momentum_is_verified_too(round_of_four) -> None:  # type: ignore[no-untyped-def]
     """A proposer that restarted, or an attempt after one voted down, has no last step."""
     base, previous, listed = round_of_four

@@ -203,6 +203,20 @@ def test_server_momentum_adds_the_last_global_step(contributions) -> None:  # ty
         assert torch.allclose(with_momentum[name], plain[name] + 0.005, atol=1e-6)
 
 
+def test_the_outer_learning_rate_scales_the_combined_step_before_the_momentum(
+    contributions,
+) -> None:  # type: ignore[no-untyped-def]
+    base, honest = contributions
+    previous = {k: v - 0.01 for k, v in base.items()}
+    plain, _ = aggregate_contributions(base, honest)
+    outer, _ = aggregate_contributions(
+        base, honest, momentum=0.5, previous_global=previous, learning_rate=0.7
+    )
+    for name in base:
+        step = plain[name] - base[name]
+        assert torch.allclose(outer[name], base[name] + 0.7 * step + 0.005, atol=1e-6)
+
+
 def test_with_nothing_usable_the_global_model_stays(contributions) -> None:  # type: ignore[no-untyped-def]
     base, _ = contributions
     state, used = aggregate_contributions(base, [])
@@ -277,6 +291,7 @@ def test_adding_a_task_is_one_registered_class() -> None:
         ({"batch_size": 0}, "task.batch_size must be positive"),
         ({"margin": -0.1}, "task.margin must not be negative"),
         ({"server_momentum": 1.0}, "task.server_momentum must be below 1"),
+        ({"server_learning_rate": 0}, "task.server_learning_rate must be positive"),
     ],
 )
 def test_a_bad_task_in_the_genesis_is_a_clear_error(data: dict[str, object], message: str) -> None:
@@ -287,6 +302,12 @@ def test_a_bad_task_in_the_genesis_is_a_clear_error(data: dict[str, object], mes
 def test_a_task_config_round_trips_through_json_form() -> None:
     config = TaskConfig(name="digits-cnn", seed=7, margin=0.01)
     assert TaskConfig.from_dict(config.to_dict()) == config
+    outer = TaskConfig(server_learning_rate=0.7)
+    assert TaskConfig.from_dict(outer.to_dict()) == outer
+
+
+def test_a_genesis_from_before_the_outer_learning_rate_keeps_its_hash() -> None:
+    assert "server_learning_rate" not in TaskConfig().to_dict()
 
 
 class FirstOnly(AggregationRule):

@@ -232,7 +232,7 @@ def test_an_announced_contribution_is_fetched_at_once_in_parts_from_its_maker_an
         async def get(*args: Any) -> None:
             asked.append(args)
 
-        app.weights.get = get  # type: ignore[method-assign]
+        app.weights.get = get  # type: ignore[method-assign,assignment]
         state = consensus.state
         unsigned = Contribution(
             state.chain_id, state.height, keys[2].address, Hash(b"\x07" * 32), 10, Signature(b"")
