@@ -203,9 +203,7 @@ def test_server_momentum_adds_the_last_global_step(contributions) -> None:  # ty
         assert torch.allclose(with_momentum[name], plain[name] + 0.005, atol=1e-6)
 
 
-def test_the_outer_learning_rate_scales_the_combined_step_before_the_momentum(
-    contributions,
-) -> None:  # type: ignore[no-untyped-def]
+def test_an_outer_learning_rate_scales_the_combined_step(contributions) -> None:  # type: ignore[no-untyped-def]
     base, honest = contributions
     previous = {k: v - 0.01 for k, v in base.items()}
     plain, _ = aggregate_contributions(base, honest)
