@@ -479,12 +479,18 @@ class LearningWorker:
     def _get_norms(self, paths: Sequence[Path]) -> torch.Tensor:
         return torch.tensor([self._get_norm(path) for path in paths], dtype=torch.float64)
 
+    @property
+    def has_momentum(self) -> bool:
+        """True when this node's aggregates add the server momentum (it knows the last step)."""
+        return self._previous_global is not None and self.learner.task.config.server_momentum > 0
+
     async def aggregate(
-        self, contributions: list[tuple[str, Path, int]], population: int = 0
+        self, contributions: list[tuple[str, Path, int]], population: int = 0, momentum: bool = True
     ) -> tuple[EncodedWeights, list[str]]:
         """Robustly combine (contributor, weights file, samples) into one proposal, among
-        ``population`` validators, slice by slice into the store. A poisoner (testing) screens
-        nothing out: it chose its list (``compute_attack_listing``)."""
+        ``population`` validators, slice by slice into the store; without the server momentum
+        when not ``momentum``. A poisoner (testing) screens nothing out: it chose its list
+        (``compute_attack_listing``)."""
         config = self.learner.task.config
 
         def combine() -> tuple[EncodedWeights, list[str]]:
@@ -514,7 +520,7 @@ class LearningWorker:
                     usable,
                     strategy,
                     self.layout,
-                    config.server_momentum,
+                    config.server_momentum if momentum else 0.0,
                     self._previous_global,
                     self._get_norms([paths[c.contributor] for c in usable]),
                     config.server_learning_rate,

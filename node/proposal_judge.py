@@ -169,8 +169,12 @@ class ProposalJudge:
         inputs = await fetch_contribution_weights(self.weights, state, block.contributions)
         if block.screened or len(inputs) != len(block.contributions):
             return None
+        population = len(state.validators.validators)
         try:
-            weights, used = await self.learning.aggregate(inputs, len(state.validators.validators))
+            weights, used = await self.learning.aggregate(inputs, population)
+            if weights.weights_hash != block.header.model_hash and self.learning.has_momentum:
+                # a proposer that restarted, or an attempt after one voted down, has none (§3.7)
+                weights, used = await self.learning.aggregate(inputs, population, momentum=False)
         except MLError:
             return None
         if weights.weights_hash != block.header.model_hash or len(used) != len(inputs):

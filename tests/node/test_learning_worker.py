@@ -78,8 +78,12 @@ def test_after_a_voted_down_attempt_the_next_aggregate_has_no_momentum(tmp_path:
             contribution = await worker.propose()
             inputs = [("a", contribution.path, 100)]
             with_momentum, _ = await worker.aggregate(inputs)
+            assert worker.has_momentum
+            asked_without, _ = await worker.aggregate(inputs, momentum=False)
             worker.forget_momentum()
+            assert not worker.has_momentum
             plain, _ = await worker.aggregate(inputs)
+            assert asked_without.weights_hash == plain.weights_hash  # as a restarted proposer
             expected, _ = aggregate_contributions(
                 worker.learner.current(),
                 [
