@@ -189,6 +189,12 @@ VALUES = "topk.values"  # int8, every tensor's kept values
 POSITIONS_16 = "topk.positions16"  # int16, the positions in tensors of at most 2**15 values
 POSITIONS_32 = "topk.positions32"  # int32, the positions in larger tensors
 SCALES = "topk.scales"  # float32, one per tensor
+PACKED_DTYPES = {
+    VALUES: torch.int8,
+    POSITIONS_16: torch.int16,
+    POSITIONS_32: torch.int32,
+    SCALES: torch.float32,
+}
 
 
 def compute_position_dtype(numel: int) -> torch.dtype:
@@ -246,19 +252,13 @@ class TopKCodec(UpdateCodec):
     def compute_encoded_layout(self, layout: WeightsLayout) -> WeightsLayout:
         packing = self.compute_packing(layout).values()
         sizes = {
-            VALUES: (torch.int8, sum(r.kept for r in packing)),
-            POSITIONS_16: (
-                torch.int16,
-                sum(r.kept for r in packing if r.positions == POSITIONS_16),
-            ),
-            POSITIONS_32: (
-                torch.int32,
-                sum(r.kept for r in packing if r.positions == POSITIONS_32),
-            ),
-            SCALES: (torch.float32, len(packing)),
+            VALUES: sum(r.kept for r in packing),
+            POSITIONS_16: sum(r.kept for r in packing if r.positions == POSITIONS_16),
+            POSITIONS_32: sum(r.kept for r in packing if r.positions == POSITIONS_32),
+            SCALES: len(packing),
         }
         return WeightsLayout(
-            {name: TensorSpec(dtype, (size,)) for name, (dtype, size) in sizes.items() if size}
+            {name: TensorSpec(PACKED_DTYPES[name], (size,)) for name, size in sizes.items() if size}
         )
 
     def encode_tensor(self, name: str, update: torch.Tensor) -> StateDict:
@@ -284,20 +284,20 @@ class TopKCodec(UpdateCodec):
         )
 
     def pack(self, entries: StateDict, layout: WeightsLayout) -> StateDict:
+        packing = self.compute_packing(layout)
         names = sorted(layout.specs)
-        by_group: dict[str, list[torch.Tensor]] = {POSITIONS_16: [], POSITIONS_32: []}
-        for name in names:
-            positions = entries[name + INDEX]
-            by_group[POSITIONS_16 if positions.dtype == torch.int16 else POSITIONS_32].append(
-                positions
-            )
         packed = {
-            VALUES: torch.cat([entries[name] for name in names]),
-            SCALES: torch.cat([entries[name + SCALE] for name in names]),
+            VALUES: [entries[name] for name in names],
+            POSITIONS_16: [
+                entries[n + INDEX] for n in names if packing[n].positions == POSITIONS_16
+            ],
+            POSITIONS_32: [
+                entries[n + INDEX] for n in names if packing[n].positions == POSITIONS_32
+            ],
+            SCALES: [entries[name + SCALE] for name in names],
         }
-        packed |= {group: torch.cat(tensors) for group, tensors in by_group.items() if tensors}
         encoded_layout = self.compute_encoded_layout(layout)
-        return {name: packed[name] for name in encoded_layout.specs}
+        return {name: torch.cat(packed[name]) for name in encoded_layout.specs}
 
     def _read_positions(self, encoded: TensorSource, kept: KeptRange) -> torch.Tensor:
         """One tensor's kept positions, int64."""
