@@ -112,10 +112,6 @@ class PartialWeights:
             self._missing -= 1
         return True
 
-    def has_stripe(self, stripe: int, stripes: int) -> bool:
-        """True once every part of one stripe is here."""
-        return all(self.has(part) for part in compute_stripe(self.parts, stripe, stripes))
-
     @property
     def complete(self) -> bool:
         """True when every part is here."""
@@ -161,9 +157,7 @@ async def fetch_in_parts(
     on_start: Callable[[PartialWeights], None] | None = None,
 ) -> PartialWeights | None:
     """Fetch weights as one of ``stripes`` receivers: stripe ``stripe`` from the maker, stripe
-    i from ``stripe_owners[i]``, then the stripes still missing parts from the maker (only
-    those: on saturated links an owner stalls, and fetching the whole again would double the
-    bytes), then anything missing from anyone; the weights, or None
+    i from ``stripe_owners[i]``, then anything missing from the maker; the weights, or None
     when they could not all be fetched (their hash is the caller's to check). ``on_start`` gets
     the partial weights once their size is known, so that this node can serve them meanwhile;
     they arrive into a file at ``new_path()``."""
@@ -184,9 +178,6 @@ async def fetch_in_parts(
     streams = [stream(maker, stripe, stripes)] if maker is not None else []
     streams += [stream(owner, index, stripes) for index, owner in stripe_owners.items()]
     await asyncio.gather(*streams)
-    if partial is not None and maker is not None:
-        unfinished = [i for i in stripe_owners if not partial.has_stripe(i, stripes)]
-        await asyncio.gather(*(stream(maker, i, stripes) for i in unfinished))
     fallbacks = [maker] if maker is not None else []
     for source in [*fallbacks, *stripe_owners.values()]:
         if partial is not None and partial.complete:
