@@ -43,7 +43,6 @@ from learnchain.node.model_follower import ModelFollower
 from learnchain.node.proposal_builder import ProposalBuilder
 from learnchain.node.proposal_judge import ProposalJudge
 from learnchain.node.speculation import SPECULATION_MIN_BYTES, Speculator
-from learnchain.node.weights_parts import compute_spread_plan
 from learnchain.node.weights_pool import WeightsPool
 
 log = logging.getLogger("learnchain.learning")
@@ -314,19 +313,12 @@ class LearningApp:
         self.check_ready()
 
     async def _prepare(self, contribution: Contribution) -> None:
-        """Fetch a contribution's weights as soon as it is announced, in parts from its maker
-        and every other validator fetching it meanwhile (as a proposed model travels), and,
-        when it was trained from the current model, score and measure it while the round still
-        trains."""
+        """Fetch a contribution's weights as soon as it is announced and, when it was trained
+        from the current model, score and measure it while the round still trains."""
         state = self._consensus.state
         member = state.validators.get_validator(contribution.validator)
-        me = state.validators.get_validator(self._key.address)
         maker = member.endpoint if member is not None else None
-        plan = None
-        if maker is not None and me is not None:
-            endpoints = (v.endpoint for v in state.validators.validators)
-            plan = compute_spread_plan(endpoints, maker, me.endpoint)
-        path = await self.weights.get(contribution.weights_hash, maker, plan, "contribution")
+        path = await self.weights.get(contribution.weights_hash, maker, None, "contribution")
         if path is not None and contribution.height == self._consensus.state.learning.model_height:
             await self.learning.prepare(path)
 

@@ -145,7 +145,7 @@ class WeightsPool:
         if plan is not None and preferred is not None:
             spreading = self._spreading.get(weights_hash)
             if spreading is None:
-                spreading = asyncio.ensure_future(self._spread(weights_hash, preferred, plan, what))
+                spreading = asyncio.ensure_future(self._spread(weights_hash, preferred, plan))
                 self._spreading[weights_hash] = spreading
                 spreading.add_done_callback(lambda _: self._spreading.pop(weights_hash, None))
             path = await asyncio.shield(spreading)
@@ -169,9 +169,7 @@ class WeightsPool:
                 partial.unlink(missing_ok=True)
         return None
 
-    async def _spread(
-        self, weights_hash: Hash, maker: str, plan: SpreadPlan, what: str
-    ) -> Path | None:
+    async def _spread(self, weights_hash: Hash, maker: str, plan: SpreadPlan) -> Path | None:
         sources = {source.address: source for source in self._sources()}
         owners = {i: sources[e] for i, e in plan.owners.items() if e in sources}
         partial: PartialWeights | None = None
@@ -188,7 +186,7 @@ class WeightsPool:
             )
             if partial is None:
                 return None
-            kept = await self.keep(weights_hash, partial.path, what)
+            kept = await self.keep(weights_hash, partial.path)
             if kept is not None:
                 partial.path = kept  # peers still streaming a stripe read it from its new place
             return kept

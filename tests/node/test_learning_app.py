@@ -220,36 +220,6 @@ def test_a_peers_contribution_is_checked_before_its_weights_are_kept(tmp_path: P
     with_app(tmp_path, Mode.AGGREGATE, scenario)
 
 
-def test_an_announced_contribution_is_fetched_at_once_in_parts_from_its_maker_and_the_others(
-    tmp_path: Path,
-) -> None:
-    """As a proposed model travels (node/weights_parts.py): this validator's stripe from the
-    maker, the other stripes from the validators fetching the same contribution meanwhile."""
-    keys = make_keys(4)
-    asked: list[tuple[Any, ...]] = []
-
-    async def scenario(app: LearningApp, consensus: Consensus, _: object) -> ValidatorSet:
-        async def get(*args: Any) -> None:
-            asked.append(args)
-
-        app.weights.get = get  # type: ignore[method-assign,assignment]
-        state = consensus.state
-        unsigned = Contribution(
-            state.chain_id, state.height, keys[2].address, Hash(b"\x07" * 32), 10, Signature(b"")
-        )
-        app.receive_contribution(replace(unsigned, signature=keys[2].sign(unsigned.sign_bytes())))
-        for _ in range(10):  # the fetch starts in the background
-            await asyncio.sleep(0)
-        return state.validators
-
-    validators = with_app(tmp_path, Mode.AGGREGATE, scenario, keys=keys)
-    endpoint = {v.address: v.endpoint for v in validators.validators}
-    [(weights_hash, maker, plan, what)] = asked
-    assert (weights_hash, maker, what) == (b"\x07" * 32, endpoint[keys[2].address], "contribution")
-    assert plan.stripes == 3, "the three validators that did not make it"
-    assert set(plan.owners.values()) == {endpoint[keys[1].address], endpoint[keys[3].address]}
-
-
 @dataclass(frozen=True)
 class PeerWeights:
     """Weights another validator trained, as they would arrive (bytes), and their hash."""
