@@ -23,7 +23,7 @@ from pathlib import Path
 
 from update_codecs import run_quality, write_breast_cancer
 
-DEFAULT_STEP = "1:0.7"  # task.server_learning_rate : task.server_momentum
+from learnchain.ml.config import TaskConfig
 
 
 def main() -> None:
@@ -69,7 +69,7 @@ def main() -> None:
         }
         for (case, epochs, (rate, momentum)), result in zip(jobs, results, strict=True)
     ]
-    default_rate, default_momentum = (float(x) for x in DEFAULT_STEP.split(":"))
+    default_rate, default_momentum = TaskConfig.server_learning_rate, TaskConfig.server_momentum
     baseline = {
         (r["data"], r["local_epochs"]): r["final_accuracy"]
         for r in rows

@@ -231,6 +231,8 @@ class TopKCodec(UpdateCodec):
     def __init__(self, fraction: float) -> None:
         super().__init__(f"topk:{fraction:g}")
         self.fraction = fraction
+        # the packing of the layout last asked about: every slice read asks again
+        self._packing: tuple[WeightsLayout, dict[str, KeptRange]] | None = None
 
     def compute_kept(self, numel: int) -> int:
         """How many of a tensor's ``numel`` values are kept."""
@@ -238,15 +240,19 @@ class TopKCodec(UpdateCodec):
 
     def compute_packing(self, layout: WeightsLayout) -> dict[str, KeptRange]:
         """Where each tensor's kept values, positions and scale lie in the packed tensors."""
+        cached = self._packing
+        if cached is not None and cached[0] is layout:
+            return cached[1]
         packing: dict[str, KeptRange] = {}
         counts = {VALUES: 0, POSITIONS_16: 0, POSITIONS_32: 0}
-        for index, name in enumerate(sorted(layout.specs)):
-            numel = layout.specs[name].numel
+        for index, (name, spec) in enumerate(layout.specs.items()):  # in name order
+            numel = spec.numel
             kept = self.compute_kept(numel)
             group = POSITIONS_16 if compute_position_dtype(numel) == torch.int16 else POSITIONS_32
             packing[name] = KeptRange(kept, counts[VALUES], group, counts[group], index)
             counts[VALUES] += kept
             counts[group] += kept
+        self._packing = (layout, packing)
         return packing
 
     def compute_encoded_layout(self, layout: WeightsLayout) -> WeightsLayout:
@@ -285,7 +291,7 @@ class TopKCodec(UpdateCodec):
 
     def pack(self, entries: StateDict, layout: WeightsLayout) -> StateDict:
         packing = self.compute_packing(layout)
-        names = sorted(layout.specs)
+        names = layout.names
         packed = {
             VALUES: [entries[name] for name in names],
             POSITIONS_16: [
