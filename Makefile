@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # e.g. https://download.pytorch.org/whl/cpu: torch's CPU-only build (PyPI's pulls CUDA on Linux)
 TORCH_INDEX_URL ?=
 
-.PHONY: install test e2e lint format demo simulate bench proto clean chaos \
+.PHONY: install test bench-test e2e lint format demo simulate bench proto clean chaos \
 	testnet-up testnet-down testnet-logs testnet-join testnet-e2e browser-test
 
 $(STAMP): pyproject.toml constraints.txt
@@ -20,7 +20,11 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/pytest -q -m "not docker and not chaos and not browser"
+	$(BIN)/pytest -q -m "not docker and not chaos and not browser and not flower"
+
+# The benches that need an environment of their own: Flower beside learnchain (bench/peers).
+bench-test: $(STAMP)
+	$(BIN)/pytest -q -m flower tests/bench
 
 # Only the end-to-end tests: separate node processes on loopback (testnet, joining, SIGKILL, demo).
 e2e: $(STAMP)

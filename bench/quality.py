@@ -24,14 +24,22 @@ import statistics
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from learnchain.consensus.reputation import (
+    Reputation,
+    compute_next_reputations,
+    compute_reputation_exclusions,
+    compute_typical_magnitude,
+)
 from learnchain.consensus.types import Address, PublicKey, Stake, Threshold, is_quorum
 from learnchain.consensus.validators import Validator, ValidatorSet, compute_incremented
 from learnchain.ml.adversaries import (
     ATTACKS,
     POISONING_ATTACKS,
+    ByzantineLearner,
     compute_attack_listing,
     compute_triggered_test,
 )
@@ -43,18 +51,21 @@ from learnchain.ml.baselines import (
     compute_pooled_accuracy,
 )
 from learnchain.ml.codec import decode_weights, encode_weights
-from learnchain.ml.config import FILE_DATA_METRIC
 from learnchain.ml.data import (
     Dataset,
-    load_digits_pool,
-    split_test,
 )
 from learnchain.ml.errors import MLError, PrivacyBudgetExceeded, WeightsError
 from learnchain.ml.learner import Learner
-from learnchain.ml.parties import make_party_data, make_party_learners
+from learnchain.ml.parties import (
+    compute_default_trial_config,
+    load_trial_data,
+    make_party_data,
+    make_party_learners,
+    propose_round,
+)
 from learnchain.ml.plots import AccuracyCurves, draw_accuracy
 from learnchain.ml.privacy import compute_dp_steps
-from learnchain.ml.tasks import TaskConfig, fit_task_to_data, get_task
+from learnchain.ml.tasks import TaskConfig, get_task
 from learnchain.ml.training import evaluate_state
 from learnchain.ml.update_codec import (
     DecodedContribution,
@@ -82,11 +93,41 @@ class Trial:
     curves: AccuracyCurves
     attack_success_rate: float | None  # backdoor: triggered test inputs sent to the target
     round_bytes: dict[str, int]  # what a contribution weighs, and a validator receives a round
+    # rounds in which each honest party's contribution was left out by reputation
+    honest_left_out: list[int]
+    attackers_left_out: int  # attacker contributions left out by reputation
+
+
+FORGED_VALUE = 0.1  # what a poisoner reports: +this for its colluders, -this for the others
+
+
+def compute_reports(
+    learners: list[Learner],
+    kinds: list[str | None],
+    named: list[Contribution],
+    aggregated: int,
+) -> list[tuple[Address, list[int], int]]:
+    """Every party's appraisal of the ``named`` contributions (the first ``aggregated`` in the
+    aggregate) in micro-units, as its precommit would carry it: honest parties appraise on
+    their own data (signed gains, against the model the round trained from, which they still
+    hold), poisoners forge theirs in their colluders' favour."""
+    reports = []
+    sources = [StateSource(c.state) for c in named]
+    for i, learner in enumerate(learners):
+        if kinds[i] in POISONING_ATTACKS:
+            values = [
+                FORGED_VALUE if kinds[int(c.contributor)] in POISONING_ATTACKS else -FORGED_VALUE
+                for c in named
+            ]
+        else:
+            values = learner.appraise(sources, aggregated, signed=True)
+        reports.append((Address(bytes([i]) * 20), [round(v * 1_000_000) for v in values], 100))
+    return reports
 
 
 def compute_dp_config(
     args: argparse.Namespace, config: TaskConfig, smallest: int
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Noise for which the smallest party's training over every round spends ``--dp-epsilon``."""
     from opacus.accountants.utils import get_noise_multiplier
 
@@ -166,14 +207,8 @@ def test_accuracy(learner: Learner, state: dict[str, torch.Tensor], test: Datase
 def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
     torch.manual_seed(seed)
     config = replace(args.task_config, seed=seed)
+    config, pool, test = load_trial_data(config, args.data_file, args.label_column, seed)
     task = get_task(config)
-    if args.data_file:
-        data = task.read_data(Path(args.data_file), args.label_column)
-        pool, test = split_test(data, seed)
-        config = fit_task_to_data(config, [(args.data_file, pool)])
-        task = get_task(config)
-    else:
-        pool, test = load_digits_pool(seed)
     parties = make_party_data(pool, args.parties, args.partition, seed)
     if args.dp_epsilon > 0:
         config = replace(
@@ -203,6 +238,9 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
         decoded = DecodedContribution(base, StateSource(entries), codec, layout)
         return collect_state(layout, iter_source(decoded, layout))
 
+    reputations: dict[Address, Reputation] = {}
+    honest_left_out = [0] * args.parties
+    attackers_left_out = 0
     accuracy = test_accuracy(learners[0], template, test)
     accepted = rejected = byzantine_accepted = 0
     worst_drop = 0.0
@@ -219,12 +257,34 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
         if args.mode == "solo":
             candidate = propose_within_budget(learners[proposer]) or learners[proposer].current()
         else:
-            proposals = [(i, propose_within_budget(learner)) for i, learner in enumerate(learners)]
+            for i, learner in enumerate(learners):  # the state shows every reputation
+                if isinstance(learner, ByzantineLearner) and args.reputation:
+                    learner.reputation = reputations.get(Address(bytes([i]) * 20), 0) / 1e6
+                    typical = compute_typical_magnitude(list(reputations.values()))
+                    learner.reputation_cutoff = -typical / 1e6
+            sent = propose_round(learners, send, propose_within_budget)
             contributions = [
-                Contribution(str(i), send(i, state), learners[i].samples)
-                for i, state in proposals
-                if state is not None and not (args.attackers_absent and kinds[i] is not None)
+                Contribution(str(i), sent[i], learners[i].samples)
+                for i in sorted(sent)
+                if not (args.attackers_absent and kinds[i] is not None)
             ]
+            left_out: list[Contribution] = []
+            if args.reputation:
+                excluded = compute_reputation_exclusions(
+                    [(Address(bytes([int(c.contributor)]) * 20), 100) for c in contributions],
+                    reputations,
+                    total,
+                    args.threshold,
+                )
+                left_out = [
+                    c for c in contributions if bytes([int(c.contributor)]) * 20 in excluded
+                ]
+                contributions = [c for c in contributions if c not in left_out]
+                for c in left_out:
+                    if kinds[int(c.contributor)] is None:
+                        honest_left_out[int(c.contributor)] += 1
+                    else:
+                        attackers_left_out += 1
             if kinds[proposer] in POISONING_ATTACKS:
                 # Validators re-compute the aggregate from the listed contributions, so a
                 # poisoner cannot propose its own weights; it lists the fewest honest
@@ -266,6 +326,24 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
             accepted += 1
             byzantine_accepted += kinds[proposer] is not None and kinds[proposer] != "approve_all"
             previous_global = learners[0].current()
+            if args.reputation and args.mode == "aggregate":
+                by_id = {c.contributor: c for c in [*listed, *contributions, *left_out]}
+                aggregated = [by_id[i] for i in used]
+                named = aggregated + [
+                    c for c in [*contributions, *left_out] if c.contributor not in used
+                ]
+                reports = compute_reports(learners, kinds, named, len(aggregated))
+                reputations = compute_next_reputations(
+                    reputations,
+                    [Address(bytes([int(c.contributor)]) * 20) for c in named],
+                    reports,
+                    round(args.reputation * 1_000_000),
+                    {Address(bytes([int(c.contributor)]) * 20) for c in left_out},
+                    round(args.reputation_recovery * 1_000_000),
+                )
+                if args.trace:
+                    shown = {int(a[0]): v for a, v in reputations.items()}
+                    print(f"  seed {seed} round {round_index} reputations {shown}")
             for learner in learners:
                 learner.accept(candidate)
             new_accuracy = test_accuracy(learners[0], candidate, test)
@@ -305,6 +383,8 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
         noise=config.dp_noise_multiplier,
         curves=AccuracyCurves(curve, local_only, pooled_accuracy, rejected_rounds),
         round_bytes=compute_round_bytes(layout, codec, args.parties),
+        honest_left_out=[n for i, n in enumerate(honest_left_out) if kinds[i] is None],
+        attackers_left_out=attackers_left_out,
         attack_success_rate=evaluate_state(
             task, learners[0].current(), compute_triggered_test(test)
         ).accuracy
@@ -352,6 +432,19 @@ def parse_trial_args(argv: list[str] | None = None) -> tuple[argparse.Namespace,
         "--server-learning-rate", type=float, default=None, help="the outer learning rate"
     )
     parser.add_argument("--codec", default=None, help="how contributions travel (task.codec)")
+    parser.add_argument(
+        "--reputation",
+        type=float,
+        default=0.0,
+        help="reputation's decay per round (§3.9; 0: no reputation): every contribution is "
+        "appraised each accepted round and the lowest negative reputations are left out",
+    )
+    parser.add_argument(
+        "--reputation-recovery",
+        type=float,
+        default=0.95,
+        help="a left-out contributor's decay per round it is out (only its positive values count)",
+    )
     parser.add_argument("--dp-epsilon", type=float, default=0.0, help="target epsilon; 0: no DP")
     parser.add_argument("--dp-delta", type=float, default=1e-5)
     parser.add_argument("--output", choices=["text", "json"], default="text")
@@ -361,10 +454,12 @@ def parse_trial_args(argv: list[str] | None = None) -> tuple[argparse.Namespace,
     attacks = parse_byzantine(args.byzantine)
     if len(attacks) >= args.parties:
         raise SystemExit("error: at least one party must be honest")
-    args.task = args.task or ("tabular-mlp" if args.data_file else "digits-mlp")
-    if args.data_file and args.metric is None:
-        args.metric = FILE_DATA_METRIC.value  # as learnchain testnet --data-files chooses
-    config = TaskConfig(name=args.task)
+    config = (
+        compute_default_trial_config(args.data_file)
+        if args.task is None
+        else TaskConfig(name=args.task)
+    )
+    args.task = config.name
     overrides = {
         "local_epochs": args.local_epochs,
         "margin": args.margin,
@@ -448,6 +543,9 @@ def main() -> None:
         if args.dp_epsilon
         else None,
         "dp_noise_multiplier": [round(t.noise, 4) for t in trials] if args.dp_epsilon else None,
+        "reputation": args.reputation or None,
+        "honest_left_out_max": max(max(t.honest_left_out, default=0) for t in trials),
+        "attackers_left_out": sum(t.attackers_left_out for t in trials),
     }
     print(json.dumps(summary))
 

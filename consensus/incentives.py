@@ -96,11 +96,13 @@ def compute_appraisal(
     commit: Commit, validators: ValidatorSet, count: int, params: ChainParams
 ) -> Appraisal | None:
     """The appraisal of ``count`` contributions from the precommits in ``commit`` that value all
-    of them; None unless those hold more than half of the power."""
+    of them (on a chain that keeps reputation, followed by their reputation values, §3.9); None
+    unless those hold more than half of the power."""
+    expected = 2 * count if params.keeps_reputation else count
     reports = [
-        (sig.values, validator.power)
+        (sig.values[:count], validator.power)
         for sig in commit.signatures
-        if len(sig.values) == count
+        if len(sig.values) == expected
         and (validator := validators.get_validator(sig.validator)) is not None
     ]
     if count == 0 or 2 * sum(power for _, power in reports) <= validators.total_power:
@@ -118,6 +120,20 @@ def compute_appraisal(
         for i in range(count)
     )
     return Appraisal(values, harmful)
+
+
+def compute_reputation_reports(
+    commit: Commit, validators: ValidatorSet, count: int
+) -> list[tuple[Address, tuple[int, ...], int]]:
+    """Each (validator, reputation values, power) of the precommits in ``commit`` that carry the
+    reputation values of all ``count`` contributions after their settlement values (§3.9)."""
+    return [
+        (sig.validator, sig.values[count:], validator.power)
+        for sig in commit.signatures
+        if count
+        and len(sig.values) == 2 * count
+        and (validator := validators.get_validator(sig.validator)) is not None
+    ]
 
 
 def compute_proportional_split(amount: int, weights: Mapping[Address, int]) -> dict[Address, int]:
@@ -181,8 +197,8 @@ def compute_pending_share(
     """The proposer's part of an aggregate-mode model update's reward, and the contributors'
     part that waits for their values, with the screened-out contributions' verdicts (None
     without contributors or reward)."""
-    if not contributors or params.block_reward == 0:
-        return params.block_reward, None
+    if not contributors or (params.block_reward == 0 and not params.keeps_reputation):
+        return params.block_reward, None  # a chain that keeps reputation waits for the values
     pool = params.block_reward * (100 - params.proposer_reward_percent) // 100
     return Tokens(params.block_reward - pool), PendingShare(
         height, contributors, Tokens(pool), screened=screened

@@ -88,6 +88,15 @@ class ChainParams:
     # A first-time proposal of a model update that the vote rejects (§3.6) forfeits
     # proposal_deposit of its proposer's bond once a rejection proof is committed.
     proposal_deposit: Tokens = Tokens(10)
+    # Reputation (§3.9), parts per million: each learning round a contributor's reputation
+    # decays by this and moves by the others' appraisals; an aggregate leaves out the lowest.
+    # 0: no reputation (precommits carry the settlement values alone).
+    reputation_decay: int = 0
+
+    @property
+    def keeps_reputation(self) -> bool:
+        """True when the chain keeps contributors' reputations (§3.9)."""
+        return self.reputation_decay > 0
 
     def validate(self) -> None:
         """Raise ValueError naming the first parameter out of range."""
@@ -152,6 +161,11 @@ class ChainParams:
             )
         if self.target_score is not None and abs(self.target_score) > 1000 * SCORE_UNIT:
             raise ValueError(f"target_score is out of range, got {self.target_score}")
+        if not 0 <= self.reputation_decay < SCORE_UNIT:
+            raise ValueError(
+                f"reputation_decay must be at least 0 and below {SCORE_UNIT} (parts per "
+                f"million; 0: no reputation), got {self.reputation_decay}"
+            )
 
     def is_training_height(self, height: int) -> bool:
         """True when a block at ``height`` may still change the model (after the training
@@ -191,6 +205,8 @@ class ChainParams:
                 )
             )
             + (b"\x00" if self.target_score is None else b"\x01" + encode_int(self.target_score))
+            # without reputation, the bytes from before it existed
+            + (encode_uint(self.reputation_decay) if self.keeps_reputation else b"")
         )
 
 

@@ -7,6 +7,7 @@ slashes and forfeited deposits nobody earned (burned); see consensus/incentives.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from learnchain.consensus.crypto import (
@@ -15,11 +16,18 @@ from learnchain.consensus.crypto import (
     compute_hash,
     is_valid_public_key,
 )
-from learnchain.consensus.encoding import encode_bytes, encode_list, encode_str, encode_uint
+from learnchain.consensus.encoding import (
+    encode_bytes,
+    encode_int,
+    encode_list,
+    encode_str,
+    encode_uint,
+)
 from learnchain.consensus.incentives import (
     PendingShare,
     compute_appraisal,
     compute_pending_share,
+    compute_reputation_reports,
     compute_settlement,
 )
 from learnchain.consensus.learning_record import (
@@ -48,6 +56,11 @@ from learnchain.consensus.rejections import (
     InvalidRejection,
     compute_forfeit,
     get_rejected_proposer,
+)
+from learnchain.consensus.reputation import (
+    Reputation,
+    compute_next_reputations,
+    compute_reputation_exclusions,
 )
 from learnchain.consensus.types import (
     ADDRESS_LENGTH,
@@ -156,6 +169,8 @@ class ChainState:
     learning: LearningRecord = field(default=LearningRecord())
     last_block_time_ms: TimeMs = TimeMs(0)  # block ``height``'s BFT time (genesis: its time)
     pending_share: PendingShare | None = None  # block ``height``'s contributors' reward (§3.5)
+    # contributors' reputations, micro-units of loss, zero ones left out (§3.9)
+    reputations: dict[Address, Reputation] = field(default_factory=dict)
 
     def get_account(self, address: Address) -> Account:
         """An account; unknown addresses hold nothing."""
@@ -183,6 +198,14 @@ class ChainState:
             + self.learning.encode()
             + encode_uint(self.last_block_time_ms)
             + (b"\x00" if self.pending_share is None else b"\x01" + self.pending_share.encode())
+            # without reputations, the bytes from before they existed
+            + (
+                encode_list(
+                    encode_bytes(a) + encode_int(v) for a, v in sorted(self.reputations.items())
+                )
+                if self.reputations
+                else b""
+            )
         )
 
 
@@ -311,6 +334,7 @@ class _Working:
         self.unbonding = list(state.unbonding)
         self.slashed = set(state.slashed)
         self.pending_share: PendingShare | None = None
+        self.reputations = dict(state.reputations)
 
 
 class CheckState:
@@ -558,6 +582,24 @@ def process_contributions(
         if c.height != state.learning.model_height:
             raise InvalidBlock("contribution is not trained from the current model")
         seen.add(c.validator)
+    if state.params.keeps_reputation and contributions:
+        left_out = get_reputation_exclusions(state, (*contributions, *screened))
+        if any(c.validator in left_out for c in contributions):
+            raise InvalidBlock("an aggregate includes a contribution its reputation leaves out")
+
+
+def get_reputation_exclusions(
+    state: ChainState, named: Sequence[Contribution]
+) -> frozenset[Address]:
+    """Of the ``named`` contributions' authors, those an aggregate must leave out by their
+    reputations (§3.9)."""
+    validators = state.validators
+    return compute_reputation_exclusions(
+        [(c.validator, validators.get_power(c.validator)) for c in named],
+        state.reputations,
+        validators.total_power,
+        state.params.threshold,
+    )
 
 
 def check_contribution(
@@ -625,6 +667,27 @@ def process_settlement(work: _Working, last_commit: Commit | None) -> None:
         work.bonds[address] = replace(bond, bonded=Tokens(bond.bonded - amount))
     for address, amount in (*settlement.rewards.items(), *settlement.transfers.items()):
         process_credit(work, address, amount)
+    process_reputations(work, pending, last_commit)
+
+
+def process_reputations(work: _Working, pending: PendingShare, last_commit: Commit | None) -> None:
+    """Move the reputations of the pending block's contributors by the reputation values its
+    commit carries, when validators holding more than half of the power reported (§3.9)."""
+    params = work.state.params
+    if not params.keeps_reputation or last_commit is None:
+        return
+    validators = work.state.last_validators
+    reports = compute_reputation_reports(last_commit, validators, len(pending.judged))
+    if 2 * sum(power for _, _, power in reports) <= validators.total_power:
+        return  # too few reported to stand for the set, as with the settlement values
+    work.reputations = compute_next_reputations(
+        work.reputations,
+        pending.judged,
+        reports,
+        params.reputation_decay,
+        left_out=pending.screened,
+        recovery_ppm=params.reputation_decay,
+    )
 
 
 def process_downtime(work: _Working, last_commit: Commit | None) -> None:
@@ -788,6 +851,7 @@ def compute_next_state(
         learning=learning,
         last_block_time_ms=header.time_ms,
         pending_share=work.pending_share,
+        reputations=work.reputations,
     )
 
 

@@ -14,6 +14,18 @@ Xie et al. 2020) sends the honest updates' mean reversed and shrunk. The last tw
 honest updates by training several times on their own data, as attackers who cannot see the
 others' updates would; attackers of one kind that share a ``Collusion`` pool those estimates and
 all send the one update made from the pool (what coordinated ALIE and IPM attackers do).
+
+Attacks that use what a validator sees: contributions are gossiped to every validator before
+a round is aggregated (§3.2), so an attacker that sends last knows the round's honest updates
+(``see_contributions``). ``min_max`` and ``min_sum`` (Shejwalkar and Houmansadr, NDSS 2021) send
+the honest mean pushed against itself (the inverse unit vector) as far as keeps the attack's
+largest distance (``min_max``) or sum of squared distances (``min_sum``) to the honest updates
+within the honest updates' own; ``adaptive`` knows the defence: it sends the honest mean reversed
+by the largest factor whose model still scores within the screening and verified margins on its
+own data, and sends honest updates while its reputation (which the chain shows) is near the
+cut-off. Free riders: ``copycat`` sends another party's contribution as its own,
+``noisy_copycat`` the same plus a little noise; ``lazy`` sends the model back untrained.
+Without seen contributions these fall back on the attacker's own estimates.
 """
 
 from __future__ import annotations
@@ -43,15 +55,40 @@ ATTACKS = (
     "alie",
     "ipm",
     "lazy",  # no training: contributes the current model unchanged (a free rider)
+    "min_max",
+    "min_sum",
+    "adaptive",
+    "copycat",  # another party's contribution sent as its own (a free rider)
+    "noisy_copycat",  # the same, plus noise of a hundredth of the update's spread
 )
-POISONING_ATTACKS = ("label_flip", "random", "nan", "scaled", "backdoor", "alie", "ipm")
-POOLING_ATTACKS = ("alie", "ipm")  # attacks whose several attackers pool their estimates
+POISONING_ATTACKS = (
+    "label_flip",
+    "random",
+    "nan",
+    "scaled",
+    "backdoor",
+    "alie",
+    "ipm",
+    "min_max",
+    "min_sum",
+    "adaptive",
+)
+FREE_RIDERS = ("lazy", "copycat", "noisy_copycat")  # honest voters that do not train
+# attacks whose several attackers pool their estimates
+POOLING_ATTACKS = ("alie", "ipm", "min_max", "min_sum", "adaptive")
+SEEING_ATTACKS = ("min_max", "min_sum", "adaptive", "copycat", "noisy_copycat")
 
 BACKDOOR_TARGET = 0  # the class triggered inputs are sent to
 BACKDOOR_FRACTION = 0.1  # of the attacker's training samples, stamped and relabelled
 TRIGGER_FEATURES = 4  # the last features, set to the data's maximum
 HONEST_ESTIMATES = 3  # honest trainings an ALIE or IPM attacker averages
 IPM_EPSILON = 0.5  # IPM sends -epsilon times the honest mean update
+COPY_NOISE = 0.01  # noisy_copycat's noise, in standard deviations of the copied update
+GAMMA_LIMIT = 20.0  # min-max / min-sum search their push in [0, GAMMA_LIMIT]
+ADAPTIVE_LIMIT = 3.0  # the adaptive attacker reverses the honest mean by at most this factor
+ADAPTIVE_SAFETY = 0.8  # ... keeping its score gap within this share of the tightest margin
+ADAPTIVE_GUARD = 0.01  # ... and honest while its reputation is within this of the cut-off
+SEARCH_STEPS = 20  # bisection steps of those searches
 
 
 def add_trigger(x: FloatArray) -> FloatArray:
@@ -108,6 +145,72 @@ def compute_ipm_state(base: StateDict, honest: list[StateDict], epsilon: float) 
         key: (value - epsilon * stack_updates(base, honest, key).mean(0)).to(value.dtype)
         for key, value in base.items()
     }
+
+
+def flatten_updates(base: StateDict, states: Sequence[StateDict]) -> torch.Tensor:
+    """Each state's update from ``base`` as one float row (states × parameters)."""
+    return torch.stack(
+        [torch.cat([(s[k] - base[k]).float().flatten() for k in sorted(base)]) for s in states]
+    )
+
+
+def unflatten_update(base: StateDict, update: torch.Tensor) -> StateDict:
+    """``base`` plus one flat ``update`` laid out as ``flatten_updates`` lays it."""
+    out, offset = {}, 0
+    for key in sorted(base):
+        value = base[key]
+        step = update[offset : offset + value.numel()].reshape(value.shape)
+        out[key] = (value + step).to(value.dtype)
+        offset += value.numel()
+    return out
+
+
+def compute_largest(is_allowed: Callable[[float], bool], limit: float) -> float:
+    """The largest x in [0, limit] that ``is_allowed`` accepts, by bisection (0 when none)."""
+    if is_allowed(limit):
+        return limit
+    low, high = 0.0, limit
+    for _ in range(SEARCH_STEPS):
+        middle = (low + high) / 2
+        low, high = (middle, high) if is_allowed(middle) else (low, middle)
+    return low
+
+
+def compute_min_max_state(base: StateDict, honest: list[StateDict], objective: str) -> StateDict:
+    """The honest mean pushed by gamma along its inverse unit vector, gamma the largest whose
+    distances to the honest updates stay within theirs: the largest distance (``min_max``) or
+    the sum of squared distances (``min_sum``) of any honest update to the others."""
+    deltas = flatten_updates(base, honest)
+    mean = deltas.mean(dim=0)
+    direction = -mean / mean.norm().clamp_min(1e-12)
+    distances = torch.cdist(deltas, deltas)
+    if objective == "min_max":
+        bound = float(distances.max())
+
+        def is_allowed(gamma: float) -> bool:
+            return float((deltas - (mean + gamma * direction)).norm(dim=1).max()) <= bound
+    else:
+        bound = float((distances**2).sum(dim=1).max())
+
+        def is_allowed(gamma: float) -> bool:
+            return float(((deltas - (mean + gamma * direction)).norm(dim=1) ** 2).sum()) <= bound
+
+    gamma = compute_largest(is_allowed, GAMMA_LIMIT)
+    return unflatten_update(base, mean + gamma * direction)
+
+
+def compute_noisy_copy(base: StateDict, copied: StateDict, seed: int, noise: float) -> StateDict:
+    """``copied`` plus Gaussian noise of ``noise`` standard deviations of its update."""
+    generator = torch.Generator().manual_seed(seed)
+    out = {}
+    for key, value in copied.items():
+        if not value.is_floating_point():
+            out[key] = value.clone()
+            continue
+        spread = float((value - base[key]).float().std()) if value.numel() > 1 else 0.0
+        shake = torch.randn(value.shape, generator=generator) * noise * spread
+        out[key] = (value + shake).to(value.dtype)
+    return out
 
 
 T = TypeVar("T")
@@ -171,6 +274,12 @@ class ByzantineLearner(Learner):
         self.boost = boost
         self.alie_z = alie_z
         self._backdoor = compute_backdoor_data(data.train, seed) if kind == "backdoor" else None
+        self._seen: list[StateDict] = []
+        # the chain's reputation of this party and the cut-off below which the aggregation
+        # leaves it out, as the state shows them (None: the chain keeps none); the adaptive
+        # attacker watches them
+        self.reputation: float | None = None
+        self.reputation_cutoff = 0.0
         self.collusion = collusion
         if collusion is not None:
             collusion.join(self)
@@ -189,11 +298,54 @@ class ByzantineLearner(Learner):
         first = self.seed * 1_000_003 + self._proposals * HONEST_ESTIMATES
         return [clone_state(self.train_view(first + i)) for i in range(HONEST_ESTIMATES)]
 
+    def see_contributions(self, states: Sequence[StateDict]) -> None:
+        """The other parties' contributions of this round, as gossip brought them."""
+        self._seen = list(states)
+
     def _estimate_honest(self) -> list[StateDict]:
-        """The honest updates as estimated alone, or pooled with the colluders."""
+        """The honest updates: this round's seen ones for an attack that uses them, else as
+        estimated alone, or pooled with the colluders."""
+        if self.kind in SEEING_ATTACKS and len(self._seen) >= 2:
+            return self._seen
         if self.collusion is None:
             return self.estimate_own()
         return self.collusion.get_estimates(self.current_hash())
+
+    def _propose_adaptive(self) -> StateDict:
+        """The honest mean reversed by the largest factor whose model scores within the
+        defence's margins on this party's data; honest while its reputation is near the
+        cut-off."""
+        base = self.current()
+        honest = self._estimate_honest()
+        mean = flatten_updates(base, honest).mean(dim=0)
+        if self.reputation is not None and (
+            self.reputation <= self.reputation_cutoff + ADAPTIVE_GUARD
+        ):
+            self._proposals += 1
+            return unflatten_update(base, mean)
+        config = self.task.config
+        allowed_gap = ADAPTIVE_SAFETY * min(config.screen_margin, config.verified_margin)
+        honest_score = self.score(unflatten_update(base, mean))
+
+        def is_allowed(reverse: float) -> bool:
+            model = unflatten_update(base, (1.0 - reverse) * mean)
+            return self.score(model) >= honest_score - allowed_gap
+
+        reverse = compute_largest(is_allowed, 1.0 + ADAPTIVE_LIMIT)
+        self._proposals += 1
+        return unflatten_update(base, (1.0 - reverse) * mean)
+
+    def _propose_copy(self) -> StateDict:
+        """Another party's contribution of this round (the latest seen), with or without
+        noise; the model untrained when none was seen."""
+        base = self.current()
+        self._proposals += 1
+        if not self._seen:
+            return base
+        copied = self._seen[self._proposals % len(self._seen)]
+        if self.kind == "copycat":
+            return clone_state(copied)
+        return compute_noisy_copy(base, copied, self.seed + self._proposals, COPY_NOISE)
 
     def propose(self, seed: int | None = None) -> StateDict:
         if self.kind == "random":
@@ -212,6 +364,12 @@ class ByzantineLearner(Learner):
             return compute_alie_state(self.current(), self._estimate_honest(), self.alie_z)
         if self.kind == "ipm":
             return compute_ipm_state(self.current(), self._estimate_honest(), IPM_EPSILON)
+        if self.kind in ("min_max", "min_sum"):
+            return compute_min_max_state(self.current(), self._estimate_honest(), self.kind)
+        if self.kind == "adaptive":
+            return self._propose_adaptive()
+        if self.kind in ("copycat", "noisy_copycat"):
+            return self._propose_copy()
         trained = clone_state(self.train_view(seed))
         if self.kind == "scaled":
             base = self.current()

@@ -53,9 +53,15 @@ def compute_values_of(
     materialize: Materialize,
     scores: Sequence[float] | None = None,
     norms: torch.Tensor | None = None,
+    signed: bool = False,
+    reputation: bool = False,
 ) -> list[float]:
     """Each of the first ``aggregated`` sources' value (see the module), then each other
-    (screened-out) one's: harmful by the same test, else 0. Slice by slice: the aggregate of
+    (screened-out) one's: harmful by the same test, else 0. ``signed`` (reputation values,
+    §3.9): gains are not floored at 0, and a screened-out source that is not harmful is worth
+    its gain had it been added to the aggregate. ``reputation``: those values as above, then
+    the signed ones (what a precommit carries on a chain that keeps reputation), made in one
+    pass. Slice by slice: the aggregate of
     every clipped update is made once (``materialize``: slices in ``layout`` order to a
     source), and each contribution's term is taken out of it slice by slice for its loss.
     ``scores`` and ``norms`` (each source's own score, and its update's norm from ``base``) when
@@ -106,31 +112,67 @@ def compute_values_of(
         elif not float(norms[i]) > 0:  # no step, no gain
             values.append(0.0)
         else:
-            without = loss(_Without(with_all_source, read_base, i, share, clipped_delta))
-            values.append(max(without - with_all, 0.0))
-    return values + [0.0 if harm is None else -harm for harm in harms[aggregated:]]
+
+            def without_term(
+                name: str, start: int, stop: int, base_slice: torch.Tensor, i: int = i
+            ) -> torch.Tensor:
+                return -share * clipped_delta(i, name, start, stop, base_slice)
+
+            without = loss(_Shifted(with_all_source, read_base, without_term))
+            values.append(
+                without - with_all if signed or reputation else max(without - with_all, 0.0)
+            )
+    if not (signed or reputation):
+        return values + [0.0 if harm is None else -harm for harm in harms[aggregated:]]
+    median_norm = float(norms[:aggregated].median())
+    for j, harm in enumerate(harms[aggregated:], start=aggregated):
+        if harm is not None:
+            values.append(-harm)
+            continue
+        if not float(norms[j]) > 0:
+            values.append(0.0)
+            continue
+        scale = min(1.0, median_norm / float(norms[j]))
+
+        def with_term(
+            name: str,
+            start: int,
+            stop: int,
+            base_slice: torch.Tensor,
+            j: int = j,
+            scale: float = scale,
+        ) -> torch.Tensor:
+            update = named[j].read_flat(name, start, stop).to(base_slice.dtype) - base_slice
+            step = with_all_source.read_flat(name, start, stop).to(base_slice.dtype) - base_slice
+            return (update * scale - step) / (aggregated + 1)
+
+        values.append(with_all - loss(_Shifted(with_all_source, read_base, with_term)))
+    if not reputation:
+        return values
+    settlement = [
+        -harm if harm is not None else (max(value, 0.0) if i < aggregated else 0.0)
+        for i, (value, harm) in enumerate(zip(values, harms, strict=True))
+    ]
+    return settlement + values
 
 
-class _Without:
-    """The aggregate of every clipped update with contribution ``i``'s term taken out, read
-    slice by slice (the ``TensorSource`` a loss is measured on)."""
+class _Shifted:
+    """The aggregate of every clipped update with one contribution's term taken out or put in
+    (``term``: the slice's shift), read slice by slice (the ``TensorSource`` a loss is measured
+    on)."""
 
     def __init__(
         self,
         with_all: TensorSource,
         read_base: Callable[[str, int, int], torch.Tensor],
-        i: int,
-        share: float,
-        clipped_delta: Callable[[int, str, int, int, torch.Tensor], torch.Tensor],
+        term: Callable[[str, int, int, torch.Tensor], torch.Tensor],
     ) -> None:
-        self._with_all, self._read_base, self._i = with_all, read_base, i
-        self._share, self._clipped_delta = share, clipped_delta
+        self._with_all, self._read_base, self._term = with_all, read_base, term
 
     def read_flat(self, name: str, start: int, stop: int) -> torch.Tensor:
         with_all = self._with_all.read_flat(name, start, stop)
-        base_slice = self._read_base(name, start, stop)
-        term = self._share * self._clipped_delta(self._i, name, start, stop, base_slice)
-        return (with_all.to(term.dtype) - term).to(with_all.dtype)
+        shift = self._term(name, start, stop, self._read_base(name, start, stop))
+        return (with_all.to(shift.dtype) + shift).to(with_all.dtype)
 
 
 def compute_contribution_values(
@@ -140,6 +182,7 @@ def compute_contribution_values(
     score: Callable[[StateDict], float],
     harm_margin: float,
     screened: Sequence[Contribution] = (),
+    signed: bool = False,
 ) -> list[float]:
     """Each contribution's value (see the module), in the order given, then each screened-out
     one's: harmful by the same test, else 0 (it is in no aggregate, so it has no gain). The
@@ -159,4 +202,5 @@ def compute_contribution_values(
         harm_margin,
         layout,
         lambda slices: StateSource(collect_state(layout, slices)),
+        signed=signed,
     )

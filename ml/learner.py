@@ -208,10 +208,13 @@ class Learner:
         aggregated: int,
         scores: Sequence[float] | None = None,
         norms: torch.Tensor | None = None,
+        signed: bool = False,
+        reputation: bool = False,
     ) -> list[float]:
         """What each source is worth as a contribution to the global model, on this party's
         data (``compute_values_of``): the first ``aggregated`` ones aggregated, the rest
-        screened out; ``scores`` and ``norms`` when already known."""
+        screened out; ``scores`` and ``norms`` when already known; ``signed`` gains for
+        reputation, or with ``reputation`` both lists (settlement values, then signed)."""
 
         def materialize(slices: Iterable[torch.Tensor]) -> TensorSource:
             # the aggregate of every clipped update, in memory: one copy of the weights beside
@@ -229,4 +232,6 @@ class Learner:
             materialize,
             scores,
             norms,
+            signed,
+            reputation,
         )

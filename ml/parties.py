@@ -4,17 +4,30 @@ bench with Flower build identical parties from the same seed."""
 
 from __future__ import annotations
 
-from learnchain.ml.adversaries import POOLING_ATTACKS, Collusion, compute_alie_z, make_learner
+from collections.abc import Callable
+from pathlib import Path
+
+from learnchain.ml.adversaries import (
+    POOLING_ATTACKS,
+    ByzantineLearner,
+    Collusion,
+    compute_alie_z,
+    make_learner,
+)
+from learnchain.ml.codec import StateDict
+from learnchain.ml.config import FILE_DATA_METRIC
 from learnchain.ml.data import (
     Dataset,
     PartyData,
     compute_dirichlet_shards,
     compute_iid_shards,
+    load_digits_pool,
     parse_partition,
+    split_test,
     split_train_vote,
 )
 from learnchain.ml.learner import Learner
-from learnchain.ml.tasks import Task
+from learnchain.ml.tasks import Task, TaskConfig, fit_task_to_data, get_task
 
 
 def make_shards(pool: Dataset, parties: int, partition: str, seed: int) -> list[Dataset]:
@@ -58,3 +71,49 @@ def make_party_learners(
         )
         for i, data in enumerate(parties)
     ]
+
+
+def propose_round(
+    learners: list[Learner],
+    send: Callable[[int, StateDict], StateDict] = lambda _, state: state,
+    propose: Callable[[Learner], StateDict | None] = lambda learner: learner.propose(),
+) -> dict[int, StateDict]:
+    """Every party's contribution of a round, by party index, as validators receive it
+    (``send``): the honest ones first, since gossip brings them to every validator, then the
+    byzantine ones, which have seen them (``ByzantineLearner.see_contributions``). A party whose
+    ``propose`` gives None sits the round out."""
+    sent: dict[int, StateDict] = {}
+    byzantine = [i for i, learner in enumerate(learners) if isinstance(learner, ByzantineLearner)]
+    for i, learner in enumerate(learners):
+        if i not in byzantine and (state := propose(learner)) is not None:
+            sent[i] = send(i, state)
+    seen = list(sent.values())
+    for i in byzantine:
+        learner = learners[i]
+        assert isinstance(learner, ByzantineLearner)
+        learner.see_contributions(seen)
+        if (state := propose(learner)) is not None:
+            sent[i] = send(i, state)
+    return dict(sorted(sent.items()))
+
+
+def compute_default_trial_config(data_file: str) -> TaskConfig:
+    """A trial's task when nothing is overridden: digits-mlp, or for a user's data file
+    tabular-mlp judged by loss (as ``learnchain testnet --data-files`` chooses)."""
+    if not data_file:
+        return TaskConfig(name="digits-mlp")
+    return TaskConfig(name="tabular-mlp", metric=FILE_DATA_METRIC)
+
+
+def load_trial_data(
+    config: TaskConfig, data_file: str, label_column: str, seed: int
+) -> tuple[TaskConfig, Dataset, Dataset]:
+    """The task fitted to the data, the pool the parties split and the held-out test: the
+    digits, or a user's CSV or NPZ ``data_file`` (a fifth held out), as ``learnchain testnet
+    --data-files`` would fit the task to it."""
+    if not data_file:
+        pool, test = load_digits_pool(seed)
+        return config, pool, test
+    data = get_task(config).read_data(Path(data_file), label_column)
+    pool, test = split_test(data, seed)
+    return fit_task_to_data(config, [(data_file, pool)]), pool, test

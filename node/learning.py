@@ -171,8 +171,10 @@ class Trainer(Protocol):
         aggregated: int,
         scores: Sequence[float],
         norms: Sequence[float],
+        reputation: bool = False,
     ) -> list[float]:
-        """Each of ``weights``' value as a contribution to ``global_weights`` (§3.5)."""
+        """Each of ``weights``' value as a contribution to ``global_weights`` (§3.5), followed
+        by their reputation values with ``reputation`` (§3.9)."""
         ...
 
     def close(self) -> None:
@@ -589,10 +591,12 @@ class LearningWorker:
         self,
         contributions: list[tuple[str, Path, int]],
         screened: Sequence[tuple[str, Path, int]] = (),
+        reputation: bool = False,
     ) -> list[float]:
         """Each (contributor, weights file, samples)'s value on this party's data
-        (ml/contribution_value.py), in the order given, then each screened-out one's; MLError
-        when one does not fit the model."""
+        (ml/contribution_value.py), in the order given, then each screened-out one's (with
+        ``reputation``, then all of their reputation values, §3.9); MLError when one does not
+        fit the model."""
 
         def measure() -> list[float]:
             paths = [path for _, path, _ in [*contributions, *screened]]
@@ -600,10 +604,14 @@ class LearningWorker:
             norms = [self._get_norm(path) for path in paths]
             if self.trainer is not None:
                 aggregated = len(contributions)
-                return self.trainer.appraise(self.current_path, paths, aggregated, scores, norms)
+                return self.trainer.appraise(
+                    self.current_path, paths, aggregated, scores, norms, reputation
+                )
             sources = [self.open_contribution(path) for path in paths]
             norms_tensor = torch.tensor(norms, dtype=torch.float64)
-            return self.learner.appraise(sources, len(contributions), scores, norms_tensor)
+            return self.learner.appraise(
+                sources, len(contributions), scores, norms_tensor, reputation=reputation
+            )
 
         result: list[float] = await self._run(measure)
         return result

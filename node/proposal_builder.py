@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from learnchain.consensus.events import RequestProposal
 from learnchain.consensus.params import Mode
-from learnchain.consensus.state import ChainState
+from learnchain.consensus.state import ChainState, get_reputation_exclusions
 from learnchain.consensus.types import Address, Hash
 from learnchain.ml.adversaries import compute_attack_listing
 from learnchain.ml.errors import MLError
@@ -122,7 +122,11 @@ class ProposalBuilder:
                 lambda c: c.validator == self._address,
                 lambda listed: is_contributor_quorum(state, listed),
             )
-        inputs = await fetch_contribution_weights(self.weights, state, pool)
+        # the lowest reputations stay out of the aggregate, still named for appraisal (§3.9)
+        left_out = get_reputation_exclusions(state, pool) if state.params.keeps_reputation else ()
+        inputs = await fetch_contribution_weights(
+            self.weights, state, [c for c in pool if c.validator not in left_out]
+        )
         if not inputs:
             return ModelUpdate(state.model_hash)
         started = time.monotonic()
@@ -132,6 +136,9 @@ class ProposalBuilder:
         fetched = {contributor for contributor, _, _ in inputs}
         used = tuple(c for c in pool if c.validator.hex() in used_ids)
         screened = tuple(
-            c for c in pool if c.validator.hex() in fetched and c.validator.hex() not in used_ids
+            c
+            for c in pool
+            if c.validator in left_out
+            or (c.validator.hex() in fetched and c.validator.hex() not in used_ids)
         )[: max(0, state.params.max_contributions - len(used))]  # the block's limit counts both
         return ModelUpdate(update.model_hash, used, screened)

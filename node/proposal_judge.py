@@ -153,8 +153,9 @@ class ProposalJudge:
             self._scores.pop(next(iter(self._scores)))
         self._scores[model_hash] = OwnEvaluation(score, decision.accuracy, decision.loss)
         values: tuple[int, ...] = ()
+        keeps_reputation = self._consensus.state.params.keeps_reputation
         if decision.approve and self._appraise:
-            if speculation is not None:  # appraised while the proposal was being made
+            if speculation is not None and not keeps_reputation:  # appraised meanwhile
                 contributions = request.block.contributions
                 values = to_micro_units([speculation.values[c.validator] for c in contributions])
             else:
@@ -210,7 +211,8 @@ class ProposalJudge:
     ) -> tuple[int, ...]:
         """This node's appraisal of each of a block's contributions (fetched, in order), then of
         each one its proposer screened out, on its own data, in micro-units (the precommit's
-        extension, §3.5); nothing when none, or when a screened-out one cannot be fetched."""
+        extension, §3.5), followed on a chain that keeps reputation by their reputation values
+        (§3.9); nothing when none, or when a screened-out one cannot be fetched."""
         if not inputs:
             return ()
         state = self._consensus.state
@@ -219,7 +221,8 @@ class ProposalJudge:
             log.info("contributions not appraised: a screened-out one's weights are missing")
             return ()
         try:
-            values = await self.learning.appraise(inputs, screened)
+            reputation = state.params.keeps_reputation  # and the reputation values (§3.9)
+            values = await self.learning.appraise(inputs, screened, reputation)
         except MLError as error:
             log.warning("contributions not appraised: %s", error)
             return ()

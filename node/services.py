@@ -314,6 +314,8 @@ class QueryService(pb_grpc.QueryServicer):  # type: ignore[misc]
             height=state.height + 1,
             validators=validator_set_to_proto(state.validators),
             monikers=monikers,
+            reputations={a.hex(): v for a, v in state.reputations.items()},
+            keeps_reputation=state.params.keeps_reputation,
         )
 
     async def GetAccount(

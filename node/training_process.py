@@ -116,9 +116,11 @@ class TrainingProcess:
         aggregated: int,
         scores: Sequence[float],
         norms: Sequence[float],
+        reputation: bool = False,
     ) -> list[float]:
         """Each of ``weights``' value as a contribution to ``global_weights`` (§3.5), the first
-        ``aggregated`` aggregated (TrainingFailed when the child fails)."""
+        ``aggregated`` aggregated, then their reputation values with ``reputation`` (§3.9)
+        (TrainingFailed when the child fails)."""
         request = {
             "op": "appraise",
             "global": str(global_weights),
@@ -126,6 +128,7 @@ class TrainingProcess:
             "aggregated": aggregated,
             "scores": list(scores),
             "norms": list(norms),
+            "reputation": reputation,
         }
         values = self._ask(request, "appraisal")["values"]
         assert isinstance(values, list)

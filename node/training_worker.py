@@ -12,7 +12,8 @@ fails):
   ``{"correct": [0|1, ...], "losses": [...]}`` (the node's vote rule decides on them); with
   ``"base": PATH``, of a contribution to that model (``task.codec``).
 - ``{"op": "appraise", "global": PATH, "weights": [PATH, ...], "aggregated": K, "scores": [...],
-  "norms": [...]}``: each contribution's value to the global model (§3.5), ``{"values": [...]}``.
+  "norms": [...], "reputation": BOOL}``: each contribution's value to the global model (§3.5),
+  then with ``reputation`` each one's reputation value (§3.9), ``{"values": [...]}``.
 
 The process ends when stdin closes (the node stopped or let it go).
 
@@ -121,7 +122,9 @@ def appraise_once(learner: Learner, request: dict[str, object]) -> dict[str, obj
     assert isinstance(aggregated, int)
     sources = [open_contribution_of(learner, path, learner.global_source) for path in paths]
     norms_tensor = torch.tensor(norms, dtype=torch.float64)
-    return {"values": learner.appraise(sources, aggregated, scores, norms_tensor)}
+    reputation = bool(request.get("reputation", False))
+    values = learner.appraise(sources, aggregated, scores, norms_tensor, reputation=reputation)
+    return {"values": values}
 
 
 def answer(learner: Learner, request: dict[str, object]) -> dict[str, object]:

@@ -507,6 +507,7 @@ def _params_to_proto(p: ChainParams) -> pb.ChainParams:
         contribution_deposit=p.contribution_deposit,
         forfeit_margin=p.forfeit_margin,
         proposal_deposit=p.proposal_deposit,
+        reputation_decay=p.reputation_decay,
     )
 
 
@@ -538,6 +539,7 @@ def _params_from_proto(m: pb.ChainParams) -> ChainParams:
         contribution_deposit=Tokens(m.contribution_deposit),
         forfeit_margin=m.forfeit_margin,
         proposal_deposit=Tokens(m.proposal_deposit),
+        reputation_decay=m.reputation_decay,
     )
 
 
@@ -619,6 +621,9 @@ def state_to_proto(state: ChainState) -> pb.ChainState:
                 screened=state.pending_share.screened,
             )
         ),
+        reputations=[
+            pb.Reputation(address=a, value=v) for a, v in sorted(state.reputations.items())
+        ],
     )
 
 
@@ -667,6 +672,7 @@ def state_from_proto(m: pb.ChainState) -> ChainState:
             if m.HasField("pending_share")
             else None
         ),
+        reputations={_address(r.address, "reputation's address"): r.value for r in m.reputations},
     )
 
 

@@ -255,7 +255,7 @@ class ValidatorSet(_message.Message):
     def __init__(self, validators: _Optional[_Iterable[_Union[Validator, _Mapping]]] = ..., proposer: _Optional[bytes] = ...) -> None: ...
 
 class ChainParams(_message.Message):
-    __slots__ = ("threshold_numerator", "threshold_denominator", "mode", "min_stake", "max_validators", "unbonding_blocks", "block_reward", "proposer_reward_percent", "slash_double_sign_percent", "slash_downtime_percent", "downtime_jail_blocks", "jail_blocks", "evidence_max_age", "max_block_txs", "max_contributions", "training_heights", "vote_relay_from", "round_deadline", "verdict_timeout", "target_score", "plateau_rounds", "min_improvement", "contribution_deposit", "forfeit_margin", "proposal_deposit")
+    __slots__ = ("threshold_numerator", "threshold_denominator", "mode", "min_stake", "max_validators", "unbonding_blocks", "block_reward", "proposer_reward_percent", "slash_double_sign_percent", "slash_downtime_percent", "downtime_jail_blocks", "jail_blocks", "evidence_max_age", "max_block_txs", "max_contributions", "training_heights", "vote_relay_from", "round_deadline", "verdict_timeout", "target_score", "plateau_rounds", "min_improvement", "contribution_deposit", "forfeit_margin", "proposal_deposit", "reputation_decay")
     THRESHOLD_NUMERATOR_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_DENOMINATOR_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
@@ -281,6 +281,7 @@ class ChainParams(_message.Message):
     CONTRIBUTION_DEPOSIT_FIELD_NUMBER: _ClassVar[int]
     FORFEIT_MARGIN_FIELD_NUMBER: _ClassVar[int]
     PROPOSAL_DEPOSIT_FIELD_NUMBER: _ClassVar[int]
+    REPUTATION_DECAY_FIELD_NUMBER: _ClassVar[int]
     threshold_numerator: int
     threshold_denominator: int
     mode: str
@@ -306,7 +307,8 @@ class ChainParams(_message.Message):
     contribution_deposit: int
     forfeit_margin: int
     proposal_deposit: int
-    def __init__(self, threshold_numerator: _Optional[int] = ..., threshold_denominator: _Optional[int] = ..., mode: _Optional[str] = ..., min_stake: _Optional[int] = ..., max_validators: _Optional[int] = ..., unbonding_blocks: _Optional[int] = ..., block_reward: _Optional[int] = ..., proposer_reward_percent: _Optional[int] = ..., slash_double_sign_percent: _Optional[int] = ..., slash_downtime_percent: _Optional[int] = ..., downtime_jail_blocks: _Optional[int] = ..., jail_blocks: _Optional[int] = ..., evidence_max_age: _Optional[int] = ..., max_block_txs: _Optional[int] = ..., max_contributions: _Optional[int] = ..., training_heights: _Optional[int] = ..., vote_relay_from: _Optional[int] = ..., round_deadline: _Optional[int] = ..., verdict_timeout: _Optional[int] = ..., target_score: _Optional[int] = ..., plateau_rounds: _Optional[int] = ..., min_improvement: _Optional[int] = ..., contribution_deposit: _Optional[int] = ..., forfeit_margin: _Optional[int] = ..., proposal_deposit: _Optional[int] = ...) -> None: ...
+    reputation_decay: int
+    def __init__(self, threshold_numerator: _Optional[int] = ..., threshold_denominator: _Optional[int] = ..., mode: _Optional[str] = ..., min_stake: _Optional[int] = ..., max_validators: _Optional[int] = ..., unbonding_blocks: _Optional[int] = ..., block_reward: _Optional[int] = ..., proposer_reward_percent: _Optional[int] = ..., slash_double_sign_percent: _Optional[int] = ..., slash_downtime_percent: _Optional[int] = ..., downtime_jail_blocks: _Optional[int] = ..., jail_blocks: _Optional[int] = ..., evidence_max_age: _Optional[int] = ..., max_block_txs: _Optional[int] = ..., max_contributions: _Optional[int] = ..., training_heights: _Optional[int] = ..., vote_relay_from: _Optional[int] = ..., round_deadline: _Optional[int] = ..., verdict_timeout: _Optional[int] = ..., target_score: _Optional[int] = ..., plateau_rounds: _Optional[int] = ..., min_improvement: _Optional[int] = ..., contribution_deposit: _Optional[int] = ..., forfeit_margin: _Optional[int] = ..., proposal_deposit: _Optional[int] = ..., reputation_decay: _Optional[int] = ...) -> None: ...
 
 class LearningRecord(_message.Message):
     __slots__ = ("model_height", "model_score", "best_score", "stale_rounds", "scored_height", "scored", "end", "end_height")
@@ -337,7 +339,7 @@ class SlashRecord(_message.Message):
     def __init__(self, address: _Optional[bytes] = ..., height: _Optional[int] = ...) -> None: ...
 
 class ChainState(_message.Message):
-    __slots__ = ("chain_id", "params", "height", "last_block_hash", "model_hash", "app_hash", "accounts", "bonds", "unbonding", "last_validators", "validators", "next_validators", "slashed", "learning", "last_block_time_ms", "pending_share")
+    __slots__ = ("chain_id", "params", "height", "last_block_hash", "model_hash", "app_hash", "accounts", "bonds", "unbonding", "last_validators", "validators", "next_validators", "slashed", "learning", "last_block_time_ms", "pending_share", "reputations")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -354,6 +356,7 @@ class ChainState(_message.Message):
     LEARNING_FIELD_NUMBER: _ClassVar[int]
     LAST_BLOCK_TIME_MS_FIELD_NUMBER: _ClassVar[int]
     PENDING_SHARE_FIELD_NUMBER: _ClassVar[int]
+    REPUTATIONS_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     params: ChainParams
     height: int
@@ -370,7 +373,16 @@ class ChainState(_message.Message):
     learning: LearningRecord
     last_block_time_ms: int
     pending_share: PendingShare
-    def __init__(self, chain_id: _Optional[str] = ..., params: _Optional[_Union[ChainParams, _Mapping]] = ..., height: _Optional[int] = ..., last_block_hash: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., app_hash: _Optional[bytes] = ..., accounts: _Optional[_Iterable[_Union[Account, _Mapping]]] = ..., bonds: _Optional[_Iterable[_Union[Bond, _Mapping]]] = ..., unbonding: _Optional[_Iterable[_Union[Unbonding, _Mapping]]] = ..., last_validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., next_validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., slashed: _Optional[_Iterable[_Union[SlashRecord, _Mapping]]] = ..., learning: _Optional[_Union[LearningRecord, _Mapping]] = ..., last_block_time_ms: _Optional[int] = ..., pending_share: _Optional[_Union[PendingShare, _Mapping]] = ...) -> None: ...
+    reputations: _containers.RepeatedCompositeFieldContainer[Reputation]
+    def __init__(self, chain_id: _Optional[str] = ..., params: _Optional[_Union[ChainParams, _Mapping]] = ..., height: _Optional[int] = ..., last_block_hash: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., app_hash: _Optional[bytes] = ..., accounts: _Optional[_Iterable[_Union[Account, _Mapping]]] = ..., bonds: _Optional[_Iterable[_Union[Bond, _Mapping]]] = ..., unbonding: _Optional[_Iterable[_Union[Unbonding, _Mapping]]] = ..., last_validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., next_validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., slashed: _Optional[_Iterable[_Union[SlashRecord, _Mapping]]] = ..., learning: _Optional[_Union[LearningRecord, _Mapping]] = ..., last_block_time_ms: _Optional[int] = ..., pending_share: _Optional[_Union[PendingShare, _Mapping]] = ..., reputations: _Optional[_Iterable[_Union[Reputation, _Mapping]]] = ...) -> None: ...
+
+class Reputation(_message.Message):
+    __slots__ = ("address", "value")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    address: bytes
+    value: int
+    def __init__(self, address: _Optional[bytes] = ..., value: _Optional[int] = ...) -> None: ...
 
 class PendingShare(_message.Message):
     __slots__ = ("height", "contributors", "pool", "rejected", "screened")
@@ -565,7 +577,7 @@ class ValidatorsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ValidatorsResponse(_message.Message):
-    __slots__ = ("height", "validators", "monikers")
+    __slots__ = ("height", "validators", "monikers", "reputations", "keeps_reputation")
     class MonikersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -573,13 +585,24 @@ class ValidatorsResponse(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class ReputationsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     VALIDATORS_FIELD_NUMBER: _ClassVar[int]
     MONIKERS_FIELD_NUMBER: _ClassVar[int]
+    REPUTATIONS_FIELD_NUMBER: _ClassVar[int]
+    KEEPS_REPUTATION_FIELD_NUMBER: _ClassVar[int]
     height: int
     validators: ValidatorSet
     monikers: _containers.ScalarMap[str, str]
-    def __init__(self, height: _Optional[int] = ..., validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., monikers: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    reputations: _containers.ScalarMap[str, int]
+    keeps_reputation: bool
+    def __init__(self, height: _Optional[int] = ..., validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., monikers: _Optional[_Mapping[str, str]] = ..., reputations: _Optional[_Mapping[str, int]] = ..., keeps_reputation: _Optional[bool] = ...) -> None: ...
 
 class AccountRequest(_message.Message):
     __slots__ = ("address",)

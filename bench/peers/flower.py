@@ -10,7 +10,12 @@ rows come from ``bench/quality.py``'s trial in this environment (stake-selected 
 aggregate, the private-data vote).
 
     .venv/bin/python bench/peers/flower.py --seeds 0-4 --rounds 30 \\
-        --scenarios none,label_flip:1,backdoor:1,alie:1,ipm:1
+        --scenarios none,label_flip:1,backdoor:1,alie:1,ipm:1,min_max:1,adaptive:1,copycat:1
+
+With ``--data-file FILE [--label-column C]`` both sides split the user's own CSV or NPZ (a fifth
+held out for the test), as ``bench/quality.py --data-file`` does. Any learnchain option of
+``bench/quality.py`` (``--aggregation``, ``--reputation``, ...) goes after ``--learnchain``:
+``--learnchain --reputation 0.95``.
 
 Prints one table (mean final accuracy over the seeds; for backdoors also the attack success
 rate) and, last, one JSON line.
@@ -24,6 +29,7 @@ import os
 import statistics
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -59,12 +65,18 @@ def run_flower(args: argparse.Namespace) -> None:
     from flwr.server import strategy as flower
 
     from learnchain.ml.adversaries import compute_triggered_test
-    from learnchain.ml.data import load_digits_pool
-    from learnchain.ml.parties import make_party_data, make_party_learners
-    from learnchain.ml.tasks import TaskConfig, get_task
+    from learnchain.ml.parties import (
+        compute_default_trial_config,
+        load_trial_data,
+        make_party_data,
+        make_party_learners,
+        propose_round,
+    )
+    from learnchain.ml.tasks import get_task
     from learnchain.ml.training import evaluate_state
 
     torch.set_num_threads(1)
+    task_config = compute_default_trial_config(args.data_file)
 
     def make_strategy(name: str, attackers: int, initial: list[Any]) -> Any:
         common = {"min_fit_clients": 1, "min_evaluate_clients": 1, "min_available_clients": 1}
@@ -85,8 +97,10 @@ def run_flower(args: argparse.Namespace) -> None:
         for name in args.strategies.split(","):
             for seed in parse_seeds(args.seeds):
                 torch.manual_seed(seed)
-                task = get_task(TaskConfig(seed=seed))
-                pool, test = load_digits_pool(seed)
+                config, pool, test = load_trial_data(
+                    replace(task_config, seed=seed), args.data_file, args.label_column, seed
+                )
+                task = get_task(config)
                 parties = make_party_data(pool, args.parties, args.partition, seed)
                 learners = make_party_learners(task, parties, seed, attacks)
                 names = sorted(learners[0].current())
@@ -94,11 +108,11 @@ def run_flower(args: argparse.Namespace) -> None:
                 strategy = make_strategy(name, len(attacks), initial)
                 for server_round in range(1, args.rounds + 1):
                     results = []
-                    for learner in learners:
-                        state = learner.propose()
+                    for i, state in propose_round(learners).items():
+                        samples = learners[i].samples
                         arrays = [state[n].detach().numpy() for n in names]
                         fit = FitRes(
-                            Status(Code.OK, ""), ndarrays_to_parameters(arrays), learner.samples, {}
+                            Status(Code.OK, ""), ndarrays_to_parameters(arrays), samples, {}
                         )
                         results.append((None, fit))
                     parameters, _ = strategy.aggregate_fit(server_round, results, [])
@@ -150,23 +164,44 @@ def ensure_flower_environment() -> Path:
     return python
 
 
+def import_quality() -> Any:
+    """bench/quality.py, as a module."""
+    if str(HERE.parent) not in sys.path:
+        sys.path.insert(0, str(HERE.parent))
+    import quality
+
+    return quality
+
+
+def learnchain_trial_args(args: argparse.Namespace, scenario: str) -> tuple[Any, list[str]]:
+    """bench/quality.py's arguments for one scenario (its own parser: every option it has)."""
+    quality = import_quality()
+
+    byzantine = [f"--byzantine={part}" for part in scenario.split("+") if scenario != "none"]
+    parsed: tuple[Any, list[str]] = quality.parse_trial_args(
+        [
+            *("--parties", str(args.parties), "--partition", args.partition),
+            *("--rounds", str(args.rounds), "--threshold", "2/3"),
+            *("--local-only-epochs", "1", "--pooled-epochs", "1"),
+            *(("--data-file", args.data_file) if args.data_file else ()),
+            *("--label-column", args.label_column),
+            *byzantine,
+            *getattr(args, "learnchain", []),
+        ]
+    )
+    return parsed
+
+
 def run_learnchain(args: argparse.Namespace) -> list[dict[str, Any]]:
     """learnchain's rows: bench/quality.py's trial for each scenario and seed."""
-    sys.path.insert(0, str(HERE.parent))
-    import quality  # bench/quality.py
     import torch
+
+    quality = import_quality()
 
     torch.set_num_threads(1)  # as bench/quality.py runs its trials
     rows = []
     for scenario in args.scenarios.split(","):
-        attacks = parse_scenario(scenario)
-        trial_args, _ = quality.parse_trial_args(
-            [
-                *("--parties", str(args.parties), "--partition", args.partition),
-                *("--rounds", str(args.rounds), "--threshold", "2/3"),
-                *("--local-only-epochs", "1", "--pooled-epochs", "1"),
-            ]
-        )
+        trial_args, attacks = learnchain_trial_args(args, scenario)
         for seed in parse_seeds(args.seeds):
             trial = quality.run_trial(trial_args, seed, attacks)
             rows.append(
@@ -211,6 +246,14 @@ def main() -> None:
     parser.add_argument("--partition", default="dirichlet:0.5")
     parser.add_argument("--scenarios", default="none,label_flip:1,backdoor:1,alie:1,ipm:1")
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument("--data-file", default="", help="the user's CSV or NPZ instead of digits")
+    parser.add_argument("--label-column", default="label")
+    parser.add_argument(
+        "--learnchain",
+        nargs=argparse.REMAINDER,
+        default=[],
+        help="the rest: bench/quality.py options for learnchain's side",
+    )
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inside:
@@ -242,6 +285,7 @@ def main() -> None:
                 text += f" ({cell['attack_success_rate']:.2f})"
             shown_cells.append(f"{text:>16}")
         print(f"{system:<22}" + "".join(shown_cells))
+    print(f"learnchain: bench/quality.py {' '.join(args.learnchain) or '(the default genesis)'}")
     print(
         json.dumps(
             {
@@ -250,6 +294,8 @@ def main() -> None:
                 "rounds": args.rounds,
                 "parties": args.parties,
                 "partition": args.partition,
+                "data_file": args.data_file or None,
+                "learnchain_options": args.learnchain,
                 "table": table,
             }
         )

@@ -174,6 +174,19 @@ def _baselines(task: Any, data: DemoData, seed: int, byzantine: int) -> tuple[li
     )
 
 
+def _get_reputations(query: Any, monikers: dict[bytes, str]) -> dict[str, float] | None:
+    """Each validator's reputation by moniker (in units of loss), or None when the chain keeps
+    none."""
+    reply = query.Validators(pb.ValidatorsRequest(), timeout=10)
+    if not reply.keeps_reputation:
+        return None
+    return {
+        monikers.get(v.address, v.address.hex()): reply.reputations.get(v.address.hex(), 0)
+        / SCORE_UNIT
+        for v in reply.validators.validators
+    }
+
+
 @click.command()
 @click.option("--validators", type=click.IntRange(1, 20), default=5, show_default=True)
 @click.option(
@@ -199,6 +212,13 @@ def _baselines(task: Any, data: DemoData, seed: int, byzantine: int) -> tuple[li
 )
 @click.option("--threshold", default="2/3", callback=parse_threshold, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--reputation-decay",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Keep contributors' reputations on chain (testnet --reputation-decay; 0: none).",
+)
 @output_option
 @click.option(
     "--plot",
@@ -232,6 +252,7 @@ def demo(
     mode: str,
     threshold: Threshold,
     seed: int,
+    reputation_decay: float,
     output: str,
     plot: Path | None,
     dashboard_listen: str | None,
@@ -275,6 +296,7 @@ def demo(
             validators,
             *("--chain-id", "learnchain-demo", "--threshold", str(threshold)),
             *("--mode", mode, *data.testnet_args),
+            *("--reputation-decay", str(reputation_decay)),
             own_sessions=True,
         )
         net.configure_all("attack", attack, range(validators - byzantine, validators))
@@ -332,6 +354,7 @@ def demo(
                 len({net[i].block_hash(h) for i in range(validators)}) == 1
                 for h in range(1, min(top, rounds) + 1)
             )
+            reputations = _get_reputations(net[0].query, monikers)
     except KeyboardInterrupt:
         raise click.ClickException("interrupted; every validator was stopped") from None
     except ClusterError as error:
@@ -369,6 +392,8 @@ def demo(
         "training": progress.ended.get("training", "on"),
         "training_ended_at": progress.ended.get("training_ended_at"),
         "best_score": progress.ended.get("best_score"),
+        # each validator's reputation on chain at the end (§3.9), when the chain keeps them
+        "reputations": reputations,
     }
     if plot is not None:
         draw_demo_plot(plot, progress, local, pooled, validators, byzantine)

@@ -215,6 +215,14 @@ def learning_options(command: Any) -> Any:
                 "contributions it has, if no quorum of them came sooner.",
             ),
             _learning_option(
+                "--reputation-decay",
+                click.FloatRange(0, 1, max_open=True),
+                defaults.reputation_decay / SCORE_UNIT,
+                "Keep contributors' reputations on chain (docs/protocol.md §3.9): each learning "
+                "round a reputation keeps this share and moves by the others' appraisals, and "
+                "aggregates leave out the lowest (0: no reputation; for example 0.95).",
+            ),
+            _learning_option(
                 "--verdict-timeout",
                 click.FloatRange(0.001, MAX_LEARNING_MS / 1000),
                 defaults.verdict_timeout / 1000,
@@ -236,6 +244,7 @@ def compute_learning_params(params: ChainParams) -> ChainParams:
     min_improvement: float = given["min_improvement"]
     round_deadline: float = given["round_deadline"]
     verdict_timeout: float = given["verdict_timeout"]
+    reputation_decay: float = given["reputation_decay"]
     result = replace(
         params,
         training_heights=training_heights,
@@ -244,6 +253,7 @@ def compute_learning_params(params: ChainParams) -> ChainParams:
         min_improvement=round(min_improvement * SCORE_UNIT),
         round_deadline=round(round_deadline * 1000),
         verdict_timeout=round(verdict_timeout * 1000),
+        reputation_decay=round(reputation_decay * SCORE_UNIT),
     )
     try:
         result.validate()

@@ -308,6 +308,8 @@ def validators(node: str | None, home: Path, output: str) -> None:
             "stake": v.power,
             "endpoint": v.endpoint,
             "priority": v.priority,
+            # micro-units of loss (docs/protocol.md §3.9); None when the chain keeps none
+            "reputation": r.reputations.get(v.address.hex(), 0) if r.keeps_reputation else None,
         }
         for v in r.validators.validators
     ]
@@ -317,9 +319,10 @@ def validators(node: str | None, home: Path, output: str) -> None:
     click.echo(f"validators for height {r.height}:")
     width = max((len(m["moniker"]) for m in members), default=0) or 1
     for m in members:
+        reputation = "" if m["reputation"] is None else f"  reputation {m['reputation'] / 1e6:+.4f}"
         click.echo(
             f"  {m['moniker'] or '-':<{width}}  {m['address']}  stake {m['stake']:>8}  "
-            f"{m['endpoint']}"
+            f"{m['endpoint']}{reputation}"
         )
 
 

@@ -28,7 +28,14 @@ def load_bench(path: Path) -> ModuleType:
 def test_the_flower_side_by_side_runs_learnchains_trials() -> None:
     flower = load_bench(BENCH / "peers" / "flower.py")
     args = argparse.Namespace(
-        scenarios="none,ipm:1", seeds="0", rounds=2, parties=4, partition="dirichlet:0.5"
+        scenarios="none,ipm:1",
+        seeds="0",
+        rounds=2,
+        parties=4,
+        partition="dirichlet:0.5",
+        data_file="",
+        label_column="label",
+        learnchain=["--reputation", "0.95"],
     )
     threads = torch.get_num_threads()
     try:

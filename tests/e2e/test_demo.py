@@ -86,3 +86,20 @@ def test_a_poisoners_accepted_updates_are_verified_aggregates_of_honest_work() -
     assert summary["consistent"] is True
     assert summary["byzantine_accepted_without_honest"] == 0
     assert summary["final_accuracy"] >= 0.93  # type: ignore[operator]
+
+
+@pytest.mark.timeout(DEMO_SECONDS + 60)
+def test_a_chain_that_keeps_reputation_ranks_the_poisoner_lowest() -> None:
+    """Reputation in the chain state (§3.9): every validator appraises every contribution, the
+    chain moves each contributor's reputation by the others' reports, and aggregates leave the
+    lowest out; the label flipper ends with the lowest reputation, below zero."""
+    summary = run_demo("--byzantine", "1", "--reputation-decay", "0.95")
+    assert summary["consistent"] is True
+    assert summary["byzantine_accepted_without_honest"] == 0
+    assert summary["final_accuracy"] >= 0.93  # type: ignore[operator]
+    reputations = summary["reputations"]
+    assert isinstance(reputations, dict) and len(reputations) == 5
+    poisoner = next(name for name in reputations if "(" in name)
+    assert reputations[poisoner] < 0
+    assert reputations[poisoner] == min(reputations.values())
+

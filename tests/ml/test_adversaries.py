@@ -18,7 +18,10 @@ from learnchain.ml.adversaries import (
     compute_attack_listing,
     compute_backdoor_data,
     compute_ipm_state,
+    compute_min_max_state,
     compute_triggered_test,
+    flatten_updates,
+    unflatten_update,
 )
 from learnchain.ml.codec import compute_weights_hash
 from learnchain.ml.data import Dataset, load_digits_party
@@ -34,6 +37,13 @@ def digits_learner(kind: str | None = None) -> tuple[Learner, Dataset]:
     party, test = load_digits_party(0, 2, "iid", 0)
     learner = Learner(task, party, 1) if kind is None else ByzantineLearner(task, party, kind, 1)
     return learner, test
+
+
+def byzantine(kind: str) -> ByzantineLearner:
+    """An attacker of ``kind`` on half the digits."""
+    learner, _ = digits_learner(kind)
+    assert isinstance(learner, ByzantineLearner)
+    return learner
 
 
 def test_the_trigger_sets_the_last_features_to_the_maximum() -> None:
@@ -165,3 +175,64 @@ def test_colluders_holding_a_quorum_list_no_honest_contribution() -> None:
 def test_without_a_quorum_in_reach_a_poisoner_lists_every_contribution() -> None:
     listed = compute_attack_listing(["a", "b", "c"], lambda c: c == "c", lambda _: False)
     assert listed == ["c", "a", "b"]
+
+
+def test_min_max_stays_within_the_honest_updates_largest_distance() -> None:
+    base, honest = updates()
+    attack = compute_min_max_state(base, honest, "min_max")
+    deltas = flatten_updates(base, honest)
+    own = flatten_updates(base, [attack])[0]
+    assert (
+        float((deltas - own).norm(dim=1).max()) <= float(torch.cdist(deltas, deltas).max()) + 1e-4
+    )
+    mean = deltas.mean(dim=0)
+    assert float(own @ mean) < float(mean @ mean)  # pushed against the honest direction
+
+
+def test_min_sum_stays_within_the_honest_updates_sum_of_squared_distances() -> None:
+    base, honest = updates()
+    attack = compute_min_max_state(base, honest, "min_sum")
+    deltas = flatten_updates(base, honest)
+    own = flatten_updates(base, [attack])[0]
+    bound = float((torch.cdist(deltas, deltas) ** 2).sum(dim=1).max())
+    assert float(((deltas - own).norm(dim=1) ** 2).sum()) <= bound * (1 + 1e-4)
+    assert not torch.allclose(own, deltas.mean(dim=0))
+
+
+def test_a_copycat_sends_a_seen_contribution_and_a_noisy_one_nearly_it() -> None:
+    copycat, noisy = byzantine("copycat"), byzantine("noisy_copycat")
+    honest, _ = digits_learner()
+    seen = honest.propose()
+    assert compute_weights_hash(copycat.propose()) == compute_weights_hash(copycat.current())
+    copycat.see_contributions([seen])
+    noisy.see_contributions([seen])
+    assert compute_weights_hash(copycat.propose()) == compute_weights_hash(seen)
+    shaken = noisy.propose()
+    base = noisy.current()
+    delta = flatten_updates(base, [seen])[0]
+    apart = flatten_updates(base, [shaken])[0] - delta
+    assert 0 < float(apart.norm()) < 0.05 * float(delta.norm())
+
+
+def test_the_adaptive_attacker_reverses_the_honest_mean_within_the_margins() -> None:
+    attacker = byzantine("adaptive")
+    others = [digits_learner()[0].propose(seed) for seed in (1, 2)]
+    attacker.see_contributions(others)
+    base = attacker.current()
+    mean = flatten_updates(base, others).mean(dim=0)
+    sent = flatten_updates(base, [attacker.propose()])[0]
+    assert float(sent @ mean) < float(mean @ mean)  # less than the honest step, or against it
+    honest_score = attacker.score(unflatten_update(base, mean))
+    gap = honest_score - attacker.score(unflatten_update(base, sent))
+    config = attacker.task.config
+    assert gap <= min(config.screen_margin, config.verified_margin) + 1e-9
+
+
+def test_the_adaptive_attacker_turns_honest_near_the_reputation_cut_off() -> None:
+    attacker = byzantine("adaptive")
+    others = [digits_learner()[0].propose(seed) for seed in (1, 2)]
+    attacker.see_contributions(others)
+    attacker.reputation, attacker.reputation_cutoff = 0.0, 0.0
+    base = attacker.current()
+    sent = flatten_updates(base, [attacker.propose()])[0]
+    assert torch.allclose(sent, flatten_updates(base, others).mean(dim=0), atol=1e-6)

@@ -104,3 +104,26 @@ def test_an_untrained_copy_screened_out_is_never_harmful(judge: Learner) -> None
         base, trained, judge.loss, judge.score, HARM_MARGIN, screened=[copy]
     )
     assert values[-1] == 0.0
+
+
+def test_signed_values_go_below_zero_for_a_reversed_update_and_value_the_left_out(
+    judge: Learner, base_and_honest: Honest
+) -> None:
+    base, honest = base_and_honest
+    mean = {k: torch.stack([c.state[k] - base[k] for c in honest]).mean(0) for k in base}
+    reversed_update = Contribution("8", {k: base[k] - 0.2 * mean[k] for k in base}, 200)
+    no_harm = 1.0  # the harm test is not what this is about
+    values = compute_contribution_values(
+        base, [*honest, reversed_update], judge.loss, judge.score, no_harm, signed=True
+    )
+    assert values[-1] < 0  # IPM-like: the aggregate's loss is lower without it
+    floored = compute_contribution_values(
+        base, [*honest, reversed_update], judge.loss, judge.score, no_harm
+    )
+    assert floored[-1] == 0.0
+    # left out of the aggregate, it is worth its gain had it been added: negative again, and an
+    # honest contribution left out is worth more than it
+    left_out = compute_contribution_values(
+        base, honest[:3], judge.loss, judge.score, no_harm, [honest[3], reversed_update], True
+    )
+    assert left_out[-1] < 0 and left_out[-2] > left_out[-1]

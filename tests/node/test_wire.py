@@ -274,3 +274,18 @@ def test_a_decoded_block_with_a_changed_field_has_another_hash() -> None:
     message.header.height += 1
     assert wire.block_from_proto(message).hash != block.hash
     assert replace(block).hash == block.hash
+
+
+def test_reputations_and_their_decay_round_trip_with_the_same_root() -> None:
+    chain, (block,) = busy_chain()
+    state = chain.commit(block)
+    kept = replace(
+        state,
+        params=replace(state.params, reputation_decay=950_000),
+        reputations={KEYS[0].address: -708_800, KEYS[1].address: 52_667},
+    )
+    decoded = wire.state_from_proto(
+        pb.ChainState.FromString(wire.state_to_proto(kept).SerializeToString())
+    )
+    assert decoded == kept and decoded.compute_root() == kept.compute_root()
+    assert decoded.compute_root() != state.compute_root()
