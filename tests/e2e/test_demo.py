@@ -102,4 +102,3 @@ def test_a_chain_that_keeps_reputation_ranks_the_poisoner_lowest() -> None:
     poisoner = next(name for name in reputations if "(" in name)
     assert reputations[poisoner] < 0
     assert reputations[poisoner] == min(reputations.values())
-
