@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from dataclasses import replace
 from typing import Any
 
@@ -52,6 +53,7 @@ from learnchain.ml.adversaries import make_learner
 from learnchain.ml.aggregate import Contribution, aggregate_contributions
 from learnchain.ml.contribution_value import compute_contribution_values as appraise
 from learnchain.ml.data import load_digits_party
+from learnchain.ml.parties import propose_round
 from learnchain.ml.tasks import TaskConfig, get_task
 from learnchain.ml.training import evaluate_state
 
@@ -67,6 +69,12 @@ def main() -> None:
     parser.add_argument("--honest", type=int, default=4)
     parser.add_argument("--lazy", type=int, default=1)
     parser.add_argument("--poisoners", type=int, default=1)
+    parser.add_argument(
+        "--copycats", type=int, default=0, help="free riders that send a copy of another's"
+    )
+    parser.add_argument(
+        "--noisy-copycats", type=int, default=0, help="free riders that send a copy plus noise"
+    )
     parser.add_argument("--seeds", default="0-4", help="e.g. 0-4 or 5,7")
     parser.add_argument("--partition", default="dirichlet:0.5")
     parser.add_argument("--block-reward", type=int, default=ChainParams().block_reward)
@@ -75,6 +83,12 @@ def main() -> None:
     parser.add_argument("--proposal-deposit", type=int, default=ChainParams().proposal_deposit)
     parser.add_argument("--threshold", default="2/3")
     parser.add_argument("--harm-margin", type=float, default=TaskConfig().harm_margin)
+    parser.add_argument(
+        "--duplicate-margin",
+        type=float,
+        default=TaskConfig().duplicate_margin,
+        help="task.duplicate_margin: a copy of an earlier contribution is worth nothing (0: off)",
+    )
     parser.add_argument(
         "--aggregation",
         default=TaskConfig().aggregation,
@@ -93,7 +107,13 @@ def main() -> None:
     summary = {
         "rounds": args.rounds,
         "seeds": [r["seed"] for r in runs],
-        "parties": {"honest": args.honest, "lazy": args.lazy, "poisoner": args.poisoners},
+        "parties": {
+            "honest": args.honest,
+            "lazy": args.lazy,
+            "poisoner": args.poisoners,
+            "copycat": args.copycats,
+            "noisy_copycat": args.noisy_copycats,
+        },
         "honest_all_grow": all(
             g > 0 for r in runs for g in r["contribution_gain_by_kind"].get("honest", [])
         ),
@@ -104,6 +124,12 @@ def main() -> None:
             g == 0 for r in runs for g in r["contribution_gain_by_kind"].get("lazy", [])
         ),
         "tokens_conserved": all(r["tokens_conserved"] for r in runs),
+        # what a free rider earns as a contributor, as a share of the mean honest party's
+        "free_rider_share_of_honest": {
+            kind: round(statistics.fmean(gains_of(runs, kind)) / honest_mean, 4)
+            for kind in ("lazy", "copycat", "noisy_copycat")
+            if gains_of(runs, kind) and (honest_mean := statistics.fmean(gains_of(runs, "honest")))
+        },
         "runs": runs,
     }
     print(json.dumps(summary))
@@ -128,9 +154,13 @@ def run(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     )
     threshold = Threshold.parse(args.threshold)
     kinds: list[str | None] = (
-        [None] * args.honest + ["lazy"] * args.lazy + ["label_flip"] * args.poisoners
+        [None] * args.honest
+        + ["lazy"] * args.lazy
+        + ["label_flip"] * args.poisoners
+        + ["copycat"] * args.copycats
+        + ["noisy_copycat"] * args.noisy_copycats
     )
-    names = [{None: "honest", "lazy": "lazy", "label_flip": "poisoner"}[k] for k in kinds]
+    names = [{None: "honest", "label_flip": "poisoner"}.get(k, str(k)) for k in kinds]
     count = len(kinds)
     loaded = [load_digits_party(i, count, args.partition, seed) for i in range(count)]
     parties, test = [data for data, _ in loaded], loaded[0][1]
@@ -157,8 +187,8 @@ def run(args: argparse.Namespace, seed: int) -> dict[str, Any]:
         proposer = index_of[validators.proposer]
         validators = compute_incremented(validators, times=1)
         contributions = [
-            Contribution(str(i), learner.propose(), learner.samples)
-            for i, learner in enumerate(learners)
+            Contribution(str(i), state, learners[i].samples)
+            for i, state in propose_round(learners).items()
         ]
         screened: list[Contribution] = []
         if kinds[proposer] == "label_flip":  # proposes its own weights as the aggregate
@@ -225,6 +255,10 @@ def run(args: argparse.Namespace, seed: int) -> dict[str, Any]:
                             learner.score,
                             args.harm_margin,
                             screened,
+                            # gossip brings the honest contributions first (the copycats', made
+                            # from them, later): party order is arrival order here
+                            arrival=[float(c.contributor) for c in (*used, *screened)],
+                            duplicate_margin=args.duplicate_margin,
                         )
                     )
                 reports.append(CommitSig(addresses[i], Signature(b""), None, values=values))

@@ -120,7 +120,8 @@ def compute_reports(
                 for c in named
             ]
         else:
-            values = learner.appraise(sources, aggregated, signed=True)
+            arrival = [float(c.contributor) for c in named]  # honest first, as gossip brings
+            values = learner.appraise(sources, aggregated, signed=True, arrival=arrival)
         reports.append((Address(bytes([i]) * 20), [round(v * 1_000_000) for v in values], 100))
     return reports
 

@@ -69,6 +69,9 @@ METRICS = tuple(metric.value for metric in Metric)
 # Operators' files are often small, and so are their vote sets: per-sample loss gives the vote
 # far more power there than 0/1 accuracy (bench/README.md), so chains made from files vote by it.
 FILE_DATA_METRIC = Metric.LOSS
+# bench/README.md, "Free riders": honest updates on IID digits lie at least 0.37 of the larger
+# norm apart; a copy with noise of a fifth of the update's spread lies about 0.2 from it
+DEFAULT_DUPLICATE_MARGIN = 0.2
 AGGREGATIONS = tuple(aggregation.value for aggregation in Aggregation)
 AGGREGATION_NAMES: set[str] = set(AGGREGATIONS)  # ml.aggregate.register_aggregation adds more
 
@@ -118,6 +121,9 @@ class TaskConfig:
     # a contribution scoring this far below the block's median contribution on a validator's data
     # is reported harmful (§3.5); validators holding more than the threshold must agree
     harm_margin: float = 0.25
+    # a contribution whose update lies within this share of the larger norm of an update that
+    # reached a validator before it is a copy (a free rider's) and worth nothing (§3.5); 0: off
+    duplicate_margin: float = DEFAULT_DUPLICATE_MARGIN
     server_momentum: float = 0.7  # aggregate mode: FedAvgM on the last global step
     # aggregate mode: the outer learning rate, times the rule's combined step (the pseudo-
     # gradient) before the momentum is added; 1: the step itself
@@ -192,6 +198,10 @@ class TaskConfig:
                 raise TaskError(f"task.{name} must not be negative, got {value}")
         if self.server_momentum >= 1:
             raise TaskError(f"task.server_momentum must be below 1, got {self.server_momentum}")
+        if not 0 <= self.duplicate_margin < 1:
+            raise TaskError(
+                f"task.duplicate_margin must be at least 0 and below 1, got {self.duplicate_margin}"
+            )
         if self.classes < 1:
             raise TaskError("task.classes must be at least 1 (1: a value to predict)")
         if len(self.feature_mean) != len(self.feature_scale) or (
@@ -221,8 +231,8 @@ class TaskConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form for the genesis (without ``feature_names`` or ``base_hash`` when there
-        are none, nor the ``float32`` codec or a server learning rate of 1, so a genesis written
-        before they existed keeps its hash)."""
+        are none, nor the ``float32`` codec, a server learning rate of 1 or the default
+        duplicate margin, so a genesis written before they existed keeps its hash)."""
         data = dataclasses.asdict(self)
         for optional in ("feature_names", "base_hash"):
             if not data[optional]:
@@ -231,6 +241,8 @@ class TaskConfig:
             del data["codec"]
         if data["server_learning_rate"] == 1.0:
             del data["server_learning_rate"]
+        if data["duplicate_margin"] == DEFAULT_DUPLICATE_MARGIN:
+            del data["duplicate_margin"]
         return data
 
     @staticmethod

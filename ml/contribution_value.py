@@ -55,17 +55,91 @@ def compute_values_of(
     norms: torch.Tensor | None = None,
     signed: bool = False,
     reputation: bool = False,
+    arrival: Sequence[float] | None = None,
+    duplicate_margin: float = 0.0,
 ) -> list[float]:
     """Each of the first ``aggregated`` sources' value (see the module), then each other
     (screened-out) one's: harmful by the same test, else 0. ``signed`` (reputation values,
     §3.9): gains are not floored at 0, and a screened-out source that is not harmful is worth
     its gain had it been added to the aggregate. ``reputation``: those values as above, then
     the signed ones (what a precommit carries on a chain that keeps reputation), made in one
-    pass. Slice by slice: the aggregate of
+    pass. With ``arrival`` (when each source reached this validator) and a ``duplicate_margin``,
+    a copy of a source that arrived earlier (``compute_copies``) is worth 0 in every list.
+    Slice by slice: the aggregate of
     every clipped update is made once (``materialize``: slices in ``layout`` order to a
     source), and each contribution's term is taken out of it slice by slice for its loss.
     ``scores`` and ``norms`` (each source's own score, and its update's norm from ``base``) when
     they are already known (computed as the contributions arrived)."""
+    if norms is None and aggregated:
+        norms = compute_update_norms(base, named, layout)
+    values = _compute_values(
+        base,
+        named,
+        aggregated,
+        loss,
+        score,
+        harm_margin,
+        layout,
+        materialize,
+        scores,
+        norms,
+        signed,
+        reputation,
+    )
+    if not values or arrival is None or duplicate_margin <= 0 or norms is None:
+        return values
+    copies = compute_copies(base, named, layout, norms, arrival, duplicate_margin)
+    # one list of values, or the settlement values then the reputation values
+    return [0.0 if copies[index % len(named)] else value for index, value in enumerate(values)]
+
+
+def compute_copies(
+    base: TensorSource,
+    named: Sequence[TensorSource],
+    layout: WeightsLayout,
+    norms: torch.Tensor,
+    arrival: Sequence[float],
+    margin: float,
+) -> list[bool]:
+    """Which sources are copies: an update within ``margin`` of the larger norm of an update
+    that arrived before it (``arrival``; ties by position). A free rider can only copy what it
+    received, so the original reaches the other validators first (bench/README.md, "Free
+    riders"). Distances from the updates' Gram matrix, made slice by slice."""
+    gram = torch.zeros((len(named), len(named)), dtype=torch.float64)
+    for name, start, stop in layout.iter_slices():
+        base_slice = base.read_flat(name, start, stop).to(torch.float64)
+        deltas = torch.stack(
+            [source.read_flat(name, start, stop).to(torch.float64) - base_slice for source in named]
+        )
+        gram += deltas @ deltas.T
+    squares = gram.diagonal()
+    distances = (squares.unsqueeze(0) + squares.unsqueeze(1) - 2 * gram).clamp_min(0).sqrt()
+    order = sorted(range(len(named)), key=lambda i: (arrival[i], i))
+    copies = [False] * len(named)
+    for rank, j in enumerate(order):
+        for i in order[:rank]:
+            larger = max(float(norms[i]), float(norms[j]))
+            if larger > 0 and float(distances[i, j]) <= margin * larger:
+                copies[j] = True
+                break
+    return copies
+
+
+def _compute_values(
+    base: TensorSource,
+    named: Sequence[TensorSource],
+    aggregated: int,
+    loss: Callable[[TensorSource], float],
+    score: Callable[[TensorSource], float],
+    harm_margin: float,
+    layout: WeightsLayout,
+    materialize: Materialize,
+    scores: Sequence[float] | None = None,
+    norms: torch.Tensor | None = None,
+    signed: bool = False,
+    reputation: bool = False,
+) -> list[float]:
+    """``compute_values_of`` before copies are found."""
     if not aggregated:
         return []
     if scores is None:
@@ -183,6 +257,8 @@ def compute_contribution_values(
     harm_margin: float,
     screened: Sequence[Contribution] = (),
     signed: bool = False,
+    arrival: Sequence[float] | None = None,
+    duplicate_margin: float = 0.0,
 ) -> list[float]:
     """Each contribution's value (see the module), in the order given, then each screened-out
     one's: harmful by the same test, else 0 (it is in no aggregate, so it has no gain). The
@@ -203,4 +279,6 @@ def compute_contribution_values(
         layout,
         lambda slices: StateSource(collect_state(layout, slices)),
         signed=signed,
+        arrival=arrival,
+        duplicate_margin=duplicate_margin,
     )

@@ -8,7 +8,9 @@ them valid; once the model changes, the older ones are dropped.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+import time
+from collections.abc import Callable, Iterator
 
 from learnchain.consensus.crypto import SignatureVerifier
 from learnchain.consensus.messages import Contribution
@@ -34,9 +36,15 @@ def compute_awaited_contributors(
 class ContributionPool:
     """Contributions by height, checked with the state transition's own rule."""
 
-    def __init__(self, verifier: SignatureVerifier) -> None:
+    def __init__(
+        self, verifier: SignatureVerifier, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._verifier = verifier
+        self._clock = clock
         self._by_height: dict[Height, dict[Address, Contribution]] = {}
+        # when each kept contribution first reached this node: a copy arrives after what it
+        # copies (§3.5, free riders)
+        self._arrived: dict[tuple[Height, Address, Hash], float] = {}
         self.last_contributors: set[Address] = set()  # who contributed to the previous model
         self._model_height = Height(0)
 
@@ -55,6 +63,16 @@ class ContributionPool:
     def add(self, contribution: Contribution) -> None:
         """Keep a contribution (this node's own, or one checked by ``receive``)."""
         self._by_height.setdefault(contribution.height, {})[contribution.validator] = contribution
+        self._arrived.setdefault(self._key(contribution), self._clock())
+
+    @staticmethod
+    def _key(contribution: Contribution) -> tuple[Height, Address, Hash]:
+        return contribution.height, contribution.validator, contribution.weights_hash
+
+    def get_arrival(self, contribution: Contribution) -> float:
+        """When ``contribution`` first reached this node (monotonic seconds); infinity when it
+        never did (it came with a block)."""
+        return self._arrived.get(self._key(contribution), math.inf)
 
     def get(self, height: Height) -> dict[Address, Contribution]:
         """The contributions for the model of ``height``, by validator."""
@@ -69,6 +87,7 @@ class ContributionPool:
     def forget(self, model_height: Height) -> None:
         """Drop the contributions to one model (its attempt failed; fresh ones will come)."""
         self._by_height.pop(model_height, None)
+        self._arrived = {k: t for k, t in self._arrived.items() if k[0] != model_height}
 
     def update(self, state: ChainState) -> None:
         """A block was committed, giving ``state``: when its model is new, remember who
@@ -79,3 +98,4 @@ class ContributionPool:
         self.last_contributors = set(self._by_height.get(self._model_height, {}))
         self._model_height = model_height
         self._by_height = {h: c for h, c in self._by_height.items() if h >= model_height}
+        self._arrived = {k: t for k, t in self._arrived.items() if k[0] >= model_height}

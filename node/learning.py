@@ -172,9 +172,11 @@ class Trainer(Protocol):
         scores: Sequence[float],
         norms: Sequence[float],
         reputation: bool = False,
+        arrival: Sequence[float] | None = None,
     ) -> list[float]:
         """Each of ``weights``' value as a contribution to ``global_weights`` (§3.5), followed
-        by their reputation values with ``reputation`` (§3.9)."""
+        by their reputation values with ``reputation`` (§3.9); with ``arrival``, a copy of one
+        that arrived earlier is worth 0."""
         ...
 
     def close(self) -> None:
@@ -592,11 +594,13 @@ class LearningWorker:
         contributions: list[tuple[str, Path, int]],
         screened: Sequence[tuple[str, Path, int]] = (),
         reputation: bool = False,
+        arrival: Sequence[float] | None = None,
     ) -> list[float]:
         """Each (contributor, weights file, samples)'s value on this party's data
         (ml/contribution_value.py), in the order given, then each screened-out one's (with
-        ``reputation``, then all of their reputation values, §3.9); MLError when one does not
-        fit the model."""
+        ``reputation``, then all of their reputation values, §3.9); with ``arrival`` (when each
+        reached this node, in the same order) a copy of an earlier one is worth 0; MLError when
+        one does not fit the model."""
 
         def measure() -> list[float]:
             paths = [path for _, path, _ in [*contributions, *screened]]
@@ -605,12 +609,17 @@ class LearningWorker:
             if self.trainer is not None:
                 aggregated = len(contributions)
                 return self.trainer.appraise(
-                    self.current_path, paths, aggregated, scores, norms, reputation
+                    self.current_path, paths, aggregated, scores, norms, reputation, arrival
                 )
             sources = [self.open_contribution(path) for path in paths]
             norms_tensor = torch.tensor(norms, dtype=torch.float64)
             return self.learner.appraise(
-                sources, len(contributions), scores, norms_tensor, reputation=reputation
+                sources,
+                len(contributions),
+                scores,
+                norms_tensor,
+                reputation=reputation,
+                arrival=arrival,
             )
 
         result: list[float] = await self._run(measure)

@@ -91,7 +91,7 @@ class LearningApp:
             announce,
             self.check_ready,
         )
-        self.speculator = Speculator(learning, weights, appraise)
+        self.speculator = Speculator(learning, weights, appraise, contributions.get_arrival)
         self.judge = ProposalJudge(
             learning,
             weights,
@@ -101,6 +101,7 @@ class LearningApp:
             appraise,
             lambda model_hash: self.builder.is_own_proposal(model_hash),
             self.speculator,
+            contributions.get_arrival,
         )
         self.builder = ProposalBuilder(
             learning,

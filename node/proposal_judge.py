@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from learnchain.consensus.events import RequestVerdict
-from learnchain.consensus.messages import MAX_SCORE, Block
+from learnchain.consensus.messages import MAX_SCORE, Block, Contribution
 from learnchain.consensus.params import SCORE_UNIT, Mode
 from learnchain.consensus.types import Address, Hash
 from learnchain.consensus.validators import compute_proposer_of_round
@@ -51,6 +51,7 @@ class ProposalJudge:
         appraise: bool,
         is_own_proposal: Callable[[Hash], bool] = lambda _model_hash: False,
         speculator: Speculator | None = None,
+        get_arrival: Callable[[Contribution], float] = lambda _contribution: 0.0,
     ) -> None:
         self.learning = learning
         self.weights = weights
@@ -60,6 +61,7 @@ class ProposalJudge:
         self._appraise = appraise
         self._is_own_proposal = is_own_proposal
         self._speculator = speculator
+        self._get_arrival = get_arrival  # when each contribution reached this node (copies)
         self.budget = LearningBudget(learning.layout.file_size)
         # on each verdict: "approved", "rejected", or "unverified" (not the rule's aggregate)
         self.report_verdict: Callable[[str], None] = lambda _result: None
@@ -222,7 +224,8 @@ class ProposalJudge:
             return ()
         try:
             reputation = state.params.keeps_reputation  # and the reputation values (§3.9)
-            values = await self.learning.appraise(inputs, screened, reputation)
+            arrival = [self._get_arrival(c) for c in (*block.contributions, *block.screened)]
+            values = await self.learning.appraise(inputs, screened, reputation, arrival)
         except MLError as error:
             log.warning("contributions not appraised: %s", error)
             return ()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from learnchain.consensus.messages import Block, Contribution
@@ -52,10 +53,15 @@ class Speculator:
     """Computes the round's aggregate and appraisal ahead of the proposal."""
 
     def __init__(
-        self, learning: LearningWorker, weights: WeightsPool, appraise: bool = True
+        self,
+        learning: LearningWorker,
+        weights: WeightsPool,
+        appraise: bool = True,
+        get_arrival: Callable[[Contribution], float] = lambda _contribution: 0.0,
     ) -> None:
         self.learning = learning
         self.weights = weights
+        self._get_arrival = get_arrival  # when each contribution reached this node
         self.appraise = appraise  # config.toml ``appraise``: values ride on this node's votes
         self.current: Speculation | None = None
         self._started: tuple[Height, Listing] | None = None
@@ -78,7 +84,12 @@ class Speculator:
             weights, used = await self.learning.aggregate(inputs, len(state.validators.validators))
             if sorted(used) != sorted(c.validator.hex() for c in ordered):
                 return  # the rule screened some out: the proposer's own screening decides
-            values = await self.learning.appraise(inputs) if self.appraise else [0.0] * len(inputs)
+            arrival = [self._get_arrival(c) for c in ordered]
+            values = (
+                await self.learning.appraise(inputs, arrival=arrival)
+                if self.appraise
+                else [0.0] * len(inputs)
+            )
         except MLError as error:
             log.debug("no speculation this round: %s", error)
             return

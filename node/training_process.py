@@ -117,10 +117,12 @@ class TrainingProcess:
         scores: Sequence[float],
         norms: Sequence[float],
         reputation: bool = False,
+        arrival: Sequence[float] | None = None,
     ) -> list[float]:
         """Each of ``weights``' value as a contribution to ``global_weights`` (§3.5), the first
-        ``aggregated`` aggregated, then their reputation values with ``reputation`` (§3.9)
-        (TrainingFailed when the child fails)."""
+        ``aggregated`` aggregated, then their reputation values with ``reputation`` (§3.9); a
+        copy of one that arrived earlier (``arrival``) is worth 0 (TrainingFailed when the
+        child fails)."""
         request = {
             "op": "appraise",
             "global": str(global_weights),
@@ -129,6 +131,7 @@ class TrainingProcess:
             "scores": list(scores),
             "norms": list(norms),
             "reputation": reputation,
+            "arrival": None if arrival is None else list(arrival),
         }
         values = self._ask(request, "appraisal")["values"]
         assert isinstance(values, list)

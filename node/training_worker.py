@@ -12,8 +12,9 @@ fails):
   ``{"correct": [0|1, ...], "losses": [...]}`` (the node's vote rule decides on them); with
   ``"base": PATH``, of a contribution to that model (``task.codec``).
 - ``{"op": "appraise", "global": PATH, "weights": [PATH, ...], "aggregated": K, "scores": [...],
-  "norms": [...], "reputation": BOOL}``: each contribution's value to the global model (§3.5),
-  then with ``reputation`` each one's reputation value (§3.9), ``{"values": [...]}``.
+  "norms": [...], "reputation": BOOL, "arrival": [...] | null}``: each contribution's value to
+  the global model (§3.5), then with ``reputation`` each one's reputation value (§3.9); a copy
+  of one that arrived earlier is worth 0; ``{"values": [...]}``.
 
 The process ends when stdin closes (the node stopped or let it go).
 
@@ -123,7 +124,11 @@ def appraise_once(learner: Learner, request: dict[str, object]) -> dict[str, obj
     sources = [open_contribution_of(learner, path, learner.global_source) for path in paths]
     norms_tensor = torch.tensor(norms, dtype=torch.float64)
     reputation = bool(request.get("reputation", False))
-    values = learner.appraise(sources, aggregated, scores, norms_tensor, reputation=reputation)
+    arrival = request.get("arrival")
+    assert arrival is None or isinstance(arrival, list)
+    values = learner.appraise(
+        sources, aggregated, scores, norms_tensor, reputation=reputation, arrival=arrival
+    )
     return {"values": values}
 
 

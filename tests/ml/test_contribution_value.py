@@ -127,3 +127,59 @@ def test_signed_values_go_below_zero_for_a_reversed_update_and_value_the_left_ou
         base, honest[:3], judge.loss, judge.score, no_harm, [honest[3], reversed_update], True
     )
     assert left_out[-1] < 0 and left_out[-2] > left_out[-1]
+
+
+def copy_of(base: dict[str, torch.Tensor], made: Contribution, noise: float) -> Contribution:
+    """A free rider's contribution: ``made`` sent again, with noise of ``noise`` spreads."""
+    from learnchain.ml.adversaries import compute_noisy_copy
+
+    return Contribution("9", compute_noisy_copy(base, made.state, 7, noise), made.samples)
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.01, 0.1])
+def test_a_copy_that_arrived_later_is_worth_nothing_and_its_original_keeps_its_value(
+    judge: Learner, base_and_honest: Honest, noise: float
+) -> None:
+    base, honest = base_and_honest
+    own = appraise(judge, base, honest)
+    original = honest[own.index(max(own))]  # the most useful contribution, copied
+    made = [*honest, copy_of(base, original, noise)]
+    arrival = [float(i) for i in range(len(made))]
+    values = compute_contribution_values(
+        base, made, judge.loss, judge.score, HARM_MARGIN, arrival=arrival, duplicate_margin=0.2
+    )
+    unaware = appraise(judge, base, made)
+    assert unaware[-1] > 0, "without knowing the order, the copy earns like its original"
+    assert values[-1] == 0.0
+    assert values[:-1] == unaware[:-1], "the others, the original among them, keep their values"
+
+
+def test_copies_are_found_by_arrival_and_distance_not_by_position(
+    base_and_honest: Honest,
+) -> None:
+    from learnchain.ml.contribution_value import compute_copies
+    from learnchain.ml.weights_file import StateSource, WeightsLayout
+
+    base, honest = base_and_honest
+    layout = WeightsLayout.of_state(base)
+    named = [StateSource(c.state) for c in [*honest, copy_of(base, honest[0], 0.01)]]
+    from learnchain.ml.aggregate import compute_update_norms
+
+    norms = compute_update_norms(StateSource(base), named, layout)
+    in_order = [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert compute_copies(StateSource(base), named, layout, norms, in_order, 0.2) == [
+        False,
+        False,
+        False,
+        False,
+        True,
+    ]
+    copy_first = [5.0, 1.0, 2.0, 3.0, 0.0]  # had the copy reached this validator first
+    assert compute_copies(StateSource(base), named, layout, norms, copy_first, 0.2) == [
+        True,
+        False,
+        False,
+        False,
+        False,
+    ]
+    assert compute_copies(StateSource(base), named, layout, norms, in_order, 0.0) == [False] * 5

@@ -92,3 +92,20 @@ def test_blocks_that_keep_the_model_keep_its_contributions() -> None:
     assert set(pool.get(Height(2))) == {KEYS[0].address}
     assert pool.receive(after_plain_blocks, sign(KEYS[1], 2))
     assert not pool.receive(after_plain_blocks, sign(KEYS[2], 4)), "no model at height 4"
+
+
+def test_the_pool_remembers_when_each_contribution_first_arrived() -> None:
+    """A free rider's copy reaches a validator after what it copies (§3.5): the appraisal
+    reads the first arrival, and a contribution sent again keeps it."""
+    now = iter([10.0, 12.0, 13.0, 14.0])
+    pool = ContributionPool(SignatureVerifier(), clock=lambda: next(now))
+    state = make_state(2)
+    pool.update(state)
+    first, second = sign(KEYS[0], 2), sign(KEYS[1], 2)
+    pool.receive(state, first)
+    pool.receive(state, second)
+    pool.receive(state, first)  # gossip brings it again
+    assert pool.get_arrival(first) == 10.0 and pool.get_arrival(second) == 12.0
+    assert pool.get_arrival(sign(KEYS[2], 2)) == float("inf"), "known only from a block"
+    pool.update(make_state(3))
+    assert pool.get_arrival(first) == float("inf"), "forgotten with its model"
