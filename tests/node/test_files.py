@@ -119,6 +119,14 @@ def _genesis_with(testnet_dir: Path, tmp_path: Path, change: object) -> Path:
         (lambda d: d["params"].update(min_improvement=-1), "min_improvement must be between 0"),
         (lambda d: d["params"].update(target_score="high"), "target_score: expected a whole"),
         (lambda d: d["params"].update(target_score=10**12), "target_score is out of range"),
+        (
+            lambda d: d["params"].update(reputation_decay=1_000_000),
+            "reputation_decay must be at least 0 and below 1000000",
+        ),
+        (
+            lambda d: d["task"].update(duplicate_margin=1.5),
+            "task.duplicate_margin must be at least 0 and below 1",
+        ),
     ],
 )
 def test_a_bad_genesis_names_the_file_and_field(
@@ -131,6 +139,7 @@ def test_a_bad_genesis_names_the_file_and_field(
 def test_the_learning_rules_go_from_the_command_line_into_the_genesis(tmp_path: Path) -> None:
     runner = CliRunner()
     flags = ["--target-score", "0.97", "--plateau-rounds", "5", "--round-deadline", "90"]
+    flags += ["--reputation-decay", "0.95"]
     shown = runner.invoke(
         main, ["testnet", "--validators", "1", "--output-dir", str(tmp_path / "n"), *flags]
     )
@@ -141,10 +150,12 @@ def test_the_learning_rules_go_from_the_command_line_into_the_genesis(tmp_path: 
         5,
         90_000,
     )
+    assert params.reputation_decay == 950_000 and params.keeps_reputation
     for bad in (
         ["--round-deadline", "0"],
         ["--plateau-rounds", "-1"],
         ["--verdict-timeout", "1e9"],
+        ["--reputation-decay", "1"],
     ):
         refused = runner.invoke(
             main, ["testnet", "--validators", "1", "--output-dir", str(tmp_path / "m"), *bad]
