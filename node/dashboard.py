@@ -92,7 +92,15 @@ class ChainView:
         blocks = [self._blocks[h] for h in range(low, top + 1) if h in self._blocks]
         recorded = self._read_scores(low, top)
         members = [
-            {"address": v.address.hex(), "stake": v.power, "endpoint": v.endpoint}
+            {
+                "address": v.address.hex(),
+                "stake": v.power,
+                "endpoint": v.endpoint,
+                # §3.9, in units of loss; None when the chain keeps no reputation
+                "reputation": validators.reputations.get(v.address.hex(), 0) / SCORE_UNIT
+                if validators.keeps_reputation
+                else None,
+            }
             for v in validators.validators.validators
         ]
         current = {m["address"] for m in members}

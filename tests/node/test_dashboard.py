@@ -25,6 +25,7 @@ class FakeQuery:
         self.scores: dict[int, int] = {}
         self.block_calls: list[int] = []
         self.left: set[bytes] = set()  # validators to leave out of the set
+        self.reputations: dict[str, int] | None = None  # None: the chain keeps none
 
     def Status(self, _request: Any, timeout: float) -> pb.StatusResponse:
         return pb.StatusResponse(
@@ -37,7 +38,11 @@ class FakeQuery:
             for v in self.chain.state.validators.validators
             if v.address not in self.left
         ]
-        return pb.ValidatorsResponse(validators=pb.ValidatorSet(validators=members))
+        return pb.ValidatorsResponse(
+            validators=pb.ValidatorSet(validators=members),
+            reputations=self.reputations or {},
+            keeps_reputation=self.reputations is not None,
+        )
 
     def GetBlock(self, request: pb.BlockRequest, timeout: float) -> pb.BlockWithCommit:
         self.block_calls.append(request.height)
@@ -93,6 +98,16 @@ def test_signing_records_count_the_blocks_each_validator_signed() -> None:
     grow(query, [False, False], signers=3)
     records = {v["address"]: v["signed"] for v in view.read()["validators"]}
     assert sorted(records.values()) == [0, 2, 2, 2]
+
+
+def test_each_validators_reputation_is_shown_when_the_chain_keeps_it() -> None:
+    view, query = make_view()
+    grow(query, [True])
+    assert {v["reputation"] for v in view.read()["validators"]} == {None}
+    first = KEYS[0].address.hex()
+    query.reputations = {first: -708_800}
+    shown = {v["address"]: v["reputation"] for v in view.read()["validators"]}
+    assert shown[first] == -0.7088 and sorted(set(shown.values())) == [-0.7088, 0.0]
 
 
 def test_a_committed_block_is_read_once() -> None:
