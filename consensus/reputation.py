@@ -1,5 +1,5 @@
 """Contributors' reputation: the validators' appraisals over time, and who an aggregate leaves
-out by it (issue #33).
+out by it (docs/protocol.md §3.9).
 
 Every learning round each validator appraises every contribution the block names, aggregated or
 left out, on its own data (``ml/contribution_value.py`` with ``signed=True``: how much lower the
@@ -20,9 +20,9 @@ verified margin's leniency (§3.7) is kept. A left-out party is still appraised 
 while it is out only its positive values count, so an honest party with unusual data comes back.
 
 Integer arithmetic on micro-units: every validator computes the same reputations and the same
-exclusions. Today ``bench/quality.py --reputation`` runs these functions over the trial's rounds
-(bench/README.md, "Reputation and adaptive attackers"); nodes do not keep reputation in their
-state yet.
+exclusions. A chain keeps reputation when its genesis sets ``reputation_decay`` (docs/protocol.md
+§3.9; ``consensus/state.py`` applies these functions); ``bench/quality.py --reputation`` runs the
+same functions over a trial's rounds (bench/README.md, "Robust by default?").
 """
 
 from __future__ import annotations
