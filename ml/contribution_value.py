@@ -70,76 +70,6 @@ def compute_values_of(
     source), and each contribution's term is taken out of it slice by slice for its loss.
     ``scores`` and ``norms`` (each source's own score, and its update's norm from ``base``) when
     they are already known (computed as the contributions arrived)."""
-    if norms is None and aggregated:
-        norms = compute_update_norms(base, named, layout)
-    values = _compute_values(
-        base,
-        named,
-        aggregated,
-        loss,
-        score,
-        harm_margin,
-        layout,
-        materialize,
-        scores,
-        norms,
-        signed,
-        reputation,
-    )
-    if not values or arrival is None or duplicate_margin <= 0 or norms is None:
-        return values
-    copies = compute_copies(base, named, layout, norms, arrival, duplicate_margin)
-    # one list of values, or the settlement values then the reputation values
-    return [0.0 if copies[index % len(named)] else value for index, value in enumerate(values)]
-
-
-def compute_copies(
-    base: TensorSource,
-    named: Sequence[TensorSource],
-    layout: WeightsLayout,
-    norms: torch.Tensor,
-    arrival: Sequence[float],
-    margin: float,
-) -> list[bool]:
-    """Which sources are copies: an update within ``margin`` of the larger norm of an update
-    that arrived before it (``arrival``; ties by position). A free rider can only copy what it
-    received, so the original reaches the other validators first (bench/README.md, "Free
-    riders"). Distances from the updates' Gram matrix, made slice by slice."""
-    gram = torch.zeros((len(named), len(named)), dtype=torch.float64)
-    for name, start, stop in layout.iter_slices():
-        base_slice = base.read_flat(name, start, stop).to(torch.float64)
-        deltas = torch.stack(
-            [source.read_flat(name, start, stop).to(torch.float64) - base_slice for source in named]
-        )
-        gram += deltas @ deltas.T
-    squares = gram.diagonal()
-    distances = (squares.unsqueeze(0) + squares.unsqueeze(1) - 2 * gram).clamp_min(0).sqrt()
-    order = sorted(range(len(named)), key=lambda i: (arrival[i], i))
-    copies = [False] * len(named)
-    for rank, j in enumerate(order):
-        for i in order[:rank]:
-            larger = max(float(norms[i]), float(norms[j]))
-            if larger > 0 and float(distances[i, j]) <= margin * larger:
-                copies[j] = True
-                break
-    return copies
-
-
-def _compute_values(
-    base: TensorSource,
-    named: Sequence[TensorSource],
-    aggregated: int,
-    loss: Callable[[TensorSource], float],
-    score: Callable[[TensorSource], float],
-    harm_margin: float,
-    layout: WeightsLayout,
-    materialize: Materialize,
-    scores: Sequence[float] | None = None,
-    norms: torch.Tensor | None = None,
-    signed: bool = False,
-    reputation: bool = False,
-) -> list[float]:
-    """``compute_values_of`` before copies are found."""
     if not aggregated:
         return []
     if scores is None:
@@ -147,6 +77,16 @@ def _compute_values(
     median_score = statistics.median(scores)
     if norms is None:
         norms = compute_update_norms(base, named, layout)
+    found_norms = norms
+
+    def finish(values: list[float]) -> list[float]:
+        """``values`` with every copy's set to 0 (one list, or the settlement values then the
+        reputation values)."""
+        if arrival is None or duplicate_margin <= 0:
+            return values
+        copies = compute_copies(base, named, layout, found_norms, arrival, duplicate_margin)
+        return [0.0 if copies[i % len(named)] else value for i, value in enumerate(values)]
+
     # each one's harm (its score gap), or None; the current model sent back moves nothing and
     # is never harmful, however far below the others the model scores
     harms = [
@@ -197,7 +137,7 @@ def _compute_values(
                 without - with_all if signed or reputation else max(without - with_all, 0.0)
             )
     if not (signed or reputation):
-        return values + [0.0 if harm is None else -harm for harm in harms[aggregated:]]
+        return finish(values + [0.0 if harm is None else -harm for harm in harms[aggregated:]])
     median_norm = float(norms[:aggregated].median())
     for j, harm in enumerate(harms[aggregated:], start=aggregated):
         if harm is not None:
@@ -222,12 +162,44 @@ def _compute_values(
 
         values.append(with_all - loss(_Shifted(with_all_source, read_base, with_term)))
     if not reputation:
-        return values
+        return finish(values)
     settlement = [
         -harm if harm is not None else (max(value, 0.0) if i < aggregated else 0.0)
         for i, (value, harm) in enumerate(zip(values, harms, strict=True))
     ]
-    return settlement + values
+    return finish(settlement + values)
+
+
+def compute_copies(
+    base: TensorSource,
+    named: Sequence[TensorSource],
+    layout: WeightsLayout,
+    norms: torch.Tensor,
+    arrival: Sequence[float],
+    margin: float,
+) -> list[bool]:
+    """Which sources are copies: an update within ``margin`` of the larger norm of an update
+    that arrived before it (``arrival``; ties by position). A free rider can only copy what it
+    received, so the original reaches the other validators first (bench/README.md, "Free
+    riders"). Distances from the updates' Gram matrix, made slice by slice."""
+    gram = torch.zeros((len(named), len(named)), dtype=torch.float64)
+    for name, start, stop in layout.iter_slices():
+        base_slice = base.read_flat(name, start, stop).to(torch.float64)
+        deltas = torch.stack(
+            [source.read_flat(name, start, stop).to(torch.float64) - base_slice for source in named]
+        )
+        gram += deltas @ deltas.T
+    squares = gram.diagonal()
+    distances = (squares.unsqueeze(0) + squares.unsqueeze(1) - 2 * gram).clamp_min(0).sqrt()
+    order = sorted(range(len(named)), key=lambda i: (arrival[i], i))
+    copies = [False] * len(named)
+    for rank, j in enumerate(order):
+        for i in order[:rank]:
+            larger = max(float(norms[i]), float(norms[j]))
+            if larger > 0 and float(distances[i, j]) <= margin * larger:
+                copies[j] = True
+                break
+    return copies
 
 
 class _Shifted:
