@@ -272,6 +272,12 @@ class LearningWorker:
         return getattr(self.learner, "kind", None) in POISONING_ATTACKS
 
     @property
+    def is_copycat(self) -> bool:
+        """Testing only: this node is a free rider that contributes another validator's
+        contribution as its own (config ``attack = "copycat"``)."""
+        return getattr(self.learner, "kind", None) == "copycat"
+
+    @property
     def busy_seconds(self) -> float:
         """Wall time spent on ML work so far (training, scoring, aggregating, checking)."""
         return self.learner_seconds + self.checker_seconds

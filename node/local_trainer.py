@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -25,6 +26,7 @@ from learnchain.node.learning import EncodedWeights, LearningWorker
 from learnchain.node.model_follower import ModelFollower
 from learnchain.node.weights_pool import WeightsPool
 
+COPYCAT_POLL_SECONDS = 0.1
 log = logging.getLogger("learnchain.learning")
 
 
@@ -151,6 +153,10 @@ class LocalTrainer:
     async def _contribute(self, state: ChainState) -> None:
         """Train from the new global model and announce a signed contribution."""
         weights = await self._take_early(state)
+        if self.learning.is_copycat:
+            weights = await self._copy_another(state)
+            if weights is None:
+                return
         if weights is None:
             if not await self._follow_model(state):
                 return
@@ -165,6 +171,19 @@ class LocalTrainer:
             self._announce(contribution, weights)
             self._on_trained()
             await self.learning.prepare(weights.path)  # scored and measured for the round
+
+    async def _copy_another(self, state: ChainState) -> EncodedWeights | None:
+        """Testing only (config ``attack = "copycat"``): the first other validator's
+        contribution to ``state``'s model whose weights this node holds, to send as its own
+        (a free rider, §3.5); None when none comes before the round deadline."""
+        deadline = time.monotonic() + state.params.round_deadline / 1000
+        while self._is_current_model(state) and time.monotonic() < deadline:
+            for other in self.contributions.get(state.learning.model_height).values():
+                path = self.weights.path_of(other.weights_hash)
+                if other.validator != self._key.address and path is not None:
+                    return EncodedWeights(other.weights_hash, path)
+            await asyncio.sleep(COPYCAT_POLL_SECONDS)  # a test adversary: nothing to wake it
+        return None
 
     async def _follow_model(self, state: ChainState) -> bool:
         """Wait until the learner holds ``state``'s model (large weights may take longer than

@@ -25,7 +25,7 @@ from learnchain.node.cluster import ClusterError, LocalCluster
 from learnchain.node.dashboard import Baselines
 from learnchain.proto import learnchain_pb2 as pb
 
-ATTACK_KINDS = ("label_flip", "random", "nan", "scaled", "approve_all")
+ATTACK_KINDS = ("label_flip", "random", "nan", "scaled", "approve_all", "copycat")
 
 
 @dataclass
@@ -185,6 +185,25 @@ def _get_reputations(query: Any, monikers: dict[bytes, str]) -> dict[str, float]
         / SCORE_UNIT
         for v in reply.validators.validators
     }
+
+
+def _get_contributor_income(
+    query: Any, monikers: dict[bytes, str], progress: Progress, genesis: dict[str, Any]
+) -> dict[str, int]:
+    """Each validator's balance gained since the genesis less its proposer shares of the
+    accepted updates (aggregate mode: ``block_reward`` less the contributors' part), by
+    moniker."""
+    params = genesis["params"]
+    reward = int(params["block_reward"])
+    proposer_share = reward - reward * (100 - int(params["proposer_reward_percent"])) // 100
+    initial = {bytes.fromhex(a["address"]): int(a["balance"]) for a in genesis["accounts"]}
+    income = {}
+    for address, name in monikers.items():
+        reply = query.GetAccount(pb.AccountRequest(address=address), timeout=10)
+        proposed = sum(r["accepted"] and r["proposer"] == name for r in progress.rows)
+        paid = int(reply.account.balance) - initial.get(address, 0)
+        income[name] = paid - proposer_share * proposed
+    return income
 
 
 @click.command()
@@ -355,6 +374,7 @@ def demo(
                 for h in range(1, min(top, rounds) + 1)
             )
             reputations = _get_reputations(net[0].query, monikers)
+            income = _get_contributor_income(net[0].query, monikers, progress, genesis)
     except KeyboardInterrupt:
         raise click.ClickException("interrupted; every validator was stopped") from None
     except ClusterError as error:
@@ -394,6 +414,9 @@ def demo(
         "best_score": progress.ended.get("best_score"),
         # each validator's reputation on chain at the end (§3.9), when the chain keeps them
         "reputations": reputations,
+        # each validator's tokens earned as a contributor (§3.5): its balance less what it was
+        # paid for proposing the updates the chain accepted
+        "contributor_income": income,
     }
     if plot is not None:
         draw_demo_plot(plot, progress, local, pooled, validators, byzantine)

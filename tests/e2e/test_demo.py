@@ -102,3 +102,19 @@ def test_a_chain_that_keeps_reputation_ranks_the_poisoner_lowest() -> None:
     poisoner = next(name for name in reputations if "(" in name)
     assert reputations[poisoner] < 0
     assert reputations[poisoner] == min(reputations.values())
+
+
+@pytest.mark.timeout(DEMO_SECONDS + 60)
+def test_a_validator_that_sends_anothers_contribution_as_its_own_earns_nothing() -> None:
+    """A free rider (config ``attack = "copycat"``) signs another validator's contribution as
+    its own; every validator received the original first, so each values the copy at 0 (§3.5)
+    and the chain pays it nothing as a contributor. (With ``task.duplicate_margin`` 0 the same
+    run paid it 27 tokens, about 80 % of an honest party's mean.)"""
+    summary = run_demo("--byzantine", "1", "--attack", "copycat")
+    assert summary["consistent"] is True
+    income = summary["contributor_income"]
+    assert isinstance(income, dict) and len(income) == 5
+    copycat = next(name for name in income if "(copycat)" in name)
+    honest = [value for name, value in income.items() if name != copycat]
+    assert sum(honest) > 0
+    assert income[copycat] <= 0.05 * sum(honest) / len(honest)
