@@ -7,7 +7,6 @@ slashes and forfeited deposits nobody earned (burned); see consensus/incentives.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from learnchain.consensus.crypto import (
@@ -583,19 +582,18 @@ def process_contributions(
             raise InvalidBlock("contribution is not trained from the current model")
         seen.add(c.validator)
     if state.params.keeps_reputation and contributions:
-        left_out = get_reputation_exclusions(state, (*contributions, *screened))
+        left_out = get_reputation_exclusions(state)
         if any(c.validator in left_out for c in contributions):
             raise InvalidBlock("an aggregate includes a contribution its reputation leaves out")
 
 
-def get_reputation_exclusions(
-    state: ChainState, named: Sequence[Contribution]
-) -> frozenset[Address]:
-    """Of the ``named`` contributions' authors, those an aggregate must leave out by their
-    reputations (§3.9)."""
+def get_reputation_exclusions(state: ChainState) -> frozenset[Address]:
+    """The validators whose contributions no aggregate may include, by their reputations
+    (§3.9): judged over the whole validator set, so that a proposer cannot keep its own in by
+    naming just enough contributions for a quorum."""
     validators = state.validators
     return compute_reputation_exclusions(
-        [(c.validator, validators.get_power(c.validator)) for c in named],
+        [(v.address, v.power) for v in validators.validators],
         state.reputations,
         validators.total_power,
         state.params.threshold,

@@ -116,17 +116,17 @@ class ProposalBuilder:
             return ModelUpdate(state.model_hash)
         arrived = self.contributions.get(state.learning.model_height)
         pool = [c for address, c in arrived.items() if address in contributors.arrived]
+        # the lowest reputations stay out of the aggregate, still named for appraisal (§3.9)
+        left_out = get_reputation_exclusions(state) if state.params.keeps_reputation else set()
+        candidates = [c for c in pool if c.validator not in left_out]
         if self.learning.is_poisoner:  # testing: the best aggregate a poisoner can get verified
-            pool = compute_attack_listing(
-                pool,
+            candidates = compute_attack_listing(
+                candidates,
                 lambda c: c.validator == self._address,
                 lambda listed: is_contributor_quorum(state, listed),
             )
-        # the lowest reputations stay out of the aggregate, still named for appraisal (§3.9)
-        left_out = get_reputation_exclusions(state, pool) if state.params.keeps_reputation else ()
-        inputs = await fetch_contribution_weights(
-            self.weights, state, [c for c in pool if c.validator not in left_out]
-        )
+            pool = [*candidates, *(c for c in pool if c.validator in left_out)]
+        inputs = await fetch_contribution_weights(self.weights, state, candidates)
         if not inputs:
             return ModelUpdate(state.model_hash)
         started = time.monotonic()

@@ -48,13 +48,14 @@ def test_the_next_block_moves_reputations_by_the_others_reports() -> None:
 
 def test_reputation_decays_from_round_to_round() -> None:
     chain = reputation_chain()
-    chain.state = replace(chain.state, reputations={A: 1000, B: -400})
+    others = {C: 500, D: 600, E: 700}  # B's -400 is within the typical magnitude, 600
+    chain.state = replace(chain.state, reputations={A: 1000, B: -400, **others})
     block = chain.next_block(
         model_hash=compute_hash(b"aggregate"), contributions=contribute(chain, KEYS[:2])
     )
     chain.commit(block, values={k.address: (0, 0, 10, 10) for k in KEYS})
     chain.advance()
-    assert chain.state.reputations == {A: 510, B: -190}
+    assert chain.state.reputations == {A: 510, B: -190, **others}, "the others keep theirs"
 
 
 def test_precommits_without_reputation_values_leave_reputations_and_split_equally() -> None:
@@ -83,11 +84,19 @@ def test_an_aggregate_must_leave_out_the_lowest_clearly_negative_reputation() ->
     assert chain.state.pending_share is not None and chain.state.pending_share.screened == (E,)
 
 
-def test_no_one_is_left_out_when_the_rest_would_not_hold_a_quorum() -> None:
+def test_exclusions_are_judged_over_the_whole_set_not_the_named_contributions() -> None:
+    """A proposer cannot keep a low reputation in by naming just enough contributions for a
+    quorum: D is left out because the rest of the set holds a quorum without it; E is not,
+    because leaving out D and E would leave three of five."""
     chain = reputation_chain()
-    chain.state = replace(chain.state, reputations={D: -900, E: -800})
-    made = contribute(chain, KEYS[2:])  # C, D and E: without D, C and E hold 2/5, no quorum
-    chain.commit(chain.next_block(model_hash=compute_hash(b"aggregate"), contributions=made))
+    chain.state = replace(chain.state, reputations={D: -900, E: -800, A: 100})
+    made = contribute(chain, KEYS[2:])  # C, D and E
+    with pytest.raises(InvalidBlock, match="reputation leaves out"):
+        chain.next_block(model_hash=compute_hash(b"aggregate"), contributions=made)
+    block = chain.next_block(
+        model_hash=compute_hash(b"aggregate"), contributions=(made[0], made[2]), screened=made[1:2]
+    )
+    chain.commit(block)
 
 
 def test_the_state_root_covers_reputations() -> None:
