@@ -25,7 +25,7 @@ from learnchain.node.cluster import ClusterError, LocalCluster
 from learnchain.node.dashboard import Baselines
 from learnchain.proto import learnchain_pb2 as pb
 
-ATTACK_KINDS = ("label_flip", "random", "nan", "scaled", "approve_all", "copycat")
+ATTACK_KINDS = ("label_flip", "random", "nan", "scaled", "approve_all", "copycat", "lazy")
 
 
 @dataclass
