@@ -92,28 +92,40 @@ class Appraisal:
     harmful: tuple[bool, ...]  # reported below -forfeit_margin by more than the threshold
 
 
+def compute_full_reports(
+    commit: Commit, validators: ValidatorSet, length: int
+) -> list[tuple[Address, tuple[int, ...], int]] | None:
+    """Each (validator, values, power) of the precommits in ``commit`` that carry exactly
+    ``length`` values; None unless those hold more than half of the power (too few to stand
+    for the set)."""
+    reports: list[tuple[Address, tuple[int, ...], int]] = [
+        (sig.validator, sig.values, validator.power)
+        for sig in commit.signatures
+        if len(sig.values) == length
+        and (validator := validators.get_validator(sig.validator)) is not None
+    ]
+    if 2 * sum(power for _, _, power in reports) <= validators.total_power:
+        return None
+    return reports
+
+
 def compute_appraisal(
     commit: Commit, validators: ValidatorSet, count: int, params: ChainParams
 ) -> Appraisal | None:
     """The appraisal of ``count`` contributions from the precommits in ``commit`` that value all
     of them (on a chain that keeps reputation, followed by their reputation values, §3.9); None
     unless those hold more than half of the power."""
-    expected = 2 * count if params.keeps_reputation else count
-    reports = [
-        (sig.values[:count], validator.power)
-        for sig in commit.signatures
-        if len(sig.values) == expected
-        and (validator := validators.get_validator(sig.validator)) is not None
-    ]
-    if count == 0 or 2 * sum(power for _, power in reports) <= validators.total_power:
+    length = 2 * count if params.keeps_reputation else count
+    reports = compute_full_reports(commit, validators, length) if count else None
+    if reports is None:
         return None
     values = tuple(
-        compute_weighted_median([(values[i], power) for values, power in reports])
+        compute_weighted_median([(values[i], power) for _, values, power in reports])
         for i in range(count)
     )
     harmful = tuple(
         is_quorum(
-            sum(power for values, power in reports if values[i] < -params.forfeit_margin),
+            sum(power for _, values, power in reports if values[i] < -params.forfeit_margin),
             validators.total_power,
             params.threshold,
         )
@@ -124,16 +136,14 @@ def compute_appraisal(
 
 def compute_reputation_reports(
     commit: Commit, validators: ValidatorSet, count: int
-) -> list[tuple[Address, tuple[int, ...], int]]:
-    """Each (validator, reputation values, power) of the precommits in ``commit`` that carry the
-    reputation values of all ``count`` contributions after their settlement values (§3.9)."""
-    return [
-        (sig.validator, sig.values[count:], validator.power)
-        for sig in commit.signatures
-        if count
-        and len(sig.values) == 2 * count
-        and (validator := validators.get_validator(sig.validator)) is not None
-    ]
+) -> list[tuple[Address, tuple[int, ...], int]] | None:
+    """Each (validator, reputation values, power) of the precommits in ``commit`` that carry
+    the reputation values of all ``count`` contributions after their settlement values (§3.9);
+    None unless those hold more than half of the power."""
+    reports = compute_full_reports(commit, validators, 2 * count) if count else None
+    if reports is None:
+        return None
+    return [(address, values[count:], power) for address, values, power in reports]
 
 
 def compute_proportional_split(amount: int, weights: Mapping[Address, int]) -> dict[Address, int]:

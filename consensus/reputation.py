@@ -2,8 +2,8 @@
 out by it (docs/protocol.md §3.9).
 
 Every learning round each validator appraises every contribution the block names, aggregated or
-left out, on its own data (``ml/contribution_value.py`` with ``signed=True``: how much lower the
-aggregate's loss is with the contribution's term than without it, in micro-units, below zero
+left out, on its own data (``ml/contribution_value.py`` with ``reputation=True``: how much lower
+the aggregate's loss is with the contribution's term than without it, in micro-units, below zero
 when the term hurts). A contributor's reputation moves by the others' reports: its own report is
 not counted, and the statistic is ``compute_upper_third`` of the rest, the highest value that
 more than a third of the reporting stake reaches. Colluders holding less than a third cannot
@@ -75,19 +75,19 @@ def compute_next_reputations(
     order, were appraised by ``reports`` (reporter, one value per contribution, power). A
     contributor without another's report keeps its reputation; parties not judged keep theirs.
     A contributor the round ``left_out`` did not touch the model: its reputation decays by
-    ``recovery_ppm`` instead and only a positive median counts, so that it comes back."""
+    ``recovery_ppm`` instead and only a positive value counts, so that it comes back."""
     updated = dict(reputations)
     for index, author in enumerate(judged):
-        median = compute_others_statistic(
+        value = compute_others_statistic(
             author, [(reporter, values[index], power) for reporter, values, power in reports]
         )
-        if median is None:
+        if value is None:
             continue
         old = reputations.get(author, 0)
         if author in left_out:
-            updated[author] = compute_decayed(old, recovery_ppm) + max(median, 0)
+            updated[author] = compute_decayed(old, recovery_ppm) + max(value, 0)
         else:
-            updated[author] = compute_decayed(old, decay_ppm) + median
+            updated[author] = compute_decayed(old, decay_ppm) + value
     return {address: value for address, value in sorted(updated.items()) if value != 0}
 
 
@@ -104,18 +104,18 @@ def compute_reputation_exclusions(
     total_power: int,
     threshold: Threshold,
 ) -> frozenset[Address]:
-    """Of the (author, power) contributors, those an aggregate leaves out: negative reputations,
-    lowest first (ties by address), while the rest still hold more than ``threshold`` of
-    ``total_power``."""
+    """Of the (author, power) contributors, those an aggregate leaves out: reputations below
+    minus their typical magnitude (``compute_typical_magnitude``), lowest first (ties by
+    address), while the rest still hold more than ``threshold`` of ``total_power``."""
     kept = sum(power for _, power in contributors)
     left_out: set[Address] = set()
     cutoff = -compute_typical_magnitude([reputations.get(a, 0) for a, _ in contributors])
-    negative = sorted(
+    below = sorted(
         (reputations.get(author, 0), author, power)
         for author, power in contributors
         if reputations.get(author, 0) < cutoff
     )
-    for _, author, power in negative:
+    for _, author, power in below:
         if not is_quorum(kept - power, total_power, threshold):
             break
         kept -= power

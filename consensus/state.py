@@ -676,7 +676,7 @@ def process_reputations(work: _Working, pending: PendingShare, last_commit: Comm
         return
     validators = work.state.last_validators
     reports = compute_reputation_reports(last_commit, validators, len(pending.judged))
-    if 2 * sum(power for _, _, power in reports) <= validators.total_power:
+    if reports is None:
         return  # too few reported to stand for the set, as with the settlement values
     work.reputations = compute_next_reputations(
         work.reputations,
