@@ -108,8 +108,8 @@ def compute_reports(
     aggregated: int,
 ) -> list[tuple[Address, list[int], int]]:
     """Every party's appraisal of the ``named`` contributions (the first ``aggregated`` in the
-    aggregate) in micro-units, as its precommit would carry it: honest parties appraise on
-    their own data (signed gains, against the model the round trained from, which they still
+    aggregate) in micro-units, as its precommit would carry them: honest parties appraise on
+    their own data (reputation values, against the model the round trained from, which they still
     hold), poisoners forge theirs in their colluders' favour."""
     reports = []
     sources = [StateSource(c.state) for c in named]
@@ -121,7 +121,8 @@ def compute_reports(
             ]
         else:
             arrival = [float(c.contributor) for c in named]  # honest first, as gossip brings
-            values = learner.appraise(sources, aggregated, signed=True, arrival=arrival)
+            both = learner.appraise(sources, aggregated, reputation=True, arrival=arrival)
+            values = both[len(named) :]  # the reputation values, after the settlement ones
         reports.append((Address(bytes([i]) * 20), [round(v * 1_000_000) for v in values], 100))
     return reports
 

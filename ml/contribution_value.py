@@ -53,23 +53,21 @@ def compute_values_of(
     materialize: Materialize,
     scores: Sequence[float] | None = None,
     norms: torch.Tensor | None = None,
-    signed: bool = False,
     reputation: bool = False,
     arrival: Sequence[float] | None = None,
     duplicate_margin: float = 0.0,
 ) -> list[float]:
     """Each of the first ``aggregated`` sources' value (see the module), then each other
-    (screened-out) one's: harmful by the same test, else 0. ``signed`` (reputation values,
-    §3.9): gains are not floored at 0, and a screened-out source that is not harmful is worth
-    its gain had it been added to the aggregate. ``reputation``: those values as above, then
-    the signed ones (what a precommit carries on a chain that keeps reputation), made in one
-    pass. With ``arrival`` (when each source reached this validator) and a ``duplicate_margin``,
-    a copy of a source that arrived earlier (``compute_copies``) is worth 0 in every list.
-    Slice by slice: the aggregate of
-    every clipped update is made once (``materialize``: slices in ``layout`` order to a
-    source), and each contribution's term is taken out of it slice by slice for its loss.
-    ``scores`` and ``norms`` (each source's own score, and its update's norm from ``base``) when
-    they are already known (computed as the contributions arrived)."""
+    (screened-out) one's: harmful by the same test, else 0. With ``reputation``, those values
+    followed by each source's reputation value (§3.9), made in the same pass, as a precommit
+    carries them on a chain that keeps reputation: its gain not floored at 0, and for a
+    screened-out source that is not harmful, its gain had it been added to the aggregate.
+    With ``arrival`` (when each source reached this validator) and a ``duplicate_margin``, a
+    copy of a source that arrived earlier (``compute_copies``) is worth 0 in every list. Slice
+    by slice: the aggregate of every clipped update is made once (``materialize``: slices in
+    ``layout`` order to a source), and each contribution's term is taken out of it slice by
+    slice for its loss. ``scores`` and ``norms`` (each source's own score, and its update's
+    norm from ``base``) when they are already known (computed as the contributions arrived)."""
     if not aggregated:
         return []
     if scores is None:
@@ -77,14 +75,13 @@ def compute_values_of(
     median_score = statistics.median(scores)
     if norms is None:
         norms = compute_update_norms(base, named, layout)
-    found_norms = norms
 
     def finish(values: list[float]) -> list[float]:
         """``values`` with every copy's set to 0 (one list, or the settlement values then the
         reputation values)."""
         if arrival is None or duplicate_margin <= 0:
             return values
-        copies = compute_copies(base, named, layout, found_norms, arrival, duplicate_margin)
+        copies = compute_copies(base, named, layout, arrival, duplicate_margin)
         return [0.0 if copies[i % len(named)] else value for i, value in enumerate(values)]
 
     # each one's harm (its score gap), or None; the current model sent back moves nothing and
@@ -133,10 +130,8 @@ def compute_values_of(
                 return -share * clipped_delta(i, name, start, stop, base_slice)
 
             without = loss(_Shifted(with_all_source, read_base, without_term))
-            values.append(
-                without - with_all if signed or reputation else max(without - with_all, 0.0)
-            )
-    if not (signed or reputation):
+            values.append(without - with_all if reputation else max(without - with_all, 0.0))
+    if not reputation:
         return finish(values + [0.0 if harm is None else -harm for harm in harms[aggregated:]])
     median_norm = float(norms[:aggregated].median())
     for j, harm in enumerate(harms[aggregated:], start=aggregated):
@@ -161,8 +156,6 @@ def compute_values_of(
             return (update * scale - step) / (aggregated + 1)
 
         values.append(with_all - loss(_Shifted(with_all_source, read_base, with_term)))
-    if not reputation:
-        return finish(values)
     settlement = [
         -harm if harm is not None else (max(value, 0.0) if i < aggregated else 0.0)
         for i, (value, harm) in enumerate(zip(values, harms, strict=True))
@@ -174,7 +167,6 @@ def compute_copies(
     base: TensorSource,
     named: Sequence[TensorSource],
     layout: WeightsLayout,
-    norms: torch.Tensor,
     arrival: Sequence[float],
     margin: float,
 ) -> list[bool]:
@@ -190,6 +182,7 @@ def compute_copies(
         )
         gram += deltas @ deltas.T
     squares = gram.diagonal()
+    norms = squares.sqrt()
     distances = (squares.unsqueeze(0) + squares.unsqueeze(1) - 2 * gram).clamp_min(0).sqrt()
     order = sorted(range(len(named)), key=lambda i: (arrival[i], i))
     copies = [False] * len(named)
@@ -228,7 +221,7 @@ def compute_contribution_values(
     score: Callable[[StateDict], float],
     harm_margin: float,
     screened: Sequence[Contribution] = (),
-    signed: bool = False,
+    reputation: bool = False,
     arrival: Sequence[float] | None = None,
     duplicate_margin: float = 0.0,
 ) -> list[float]:
@@ -250,7 +243,7 @@ def compute_contribution_values(
         harm_margin,
         layout,
         lambda slices: StateSource(collect_state(layout, slices)),
-        signed=signed,
+        reputation=reputation,
         arrival=arrival,
         duplicate_margin=duplicate_margin,
     )

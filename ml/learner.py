@@ -208,15 +208,14 @@ class Learner:
         aggregated: int,
         scores: Sequence[float] | None = None,
         norms: torch.Tensor | None = None,
-        signed: bool = False,
         reputation: bool = False,
         arrival: Sequence[float] | None = None,
     ) -> list[float]:
         """What each source is worth as a contribution to the global model, on this party's
         data (``compute_values_of``): the first ``aggregated`` ones aggregated, the rest
-        screened out; ``scores`` and ``norms`` when already known; ``signed`` gains for
-        reputation, or with ``reputation`` both lists (settlement values, then signed); with
-        ``arrival`` (when each reached this party) a copy of an earlier one is worth 0."""
+        screened out; ``scores`` and ``norms`` when already known; with ``reputation`` followed
+        by their reputation values (§3.9); with ``arrival`` (when each reached this party) a
+        copy of an earlier one is worth 0."""
 
         def materialize(slices: Iterable[torch.Tensor]) -> TensorSource:
             # the aggregate of every clipped update, in memory: one copy of the weights beside
@@ -234,7 +233,6 @@ class Learner:
             materialize,
             scores,
             norms,
-            signed,
             reputation,
             arrival,
             self.task.config.duplicate_margin,

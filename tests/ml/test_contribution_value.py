@@ -113,19 +113,18 @@ def test_signed_values_go_below_zero_for_a_reversed_update_and_value_the_left_ou
     mean = {k: torch.stack([c.state[k] - base[k] for c in honest]).mean(0) for k in base}
     reversed_update = Contribution("8", {k: base[k] - 0.2 * mean[k] for k in base}, 200)
     no_harm = 1.0  # the harm test is not what this is about
+    made = [*honest, reversed_update]
     values = compute_contribution_values(
-        base, [*honest, reversed_update], judge.loss, judge.score, no_harm, signed=True
-    )
+        base, made, judge.loss, judge.score, no_harm, reputation=True
+    )[len(made) :]  # the reputation values, after the settlement ones
     assert values[-1] < 0  # IPM-like: the aggregate's loss is lower without it
-    floored = compute_contribution_values(
-        base, [*honest, reversed_update], judge.loss, judge.score, no_harm
-    )
+    floored = compute_contribution_values(base, made, judge.loss, judge.score, no_harm)
     assert floored[-1] == 0.0
     # left out of the aggregate, it is worth its gain had it been added: negative again, and an
     # honest contribution left out is worth more than it
     left_out = compute_contribution_values(
         base, honest[:3], judge.loss, judge.score, no_harm, [honest[3], reversed_update], True
-    )
+    )[len(made) :]  # the same five named, three aggregated
     assert left_out[-1] < 0 and left_out[-2] > left_out[-1]
 
 
@@ -163,11 +162,8 @@ def test_copies_are_found_by_arrival_and_distance_not_by_position(
     base, honest = base_and_honest
     layout = WeightsLayout.of_state(base)
     named = [StateSource(c.state) for c in [*honest, copy_of(base, honest[0], 0.01)]]
-    from learnchain.ml.aggregate import compute_update_norms
-
-    norms = compute_update_norms(StateSource(base), named, layout)
     in_order = [0.0, 1.0, 2.0, 3.0, 4.0]
-    assert compute_copies(StateSource(base), named, layout, norms, in_order, 0.2) == [
+    assert compute_copies(StateSource(base), named, layout, in_order, 0.2) == [
         False,
         False,
         False,
@@ -175,11 +171,11 @@ def test_copies_are_found_by_arrival_and_distance_not_by_position(
         True,
     ]
     copy_first = [5.0, 1.0, 2.0, 3.0, 0.0]  # had the copy reached this validator first
-    assert compute_copies(StateSource(base), named, layout, norms, copy_first, 0.2) == [
+    assert compute_copies(StateSource(base), named, layout, copy_first, 0.2) == [
         True,
         False,
         False,
         False,
         False,
     ]
-    assert compute_copies(StateSource(base), named, layout, norms, in_order, 0.0) == [False] * 5
+    assert compute_copies(StateSource(base), named, layout, in_order, 0.0) == [False] * 5
