@@ -19,6 +19,7 @@ import grpc
 
 from learnchain.consensus.params import SCORE_UNIT
 from learnchain.node.files import format_time_ms
+from learnchain.node.wire import get_reputation
 from learnchain.proto import learnchain_pb2 as pb
 from learnchain.proto import learnchain_pb2_grpc as pb_grpc
 
@@ -97,9 +98,9 @@ class ChainView:
                 "stake": v.power,
                 "endpoint": v.endpoint,
                 # §3.9, in units of loss; None when the chain keeps no reputation
-                "reputation": validators.reputations.get(v.address.hex(), 0) / SCORE_UNIT
-                if validators.keeps_reputation
-                else None,
+                "reputation": None
+                if (reputation := get_reputation(validators, v.address)) is None
+                else reputation / SCORE_UNIT,
             }
             for v in validators.validators.validators
         ]

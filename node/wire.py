@@ -706,3 +706,9 @@ def sign_state_from_proto(m: pb.SignState) -> SignState:
         Hash(m.locked_block_hash) if m.locked_block_hash else None,
         tuple(messages),
     )
+
+
+def get_reputation(reply: pb.ValidatorsResponse, address: bytes) -> int | None:
+    """A validator's reputation as a Validators reply gives it (micro-units of loss, §3.9); None
+    when the chain keeps none."""
+    return reply.reputations.get(address.hex(), 0) if reply.keeps_reputation else None

@@ -23,6 +23,7 @@ from learnchain.node.cli.options import echo_json, output_option, parse_threshol
 from learnchain.node.cli.run import describe_learning
 from learnchain.node.cluster import ClusterError, LocalCluster
 from learnchain.node.dashboard import Baselines
+from learnchain.node.wire import get_reputation
 from learnchain.proto import learnchain_pb2 as pb
 
 ATTACK_KINDS = ("label_flip", "random", "nan", "scaled", "approve_all", "copycat", "lazy")
@@ -181,7 +182,7 @@ def _get_reputations(query: Any, monikers: dict[bytes, str]) -> dict[str, float]
     if not reply.keeps_reputation:
         return None
     return {
-        monikers.get(v.address, v.address.hex()): reply.reputations.get(v.address.hex(), 0)
+        monikers.get(v.address, v.address.hex()): (get_reputation(reply, v.address) or 0)
         / SCORE_UNIT
         for v in reply.validators.validators
     }

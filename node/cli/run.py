@@ -26,6 +26,7 @@ from learnchain.node.files import (
 )
 from learnchain.node.store_error import StoreError
 from learnchain.node.tls import TlsError, TlsFiles, read_tls_files
+from learnchain.node.wire import get_reputation
 from learnchain.proto import learnchain_pb2 as pb
 from learnchain.proto import learnchain_pb2_grpc as pb_grpc
 
@@ -309,7 +310,7 @@ def validators(node: str | None, home: Path, output: str) -> None:
             "endpoint": v.endpoint,
             "priority": v.priority,
             # micro-units of loss (docs/protocol.md §3.9); None when the chain keeps none
-            "reputation": r.reputations.get(v.address.hex(), 0) if r.keeps_reputation else None,
+            "reputation": get_reputation(r, v.address),
         }
         for v in r.validators.validators
     ]
@@ -319,7 +320,8 @@ def validators(node: str | None, home: Path, output: str) -> None:
     click.echo(f"validators for height {r.height}:")
     width = max((len(m["moniker"]) for m in members), default=0) or 1
     for m in members:
-        reputation = "" if m["reputation"] is None else f"  reputation {m['reputation'] / 1e6:+.4f}"
+        shown = m["reputation"]
+        reputation = "" if shown is None else f"  reputation {shown / SCORE_UNIT:+.4f}"
         click.echo(
             f"  {m['moniker'] or '-':<{width}}  {m['address']}  stake {m['stake']:>8}  "
             f"{m['endpoint']}{reputation}"
