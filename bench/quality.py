@@ -101,6 +101,11 @@ class Trial:
 FORGED_VALUE = 0.1  # what a poisoner reports: +this for its colluders, -this for the others
 
 
+def party_address(index: int) -> Address:
+    """Party ``index``'s validator address in a trial."""
+    return Address(bytes([index]) * 20)
+
+
 def compute_reports(
     learners: list[Learner],
     kinds: list[str | None],
@@ -123,7 +128,7 @@ def compute_reports(
             arrival = [float(c.contributor) for c in named]  # honest first, as gossip brings
             both = learner.appraise(sources, aggregated, reputation=True, arrival=arrival)
             values = both[len(named) :]  # the reputation values, after the settlement ones
-        reports.append((Address(bytes([i]) * 20), [round(v * 1_000_000) for v in values], 100))
+        reports.append((party_address(i), [round(v * 1_000_000) for v in values], 100))
     return reports
 
 
@@ -222,10 +227,10 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
     stakes = [100] * args.parties
     total = sum(stakes)
     validator_set = ValidatorSet.from_genesis(
-        Validator(Address(bytes([i]) * 20), PublicKey(bytes([i]) * 32), Stake(s))
+        Validator(party_address(i), PublicKey(bytes([i]) * 32), Stake(s))
         for i, s in enumerate(stakes)
     )
-    index_of = {bytes([i]) * 20: i for i in range(args.parties)}
+    index_of = {party_address(i): i for i in range(args.parties)}
     template = learners[0].current()
     layout = WeightsLayout.of_state(template)
     codec = parse_codec(config.codec)
@@ -259,10 +264,10 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
         if args.mode == "solo":
             candidate = propose_within_budget(learners[proposer]) or learners[proposer].current()
         else:
+            typical = compute_typical_magnitude(list(reputations.values()))
             for i, learner in enumerate(learners):  # the state shows every reputation
                 if isinstance(learner, ByzantineLearner) and args.reputation:
-                    learner.reputation = reputations.get(Address(bytes([i]) * 20), 0) / 1e6
-                    typical = compute_typical_magnitude(list(reputations.values()))
+                    learner.reputation = reputations.get(party_address(i), 0) / 1e6
                     learner.reputation_cutoff = -typical / 1e6
             sent = propose_round(learners, send, propose_within_budget)
             contributions = [
@@ -273,13 +278,13 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
             left_out: list[Contribution] = []
             if args.reputation:
                 excluded = compute_reputation_exclusions(
-                    [(Address(bytes([int(c.contributor)]) * 20), 100) for c in contributions],
+                    [(party_address(int(c.contributor)), 100) for c in contributions],
                     reputations,
                     total,
                     args.threshold,
                 )
                 left_out = [
-                    c for c in contributions if bytes([int(c.contributor)]) * 20 in excluded
+                    c for c in contributions if party_address(int(c.contributor)) in excluded
                 ]
                 contributions = [c for c in contributions if c not in left_out]
                 for c in left_out:
@@ -337,10 +342,10 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
                 reports = compute_reports(learners, kinds, named, len(aggregated))
                 reputations = compute_next_reputations(
                     reputations,
-                    [Address(bytes([int(c.contributor)]) * 20) for c in named],
+                    [party_address(int(c.contributor)) for c in named],
                     reports,
                     round(args.reputation * 1_000_000),
-                    {Address(bytes([int(c.contributor)]) * 20) for c in left_out},
+                    {party_address(int(c.contributor)) for c in left_out},
                     round(args.reputation_recovery * 1_000_000),
                 )
                 if args.trace:

@@ -73,7 +73,6 @@ POISONING_ATTACKS = (
     "min_sum",
     "adaptive",
 )
-FREE_RIDERS = ("lazy", "copycat", "noisy_copycat")  # honest voters that do not train
 # attacks whose several attackers pool their estimates
 POOLING_ATTACKS = ("alie", "ipm", "min_max", "min_sum", "adaptive")
 SEEING_ATTACKS = ("min_max", "min_sum", "adaptive", "copycat", "noisy_copycat")

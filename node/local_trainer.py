@@ -152,11 +152,12 @@ class LocalTrainer:
 
     async def _contribute(self, state: ChainState) -> None:
         """Train from the new global model and announce a signed contribution."""
-        weights = await self._take_early(state)
-        if self.learning.is_copycat:
+        if self.learning.is_copycat:  # testing: a free rider sends another's instead
             weights = await self._copy_another(state)
             if weights is None:
                 return
+        else:
+            weights = await self._take_early(state)
         if weights is None:
             if not await self._follow_model(state):
                 return
