@@ -76,12 +76,16 @@ def compute_values_of(
     if norms is None:
         norms = compute_update_norms(base, named, layout)
 
+    # the Gram matrix of the updates, made while the aggregate reads them (copies, below)
+    gram = torch.zeros((len(named), len(named)), dtype=torch.float64)
+    finding_copies = arrival is not None and duplicate_margin > 0
+
     def finish(values: list[float]) -> list[float]:
         """``values`` with every copy's set to 0 (one list, or the settlement values then the
         reputation values)."""
-        if arrival is None or duplicate_margin <= 0:
+        if arrival is None or not finding_copies:
             return values
-        copies = compute_copies(base, named, layout, arrival, duplicate_margin)
+        copies = compute_copies(gram, arrival, duplicate_margin)
         return [0.0 if copies[i % len(named)] else value for i, value in enumerate(values)]
 
     # each one's harm (its score gap), or None; the current model sent back moves nothing and
@@ -100,18 +104,24 @@ def compute_values_of(
         base_slice = base.read_flat(name, start, stop)
         return base_slice if base_slice.is_floating_point() else base_slice.to(torch.float64)
 
+    def clip(i: int, read: torch.Tensor, base_slice: torch.Tensor) -> torch.Tensor:
+        return (read.to(base_slice.dtype) - base_slice) * float(scales[i])
+
     def clipped_delta(
         i: int, name: str, start: int, stop: int, base_slice: torch.Tensor
     ) -> torch.Tensor:
-        update = sources[i].read_flat(name, start, stop).to(base_slice.dtype) - base_slice
-        return update * float(scales[i])
+        return clip(i, sources[i].read_flat(name, start, stop), base_slice)
 
     def iter_with_all() -> Iterable[torch.Tensor]:
         for name, start, stop in layout.iter_slices():
             base_slice = read_base(name, start, stop)
+            # each source read once a slice: the aggregate's terms, and the updates' distances
+            read = [s.read_flat(name, start, stop) for s in (named if finding_copies else sources)]
             step = torch.zeros_like(base_slice)
             for i in range(aggregated):
-                step += clipped_delta(i, name, start, stop, base_slice)
+                step += clip(i, read[i], base_slice)
+            if finding_copies:
+                gram.add_(compute_slice_gram(read, base_slice))
             yield (base_slice + share * step).to(layout.specs[name].dtype)
 
     with_all_source = materialize(iter_with_all())
@@ -163,29 +173,33 @@ def compute_values_of(
     return finish(settlement + values)
 
 
-def compute_copies(
-    base: TensorSource,
-    named: Sequence[TensorSource],
-    layout: WeightsLayout,
-    arrival: Sequence[float],
-    margin: float,
-) -> list[bool]:
-    """Which sources are copies: an update within ``margin`` of the larger norm of an update
-    that arrived before it (``arrival``; ties by position). A free rider can only copy what it
-    received, so the original reaches the other validators first (bench/README.md, "Free
-    riders"). Distances from the updates' Gram matrix, made slice by slice."""
+def compute_slice_gram(read: Sequence[torch.Tensor], base_slice: torch.Tensor) -> torch.Tensor:
+    """The Gram matrix (float64) of one slice of the updates ``read`` less ``base_slice``."""
+    deltas = torch.stack([r.to(torch.float64) for r in read]) - base_slice.to(torch.float64)
+    return deltas @ deltas.T
+
+
+def compute_update_gram(
+    base: TensorSource, named: Sequence[TensorSource], layout: WeightsLayout
+) -> torch.Tensor:
+    """The Gram matrix of the sources' updates from ``base``, slice by slice."""
     gram = torch.zeros((len(named), len(named)), dtype=torch.float64)
     for name, start, stop in layout.iter_slices():
-        base_slice = base.read_flat(name, start, stop).to(torch.float64)
-        deltas = torch.stack(
-            [source.read_flat(name, start, stop).to(torch.float64) - base_slice for source in named]
-        )
-        gram += deltas @ deltas.T
+        read = [source.read_flat(name, start, stop) for source in named]
+        gram += compute_slice_gram(read, base.read_flat(name, start, stop))
+    return gram
+
+
+def compute_copies(gram: torch.Tensor, arrival: Sequence[float], margin: float) -> list[bool]:
+    """Which sources are copies, from the Gram matrix of their updates: an update within
+    ``margin`` of the larger norm of an update that arrived before it (``arrival``; ties by
+    position). A free rider can only copy what it received, so the original reaches the other
+    validators first (bench/README.md, "Free riders")."""
     squares = gram.diagonal()
     norms = squares.sqrt()
     distances = (squares.unsqueeze(0) + squares.unsqueeze(1) - 2 * gram).clamp_min(0).sqrt()
-    order = sorted(range(len(named)), key=lambda i: (arrival[i], i))
-    copies = [False] * len(named)
+    order = sorted(range(len(arrival)), key=lambda i: (arrival[i], i))
+    copies = [False] * len(arrival)
     for rank, j in enumerate(order):
         for i in order[:rank]:
             larger = max(float(norms[i]), float(norms[j]))

@@ -156,14 +156,15 @@ def test_a_copy_that_arrived_later_is_worth_nothing_and_its_original_keeps_its_v
 def test_copies_are_found_by_arrival_and_distance_not_by_position(
     base_and_honest: Honest,
 ) -> None:
-    from learnchain.ml.contribution_value import compute_copies
+    from learnchain.ml.contribution_value import compute_copies, compute_update_gram
     from learnchain.ml.weights_file import StateSource, WeightsLayout
 
     base, honest = base_and_honest
     layout = WeightsLayout.of_state(base)
     named = [StateSource(c.state) for c in [*honest, copy_of(base, honest[0], 0.01)]]
+    gram = compute_update_gram(StateSource(base), named, layout)
     in_order = [0.0, 1.0, 2.0, 3.0, 4.0]
-    assert compute_copies(StateSource(base), named, layout, in_order, 0.2) == [
+    assert compute_copies(gram, in_order, 0.2) == [
         False,
         False,
         False,
@@ -171,11 +172,11 @@ def test_copies_are_found_by_arrival_and_distance_not_by_position(
         True,
     ]
     copy_first = [5.0, 1.0, 2.0, 3.0, 0.0]  # had the copy reached this validator first
-    assert compute_copies(StateSource(base), named, layout, copy_first, 0.2) == [
+    assert compute_copies(gram, copy_first, 0.2) == [
         True,
         False,
         False,
         False,
         False,
     ]
-    assert compute_copies(StateSource(base), named, layout, in_order, 0.0) == [False] * 5
+    assert compute_copies(gram, in_order, 0.0) == [False] * 5
