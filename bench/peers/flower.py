@@ -186,7 +186,7 @@ def learnchain_trial_args(args: argparse.Namespace, scenario: str) -> tuple[Any,
             *(("--data-file", args.data_file) if args.data_file else ()),
             *("--label-column", args.label_column),
             *byzantine,
-            *getattr(args, "learnchain", []),
+            *args.learnchain,
         ]
     )
     return parsed
