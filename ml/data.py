@@ -389,22 +389,6 @@ def check_shape(path: str | Path, data: Dataset, features: int, classes: int) ->
         )
 
 
-def compute_shape(named: list[tuple[str, Dataset]]) -> tuple[int, int]:
-    """(features, classes) that fit every file: they must agree on features; the classes are
-    the largest label plus one (at least 2), or 1 for values to predict. DataError naming the
-    file that disagrees."""
-    first_path, first = named[0]
-    features = first.x.shape[1]
-    for path, data in named[1:]:
-        if data.x.shape[1] != features:
-            raise DataError(
-                f"{path}: {data.x.shape[1]} features per sample, {first_path} has {features}"
-            )
-    if not np.issubdtype(first.y.dtype, np.integer):
-        return features, 1
-    return features, max(2, max(int(data.y.max()) for _, data in named) + 1)
-
-
 def compute_column_order(
     path: str | Path, found: Columns, expected: Columns, whose: str = "the chain's"
 ) -> list[int] | None:
@@ -451,23 +435,6 @@ def load_operator_file(
     data = read_data_file(path, label_column)
     check_shape(path, data, features, classes)
     return data
-
-
-def compute_feature_statistics(datasets: list[Dataset]) -> tuple[list[float], list[float]]:
-    """Per-feature mean and scale (standard deviation; 1 for a constant feature) over all
-    ``datasets`` pooled: what a chain made from these files standardises inputs with."""
-    x = np.concatenate([d.x for d in datasets]).astype(np.float64)
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0)
-    scale[scale < 1e-6 * np.maximum(1.0, np.abs(mean))] = 1.0
-    return [float(v) for v in mean], [float(v) for v in scale]
-
-
-def compute_target_statistics(datasets: list[Dataset]) -> tuple[float, float]:
-    """Mean and standard deviation (1 when constant) of the values to predict, pooled."""
-    y = np.concatenate([d.y for d in datasets]).astype(np.float64)
-    scale = float(y.std())
-    return float(y.mean()), scale if scale > 1e-12 else 1.0
 
 
 def describe_scaling(data: Dataset, mean: list[float], scale: list[float]) -> str | None:

@@ -46,10 +46,15 @@ from learnchain.ml.data import (
     Dataset,
     align_columns,
     check_shape,
-    compute_feature_statistics,
-    compute_shape,
-    compute_target_statistics,
     read_data_file,
+)
+from learnchain.ml.data_summary import (
+    DataSummary,
+    align_summary,
+    compute_data_summary,
+    compute_pooled_feature_statistics,
+    compute_pooled_target_statistics,
+    compute_summary_shape,
 )
 from learnchain.ml.device import LocalSettings
 from learnchain.ml.errors import TaskError
@@ -216,27 +221,36 @@ def fit_task_to_data(config: TaskConfig, named: list[tuple[str, Dataset]]) -> Ta
     """``config`` with the shape of the (path, data) pairs (they must agree on the features) and,
     for a task that standardises or predicts values, the data's pooled statistics: what a
     chain made from these files puts in its genesis."""
+    return fit_task_to_summaries(
+        config, [(path, compute_data_summary(data)) for path, data in named]
+    )
+
+
+def fit_task_to_summaries(config: TaskConfig, named: list[tuple[str, DataSummary]]) -> TaskConfig:
+    """``config`` fitted to the parties' data summaries (where, summary): the shape they agree
+    on, their features in the first party's column order, and the pooled statistics the task
+    standardises with; DataError naming the party that does not fit."""
     task_class = find_task_class(config.name)
-    compute_shape(named)  # the files agree on the number of features
-    first_path, first = named[0]
-    if first.feature_names:  # every file's columns in the first file's order, by name
+    compute_summary_shape(named)  # the parties agree on the number of features
+    first_where, first = named[0]
+    if first.feature_names:  # every party's columns in the first one's order, by name
         named = [
-            (path, align_columns(path, data, first.feature_names, first_path))
-            for path, data in named
+            (where, align_summary(where, summary, first.feature_names, first_where))
+            for where, summary in named
         ]
-    features, classes = compute_shape(named)
+    features, classes = compute_summary_shape(named)
     fitted = dataclasses.replace(
         config,
         features=features,
         classes=classes,
         feature_names=list(first.feature_names) if first.feature_names else config.feature_names,
     )
-    datasets = [data for _, data in named]
+    summaries = [summary for _, summary in named]
     if task_class.standardizes and not config.feature_mean:
-        mean, scale = compute_feature_statistics(datasets)
+        mean, scale = compute_pooled_feature_statistics(summaries)
         fitted = dataclasses.replace(fitted, feature_mean=mean, feature_scale=scale)
     if task_class.predicts_values and "target_scale" not in config.params:
-        target_mean, target_scale = compute_target_statistics(datasets)
+        target_mean, target_scale = compute_pooled_target_statistics(summaries)
         targets = {"target_mean": target_mean, "target_scale": target_scale}
         fitted = dataclasses.replace(fitted, params={**fitted.params, **targets})
     return fitted

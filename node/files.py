@@ -351,6 +351,9 @@ class GenesisFile:
     genesis: Genesis
     task: TaskConfig
     monikers: dict[str, str]
+    # PEM certificates of the founding organisations' TLS authorities (a genesis ceremony with
+    # mutual TLS): each node trusts peers certified by any of them
+    tls_roots: tuple[str, ...] = ()
 
 
 def genesis_to_json(g: GenesisFile) -> dict[str, Any]:
@@ -376,12 +379,18 @@ def genesis_to_json(g: GenesisFile) -> dict[str, Any]:
         "initial_model_hash": g.genesis.initial_model_hash.hex(),
         "genesis_time": format_time_ms(g.genesis.genesis_time_ms),
         "task": g.task.to_dict(),
+        **({"tls_roots": list(g.tls_roots)} if g.tls_roots else {}),
     }
 
 
 def write_genesis(home: Path, g: GenesisFile) -> None:
     """Write ``home/genesis.json``."""
-    (home / GENESIS_FILE).write_text(json.dumps(genesis_to_json(g), indent=2) + "\n")
+    write_genesis_file(home / GENESIS_FILE, g)
+
+
+def write_genesis_file(path: Path, g: GenesisFile) -> None:
+    """Write a genesis file."""
+    path.write_text(json.dumps(genesis_to_json(g), indent=2) + "\n")
 
 
 def _hex(path: Path, where: str, value: Any, length: int) -> bytes:
@@ -405,7 +414,11 @@ def compute_app_hash(task: TaskConfig) -> Hash:
 
 def read_genesis(home: Path) -> GenesisFile:
     """Load and check ``home/genesis.json``."""
-    path = home / GENESIS_FILE
+    return read_genesis_file(home / GENESIS_FILE)
+
+
+def read_genesis_file(path: Path) -> GenesisFile:
+    """Load and check a genesis file; ConfigError naming the file and the first bad field."""
     try:
         raw = json.loads(path.read_text())
     except FileNotFoundError:
@@ -472,7 +485,11 @@ def read_genesis(home: Path) -> GenesisFile:
         compute_app_hash(task),
         _genesis_time(path, raw.get("genesis_time", format_time_ms(0))),
     )
-    return GenesisFile(genesis, task, monikers)
+    roots = _typed(path, "tls_roots", raw.get("tls_roots", []), list)
+    for i, root in enumerate(roots):
+        if not isinstance(root, str) or not root.startswith("-----BEGIN CERTIFICATE-----"):
+            raise _fail(path, f"tls_roots[{i}]", "expected a PEM certificate")
+    return GenesisFile(genesis, task, monikers, tuple(roots))
 
 
 def format_time_ms(time_ms: int) -> str:

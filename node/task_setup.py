@@ -13,6 +13,8 @@ import dataclasses
 from pathlib import Path
 
 from learnchain.ml.config import FILE_DATA_METRIC, Metric, TaskConfig, parse_task_params
+from learnchain.ml.data_summary import DataSummary
+from learnchain.ml.errors import DataError
 from learnchain.node.files import DataSource
 
 
@@ -30,9 +32,7 @@ def compute_task_config(
     from learnchain.ml.data import compute_image_shape, list_image_classes
     from learnchain.ml.tasks import fit_task_to_data, get_task
 
-    default = "tabular-mlp" if data_files else "digits-mlp"
-    metric = FILE_DATA_METRIC if data_files else Metric.ACCURACY  # --task-param metric=...
-    config = parse_task_params(params, TaskConfig(name=name or default, seed=seed, metric=metric))
+    config = compute_named_task(name, params, seed, bool(data_files))
     if not data_files:
         check_model_size(config, pretrained)  # the task must be found and built, as every node will
         return config
@@ -48,6 +48,47 @@ def compute_task_config(
         shaped = dataclasses.replace(shaped, params={**shaped.params, "image_shape": shape})
     check_model_size(shaped, pretrained)  # a task that cannot take this shape says so now
     return shaped
+
+
+def compute_named_task(
+    name: str | None, params: list[str], seed: int, has_data: bool
+) -> TaskConfig:
+    """The task by name (``tabular-mlp`` voting by loss for a chain made from data, else
+    ``digits-mlp``) with its ``--task-param`` settings."""
+    default = "tabular-mlp" if has_data else "digits-mlp"
+    metric = FILE_DATA_METRIC if has_data else Metric.ACCURACY  # --task-param metric=...
+    return parse_task_params(params, TaskConfig(name=name or default, seed=seed, metric=metric))
+
+
+def compute_summarised_task_config(
+    name: str | None,
+    params: list[str],
+    named: list[tuple[str, DataSummary]],
+    seed: int,
+    pretrained: str = "",
+) -> TaskConfig:
+    """The task config for a chain whose founders sent data summaries instead of files (a
+    genesis ceremony): the same shape and standardisation as from the files themselves."""
+    from learnchain.ml.tasks import fit_task_to_summaries
+
+    config = compute_named_task(name, params, seed, bool(named))
+    if named:
+        config = fit_task_to_summaries(config, named)
+    check_model_size(config, pretrained)
+    return config
+
+
+def summarise_data_file(task_name: str, path: Path, label_column: str) -> DataSummary:
+    """A party's data file read by the task's own reader, as a summary (no row leaves)."""
+    from learnchain.ml.data_summary import compute_data_summary
+    from learnchain.ml.tasks import get_task
+
+    if path.is_dir():
+        raise DataError(
+            f"{path}: a folder of images; a genesis ceremony takes CSV, NPZ or Parquet files"
+        )
+    task = get_task(compute_named_task(task_name, [], 0, True))
+    return compute_data_summary(task.read_data(path, label_column))
 
 
 def check_model_size(config: TaskConfig, pretrained: str = "") -> None:

@@ -8,10 +8,10 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from learnchain.consensus.crypto import PrivateKey
+from learnchain.consensus.crypto import PrivateKey, compute_address
 from learnchain.consensus.engine import TimeoutConfig
 from learnchain.consensus.params import ChainParams, Genesis, GenesisValidator
-from learnchain.consensus.types import ChainId, Hash, Stake, TimeMs, Tokens
+from learnchain.consensus.types import Address, ChainId, Hash, Stake, TimeMs, Tokens
 from learnchain.ml.config import TaskConfig
 from learnchain.node.files import (
     DATA_DIR,
@@ -134,6 +134,32 @@ def compute_initial_model_hash(task: TaskConfig, pretrained: str = "") -> Hash:
     return compute_genesis_model(task, pretrained)[1]
 
 
+def compute_genesis_file(
+    chain_id: ChainId,
+    validators: list[GenesisValidator],
+    accounts: list[tuple[Address, Tokens]],
+    task: TaskConfig,
+    params: ChainParams,
+    genesis_time_ms: TimeMs,
+    pretrained: str = "",
+) -> GenesisFile:
+    """A genesis with these validators bonded and these accounts funded (and the task's frozen
+    base, if any, pinned from the ``pretrained`` file)."""
+    task, model_hash = compute_genesis_model(task, pretrained)
+    genesis = Genesis(
+        chain_id,
+        params,
+        tuple(validators),
+        tuple(accounts),
+        model_hash,
+        compute_app_hash(task),
+        genesis_time_ms,
+    )
+    return GenesisFile(
+        genesis, task, {compute_address(v.public_key).hex(): v.moniker for v in validators}
+    )
+
+
 def create_genesis(
     chain_id: str,
     validators: list[tuple[PrivateKey, str, str]],
@@ -142,22 +168,19 @@ def create_genesis(
     params: ChainParams,
     pretrained: str = "",
 ) -> GenesisFile:
-    """A genesis with each (key, endpoint, moniker) bonded and each (key, balance) funded (and
-    the task's frozen base, if any, pinned from the ``pretrained`` file)."""
-    task, model_hash = compute_genesis_model(task, pretrained)
-    genesis = Genesis(
+    """A genesis with each (key, endpoint, moniker) bonded and each (key, balance) funded."""
+    return compute_genesis_file(
         ChainId(chain_id),
-        params,
-        tuple(
+        [
             GenesisValidator(key.public_key, Stake(VALIDATOR_STAKE), endpoint, moniker)
             for key, endpoint, moniker in validators
-        ),
-        tuple((key.address, Tokens(balance)) for key, balance in accounts),
-        model_hash,
-        compute_app_hash(task),
+        ],
+        [(key.address, Tokens(balance)) for key, balance in accounts],
+        task,
+        params,
         TimeMs(int(time.time() * 1000)),
+        pretrained,
     )
-    return GenesisFile(genesis, task, {k.address.hex(): m for k, _, m in validators})
 
 
 def create_testnet(spec: TestnetSpec) -> list[Path]:

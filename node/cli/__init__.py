@@ -9,6 +9,7 @@ from learnchain.node.cli.chain_tx import model, tx
 from learnchain.node.cli.config import config
 from learnchain.node.cli.dashboard import dashboard
 from learnchain.node.cli.demo import demo
+from learnchain.node.cli.genesis import genesis
 from learnchain.node.cli.keys import keys
 from learnchain.node.cli.run import query, start, unsafe_reset_all
 from learnchain.node.cli.setup import init, testnet, tls
@@ -27,6 +28,7 @@ main.add_command(query)
 main.add_command(tx)
 main.add_command(model)
 main.add_command(testnet)
+main.add_command(genesis)
 main.add_command(keys)
 main.add_command(simulate)
 main.add_command(demo)

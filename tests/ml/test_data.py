@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from learnchain.ml.data import (
+    Dataset,
     compute_dirichlet_shards,
     compute_iid_shards,
-    compute_shape,
     load_digits_party,
     load_digits_pool,
     load_operator_file,
@@ -18,6 +18,7 @@ from learnchain.ml.data import (
     read_data_file,
     split_train_vote,
 )
+from learnchain.ml.data_summary import compute_data_summary, compute_summary_shape
 from learnchain.ml.errors import DataError
 
 
@@ -159,17 +160,21 @@ def test_an_npz_without_x_and_y_is_a_clear_error(tmp_path: Path) -> None:
         load_operator_file(path, 2, 2)
 
 
+def compute_shape_of(named: list[tuple[str, Dataset]]) -> tuple[int, int]:
+    return compute_summary_shape([(path, compute_data_summary(data)) for path, data in named])
+
+
 def test_the_shape_of_a_chain_is_taken_from_its_files(tmp_path: Path) -> None:
     a = read_data_file(write_csv(tmp_path / "a.csv", "f,g,h,label\n1,2,3,0\n4,5,6,4\n"))
     b = read_data_file(write_csv(tmp_path / "b.csv", "f,g,h,label\n1,2,3,2\n"))
-    assert compute_shape([("a.csv", a), ("b.csv", b)]) == (3, 5)
+    assert compute_shape_of([("a.csv", a), ("b.csv", b)]) == (3, 5)
 
 
 def test_files_that_disagree_on_features_are_named(tmp_path: Path) -> None:
     a = read_data_file(write_csv(tmp_path / "a.csv", "f,g,label\n1,2,0\n"))
     b = read_data_file(write_csv(tmp_path / "b.csv", "f,label\n1,1\n"))
     with pytest.raises(DataError, match=r"b\.csv: 1 features per sample, a\.csv has 2"):
-        compute_shape([("a.csv", a), ("b.csv", b)])
+        compute_shape_of([("a.csv", a), ("b.csv", b)])
 
 
 def test_a_parquet_file_is_read_with_its_label_column(tmp_path: Path) -> None:
@@ -239,7 +244,7 @@ def test_values_to_predict_are_read_as_numbers(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "r.csv", "a,b,label\n1,2,0.5\n3,4,-7.25\n")
     data = read_data_file(path, values=True)
     assert data.y.dtype == np.float32 and data.y.tolist() == [0.5, -7.25]
-    assert compute_shape([("r.csv", data)]) == (2, 1)
+    assert compute_shape_of([("r.csv", data)]) == (2, 1)
     with pytest.raises(DataError, match="labels must be integers"):
         read_data_file(path)
 
