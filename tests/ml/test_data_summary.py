@@ -126,5 +126,5 @@ def test_a_bad_summary_is_refused_naming_its_field(change: dict[str, object], me
 def test_an_infinite_sum_is_refused() -> None:
     raw = summary_to_dict(compute_data_summary(make_data(5, 3, 2)))
     raw["sums"] = [float("inf"), 0.0, 0.0]
-    with pytest.raises(DataError, match="data.sums: every value must be finite"):
+    with pytest.raises(DataError, match=r"data\.sums: every value must be finite"):
         summary_from_dict(raw)

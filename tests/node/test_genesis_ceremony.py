@@ -37,7 +37,10 @@ def write_party_csv(path: Path, seed: int, reversed_columns: bool = False) -> Pa
     y = rng.integers(0, 3, 30)
     order = [2, 1, 0] if reversed_columns else [0, 1, 2]
     lines = [",".join([names[j] for j in order] + ["label"])]
-    lines += [",".join(f"{row[j]:.5f}" for j in order) + f",{label}" for row, label in zip(x, y)]
+    lines += [
+        ",".join(f"{row[j]:.5f}" for j in order) + f",{label}"
+        for row, label in zip(x, y, strict=True)
+    ]
     path.write_text("\n".join(lines) + "\n")
     return path
 
