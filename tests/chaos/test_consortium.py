@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from learnchain.consensus.crypto import compute_address
+from learnchain.consensus.types import Address
 from learnchain.node.cluster import LocalNode, check_learnchain
 from learnchain.node.files import read_genesis
 from tests.chaos.network import ChaosNetwork, find_missing
@@ -140,7 +141,7 @@ def test_three_organisations_on_their_own_hosts_launch_a_chain_and_train(tmp_pat
                 node.close()
 
 
-def wait_for_training(nodes: list[LocalNode], validators: set[bytes]) -> tuple[bool, list[float]]:
+def wait_for_training(nodes: list[LocalNode], validators: set[Address]) -> tuple[bool, list[float]]:
     """Wait until a block is signed by every validator and the recorded score has risen at
     least twice; what was seen."""
     deadline = time.monotonic() + TRAINING_SECONDS
