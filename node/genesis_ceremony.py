@@ -30,6 +30,7 @@ from learnchain.consensus.crypto import (
 )
 from learnchain.consensus.params import ChainParams, GenesisValidator
 from learnchain.consensus.types import (
+    MAX_MONIKER_LENGTH,
     PUBLIC_KEY_LENGTH,
     SIGNATURE_LENGTH,
     Address,
@@ -39,6 +40,7 @@ from learnchain.consensus.types import (
     Stake,
     TimeMs,
     Tokens,
+    is_valid_moniker,
 )
 from learnchain.ml.config import TaskConfig
 from learnchain.ml.data_summary import DataSummary, summary_from_dict, summary_to_dict
@@ -50,8 +52,6 @@ GENTX_KIND = "learnchain/gentx"
 GENTX_VERSION = 1
 SIGNING_DOMAIN = b"learnchain gentx v1\x00"
 MAX_GENTX_BYTES = 16 << 20  # a summary of up to about a million features; never more is read
-MAX_MONIKER_LENGTH = 64
-_MONIKER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _PEM_CERTIFICATE = re.compile(
     r"-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n?"
 )
@@ -190,8 +190,8 @@ def _gentx_from_body(body: dict[str, Any], public_key: PublicKey, signature: Sig
     if not isinstance(endpoint, str):
         raise ValueError("endpoint: expected HOST:PORT")
     check_host_port(Path("gentx"), "endpoint", endpoint)
-    if not isinstance(moniker, str) or not is_valid_moniker(moniker):
-        raise ValueError(f"moniker: expected 1 to {MAX_MONIKER_LENGTH} letters, digits, . _ -")
+    if not isinstance(moniker, str) or not moniker or not is_valid_moniker(moniker):
+        raise ValueError(f"moniker: expected 1 to {MAX_MONIKER_LENGTH} printable characters")
     task, label_column, authority = (body.get(k) for k in ("task", "label_column", "tls_authority"))
     if not all(isinstance(v, str) for v in (task, label_column, authority)):
         raise ValueError("task, label_column and tls_authority are strings")
@@ -212,11 +212,6 @@ def _gentx_from_body(body: dict[str, Any], public_key: PublicKey, signature: Sig
         str(authority),
         signature,
     )
-
-
-def is_valid_moniker(moniker: str) -> bool:
-    """A moniker names a validator on dashboards and in logs: short, no spaces or markup."""
-    return len(moniker) <= MAX_MONIKER_LENGTH and _MONIKER.fullmatch(moniker) is not None
 
 
 def check_gentxs(named: list[tuple[Path, Gentx]], chain_id: str) -> None:

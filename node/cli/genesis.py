@@ -3,6 +3,7 @@ key and no data (node/genesis_ceremony.py)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -169,7 +170,7 @@ def gentx(
         raise click.ClickException(str(error)) from None
     write_config(home, config)
     write_gentx(home / OWN_GENTX, signed)
-    target = output_file or Path(f"gentx-{moniker}.json")
+    target = output_file or Path(f"gentx-{re.sub(r'[^A-Za-z0-9._-]+', '-', moniker)}.json")
     target.parent.mkdir(parents=True, exist_ok=True)
     write_gentx(target, signed)
     rows = f", {summary.count} rows of {summary.features} features" if summary else ""
