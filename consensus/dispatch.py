@@ -14,6 +14,7 @@ from learnchain.consensus.events import (
     AwaitWork,
     Broadcast,
     CommitBlock,
+    HaltForUpgrade,
     PersistSignState,
     Rejected,
     RelayVote,
@@ -79,6 +80,10 @@ class ActionHandler(Protocol[R_co]):
         """Account for a refused message."""
         ...
 
+    def halt_for_upgrade(self, action: HaltForUpgrade) -> R_co:
+        """Stop: the chain needs an upgrade this build does not carry."""
+        ...
+
 
 def dispatch(action: Action, handler: ActionHandler[R_co]) -> R_co:
     """Hand ``action`` to the handler's method for its kind."""
@@ -107,5 +112,7 @@ def dispatch(action: Action, handler: ActionHandler[R_co]) -> R_co:
             return handler.await_work(action)
         case Rejected():
             return handler.rejected(action)
+        case HaltForUpgrade():
+            return handler.halt_for_upgrade(action)
         case _:
             assert_never(action)

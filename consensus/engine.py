@@ -33,6 +33,7 @@ from learnchain.consensus.events import (
     Event,
     EvidenceReceived,
     GossipTick,
+    HaltForUpgrade,
     PersistSignState,
     ProposalContent,
     ProposalReceived,
@@ -85,6 +86,7 @@ from learnchain.consensus.types import (
     is_quorum,
     is_skip_quorum,
 )
+from learnchain.consensus.upgrades import is_known_upgrade, is_upgrade_due
 from learnchain.consensus.validators import ValidatorSet, compute_proposer_of_round
 from learnchain.consensus.votes import HeightVotes
 
@@ -125,6 +127,7 @@ class Phase(enum.Enum):
     COMMIT_WAIT = "commit-wait"  # pausing after the last decision (timeouts.commit)
     WORK_WAIT = "work-wait"  # no empty blocks: waiting for something to decide
     ROUNDS = "rounds"  # Algorithm 1's rounds are running
+    HALTED = "halted"  # an upgrade plan halts the chain here and this build lacks it
 
 
 class Engine:
@@ -146,8 +149,10 @@ class Engine:
         verifier: SignatureVerifier | None = None,
         transition: Transition = process_block,
         wait_for_work: bool = False,
+        knows_upgrade: Callable[[str], bool] = is_known_upgrade,
     ) -> None:
         self.key = key
+        self.knows_upgrade = knows_upgrade
         self.wait_for_work = wait_for_work
         self.transition = transition
         self.timeouts = timeouts or TimeoutConfig()
@@ -247,6 +252,8 @@ class Engine:
         """
         self.started = True
         out: list[Action] = []
+        if self._halt_for_upgrade(out):
+            return out
         if self.sign_state.height == self.height:
             self._start_round(Round(max(self.sign_state.round, 0)), out)
             self._restore_own_messages(out)
@@ -258,6 +265,8 @@ class Engine:
     def handle(self, event: Event) -> list[Action]:
         """Feed one event; returns the actions to carry out, in order."""
         out: list[Action] = []
+        if self.phase == Phase.HALTED:
+            return out
         match event:
             case VoteReceived():
                 self._on_vote(event.vote, out)
@@ -326,8 +335,20 @@ class Engine:
             self.locked_round = self.sign_state.locked_round
             self.locked_block_hash = self.sign_state.locked_block_hash
 
+    def _halt_for_upgrade(self, out: list[Action]) -> bool:
+        """Halt at a height an upgrade plan names when this build does not carry it: nothing
+        of the height is signed or decided (consensus/upgrades.py)."""
+        plan = self.state.upgrade_plan
+        if plan is None or not is_upgrade_due(plan, self.height) or self.knows_upgrade(plan.name):
+            return False
+        self.phase = Phase.HALTED
+        out.append(HaltForUpgrade(plan))
+        return True
+
     def _enter_height(self, out: list[Action]) -> None:
         """After a decision: pause ``timeouts.commit``, then go on (``_end_commit_wait``)."""
+        if self._halt_for_upgrade(out):
+            return
         if self.timeouts.commit > 0:
             out.append(ScheduleCommitWait(self.height, Milliseconds(self.timeouts.commit)))
         else:

@@ -15,6 +15,7 @@ from learnchain.consensus.messages import (
 )
 from learnchain.consensus.state import ChainState
 from learnchain.consensus.types import Address, Hash, Height, Milliseconds, Round, Step
+from learnchain.consensus.upgrades import UpgradePlan
 
 # --- events -------------------------------------------------------------------------------------
 
@@ -235,6 +236,14 @@ class Rejected:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class HaltForUpgrade:
+    """The chain halts here for an upgrade plan this build does not carry: stop, and let the
+    operator install a build that does (consensus/upgrades.py)."""
+
+    plan: UpgradePlan
+
+
 Action = (
     PersistSignState
     | Broadcast
@@ -248,4 +257,5 @@ Action = (
     | ScheduleCommitWait
     | AwaitWork
     | Rejected
+    | HaltForUpgrade
 )

@@ -30,6 +30,7 @@ from learnchain.consensus.types import (
     Tokens,
     VoteType,
 )
+from learnchain.consensus.upgrades import UpgradePlan
 
 _VOTE_DOMAIN = b"learnchain/vote/v1"
 _PROPOSAL_DOMAIN = b"learnchain/proposal/v1"
@@ -426,6 +427,7 @@ class TxKind(enum.IntEnum):
     UNSTAKE = 3
     UNJAIL = 4
     EVIDENCE = 5
+    UPGRADE = 6  # a validator signals an upgrade plan (consensus/upgrades.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,10 +443,12 @@ class Tx:
     endpoint: str = ""
     evidence: DuplicateVoteEvidence | None = None
     moniker: str = ""  # a stake's name for its validator (Cosmos's description moniker)
+    upgrade: UpgradePlan | None = None  # an upgrade transaction's plan
 
     def sign_bytes(self) -> bytes:
         """What the sender signs: domain, chain id, kind, key, nonce and the payload (the
-        moniker last, and only when there is one, so transactions without it sign as before)."""
+        moniker, then an upgrade's plan, last and only when there is one, so transactions
+        without them sign as before)."""
         return (
             _TX_DOMAIN
             + encode_str(self.chain_id)
@@ -456,6 +460,7 @@ class Tx:
             + encode_str(self.endpoint)
             + encode_optional_bytes(None if self.evidence is None else self.evidence.encode())
             + (encode_str(self.moniker) if self.moniker else b"")
+            + (b"U" + self.upgrade.encode() if self.upgrade is not None else b"")
         )
 
 

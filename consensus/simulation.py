@@ -31,6 +31,7 @@ from learnchain.consensus.events import (
     Event,
     EvidenceReceived,
     GossipTick,
+    HaltForUpgrade,
     PersistSignState,
     ProposalContent,
     ProposalReceived,
@@ -809,6 +810,9 @@ class _SimulatedShell:
 
     def rejected(self, action: Rejected) -> None:
         """Refused messages change nothing in a simulation."""
+
+    def halt_for_upgrade(self, action: HaltForUpgrade) -> None:
+        """A halted node is silent from then on (its engine ignores every event)."""
 
 
 def run_simulation(config: SimulationConfig) -> SimulationResult:

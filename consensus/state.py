@@ -78,6 +78,15 @@ from learnchain.consensus.types import (
     is_quorum,
     is_valid_moniker,
 )
+from learnchain.consensus.upgrades import (
+    UpgradeNeeded,
+    UpgradePlan,
+    compute_scheduled_plan,
+    compute_upgrade_signals,
+    get_upgrade_handler,
+    is_upgrade_due,
+    is_valid_upgrade_name,
+)
 from learnchain.consensus.validators import (
     Validator,
     ValidatorSet,
@@ -170,6 +179,9 @@ class ChainState:
     pending_share: PendingShare | None = None  # block ``height``'s contributors' reward (§3.5)
     # contributors' reputations, micro-units of loss, zero ones left out (§3.9)
     reputations: dict[Address, Reputation] = field(default_factory=dict)
+    # validators' pending upgrade signals, and the plan they scheduled (consensus/upgrades.py)
+    upgrade_signals: dict[Address, UpgradePlan] = field(default_factory=dict)
+    upgrade_plan: UpgradePlan | None = None
 
     def get_account(self, address: Address) -> Account:
         """An account; unknown addresses hold nothing."""
@@ -203,6 +215,16 @@ class ChainState:
                     encode_bytes(a) + encode_int(v) for a, v in sorted(self.reputations.items())
                 )
                 if self.reputations
+                else b""
+            )
+            # without upgrade signals or a plan, the bytes from before upgrades existed
+            + (
+                b"U"
+                + encode_list(
+                    encode_bytes(a) + p.encode() for a, p in sorted(self.upgrade_signals.items())
+                )
+                + (b"\x00" if self.upgrade_plan is None else b"\x01" + self.upgrade_plan.encode())
+                if self.upgrade_signals or self.upgrade_plan is not None
                 else b""
             )
         )
@@ -283,11 +305,12 @@ def is_model_frozen(state: ChainState) -> bool:
 
 def is_awaiting_blocks(state: ChainState) -> bool:
     """True when ``state`` holds changes that only further blocks carry out (§2.2.1): a
-    validator-set change that takes effect at H+2, unbonding that matures at a later height, or,
+    validator-set change that takes effect at H+2, unbonding that matures at a later height, an
+    upgrade plan's height still ahead, or,
     once no learning round follows, the last update's reward share and the record of training's
     end. A resting chain counts these as work, as CometBFT makes the blocks a changed
     application state needs."""
-    if is_validator_set_changing(state) or state.unbonding:
+    if is_validator_set_changing(state) or state.unbonding or state.upgrade_plan is not None:
         return True
     return is_model_frozen(state) and (
         state.pending_share is not None or state.learning.is_training()
@@ -334,6 +357,7 @@ class _Working:
         self.slashed = set(state.slashed)
         self.pending_share: PendingShare | None = None
         self.reputations = dict(state.reputations)
+        self.upgrade_signals = dict(state.upgrade_signals)
 
 
 class CheckState:
@@ -550,9 +574,50 @@ def process_tx(work: _Working, signed: SignedTx, verifier: SignatureVerifier) ->
         if tx.evidence is None:
             raise InvalidTx("evidence transaction carries no evidence")
         process_evidence(work, tx.evidence, verifier)
+    elif tx.kind == TxKind.UPGRADE:
+        process_upgrade_signal(work, sender, tx.upgrade)
     else:
         raise InvalidTx(f"unknown transaction kind {tx.kind}")
     work.accounts[sender] = replace(account, nonce=Nonce(tx.nonce + 1))
+
+
+def process_upgrade_signal(work: _Working, sender: Address, plan: UpgradePlan | None) -> None:
+    """A validator's signal for an upgrade plan (replacing its earlier one); InvalidTx, changing
+    nothing, unless the sender decides this block and the plan names a later height."""
+    if plan is None or not is_valid_upgrade_name(plan.name):
+        raise InvalidTx("an upgrade names its plan: lower-case letters, digits, '.', '_', '-'")
+    if plan.height <= work.height:
+        raise InvalidTx(f"upgrade height {plan.height} is not after this block ({work.height})")
+    if not work.state.validators.get_power(sender):
+        raise InvalidTx("only a validator signals an upgrade")
+    work.upgrade_signals[sender] = plan
+
+
+def compute_upgraded_state(state: ChainState, height: Height) -> ChainState:
+    """The state block ``height`` starts from: ``state`` itself, or, when an upgrade plan halts
+    the chain at ``height``, the plan's handler applied to it (UpgradeNeeded when this build
+    does not carry it)."""
+    plan = state.upgrade_plan
+    if plan is None or not is_upgrade_due(plan, height):
+        return state
+    handler = get_upgrade_handler(plan.name)
+    if handler is None:
+        raise UpgradeNeeded(plan)
+    return replace(handler(state), upgrade_signals={}, upgrade_plan=None)
+
+
+def compute_next_upgrade_plan(work: _Working) -> UpgradePlan | None:
+    """The plan after a block: the one its validators' pending signals now schedule, else the
+    one scheduled before (until its height)."""
+    state = work.state
+    validators = state.validators
+    scheduled = compute_scheduled_plan(
+        work.upgrade_signals, validators.get_power, validators.total_power, state.params.threshold
+    )
+    if scheduled is not None:
+        return scheduled
+    before = state.upgrade_plan
+    return before if before is not None and before.height > work.height else None
 
 
 def process_contributions(
@@ -795,6 +860,7 @@ def compute_next_state(
 ) -> ChainState:
     """Apply a block's body to ``state`` (no header-root checks); the new state or InvalidBlock."""
     header = block.header
+    state = compute_upgraded_state(state, header.height)
     work = _Working(state, header.height)
     learning = compute_learning_record(
         state.learning, state.params, state.height, block.last_commit, state.last_validators
@@ -832,6 +898,7 @@ def compute_next_state(
     work.slashed = {
         (a, h) for a, h in work.slashed if h + state.params.evidence_max_age >= work.height
     }
+    work.upgrade_signals = compute_upgrade_signals(work.upgrade_signals, work.height)
     return ChainState(
         chain_id=state.chain_id,
         params=state.params,
@@ -850,6 +917,8 @@ def compute_next_state(
         last_block_time_ms=header.time_ms,
         pending_share=work.pending_share,
         reputations=work.reputations,
+        upgrade_signals=work.upgrade_signals,
+        upgrade_plan=compute_next_upgrade_plan(work),
     )
 
 
@@ -880,6 +949,7 @@ def build_block(
     Returns the block and the state it produces. Items that do not apply are left out (in the
     order ``compute_next_state`` applies them: evidence, rejections, then transactions).
     """
+    state = compute_upgraded_state(state, Height(state.height + 1))
     work = _Working(state, Height(state.height + 1))
     usable_evidence: list[DuplicateVoteEvidence] = []
     for item in evidence:

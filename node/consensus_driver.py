@@ -24,6 +24,7 @@ from learnchain.consensus.events import (
     CommitWaitOver,
     EvidenceReceived,
     GossipTick,
+    HaltForUpgrade,
     PersistSignState,
     ProposalContent,
     ProposalReceived,
@@ -47,6 +48,7 @@ from learnchain.consensus.messages import (
     Vote,
 )
 from learnchain.consensus.types import Address, Hash, VoteType
+from learnchain.consensus.upgrades import UpgradeNeeded, UpgradePlan
 from learnchain.consensus.validators import ValidatorSet
 from learnchain.node.app_interface import ModelUpdate, Verdict
 from learnchain.node.background import Background
@@ -289,6 +291,15 @@ class ConsensusDriver(ActionHandler[Awaitable[None] | None]):
         """Counted; changes nothing."""
         self._metrics.rejected.labels(reason="consensus").inc()
         log.debug("rejected: %s", action.reason)
+
+    def halt_for_upgrade(self, action: HaltForUpgrade) -> Awaitable[None]:
+        """Every decided block written, then consensus ends on UpgradeNeeded (the node stops
+        saying which upgrade it needs)."""
+        return self._halt(action.plan)
+
+    async def _halt(self, plan: UpgradePlan) -> None:
+        await self._executor.write_all()
+        raise UpgradeNeeded(plan)
 
     def close(self) -> None:
         """Stop the work in flight."""

@@ -25,6 +25,7 @@ from learnchain.consensus.engine import Engine
 from learnchain.consensus.events import CommitBlock
 from learnchain.consensus.messages import SignedTx
 from learnchain.consensus.state import ChainState, compute_genesis_state
+from learnchain.consensus.upgrades import UpgradeNeeded
 from learnchain.ml.errors import MLError, PluginImportError, PretrainedError, TaskError
 from learnchain.ml.plugins import add_plugin_folders
 from learnchain.node.block_executor import BlockExecutor
@@ -69,6 +70,7 @@ from learnchain.node.store_worker import StoreWorker
 from learnchain.node.tls import NAME_OVERRIDE, TlsError, TlsFiles, read_tls_files
 from learnchain.node.training_job import TrainingJob
 from learnchain.node.training_process import TrainingProcess
+from learnchain.node.upgrade_plugins import UpgradePluginError, load_installed_upgrades
 from learnchain.node.weights_pool import WeightsPool
 from learnchain.node.weights_problems import WeightsProblems
 from learnchain.node.work_signal import WorkSignal
@@ -113,6 +115,10 @@ class Node:
         self.tls = read_node_tls(home) if self.config.tls else None
         self.advertised = get_advertised_address(self.config)
         self.genesis_state = compute_genesis_state(self.genesis_file.genesis)
+        try:
+            self.known_upgrades = load_installed_upgrades()
+        except UpgradePluginError as error:
+            raise ConfigError(str(error)) from None
         self.store = Store(home / DATA_DIR / "chain.db")
         state = self.store.load_or_init_state(self.genesis_state)
         self.io = StoreWorker(self.store)
@@ -257,6 +263,13 @@ class Node:
             config.listen,
             self.engine.state.height,
         )
+        plan = self.engine.state.upgrade_plan
+        if self.known_upgrades or plan is not None:
+            log.info(
+                "upgrades this build carries: %s; scheduled: %s",
+                ", ".join(self.known_upgrades) or "none",
+                f"{plan.name} at height {plan.height}" if plan is not None else "none",
+            )
 
     def _create_weights_pool(self, learning: LearningWorker) -> WeightsPool:
         retain = self.config.retain_models
@@ -352,6 +365,11 @@ class Node:
         assert self._consensus is not None
         try:
             await asyncio.shield(self._consensus)
+        except UpgradeNeeded as error:
+            log.error("halted at height %d: %s", self.executor.committed.height, error)
+            if self.server is not None:
+                await self.server.set_not_serving()
+            raise NodeFailure(f"{self.home}: {error}") from error
         except Exception as error:
             log.error("consensus stopped", exc_info=error)
             if self.server is not None:

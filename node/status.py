@@ -8,8 +8,13 @@ from learnchain.consensus.engine import Engine
 from learnchain.consensus.params import SCORE_UNIT
 from learnchain.consensus.state import ChainState
 from learnchain.consensus.types import Address
+from learnchain.consensus.upgrades import get_known_upgrades
 from learnchain.node.app_interface import OwnEvaluation
-from learnchain.node.wire import learning_to_proto
+from learnchain.node.wire import (
+    learning_to_proto,
+    upgrade_plan_to_proto,
+    upgrade_signals_to_proto,
+)
 from learnchain.proto import learnchain_pb2 as pb
 
 
@@ -52,7 +57,11 @@ class StatusReporter:
             step=int(self._engine.step),
             learning=learning_to_proto(state.learning),
             metric=self._metric,
+            upgrade_signals=upgrade_signals_to_proto(state.upgrade_signals),
+            known_upgrades=get_known_upgrades(),
         )
+        if state.upgrade_plan is not None:
+            response.upgrade_plan.CopyFrom(upgrade_plan_to_proto(state.upgrade_plan))
         own = self._own_evaluation()
         if own is not None:
             response.own_evaluation.CopyFrom(

@@ -52,6 +52,11 @@ from learnchain.consensus.types import (
     VoteType,
     is_valid_moniker,
 )
+from learnchain.consensus.upgrades import (
+    MAX_UPGRADE_NAME_LENGTH,
+    UpgradePlan,
+    is_valid_upgrade_name,
+)
 from learnchain.consensus.validators import Validator, ValidatorSet
 from learnchain.proto import learnchain_pb2 as pb
 
@@ -284,7 +289,31 @@ def tx_to_proto(signed: SignedTx) -> pb.Tx:
     )
     if tx.evidence is not None:
         message.evidence.CopyFrom(evidence_to_proto(tx.evidence))
+    if tx.upgrade is not None:
+        message.upgrade.CopyFrom(upgrade_plan_to_proto(tx.upgrade))
     return message
+
+
+def upgrade_plan_to_proto(plan: UpgradePlan) -> pb.UpgradePlan:
+    """An upgrade plan as protobuf."""
+    return pb.UpgradePlan(name=plan.name, height=plan.height)
+
+
+def upgrade_plan_from_proto(message: pb.UpgradePlan) -> UpgradePlan:
+    """An upgrade plan from protobuf, its name checked."""
+    if not is_valid_upgrade_name(message.name):
+        raise WireError(
+            f"upgrade name is at most {MAX_UPGRADE_NAME_LENGTH} lower-case letters, digits, . _ -"
+        )
+    return UpgradePlan(message.name, Height(message.height))
+
+
+def upgrade_signals_to_proto(signals: dict[Address, UpgradePlan]) -> list[pb.UpgradeSignal]:
+    """Validators' upgrade signals as protobuf, by address."""
+    return [
+        pb.UpgradeSignal(address=a, plan=upgrade_plan_to_proto(p))
+        for a, p in sorted(signals.items())
+    ]
 
 
 def tx_from_proto(message: pb.Tx) -> SignedTx:
@@ -298,6 +327,7 @@ def tx_from_proto(message: pb.Tx) -> SignedTx:
     if not is_valid_moniker(message.moniker):
         raise WireError(f"moniker is at most {MAX_MONIKER_LENGTH} printable characters")
     evidence = evidence_from_proto(message.evidence) if message.HasField("evidence") else None
+    upgrade = upgrade_plan_from_proto(message.upgrade) if message.HasField("upgrade") else None
     tx = Tx(
         _chain_id(message.chain_id),
         TxKind(message.kind),
@@ -308,6 +338,7 @@ def tx_from_proto(message: pb.Tx) -> SignedTx:
         message.endpoint,
         evidence,
         message.moniker,
+        upgrade,
     )
     return SignedTx(tx, _signature(message.signature))
 
@@ -624,6 +655,10 @@ def state_to_proto(state: ChainState) -> pb.ChainState:
         reputations=[
             pb.Reputation(address=a, value=v) for a, v in sorted(state.reputations.items())
         ],
+        upgrade_signals=upgrade_signals_to_proto(state.upgrade_signals),
+        upgrade_plan=(
+            None if state.upgrade_plan is None else upgrade_plan_to_proto(state.upgrade_plan)
+        ),
     )
 
 
@@ -673,6 +708,13 @@ def state_from_proto(m: pb.ChainState) -> ChainState:
             else None
         ),
         reputations={_address(r.address, "reputation's address"): r.value for r in m.reputations},
+        upgrade_signals={
+            _address(u.address, "upgrade signal's address"): upgrade_plan_from_proto(u.plan)
+            for u in m.upgrade_signals
+        },
+        upgrade_plan=(
+            upgrade_plan_from_proto(m.upgrade_plan) if m.HasField("upgrade_plan") else None
+        ),
     )
 
 

@@ -83,7 +83,7 @@ class Evidence(_message.Message):
     def __init__(self, vote_a: _Optional[_Union[Vote, _Mapping]] = ..., vote_b: _Optional[_Union[Vote, _Mapping]] = ...) -> None: ...
 
 class Tx(_message.Message):
-    __slots__ = ("chain_id", "kind", "sender", "nonce", "amount", "recipient", "endpoint", "evidence", "signature", "moniker")
+    __slots__ = ("chain_id", "kind", "sender", "nonce", "amount", "recipient", "endpoint", "evidence", "signature", "moniker", "upgrade")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
@@ -94,6 +94,7 @@ class Tx(_message.Message):
     EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     MONIKER_FIELD_NUMBER: _ClassVar[int]
+    UPGRADE_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     kind: int
     sender: bytes
@@ -104,7 +105,24 @@ class Tx(_message.Message):
     evidence: Evidence
     signature: bytes
     moniker: str
-    def __init__(self, chain_id: _Optional[str] = ..., kind: _Optional[int] = ..., sender: _Optional[bytes] = ..., nonce: _Optional[int] = ..., amount: _Optional[int] = ..., recipient: _Optional[bytes] = ..., endpoint: _Optional[str] = ..., evidence: _Optional[_Union[Evidence, _Mapping]] = ..., signature: _Optional[bytes] = ..., moniker: _Optional[str] = ...) -> None: ...
+    upgrade: UpgradePlan
+    def __init__(self, chain_id: _Optional[str] = ..., kind: _Optional[int] = ..., sender: _Optional[bytes] = ..., nonce: _Optional[int] = ..., amount: _Optional[int] = ..., recipient: _Optional[bytes] = ..., endpoint: _Optional[str] = ..., evidence: _Optional[_Union[Evidence, _Mapping]] = ..., signature: _Optional[bytes] = ..., moniker: _Optional[str] = ..., upgrade: _Optional[_Union[UpgradePlan, _Mapping]] = ...) -> None: ...
+
+class UpgradePlan(_message.Message):
+    __slots__ = ("name", "height")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    height: int
+    def __init__(self, name: _Optional[str] = ..., height: _Optional[int] = ...) -> None: ...
+
+class UpgradeSignal(_message.Message):
+    __slots__ = ("address", "plan")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    address: bytes
+    plan: UpgradePlan
+    def __init__(self, address: _Optional[bytes] = ..., plan: _Optional[_Union[UpgradePlan, _Mapping]] = ...) -> None: ...
 
 class BlockHeader(_message.Message):
     __slots__ = ("chain_id", "height", "prev_hash", "proposer", "model_hash", "state_root", "txs_root", "evidence_root", "last_commit_root", "contributions_root", "time_ms", "rejections_root")
@@ -339,7 +357,7 @@ class SlashRecord(_message.Message):
     def __init__(self, address: _Optional[bytes] = ..., height: _Optional[int] = ...) -> None: ...
 
 class ChainState(_message.Message):
-    __slots__ = ("chain_id", "params", "height", "last_block_hash", "model_hash", "app_hash", "accounts", "bonds", "unbonding", "last_validators", "validators", "next_validators", "slashed", "learning", "last_block_time_ms", "pending_share", "reputations")
+    __slots__ = ("chain_id", "params", "height", "last_block_hash", "model_hash", "app_hash", "accounts", "bonds", "unbonding", "last_validators", "validators", "next_validators", "slashed", "learning", "last_block_time_ms", "pending_share", "reputations", "upgrade_signals", "upgrade_plan")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -357,6 +375,8 @@ class ChainState(_message.Message):
     LAST_BLOCK_TIME_MS_FIELD_NUMBER: _ClassVar[int]
     PENDING_SHARE_FIELD_NUMBER: _ClassVar[int]
     REPUTATIONS_FIELD_NUMBER: _ClassVar[int]
+    UPGRADE_SIGNALS_FIELD_NUMBER: _ClassVar[int]
+    UPGRADE_PLAN_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     params: ChainParams
     height: int
@@ -374,7 +394,9 @@ class ChainState(_message.Message):
     last_block_time_ms: int
     pending_share: PendingShare
     reputations: _containers.RepeatedCompositeFieldContainer[Reputation]
-    def __init__(self, chain_id: _Optional[str] = ..., params: _Optional[_Union[ChainParams, _Mapping]] = ..., height: _Optional[int] = ..., last_block_hash: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., app_hash: _Optional[bytes] = ..., accounts: _Optional[_Iterable[_Union[Account, _Mapping]]] = ..., bonds: _Optional[_Iterable[_Union[Bond, _Mapping]]] = ..., unbonding: _Optional[_Iterable[_Union[Unbonding, _Mapping]]] = ..., last_validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., next_validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., slashed: _Optional[_Iterable[_Union[SlashRecord, _Mapping]]] = ..., learning: _Optional[_Union[LearningRecord, _Mapping]] = ..., last_block_time_ms: _Optional[int] = ..., pending_share: _Optional[_Union[PendingShare, _Mapping]] = ..., reputations: _Optional[_Iterable[_Union[Reputation, _Mapping]]] = ...) -> None: ...
+    upgrade_signals: _containers.RepeatedCompositeFieldContainer[UpgradeSignal]
+    upgrade_plan: UpgradePlan
+    def __init__(self, chain_id: _Optional[str] = ..., params: _Optional[_Union[ChainParams, _Mapping]] = ..., height: _Optional[int] = ..., last_block_hash: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., app_hash: _Optional[bytes] = ..., accounts: _Optional[_Iterable[_Union[Account, _Mapping]]] = ..., bonds: _Optional[_Iterable[_Union[Bond, _Mapping]]] = ..., unbonding: _Optional[_Iterable[_Union[Unbonding, _Mapping]]] = ..., last_validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., next_validators: _Optional[_Union[ValidatorSet, _Mapping]] = ..., slashed: _Optional[_Iterable[_Union[SlashRecord, _Mapping]]] = ..., learning: _Optional[_Union[LearningRecord, _Mapping]] = ..., last_block_time_ms: _Optional[int] = ..., pending_share: _Optional[_Union[PendingShare, _Mapping]] = ..., reputations: _Optional[_Iterable[_Union[Reputation, _Mapping]]] = ..., upgrade_signals: _Optional[_Iterable[_Union[UpgradeSignal, _Mapping]]] = ..., upgrade_plan: _Optional[_Union[UpgradePlan, _Mapping]] = ...) -> None: ...
 
 class Reputation(_message.Message):
     __slots__ = ("address", "value")
@@ -527,7 +549,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("chain_id", "node_id", "height", "latest_block_hash", "model_hash", "peers", "syncing", "moniker", "round", "step", "learning", "metric", "own_evaluation")
+    __slots__ = ("chain_id", "node_id", "height", "latest_block_hash", "model_hash", "peers", "syncing", "moniker", "round", "step", "learning", "metric", "own_evaluation", "upgrade_plan", "upgrade_signals", "known_upgrades")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -541,6 +563,9 @@ class StatusResponse(_message.Message):
     LEARNING_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
     OWN_EVALUATION_FIELD_NUMBER: _ClassVar[int]
+    UPGRADE_PLAN_FIELD_NUMBER: _ClassVar[int]
+    UPGRADE_SIGNALS_FIELD_NUMBER: _ClassVar[int]
+    KNOWN_UPGRADES_FIELD_NUMBER: _ClassVar[int]
     chain_id: str
     node_id: str
     height: int
@@ -554,7 +579,10 @@ class StatusResponse(_message.Message):
     learning: LearningRecord
     metric: str
     own_evaluation: NodeEvaluation
-    def __init__(self, chain_id: _Optional[str] = ..., node_id: _Optional[str] = ..., height: _Optional[int] = ..., latest_block_hash: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., peers: _Optional[int] = ..., syncing: _Optional[bool] = ..., moniker: _Optional[str] = ..., round: _Optional[int] = ..., step: _Optional[int] = ..., learning: _Optional[_Union[LearningRecord, _Mapping]] = ..., metric: _Optional[str] = ..., own_evaluation: _Optional[_Union[NodeEvaluation, _Mapping]] = ...) -> None: ...
+    upgrade_plan: UpgradePlan
+    upgrade_signals: _containers.RepeatedCompositeFieldContainer[UpgradeSignal]
+    known_upgrades: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, chain_id: _Optional[str] = ..., node_id: _Optional[str] = ..., height: _Optional[int] = ..., latest_block_hash: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., peers: _Optional[int] = ..., syncing: _Optional[bool] = ..., moniker: _Optional[str] = ..., round: _Optional[int] = ..., step: _Optional[int] = ..., learning: _Optional[_Union[LearningRecord, _Mapping]] = ..., metric: _Optional[str] = ..., own_evaluation: _Optional[_Union[NodeEvaluation, _Mapping]] = ..., upgrade_plan: _Optional[_Union[UpgradePlan, _Mapping]] = ..., upgrade_signals: _Optional[_Iterable[_Union[UpgradeSignal, _Mapping]]] = ..., known_upgrades: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class NodeEvaluation(_message.Message):
     __slots__ = ("score", "accuracy", "loss")

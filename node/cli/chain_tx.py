@@ -15,6 +15,7 @@ from learnchain.consensus.types import (
     MAX_MONIKER_LENGTH,
     Address,
     ChainId,
+    Height,
     Nonce,
     Signature,
     Tokens,
@@ -229,6 +230,58 @@ def unjail(node: str | None, home: Path, output: str, key_name: str, wait: bool)
     """Ask to be let back into the validator set after a jail term."""
     key = _load_signer(home, key_name)
     emit(output, send_tx(resolve_node(node, home), key, TxKind.UNJAIL, wait))
+
+
+@tx.command(context_settings=TX_SETTINGS)
+@click.argument("name")
+@click.option(
+    "--height",
+    "upgrade_height",
+    type=click.IntRange(1),
+    required=True,
+    help="The height at which the chain halts for the upgrade (after the latest block).",
+)
+@node_options
+@tx_options
+def upgrade(
+    name: str,
+    upgrade_height: int,
+    node: str | None,
+    home: Path,
+    output: str,
+    key_name: str,
+    wait: bool,
+) -> None:
+    """Signal the upgrade plan NAME at --height: once validators holding more than the
+    threshold of the stake signal the same plan, every node stops before that height unless its
+    build carries NAME (the learnchain.upgrades entry points of this build: `query upgrade`)."""
+    from learnchain.consensus.upgrades import UpgradePlan, is_valid_upgrade_name
+    from learnchain.node.upgrade_plugins import UpgradePluginError, load_installed_upgrades
+
+    try:
+        known = load_installed_upgrades()
+    except UpgradePluginError as error:
+        raise click.ClickException(str(error)) from None
+    if not is_valid_upgrade_name(name):
+        raise click.BadParameter(
+            "lower-case letters, digits, '.', '_' and '-', at most 64", param_hint="NAME"
+        )
+    if name not in known:
+        raise click.BadParameter(
+            f"unknown upgrade {name!r}: this build carries {', '.join(known) or 'none'} "
+            "(submit the plan with the build that carries it)",
+            param_hint="NAME",
+        )
+    address = resolve_node(node, home)
+    height = call(address, "Status", pb.StatusRequest()).height
+    if upgrade_height <= height + 1:
+        raise click.BadParameter(
+            f"height {upgrade_height} is not after the next block ({height + 1})",
+            param_hint="--height",
+        )
+    key = _load_signer(home, key_name)
+    plan = UpgradePlan(name, Height(upgrade_height))
+    emit(output, send_tx(address, key, TxKind.UPGRADE, wait, upgrade=plan))
 
 
 @click.group()

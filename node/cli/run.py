@@ -204,6 +204,11 @@ def status(node: str | None, home: Path, output: str) -> None:
             # scores are accuracy, or minus the loss: say which, and this node's view of both
             "metric": r.metric or None,
             **describe_own_evaluation(r),
+            "upgrade": (
+                f"{r.upgrade_plan.name} at height {r.upgrade_plan.height}"
+                if r.HasField("upgrade_plan")
+                else None
+            ),
         },
     )
 
@@ -287,6 +292,37 @@ def block(
             time.sleep(0.5)
     request = pb.BlockRequest(height=height or 0)  # 0 asks for the latest
     emit(output, block_payload(call(address, "GetBlock", request)))
+
+
+@query.command("upgrade")
+@node_options
+def upgrade(node: str | None, home: Path, output: str) -> None:
+    """The scheduled upgrade plan, the validators' pending signals (with their share of the
+    power), and the upgrades the node's build carries."""
+    address = resolve_node(node, home)
+    status = call(address, "Status", pb.StatusRequest())
+    validators = call(address, "Validators", pb.ValidatorsRequest()).validators.validators
+    power = {v.address.hex(): v.power for v in validators}
+    total = sum(power.values()) or 1
+    signals = [
+        {
+            "address": s.address.hex(),
+            "name": s.plan.name,
+            "height": s.plan.height,
+            "share": round(power.get(s.address.hex(), 0) / total, 4),
+        }
+        for s in status.upgrade_signals
+    ]
+    plan = status.upgrade_plan if status.HasField("upgrade_plan") else None
+    emit(
+        output,
+        {
+            "height": status.height,
+            "plan": None if plan is None else {"name": plan.name, "height": plan.height},
+            "signals": signals,
+            "node_carries": list(status.known_upgrades),
+        },
+    )
 
 
 @query.command("genesis-hash")

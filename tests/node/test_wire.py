@@ -289,3 +289,23 @@ def test_reputations_and_their_decay_round_trip_with_the_same_root() -> None:
     )
     assert decoded == kept and decoded.compute_root() == kept.compute_root()
     assert decoded.compute_root() != state.compute_root()
+
+
+def test_upgrade_signals_and_plans_round_trip_in_transactions_and_state() -> None:
+    from learnchain.consensus.messages import TxKind
+    from learnchain.consensus.upgrades import UpgradePlan
+    from tests.consensus.chain import sign_tx
+
+    plan = UpgradePlan("v0.3-store", Height(40))
+    signed = sign_tx(KEYS[0], TxKind.UPGRADE, 0, upgrade=plan)
+    assert wire.tx_from_proto(wire.tx_to_proto(signed)) == signed
+    chain, (block,) = busy_chain()
+    state = replace(chain.commit(block), upgrade_signals={KEYS[1].address: plan}, upgrade_plan=plan)
+    decoded = wire.state_from_proto(
+        pb.ChainState.FromString(wire.state_to_proto(state).SerializeToString())
+    )
+    assert decoded == state and decoded.compute_root() == state.compute_root()
+    malformed = wire.tx_to_proto(signed)
+    malformed.upgrade.name = "Not A Name"
+    with pytest.raises(wire.WireError, match="upgrade name is at most 64 lower-case"):
+        wire.tx_from_proto(malformed)
