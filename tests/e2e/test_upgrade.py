@@ -127,7 +127,8 @@ def test_validators_pass_an_upgrade_stop_at_its_height_and_go_on_with_the_new_bu
             assert sent.returncode == 0, sent.stderr
         wait_until_exited(cluster, range(4))
         for i in range(4):
-            assert cluster[i].process is not None and cluster[i].process.returncode != 0
+            process = cluster[i].process
+            assert process is not None and process.returncode != 0
             cluster[i].stop()
             assert f"upgrade '{UPGRADE}' is needed at height {plan_height}" in cluster[i].log_tail()
 
