@@ -69,6 +69,11 @@ def collect(root: Path, *files: Path, chain_id: str = "consortium-1") -> Result:
     )
 
 
+def validate(root: Path, i: int) -> Result:
+    genesis_file = root / "public" / "genesis.json"
+    return run("genesis", "validate", str(genesis_file), "--home", str(root / f"org{i}"))
+
+
 @pytest.fixture
 def ceremony(tmp_path: Path) -> tuple[Path, list[Path]]:
     return tmp_path, [sign(tmp_path, i) for i in range(3)]
@@ -121,13 +126,7 @@ def test_each_founder_validates_its_entry_and_gets_the_others_as_peers(
     assert collect(root, *files).exit_code == 0
     hashes = set()
     for i in range(3):
-        done = run(
-            "genesis",
-            "validate",
-            str(root / "public" / "genesis.json"),
-            "--home",
-            str(root / f"org{i}"),
-        )
+        done = validate(root, i)
         assert done.exit_code == 0, done.output
         assert f"org{i} is in it unchanged" in done.output
         hashes.add(next(line for line in done.output.splitlines() if "sha256" in line).split()[1])
@@ -146,7 +145,7 @@ def test_a_founder_refuses_a_genesis_that_changed_its_entry(
     raw = json.loads(genesis_file.read_text())
     raw["validators"][0]["stake"] = 1
     genesis_file.write_text(json.dumps(raw))
-    done = run("genesis", "validate", str(genesis_file), "--home", str(root / "org0"))
+    done = validate(root, 0)
     assert_one_line_error(done, "its stake is 1, the gentx signed 1000")
     assert not (root / "org0" / "genesis.json").exists(), "nothing is installed"
 
@@ -237,13 +236,7 @@ def test_with_tls_each_organisation_keeps_its_authority_and_the_genesis_trusts_t
     assert len(made.tls_roots) == 2
     for i in range(2):
         assert "PRIVATE KEY" not in files[i].read_text()
-        done = run(
-            "genesis",
-            "validate",
-            str(tmp_path / "public" / "genesis.json"),
-            "--home",
-            str(tmp_path / f"org{i}"),
-        )
+        done = validate(tmp_path, i)
         assert done.exit_code == 0, done.output
         bundle = (tmp_path / f"org{i}" / "tls" / "ca.pem").read_text()
         assert bundle == "".join(made.tls_roots)
