@@ -6,6 +6,7 @@ Malformed files give a ``ConfigError`` naming the file and the field.
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
 import os
 import stat
@@ -410,6 +411,12 @@ def compute_app_hash(task: TaskConfig) -> Hash:
     from learnchain.consensus.crypto import compute_hash
 
     return compute_hash(json.dumps(task.to_dict(), sort_keys=True).encode())
+
+
+def compute_genesis_digest(genesis_json: bytes) -> str:
+    """SHA-256 (hex) of a genesis file's bytes: what operators compare out of band
+    (``sha256sum genesis.json``)."""
+    return hashlib.sha256(genesis_json).hexdigest()
 
 
 def read_genesis(home: Path) -> GenesisFile:

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import time
@@ -295,8 +294,3 @@ def find_entry_problem(genesis: GenesisFile, gentx: Gentx) -> str | None:
     if gentx.tls_authority and gentx.tls_authority not in genesis.tls_roots:
         return "its TLS authority is not among the genesis's tls_roots"
     return None
-
-
-def compute_file_hash(path: Path) -> str:
-    """SHA-256 (hex) of a file: what the organisations compare before starting."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -26,6 +26,7 @@ from learnchain.node.files import (
     ConfigError,
     NodeConfig,
     check_host_port,
+    compute_genesis_digest,
     parse_time_ms,
     read_config,
     read_genesis_file,
@@ -40,7 +41,6 @@ from learnchain.node.genesis_ceremony import (
     check_gentx,
     check_gentxs,
     check_task_of,
-    compute_file_hash,
     create_ceremony_genesis,
     find_entry_problem,
     read_gentx,
@@ -263,8 +263,9 @@ def collect(
     )
     output_file.parent.mkdir(parents=True, exist_ok=True)
     write_genesis_file(output_file, made)
-    digest = compute_file_hash(output_file)
+    digest = compute_genesis_digest(output_file.read_bytes())
     total = sum(g.stake for _, g in named)
+    rows = sum(g.data.count for _, g in named if g.data is not None)
     if output == "json":
         echo_json(
             {
@@ -276,7 +277,7 @@ def collect(
                     for _, g in named
                 ],
                 "task": task_config.name,
-                "rows": sum(g.data.count for _, g in named if g.data is not None),
+                "rows": rows,
             }
         )
         return
@@ -284,7 +285,6 @@ def collect(
     for _, g in named:
         click.echo(f"  {g.moniker:20} {g.address.hex()}  stake {g.stake} ({g.stake / total:.0%})")
     if summaries:
-        rows = sum(g.data.count for _, g in named if g.data is not None)
         click.echo(
             f"  data: {task_config.features} features, {task_config.classes} classes, "
             f"{rows} rows in all (standardised with their pooled statistics)"
@@ -306,6 +306,7 @@ def validate(genesis_file: Path, home: Path) -> None:
 
     try:
         made = read_genesis_file(genesis_file)
+        genesis_json = genesis_file.read_bytes()
         mine = read_gentx(home / OWN_GENTX)
         key = read_key(home)
         config = read_config(home)
@@ -324,9 +325,9 @@ def validate(genesis_file: Path, home: Path) -> None:
                 f"this node's data does not fit the genesis: {error}"
             ) from None
     target = home / GENESIS_FILE
-    if target.exists() and target.read_bytes() != genesis_file.read_bytes():
+    if target.exists() and target.read_bytes() != genesis_json:
         raise click.ClickException(f"{target} exists and differs; this home has another chain")
-    target.write_bytes(genesis_file.read_bytes())
+    target.write_bytes(genesis_json)
     peers = [
         v.endpoint for v in made.genesis.validators if v.public_key != key.public_key and v.endpoint
     ]
@@ -334,7 +335,7 @@ def validate(genesis_file: Path, home: Path) -> None:
         set_config_value(home, "persistent_peers", ",".join(peers))
     if made.tls_roots:
         (home / TLS_DIR / CA_FILE).write_text("".join(made.tls_roots))
-    digest = compute_file_hash(target)
+    digest = compute_genesis_digest(genesis_json)
     click.echo(
         f"{genesis_file}: {mine.moniker} is in it unchanged (stake {mine.stake}, "
         f"{mine.endpoint}); {len(made.genesis.validators)} validators"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from learnchain.node.files import (
     CONFIG_FILE,
     GENESIS_FILE,
     ConfigError,
+    compute_genesis_digest,
     format_time_ms,
     read_config,
     read_genesis,
@@ -330,7 +330,7 @@ def upgrade(node: str | None, home: Path, output: str) -> None:
 def genesis_hash(node: str | None, home: Path, output: str) -> None:
     """SHA-256 of the node's genesis.json: compare it with ``sha256sum genesis.json``."""
     genesis_json = call(resolve_node(node, home), "Genesis", pb.GenesisRequest()).genesis_json
-    emit(output, {"genesis_hash": hashlib.sha256(genesis_json).hexdigest()})
+    emit(output, {"genesis_hash": compute_genesis_digest(genesis_json)})
 
 
 @query.command()

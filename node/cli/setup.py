@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import click
@@ -29,6 +28,7 @@ from learnchain.node.files import (
     DataSource,
     NodeConfig,
     check_host_port,
+    compute_genesis_digest,
     get_advertised_address,
     read_config,
     read_genesis,
@@ -158,7 +158,7 @@ def init(
     except ValueError as error:
         raise click.ClickException(str(error)) from error
     chain = read_genesis(home).genesis.chain_id
-    digest = hashlib.sha256(genesis_json).hexdigest()
+    digest = compute_genesis_digest(genesis_json)
     click.echo(f"initialised {home}: a full node of chain {chain} (address {key.address.hex()})")
     click.echo(f"genesis.json sha256 {digest} (compare it with the network's)")
     click.echo(f"next: learnchain start --home {home}, then fund {key.address.hex()} and stake")
