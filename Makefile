@@ -6,8 +6,8 @@ STAMP  := $(VENV)/.installed
 # e.g. https://download.pytorch.org/whl/cpu: torch's CPU-only build (PyPI's pulls CUDA on Linux)
 TORCH_INDEX_URL ?=
 
-.PHONY: install test bench-test e2e lint format demo simulate bench proto clean chaos \
-	testnet-up testnet-down testnet-logs testnet-join testnet-e2e browser-test
+.PHONY: install test test-slow test-all bench-test e2e lint format demo simulate bench proto clean \
+	chaos docs testnet-up testnet-down testnet-logs testnet-join testnet-e2e browser-test
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (learnchain needs Python 3.11 or newer: make PYTHON=python3.12 ...)"; exit 1; }
@@ -19,8 +19,17 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# Two workers: the tests that start node processes take turns on one (tests/conftest.py), the
+# in-process tests share the other. The slowest end-to-end runs are in test-slow; CI runs both.
+NOT_HOST := not docker and not chaos and not browser and not flower
+
 test: $(STAMP)
-	$(BIN)/pytest -q -m "not docker and not chaos and not browser and not flower"
+	$(BIN)/pytest -q -n 2 --dist loadgroup -m "not slow and $(NOT_HOST)"
+
+test-slow: $(STAMP)
+	$(BIN)/pytest -q -m "slow and $(NOT_HOST)"
+
+test-all: test test-slow
 
 # The benches that need an environment of their own: Flower beside learnchain (bench/peers).
 bench-test: $(STAMP)
@@ -29,6 +38,11 @@ bench-test: $(STAMP)
 # Only the end-to-end tests: separate node processes on loopback (testnet, joining, SIGKILL, demo).
 e2e: $(STAMP)
 	$(BIN)/pytest -q -m e2e
+
+# The documentation site (MkDocs, docs/ and mkdocs.yml) into site/; warnings are errors, so a
+# broken link or anchor fails. The reference pages are generated from the code (docs/hooks/).
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --quiet
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -86,4 +100,4 @@ testnet-e2e: $(STAMP)
 	export $$(docker/prepare-host.sh) && $(BIN)/pytest -q -m docker tests/docker
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build site *.egg-info

@@ -30,9 +30,9 @@ from learnchain.consensus.messages import Commit, CommitSig, Vote
 from learnchain.consensus.state import ChainState, build_block, compute_genesis_state
 from learnchain.consensus.types import Height, Round, Signature, VoteType
 from learnchain.consensus.validators import compute_proposer_of_round
-from learnchain.node.cluster import LocalCluster
-from learnchain.node.files import read_genesis, read_key
-from learnchain.node.store import Store
+from learnchain.node.home.files import read_genesis, read_key
+from learnchain.node.localnet.cluster import LocalCluster
+from learnchain.node.store.store import Store
 
 
 def write_chain(store: Store, state: ChainState, keys: list[PrivateKey], blocks: int) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from processes import FASTEST_PACE, rss_mb
 
-from learnchain.node.cluster import LocalCluster
+from learnchain.node.localnet.cluster import LocalCluster
 
 
 def measure(validators: int, seconds: float, relay_from: int | None) -> dict[str, object]:

@@ -34,13 +34,13 @@ from processes import rss_mb, training_testnet
 from learnchain.consensus.crypto import PrivateKey
 from learnchain.consensus.messages import SignedTx, Tx, TxKind
 from learnchain.consensus.types import ChainId, Nonce, Signature, Tokens
-from learnchain.node.cluster import LocalCluster, send_hellos
-from learnchain.node.files import read_key
-from learnchain.node.peer_auth import make_hello
-from learnchain.node.testnet import find_free_base_port
-from learnchain.node.wire import tx_to_proto
+from learnchain.node.home.files import read_key
+from learnchain.node.home.testnet import find_free_base_port
+from learnchain.node.localnet.cluster import LocalCluster, send_hellos
+from learnchain.node.p2p.peer_auth import make_hello
 from learnchain.proto import learnchain_pb2 as pb
 from learnchain.proto import learnchain_pb2_grpc as pb_grpc
+from learnchain.proto.wire import tx_to_proto
 
 VALIDATORS = 4
 SPAM_KEYS = 400

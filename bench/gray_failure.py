@@ -22,7 +22,7 @@ import time
 
 from processes import training_testnet
 
-from learnchain.node.cluster import LocalCluster
+from learnchain.node.localnet.cluster import LocalCluster
 from learnchain.proto import learnchain_pb2 as pb
 
 VALIDATORS = 4

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from processes import cpu_seconds
 
-from learnchain.node.cluster import ClusterError, LocalCluster
+from learnchain.node.localnet.cluster import ClusterError, LocalCluster
 
 VALIDATORS = 4
 SETTLE_SECONDS = 5

@@ -69,8 +69,8 @@ from processes import cpu_seconds
 sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
 from flower_deployment import run_flower_rounds, summarise_rounds
 
-from learnchain.node.cluster import LocalCluster
-from learnchain.node.logs import read_text_fields
+from learnchain.node.localnet.cluster import LocalCluster
+from learnchain.node.telemetry.logs import read_text_fields
 from learnchain.proto import learnchain_pb2 as pb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

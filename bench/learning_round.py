@@ -33,8 +33,8 @@ from pathlib import Path
 
 from processes import rss_mb
 
-from learnchain.node.cluster import LocalCluster
-from learnchain.node.logs import read_text_fields
+from learnchain.node.localnet.cluster import LocalCluster
+from learnchain.node.telemetry.logs import read_text_fields
 
 VALIDATORS = 5
 WARM_UP_HEIGHTS = 5

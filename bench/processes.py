@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from learnchain.node.cluster import LocalCluster, rss_mb
+from learnchain.node.localnet.cluster import LocalCluster, rss_mb
 
 __all__ = ["FASTEST_PACE", "cpu_seconds", "rss_mb", "training_testnet"]
 

@@ -34,8 +34,8 @@ from pathlib import Path
 
 from learnchain.consensus.types import Hash
 from learnchain.ml.config import TaskConfig
-from learnchain.node.cluster import LocalCluster
-from learnchain.node.logs import read_text_fields
+from learnchain.node.localnet.cluster import LocalCluster
+from learnchain.node.telemetry.logs import read_text_fields
 from learnchain.proto import learnchain_pb2 as pb
 
 VALIDATORS = 5

@@ -37,7 +37,7 @@ from processes import FASTEST_PACE
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from learnchain.node.cluster import LocalCluster  # noqa: E402
+from learnchain.node.localnet.cluster import LocalCluster  # noqa: E402
 from tests.chaos.network import ChaosNetwork, LinkShape, find_missing  # noqa: E402
 
 RATE_MBIT = 100.0

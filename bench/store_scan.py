@@ -21,9 +21,9 @@ from pathlib import Path
 from catch_up import write_chain
 
 from learnchain.consensus.state import compute_genesis_state
-from learnchain.node.cluster import LocalCluster
-from learnchain.node.files import read_genesis, read_key
-from learnchain.node.store import Store
+from learnchain.node.home.files import read_genesis, read_key
+from learnchain.node.localnet.cluster import LocalCluster
+from learnchain.node.store.store import Store
 
 
 def time_open(path: Path, check: bool, repeat: int) -> float:

@@ -68,11 +68,11 @@ class WeightsOnly:
 async def serve(db: str, port: int) -> None:
     import grpc
 
-    from learnchain.node.chain_reader import ChainReader, WeightsReader
-    from learnchain.node.peers import MAX_MESSAGE_BYTES
-    from learnchain.node.services import PeerService, add_services
-    from learnchain.node.store import Store
-    from learnchain.node.store_worker import StoreWorker
+    from learnchain.node.p2p.peers import MAX_MESSAGE_BYTES
+    from learnchain.node.rpc.chain_reader import ChainReader, WeightsReader
+    from learnchain.node.rpc.services import PeerService, add_services
+    from learnchain.node.store.store import Store
+    from learnchain.node.store.store_worker import StoreWorker
 
     weights = WeightsReader(StoreWorker(Store(db)), lambda _: True)
     server = grpc.aio.server(options=[("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])
@@ -88,8 +88,8 @@ async def serve(db: str, port: int) -> None:
 
 async def fetch(address: str, weights_hash: bytes, size_mb: int, db: str) -> dict[str, float]:
     from learnchain.ml.weights_file import WeightsFile, WeightsLayout
-    from learnchain.node.peers import Peer
-    from learnchain.node.store import Store
+    from learnchain.node.p2p.peers import Peer
+    from learnchain.node.store.store import Store
 
     template = make_state(size_mb)  # the task's model: names, shapes and dtypes to check against
     layout = WeightsLayout.of_state(template)
@@ -120,8 +120,8 @@ async def fetch(address: str, weights_hash: bytes, size_mb: int, db: str) -> dic
 
 def measure(size_mb: int, receivers: int) -> dict[str, object]:
     from learnchain.ml.codec import compute_weights_hash, encode_weights
-    from learnchain.node.store import Store
-    from learnchain.node.testnet import find_free_base_port
+    from learnchain.node.home.testnet import find_free_base_port
+    from learnchain.node.store.store import Store
 
     state = make_state(size_mb)
     weights_hash = compute_weights_hash(state)

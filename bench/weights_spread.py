@@ -1,5 +1,5 @@
 """A proposed model's spread to the validators over a slow network: the maker alone uploading a
-copy to each, against weights spread in parts (node/weights_parts.py), side by side.
+copy to each, against weights spread in parts (node/weights/weights_parts.py), side by side.
 
 Eight hosts, each a network namespace of the chaos bed (tests/chaos/network.py) with a 100 Mbit/s
 link and a one-way delay: host 0 made a 20 MB model, hosts 1..7 are validators that must fetch it
@@ -80,13 +80,13 @@ async def run_host(args: argparse.Namespace) -> None:
     from weights_propagation import make_state
 
     from learnchain.consensus.types import Hash
-    from learnchain.node.chain_reader import ChainReader, WeightsReader
-    from learnchain.node.peers import MAX_MESSAGE_BYTES, Peer
-    from learnchain.node.services import PeerService, add_services
-    from learnchain.node.store import Store
-    from learnchain.node.store_worker import StoreWorker
-    from learnchain.node.weights_parts import compute_spread_plan
-    from learnchain.node.weights_pool import WeightsPool
+    from learnchain.node.p2p.peers import MAX_MESSAGE_BYTES, Peer
+    from learnchain.node.rpc.chain_reader import ChainReader, WeightsReader
+    from learnchain.node.rpc.services import PeerService, add_services
+    from learnchain.node.store.store import Store
+    from learnchain.node.store.store_worker import StoreWorker
+    from learnchain.node.weights.weights_parts import compute_spread_plan
+    from learnchain.node.weights.weights_pool import WeightsPool
 
     template = make_state(args.size_mb)
     max_bytes = 2 * args.size_mb << 20
@@ -129,7 +129,7 @@ def measure(
 
     from learnchain.consensus.types import Hash
     from learnchain.ml.codec import compute_weights_hash, encode_weights
-    from learnchain.node.store import Store
+    from learnchain.node.store.store import Store
     from tests.chaos.network import ChaosNetwork, LinkShape
 
     first = make_state(size_mb)

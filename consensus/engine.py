@@ -99,12 +99,12 @@ MAX_PENDING_EVIDENCE = 1_000
 class TimeoutConfig:
     """Timeouts grow linearly with the round, so a slow network eventually fits inside one."""
 
-    propose: int = 3000
-    propose_delta: int = 500
-    prevote: int = 1000
-    prevote_delta: int = 500
-    precommit: int = 1000
-    precommit_delta: int = 500
+    propose: int = 3000  # timeoutPropose(0) (Algorithm 1 line 21)
+    propose_delta: int = 500  # added to propose each round
+    prevote: int = 1000  # timeoutPrevote(0) (Algorithm 1 line 34)
+    prevote_delta: int = 500  # added to prevote each round
+    precommit: int = 1000  # timeoutPrecommit(0) (Algorithm 1 line 47)
+    precommit_delta: int = 500  # added to precommit each round
     commit: int = 1000  # pause after deciding (CometBFT's timeout_commit); 0: none
     # timeoutPropose when the round's proposer is absent: it did not sign the last commit and has
     # sent nothing this height (crashed, hung, cut off), so waiting the full timeout is waste

@@ -50,20 +50,20 @@ MAX_LEARNING_MS = 86_400_000  # a day: a longer round deadline or verdict timeou
 class ChainParams:
     """Everything the state transition is parameterised by; all of it lives in the genesis."""
 
-    threshold: Threshold = Threshold(2, 3)
-    mode: Mode = Mode.AGGREGATE
-    min_stake: Stake = Stake(100)
-    max_validators: int = 100
-    unbonding_blocks: int = 20
-    block_reward: Tokens = Tokens(10)
+    threshold: Threshold = Threshold(2, 3)  # the share of stake a decision needs: 2/3 or 1/2
+    mode: Mode = Mode.AGGREGATE  # "aggregate" (FL rounds, §3.2) or "solo" (one trainer)
+    min_stake: Stake = Stake(100)  # the least bond a validator may hold
+    max_validators: int = 100  # the active set: the largest bonds, at most this many
+    unbonding_blocks: int = 20  # blocks an unbonded stake stays slashable before it is paid out
+    block_reward: Tokens = Tokens(10)  # tokens minted per block that updates the model
     proposer_reward_percent: int = 50  # aggregate mode: the rest is split among contributors
-    slash_double_sign_percent: int = 5
-    slash_downtime_percent: int = 1
+    slash_double_sign_percent: int = 5  # of the bond, for two votes in one step (evidence)
+    slash_downtime_percent: int = 1  # of the bond, for downtime_jail_blocks missed in a row
     downtime_jail_blocks: int = 50  # consecutive blocks missed before jailing
-    jail_blocks: int = 100
-    evidence_max_age: int = 100
-    max_block_txs: int = 1000
-    max_contributions: int = 100
+    jail_blocks: int = 100  # how long a jailed validator is out of the active set
+    evidence_max_age: int = 100  # blocks after which evidence of double signing is too old
+    max_block_txs: int = 1000  # transactions per block
+    max_contributions: int = 100  # contributions an aggregate may list
     training_heights: int = 0  # the model may change up to this height; 0: training never ends
     # From this many validators on, a validator sends its vote for a block to the round's
     # proposer alone, which relays the votes it counts to every peer in batches: O(n) gossip
@@ -79,12 +79,12 @@ class ChainParams:
     # target), or after ``plateau_rounds`` updates without improving the best recorded score by
     # ``min_improvement`` (0: no plateau rule). Scores are micro-units, higher is better.
     target_score: int | None = None
-    plateau_rounds: int = 20
-    min_improvement: int = 1000
+    plateau_rounds: int = 20  # see target_score
+    min_improvement: int = 1000  # see target_score
     # Incentives (§3.5): a contribution that validators holding more than the threshold of stake
     # value below -forfeit_margin (micro-units) forfeits contribution_deposit of its author's bond.
     contribution_deposit: Tokens = Tokens(10)
-    forfeit_margin: int = 0
+    forfeit_margin: int = 0  # see contribution_deposit
     # A first-time proposal of a model update that the vote rejects (§3.6) forfeits
     # proposal_deposit of its proposer's bond once a rejection proof is committed.
     proposal_deposit: Tokens = Tokens(10)

@@ -103,21 +103,21 @@ def parse_codec_name(text: str) -> float | None:
 class TaskConfig:
     """The ``task`` object of the genesis: a registered task name and its hyperparameters."""
 
-    name: str = "digits-mlp"
-    seed: int = 0
-    hidden: int = 192
-    learning_rate: float = 0.05
-    momentum: float = 0.9
-    batch_size: int = 32
-    local_epochs: int = 3
-    metric: Metric = Metric.ACCURACY
-    margin: float = 0.0
+    name: str = "digits-mlp"  # a registered task (digits-mlp, tabular-mlp, ...) or MODULE:CLASS
+    seed: int = 0  # seeds the initial model (its hash is in the genesis) and training
+    hidden: int = 192  # hidden units of the built-in MLPs
+    learning_rate: float = 0.05  # local SGD's learning rate
+    momentum: float = 0.9  # local SGD's momentum
+    batch_size: int = 32  # local training's batch size
+    local_epochs: int = 3  # passes over a validator's data per contribution
+    metric: Metric = Metric.ACCURACY  # what validators score updates by: accuracy or loss
+    margin: float = 0.0  # the vote rule: approve unless worse than the model by more than this
     confidence: float = 1.0  # z of the vote rule's one-sided bound (see ml.vote)
     # aggregate mode: a proposal checked to be the rule's aggregate of contributions from more
     # than the threshold of stake is approved unless worse than the model by more than this
     verified_margin: float = 0.03
     aggregation: str = Aggregation.CLIPPED_MEAN.value  # a registered rule, or MODULE:CLASS
-    screen_margin: float = 0.10
+    screen_margin: float = 0.10  # the proposer leaves out contributions this far below the median
     # a contribution scoring this far below the block's median contribution on a validator's data
     # is reported harmful (§3.5); validators holding more than the threshold must agree
     harm_margin: float = 0.25
@@ -134,9 +134,9 @@ class TaskConfig:
     features: int = DIGITS_FEATURES  # tabular-mlp only: the operator's feature count
     classes: int = DIGITS_CLASSES  # tabular-mlp only: the operator's class count
     dp_noise_multiplier: float = 0.0  # 0: no differential privacy
-    dp_max_grad_norm: float = 1.0
+    dp_max_grad_norm: float = 1.0  # DP-SGD's per-sample gradient clip
     dp_target_epsilon: float = 0.0  # the node's budget; 0 with DP on: unlimited
-    dp_delta: float = 1e-5
+    dp_delta: float = 1e-5  # DP's delta, for the epsilon a node reports
     # the largest weights a chain's model may have: a bound on what a peer may send; large enough
     # for a model of a billion float32 parameters (a genesis written before it kept 64 MiB)
     max_weights_bytes: int = 1 << 32
@@ -144,7 +144,7 @@ class TaskConfig:
     # tabular-mlp: per-feature mean and scale of the data the chain was made with; the model's
     # first layer standardises its inputs with them (fixed buffers, the same on every node)
     feature_mean: list[float] = field(default_factory=list)
-    feature_scale: list[float] = field(default_factory=list)
+    feature_scale: list[float] = field(default_factory=list)  # see feature_mean
     # a chain made from files that name their columns: the feature columns in the model's
     # input order; a node's file must name the same ones (in another order it is reordered)
     feature_names: list[str] = field(default_factory=list)

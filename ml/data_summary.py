@@ -3,7 +3,7 @@ statistics standardisation needs.
 
 A chain made from data files standardises its inputs with the pooled mean and scale of every
 party's features (and, for a task that predicts values, of the targets). ``learnchain testnet``
-reads every file on one machine; in a genesis ceremony (node/genesis_ceremony.py) each
+reads every file on one machine; in a genesis ceremony (node/home/genesis_ceremony.py) each
 organisation sends only a ``DataSummary`` of its own file: the number of rows, the per-feature
 sums and the per-feature sums of squared deviations from its own mean. Pooled, these give the
 same mean and scale as the rows pooled (Chan et al.'s parallel variance), with no precision lost

@@ -28,14 +28,16 @@ from learnchain.consensus.state import ChainState, compute_genesis_state
 from learnchain.consensus.upgrades import UpgradeNeeded
 from learnchain.ml.errors import MLError, PluginImportError, PretrainedError, TaskError
 from learnchain.ml.plugins import add_plugin_folders
-from learnchain.node.block_executor import BlockExecutor
-from learnchain.node.block_sync import BlockSync
-from learnchain.node.chain_reader import ChainReader, WeightsReader
-from learnchain.node.commit_log import CommitLog
-from learnchain.node.consensus_driver import ConsensusDriver
-from learnchain.node.contribution_pool import ContributionPool
-from learnchain.node.engine_inbox import EngineInbox
-from learnchain.node.files import (
+from learnchain.node.chain.block_executor import BlockExecutor
+from learnchain.node.chain.block_sync import BlockSync
+from learnchain.node.chain.commit_log import CommitLog
+from learnchain.node.chain.consensus_driver import ConsensusDriver
+from learnchain.node.chain.engine_inbox import EngineInbox
+from learnchain.node.chain.mempool import Mempool
+from learnchain.node.chain.misbehaviour import get_misbehaviour
+from learnchain.node.chain.upgrade_plugins import UpgradePluginError, load_installed_upgrades
+from learnchain.node.chain.work_signal import WorkSignal
+from learnchain.node.home.files import (
     CONFIG_FILE,
     DATA_DIR,
     GENESIS_FILE,
@@ -47,33 +49,31 @@ from learnchain.node.files import (
     read_genesis,
     read_key,
 )
-from learnchain.node.grpc_server import BindError, RunningServer, start_server
-from learnchain.node.learning import (
+from learnchain.node.home.tls import NAME_OVERRIDE, TlsError, TlsFiles, read_tls_files
+from learnchain.node.learning.contribution_pool import ContributionPool
+from learnchain.node.learning.learning_app import LearningApp
+from learnchain.node.p2p.peer_auth import compute_now_ms, make_fetch_request
+from learnchain.node.p2p.peer_manager import PeerManager
+from learnchain.node.p2p.peers import PeerSet, make_tls_channel_factory, open_plain_channel
+from learnchain.node.rpc.chain_reader import ChainReader, WeightsReader
+from learnchain.node.rpc.grpc_server import BindError, RunningServer, start_server
+from learnchain.node.rpc.services import PeerService, QueryService
+from learnchain.node.rpc.status import StatusReporter
+from learnchain.node.store.store import Store
+from learnchain.node.store.store_worker import StoreWorker
+from learnchain.node.telemetry.logs import setup_logging
+from learnchain.node.telemetry.metrics import ChainLabelled, Metrics
+from learnchain.node.training.learning_worker import (
     InitialModelMismatch,
     LearningWorker,
     Trainer,
     compute_local_settings,
     load_learning_worker,
 )
-from learnchain.node.learning_app import LearningApp
-from learnchain.node.logs import setup_logging
-from learnchain.node.mempool import Mempool
-from learnchain.node.metrics import ChainLabelled, Metrics
-from learnchain.node.misbehaviour import get_misbehaviour
-from learnchain.node.peer_auth import compute_now_ms, make_fetch_request
-from learnchain.node.peer_manager import PeerManager
-from learnchain.node.peers import PeerSet, make_tls_channel_factory, open_plain_channel
-from learnchain.node.services import PeerService, QueryService
-from learnchain.node.status import StatusReporter
-from learnchain.node.store import Store
-from learnchain.node.store_worker import StoreWorker
-from learnchain.node.tls import NAME_OVERRIDE, TlsError, TlsFiles, read_tls_files
-from learnchain.node.training_job import TrainingJob
-from learnchain.node.training_process import TrainingProcess
-from learnchain.node.upgrade_plugins import UpgradePluginError, load_installed_upgrades
-from learnchain.node.weights_pool import WeightsPool
-from learnchain.node.weights_problems import WeightsProblems
-from learnchain.node.work_signal import WorkSignal
+from learnchain.node.training.training_job import TrainingJob
+from learnchain.node.training.training_process import TrainingProcess
+from learnchain.node.weights.weights_pool import WeightsPool
+from learnchain.node.weights.weights_problems import WeightsProblems
 
 log = logging.getLogger("learnchain.node")
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from flower import ensure_flower_environment
 
-from learnchain.node.testnet import find_free_base_port
+from learnchain.node.home.testnet import find_free_base_port
 
 HERE = Path(__file__).resolve().parent
 APP = HERE / "flower_app"

@@ -29,11 +29,11 @@ from learnchain.node.cli.run import (
     resolve_address,
     resolve_node,
 )
-from learnchain.node.files import CONFIG_FILE, ConfigError, read_key_file
-from learnchain.node.keyring import VALIDATOR_KEY_NAME, get_key, is_valid_key_name
-from learnchain.node.wire import tx_to_proto
+from learnchain.node.home.files import CONFIG_FILE, ConfigError, read_key_file
+from learnchain.node.home.keyring import VALIDATOR_KEY_NAME, get_key, is_valid_key_name
 from learnchain.proto import learnchain_pb2 as pb
 from learnchain.proto import learnchain_pb2_grpc as pb_grpc
+from learnchain.proto.wire import tx_to_proto
 
 
 def _load_signer(home: Path, key_name: str) -> PrivateKey:
@@ -132,7 +132,7 @@ def stake(
 ) -> None:
     """Bond AMOUNT tokens: become a validator, or add power."""
     if (not endpoint or moniker is None) and (home / CONFIG_FILE).exists():
-        from learnchain.node.files import get_advertised_address, read_config
+        from learnchain.node.home.files import get_advertised_address, read_config
 
         try:
             config = read_config(home)
@@ -256,7 +256,7 @@ def upgrade(
     threshold of the stake signal the same plan, every node stops before that height unless its
     build carries NAME (the learnchain.upgrades entry points of this build: `query upgrade`)."""
     from learnchain.consensus.upgrades import UpgradePlan, is_valid_upgrade_name
-    from learnchain.node.upgrade_plugins import UpgradePluginError, load_installed_upgrades
+    from learnchain.node.chain.upgrade_plugins import UpgradePluginError, load_installed_upgrades
 
     try:
         known = load_installed_upgrades()

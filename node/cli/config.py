@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from learnchain.node.cli.options import echo_json, home_option, output_option
-from learnchain.node.files import ConfigError, get_config_value, set_config_value
+from learnchain.node.home.files import ConfigError, get_config_value, set_config_value
 
 
 @click.group()

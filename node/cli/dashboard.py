@@ -1,4 +1,4 @@
-"""``learnchain dashboard``: serve a live web page of a node's chain (node/dashboard.py)."""
+"""``learnchain dashboard``: serve a live web page of a node's chain (node/rpc/dashboard.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import click
 
 from learnchain.node.cli.options import home_option
 from learnchain.node.cli.run import node_option, open_channel, resolve_node
-from learnchain.node.dashboard import Baselines, ChainView, start_dashboard
-from learnchain.node.files import ConfigError, check_host_port
+from learnchain.node.home.files import ConfigError, check_host_port
+from learnchain.node.rpc.dashboard import Baselines, ChainView, start_dashboard
 from learnchain.proto import learnchain_pb2_grpc as pb_grpc
 
 DEFAULT_DASHBOARD = "127.0.0.1:26670"

@@ -21,10 +21,10 @@ from learnchain.node.cli.dashboard import check_listen, serve_dashboard
 from learnchain.node.cli.demo_data import DemoData, prepare_digits, prepare_files
 from learnchain.node.cli.options import echo_json, output_option, parse_threshold
 from learnchain.node.cli.run import describe_learning
-from learnchain.node.cluster import ClusterError, LocalCluster
-from learnchain.node.dashboard import Baselines
-from learnchain.node.wire import get_reputation
+from learnchain.node.localnet.cluster import ClusterError, LocalCluster
+from learnchain.node.rpc.dashboard import Baselines
 from learnchain.proto import learnchain_pb2 as pb
+from learnchain.proto.wire import get_reputation
 
 ATTACK_KINDS = ("label_flip", "random", "nan", "scaled", "approve_all", "copycat", "lazy")
 
@@ -282,7 +282,7 @@ def demo(
     own files), live."""
     from learnchain.ml.errors import MLError
     from learnchain.ml.tasks import get_task
-    from learnchain.node.files import read_genesis
+    from learnchain.node.home.files import read_genesis
 
     files = [Path(f) for f in data_files.split(",") if f]
     if files and len(files) != validators:

@@ -1,5 +1,5 @@
 """``learnchain genesis gentx|collect|validate``: a chain launched by organisations that share no
-key and no data (node/genesis_ceremony.py)."""
+key and no data (node/home/genesis_ceremony.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from learnchain.node.cli.options import (
     output_option,
     parse_threshold,
 )
-from learnchain.node.files import (
+from learnchain.node.home.files import (
     DATA_DIR,
     GENESIS_FILE,
     KEY_FILE,
@@ -35,7 +35,7 @@ from learnchain.node.files import (
     write_genesis_file,
     write_key,
 )
-from learnchain.node.genesis_ceremony import (
+from learnchain.node.home.genesis_ceremony import (
     CeremonyError,
     Gentx,
     check_gentx,
@@ -47,7 +47,7 @@ from learnchain.node.genesis_ceremony import (
     sign_gentx,
     write_gentx,
 )
-from learnchain.node.testnet import VALIDATOR_BALANCE, VALIDATOR_STAKE
+from learnchain.node.home.testnet import VALIDATOR_BALANCE, VALIDATOR_STAKE
 
 OWN_GENTX = "gentx.json"  # the home's copy of the gentx its key signed
 AUTHORITY_DIR = "tls_authority"  # the organisation's own TLS authority (its key never leaves)
@@ -112,9 +112,9 @@ def gentx(
     when there are none). The gentx file is public: send it to whoever collects."""
     from learnchain.consensus.crypto import PrivateKey
     from learnchain.ml.errors import MLError
-    from learnchain.node.files import DataSource
-    from learnchain.node.task_setup import compute_file_source, summarise_data_file
-    from learnchain.node.tls import CA_FILE, create_authority, issue_node_files
+    from learnchain.node.home.files import DataSource
+    from learnchain.node.home.task_setup import compute_file_source, summarise_data_file
+    from learnchain.node.home.tls import CA_FILE, create_authority, issue_node_files
 
     if (home / GENESIS_FILE).exists():
         raise click.ClickException(f"{home} already has a genesis.json; a gentx is for a new chain")
@@ -236,7 +236,7 @@ def collect(
     """Make genesis.json from the founders' gentx files and the chain's parameters."""
     from learnchain.ml.errors import MLError, PluginImportError
     from learnchain.ml.plugins import add_plugin_folders
-    from learnchain.node.task_setup import compute_summarised_task_config
+    from learnchain.node.home.task_setup import compute_summarised_task_config
 
     params = compute_learning_params(ChainParams(threshold=threshold, mode=Mode(mode)))
     try:
@@ -301,8 +301,8 @@ def validate(genesis_file: Path, home: Path) -> None:
     in the home (peers: the other founders' endpoints; TLS: every founder's authority)."""
     from learnchain.ml.errors import MLError
     from learnchain.ml.tasks import get_task
-    from learnchain.node.files import set_config_value
-    from learnchain.node.tls import CA_FILE, TLS_DIR
+    from learnchain.node.home.files import set_config_value
+    from learnchain.node.home.tls import CA_FILE, TLS_DIR
 
     try:
         made = read_genesis_file(genesis_file)

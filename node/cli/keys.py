@@ -9,8 +9,8 @@ import click
 from learnchain.consensus.crypto import PrivateKey
 from learnchain.node.cli.options import echo_json, home_option, output_option
 from learnchain.node.cli.run import emit
-from learnchain.node.files import ConfigError
-from learnchain.node.keyring import (
+from learnchain.node.home.files import ConfigError
+from learnchain.node.home.keyring import (
     VALIDATOR_KEY_NAME,
     add_key,
     compute_key_path,

@@ -324,7 +324,7 @@ def compute_task_option(
     (nothing is written before)."""
     from learnchain.ml.errors import MLError, PluginImportError
     from learnchain.ml.plugins import add_plugin_folders
-    from learnchain.node.task_setup import compute_task_config
+    from learnchain.node.home.task_setup import compute_task_config
 
     add_plugin_folders(task_path)
     try:

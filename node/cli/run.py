@@ -14,7 +14,7 @@ from learnchain.consensus.crypto import compute_address
 from learnchain.consensus.params import SCORE_UNIT
 from learnchain.consensus.types import ADDRESS_LENGTH, HASH_LENGTH
 from learnchain.node.cli.options import echo_json, home_option, output_option, parse_hex
-from learnchain.node.files import (
+from learnchain.node.home.files import (
     CONFIG_FILE,
     GENESIS_FILE,
     ConfigError,
@@ -24,11 +24,11 @@ from learnchain.node.files import (
     read_genesis,
     read_key,
 )
-from learnchain.node.store_error import StoreError
-from learnchain.node.tls import TlsError, TlsFiles, read_tls_files
-from learnchain.node.wire import get_reputation
+from learnchain.node.home.tls import TlsError, TlsFiles, read_tls_files
+from learnchain.node.store.store_error import StoreError
 from learnchain.proto import learnchain_pb2 as pb
 from learnchain.proto import learnchain_pb2_grpc as pb_grpc
+from learnchain.proto.wire import get_reputation
 
 
 @click.command()
@@ -36,7 +36,7 @@ from learnchain.proto import learnchain_pb2_grpc as pb_grpc
 def start(home: Path) -> None:
     """Run a validator (or full node) from its home directory until Ctrl-C."""
     from learnchain.node.daemon import NodeFailure, run_node
-    from learnchain.node.harness import end_with_harness
+    from learnchain.node.libs.harness import end_with_harness
 
     end_with_harness()
     try:
@@ -161,7 +161,7 @@ def format_text(value: Any) -> str:
 def resolve_address(text: str, home: Path, name: str = "ADDRESS") -> bytes:
     """An address given as 40 hex characters, or as the name of a key of ``home`` (its keyring,
     or ``validator``: the node's own key)."""
-    from learnchain.node.keyring import get_key, is_valid_key_name
+    from learnchain.node.home.keyring import get_key, is_valid_key_name
 
     if len(text) == 2 * ADDRESS_LENGTH:
         return parse_hex(text, name, ADDRESS_LENGTH, "a hex address")
@@ -241,7 +241,7 @@ def describe_learning(record: pb.LearningRecord) -> dict[str, Any]:
 
 def block_payload(item: pb.BlockWithCommit) -> dict[str, Any]:
     """The JSON form of a block."""
-    from learnchain.node.wire import block_from_proto
+    from learnchain.proto.wire import block_from_proto
 
     block = block_from_proto(item.block)
     h = block.header
@@ -400,7 +400,7 @@ def account(address: str, node: str | None, home: Path, output: str) -> None:
 def tx(tx_hash: str, node: str | None, home: Path, output: str) -> None:
     """A committed transaction by HASH (64 hex characters, as `tx` commands print it): the
     block and place that committed it, and what it did."""
-    from learnchain.node.wire import tx_from_proto
+    from learnchain.proto.wire import tx_from_proto
 
     raw = parse_hex(tx_hash, "HASH", HASH_LENGTH)
     r = call(resolve_node(node, home), "GetTx", pb.TxRequest(hash=raw))
@@ -504,7 +504,7 @@ def health(node: str | None, home: Path, output: str) -> None:
 def unsafe_reset_all(home: Path) -> None:
     """Delete the node's stored chain and weights so that it syncs again from its peers (for a
     damaged database). Keeps the config, the keys and, when readable, the double-sign guard."""
-    from learnchain.node.store_reset import reset_chain
+    from learnchain.node.store.store_reset import reset_chain
 
     try:
         read_config(home)

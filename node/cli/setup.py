@@ -22,7 +22,7 @@ from learnchain.node.cli.options import (
     task_options,
     vote_relay_option,
 )
-from learnchain.node.files import (
+from learnchain.node.home.files import (
     MAX_TIMEOUT_MS,
     ConfigError,
     DataSource,
@@ -34,8 +34,8 @@ from learnchain.node.files import (
     read_genesis,
     read_key,
 )
-from learnchain.node.task_setup import compute_file_source
-from learnchain.node.testnet import (
+from learnchain.node.home.task_setup import compute_file_source
+from learnchain.node.home.testnet import (
     CONTAINER_METRICS_PORT,
     TestnetSpec,
     create_joining_node,
@@ -374,7 +374,7 @@ def testnet(
 
 @click.group()
 def tls() -> None:
-    """Mutual TLS between nodes (node/tls.py)."""
+    """Mutual TLS between nodes (node/home/tls.py)."""
 
 
 @tls.command("issue")
@@ -388,8 +388,8 @@ def tls() -> None:
 @home_option
 def tls_issue(authority: Path, home: Path) -> None:
     """Certify a node for the network's mutual TLS and turn TLS on in its config."""
-    from learnchain.node.files import set_config_value
-    from learnchain.node.tls import TlsError, issue_node_files
+    from learnchain.node.home.files import set_config_value
+    from learnchain.node.home.tls import TlsError, issue_node_files
 
     try:
         key = read_key(home)

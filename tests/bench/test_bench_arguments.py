@@ -21,6 +21,7 @@ def load_bench(path: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module  # a dataclass's string annotations are resolved through it
     spec.loader.exec_module(module)
     return module
 

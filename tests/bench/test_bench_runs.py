@@ -66,6 +66,7 @@ def test_incentives_runs_and_its_tokens_add_up() -> None:
     assert found["tokens_conserved"] is True and found["rounds"] == 3
 
 
+@pytest.mark.slow
 def test_the_outer_optimizer_bench_runs() -> None:
     found = run_bench(
         "outer_optimizer.py",
@@ -83,6 +84,7 @@ def test_the_outer_optimizer_bench_runs() -> None:
     assert found["bench"] == "outer_optimizer" and found["rows"]
 
 
+@pytest.mark.slow
 def test_the_codec_bench_runs() -> None:
     found = run_bench(
         "update_codecs.py",

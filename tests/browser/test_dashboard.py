@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from learnchain.node.cluster import LocalCluster
-from learnchain.node.testnet import find_free_base_port
+from learnchain.node.home.testnet import find_free_base_port
+from learnchain.node.localnet.cluster import LocalCluster
 from tests.e2e import EMPTY_BLOCKS
 
 pytestmark = pytest.mark.browser

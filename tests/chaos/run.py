@@ -22,8 +22,8 @@ import grpc
 from learnchain.consensus.crypto import compute_address
 from learnchain.consensus.messages import Block
 from learnchain.consensus.params import Genesis
-from learnchain.node.cluster import LocalCluster, LocalNode
-from learnchain.node.files import read_genesis, read_key
+from learnchain.node.home.files import read_genesis, read_key
+from learnchain.node.localnet.cluster import LocalCluster, LocalNode
 from learnchain.proto import learnchain_pb2 as pb
 from tests.chaos.checker import InvariantChecker, compute_missed_streaks
 from tests.chaos.faults import Fault, FaultKind, compute_schedule
@@ -320,7 +320,7 @@ class ChaosRun:
         from learnchain.ml.data import load_digits_pool
         from learnchain.ml.tasks import get_task
         from learnchain.ml.training import evaluate_state
-        from learnchain.node.files import read_genesis
+        from learnchain.node.home.files import read_genesis
 
         task_config = read_genesis(self.cluster[0].home).task
         task = get_task(task_config)

@@ -15,7 +15,7 @@ from learnchain.consensus.messages import (
     Vote,
 )
 from learnchain.consensus.types import Address, ChainId, Hash, Height, Round, Signature, VoteType
-from learnchain.node.misbehaviour import make_conflicting_vote
+from learnchain.node.chain.misbehaviour import make_conflicting_vote
 from tests.chaos.checker import InvariantChecker, compute_missed_streaks
 
 ZERO = Hash(bytes(32))

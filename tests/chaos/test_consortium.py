@@ -23,8 +23,8 @@ import pytest
 
 from learnchain.consensus.crypto import compute_address
 from learnchain.consensus.types import Address
-from learnchain.node.cluster import LocalNode, check_learnchain
-from learnchain.node.files import read_genesis
+from learnchain.node.home.files import read_genesis
+from learnchain.node.localnet.cluster import LocalNode, check_learnchain
 from tests.chaos.network import ChaosNetwork, find_missing
 
 pytestmark = pytest.mark.chaos

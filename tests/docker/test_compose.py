@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from learnchain.node.cluster import run_learnchain
+from learnchain.node.localnet.cluster import run_learnchain
 
 pytestmark = pytest.mark.docker
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from learnchain.node.cluster import run_learnchain
+from learnchain.node.localnet.cluster import run_learnchain
 
 pytestmark = pytest.mark.docker
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from learnchain.node.cluster import LocalCluster, check_learnchain
+from learnchain.node.localnet.cluster import LocalCluster, check_learnchain
 
 
 def read_agreed_updates(cluster: LocalCluster, nodes: range) -> list[int]:

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from learnchain.node.cluster import LocalCluster, check_learnchain, run_learnchain
+from learnchain.node.localnet.cluster import LocalCluster, check_learnchain, run_learnchain
 from tests.e2e.chain_checks import read_agreed_updates
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "adapters"
 WIDTH, DEPTH = 512, 3

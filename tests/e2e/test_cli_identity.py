@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from learnchain.node.cluster import LocalCluster, run_learnchain
+from learnchain.node.localnet.cluster import LocalCluster, run_learnchain
 
 pytestmark = pytest.mark.e2e
 

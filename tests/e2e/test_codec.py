@@ -13,10 +13,10 @@ import pytest
 import safetensors.torch
 
 from learnchain.ml.codec import compute_weights_hash
-from learnchain.node.cluster import LocalCluster
+from learnchain.node.localnet.cluster import LocalCluster
 from tests.e2e.chain_checks import read_agreed_updates
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def read_received_bytes(url: str) -> float:

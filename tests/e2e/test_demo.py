@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from learnchain.node.cluster import run_learnchain
+from learnchain.node.localnet.cluster import run_learnchain
 from tests.ml.test_plots import check_plot
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 FIELDS = {
     "rounds",

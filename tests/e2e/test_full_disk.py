@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from learnchain.node.cluster import LocalCluster
-from learnchain.node.store import Store
+from learnchain.node.localnet.cluster import LocalCluster
+from learnchain.node.store.store import Store
 from tests.disk import fill_disk
 from tests.e2e import EMPTY_BLOCKS
 

@@ -1,5 +1,5 @@
 """Nodes end with the harness that started them: a demo or test killed by a timeout leaves no
-node behind to hold the CPU (node/harness.py)."""
+node behind to hold the CPU (node/libs/harness.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.e2e
 HARNESS = """
 import sys, time
 from pathlib import Path
-from learnchain.node.cluster import LocalCluster
+from learnchain.node.localnet.cluster import LocalCluster
 net = LocalCluster(Path(sys.argv[1]), 1, own_sessions=True)
 net.start_all()
 net.wait_for([0], 1, timeout=120)

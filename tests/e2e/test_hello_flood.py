@@ -11,9 +11,9 @@ import pytest
 
 from learnchain.consensus.crypto import PrivateKey
 from learnchain.consensus.types import ChainId
-from learnchain.node.cluster import LocalCluster, send_hellos
-from learnchain.node.peer_auth import make_hello
-from learnchain.node.testnet import find_free_base_port
+from learnchain.node.home.testnet import find_free_base_port
+from learnchain.node.localnet.cluster import LocalCluster, send_hellos
+from learnchain.node.p2p.peer_auth import make_hello
 from learnchain.proto import learnchain_pb2 as pb
 from tests.e2e import EMPTY_BLOCKS
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from learnchain.node.cluster import LocalCluster, run_learnchain
+from learnchain.node.localnet.cluster import LocalCluster, run_learnchain
 from tests.e2e import EMPTY_BLOCKS
 
 pytestmark = pytest.mark.e2e

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from learnchain.node.cluster import LocalCluster, check_learnchain, run_learnchain
+from learnchain.node.localnet.cluster import LocalCluster, check_learnchain, run_learnchain
 from tests.e2e.chain_checks import read_agreed_updates
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 WIDTH = 4144  # DeepMLP of two hidden layers: 70 MB of float32 weights (17.5M parameters)

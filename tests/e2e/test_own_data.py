@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from learnchain.ml.data import Dataset, read_data_file
-from learnchain.node.cluster import LocalCluster, check_learnchain
-from learnchain.node.files import read_genesis
+from learnchain.node.home.files import read_genesis
+from learnchain.node.localnet.cluster import LocalCluster, check_learnchain
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 PARTIES = 3
 FEATURES = 12

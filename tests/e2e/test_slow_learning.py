@@ -8,9 +8,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from learnchain.node.cluster import ClusterError, LocalCluster
-from learnchain.node.logs import read_text_fields
+import pytest
+
+from learnchain.node.localnet.cluster import ClusterError, LocalCluster
+from learnchain.node.telemetry.logs import read_text_fields
 from learnchain.proto import learnchain_pb2 as pb
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 VALIDATORS = 4
 TIMEOUTS_MS = {"propose": "300", "prevote": "200", "precommit": "200", "commit": "200"}

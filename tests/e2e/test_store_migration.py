@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from learnchain.node.cluster import LocalNode, check_learnchain
-from learnchain.node.store import STORE_FORMAT, Store
-from learnchain.node.testnet import find_free_base_port
+from learnchain.node.home.testnet import find_free_base_port
+from learnchain.node.localnet.cluster import LocalNode, check_learnchain
+from learnchain.node.store.store import STORE_FORMAT, Store
 from tests.node.test_store import unpack_format_1_fixture
 
 pytestmark = pytest.mark.e2e

@@ -11,8 +11,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from learnchain.node.cluster import LocalCluster, run_learnchain
-from learnchain.node.logs import read_text_fields
+from learnchain.node.localnet.cluster import LocalCluster, run_learnchain
+from learnchain.node.telemetry.logs import read_text_fields
 from learnchain.proto import learnchain_pb2 as pb
 from tests.e2e import EMPTY_BLOCKS
 

@@ -13,9 +13,14 @@ import pytest
 
 from learnchain.consensus.crypto import PrivateKey
 from learnchain.consensus.types import ChainId
-from learnchain.node.cluster import LocalCluster, check_learnchain, run_learnchain
-from learnchain.node.peer_auth import make_hello
-from learnchain.node.tls import NAME_OVERRIDE, create_authority, issue_node_files, read_tls_files
+from learnchain.node.home.tls import (
+    NAME_OVERRIDE,
+    create_authority,
+    issue_node_files,
+    read_tls_files,
+)
+from learnchain.node.localnet.cluster import LocalCluster, check_learnchain, run_learnchain
+from learnchain.node.p2p.peer_auth import make_hello
 from learnchain.proto import learnchain_pb2_grpc as pb_grpc
 from tests.e2e import EMPTY_BLOCKS
 

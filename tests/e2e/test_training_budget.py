@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from learnchain.node.cluster import LocalCluster
+from learnchain.node.localnet.cluster import LocalCluster
 from tests.e2e import EMPTY_BLOCKS
 
 pytestmark = pytest.mark.e2e

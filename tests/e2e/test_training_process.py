@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from learnchain.node.cluster import LocalCluster
+from learnchain.node.localnet.cluster import LocalCluster
 from tests.e2e.chain_checks import read_agreed_updates
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def find_training_process(parent: int) -> int | None:

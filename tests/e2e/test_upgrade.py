@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from learnchain.node.cluster import LocalCluster, check_learnchain
+from learnchain.node.localnet.cluster import LocalCluster, check_learnchain
 from tests.e2e import EMPTY_BLOCKS
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 UPGRADE = "community-pool"
 POOL = "ab" * 20

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from learnchain.consensus.types import Address
-from learnchain.node.contribution_pool import compute_awaited_contributors
+from learnchain.node.learning.contribution_pool import compute_awaited_contributors
 
 A, B, C, D = (Address(bytes([i]) * 20) for i in range(4))
 VALIDATORS = {A, B, C, D}

@@ -10,9 +10,9 @@ import pytest
 
 from learnchain.consensus.events import CommitBlock
 from learnchain.consensus.state import ChainState
-from learnchain.node.block_executor import BlockExecutor
-from learnchain.node.store import Store
-from learnchain.node.store_worker import StoreWorker
+from learnchain.node.chain.block_executor import BlockExecutor
+from learnchain.node.store.store import Store
+from learnchain.node.store.store_worker import StoreWorker
 from tests.consensus.chain import Chain, make_genesis_state, make_keys
 
 KEYS = make_keys(4)

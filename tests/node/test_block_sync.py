@@ -12,10 +12,10 @@ import grpc
 from learnchain.consensus.crypto import SignatureVerifier
 from learnchain.consensus.engine import Engine
 from learnchain.consensus.events import CommitReceived
-from learnchain.node.block_sync import SYNC_CHUNK, BlockSync
-from learnchain.node.engine_inbox import EngineInbox
-from learnchain.node.wire import block_to_proto, commit_to_proto
+from learnchain.node.chain.block_sync import SYNC_CHUNK, BlockSync
+from learnchain.node.chain.engine_inbox import EngineInbox
 from learnchain.proto import learnchain_pb2 as pb
+from learnchain.proto.wire import block_to_proto, commit_to_proto
 from tests.consensus.chain import CHAIN, Chain, make_genesis_state, make_keys
 
 KEYS = make_keys(4)

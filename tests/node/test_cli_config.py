@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from learnchain.node.cli import main
-from learnchain.node.files import read_config
+from learnchain.node.home.files import read_config
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from learnchain.node.cli import main
-from learnchain.node.files import read_key
+from learnchain.node.home.files import read_key
 
 ADDRESS = "ab" * 20
 

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from learnchain.node.cli import main
-from learnchain.node.cluster import run_learnchain
+from learnchain.node.localnet.cluster import run_learnchain
 
 
 def write_csv(path: Path, features: int, labels: list[int]) -> Path:
@@ -234,7 +234,7 @@ def test_a_data_file_whose_columns_are_in_another_order_is_reordered_by_name(
     tmp_path: Path,
 ) -> None:
     from learnchain.ml.tasks import get_task
-    from learnchain.node.files import read_genesis
+    from learnchain.node.home.files import read_genesis
 
     home, data = init_chain_from(tmp_path, "height,weight,label")
     task = get_task(read_genesis(home).task)

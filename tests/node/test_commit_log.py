@@ -5,8 +5,8 @@ from __future__ import annotations
 from learnchain.consensus.crypto import compute_hash
 from learnchain.consensus.events import CommitBlock
 from learnchain.consensus.types import Hash
-from learnchain.node.commit_log import CommitLog
-from learnchain.node.metrics import Metrics
+from learnchain.node.chain.commit_log import CommitLog
+from learnchain.node.telemetry.metrics import Metrics
 from tests.consensus.chain import Chain, make_genesis_state, make_keys
 
 KEYS = make_keys(4)

@@ -14,16 +14,16 @@ from learnchain.consensus.messages import SignedTx, TxKind, Vote
 from learnchain.consensus.state import ChainState
 from learnchain.consensus.types import Address, Hash, Step, Tokens, VoteType
 from learnchain.consensus.validators import ValidatorSet
-from learnchain.node.app_interface import ModelUpdate, Verdict
-from learnchain.node.block_executor import BlockExecutor
-from learnchain.node.consensus_driver import ConsensusDriver
-from learnchain.node.engine_inbox import EngineInbox
-from learnchain.node.metrics import Metrics
-from learnchain.node.misbehaviour import Misbehaviour
-from learnchain.node.store import Store
-from learnchain.node.store_worker import StoreWorker
-from learnchain.node.wire import proposal_from_proto, vote_from_proto
+from learnchain.node.chain.block_executor import BlockExecutor
+from learnchain.node.chain.consensus_driver import ConsensusDriver
+from learnchain.node.chain.engine_inbox import EngineInbox
+from learnchain.node.chain.misbehaviour import Misbehaviour
+from learnchain.node.learning.app_interface import ModelUpdate, Verdict
+from learnchain.node.store.store import Store
+from learnchain.node.store.store_worker import StoreWorker
+from learnchain.node.telemetry.metrics import Metrics
 from learnchain.proto import learnchain_pb2 as pb
+from learnchain.proto.wire import proposal_from_proto, vote_from_proto
 from tests.consensus.chain import make_genesis_state, make_keys, sign_tx
 
 KEY = make_keys(1)[0]

@@ -12,7 +12,7 @@ from learnchain.consensus.crypto import PrivateKey, SignatureVerifier, compute_h
 from learnchain.consensus.messages import Contribution
 from learnchain.consensus.state import ChainState
 from learnchain.consensus.types import Height, Signature
-from learnchain.node.contribution_pool import ContributionError, ContributionPool
+from learnchain.node.learning.contribution_pool import ContributionError, ContributionPool
 from tests.consensus.chain import CHAIN, Chain, make_genesis_state, make_keys
 
 KEYS = make_keys(4)

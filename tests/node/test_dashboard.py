@@ -8,9 +8,9 @@ from typing import Any
 
 from learnchain.consensus.crypto import compute_hash
 from learnchain.consensus.params import SCORE_UNIT
-from learnchain.node.dashboard import Baselines, ChainView
-from learnchain.node.wire import block_to_proto, commit_to_proto
+from learnchain.node.rpc.dashboard import Baselines, ChainView
 from learnchain.proto import learnchain_pb2 as pb
+from learnchain.proto.wire import block_to_proto, commit_to_proto
 from tests.consensus.chain import MODEL, Chain, make_genesis_state, make_keys
 
 KEYS = make_keys(4)

@@ -10,8 +10,8 @@ import grpc
 import pytest
 
 from learnchain.node.cli.demo import keep_reported_models, score_model
-from learnchain.node.cluster import LocalCluster
-from learnchain.node.files import read_config
+from learnchain.node.home.files import read_config
+from learnchain.node.localnet.cluster import LocalCluster
 
 
 class Failing(grpc.RpcError):  # type: ignore[misc]

@@ -9,7 +9,7 @@ import time
 from learnchain.consensus.engine import Engine
 from learnchain.consensus.events import GossipTick
 from learnchain.consensus.types import Height, Round
-from learnchain.node.engine_inbox import EngineInbox
+from learnchain.node.chain.engine_inbox import EngineInbox
 from tests.consensus.chain import make_genesis_state, make_keys
 
 

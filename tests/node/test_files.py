@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from learnchain.node.cli import main
-from learnchain.node.files import ConfigError, read_config, read_genesis, read_key
-from learnchain.node.testnet import TestnetSpec, create_testnet
+from learnchain.node.home.files import ConfigError, read_config, read_genesis, read_key
+from learnchain.node.home.testnet import TestnetSpec, create_testnet
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from learnchain.node.cli import main
-from learnchain.node.files import read_config, read_genesis, read_key
-from learnchain.node.genesis_ceremony import CeremonyError, read_gentx
+from learnchain.node.home.files import read_config, read_genesis, read_key
+from learnchain.node.home.genesis_ceremony import CeremonyError, read_gentx
 
 
 def run(*args: str) -> Result:
@@ -202,7 +202,7 @@ def test_data_statistics_of_the_wrong_shape_are_refused_naming_the_file(tmp_path
 
 
 def test_a_signed_summary_whose_lists_disagree_is_refused_at_reading(tmp_path: Path) -> None:
-    from learnchain.node.genesis_ceremony import compute_signing_bytes
+    from learnchain.node.home.genesis_ceremony import compute_signing_bytes
 
     path = sign(tmp_path, 0)
     raw = json.loads(path.read_text())

@@ -30,7 +30,7 @@ def test_reading_a_genesis_leaves_torch_unloaded(tmp_path: Path) -> None:
     probe = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from learnchain.node.files import read_genesis\n"
+        "from learnchain.node.home.files import read_genesis\n"
         f"genesis = read_genesis(Path({str(tmp_path / 'node0')!r}))\n"
         "assert genesis.task.name == 'digits-mlp'\n"
         "print('torch' in sys.modules)\n"

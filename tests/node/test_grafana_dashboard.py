@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from learnchain.node.metrics import Metrics
+from learnchain.node.telemetry.metrics import Metrics
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "docker" / "grafana" / "dashboards"
 

@@ -9,9 +9,9 @@ from typing import Any, cast
 
 import pytest
 
-from learnchain.node.chain_reader import ChainReader, WeightsReader
-from learnchain.node.grpc_server import BindError, start_server
-from learnchain.node.services import PeerService, QueryService
+from learnchain.node.rpc.chain_reader import ChainReader, WeightsReader
+from learnchain.node.rpc.grpc_server import BindError, start_server
+from learnchain.node.rpc.services import PeerService, QueryService
 from learnchain.proto import learnchain_pb2 as pb
 
 

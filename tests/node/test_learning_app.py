@@ -25,13 +25,14 @@ from learnchain.ml.codec import StateDict, compute_weights_hash, encode_weights
 from learnchain.ml.data import PartyData, load_digits_party
 from learnchain.ml.learner import Learner
 from learnchain.ml.tasks import TaskConfig, get_task
-from learnchain.node.app_interface import ModelUpdate, Verdict
-from learnchain.node.contribution_pool import ContributionError, ContributionPool
-from learnchain.node.learning import EncodedWeights, LearningWorker
-from learnchain.node.learning_app import LearningApp
-from learnchain.node.store import Store
-from learnchain.node.store_worker import StoreWorker
-from learnchain.node.weights_pool import WeightsPool
+from learnchain.node.learning.app_interface import ModelUpdate, Verdict
+from learnchain.node.learning.contribution_pool import ContributionError, ContributionPool
+from learnchain.node.learning.learning_app import LearningApp
+from learnchain.node.store.store import Store
+from learnchain.node.store.store_worker import StoreWorker
+from learnchain.node.store.weights_store import EncodedWeights
+from learnchain.node.training.learning_worker import LearningWorker
+from learnchain.node.weights.weights_pool import WeightsPool
 from tests.consensus.chain import Chain, make_genesis_state, make_keys
 
 KEYS = make_keys(2)
@@ -401,8 +402,8 @@ def test_a_proposer_lists_the_contributions_its_screening_left_out(tmp_path: Pat
 def test_a_validator_that_speculated_the_aggregate_judges_it_without_recomputing(
     tmp_path: Path,
 ) -> None:
-    """node/speculation.py: the aggregate and the appraisal computed ahead of the proposal are
-    the verdict's, when the block lists exactly those contributions and names exactly that
+    """node/learning/speculation.py: the aggregate and the appraisal computed ahead of the proposal
+    are the verdict's, when the block lists exactly those contributions and names exactly that
     hash; a block listing fewer is judged the usual way."""
 
     async def scenario(

@@ -5,7 +5,7 @@ deadline with whatever came. A proposal asked for earlier aggregates only with a
 from __future__ import annotations
 
 from learnchain.consensus.types import Address, Height, Threshold
-from learnchain.node.learning_round import Contributors, LearningRound
+from learnchain.node.learning.learning_round import Contributors, LearningRound
 from tests.consensus.chain import make_genesis_state, make_keys
 
 KEYS = make_keys(5)

@@ -16,8 +16,8 @@ from learnchain.ml.codec import compute_weights_hash
 from learnchain.ml.data import load_digits_party
 from learnchain.ml.learner import Learner
 from learnchain.ml.tasks import TaskConfig, get_task
-from learnchain.node.learning import LearningWorker
-from learnchain.node.weights_store import WeightsStore
+from learnchain.node.store.weights_store import WeightsStore
+from learnchain.node.training.learning_worker import LearningWorker
 
 
 def make_worker(folder: Path) -> LearningWorker:

@@ -12,8 +12,8 @@ from datetime import datetime
 
 import pytest
 
-from learnchain.node.logs import make_formatter, read_text_fields
-from learnchain.node.peers import Peer
+from learnchain.node.p2p.peers import Peer
+from learnchain.node.telemetry.logs import make_formatter, read_text_fields
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from learnchain.consensus.crypto import PrivateKey, SignatureVerifier
 from learnchain.consensus.messages import Block, SignedTx, TxKind
 from learnchain.consensus.state import ChainState
 from learnchain.consensus.types import Address, ChainId, Signature, Tokens
-from learnchain.node.mempool import Mempool, MempoolError
+from learnchain.node.chain.mempool import Mempool, MempoolError
 from tests.consensus.chain import Chain, make_genesis_state, make_keys, sign_tx
 
 KEYS = make_keys(3)

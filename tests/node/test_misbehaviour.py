@@ -10,8 +10,8 @@ import pytest
 from learnchain.consensus.crypto import PrivateKey, is_valid_signature
 from learnchain.consensus.messages import DuplicateVoteEvidence, SignedVote, Vote
 from learnchain.consensus.types import ChainId, Hash, Height, Round, Signature, VoteType
-from learnchain.node.files import ConfigError
-from learnchain.node.misbehaviour import Misbehaviour, get_misbehaviour, make_conflicting_vote
+from learnchain.node.chain.misbehaviour import Misbehaviour, get_misbehaviour, make_conflicting_vote
+from learnchain.node.home.files import ConfigError
 
 KEY = PrivateKey.generate()
 

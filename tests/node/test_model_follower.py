@@ -8,7 +8,7 @@ from pathlib import Path
 
 from learnchain.consensus.crypto import compute_hash
 from learnchain.consensus.types import Hash
-from learnchain.node.model_follower import ModelFollower
+from learnchain.node.learning.model_follower import ModelFollower
 
 OLD, NEW = compute_hash(b"old"), compute_hash(b"new")
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from learnchain.node import peers
-from learnchain.node.peers import MAX_RELAYED_VOTES, take_next_envelope
-from learnchain.node.testnet import find_free_base_port
+from learnchain.node.home.testnet import find_free_base_port
+from learnchain.node.p2p import peers
+from learnchain.node.p2p.peers import MAX_RELAYED_VOTES, take_next_envelope
 from learnchain.proto import learnchain_pb2 as pb
 from learnchain.proto import learnchain_pb2_grpc as pb_grpc
 

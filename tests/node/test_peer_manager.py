@@ -14,12 +14,12 @@ import pytest
 from learnchain.consensus.crypto import PrivateKey, compute_hash
 from learnchain.consensus.messages import Contribution
 from learnchain.consensus.types import Address, ChainId, Height, Signature
-from learnchain.node import peer_manager
-from learnchain.node.learning import EncodedWeights
-from learnchain.node.peer_auth import is_valid_answer, make_answer, make_hello
-from learnchain.node.peer_manager import HelloError, PeerManager
-from learnchain.node.peers import PeerKind, PeerSet
-from learnchain.node.testnet import find_free_base_port
+from learnchain.node.home.testnet import find_free_base_port
+from learnchain.node.p2p import peer_manager
+from learnchain.node.p2p.peer_auth import is_valid_answer, make_answer, make_hello
+from learnchain.node.p2p.peer_manager import HelloError, PeerManager
+from learnchain.node.p2p.peers import PeerKind, PeerSet
+from learnchain.node.store.weights_store import EncodedWeights
 from learnchain.proto import learnchain_pb2 as pb
 from learnchain.proto import learnchain_pb2_grpc as pb_grpc
 from tests.consensus.chain import CHAIN, make_genesis_state, make_keys

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from learnchain.node import peers
-from learnchain.node.peers import (
+from learnchain.node.p2p import peers
+from learnchain.node.p2p.peers import (
     EVICT_UNREACHABLE_SECONDS,
     MAX_OUTBOX_BYTES,
     Peer,

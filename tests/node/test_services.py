@@ -26,15 +26,15 @@ from learnchain.consensus.messages import (
 )
 from learnchain.consensus.state import ChainState
 from learnchain.consensus.types import ChainId, Hash, Height, Round, Tokens, VoteType
-from learnchain.node.chain_reader import ChainReader, WeightsReader
-from learnchain.node.peer_auth import make_fetch_request
-from learnchain.node.services import PeerService, QueryService, add_services
-from learnchain.node.store import Store
-from learnchain.node.store_worker import StoreWorker
-from learnchain.node.weights_parts import PART_BYTES, PartialWeights
-from learnchain.node.wire import tx_from_proto, vote_to_proto
+from learnchain.node.p2p.peer_auth import make_fetch_request
+from learnchain.node.rpc.chain_reader import ChainReader, WeightsReader
+from learnchain.node.rpc.services import PeerService, QueryService, add_services
+from learnchain.node.store.store import Store
+from learnchain.node.store.store_worker import StoreWorker
+from learnchain.node.weights.weights_parts import PART_BYTES, PartialWeights
 from learnchain.proto import learnchain_pb2 as pb
 from learnchain.proto import learnchain_pb2_grpc as pb_grpc
+from learnchain.proto.wire import tx_from_proto, vote_to_proto
 from tests.consensus.chain import CHAIN, Chain, make_genesis_state, make_keys, sign_tx
 
 KEYS = make_keys(4)

@@ -18,10 +18,10 @@ import pytest
 from learnchain.consensus.crypto import compute_hash
 from learnchain.consensus.events import SignState
 from learnchain.consensus.types import Hash, Height, Round, Step
-from learnchain.node.store import STORE_FORMAT, Store
-from learnchain.node.store_error import StoreError
-from learnchain.node.weights_store import READ_CHUNK_BYTES
-from learnchain.node.wire import block_to_proto, commit_to_proto, state_to_proto
+from learnchain.node.store.store import STORE_FORMAT, Store
+from learnchain.node.store.store_error import StoreError
+from learnchain.node.store.weights_store import READ_CHUNK_BYTES
+from learnchain.proto.wire import block_to_proto, commit_to_proto, state_to_proto
 from tests.consensus.chain import Chain, make_genesis_state, make_keys
 
 KEYS = make_keys(4)
@@ -214,7 +214,7 @@ def test_a_database_that_lost_its_current_file_is_refused_and_left_as_it_is(
 WRITER = textwrap.dedent(
     """
     import sys
-    from learnchain.node.store import Store
+    from learnchain.node.store.store import Store
     from tests.consensus.chain import Chain, make_genesis_state, make_keys
     keys = make_keys(4)
     chain = Chain(make_genesis_state(keys), keys)
@@ -303,8 +303,8 @@ def test_a_chain_stored_by_a_newer_format_is_refused(tmp_path: Path) -> None:
 
 
 def test_the_stored_encoding_of_a_chain_is_pinned_to_the_store_format() -> None:
-    """If this fails, what a node stores has changed: bump STORE_FORMAT (node/store.py), so that
-    a node refuses, saying why, a database the previous build wrote, then update the digest."""
+    """If this fails, what a node stores has changed: bump STORE_FORMAT (node/store/store.py), so
+    that a node refuses, saying why, a database the previous build wrote, then update the digest."""
     chain = Chain(make_genesis_state(KEYS), KEYS)
     digest = hashlib.sha256(state_to_proto(chain.state).SerializeToString())
     for _ in range(3):

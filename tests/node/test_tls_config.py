@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from learnchain.node.cli import main
-from learnchain.node.files import set_config_value
+from learnchain.node.home.files import set_config_value
 from tests.node.homes import make_home
 
 

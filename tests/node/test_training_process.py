@@ -22,11 +22,11 @@ from learnchain.ml.tasks import Task
 from learnchain.ml.training import Evaluation
 from learnchain.ml.weights_file import WeightsFile, iter_source, write_weights
 from learnchain.node.cli import main
-from learnchain.node.learning import LearningWorker
-from learnchain.node.training_job import TrainingJob
-from learnchain.node.training_process import TrainingFailed, TrainingProcess
-from learnchain.node.training_worker import load_worker_learner
-from learnchain.node.weights_store import WeightsStore
+from learnchain.node.store.weights_store import WeightsStore
+from learnchain.node.training.learning_worker import LearningWorker
+from learnchain.node.training.training_job import TrainingJob
+from learnchain.node.training.training_process import TrainingFailed, TrainingProcess
+from learnchain.node.training.training_worker import load_worker_learner
 
 
 class GreedyTask(Task):

@@ -13,7 +13,7 @@ from learnchain.consensus.crypto import compute_hash
 from learnchain.consensus.events import SignState
 from learnchain.consensus.types import Height, Round, Step
 from learnchain.node.cli import main
-from learnchain.node.store import STORE_FORMAT, Store
+from learnchain.node.store.store import STORE_FORMAT, Store
 from tests.node.homes import make_home
 from tests.node.test_store import remove_format, write_blocks
 

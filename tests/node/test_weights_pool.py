@@ -16,19 +16,19 @@ import pytest
 
 from learnchain.consensus.state import ChainState
 from learnchain.consensus.types import Hash, Height
-from learnchain.node.fresh_writes import FreshWrites
-from learnchain.node.peers import OversizedWeights
-from learnchain.node.store import Store
-from learnchain.node.store_worker import StoreWorker
-from learnchain.node.weights_parts import (
+from learnchain.node.p2p.peers import OversizedWeights
+from learnchain.node.store.fresh_writes import FreshWrites
+from learnchain.node.store.store import Store
+from learnchain.node.store.store_worker import StoreWorker
+from learnchain.node.weights.weights_parts import (
     PART_BYTES,
     PART_WAIT_SECONDS,
     PartialWeights,
     compute_spread_plan,
     iter_stripe,
 )
-from learnchain.node.weights_pool import PRUNE_EVERY, WeightsPool, compute_fetch_order
-from learnchain.node.weights_problems import WeightsProblems
+from learnchain.node.weights.weights_pool import PRUNE_EVERY, WeightsPool, compute_fetch_order
+from learnchain.node.weights.weights_problems import WeightsProblems
 from tests.consensus.chain import make_genesis_state, make_keys
 
 

@@ -22,8 +22,8 @@ from learnchain.consensus.messages import (
     Vote,
 )
 from learnchain.consensus.types import NIL_ROUND, Height, Round, Signature, Step, Tokens, VoteType
-from learnchain.node import wire
 from learnchain.proto import learnchain_pb2 as pb
+from learnchain.proto import wire
 from tests.consensus.chain import (
     CHAIN,
     Chain,

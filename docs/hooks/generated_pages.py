@@ -1,0 +1,36 @@
+"""MkDocs hook: the pages generated from the code and from bench/README.md, so none can drift.
+
+reference/config.md and reference/genesis.md come from the dataclasses that read the files
+(learnchain/node/home/reference.py); benchmarks.md is bench/README.md with its links made
+relative to the site.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from mkdocs.structure.files import File, Files
+
+from learnchain.node.home.reference import compute_config_reference, compute_genesis_reference
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def compute_benchmarks_page() -> str:
+    """bench/README.md, with its links to docs/ pointing inside the site."""
+    text = (ROOT / "bench" / "README.md").read_text()
+    return re.sub(r"\]\(\.\./docs/([^)]+)\)", r"](\1)", text)
+
+
+def on_files(files: Files, config: Any) -> Files:
+    """Add the generated pages to the site."""
+    pages = {
+        "reference/config.md": compute_config_reference(),
+        "reference/genesis.md": compute_genesis_reference(),
+        "benchmarks.md": compute_benchmarks_page(),
+    }
+    for path, content in pages.items():
+        files.append(File.generated(config, path, content=content))
+    return files
