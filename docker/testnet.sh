@@ -42,7 +42,7 @@ up)
     for i in 0 1 2 3; do
         echo "node$i: gRPC 127.0.0.1:$((26656 + i)), metrics http://127.0.0.1:$((26660 + i))/metrics"
     done
-    echo "Prometheus and Grafana: docker compose ... --profile monitoring up -d (README)"
+    echo "Prometheus and Grafana: docker compose ... --profile monitoring up -d (docs/operate.md)"
     ;;
 join)
     $DC --profile joiner up -d joiner

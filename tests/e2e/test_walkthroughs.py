@@ -1,7 +1,8 @@
-"""The README's walk-throughs run as pasted: the blocks of "Run a local testnet by hand", "Join a
-testnet by staking" (without containers) and the stop line are read from README.md itself, so the
-README cannot drift from what works, and run in one shell from a fresh directory. The joiner
-stakes and unstakes after the testnet's training has ended, on a chain that rests."""
+"""The walk-throughs run as pasted: the README's quick start, and the blocks of the documentation's
+"Run a local testnet by hand", "Join a testnet by staking" (without containers) and the stop line
+are read from the pages themselves, so they cannot drift from what works, and run in one shell
+from a fresh directory. The joiner stakes and unstakes after the testnet's training has ended, on
+a chain that rests."""
 
 from __future__ import annotations
 
@@ -19,14 +20,17 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+BY_HAND = ROOT / "docs" / "local-testnet.md"
+JOINING = ROOT / "docs" / "join.md"
 PORTS = (26656, 26657, 26658, 26659, 26700, 27656, 27657, 27658, 27659)  # what the blocks use
 
 
-def read_block(name: str) -> str:
-    """The fenced block after ``<!-- readme-test: NAME -->`` in README.md."""
-    text = README.read_text()
-    marker = f"<!-- readme-test: {name} -->\n```\n"
+def read_block(page: Path, name: str) -> str:
+    """The fenced block after ``<!-- tested-block: NAME -->`` on a page."""
+    text = page.read_text()
+    marker = f"<!-- tested-block: {name} -->\n```\n"
     start = text.index(marker) + len(marker)
     return text[start : text.index("\n```", start)] + "\n"
 
@@ -56,20 +60,44 @@ def stop_started_nodes(folder: Path) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def test_the_readme_testnet_and_joining_blocks_run_as_pasted(tmp_path: Path) -> None:
+def run_in_shell(folder: Path, script: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """A block run by bash in ``folder``, where ``.venv`` is this test's environment."""
+    if not (folder / ".venv").exists():
+        (folder / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    return subprocess.run(
+        ["bash", "-c", "set -euo pipefail\n" + script],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def check_ports_free() -> None:
     busy = [port for port in PORTS if not is_free(port)]
-    assert not busy, f"the README's ports {busy} are taken on this machine"
-    (tmp_path / ".venv").symlink_to(Path(sys.executable).parent.parent)
-    script = "set -euo pipefail\n" + read_block("by-hand") + read_block("join")
+    assert not busy, f"the walk-throughs' ports {busy} are taken on this machine"
+
+
+def test_the_readme_quick_start_runs_as_pasted(tmp_path: Path) -> None:
+    check_ports_free()
     try:
-        walked = subprocess.run(
-            ["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=480
-        )
+        walked = run_in_shell(tmp_path, read_block(README, "quick-start"), timeout=300)
+        assert walked.returncode == 0, walked.stdout[-4000:] + walked.stderr[-4000:]
+        wait_for_exit(tmp_path, timeout=30)
+    finally:
+        stop_started_nodes(tmp_path)
+    assert re.search(r"^height +10$", walked.stdout, re.MULTILINE), walked.stdout[-2000:]
+    assert (tmp_path / "model.safetensors").stat().st_size > 0
+
+
+def test_the_testnet_and_joining_walk_throughs_run_as_pasted(tmp_path: Path) -> None:
+    check_ports_free()
+    script = read_block(BY_HAND, "by-hand") + read_block(JOINING, "join")
+    try:
+        walked = run_in_shell(tmp_path, script, timeout=480)
         (tmp_path / "walkthrough.log").write_text(walked.stdout + "\n--- stderr\n" + walked.stderr)
         assert walked.returncode == 0, walked.stdout[-4000:] + walked.stderr[-4000:]
-        stopped = subprocess.run(
-            ["bash", "-c", read_block("stop")], cwd=tmp_path, capture_output=True, text=True
-        )
+        stopped = run_in_shell(tmp_path, read_block(BY_HAND, "stop"), timeout=60)
         assert stopped.returncode == 0, stopped.stderr
         wait_for_exit(tmp_path, timeout=30)
     finally:
