@@ -42,7 +42,7 @@ e2e: $(STAMP)
 # The documentation site (MkDocs, docs/ and mkdocs.yml) into site/; warnings are errors, so a
 # broken link or anchor fails. The reference pages are generated from the code (docs/hooks/).
 docs: $(STAMP)
-	$(BIN)/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
