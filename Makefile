@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # e.g. https://download.pytorch.org/whl/cpu: torch's CPU-only build (PyPI's pulls CUDA on Linux)
 TORCH_INDEX_URL ?=
 
-.PHONY: install test test-slow test-all bench-test e2e lint format demo simulate bench proto clean \
+.PHONY: install test test-processes test-in-process test-slow test-all bench-test e2e lint format demo simulate bench proto clean \
 	chaos docs testnet-up testnet-down testnet-logs testnet-join testnet-e2e browser-test
 
 $(STAMP): pyproject.toml constraints.txt
@@ -19,12 +19,19 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# Two workers: the tests that start node processes take turns on one (tests/conftest.py), the
-# in-process tests share the other. The slowest end-to-end runs are in test-slow; CI runs both.
+# make test runs its two halves side by side: the end-to-end tests, which start node processes,
+# one at a time (two clusters would share the two cores and race for ports), and the in-process
+# tests. The slowest end-to-end runs are in test-slow; CI runs both.
 NOT_HOST := not docker and not chaos and not browser and not flower
 
 test: $(STAMP)
-	$(BIN)/pytest -q -n 2 --dist loadgroup -m "not slow and $(NOT_HOST)"
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-processes test-in-process
+
+test-processes: $(STAMP)
+	$(BIN)/pytest -q -m "e2e and not slow and $(NOT_HOST)"
+
+test-in-process: $(STAMP)
+	$(BIN)/pytest -q -m "not e2e and not slow and $(NOT_HOST)"
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -q -m "slow and $(NOT_HOST)"
