@@ -285,7 +285,12 @@ class Node:
     def _add_commit_listeners(self, app: LearningApp, learning: LearningWorker) -> None:
         """After each written block, in this order: metrics and logs, mempool, weights,
         peers, learning."""
-        commit_log = CommitLog(self.metrics, lambda: learning.busy_seconds, self.key.address)
+        commit_log = CommitLog(
+            self.metrics,
+            lambda: learning.busy_seconds,
+            self.key.address,
+            lambda: self.executor.block_bytes,
+        )
         self.executor.add_listener(commit_log.on_commit)
 
         def recheck_mempool(action: CommitBlock, _: ChainState) -> None:

@@ -27,7 +27,8 @@ class BlockExecutor:
         self.committed = committed  # the state of the last block written to the store
         self._listeners: list[CommitListener] = []
         self._pending: list[CommitBlock] = []
-        self._writes: deque[tuple[asyncio.Future[None], list[CommitBlock]]] = deque()
+        self._writes: deque[tuple[asyncio.Future[list[int]], list[CommitBlock]]] = deque()
+        self.block_bytes = 0  # the encoded size of the block the listeners are hearing of
 
     def add_listener(self, listener: CommitListener) -> None:
         """Tell ``listener`` of every block once it is written, in the order added."""
@@ -54,10 +55,11 @@ class BlockExecutor:
         tell the listeners of each block once it is on disk. A failed write raises."""
         while len(self._writes) > (1 if keep_one else 0):
             write, decided = self._writes[0]
-            await write
+            sizes = await write
             self._writes.popleft()
-            for action in decided:
+            for action, size in zip(decided, sizes, strict=True):
                 previous, self.committed = self.committed, action.state
+                self.block_bytes = size
                 for listener in self._listeners:
                     listener(action, previous)
 

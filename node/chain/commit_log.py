@@ -13,7 +13,6 @@ from learnchain.consensus.state import ChainState
 from learnchain.consensus.types import Address
 from learnchain.node.home.files import format_time_ms
 from learnchain.node.telemetry.metrics import Metrics
-from learnchain.proto.wire import block_to_proto
 
 log = logging.getLogger("learnchain.node")
 
@@ -22,9 +21,14 @@ class CommitLog:
     """A commit listener that updates the metrics and logs model updates."""
 
     def __init__(
-        self, metrics: Metrics, learner_busy_seconds: Callable[[], float], own: Address
+        self,
+        metrics: Metrics,
+        learner_busy_seconds: Callable[[], float],
+        own: Address,
+        block_bytes: Callable[[], int] = lambda: 0,
     ) -> None:
         self._metrics = metrics
+        self._block_bytes = block_bytes
         self._busy_seconds = learner_busy_seconds
         self._own = own
         self._last_commit_time = time.monotonic()
@@ -44,7 +48,7 @@ class CommitLog:
         metrics.learner_seconds.observe(busy)
         metrics.round_overhead.observe(max(0.0, now - self._last_commit_time - busy))
         self._last_commit_time = now
-        record_block(metrics, action, previous, self._own)
+        record_block(metrics, action, previous, self._own, self._block_bytes())
         learning, before = action.state.learning, previous.learning
         model_changed = block.header.model_hash != previous.model_hash
         if model_changed:
@@ -89,8 +93,11 @@ class CommitLog:
             )
 
 
-def record_block(metrics: Metrics, action: CommitBlock, previous: ChainState, own: Address) -> None:
-    """CometBFT's per-block consensus metrics, and the learning ones a block tells."""
+def record_block(
+    metrics: Metrics, action: CommitBlock, previous: ChainState, own: Address, block_bytes: int
+) -> None:
+    """CometBFT's per-block consensus metrics, and the learning ones a block tells;
+    ``block_bytes``: the block's encoded size, as the store wrote it."""
     block, state = action.block, action.state
     signers = {s.validator for s in action.commit.signatures}
     signing_set = previous.validators  # the set that decided this block
@@ -109,7 +116,7 @@ def record_block(metrics: Metrics, action: CommitBlock, previous: ChainState, ow
         metrics.validator_missed_blocks.inc()
     metrics.num_txs.set(len(block.txs))
     metrics.total_txs.inc(len(block.txs))
-    metrics.block_size.set(block_to_proto(block).ByteSize())
+    metrics.block_size.set(block_bytes)
     metrics.contributions.inc(len(block.contributions))
     metrics.rejected_proposals.inc(len(block.rejections))
     learning = state.learning

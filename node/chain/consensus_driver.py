@@ -53,6 +53,7 @@ from learnchain.consensus.validators import ValidatorSet
 from learnchain.node.chain.block_executor import BlockExecutor
 from learnchain.node.chain.engine_inbox import EngineInbox
 from learnchain.node.chain.misbehaviour import Misbehaviour, make_conflicting_vote
+from learnchain.node.chain.timers import Timers
 from learnchain.node.chain.work_signal import WorkSignal
 from learnchain.node.learning.app_interface import ModelUpdate, Verdict
 from learnchain.node.libs.background import Background
@@ -134,6 +135,7 @@ class ConsensusDriver(ActionHandler[Awaitable[None] | None]):
         self._background = Background()
         self._relay_queue: list[pb.Vote] = []
         self._misbehaviour = misbehaviour
+        self.timers = Timers(inbox.submit)
 
     async def run(self) -> None:
         """Start the engine and handle events until cancelled."""
@@ -228,12 +230,12 @@ class ConsensusDriver(ActionHandler[Awaitable[None] | None]):
     def schedule_timeout(self, action: ScheduleTimeout) -> None:
         """A TimeoutFired into the inbox after the delay."""
         event = TimeoutFired(action.height, action.round, action.step)
-        asyncio.get_running_loop().call_later(action.delay / 1000, self.inbox.submit, event)
+        self.timers.schedule(action.height, action.round, action.delay, event)
 
     def schedule_gossip(self, action: ScheduleGossip) -> None:
         """A GossipTick into the inbox after the delay."""
         event = GossipTick(action.height, action.round)
-        asyncio.get_running_loop().call_later(action.delay / 1000, self.inbox.submit, event)
+        self.timers.schedule(action.height, action.round, action.delay, event)
 
     def request_verdict(self, action: RequestVerdict) -> None:
         """Ask the application (process_proposal) in the background."""

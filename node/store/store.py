@@ -194,9 +194,11 @@ class Store:
         decided: list[tuple[Block, Commit]],
         state: ChainState,
         learning: list[LearningRecord] | None = None,
-    ) -> None:
+    ) -> list[int]:
         """Store several consecutive decided blocks and the state after the last, atomically;
-        with ``learning``, the learning record after each block too (for ``query history``)."""
+        with ``learning``, the learning record after each block too (for ``query history``).
+        Each block's encoded size, in order."""
+        sizes = []
         with self._db.write_batch(transaction=True, sync=True) as batch:
             for (block, _), record in zip(decided, learning or [], strict=False):
                 batch.put(
@@ -204,9 +206,9 @@ class Store:
                     learning_to_proto(record).SerializeToString(),
                 )
             for block, commit in decided:
-                batch.put(
-                    _height_key(b"b", block.height), block_to_proto(block).SerializeToString()
-                )
+                encoded = block_to_proto(block).SerializeToString()
+                sizes.append(len(encoded))
+                batch.put(_height_key(b"b", block.height), encoded)
                 batch.put(b"h" + block.hash, _HEIGHT.pack(block.height))
                 for index, signed in enumerate(block.txs):
                     batch.put(b"t" + signed.hash(), _TX_PLACE.pack(block.height, index))
@@ -214,6 +216,7 @@ class Store:
                     _height_key(b"c", block.height), commit_to_proto(commit).SerializeToString()
                 )
             batch.put(_STATE_KEY, state_to_proto(state).SerializeToString())
+        return sizes
 
     def save_state(self, state: ChainState) -> None:
         """Store a state on its own (the genesis state)."""

@@ -13,6 +13,7 @@ from learnchain.consensus.state import ChainState
 from learnchain.node.chain.block_executor import BlockExecutor
 from learnchain.node.store.store import Store
 from learnchain.node.store.store_worker import StoreWorker
+from learnchain.proto.wire import block_to_proto
 from tests.consensus.chain import Chain, make_genesis_state, make_keys
 
 KEYS = make_keys(4)
@@ -33,6 +34,7 @@ def decide_blocks(count: int) -> tuple[ChainState, list[CommitBlock]]:
 def test_listeners_hear_of_each_block_after_it_is_written(tmp_path: Path) -> None:
     genesis, decided = decide_blocks(3)
     heard: list[tuple[int, int, int | None]] = []
+    sizes: list[int] = []
 
     async def scenario() -> None:
         io = StoreWorker(Store(tmp_path / "chain.db"))
@@ -43,6 +45,7 @@ def test_listeners_hear_of_each_block_after_it_is_written(tmp_path: Path) -> Non
             heard.append(
                 (action.block.height, previous.height, None if on_disk is None else on_disk.height)
             )
+            sizes.append(executor.block_bytes)
 
         executor.add_listener(listener)
         for action in decided:
@@ -54,6 +57,8 @@ def test_listeners_hear_of_each_block_after_it_is_written(tmp_path: Path) -> Non
 
     asyncio.run(scenario())
     assert heard == [(1, 0, 3), (2, 1, 3), (3, 2, 3)]
+    # each listener is told the size of the block as the store wrote it
+    assert sizes == [len(block_to_proto(a.block).SerializeToString()) for a in decided]
     with Store(tmp_path / "chain.db") as store:
         assert [store.get_block(h) for h in (1, 2, 3)] == [a.block for a in decided]
 

@@ -7,6 +7,7 @@ from learnchain.consensus.events import CommitBlock
 from learnchain.consensus.types import Hash
 from learnchain.node.chain.commit_log import CommitLog
 from learnchain.node.telemetry.metrics import Metrics
+from learnchain.proto.wire import block_to_proto
 from tests.consensus.chain import Chain, make_genesis_state, make_keys
 
 KEYS = make_keys(4)
@@ -23,16 +24,19 @@ def value(metrics: Metrics, name: str) -> float:
 
 def commit_blocks(
     metrics: Metrics, models: list[Hash | None], signers: int = 4
-) -> tuple[Chain, CommitLog]:
-    log = CommitLog(metrics, lambda: 0.0, KEYS[0].address)
+) -> tuple[Chain, CommitLog, int]:
+    """The blocks committed and logged; the last one's encoded size."""
+    written = [0]  # the block's size as the store wrote it (BlockExecutor.block_bytes)
+    log = CommitLog(metrics, lambda: 0.0, KEYS[0].address, lambda: written[0])
     chain = Chain(make_genesis_state(KEYS), KEYS)
     for model in models:
         previous = chain.state
         block = chain.next_block(model_hash=model)
         state = chain.commit(block, signers=KEYS[:signers])
         assert chain.last_commit is not None
+        written[0] = len(block_to_proto(block).SerializeToString())
         log.on_commit(CommitBlock(block, chain.last_commit, state), previous)
-    return chain, log
+    return chain, log, written[0]
 
 
 def test_the_height_follows_the_blocks_and_only_model_changes_count_as_updates() -> None:
@@ -52,13 +56,13 @@ def test_the_height_follows_the_blocks_and_only_model_changes_count_as_updates()
 
 def test_the_validator_set_and_its_power_are_reported() -> None:
     metrics = Metrics(CHAIN)
-    commit_blocks(metrics, [None])
+    _, _, size = commit_blocks(metrics, [None])
     assert value(metrics, "learnchain_consensus_validators") == 4
     assert value(metrics, "learnchain_consensus_validators_power") == sum(
         v.power for v in make_genesis_state(KEYS).validators.validators
     )
     assert value(metrics, "learnchain_consensus_validator_power") > 0
-    assert value(metrics, "learnchain_consensus_block_size_bytes") > 0
+    assert value(metrics, "learnchain_consensus_block_size_bytes") == size > 0
 
 
 def test_validators_missing_from_a_commit_are_counted_and_own_signing_is_tracked() -> None:
