@@ -92,7 +92,10 @@ def test_a_poisoners_accepted_updates_are_verified_aggregates_of_honest_work() -
 def test_a_chain_that_keeps_reputation_ranks_the_poisoner_lowest() -> None:
     """Reputation in the chain state (§3.9): every validator appraises every contribution, the
     chain moves each contributor's reputation by the others' reports, and aggregates leave the
-    lowest out; the label flipper ends with the lowest reputation, below zero."""
+    lowest out; the label flipper ends below zero and below every honest party but at most one.
+    An honest party whose non-IID shard makes its updates unusual can end about as low (issue
+    #33's finding, bench/README.md "Robust by default?"): node0 ended at -0.1735 and -0.0766
+    beside the flipper's -0.1704 and -0.0759 in two of five runs on 2026-12-07."""
     summary = run_demo("--byzantine", "1", "--reputation-decay", "0.95")
     assert summary["consistent"] is True
     assert summary["byzantine_accepted_without_honest"] == 0
@@ -101,7 +104,9 @@ def test_a_chain_that_keeps_reputation_ranks_the_poisoner_lowest() -> None:
     assert isinstance(reputations, dict) and len(reputations) == 5
     poisoner = next(name for name in reputations if "(" in name)
     assert reputations[poisoner] < 0
-    assert reputations[poisoner] == min(reputations.values())
+    honest = sorted(value for name, value in reputations.items() if name != poisoner)
+    assert reputations[poisoner] < honest[1], reputations
+    assert reputations[poisoner] < honest[len(honest) // 2] - 0.05, reputations
 
 
 @pytest.mark.timeout(DEMO_SECONDS + 60)
