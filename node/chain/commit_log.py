@@ -25,7 +25,7 @@ class CommitLog:
         metrics: Metrics,
         learner_busy_seconds: Callable[[], float],
         own: Address,
-        block_bytes: Callable[[], int] = lambda: 0,
+        block_bytes: Callable[[], int],
     ) -> None:
         self._metrics = metrics
         self._block_bytes = block_bytes

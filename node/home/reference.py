@@ -83,7 +83,6 @@ def get_default(field: dataclasses.Field[Any]) -> Any:
 def compute_field_table(cls: type, prefix: str = "", skip: tuple[str, ...] = ()) -> str:
     """A markdown table of a dataclass's fields: name, type, default and meaning."""
     comments = compute_field_comments(cls)
-    hints = {f.name: f.type for f in dataclasses.fields(cls)}
     rows = ["| field | type | default | meaning |", "|---|---|---|---|"]
     for field in dataclasses.fields(cls):
         if field.name in skip:
@@ -93,8 +92,7 @@ def compute_field_table(cls: type, prefix: str = "", skip: tuple[str, ...] = ())
             continue
         meaning = comments.get(field.name, "").replace("|", "\\|")
         rows.append(
-            f"| `{prefix}{field.name}` | `{hints[field.name]}` | {format_default(default)} "
-            f"| {meaning} |"
+            f"| `{prefix}{field.name}` | `{field.type}` | {format_default(default)} | {meaning} |"
         )
     return "\n".join(rows)
 

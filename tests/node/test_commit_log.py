@@ -41,7 +41,7 @@ def commit_blocks(
 
 def test_the_height_follows_the_blocks_and_only_model_changes_count_as_updates() -> None:
     metrics = Metrics(CHAIN)
-    log = CommitLog(metrics, lambda: 0.0, KEYS[0].address)
+    log = CommitLog(metrics, lambda: 0.0, KEYS[0].address, lambda: 0)
     chain = Chain(make_genesis_state(KEYS), KEYS)
     for model in (None, compute_hash(b"update"), None):
         previous = chain.state
