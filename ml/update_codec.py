@@ -6,8 +6,9 @@ encoded by the genesis's codec (``task.codec``, docs/protocol.md §3.8).
 - ``int8``: the update rounded to int8, with one float32 scale per block of ``INT8_BLOCK``
   values (about 1 byte a value: 3.99 x fewer than float32).
 - ``topk:FRACTION``: the ``ceil(FRACTION x n)`` largest values of each tensor's update (by
-  magnitude), as positions (int16 in tensors of at most 2**15 values, else int32) and int8
-  values with one float32 scale (3 or 5 bytes a kept value: 80 x fewer at 1 %).
+  magnitude), and at least ``VECTOR_FLOOR`` of a vector's, as positions (int16 in tensors of at
+  most 2**15 values, else int32) and int8 values with one float32 scale (3 or 5 bytes a kept
+  value: 80 x fewer at 1 %).
 
 An encoded update is a weights file of its own layout (``compute_encoded_layout``), hashed like
 any weights, so its hash covers exactly the bytes sent. Everyone decodes it the same way, on the
@@ -43,6 +44,10 @@ INT8_BLOCK = 4096  # values per int8 scale: 0.1 % of the bytes, a scale per 16 K
 INT8_MAX = 127
 SCALE = ".scale"  # the suffix of a tensor's scales in an encoded layout
 INDEX = ".index"  # the suffix of a tensor's kept positions (topk)
+# topk keeps at least this many values of a vector (a bias, a norm's scale): one value of a class's
+# output bias moves every prediction of that class, and 1 % of a 10-value bias (one value a round)
+# piled each party's error feedback onto one class at a time, spikes that stalled non-IID chains
+VECTOR_FLOOR = 16
 
 
 class UpdateCodec(ABC):
@@ -61,8 +66,9 @@ class UpdateCodec(ABC):
         """The layout of an encoded update of weights in ``layout``."""
 
     @abstractmethod
-    def encode_tensor(self, name: str, update: torch.Tensor) -> StateDict:
-        """One tensor's update (float32, flat), encoded: its entries in the encoded layout."""
+    def encode_tensor(self, name: str, spec: TensorSpec, update: torch.Tensor) -> StateDict:
+        """One tensor's update (float32, flat; the tensor is ``spec``), encoded: its entries in
+        the encoded layout."""
 
     @abstractmethod
     def decode_slice(
@@ -103,7 +109,7 @@ class Float32Codec(UpdateCodec):
     def compute_encoded_layout(self, layout: WeightsLayout) -> WeightsLayout:
         return layout
 
-    def encode_tensor(self, name: str, update: torch.Tensor) -> StateDict:
+    def encode_tensor(self, name: str, spec: TensorSpec, update: torch.Tensor) -> StateDict:
         return {name: update}
 
     def decode_slice(
@@ -123,7 +129,7 @@ class BFloat16Codec(UpdateCodec):
             {name: TensorSpec(torch.bfloat16, spec.shape) for name, spec in layout.specs.items()}
         )
 
-    def encode_tensor(self, name: str, update: torch.Tensor) -> StateDict:
+    def encode_tensor(self, name: str, spec: TensorSpec, update: torch.Tensor) -> StateDict:
         return {name: update.to(torch.bfloat16)}
 
     def decode_slice(
@@ -167,7 +173,7 @@ class Int8Codec(UpdateCodec):
             specs[name + SCALE] = TensorSpec(torch.float32, (count_blocks(spec.numel, self.block),))
         return WeightsLayout(specs)
 
-    def encode_tensor(self, name: str, update: torch.Tensor) -> StateDict:
+    def encode_tensor(self, name: str, spec: TensorSpec, update: torch.Tensor) -> StateDict:
         scales = compute_int8_scales(update, self.block)
         return {name: quantize(update, scales, self.block), name + SCALE: scales}
 
@@ -225,8 +231,9 @@ def scatter_kept(
 
 
 class TopKCodec(UpdateCodec):
-    """The largest ``fraction`` of each tensor's update by magnitude: positions (sorted; int16
-    in tensors small enough for them, else int32) and int8 values with one float32 scale."""
+    """The largest ``fraction`` of each tensor's update by magnitude (at least ``VECTOR_FLOOR``
+    of a vector's): positions (sorted; int16 in tensors small enough for them, else int32) and
+    int8 values with one float32 scale."""
 
     def __init__(self, fraction: float) -> None:
         super().__init__(f"topk:{fraction:g}")
@@ -234,9 +241,14 @@ class TopKCodec(UpdateCodec):
         # the packing of the layout last asked about: every slice read asks again
         self._packing: tuple[WeightsLayout, dict[str, KeptRange]] | None = None
 
-    def compute_kept(self, numel: int) -> int:
-        """How many of a tensor's ``numel`` values are kept."""
-        return min(numel, max(1, math.ceil(self.fraction * numel)))
+    def compute_kept(self, spec: TensorSpec) -> int:
+        """How many of a tensor's values are kept: the fraction of them, and at least
+        ``VECTOR_FLOOR`` of a vector (all of a shorter one)."""
+        numel = spec.numel
+        kept = max(1, math.ceil(self.fraction * numel))
+        if len(spec.shape) <= 1:
+            kept = max(kept, VECTOR_FLOOR)
+        return min(numel, kept)
 
     def compute_packing(self, layout: WeightsLayout) -> dict[str, KeptRange]:
         """Where each tensor's kept values, positions and scale lie in the packed tensors."""
@@ -247,7 +259,7 @@ class TopKCodec(UpdateCodec):
         counts = {VALUES: 0, POSITIONS_16: 0, POSITIONS_32: 0}
         for index, (name, spec) in enumerate(layout.specs.items()):  # in name order
             numel = spec.numel
-            kept = self.compute_kept(numel)
+            kept = self.compute_kept(spec)
             group = POSITIONS_16 if compute_position_dtype(numel) == torch.int16 else POSITIONS_32
             packing[name] = KeptRange(kept, counts[VALUES], group, counts[group], index)
             counts[VALUES] += kept
@@ -267,8 +279,8 @@ class TopKCodec(UpdateCodec):
             {name: TensorSpec(PACKED_DTYPES[name], (size,)) for name, size in sizes.items() if size}
         )
 
-    def encode_tensor(self, name: str, update: torch.Tensor) -> StateDict:
-        kept = self.compute_kept(update.numel())
+    def encode_tensor(self, name: str, spec: TensorSpec, update: torch.Tensor) -> StateDict:
+        kept = self.compute_kept(spec)
         # ties broken by position, so that every encoder keeps the same values
         order = torch.argsort(update.abs(), descending=True, stable=True)[:kept]
         positions = torch.sort(order).values
@@ -384,7 +396,7 @@ class ErrorFeedback:
             residue = self.residue.get(name)
             if residue is not None:
                 update = update + residue
-            entries = self.codec.encode_tensor(name, update)
+            entries = self.codec.encode_tensor(name, spec, update)
             encoded.update(entries)
             self.residue[name] = update - self.codec.decode_entries(entries, name, spec)
         return self.codec.pack(encoded, layout)

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from learnchain.ml.errors import TaskError, WeightsError
 from learnchain.ml.update_codec import (
     INT8_BLOCK,
+    VECTOR_FLOOR,
     DecodedContribution,
     ErrorFeedback,
     UpdateCodec,
@@ -87,6 +88,8 @@ def test_a_contribution_decodes_to_the_trained_weights_within_the_codecs_roundin
             assert (sent - update).abs().max() <= peak / 127 / 2 + 1e-6
         else:
             kept = math.ceil(codec.fraction * update.numel())  # type: ignore[attr-defined]
+            if update.dim() == 1:  # a vector keeps at least VECTOR_FLOOR (all of a shorter one)
+                kept = min(update.numel(), max(kept, VECTOR_FLOOR))
             assert int((sent != 0).sum()) <= kept
             largest = update.abs().flatten().topk(kept).indices
             mask = torch.zeros(update.numel(), dtype=torch.bool)
@@ -122,13 +125,30 @@ def test_top_k_packs_positions_as_narrow_as_each_tensor_allows_and_reaches_their
     layout = WeightsLayout.of_state(base)
     specs = codec.compute_encoded_layout(layout).specs
     assert specs["topk.positions16"].dtype == torch.int16
-    assert specs["topk.positions16"].shape == (328 + 1,)  # "small" and "bias"
+    assert specs["topk.positions16"].shape == (328 + 5,)  # "small" and the whole of "bias"
     assert specs["topk.positions32"].dtype == torch.int32
     assert specs["topk.positions32"].shape == (328,)
     write_update(codec, trained, base, tmp_path / "c.safetensors")
     decoded = read_decoded(codec, tmp_path / "c.safetensors", base)
     for name, tensor in decoded.items():
         assert torch.equal(tensor, trained[name]), name
+
+
+def test_top_k_keeps_at_least_a_floor_of_each_vector_and_the_fraction_of_each_matrix() -> None:
+    codec = parse_codec("topk:0.01")
+    layout = WeightsLayout.of_state(
+        {
+            "hidden.weight": torch.zeros(192, 64),
+            "hidden.bias": torch.zeros(192),
+            "output.bias": torch.zeros(10),
+            "scale": torch.zeros(()),
+        }
+    )
+    packing = codec.compute_packing(layout)  # type: ignore[attr-defined]
+    assert packing["hidden.weight"].kept == math.ceil(0.01 * 192 * 64)  # a matrix: the fraction
+    assert packing["hidden.bias"].kept == VECTOR_FLOOR  # more than 1 % of 192
+    assert packing["output.bias"].kept == 10  # a short vector travels whole
+    assert packing["scale"].kept == 1
 
 
 def test_a_small_models_top_k_update_is_mostly_its_values() -> None:
