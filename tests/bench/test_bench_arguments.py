@@ -51,3 +51,10 @@ def test_quality_takes_the_codec_into_the_task() -> None:
     quality = load_bench(BENCH / "quality.py")
     args, attacks = quality.parse_trial_args(["--codec", "topk:0.05", "--byzantine", "ipm:1"])
     assert args.task_config.codec == "topk:0.05" and attacks == ["ipm"]
+
+
+def test_the_codec_attack_bench_pairs_each_seeds_runs() -> None:
+    bench = load_bench(BENCH / "codec_attacks.py")
+    assert bench.parse_seeds("0-3") == [0, 1, 2, 3] and bench.parse_seeds("2,5") == [2, 5]
+    summary = bench.compute_summary([-0.01, -0.01, -0.04, 0.02])
+    assert summary == {"mean": -0.01, "standard_error": 0.0122, "median": -0.01}
