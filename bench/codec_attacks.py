@@ -1,6 +1,10 @@
 """A codec against float32 under attack, seed by seed (issue #32): the paired difference in final
 accuracy, its mean, standard error and median over the seeds, and each seed's.
 
+Two measures: the final accuracy, and the mean over the last rotation of proposers (the last
+five rounds). With five parties and 30 rounds the last round is always the fifth party's turn,
+the attacker's, so the final model is the one right after its own proposal.
+
 A five-seed mean hides what decides these runs: one seed whose chain stalls (every attempt at a
 model voted down, so learning stops) moves the mean by several hundredths. Each seed here is its
 own ``bench/quality.py`` run (five parties, 30 rounds, non-IID Dirichlet 0.5 digits, the default
@@ -38,8 +42,16 @@ def parse_seeds(text: str) -> list[int]:
     return [int(s) for s in text.split(",")]
 
 
-def run_seed(seed: int, codec: str, attack: str, absent: bool, hidden: int | None) -> float:
-    """One seed's final accuracy."""
+MEASURES = {  # bench/quality.py's JSON keys
+    "final": "final_accuracy_mean",
+    "last rotation": "last_rotation_accuracy_mean",
+}
+
+
+def run_seed(
+    seed: int, codec: str, attack: str, absent: bool, hidden: int | None
+) -> dict[str, float]:
+    """One seed's accuracy by each of ``MEASURES``."""
     command = [
         sys.executable,
         str(BENCH / "quality.py"),
@@ -64,15 +76,17 @@ def run_seed(seed: int, codec: str, attack: str, absent: bool, hidden: int | Non
         command += ["--hidden", str(hidden)]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return float(result["final_accuracy_mean"])
+    return {measure: float(result[key]) for measure, key in MEASURES.items()}
 
 
-def compute_summary(differences: list[float]) -> dict[str, float]:
-    """Mean, standard error and median of paired differences."""
-    spread = statistics.stdev(differences) if len(differences) > 1 else math.nan
+def compute_summary(differences: list[float]) -> dict[str, float | None]:
+    """Mean, standard error (None for one seed) and median of paired differences."""
+    error = None
+    if len(differences) > 1:
+        error = round(statistics.stdev(differences) / math.sqrt(len(differences)), 4)
     return {
         "mean": round(statistics.mean(differences), 4),
-        "standard_error": round(spread / math.sqrt(len(differences)), 4),
+        "standard_error": error,
         "median": round(statistics.median(differences), 4),
     }
 
@@ -105,31 +119,33 @@ def main() -> None:
         )
     by_job = dict(zip(jobs, accuracies, strict=True))
     rows = []
-    print(
-        f"{'attack':<14} {'absent':<6} {'float32':>7} {'codec':>7} {'Δ mean ± se':>16} "
-        f"{'median':>7}  per seed"
-    )
-    for attack, absent in cases:
-        base = [by_job[(attack, absent, s, "float32")] for s in seeds]
-        coded = [by_job[(attack, absent, s, args.codec)] for s in seeds]
-        differences = [c - b for b, c in zip(base, coded, strict=True)]
-        summary = compute_summary(differences)
-        rows.append(
-            {
-                "attack": attack,
-                "attackers_absent": absent,
-                "float32": round(statistics.mean(base), 4),
-                "codec": round(statistics.mean(coded), 4),
-                "difference": summary,
-                "per_seed": [round(d, 4) for d in differences],
-            }
-        )
+    for measure in MEASURES:
         print(
-            f"{attack:<14} {'yes' if absent else 'no':<6} {statistics.mean(base):>7.3f} "
-            f"{statistics.mean(coded):>7.3f} {summary['mean']:>+8.3f} "
-            f"± {summary['standard_error']:.3f} "
-            f"{summary['median']:>+7.3f}  " + " ".join(f"{d:+.3f}" for d in differences)
+            f"{measure + ' accuracy':<22} {'absent':<6} {'float32':>7} {'codec':>7} "
+            f"{'Δ mean ± se':>16} {'median':>7}  per seed"
         )
+        for attack, absent in cases:
+            base = [by_job[(attack, absent, s, "float32")][measure] for s in seeds]
+            coded = [by_job[(attack, absent, s, args.codec)][measure] for s in seeds]
+            differences = [c - b for b, c in zip(base, coded, strict=True)]
+            summary = compute_summary(differences)
+            rows.append(
+                {
+                    "measure": measure,
+                    "attack": attack,
+                    "attackers_absent": absent,
+                    "float32": round(statistics.mean(base), 4),
+                    "codec": round(statistics.mean(coded), 4),
+                    "difference": summary,
+                    "per_seed": [round(d, 4) for d in differences],
+                }
+            )
+            print(
+                f"{attack:<22} {'yes' if absent else 'no':<6} {statistics.mean(base):>7.3f} "
+                f"{statistics.mean(coded):>7.3f} {summary['mean']:>+8.3f} "
+                f"± {summary['standard_error'] or math.nan:.3f} "
+                f"{summary['median']:>+7.3f}  " + " ".join(f"{d:+.3f}" for d in differences)
+            )
     print(
         json.dumps(
             {
