@@ -457,6 +457,8 @@ def parse_trial_args(argv: list[str] | None = None) -> tuple[argparse.Namespace,
     parser.add_argument("--output", choices=["text", "json"], default="text")
     parser.add_argument("--plot", default="", help="draw the first seed's rounds to FILE.png")
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1, got {args.rounds}")
     args.threshold = Threshold.parse(args.threshold)
     attacks = parse_byzantine(args.byzantine)
     if len(attacks) >= args.parties:
