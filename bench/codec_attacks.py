@@ -31,15 +31,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from quality import parse_seeds
+
 BENCH = Path(__file__).resolve().parent
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``0-9`` or ``0,3,5``."""
-    first, sep, last = text.partition("-")
-    if sep:
-        return list(range(int(first), int(last) + 1))
-    return [int(s) for s in text.split(",")]
 
 
 MEASURES = {  # bench/quality.py's JSON keys
@@ -140,10 +134,11 @@ def main() -> None:
                     "per_seed": [round(d, 4) for d in differences],
                 }
             )
+            error = summary["standard_error"]
             print(
                 f"{attack:<22} {'yes' if absent else 'no':<6} {statistics.mean(base):>7.3f} "
                 f"{statistics.mean(coded):>7.3f} {summary['mean']:>+8.3f} "
-                f"± {summary['standard_error'] or math.nan:.3f} "
+                f"± {math.nan if error is None else error:.3f} "
                 f"{summary['median']:>+7.3f}  " + " ".join(f"{d:+.3f}" for d in differences)
             )
     print(

@@ -538,7 +538,7 @@ def main() -> None:
         # the last rotation's mean: the final round is always the same party's turn, so under
         # attack the final accuracy alone is the model right after the attacker's own proposal
         "last_rotation_accuracy_mean": round(
-            mean(mean(t.curves.chain[-args.parties :] or [t.final_accuracy]) for t in trials), 4
+            mean(mean(t.curves.chain[-args.parties :]) for t in trials), 4
         ),
         "attack_success_rate_mean": round(mean(t.attack_success_rate or 0.0 for t in trials), 4)
         if "backdoor" in attacks
