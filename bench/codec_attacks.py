@@ -15,6 +15,7 @@ its accuracy under attack less that ceiling.
 
     .venv/bin/python bench/codec_attacks.py [--codec topk:0.01] [--seeds 0-9]
         [--attacks none,label_flip:1,backdoor:1,ipm:1] [--absent ipm:1] [--hidden 192] [--jobs 2]
+        [--attackers-fresh] [--attackers-median-norm]
 
 Prints a table, then one JSON line.
 """
@@ -36,6 +37,10 @@ from quality import parse_seeds
 BENCH = Path(__file__).resolve().parent
 
 
+# how attackers treat the codec (bench/quality.py): no error feedback, an update scaled to the
+# honest median norm
+ATTACKER_OPTIONS = ("--attackers-fresh", "--attackers-median-norm")
+
 MEASURES = {  # bench/quality.py's JSON keys
     "final": "final_accuracy_mean",
     "last rotation": "last_rotation_accuracy_mean",
@@ -43,7 +48,7 @@ MEASURES = {  # bench/quality.py's JSON keys
 
 
 def run_seed(
-    seed: int, codec: str, attack: str, absent: bool, hidden: int | None
+    seed: int, codec: str, attack: str, absent: bool, hidden: int | None, options: list[str]
 ) -> dict[str, float]:
     """One seed's accuracy by each of ``MEASURES``."""
     command = [
@@ -68,6 +73,7 @@ def run_seed(
         command.append("--attackers-absent")
     if hidden is not None:
         command += ["--hidden", str(hidden)]
+    command += options
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return {measure: float(result[key]) for measure, key in MEASURES.items()}
@@ -97,7 +103,10 @@ def main() -> None:
     )
     parser.add_argument("--hidden", type=int, default=None, help="the MLP's width (192)")
     parser.add_argument("--jobs", type=int, default=2, help="quality runs at a time")
+    for option in ATTACKER_OPTIONS:
+        parser.add_argument(option, action="store_true", help="passed to bench/quality.py")
     args = parser.parse_args()
+    options = [o for o in ATTACKER_OPTIONS if getattr(args, o[2:].replace("-", "_"))]
     seeds = parse_seeds(args.seeds)
     cases = [(a, False) for a in args.attacks.split(",") if a]
     cases += [(a, True) for a in args.absent.split(",") if a]
@@ -109,7 +118,9 @@ def main() -> None:
     ]
     with ThreadPoolExecutor(args.jobs) as pool:
         accuracies = list(
-            pool.map(lambda job: run_seed(job[2], job[3], job[0], job[1], args.hidden), jobs)
+            pool.map(
+                lambda job: run_seed(job[2], job[3], job[0], job[1], args.hidden, options), jobs
+            )
         )
     by_job = dict(zip(jobs, accuracies, strict=True))
     rows = []
@@ -148,6 +159,7 @@ def main() -> None:
                 "codec": args.codec,
                 "seeds": seeds,
                 "hidden": args.hidden,
+                "attacker_options": options,
                 "rows": rows,
             }
         )

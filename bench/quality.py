@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import time
 from dataclasses import dataclass, replace
@@ -207,6 +208,19 @@ def compute_round_bytes(layout: WeightsLayout, codec: UpdateCodec, parties: int)
     }
 
 
+def compute_update_norm(base: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> float:
+    """The norm of ``state``'s update from ``base``."""
+    squares = sum(float((state[k].double() - base[k].double()).pow(2).sum()) for k in state)
+    return math.sqrt(squares)
+
+
+def compute_scaled_update(
+    base: dict[str, torch.Tensor], state: dict[str, torch.Tensor], factor: float
+) -> dict[str, torch.Tensor]:
+    """``base`` plus ``factor`` times ``state``'s update from it."""
+    return {k: base[k] + (state[k] - base[k]) * factor for k in state}
+
+
 def test_accuracy(learner: Learner, state: dict[str, torch.Tensor], test: Dataset) -> float:
     return evaluate_state(learner.task, state, test).accuracy
 
@@ -236,14 +250,34 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
     codec = parse_codec(config.codec)
     feedback = [ErrorFeedback(codec) for _ in learners]
 
+    honest_norms: dict[int, float] = {}  # this round's, as sent (honest parties send first)
+
+    def rescale(i: int, sent: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Record an honest update's norm; an attacker's, with --attackers-median-norm, is
+        scaled to the median of the round's honest ones (the most the norm clip lets through)."""
+        if not args.attackers_median_norm:
+            return sent
+        base = learners[i].current()
+        norm = compute_update_norm(base, sent)
+        if kinds[i] is None:
+            honest_norms[i] = norm
+            return sent
+        if not honest_norms:
+            return sent
+        ordered = sorted(honest_norms.values())  # the upper median: with the attacker's own
+        # norm among five, still the median the aggregate clips to
+        return compute_scaled_update(base, sent, ordered[len(ordered) // 2] / norm)
+
     def send(i: int, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Party i's contribution as validators decode it (task.codec, with error feedback)."""
         if codec.sends_weights:
-            return state
+            return rescale(i, state)
         base = StateSource(learners[i].current())
+        if args.attackers_fresh and kinds[i] is not None:
+            feedback[i].residue.clear()
         entries = feedback[i].encode(StateSource(state), base, layout)
         decoded = DecodedContribution(base, StateSource(entries), codec, layout)
-        return collect_state(layout, iter_source(decoded, layout))
+        return rescale(i, collect_state(layout, iter_source(decoded, layout)))
 
     reputations: dict[Address, Reputation] = {}
     honest_left_out = [0] * args.parties
@@ -269,6 +303,7 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
                 if isinstance(learner, ByzantineLearner) and args.reputation:
                     learner.reputation = reputations.get(party_address(i), 0) / 1e6
                     learner.reputation_cutoff = -typical / 1e6
+            honest_norms.clear()
             sent = propose_round(learners, send, propose_within_budget)
             contributions = [
                 Contribution(str(i), sent[i], learners[i].samples)
@@ -427,6 +462,18 @@ def parse_trial_args(argv: list[str] | None = None) -> tuple[argparse.Namespace,
         help="leave every byzantine party's contribution out of every aggregate: what a perfect "
         "defence could reach (with --byzantine lazy:N, whose votes are honest)",
     )
+    parser.add_argument(
+        "--attackers-fresh",
+        action="store_true",
+        help="byzantine parties keep no error feedback: each update is encoded alone (nobody can "
+        "check that a party follows it)",
+    )
+    parser.add_argument(
+        "--attackers-median-norm",
+        action="store_true",
+        help="byzantine parties scale their update, as sent, to the median norm of the round's "
+        "honest ones (they send last and see them; the most the norm clip lets through)",
+    )
     parser.add_argument("--confidence", type=float, default=None)
     parser.add_argument("--aggregation", default=None)
     parser.add_argument("--screen-margin", type=float, default=None)
@@ -531,6 +578,8 @@ def main() -> None:
         "mode": args.mode,
         "threshold": str(args.threshold),
         "byzantine": attacks,
+        "attackers_fresh": args.attackers_fresh,
+        "attackers_median_norm": args.attackers_median_norm,
         "seeds": [t.seed for t in trials],
         "codec": args.task_config.codec,
         **trials[0].round_bytes,

@@ -17,7 +17,10 @@ slice), so the aggregate every validator re-computes from decoded updates is the
 the bit (§3.7), and screening, appraisal and deposits judge what was sent.
 
 What an encoding drops is kept by its maker (``ErrorFeedback``) and added to its next update, so
-that nothing is lost over rounds, only delayed (EF-SGD; as DeMo and SparseLoCo do).
+that nothing is lost over rounds, only delayed (EF-SGD; as DeMo and SparseLoCo do). Top-k's
+residue also decays (``TOPK_FEEDBACK_DECAY``, SparseLoCo's beta): kept whole, it grows for
+rounds and leaves in bursts, so honest top-k updates weigh several times their round's training
+and the median-norm clip lets a party that keeps no residue through at full strength.
 """
 
 from __future__ import annotations
@@ -48,10 +51,16 @@ INDEX = ".index"  # the suffix of a tensor's kept positions (topk)
 # output bias moves every prediction of that class, and 1 % of a 10-value bias (one value a round)
 # piled each party's error feedback onto one class at a time, spikes that stalled non-IID chains
 VECTOR_FLOOR = 16
+# what of top-k's residue is kept each round: 1 left honest updates ~5x their round's norm (stale
+# bursts), so an attacker skipping error feedback at the median norm cost 0.10 of accuracy
+# (bench/README.md, "Attackers who skip error feedback"); 0.8 costs clean runs about 0.002
+TOPK_FEEDBACK_DECAY = 0.8
 
 
 class UpdateCodec(ABC):
     """Encodes updates into a layout of their own and decodes slices of them."""
+
+    feedback_decay = 1.0  # the share of a party's residue that its next update carries
 
     def __init__(self, name: str) -> None:
         self.name = name  # as the genesis names it
@@ -235,6 +244,8 @@ class TopKCodec(UpdateCodec):
     of a vector's): positions (sorted; int16 in tensors small enough for them, else int32) and
     int8 values with one float32 scale."""
 
+    feedback_decay = TOPK_FEEDBACK_DECAY
+
     def __init__(self, fraction: float) -> None:
         super().__init__(f"topk:{fraction:g}")
         self.fraction = fraction
@@ -379,8 +390,9 @@ class DecodedContribution:
 
 
 class ErrorFeedback:
-    """What this party's encodings dropped, added to its next update (kept in memory, one
-    float32 tensor per trainable tensor; lost on a restart, which only loses that residue)."""
+    """What this party's encodings dropped, times the codec's ``feedback_decay``, added to its
+    next update (kept in memory, one float32 tensor per trainable tensor; lost on a restart,
+    which only loses that residue)."""
 
     def __init__(self, codec: UpdateCodec) -> None:
         self.codec = codec
@@ -394,6 +406,8 @@ class ErrorFeedback:
             update = trained.read_flat(name, 0, spec.numel).to(torch.float32)
             update = update - base.read_flat(name, 0, spec.numel).to(torch.float32)
             residue = self.residue.get(name)
+            if residue is not None and self.codec.feedback_decay != 1.0:
+                residue = residue.mul_(self.codec.feedback_decay)
             if residue is not None:
                 update = update + residue
             entries = self.codec.encode_tensor(name, spec, update)

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from learnchain.ml.errors import TaskError, WeightsError
 from learnchain.ml.update_codec import (
     INT8_BLOCK,
+    TOPK_FEEDBACK_DECAY,
     VECTOR_FLOOR,
     DecodedContribution,
     ErrorFeedback,
@@ -189,29 +190,42 @@ def test_any_slice_of_a_decoded_contribution_is_that_slice_of_the_whole(
 
 
 @pytest.mark.parametrize("name", ["bfloat16", "int8", "topk:0.01"])
-def test_error_feedback_loses_nothing_over_rounds(name: str) -> None:
+def test_each_update_carries_what_the_last_encoding_dropped_times_the_codecs_decay(
+    name: str,
+) -> None:
     codec = parse_codec(name)
     base = make_state(0)
     layout = WeightsLayout.of_state(base)
     feedback = ErrorFeedback(codec)
     wanted = {k: torch.zeros_like(v) for k, v in base.items()}
     sent = {k: torch.zeros_like(v) for k, v in base.items()}
+    held = {k: torch.zeros(v.numel()) for k, v in base.items()}
     for round_ in range(30):
         step = make_state(100 + round_, 0.01)
         trained = {k: base[k] + step[k] for k in base}
         entries = feedback.encode(StateSource(trained), StateSource(base), layout)
         decoded = DecodedContribution(StateSource(base), StateSource(entries), codec, layout)
         for key, spec in layout.specs.items():
+            this_round = decoded.read_flat(key, 0, spec.numel) - base[key].flatten()
+            carried = step[key].flatten() + codec.feedback_decay * held[key]
+            assert torch.allclose(this_round + feedback.residue[key], carried, atol=1e-5)
+            held[key] = feedback.residue[key].clone()
             wanted[key] += step[key]
-            sent[key] += decoded.read_flat(key, 0, spec.numel).reshape(spec.shape) - base[key]
-    for key in base:  # what was sent plus what is still held is what was trained
-        assert torch.allclose(
-            sent[key] + feedback.residue[key].reshape(sent[key].shape), wanted[key], atol=1e-4
-        )
-    if name == "topk:0.01":  # and the residue stays bounded: every value is sent eventually
+            sent[key] += this_round.reshape(spec.shape)
+    if codec.feedback_decay == 1.0:  # what was sent plus what is still held is what was trained
+        for key in base:
+            assert torch.allclose(
+                sent[key] + feedback.residue[key].reshape(sent[key].shape), wanted[key], atol=1e-4
+            )
+    else:  # top-k: the residue decays, so it stays well under what was trained
         total = sum(float(wanted[k].abs().sum()) for k in base)
-        held = sum(float(feedback.residue[k].abs().sum()) for k in base)
-        assert held < total
+        left = sum(float(feedback.residue[k].abs().sum()) for k in base)
+        assert left < total / 2
+
+
+def test_only_top_k_lets_its_residue_decay() -> None:
+    assert parse_codec("topk:0.01").feedback_decay == TOPK_FEEDBACK_DECAY < 1
+    assert parse_codec("int8").feedback_decay == parse_codec("bfloat16").feedback_decay == 1
 
 
 def test_encoding_is_deterministic(tmp_path: Path) -> None:
