@@ -18,7 +18,7 @@ the bit (§3.7), and screening, appraisal and deposits judge what was sent.
 
 What an encoding drops is kept by its maker (``ErrorFeedback``) and added to its next update, so
 that nothing is lost over rounds, only delayed (EF-SGD; as DeMo and SparseLoCo do). Top-k's
-residue also decays (``TOPK_FEEDBACK_DECAY``, SparseLoCo's beta): kept whole, it grows for
+residue decays instead (``TOPK_FEEDBACK_DECAY``, SparseLoCo's beta): kept whole, it grows for
 rounds and leaves in bursts, so honest top-k updates weigh several times their round's training
 and the median-norm clip lets a party that keeps no residue through at full strength.
 """

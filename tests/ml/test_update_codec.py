@@ -1,7 +1,7 @@
 """Contributions travel as encoded updates (task.codec): each codec's file has a layout of its
 own, decodes the same slice by slice as whole, loses no more than its rounding, keeps the
-largest values (topk), and with error feedback loses nothing over rounds; a bad codec name is
-one line."""
+largest values (topk), and with error feedback carries what it dropped into the next update
+(whole, or for topk decayed); a bad codec name is one line."""
 
 from __future__ import annotations
 
