@@ -53,6 +53,16 @@ def test_quality_takes_the_codec_into_the_task() -> None:
     assert args.task_config.codec == "topk:0.05" and attacks == ["ipm"]
 
 
+def test_an_attackers_update_scales_to_the_norm_it_is_given() -> None:
+    quality = load_bench(BENCH / "quality.py")
+    base = {"w": torch.zeros(2, 2), "b": torch.ones(3)}
+    trained = {"w": torch.tensor([[3.0, 0.0], [0.0, 0.0]]), "b": torch.tensor([1.0, 1.0, 5.0])}
+    assert quality.compute_update_norm(base, trained) == 5.0
+    scaled = quality.compute_scaled_update(base, trained, 2.0 / 5.0)
+    assert abs(quality.compute_update_norm(base, scaled) - 2.0) < 1e-6
+    assert torch.equal(scaled["b"][:2], base["b"][:2])  # only what moved moves
+
+
 def test_the_codec_attack_bench_pairs_each_seeds_runs() -> None:
     bench = load_bench(BENCH / "codec_attacks.py")
     assert bench.parse_seeds("0-3") == [0, 1, 2, 3] and bench.parse_seeds("2,5") == [2, 5]

@@ -48,6 +48,23 @@ def test_quality_runs_the_adaptive_attackers_and_free_riders_with_reputation(
     assert found["accepted"] + found["rejected"] == 3
 
 
+def test_quality_runs_attackers_who_skip_error_feedback_at_the_median_norm() -> None:
+    found = run_bench(
+        "quality.py",
+        *SHORT,
+        "--codec",
+        "topk:0.01",
+        "--byzantine",
+        "label_flip:1",
+        "--attackers-fresh",
+        "--attackers-median-norm",
+        "--output",
+        "json",
+    )
+    assert found["attackers_fresh"] is True and found["attackers_median_norm"] is True
+    assert found["accepted"] + found["rejected"] == 3
+
+
 def test_quality_runs_on_a_data_file(tmp_path: Path) -> None:
     from sklearn.datasets import load_breast_cancer
 
