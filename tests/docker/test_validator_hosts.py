@@ -6,6 +6,7 @@ and the model improves (``make testnet-e2e``)."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import os
@@ -32,14 +33,20 @@ TRAINING_SECONDS = 420
 
 
 def docker_gateway() -> str:
-    """The host's address on Docker's default bridge: where published ports meet."""
+    """The host's address on Docker's default bridge: where published ports meet (the
+    subnet's first address when the daemon leaves the gateway out of its IPAM config, as a
+    dockerd started without one does)."""
     done = subprocess.run(
-        ["docker", "network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}"],
+        ["docker", "network", "inspect", "bridge", "-f", "{{json (index .IPAM.Config 0)}}"],
         capture_output=True,
         text=True,
         check=True,
     )
-    return done.stdout.strip()
+    config = json.loads(done.stdout)
+    gateway: str = config.get("Gateway") or str(
+        next(ipaddress.ip_network(config["Subnet"]).hosts())
+    )
+    return gateway
 
 
 def write_private_data(path: Path, party: int) -> None:
