@@ -406,9 +406,9 @@ class ErrorFeedback:
             update = trained.read_flat(name, 0, spec.numel).to(torch.float32)
             update = update - base.read_flat(name, 0, spec.numel).to(torch.float32)
             residue = self.residue.get(name)
-            if residue is not None and self.codec.feedback_decay != 1.0:
-                residue = residue.mul_(self.codec.feedback_decay)
             if residue is not None:
+                if self.codec.feedback_decay != 1.0:
+                    residue.mul_(self.codec.feedback_decay)
                 update = update + residue
             entries = self.codec.encode_tensor(name, spec, update)
             encoded.update(entries)
