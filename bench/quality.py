@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import time
 from dataclasses import dataclass, replace
@@ -44,7 +43,7 @@ from learnchain.ml.adversaries import (
     compute_attack_listing,
     compute_triggered_test,
 )
-from learnchain.ml.aggregate import Contribution, aggregate_contributions
+from learnchain.ml.aggregate import Contribution, aggregate_contributions, compute_update_norms
 from learnchain.ml.baselines import (
     LOCAL_ONLY_EPOCHS,
     POOLED_EPOCHS,
@@ -208,12 +207,6 @@ def compute_round_bytes(layout: WeightsLayout, codec: UpdateCodec, parties: int)
     }
 
 
-def compute_update_norm(base: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> float:
-    """The norm of ``state``'s update from ``base``."""
-    squares = sum(float((state[k].double() - base[k].double()).pow(2).sum()) for k in state)
-    return math.sqrt(squares)
-
-
 def compute_scaled_update(
     base: dict[str, torch.Tensor], state: dict[str, torch.Tensor], factor: float
 ) -> dict[str, torch.Tensor]:
@@ -258,7 +251,7 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
         if not args.attackers_median_norm:
             return sent
         base = learners[i].current()
-        norm = compute_update_norm(base, sent)
+        norm = float(compute_update_norms(StateSource(base), [StateSource(sent)], layout)[0])
         if kinds[i] is None:
             honest_norms[i] = norm
             return sent

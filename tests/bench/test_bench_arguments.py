@@ -13,6 +13,9 @@ from types import ModuleType
 
 import torch
 
+from learnchain.ml.aggregate import compute_update_norms
+from learnchain.ml.weights_file import StateSource, WeightsLayout
+
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
@@ -57,9 +60,14 @@ def test_an_attackers_update_scales_to_the_norm_it_is_given() -> None:
     quality = load_bench(BENCH / "quality.py")
     base = {"w": torch.zeros(2, 2), "b": torch.ones(3)}
     trained = {"w": torch.tensor([[3.0, 0.0], [0.0, 0.0]]), "b": torch.tensor([1.0, 1.0, 5.0])}
-    assert quality.compute_update_norm(base, trained) == 5.0
+    layout = WeightsLayout.of_state(base)
+
+    def norm(state: dict[str, torch.Tensor]) -> float:
+        return float(compute_update_norms(StateSource(base), [StateSource(state)], layout)[0])
+
+    assert norm(trained) == 5.0
     scaled = quality.compute_scaled_update(base, trained, 2.0 / 5.0)
-    assert abs(quality.compute_update_norm(base, scaled) - 2.0) < 1e-6
+    assert abs(norm(scaled) - 2.0) < 1e-6
     assert torch.equal(scaled["b"][:2], base["b"][:2])  # only what moved moves
 
 
