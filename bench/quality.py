@@ -255,7 +255,7 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
         if kinds[i] is None:
             honest_norms[i] = norm
             return sent
-        if not honest_norms:
+        if not honest_norms or norm == 0.0:  # a lazy attacker's update has no size to scale
             return sent
         ordered = sorted(honest_norms.values())  # the upper median: with the attacker's own
         # norm among five, still the median the aggregate clips to

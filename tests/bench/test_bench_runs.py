@@ -65,6 +65,22 @@ def test_quality_runs_attackers_who_skip_error_feedback_at_the_median_norm() -> 
     assert found["accepted"] + found["rejected"] == 3
 
 
+def test_a_lazy_attacker_at_the_median_norm_sends_its_empty_update_unscaled() -> None:
+    found = run_bench(
+        "quality.py",
+        *SHORT,
+        "--codec",
+        "topk:0.01",
+        "--byzantine",
+        "lazy:1",
+        "--attackers-median-norm",
+        "--output",
+        "json",
+    )
+    assert found["attackers_median_norm"] is True
+    assert found["accepted"] + found["rejected"] == 3
+
+
 def test_quality_runs_on_a_data_file(tmp_path: Path) -> None:
     from sklearn.datasets import load_breast_cancer
 
