@@ -48,35 +48,28 @@ def test_quality_runs_the_adaptive_attackers_and_free_riders_with_reputation(
     assert found["accepted"] + found["rejected"] == 3
 
 
-def test_quality_runs_attackers_who_skip_error_feedback_at_the_median_norm() -> None:
+@pytest.mark.parametrize(
+    ("attack", "options"),
+    [
+        ("label_flip:1", ("--attackers-fresh", "--attackers-median-norm")),
+        ("lazy:1", ("--attackers-median-norm",)),  # an empty update: nothing to scale
+    ],
+)
+def test_quality_runs_attackers_who_skip_error_feedback_at_the_median_norm(
+    attack: str, options: tuple[str, ...]
+) -> None:
     found = run_bench(
         "quality.py",
         *SHORT,
         "--codec",
         "topk:0.01",
         "--byzantine",
-        "label_flip:1",
-        "--attackers-fresh",
-        "--attackers-median-norm",
+        attack,
+        *options,
         "--output",
         "json",
     )
-    assert found["attackers_fresh"] is True and found["attackers_median_norm"] is True
-    assert found["accepted"] + found["rejected"] == 3
-
-
-def test_a_lazy_attacker_at_the_median_norm_sends_its_empty_update_unscaled() -> None:
-    found = run_bench(
-        "quality.py",
-        *SHORT,
-        "--codec",
-        "topk:0.01",
-        "--byzantine",
-        "lazy:1",
-        "--attackers-median-norm",
-        "--output",
-        "json",
-    )
+    assert found["attackers_fresh"] is ("--attackers-fresh" in options)
     assert found["attackers_median_norm"] is True
     assert found["accepted"] + found["rejected"] == 3
 
