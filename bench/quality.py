@@ -48,7 +48,7 @@ from learnchain.ml.baselines import (
     LOCAL_ONLY_EPOCHS,
     POOLED_EPOCHS,
     compute_local_only_accuracies,
-    compute_pooled_accuracy,
+    compute_pooled_model,
 )
 from learnchain.ml.codec import decode_weights, encode_weights
 from learnchain.ml.data import (
@@ -92,6 +92,9 @@ class Trial:
     noise: float
     curves: AccuracyCurves
     attack_success_rate: float | None  # backdoor: triggered test inputs sent to the target
+    # backdoor: the same rate for the pooled model, which no one poisoned: what the trigger
+    # reaches on its own (features at their maximum can be evidence for the target class)
+    trigger_natural_rate: float | None
     round_bytes: dict[str, int]  # what a contribution weighs, and a validator receives a round
     # rounds in which each honest party's contribution was left out by reputation
     honest_left_out: list[int]
@@ -399,7 +402,9 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
     local_only = compute_local_only_accuracies(
         task, honest_parties, test, seed, args.local_only_epochs
     )
-    pooled_accuracy = compute_pooled_accuracy(task, parties, test, seed, args.pooled_epochs)
+    pooled = compute_pooled_model(task, parties, seed, args.pooled_epochs)
+    pooled_accuracy = task.evaluate(pooled, test).accuracy
+    triggered = compute_triggered_test(test) if "backdoor" in attacks else None
     honest_ledgers = [x.privacy for x in learners if x.privacy is not None]
     return Trial(
         seed=seed,
@@ -420,11 +425,12 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
         round_bytes=compute_round_bytes(layout, codec, args.parties),
         honest_left_out=[n for i, n in enumerate(honest_left_out) if kinds[i] is None],
         attackers_left_out=attackers_left_out,
-        attack_success_rate=evaluate_state(
-            task, learners[0].current(), compute_triggered_test(test)
-        ).accuracy
-        if "backdoor" in attacks
-        else None,
+        attack_success_rate=None
+        if triggered is None
+        else evaluate_state(task, learners[0].current(), triggered).accuracy,
+        trigger_natural_rate=None
+        if triggered is None
+        else task.evaluate(pooled, triggered).accuracy,
     )
 
 
@@ -560,6 +566,12 @@ def main() -> None:
                 f"{t.byzantine_accepted:>4} {t.worst_accepted_drop:>6.3f} "
                 f"{t.seconds_per_round:>8.3f} {t.ml_cpu_seconds_per_party_round:>9.3f}"
             )
+        for t in trials:
+            if t.attack_success_rate is not None:
+                print(
+                    f"seed {t.seed}: the backdoor's success {t.attack_success_rate:.3f}; the "
+                    f"trigger alone, on the pooled model: {t.trigger_natural_rate:.3f}"
+                )
     mean = statistics.fmean
     summary = {
         "bench": "quality",
@@ -583,6 +595,9 @@ def main() -> None:
             mean(mean(t.curves.chain[-args.parties :]) for t in trials), 4
         ),
         "attack_success_rate_mean": round(mean(t.attack_success_rate or 0.0 for t in trials), 4)
+        if "backdoor" in attacks
+        else None,
+        "trigger_natural_rate_mean": round(mean(t.trigger_natural_rate or 0.0 for t in trials), 4)
         if "backdoor" in attacks
         else None,
         "local_only_best_mean": round(mean(t.local_only_best for t in trials), 4),

@@ -74,6 +74,14 @@ def test_quality_runs_attackers_who_skip_error_feedback_at_the_median_norm(
     assert found["accepted"] + found["rejected"] == 3
 
 
+def test_a_backdoor_run_reports_what_the_trigger_reaches_without_any_attack() -> None:
+    found = run_bench("quality.py", *SHORT, "--byzantine", "backdoor:1", "--output", "json")
+    assert 0.0 <= found["attack_success_rate_mean"] <= 1.0
+    assert 0.0 <= found["trigger_natural_rate_mean"] <= 1.0
+    clean = run_bench("quality.py", *SHORT, "--output", "json")
+    assert clean["attack_success_rate_mean"] is None and clean["trigger_natural_rate_mean"] is None
+
+
 def test_quality_runs_on_a_data_file(tmp_path: Path) -> None:
     from sklearn.datasets import load_breast_cancer
 
