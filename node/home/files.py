@@ -394,16 +394,24 @@ def write_genesis_file(path: Path, g: GenesisFile) -> None:
     path.write_text(json.dumps(genesis_to_json(g), indent=2) + "\n")
 
 
-def _hex(path: Path, where: str, value: Any, length: int) -> bytes:
+def parse_hex(value: Any, length: int) -> bytes:
+    """The ``length`` bytes a hex string spells; ValueError saying why not."""
     if not isinstance(value, str):
-        raise _fail(path, where, "expected a hex string")
+        raise ValueError("expected a hex string")
     try:
         data = bytes.fromhex(value)
     except ValueError:
-        raise _fail(path, where, "not valid hex") from None
+        raise ValueError("not valid hex") from None
     if len(data) != length:
-        raise _fail(path, where, f"expected {length} bytes, got {len(data)}")
+        raise ValueError(f"expected {length} bytes, got {len(data)}")
     return data
+
+
+def _hex(path: Path, where: str, value: Any, length: int) -> bytes:
+    try:
+        return parse_hex(value, length)
+    except ValueError as error:
+        raise _fail(path, where, str(error)) from None
 
 
 def compute_app_hash(task: TaskConfig) -> Hash:

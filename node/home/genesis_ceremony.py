@@ -44,7 +44,7 @@ from learnchain.consensus.types import (
 from learnchain.ml.config import TaskConfig
 from learnchain.ml.data_summary import DataSummary, summary_from_dict, summary_to_dict
 from learnchain.ml.errors import DataError
-from learnchain.node.home.files import GenesisFile
+from learnchain.node.home.files import GenesisFile, parse_hex
 from learnchain.node.home.testnet import compute_genesis_file
 
 GENTX_KIND = "learnchain/gentx"
@@ -155,14 +155,10 @@ def read_gentx(path: Path) -> Gentx:
 
 
 def _hex(path: Path, raw: dict[str, Any], field: str, length: int) -> bytes:
-    value = raw.get(field)
     try:
-        data = bytes.fromhex(value) if isinstance(value, str) else b""
-    except ValueError:
-        data = b""
-    if len(data) != length:
-        raise CeremonyError(f"{path}: {field} must be {length} bytes of hex")
-    return data
+        return parse_hex(raw.get(field), length)
+    except ValueError as error:
+        raise CeremonyError(f"{path}: {field}: {error}") from None
 
 
 def check_gentx(gentx: Gentx) -> None:

@@ -217,6 +217,25 @@ def test_a_signed_summary_whose_lists_disagree_is_refused_at_reading(tmp_path: P
         read_gentx(path)  # signed by its key: the shape, not the signature, is what fails
 
 
+@pytest.mark.parametrize(
+    ("key", "bad", "problem"),
+    [
+        ("public_key", "zz", "not valid hex"),
+        ("public_key", "ab" * 31, "expected 32 bytes, got 31"),
+        ("signature", 7, "expected a hex string"),
+    ],
+)
+def test_a_key_or_signature_that_is_not_its_length_of_hex_is_refused_naming_the_field(
+    tmp_path: Path, key: str, bad: object, problem: str
+) -> None:
+    path = sign(tmp_path, 0)
+    raw = json.loads(path.read_text())
+    raw[key] = bad
+    path.write_text(json.dumps(raw))
+    with pytest.raises(CeremonyError, match=rf"gentx-org0\.json: {key}: {problem}"):
+        read_gentx(path)
+
+
 def test_a_file_that_is_not_a_gentx_is_refused_naming_it(tmp_path: Path) -> None:
     stray = tmp_path / "genesis.json"
     stray.write_text('{"chain_id": "x"}')
