@@ -43,6 +43,19 @@ def compute_missed_streaks(
     return longest
 
 
+def compute_rss_growth(
+    rss_by_minute: Mapping[int, Mapping[int, float]], after: int
+) -> float | None:
+    """The most any node's memory rose above its reading in minute ``after`` (or the first
+    minute past it that has one) later in the run; None when no node was seen that late."""
+    growths = []
+    for by_minute in rss_by_minute.values():
+        later = sorted(m for m in by_minute if m >= after)
+        if later:
+            growths.append(max(by_minute[m] for m in later) - by_minute[later[0]])
+    return max(growths, default=None)
+
+
 @dataclasses.dataclass
 class PendingHeal:
     """A fault that ended at ``at``, when the highest height was ``height``."""
@@ -64,9 +77,12 @@ class InvariantChecker:
     violations: list[str] = dataclasses.field(default_factory=list)
     stalls: list[float] = dataclasses.field(default_factory=list)
     max_rss_mb: dict[int, float] = dataclasses.field(default_factory=dict)
+    # each node's highest resident memory in each minute of the run, from the first look
+    rss_by_minute: dict[int, dict[int, float]] = dataclasses.field(default_factory=dict)
     evidence_seen: int = 0
     _pending: list[PendingHeal] = dataclasses.field(default_factory=list)
     _highest: int = 0
+    _first_look: float | None = None
 
     def watch(
         self, now: float, heights: Mapping[int, int | None], rss_mb: Mapping[int, float]
@@ -74,7 +90,12 @@ class InvariantChecker:
         """One look at every node: heights (None: no answer) and resident memory."""
         known = [h for h in heights.values() if h is not None]
         self._highest = max([self._highest, *known])
+        if self._first_look is None:
+            self._first_look = now
+        minute = int((now - self._first_look) // 60)
         for node, rss in rss_mb.items():
+            by_minute = self.rss_by_minute.setdefault(node, {})
+            by_minute[minute] = max(rss, by_minute.get(minute, 0.0))
             if rss > self.max_rss_mb.get(node, 0.0):
                 if rss > self.memory_limit_mb >= self.max_rss_mb.get(node, 0.0):
                     self.violations.append(

@@ -25,7 +25,7 @@ from learnchain.consensus.params import Genesis
 from learnchain.node.home.files import read_genesis, read_key
 from learnchain.node.localnet.cluster import LocalCluster, LocalNode
 from learnchain.proto import learnchain_pb2 as pb
-from tests.chaos.checker import InvariantChecker, compute_missed_streaks
+from tests.chaos.checker import InvariantChecker, compute_missed_streaks, compute_rss_growth
 from tests.chaos.faults import Fault, FaultKind, compute_schedule
 from tests.chaos.network import ChaosNetwork, LinkShape, find_missing
 from tests.disk import fill_disk
@@ -400,6 +400,7 @@ def run_chaos(spec: ChaosSpec, say: Callable[[str], None] = print) -> dict[str, 
         checker = run.checker
         addresses = {run.get_validator_address(i): i for i in range(spec.validators)}
         streaks = compute_missed_streaks(blocks, addresses)
+        growth = compute_rss_growth(checker.rss_by_minute, after=10)
         return {
             "seed": spec.seed,
             "validators": spec.validators,
@@ -414,5 +415,10 @@ def run_chaos(spec: ChaosSpec, say: Callable[[str], None] = print) -> dict[str, 
             "restored": run.restored,
             "longest_missed_streak": {str(i): streaks[a] for a, i in addresses.items()},
             "max_rss_mb": {str(i): round(m) for i, m in sorted(checker.max_rss_mb.items())},
+            "rss_mb_by_minute": {
+                str(i): {str(m): round(mb) for m, mb in sorted(by_minute.items())}
+                for i, by_minute in sorted(checker.rss_by_minute.items())
+            },
+            "rss_growth_after_minute_10_mb": None if growth is None else round(growth),
         }
     raise AssertionError("unreachable")

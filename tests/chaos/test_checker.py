@@ -16,7 +16,7 @@ from learnchain.consensus.messages import (
 )
 from learnchain.consensus.types import Address, ChainId, Hash, Height, Round, Signature, VoteType
 from learnchain.node.chain.misbehaviour import make_conflicting_vote
-from tests.chaos.checker import InvariantChecker, compute_missed_streaks
+from tests.chaos.checker import InvariantChecker, compute_missed_streaks, compute_rss_growth
 
 ZERO = Hash(bytes(32))
 
@@ -120,6 +120,18 @@ def test_memory_above_the_bound_is_reported_once_per_node() -> None:
         checker.watch(0.0, {0: 1}, {0: rss, 1: 200.0})
     assert checker.max_rss_mb == {0: 700.0, 1: 200.0}
     assert len(checker.violations) == 1 and "node0" in checker.violations[0]
+
+
+def test_memory_is_kept_per_minute_and_its_growth_after_a_minute_is_the_most_a_node_rose() -> None:
+    checker = InvariantChecker()
+    looks = [(100.0, 280.0, 250.0), (130.0, 284.0, 251.0), (700.0, 289.0, 252.0)]
+    looks += [(1300.0, 300.0, 249.0), (1400.0, 296.0, 262.0)]
+    for now, first, second in looks:
+        checker.watch(now, {0: 1, 1: 1}, {0: first, 1: second})
+    assert checker.rss_by_minute[0] == {0: 284.0, 10: 289.0, 20: 300.0, 21: 296.0}
+    # from minute 10 on, node 0 rose by 11 MB, node 1 by 10
+    assert compute_rss_growth(checker.rss_by_minute, after=10) == 11.0
+    assert compute_rss_growth(checker.rss_by_minute, after=30) is None
 
 
 def test_a_missed_streak_counts_consecutive_commits_without_the_validator() -> None:
