@@ -23,6 +23,7 @@ from learnchain.ml.data import Dataset, compute_column_order
 from learnchain.ml.errors import DataError
 
 MAX_FEATURES = 1_000_000  # a summary claiming more features than this is refused, not allocated
+MAX_CLASSES = 100_000  # likewise for an image folder's class names
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,10 @@ class DataSummary:
     largest_label: int | None  # classification: the largest label; None for values to predict
     target_sum: float = 0.0  # values to predict: their sum
     target_squared_deviation: float = 0.0  # and the sum of their squared deviations
+    # a folder of images: its class subfolders (labels index the chain's pooled class names,
+    # not these) and [channels, height, width]; empty for a file
+    class_names: tuple[str, ...] = ()
+    image_shape: tuple[int, ...] = ()
 
     @property
     def features(self) -> int:
@@ -101,6 +106,36 @@ def compute_summary_shape(named: list[tuple[str, DataSummary]]) -> tuple[int, in
     return first.features, max(2, max(labels) + 1)
 
 
+def compute_image_params(
+    named: list[tuple[str, DataSummary]], class_names: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """The genesis ``params`` for parties' folders of images: their class names pooled and
+    sorted (or ``class_names`` when the chain fixes them) and the image shape they agree on;
+    empty for files. DataError naming the party that has a file among folders, images of
+    another shape, or a class the chain lacks."""
+    folders = [(where, s) for where, s in named if s.class_names]
+    if not folders:
+        return {}
+    first_where, first = folders[0]
+    if len(folders) < len(named):
+        file_where = next(where for where, s in named if not s.class_names)
+        raise DataError(f"{file_where}: a data file, while {first_where} is a folder of images")
+    names = sorted({n for _, s in folders for n in s.class_names})
+    chosen = list(class_names) if class_names is not None else names
+    for where, summary in folders:
+        if summary.image_shape != first.image_shape:
+            raise DataError(
+                f"{where}: images of shape {list(summary.image_shape)}, {first_where} has "
+                f"{list(first.image_shape)}"
+            )
+        unknown = [n for n in summary.class_names if n not in chosen]
+        if unknown:
+            raise DataError(
+                f"{where}: class folder {unknown[0]!r} is not one of the chain's classes"
+            )
+    return {"class_names": chosen, "image_shape": list(first.image_shape)}
+
+
 def _kind(summary: DataSummary) -> str:
     return "values" if summary.largest_label is None else "class labels"
 
@@ -138,8 +173,8 @@ def compute_pooled_target_statistics(summaries: Sequence[DataSummary]) -> tuple[
 
 
 def summary_to_dict(summary: DataSummary) -> dict[str, Any]:
-    """The JSON form of a summary (as a gentx carries it)."""
-    return {
+    """The JSON form of a summary (as a gentx carries it; a file's has no image fields)."""
+    raw: dict[str, Any] = {
         "count": summary.count,
         "feature_names": list(summary.feature_names),
         "sums": list(summary.sums),
@@ -148,6 +183,10 @@ def summary_to_dict(summary: DataSummary) -> dict[str, Any]:
         "target_sum": summary.target_sum,
         "target_squared_deviation": summary.target_squared_deviation,
     }
+    if summary.class_names:
+        raw["class_names"] = list(summary.class_names)
+        raw["image_shape"] = list(summary.image_shape)
+    return raw
 
 
 def summary_from_dict(raw: Any) -> DataSummary:
@@ -178,8 +217,55 @@ def summary_from_dict(raw: Any) -> DataSummary:
     )
     if target_squared < 0:
         raise DataError("data.target_squared_deviation: a sum of squares cannot be negative")
+    class_names, image_shape = _image_fields(raw, len(sums))
     return DataSummary(
-        count, tuple(names), tuple(sums), tuple(squared), label, target_sum, target_squared
+        count,
+        tuple(names),
+        tuple(sums),
+        tuple(squared),
+        label,
+        target_sum,
+        target_squared,
+        class_names,
+        image_shape,
+    )
+
+
+def _image_fields(raw: dict[str, Any], features: int) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """A summary's class names and image shape (both or neither); DataError naming the bad one."""
+    names = raw.get("class_names", [])
+    shape = raw.get("image_shape", [])
+    if not names and not shape:
+        return (), ()
+    if (
+        not isinstance(names, list)
+        or not 0 < len(names) <= MAX_CLASSES
+        or not all(is_class_folder_name(n) for n in names)
+        or len(set(names)) != len(names)
+    ):
+        raise DataError(
+            f"data.class_names: expected 1 to {MAX_CLASSES} distinct folder names (no path)"
+        )
+    if (
+        not isinstance(shape, list)
+        or len(shape) != 3
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)
+        or math.prod(shape) != features
+    ):
+        raise DataError(
+            f"data.image_shape: expected [channels, height, width] of {features} pixel values"
+        )
+    return tuple(names), tuple(shape)
+
+
+def is_class_folder_name(name: Any) -> bool:
+    """True for a class subfolder's name: a non-empty name, not hidden, with no path in it."""
+    return (
+        isinstance(name, str)
+        and 0 < len(name) <= 255
+        and not name.startswith(".")
+        and "/" not in name
+        and "\\" not in name
     )
 
 

@@ -52,6 +52,7 @@ from learnchain.ml.data_summary import (
     DataSummary,
     align_summary,
     compute_data_summary,
+    compute_image_params,
     compute_pooled_feature_statistics,
     compute_pooled_target_statistics,
     compute_summary_shape,
@@ -231,6 +232,8 @@ def fit_task_to_summaries(config: TaskConfig, named: list[tuple[str, DataSummary
     on, their features in the first party's column order, and the pooled statistics the task
     standardises with; DataError naming the party that does not fit."""
     task_class = find_task_class(config.name)
+    # folders among files, or images of other shapes, named before the features disagree
+    images = compute_image_params(named, config.params.get("class_names"))
     compute_summary_shape(named)  # the parties agree on the number of features
     first_where, first = named[0]
     if first.feature_names:  # every party's columns in the first one's order, by name
@@ -245,6 +248,12 @@ def fit_task_to_summaries(config: TaskConfig, named: list[tuple[str, DataSummary
         classes=classes,
         feature_names=list(first.feature_names) if first.feature_names else config.feature_names,
     )
+    if images:  # folders of images: labels index the pooled class names
+        fitted = dataclasses.replace(
+            fitted,
+            classes=max(2, len(images["class_names"])),
+            params={**images, **fitted.params},
+        )
     summaries = [summary for _, summary in named]
     if task_class.standardizes and not config.feature_mean:
         mean, scale = compute_pooled_feature_statistics(summaries)

@@ -20,7 +20,7 @@ for name in CHAIN_ID MONIKER EXTERNAL_ADDRESS DATA_FILE HOME_DIR PUBLIC_DIR; do
     eval "value=\${$name:-}"
     [ -n "$value" ] || { echo "error: $ENV_FILE: set $name (see validator.env.example)" >&2; exit 2; }
 done
-[ -f "$DATA_FILE" ] || { echo "error: $ENV_FILE: DATA_FILE $DATA_FILE is not a file" >&2; exit 2; }
+[ -f "$DATA_FILE" ] || [ -d "$DATA_FILE" ] || { echo "error: $ENV_FILE: DATA_FILE $DATA_FILE is not a file or a folder" >&2; exit 2; }
 if docker compose version >/dev/null 2>&1; then COMPOSE="docker compose"; else COMPOSE="docker-compose"; fi
 DC="$COMPOSE -p ${PROJECT:-learnchain-$MONIKER} -f $here/compose.yml --env-file $ENV_FILE"
 HOME_IN=/home/learnchain/node

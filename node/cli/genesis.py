@@ -69,9 +69,10 @@ def genesis() -> None:
 @click.option("--stake", type=click.IntRange(1), default=VALIDATOR_STAKE, show_default=True)
 @click.option(
     "--data-file",
-    type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    help="This organisation's private CSV, NPZ or Parquet file: only its summary (rows, "
-    "per-feature sums) goes into the gentx.",
+    type=click.Path(path_type=Path, exists=True),
+    help="This organisation's private CSV, NPZ or Parquet file, or folder of images (one "
+    "subfolder per class): only its summary (rows, per-feature sums; a folder's class names "
+    "and image shape) goes into the gentx.",
 )
 @click.option("--label-column", default="label", show_default=True)
 @click.option(

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from learnchain.ml.config import FILE_DATA_METRIC, Metric, TaskConfig, parse_task_params
 from learnchain.ml.data_summary import DataSummary
-from learnchain.ml.errors import DataError
 from learnchain.node.home.files import DataSource
 
 
@@ -79,16 +78,21 @@ def compute_summarised_task_config(
 
 
 def summarise_data_file(task_name: str, path: Path, label_column: str) -> DataSummary:
-    """A party's data file read by the task's own reader, as a summary (no row leaves)."""
+    """A party's data file or folder of images read by the task's own reader, as a summary (no
+    row leaves; a folder's also names its class subfolders and the images' shape)."""
+    from learnchain.ml.data import compute_image_shape, list_image_classes
     from learnchain.ml.data_summary import compute_data_summary
     from learnchain.ml.tasks import get_task
 
-    if path.is_dir():
-        raise DataError(
-            f"{path}: a folder of images; a genesis ceremony takes CSV, NPZ or Parquet files"
-        )
     task = get_task(compute_named_task(task_name, [], 0, True))
-    return compute_data_summary(task.read_data(path, label_column))
+    summary = compute_data_summary(task.read_data(path, label_column))
+    if not path.is_dir():
+        return summary
+    return dataclasses.replace(
+        summary,
+        class_names=tuple(list_image_classes(path)),
+        image_shape=tuple(compute_image_shape(path, summary.features)),
+    )
 
 
 def check_model_size(config: TaskConfig, pretrained: str = "") -> None:

@@ -119,6 +119,70 @@ def test_collect_pools_the_summaries_as_testnet_pools_the_files(
     }
 
 
+def sign_images(root: Path, i: int, classes: dict[str, int]) -> Path:
+    from tests.ml.test_data import write_images
+
+    folder = write_images(root / f"images{i}", classes)
+    gentx_file = root / "public" / f"gentx-org{i}.json"
+    done = run(
+        "genesis",
+        "gentx",
+        *("--home", str(root / f"org{i}"), "--chain-id", "consortium-1", "--moniker", f"org{i}"),
+        *("--endpoint", f"10.0.0.{i + 1}:26656", "--data-file", str(folder), "-o", str(gentx_file)),
+    )
+    assert done.exit_code == 0, done.output
+    return gentx_file
+
+
+def test_founders_with_folders_of_images_make_the_genesis_testnet_makes_from_them(
+    tmp_path: Path,
+) -> None:
+    files = [
+        sign_images(tmp_path, 0, {"ant": 2, "bee": 2}),
+        sign_images(tmp_path, 1, {"bee": 2, "cat": 3}),
+    ]
+    raw = json.loads(files[1].read_text())["data"]
+    assert raw["class_names"] == ["bee", "cat"] and raw["image_shape"] == [1, 3, 4]
+    assert collect(tmp_path, *files).exit_code == 0
+    made = read_genesis(tmp_path / "public").task
+    local = run(
+        "testnet",
+        *("--validators", "2", "--output-dir", str(tmp_path / "local")),
+        *("--data-files", f"{tmp_path / 'images0'},{tmp_path / 'images1'}"),
+    )
+    assert local.exit_code == 0, local.output
+    pooled = read_genesis(tmp_path / "local" / "node0").task
+    assert made.params["class_names"] == ["ant", "bee", "cat"] == pooled.params["class_names"]
+    assert made.params["image_shape"] == [1, 3, 4] == pooled.params["image_shape"]
+    assert (made.features, made.classes) == (pooled.features, pooled.classes) == (12, 3)
+    np.testing.assert_allclose(made.feature_mean, pooled.feature_mean, rtol=1e-12)
+    np.testing.assert_allclose(made.feature_scale, pooled.feature_scale, rtol=1e-12)
+    done = validate(tmp_path, 1)  # its folder, labelled by the chain's class names, fits
+    assert done.exit_code == 0, done.output
+
+
+def test_a_data_file_among_folders_of_images_is_refused_naming_it(tmp_path: Path) -> None:
+    images = sign_images(tmp_path, 0, {"ant": 2, "bee": 2})
+    table = sign(tmp_path, 1)
+    assert_one_line_error(collect(tmp_path, images, table), f"{table}: a data file, while {images}")
+
+
+def test_a_summary_naming_a_class_outside_its_folder_is_refused_at_reading(
+    tmp_path: Path,
+) -> None:
+    from learnchain.node.home.genesis_ceremony import compute_signing_bytes
+
+    path = sign_images(tmp_path, 0, {"ant": 2, "bee": 2})
+    raw = json.loads(path.read_text())
+    raw["data"]["class_names"] = ["../ant", "bee"]
+    key = read_key(tmp_path / "org0")
+    body = {k: v for k, v in raw.items() if k != "signature"}
+    raw["signature"] = key.sign(compute_signing_bytes(body)).hex()
+    path.write_text(json.dumps(raw))
+    with pytest.raises(CeremonyError, match=r"gentx-org0\.json: data\.class_names"):
+        read_gentx(path)
+
+
 def test_each_founder_validates_its_entry_and_gets_the_others_as_peers(
     ceremony: tuple[Path, list[Path]],
 ) -> None:
