@@ -4,6 +4,8 @@ error."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -11,8 +13,10 @@ from hypothesis import strategies as st
 
 from learnchain.ml.data import Dataset
 from learnchain.ml.data_summary import (
+    DataSummary,
     align_summary,
     compute_data_summary,
+    compute_image_params,
     compute_pooled_feature_statistics,
     compute_pooled_target_statistics,
     compute_summary_shape,
@@ -121,6 +125,54 @@ def test_a_bad_summary_is_refused_naming_its_field(change: dict[str, object], me
     raw = {**summary_to_dict(compute_data_summary(make_data(5, 3, 2))), **change}
     with pytest.raises(DataError, match=message):
         summary_from_dict(raw)
+
+
+def image_summary(classes: tuple[str, ...], shape: tuple[int, ...] = (1, 1, 3)) -> DataSummary:
+    return replace(compute_data_summary(make_data(5, 3, 2)), class_names=classes, image_shape=shape)
+
+
+def test_an_image_folders_summary_survives_its_json_form_and_a_files_has_no_image_fields() -> None:
+    summary = image_summary(("ant", "bee"))
+    assert summary_from_dict(summary_to_dict(summary)) == summary
+    assert "class_names" not in summary_to_dict(compute_data_summary(make_data(5, 3, 2)))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"class_names": ["ant", "ant"]}, "data.class_names: expected 1 to"),
+        ({"class_names": ["sub/ant"]}, "data.class_names"),
+        ({"class_names": [".hidden"]}, "data.class_names"),
+        (
+            {"image_shape": [1, 2, 2]},
+            r"data.image_shape: expected \[channels, height, width\] of 3",
+        ),
+        ({"image_shape": [3]}, "data.image_shape"),
+    ],
+)
+def test_a_bad_image_field_is_refused_naming_it(change: dict[str, object], message: str) -> None:
+    raw = {**summary_to_dict(image_summary(("ant", "bee"))), **change}
+    with pytest.raises(DataError, match=message):
+        summary_from_dict(raw)
+
+
+def test_image_folders_pool_their_classes_sorted_and_must_share_one_shape() -> None:
+    named = [("a", image_summary(("bee", "cat"))), ("b", image_summary(("ant", "bee")))]
+    assert compute_image_params(named) == {
+        "class_names": ["ant", "bee", "cat"],
+        "image_shape": [1, 1, 3],
+    }
+    assert compute_image_params(named, ["cat", "bee", "ant", "dog"])["class_names"] == [
+        "cat",
+        "bee",
+        "ant",
+        "dog",
+    ]  # the chain's own order, when it fixes the names
+    with pytest.raises(DataError, match="b: class folder 'ant' is not one of the chain's"):
+        compute_image_params(named, ["bee", "cat"])
+    with pytest.raises(DataError, match=r"b: images of shape \[3, 1, 1\], a has \[1, 1, 3\]"):
+        compute_image_params([named[0], ("b", image_summary(("ant",), (3, 1, 1)))])
+    assert compute_image_params([("f", compute_data_summary(make_data(5, 3, 2)))]) == {}
 
 
 def test_an_infinite_sum_is_refused() -> None:
