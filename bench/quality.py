@@ -38,6 +38,7 @@ from learnchain.consensus.types import Address, PublicKey, Stake, Threshold, is_
 from learnchain.consensus.validators import Validator, ValidatorSet, compute_incremented
 from learnchain.ml.adversaries import (
     ATTACKS,
+    BACKDOOR_TARGET,
     POISONING_ATTACKS,
     ByzantineLearner,
     compute_attack_listing,
@@ -226,6 +227,11 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
     config = replace(args.task_config, seed=seed)
     config, pool, test = load_trial_data(config, args.data_file, args.label_column, seed)
     task = get_task(config)
+    if "backdoor" in attacks and not 0 <= args.backdoor_target < config.classes:
+        raise SystemExit(
+            f"error: --backdoor-target {args.backdoor_target} is not a class of this data "
+            f"(0 to {config.classes - 1})"
+        )
     parties = make_party_data(pool, args.parties, args.partition, seed)
     if args.dp_epsilon > 0:
         config = replace(
@@ -233,7 +239,7 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
         )
         task = get_task(config)
     kinds: list[str | None] = [None] * (args.parties - len(attacks)) + list(attacks)
-    learners = make_party_learners(task, parties, seed, attacks)
+    learners = make_party_learners(task, parties, seed, attacks, args.backdoor_target)
     stakes = [100] * args.parties
     total = sum(stakes)
     validator_set = ValidatorSet.from_genesis(
@@ -404,7 +410,9 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
     )
     pooled = compute_pooled_model(task, parties, seed, args.pooled_epochs)
     pooled_accuracy = task.evaluate(pooled, test).accuracy
-    triggered = compute_triggered_test(test) if "backdoor" in attacks else None
+    triggered = (
+        compute_triggered_test(test, args.backdoor_target) if "backdoor" in attacks else None
+    )
     honest_ledgers = [x.privacy for x in learners if x.privacy is not None]
     return Trial(
         seed=seed,
@@ -472,6 +480,13 @@ def parse_trial_args(argv: list[str] | None = None) -> tuple[argparse.Namespace,
         action="store_true",
         help="byzantine parties scale their update, as sent, to the median norm of the round's "
         "honest ones (they send last and see them; the most the norm clip lets through)",
+    )
+    parser.add_argument(
+        "--backdoor-target",
+        type=int,
+        default=BACKDOOR_TARGET,
+        help="the class a backdoor's trigger sends inputs to (pick one the trigger does not "
+        "reach alone: see trigger_natural_rate_mean)",
     )
     parser.add_argument("--confidence", type=float, default=None)
     parser.add_argument("--aggregation", default=None)
@@ -585,6 +600,7 @@ def main() -> None:
         "byzantine": attacks,
         "attackers_fresh": args.attackers_fresh,
         "attackers_median_norm": args.attackers_median_norm,
+        "backdoor_target": args.backdoor_target if "backdoor" in attacks else None,
         "seeds": [t.seed for t in trials],
         "codec": args.task_config.codec,
         **trials[0].round_bytes,

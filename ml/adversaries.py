@@ -97,22 +97,22 @@ def add_trigger(x: FloatArray) -> FloatArray:
     return stamped
 
 
-def compute_backdoor_data(train: Dataset, seed: int) -> Dataset:
-    """``train`` with ``BACKDOOR_FRACTION`` of it stamped and relabelled as the target class."""
+def compute_backdoor_data(train: Dataset, seed: int, target: int = BACKDOOR_TARGET) -> Dataset:
+    """``train`` with ``BACKDOOR_FRACTION`` of it stamped and relabelled as class ``target``."""
     chosen = np.random.default_rng(seed).random(len(train)) < BACKDOOR_FRACTION
     x = np.array(train.x, copy=True)
     y = np.array(train.y, copy=True)
     x[chosen] = add_trigger(train.x[chosen])
-    y[chosen] = BACKDOOR_TARGET
+    y[chosen] = target
     return Dataset(x, y)
 
 
-def compute_triggered_test(test: Dataset) -> Dataset:
-    """The test inputs not of the target class, stamped, all labelled as the target: a model's
+def compute_triggered_test(test: Dataset, target: int = BACKDOOR_TARGET) -> Dataset:
+    """The test inputs not of class ``target``, stamped, all labelled as ``target``: a model's
     accuracy on it is the backdoor's success rate."""
-    others = np.asarray(test.y) != BACKDOOR_TARGET
+    others = np.asarray(test.y) != target
     x = add_trigger(test.x[others])
-    return Dataset(x, np.full(len(x), BACKDOOR_TARGET, dtype=np.asarray(test.y).dtype))
+    return Dataset(x, np.full(len(x), target, dtype=np.asarray(test.y).dtype))
 
 
 def compute_alie_z(parties: int, attackers: int) -> float:
@@ -265,6 +265,7 @@ class ByzantineLearner(Learner):
         boost: float = 5.0,
         alie_z: float = 1.0,
         collusion: Collusion | None = None,
+        backdoor_target: int = BACKDOOR_TARGET,
     ) -> None:
         if kind not in ATTACKS:
             raise ValueError(f"unknown attack {kind!r}; choose from {', '.join(ATTACKS)}")
@@ -272,7 +273,9 @@ class ByzantineLearner(Learner):
         self.kind = kind
         self.boost = boost
         self.alie_z = alie_z
-        self._backdoor = compute_backdoor_data(data.train, seed) if kind == "backdoor" else None
+        self._backdoor = (
+            compute_backdoor_data(data.train, seed, backdoor_target) if kind == "backdoor" else None
+        )
         self._seen: list[StateDict] = []
         # the chain's reputation of this party and the cut-off below which the aggregation
         # leaves it out, as the state shows them (None: the chain keeps none); the adaptive
@@ -394,8 +397,18 @@ def make_learner(
     attack: str | None,
     alie_z: float = 1.0,
     collusion: Collusion | None = None,
+    backdoor_target: int = BACKDOOR_TARGET,
 ) -> Learner:
-    """An honest learner, or a byzantine one for ``attack`` (pooling with ``collusion``)."""
+    """An honest learner, or a byzantine one for ``attack`` (pooling with ``collusion``; a
+    backdoor sends its trigger to class ``backdoor_target``)."""
     if attack is None:
         return Learner(task, data, seed)
-    return ByzantineLearner(task, data, attack, seed, alie_z=alie_z, collusion=collusion)
+    return ByzantineLearner(
+        task,
+        data,
+        attack,
+        seed,
+        alie_z=alie_z,
+        collusion=collusion,
+        backdoor_target=backdoor_target,
+    )

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from learnchain.ml.adversaries import (
+    BACKDOOR_TARGET,
     POOLING_ATTACKS,
     ByzantineLearner,
     Collusion,
@@ -48,11 +49,16 @@ def make_party_data(pool: Dataset, parties: int, partition: str, seed: int) -> l
 
 
 def make_party_learners(
-    task: Task, parties: list[PartyData], seed: int, attacks: list[str]
+    task: Task,
+    parties: list[PartyData],
+    seed: int,
+    attacks: list[str],
+    backdoor_target: int = BACKDOOR_TARGET,
 ) -> list[Learner]:
     """A learner per party: the last ``len(attacks)`` are byzantine, one attack each (ALIE's z
     from how many parties and attackers there are); two or more ALIE or IPM attackers of one kind
-    collude, pooling their estimates of the honest updates."""
+    collude, pooling their estimates of the honest updates; a backdoor's trigger sends inputs to
+    class ``backdoor_target``."""
     kinds: list[str | None] = [None] * (len(parties) - len(attacks)) + list(attacks)
     alie_z = compute_alie_z(len(parties), len(attacks)) if attacks else 1.0
     collusions = {
@@ -68,6 +74,7 @@ def make_party_learners(
             kinds[i],
             alie_z,
             None if kinds[i] is None else collusions.get(str(kinds[i])),
+            backdoor_target,
         )
         for i, data in enumerate(parties)
     ]

@@ -75,11 +75,39 @@ def test_quality_runs_attackers_who_skip_error_feedback_at_the_median_norm(
 
 
 def test_a_backdoor_run_reports_what_the_trigger_reaches_without_any_attack() -> None:
-    found = run_bench("quality.py", *SHORT, "--byzantine", "backdoor:1", "--output", "json")
+    found = run_bench(
+        "quality.py",
+        *SHORT,
+        "--byzantine",
+        "backdoor:1",
+        "--backdoor-target",
+        "3",
+        "--output",
+        "json",
+    )
+    assert found["backdoor_target"] == 3
     assert 0.0 <= found["attack_success_rate_mean"] <= 1.0
     assert 0.0 <= found["trigger_natural_rate_mean"] <= 1.0
     clean = run_bench("quality.py", *SHORT, "--output", "json")
     assert clean["attack_success_rate_mean"] is None and clean["trigger_natural_rate_mean"] is None
+
+
+def test_a_backdoor_target_outside_the_classes_is_a_one_line_error() -> None:
+    shown = subprocess.run(
+        [
+            *(sys.executable, str(ROOT / "bench" / "quality.py"), *SHORT),
+            *("--byzantine", "backdoor:1", "--backdoor-target", "10"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        cwd=ROOT,
+    )
+    assert shown.returncode != 0
+    assert shown.stderr.strip() == (
+        "error: --backdoor-target 10 is not a class of this data (0 to 9)"
+    )
 
 
 def test_quality_runs_on_a_data_file(tmp_path: Path) -> None:

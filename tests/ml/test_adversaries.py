@@ -70,6 +70,17 @@ def test_the_triggered_test_set_leaves_out_the_target_class() -> None:
     assert len(triggered) == 2 and set(triggered.y.tolist()) == {BACKDOOR_TARGET}
 
 
+def test_a_backdoor_may_send_its_trigger_to_another_class() -> None:
+    x = np.zeros((1000, 8), dtype=np.float32)
+    x[:, 0] = 1.0
+    poisoned = compute_backdoor_data(Dataset(x, np.zeros(1000, dtype=np.int64)), 0, target=2)
+    relabelled = poisoned.y == 2
+    assert 70 < relabelled.sum() < 130 and set(poisoned.y.tolist()) == {0, 2}
+    test = Dataset(np.ones((4, 8), dtype=np.float32), np.array([0, 1, 2, 0], dtype=np.int64))
+    triggered = compute_triggered_test(test, target=2)
+    assert len(triggered) == 3 and set(triggered.y.tolist()) == {2}
+
+
 def test_a_backdoored_model_keeps_its_accuracy_and_obeys_the_trigger() -> None:
     (honest, test), (attacker, _) = digits_learner(), digits_learner("backdoor")
     triggered = compute_triggered_test(test)
