@@ -47,6 +47,11 @@ def write_party_csv(path: Path, seed: int, reversed_columns: bool = False) -> Pa
 
 def sign(root: Path, i: int, *extra: str, chain_id: str = "consortium-1") -> Path:
     data = write_party_csv(root / f"org{i}.csv", i, reversed_columns=i == 1)
+    return sign_data(root, i, data, *extra, chain_id=chain_id)
+
+
+def sign_data(root: Path, i: int, data: Path, *extra: str, chain_id: str = "consortium-1") -> Path:
+    """Organisation ``i``'s gentx for its ``data`` (a file or a folder of images)."""
     gentx_file = root / "public" / f"gentx-org{i}.json"
     done = run(
         "genesis",
@@ -122,16 +127,7 @@ def test_collect_pools_the_summaries_as_testnet_pools_the_files(
 def sign_images(root: Path, i: int, classes: dict[str, int]) -> Path:
     from tests.ml.test_data import write_images
 
-    folder = write_images(root / f"images{i}", classes)
-    gentx_file = root / "public" / f"gentx-org{i}.json"
-    done = run(
-        "genesis",
-        "gentx",
-        *("--home", str(root / f"org{i}"), "--chain-id", "consortium-1", "--moniker", f"org{i}"),
-        *("--endpoint", f"10.0.0.{i + 1}:26656", "--data-file", str(folder), "-o", str(gentx_file)),
-    )
-    assert done.exit_code == 0, done.output
-    return gentx_file
+    return sign_data(root, i, write_images(root / f"images{i}", classes))
 
 
 def test_founders_with_folders_of_images_make_the_genesis_testnet_makes_from_them(
