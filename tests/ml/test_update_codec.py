@@ -21,6 +21,7 @@ from learnchain.ml.update_codec import (
     DecodedContribution,
     ErrorFeedback,
     UpdateCodec,
+    compute_largest_positions,
     open_contribution,
     parse_codec,
 )
@@ -272,3 +273,20 @@ def test_top_k_positions_out_of_order_or_range_do_not_decode(tmp_path: Path) -> 
     for broken in (positions.flip(0), positions + 21000):
         with pytest.raises(WeightsError, match="positions are not increasing"):
             codec.check(StateSource({**entries, "topk.positions16": broken}), layout)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.integers(-4, 4), min_size=1, max_size=300),
+    share=st.floats(0.0, 1.0),
+    not_finite=st.sampled_from([None, float("nan"), float("inf")]),
+)
+def test_the_largest_positions_are_a_stable_sorts_first_ties_to_the_lower_position(
+    values: list[int], share: float, not_finite: float | None
+) -> None:
+    update = torch.tensor(values, dtype=torch.float32) / 3
+    if not_finite is not None:
+        update[len(values) // 2] = not_finite
+    kept = max(1, round(share * len(values)))
+    expected = torch.argsort(update.abs(), descending=True, stable=True)[:kept]
+    assert compute_largest_positions(update, kept).tolist() == sorted(expected.tolist())
