@@ -303,16 +303,21 @@ def test_a_killed_validator_is_not_missed_and_catches_up_when_restarted(
     address = json.loads(
         run_learnchain("keys", "show", "--home", str(cluster[3].home), "--output", "json").stdout
     )["address"]
-    cluster.wait_for([0], top + 5)
-    signed = []
-    for height in range(top + 1, cluster[0].height() + 1):
+    # A commit needs three of the four, so a restarted node's precommits can come too late for
+    # a few of them while two cores are busy: it must be in one within a generous wait.
+    deadline = time.monotonic() + 120
+    height = top
+    while True:
+        height += 1
+        cluster.wait_for([0], height)
         block = json.loads(
             run_learnchain(
                 "query", "block", str(height), "--node", cluster[0].address, "--output", "json"
             ).stdout
         )
-        signed.append(address in block["signers"])
-    assert any(signed)
+        if address in block["signers"]:
+            break
+        assert time.monotonic() < deadline, f"no commit from {top + 1} to {height} has {address}"
     # Every other node logged it going down and coming back.
     peer = f"peer={cluster[3].address}"
     for i in range(3):
