@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from learnchain.ml.config import FILE_DATA_METRIC, Metric, TaskConfig, parse_task_params
 from learnchain.ml.data_summary import DataSummary
 from learnchain.node.home.files import DataSource
+
+if TYPE_CHECKING:
+    from learnchain.ml.tasks import Task
 
 
 def compute_task_config(
@@ -28,23 +32,16 @@ def compute_task_config(
     """The task config for a new chain; TaskError or DataError (one line) when a name, a
     parameter, a file or the pretrained weights are bad. Without a name, ``tabular-mlp`` voting
     by loss for data files, else ``digits-mlp``."""
-    from learnchain.ml.data import compute_image_shape, list_image_classes
-    from learnchain.ml.tasks import fit_task_to_data, get_task
+    from learnchain.ml.tasks import fit_task_to_summaries, get_task
 
     config = compute_named_task(name, params, seed, bool(data_files))
     if not data_files:
         check_model_size(config, pretrained)  # the task must be found and built, as every node will
         return config
-    folders = [path for path in data_files if path.is_dir()]
-    if folders and "class_names" not in config.params:  # every node labels folders alike
-        names = sorted({name for folder in folders for name in list_image_classes(folder)})
-        config = dataclasses.replace(config, params={**config.params, "class_names": names})
     task = get_task(config)
-    named = [(str(path), task.read_data(path, label_column)) for path in data_files]
-    shaped = fit_task_to_data(config, named)
-    if folders and "image_shape" not in shaped.params:
-        shape = compute_image_shape(folders[0], shaped.features)
-        shaped = dataclasses.replace(shaped, params={**shaped.params, "image_shape": shape})
+    # the summaries a genesis ceremony's gentxs carry, so that both make the same genesis
+    named = [(str(path), compute_file_summary(task, path, label_column)) for path in data_files]
+    shaped = fit_task_to_summaries(config, named)
     check_model_size(shaped, pretrained)  # a task that cannot take this shape says so now
     return shaped
 
@@ -78,13 +75,20 @@ def compute_summarised_task_config(
 
 
 def summarise_data_file(task_name: str, path: Path, label_column: str) -> DataSummary:
-    """A party's data file or folder of images read by the task's own reader, as a summary (no
-    row leaves; a folder's also names its class subfolders and the images' shape)."""
-    from learnchain.ml.data import compute_image_shape, list_image_classes
-    from learnchain.ml.data_summary import compute_data_summary
+    """A party's data file or folder of images read by the named task's own reader, as a
+    summary (``compute_file_summary``)."""
     from learnchain.ml.tasks import get_task
 
     task = get_task(compute_named_task(task_name, [], 0, True))
+    return compute_file_summary(task, path, label_column)
+
+
+def compute_file_summary(task: Task, path: Path, label_column: str) -> DataSummary:
+    """A data file or folder of images read by ``task``'s reader, as a summary (no row leaves;
+    a folder's also names its class subfolders and the images' shape)."""
+    from learnchain.ml.data import compute_image_shape, list_image_classes
+    from learnchain.ml.data_summary import compute_data_summary
+
     summary = compute_data_summary(task.read_data(path, label_column))
     if not path.is_dir():
         return summary
