@@ -51,6 +51,7 @@ from learnchain.consensus.types import (
 from learnchain.consensus.validators import Validator, ValidatorSet, compute_incremented
 from learnchain.ml.adversaries import make_learner
 from learnchain.ml.aggregate import Contribution, aggregate_contributions
+from learnchain.ml.config import APPRAISALS
 from learnchain.ml.contribution_value import compute_contribution_values as appraise
 from learnchain.ml.data import load_digits_party
 from learnchain.ml.parties import propose_round
@@ -94,6 +95,12 @@ def main() -> None:
         default=TaskConfig().aggregation,
         help="the rule; with screened_mean the proposer's screening leaves contributions out, "
         "and the block lists them for the validators to appraise (§3.5)",
+    )
+    parser.add_argument(
+        "--appraisal",
+        choices=APPRAISALS,
+        default=TaskConfig().appraisal,
+        help="task.appraisal: each gain exact, or to first order from one gradient (§3.5)",
     )
     parser.add_argument("--trace", action="store_true", help="print each round's appraisal")
     args = parser.parse_args()
@@ -259,6 +266,9 @@ def run(args: argparse.Namespace, seed: int) -> dict[str, Any]:
                             # from them, later): party order is arrival order here
                             arrival=[float(c.contributor) for c in (*used, *screened)],
                             duplicate_margin=args.duplicate_margin,
+                            gradient=learner.loss_gradient
+                            if args.appraisal == "first_order"
+                            else None,
                         )
                     )
                 reports.append(CommitSig(addresses[i], Signature(b""), None, values=values))

@@ -278,6 +278,7 @@ def measure(
     validators: int = VALIDATORS,
     codec: str = "float32",
     network: LinkShape | None = None,
+    task_params: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as scratch:
         model, task = describe_model(size_mb, depth, adapters, rank, Path(scratch))
@@ -302,6 +303,7 @@ def measure(
             *("--task-param", f"local_epochs={epochs}", "--partition", "dirichlet:0.5"),
             *("--plateau-rounds", "0", "--round-deadline", "3600"),
             *(("--task-param", f"codec={codec}") if codec != "float32" else ()),
+            *(arg for param in task_params for arg in ("--task-param", param)),
             **placement,
         )
         with hosts, net, Sampler([net[i].home for i in range(validators)]).running() as sampler:
@@ -383,6 +385,7 @@ def measure(
     summary = {
         "bench": "large_model",
         "config": dict(config),
+        "task_params": list(task_params),
         "validators": validators,
         "codec": codec,
         "network": None
@@ -464,6 +467,13 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="a config.toml setting for every validator (e.g. appraise=false, trainer=process)",
     )
+    parser.add_argument(
+        "--task-param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a genesis task setting of every run (e.g. appraisal=first_order)",
+    )
     parser.add_argument("--validators", type=int, default=VALIDATORS)
     parser.add_argument("--codecs", default="float32", help="task.codec of each run, in turn")
     parser.add_argument(
@@ -495,6 +505,7 @@ def main() -> None:
             args.validators,
             codec,
             network,
+            tuple(args.task_param),
         )
         print(json.dumps(summary), flush=True)
 

@@ -23,6 +23,7 @@ TASK_ENTRY_POINTS = "learnchain.tasks"  # the entry-point group installed packag
 
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+APPRAISALS = ("exact", "first_order")  # how a validator measures a contribution's gain (§3.5)
 PRECISIONS = ("float32", "bfloat16", "float16")  # a node's training precision (config.toml)
 
 
@@ -124,6 +125,10 @@ class TaskConfig:
     # a contribution whose update lies within this share of the larger norm of an update that
     # reached a validator before it is a copy (a free rider's) and worth nothing (§3.5); 0: off
     duplicate_margin: float = DEFAULT_DUPLICATE_MARGIN
+    # how a contribution's gain is measured (§3.5): exact (one loss of the aggregate without each
+    # term, n + 1 evaluations) or first_order (the aggregate's loss gradient, one evaluation
+    # and its backward pass, dotted with each term)
+    appraisal: str = "exact"
     server_momentum: float = 0.7  # aggregate mode: FedAvgM on the last global step
     # aggregate mode: the outer learning rate, times the rule's combined step (the pseudo-
     # gradient) before the momentum is added; 1: the step itself
@@ -202,6 +207,10 @@ class TaskConfig:
             raise TaskError(
                 f"task.duplicate_margin must be at least 0 and below 1, got {self.duplicate_margin}"
             )
+        if self.appraisal not in APPRAISALS:
+            raise TaskError(
+                f"task.appraisal must be one of {', '.join(APPRAISALS)}, got {self.appraisal!r}"
+            )
         if self.classes < 1:
             raise TaskError("task.classes must be at least 1 (1: a value to predict)")
         if len(self.feature_mean) != len(self.feature_scale) or (
@@ -231,8 +240,9 @@ class TaskConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form for the genesis (without ``feature_names`` or ``base_hash`` when there
-        are none, nor the ``float32`` codec, a server learning rate of 1 or the default
-        duplicate margin, so a genesis written before they existed keeps its hash)."""
+        are none, nor the ``float32`` codec, a server learning rate of 1, the default
+        duplicate margin or the exact appraisal, so a genesis written before they existed keeps
+        its hash)."""
         data = dataclasses.asdict(self)
         for optional in ("feature_names", "base_hash"):
             if not data[optional]:
@@ -243,6 +253,8 @@ class TaskConfig:
             del data["server_learning_rate"]
         if data["duplicate_margin"] == DEFAULT_DUPLICATE_MARGIN:
             del data["duplicate_margin"]
+        if data["appraisal"] == "exact":
+            del data["appraisal"]
         return data
 
     @staticmethod

@@ -13,7 +13,9 @@ One number per contribution, which the validator signs into its precommit:
   them). An untrained copy of the model has ``d_i = 0`` and is worth exactly 0 (and is never
   harmful: it moves nothing, however low the current model scores). Loss, not the
   task's metric: one contribution's term moves the accuracy on a vote set of a hundred samples by
-  less than one sample.
+  less than one sample. With ``task.appraisal = first_order`` the gain is its first-order
+  estimate, ``-g . d_i / n`` with ``g`` the loss's gradient at ``w + S``: one forward and one
+  backward pass in all, instead of one loss per contribution.
 
 What was tried first, and why not (bench/README.md, "Incentives"): leaving each contribution out
 and re-averaging the rest gives an untrained copy a clearly non-zero value (dropping it enlarges
@@ -56,6 +58,7 @@ def compute_values_of(
     reputation: bool = False,
     arrival: Sequence[float] | None = None,
     duplicate_margin: float = 0.0,
+    gradient: Callable[[TensorSource], TensorSource] | None = None,
 ) -> list[float]:
     """Each of the first ``aggregated`` sources' value (see the module), then each other
     (screened-out) one's: harmful by the same test, else 0. With ``reputation``, those values
@@ -67,7 +70,10 @@ def compute_values_of(
     by slice: the aggregate of every clipped update is made once (``materialize``: slices in
     ``layout`` order to a source), and each contribution's term is taken out of it slice by
     slice for its loss. ``scores`` and ``norms`` (each source's own score, and its update's
-    norm from ``base``) when they are already known (computed as the contributions arrived)."""
+    norm from ``base``) when they are already known (computed as the contributions arrived).
+    With ``gradient`` (the loss's gradient at some weights), each gain is its first-order
+    estimate, ``-g . term`` with ``g`` the gradient at the aggregate (``compute_first_order_dots``):
+    one forward and one backward pass in place of one loss per contribution."""
     if not aggregated:
         return []
     if scores is None:
@@ -125,13 +131,26 @@ def compute_values_of(
             yield (base_slice + share * step).to(layout.specs[name].dtype)
 
     with_all_source = materialize(iter_with_all())
-    with_all = loss(with_all_source)
+    if gradient is None:
+        with_all = loss(with_all_source)
+    else:  # first order: the gradient at the aggregate, then one dot product per update
+        dots, step_dot = compute_first_order_dots(
+            base,
+            named if reputation else sources,
+            with_all_source,
+            gradient(with_all_source),
+            layout,
+        )
     values = []
     for i, harm in enumerate(harms[:aggregated]):
         if harm is not None:
             values.append(-harm)
-        elif not float(norms[i]) > 0:  # no step, no gain
+            continue
+        if not float(norms[i]) > 0:  # no step, no gain
             values.append(0.0)
+            continue
+        if gradient is not None:
+            gain = -share * float(scales[i]) * dots[i]  # loss(w + S - c_i / n) - loss(w + S)
         else:
 
             def without_term(
@@ -139,8 +158,8 @@ def compute_values_of(
             ) -> torch.Tensor:
                 return -share * clipped_delta(i, name, start, stop, base_slice)
 
-            without = loss(_Shifted(with_all_source, read_base, without_term))
-            values.append(without - with_all if reputation else max(without - with_all, 0.0))
+            gain = loss(_Shifted(with_all_source, read_base, without_term)) - with_all
+        values.append(gain if reputation else max(gain, 0.0))
     if not reputation:
         return finish(values + [0.0 if harm is None else -harm for harm in harms[aggregated:]])
     median_norm = float(norms[:aggregated].median())
@@ -152,6 +171,9 @@ def compute_values_of(
             values.append(0.0)
             continue
         scale = min(1.0, median_norm / float(norms[j]))
+        if gradient is not None:  # loss(w + S) - loss(w + S + (scale d_j - S) / (n + 1))
+            values.append(-(scale * dots[j] - step_dot) / (aggregated + 1))
+            continue
 
         def with_term(
             name: str,
@@ -171,6 +193,32 @@ def compute_values_of(
         for i, (value, harm) in enumerate(zip(values, harms, strict=True))
     ]
     return finish(settlement + values)
+
+
+def compute_first_order_dots(
+    base: TensorSource,
+    named: Sequence[TensorSource],
+    aggregate: TensorSource,
+    gradient: TensorSource,
+    layout: WeightsLayout,
+) -> tuple[list[float], float]:
+    """The dot product of ``gradient`` with each source's update from ``base``, and with the
+    aggregate's step from it, slice by slice, in float32 at least, summed in float64."""
+    dots = [0.0] * len(named)
+    step_dot = 0.0
+    for name, start, stop in layout.iter_slices():
+        base_slice = base.read_flat(name, start, stop)
+        dtype = torch.promote_types(base_slice.dtype, torch.float32)
+        base_slice = base_slice.to(dtype)
+        grad = gradient.read_flat(name, start, stop).to(dtype)
+        for i, source in enumerate(named):
+            dots[i] += float(
+                torch.dot(grad, source.read_flat(name, start, stop).to(dtype) - base_slice)
+            )
+        step_dot += float(
+            torch.dot(grad, aggregate.read_flat(name, start, stop).to(dtype) - base_slice)
+        )
+    return dots, step_dot
 
 
 def compute_slice_gram(read: Sequence[torch.Tensor], base_slice: torch.Tensor) -> torch.Tensor:
@@ -243,15 +291,21 @@ def compute_contribution_values(
     reputation: bool = False,
     arrival: Sequence[float] | None = None,
     duplicate_margin: float = 0.0,
+    gradient: Callable[[StateDict], StateDict] | None = None,
 ) -> list[float]:
     """Each contribution's value (see the module), in the order given, then each screened-out
     one's: harmful by the same test, else 0 (it is in no aggregate, so it has no gain). The
     harm test's median is over every contribution named, aggregated or screened out, as if the
-    proposer had screened none. For state dicts in memory (``compute_values_of``)."""
+    proposer had screened none; with ``gradient``, gains to first order. For state dicts in
+    memory (``compute_values_of``)."""
     layout = WeightsLayout.of_state(global_state)
 
     def to_state(source: TensorSource) -> StateDict:
         return collect_state(layout, iter_source(source, layout))
+
+    def gradient_of(source: TensorSource) -> TensorSource:
+        assert gradient is not None
+        return StateSource(gradient(to_state(source)))
 
     return compute_values_of(
         StateSource(global_state),
@@ -265,4 +319,5 @@ def compute_contribution_values(
         reputation=reputation,
         arrival=arrival,
         duplicate_margin=duplicate_margin,
+        gradient=None if gradient is None else gradient_of,
     )

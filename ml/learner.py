@@ -202,6 +202,11 @@ class Learner:
         screening contributions."""
         return self.task.score(self.evaluate(weights))
 
+    def loss_gradient(self, weights: Weights) -> StateDict:
+        """The gradient of ``loss`` at ``weights``, for each trainable tensor (a first-order
+        appraisal)."""
+        return self.task.loss_gradient(self.load(weights), self.judging_data(), self.trainable)
+
     def appraise(
         self,
         sources: Sequence[TensorSource],
@@ -216,6 +221,9 @@ class Learner:
         screened out; ``scores`` and ``norms`` when already known; with ``reputation`` followed
         by their reputation values (§3.9); with ``arrival`` (when each reached this party) a
         copy of an earlier one is worth 0."""
+
+        def gradient(source: TensorSource) -> TensorSource:
+            return StateSource(self.loss_gradient(source))
 
         def materialize(slices: Iterable[torch.Tensor]) -> TensorSource:
             # the aggregate of every clipped update, in memory: one copy of the weights beside
@@ -236,4 +244,5 @@ class Learner:
             reputation,
             arrival,
             self.task.config.duplicate_margin,
+            gradient if self.task.config.appraisal == "first_order" else None,
         )

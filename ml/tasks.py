@@ -67,7 +67,12 @@ from learnchain.ml.frozen_base import (
     select_state,
 )
 from learnchain.ml.plugins import import_class, register_class
-from learnchain.ml.training import Evaluation, evaluate_model, train_model
+from learnchain.ml.training import (
+    Evaluation,
+    compute_loss_gradient,
+    evaluate_model,
+    train_model,
+)
 
 log = logging.getLogger("learnchain.data")
 
@@ -154,6 +159,12 @@ class Task(ABC):
         """Per-sample correctness and loss of ``model`` on ``data`` (the vote rule compares
         them sample by sample); by default argmax accuracy and cross-entropy."""
         return evaluate_model(self, model, data)
+
+    def loss_gradient(self, model: nn.Module, data: Dataset, names: list[str]) -> StateDict:
+        """The gradient of ``evaluate``'s mean loss at ``model`` on ``data``, for each tensor
+        of ``names`` (a first-order appraisal, §3.5); by default of the mean cross-entropy. A
+        task that evaluates another loss overrides it with that loss's gradient."""
+        return compute_loss_gradient(self, model, data, names)
 
     def score(self, evaluation: Evaluation) -> float:
         """The number the chain records and the plateau rule follows (higher is better): the
@@ -394,6 +405,12 @@ class TabularRegression(Task):
             return (((predicted - target) / scale) ** 2).mean()
 
         return train_model(self, model, data, seed, epochs, loss)
+
+    def loss_gradient(self, model: nn.Module, data: Dataset, names: list[str]) -> StateDict:
+        def squared_error(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            return ((predicted - target) ** 2).mean()
+
+        return compute_loss_gradient(self, model, data, names, squared_error)
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, data: Dataset) -> Evaluation:

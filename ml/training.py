@@ -146,6 +146,37 @@ def evaluate_model(task: Task, model: nn.Module, data: Dataset) -> Evaluation:
     return Evaluation(correct.numpy(), losses.numpy().astype(np.float32))
 
 
+def compute_loss_gradient(
+    task: Task,
+    model: nn.Module,
+    data: Dataset,
+    names: list[str],
+    loss: LossFunction = F.cross_entropy,
+) -> StateDict:
+    """The gradient of the mean ``loss`` of ``model`` on ``data`` with respect to each of the
+    state dict's ``names``, on the CPU in the tensor's dtype (zero for a buffer: a first-order
+    value sees only what has a gradient). One forward and one backward pass."""
+    model.eval()
+    x, y = to_tensors(data)
+    device = task.local.device
+    parameters = dict(model.named_parameters())
+    state = model.state_dict(keep_vars=True)
+    with on_device(model, device):
+        differentiable = [name for name in names if name in parameters]
+        inputs = [parameters[name] for name in differentiable]
+        with torch.enable_grad():
+            mean_loss = loss(model(task.prepare(x).to(device)).float(), y.to(device))
+            grads = torch.autograd.grad(mean_loss, inputs, allow_unused=True)
+    found = {
+        name: torch.zeros_like(parameters[name]) if grad is None else grad.detach()
+        for name, grad in zip(differentiable, grads, strict=True)
+    }
+    return {
+        name: (found[name] if name in found else torch.zeros_like(state[name])).to("cpu")
+        for name in names
+    }
+
+
 def evaluate_state(task: Task, state: StateDict, data: Dataset) -> Evaluation:
     """Evaluate weights given as a state dict, the task's way."""
     return task.evaluate(load_model(task, state), data)

@@ -239,6 +239,13 @@ def _get_contributor_income(
     show_default=True,
     help="Keep contributors' reputations on chain (testnet --reputation-decay; 0: none).",
 )
+@click.option(
+    "--task-param",
+    "task_params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A genesis task setting (testnet --task-param), e.g. appraisal=first_order.",
+)
 @output_option
 @click.option(
     "--plot",
@@ -273,6 +280,7 @@ def demo(
     threshold: Threshold,
     seed: int,
     reputation_decay: float,
+    task_params: tuple[str, ...],
     output: str,
     plot: Path | None,
     dashboard_listen: str | None,
@@ -317,6 +325,7 @@ def demo(
             *("--chain-id", "learnchain-demo", "--threshold", str(threshold)),
             *("--mode", mode, *data.testnet_args),
             *("--reputation-decay", str(reputation_decay)),
+            *(arg for param in task_params for arg in ("--task-param", param)),
             own_sessions=True,
         )
         net.configure_all("attack", attack, range(validators - byzantine, validators))

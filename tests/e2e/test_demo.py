@@ -110,12 +110,18 @@ def test_a_chain_that_keeps_reputation_ranks_the_poisoner_lowest() -> None:
 
 
 @pytest.mark.timeout(DEMO_SECONDS + 60)
-def test_a_validator_that_sends_anothers_contribution_as_its_own_earns_nothing() -> None:
+@pytest.mark.parametrize("appraisal", ["exact", "first_order"])
+def test_a_validator_that_sends_anothers_contribution_as_its_own_earns_nothing(
+    appraisal: str,
+) -> None:
     """A free rider (config ``attack = "copycat"``) signs another validator's contribution as
     its own; every validator received the original first, so each values the copy at 0 (§3.5)
-    and the chain pays it nothing as a contributor. (With ``task.duplicate_margin`` 0 the same
-    run paid it 27 tokens, about 80 % of an honest party's mean.)"""
-    summary = run_demo("--byzantine", "1", "--attack", "copycat")
+    and the chain pays it nothing as a contributor, whether gains are measured exactly or to
+    first order (``task.appraisal``). (With ``task.duplicate_margin`` 0 the same run paid it 27
+    tokens, about 80 % of an honest party's mean.)"""
+    summary = run_demo(
+        "--byzantine", "1", "--attack", "copycat", "--task-param", f"appraisal={appraisal}"
+    )
     assert summary["consistent"] is True
     income = summary["contributor_income"]
     assert isinstance(income, dict) and len(income) == 5

@@ -3,6 +3,8 @@ signs into its precommit, and the chain settles rewards and deposits on (docs/pr
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
 
@@ -13,6 +15,8 @@ from learnchain.ml.learner import Learner
 from tests.ml.test_learning import make_learner
 
 Honest = tuple[dict[str, torch.Tensor], list[Contribution]]
+Loss = Callable[[dict[str, torch.Tensor]], float]
+Gradient = Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
 HARM_MARGIN = 0.10
 
 
@@ -180,3 +184,90 @@ def test_copies_are_found_by_arrival_and_distance_not_by_position(
         False,
     ]
     assert compute_copies(gram, in_order, 0.0) == [False] * 5
+
+
+def linear_loss(direction: dict[str, torch.Tensor]) -> tuple[Loss, Gradient]:
+    """A loss linear in the weights, ``direction . w``, and its gradient (``direction``)."""
+
+    def loss(state: dict[str, torch.Tensor]) -> float:
+        return float(sum((direction[k].double() * state[k].double()).sum() for k in state))
+
+    return loss, lambda state: {k: v.clone() for k, v in direction.items()}
+
+
+def test_first_order_values_are_the_exact_ones_when_the_loss_is_linear(
+    judge: Learner, base_and_honest: Honest
+) -> None:
+    """``task.appraisal = first_order``: each gain is ``-g . term`` with ``g`` the gradient at
+    the aggregate; for a linear loss that is the gain itself, for the aggregated ones and for
+    the screened-out ones' reputation values alike."""
+    base, honest = base_and_honest
+    generator = torch.Generator().manual_seed(5)
+    direction = {k: torch.randn(v.shape, generator=generator) for k, v in base.items()}
+    loss, gradient = linear_loss(direction)
+    no_harm = 1.0
+    exact = compute_contribution_values(
+        base, honest[:3], loss, judge.score, no_harm, [honest[3]], reputation=True
+    )
+    first_order = compute_contribution_values(
+        base, honest[:3], loss, judge.score, no_harm, [honest[3]], True, gradient=gradient
+    )
+    assert any(abs(v) > 1e-3 for v in exact)
+    assert first_order == pytest.approx(exact, rel=1e-3, abs=1e-5)
+
+
+def test_first_order_values_keep_the_exact_verdicts_on_digits(
+    judge: Learner, base_and_honest: Honest
+) -> None:
+    """On a real loss the first-order gains estimate the exact ones from below (cross-entropy
+    is convex in the logits, so the curvature the estimate leaves out adds to a gain): harm and
+    copies are judged as before, an untrained copy is worth exactly 0, and each honest gain is
+    positive and at most its exact value, plus float32's rounding."""
+    base, honest = base_and_honest
+    flipper = ByzantineLearner(judge.task, judge.data, "label_flip", seed=3)
+    flipper.accept(base)
+    untrained = Contribution("8", {k: v.clone() for k, v in base.items()}, 200)
+    made = [*honest, untrained, Contribution("9", flipper.propose(), flipper.samples)]
+    exact = appraise(judge, base, made)
+    first_order = compute_contribution_values(
+        base, made, judge.loss, judge.score, HARM_MARGIN, gradient=judge.loss_gradient
+    )
+    assert first_order[-2:] == [0.0, exact[-1]] and exact[-1] < -HARM_MARGIN
+    for estimate, value in zip(first_order[:-2], exact[:-2], strict=True):
+        assert 0 < estimate <= value + 1e-5 or estimate == value
+
+
+def test_a_learner_appraises_to_first_order_when_its_task_says_so(
+    base_and_honest: Honest,
+) -> None:
+    from dataclasses import replace
+
+    from learnchain.ml.tasks import get_task
+    from learnchain.ml.weights_file import StateSource
+
+    base, honest = base_and_honest
+    learner = make_learner(4, "dirichlet:0.5")
+    learner.accept(base)
+    sources = [StateSource(c.state) for c in honest]
+    expected = compute_contribution_values(
+        base,
+        honest,
+        learner.loss,
+        learner.score,
+        learner.task.config.harm_margin,
+        gradient=learner.loss_gradient,
+    )
+    learner.task = get_task(replace(learner.task.config, appraisal="first_order"))
+    assert learner.appraise(sources, len(sources)) == pytest.approx(expected, abs=1e-6)
+    learner.task = get_task(replace(learner.task.config, appraisal="exact"))
+    assert learner.appraise(sources, len(sources)) == pytest.approx(
+        appraise_exact(learner, base, honest), abs=1e-6
+    )
+
+
+def appraise_exact(
+    learner: Learner, base: dict[str, torch.Tensor], made: list[Contribution]
+) -> list[float]:
+    return compute_contribution_values(
+        base, made, learner.loss, learner.score, learner.task.config.harm_margin
+    )

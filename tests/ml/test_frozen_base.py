@@ -116,6 +116,18 @@ def test_training_moves_the_adapter_and_never_the_base(tmp_path: Path) -> None:
     assert learner.base_hash == task.compute_base_hash(task.initial_model())
 
 
+def test_a_first_order_appraisal_differentiates_the_adapter_alone(tmp_path: Path) -> None:
+    """The loss's gradient (``task.appraisal = first_order``, §3.5) is taken with respect to
+    the trainable tensors only, through the frozen base, which it leaves without gradients."""
+    task = adapted(str(write_backbone(tmp_path / "base.safetensors", seed=1)))
+    data, _ = load_digits_party(0, 4, "iid", 0)
+    learner = Learner(task, data)
+    gradient = learner.loss_gradient(learner.current())
+    assert sorted(gradient) == ["1.bias", "1.weight"]
+    assert all(t.any() for t in gradient.values())
+    assert all(p.grad is None for p in backbone_of(learner).parameters())
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

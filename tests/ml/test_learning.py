@@ -290,6 +290,7 @@ def test_adding_a_task_is_one_registered_class() -> None:
         ({"margin": -0.1}, "task.margin must not be negative"),
         ({"server_momentum": 1.0}, "task.server_momentum must be below 1"),
         ({"server_learning_rate": 0}, "task.server_learning_rate must be positive"),
+        ({"appraisal": "shapley"}, "task.appraisal must be one of exact, first_order"),
     ],
 )
 def test_a_bad_task_in_the_genesis_is_a_clear_error(data: dict[str, object], message: str) -> None:
@@ -302,10 +303,13 @@ def test_a_task_config_round_trips_through_json_form() -> None:
     assert TaskConfig.from_dict(config.to_dict()) == config
     outer = TaskConfig(server_learning_rate=0.7)
     assert TaskConfig.from_dict(outer.to_dict()) == outer
+    first_order = TaskConfig(appraisal="first_order")
+    assert TaskConfig.from_dict(first_order.to_dict()) == first_order
 
 
 def test_a_genesis_from_before_the_outer_learning_rate_keeps_its_hash() -> None:
     assert "server_learning_rate" not in TaskConfig().to_dict()
+    assert "appraisal" not in TaskConfig().to_dict()
 
 
 class FirstOnly(AggregationRule):

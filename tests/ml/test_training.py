@@ -5,10 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from learnchain.ml.codec import StateDict
+from learnchain.ml.data import Dataset
+from learnchain.ml.tasks import Task, TaskConfig, get_task
 from learnchain.ml.training import MomentumSGD
 
 
@@ -50,3 +54,47 @@ def test_training_does_not_load_torch_dynamo() -> None:
         [sys.executable, "-c", program], capture_output=True, text=True, check=True
     )
     assert result.stdout.split() == ["False", "False"]
+
+
+def directional_derivative(task: Task, model: nn.Module, data: Dataset, v: StateDict) -> float:
+    """``evaluate``'s mean loss differentiated along ``v`` by central differences."""
+    base = {k: t.clone() for k, t in model.state_dict().items()}
+    losses = []
+    for sign in (1, -1):
+        model.load_state_dict({k: base[k] + sign * EPSILON * v.get(k, 0) for k in base})
+        losses.append(task.evaluate(model, data).loss)
+    model.load_state_dict(base)
+    return (losses[0] - losses[1]) / (2 * EPSILON)
+
+
+EPSILON = 1e-2
+
+
+@pytest.mark.parametrize("name", ["digits-mlp", "tabular-regression"])
+def test_a_tasks_loss_gradient_is_the_gradient_of_the_loss_it_evaluates(name: str) -> None:
+    """``Task.loss_gradient`` (a first-order appraisal, §3.5) differentiates the mean loss of
+    the task's own ``evaluate``: cross-entropy for a classifier, squared error in the target's
+    units for the regression task."""
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(200, 6, generator=generator)
+    if name == "tabular-regression":
+        y = (x @ torch.arange(6.0) + 40).numpy()
+        config = TaskConfig(name=name, features=6, classes=1, params={"target_mean": 40.0})
+    else:
+        y = (x[:, 0] > 0).long().numpy()
+        config = TaskConfig(name=name, features=6, classes=2, hidden=16)
+    task = get_task(config)
+    data = Dataset(x.numpy(), y)
+    model = task.initial_model()
+    names = task.trainable(model)
+    gradient = task.loss_gradient(model, data, names)
+    assert set(gradient) == set(names)
+    parameters = dict(model.named_parameters())
+    buffers = [k for k in names if k not in parameters]  # the regression's fixed rescaling
+    assert all(not gradient[k].any() for k in buffers), "a buffer has no gradient"
+    for seed in range(3):
+        g = torch.Generator().manual_seed(seed)
+        v = {k: torch.randn(p.shape, generator=g) for k, p in parameters.items()}
+        expected = directional_derivative(task, model, data, v)
+        found = float(sum((gradient[k].double() * v[k].double()).sum() for k in v))
+        assert found == pytest.approx(expected, rel=2e-2, abs=1e-4)
