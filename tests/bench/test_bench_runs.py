@@ -123,9 +123,19 @@ def test_quality_runs_on_a_data_file(tmp_path: Path) -> None:
     assert found["final_accuracy_mean"] > 0.5
 
 
-def test_incentives_runs_and_its_tokens_add_up() -> None:
-    found = run_bench("incentives.py", "--rounds", "3", "--seeds", "0")
+@pytest.mark.parametrize("appraisal", ["exact", "first_order"])
+def test_incentives_runs_and_its_tokens_add_up(appraisal: str) -> None:
+    found = run_bench("incentives.py", "--rounds", "3", "--seeds", "0", "--appraisal", appraisal)
     assert found["tokens_conserved"] is True and found["rounds"] == 3
+
+
+@pytest.mark.parametrize("codec", ["float32", "topk:0.01"])
+def test_the_critical_path_bench_times_every_part(codec: str) -> None:
+    found = run_bench(
+        "critical_path.py", "--size", "2", "--validators", "3", "--codec", codec, "--repeats", "1"
+    )
+    assert set(found["cpu_seconds"]) == {"prepare", "aggregate", "decide", "appraise"}
+    assert found["codec"] == codec and found["weights_mb"] > 1
 
 
 @pytest.mark.slow
