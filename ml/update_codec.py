@@ -104,6 +104,13 @@ class UpdateCodec(ABC):
         as they are, for a codec with entries of its own per tensor."""
         return entries
 
+    def read_kept(
+        self, encoded: TensorSource, layout: WeightsLayout, name: str
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Tensor ``name``'s decoded update as its only non-zero values, (positions, float32
+        values), for a codec that keeps few of them; None for a dense one."""
+        return None
+
 
 class Float32Codec(UpdateCodec):
     """The trained weights as they are (the chain's format before codecs)."""
@@ -359,6 +366,14 @@ class TopKCodec(UpdateCodec):
                     f"{name}: the update's positions are not increasing within [0, {numel})"
                 )
 
+    def read_kept(
+        self, encoded: TensorSource, layout: WeightsLayout, name: str
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        kept = self.compute_packing(layout)[name]
+        scale = encoded.read_flat(SCALES, kept.scale, kept.scale + 1).to(torch.float32)
+        values = encoded.read_flat(VALUES, kept.values, kept.values + kept.kept)
+        return self._read_positions(encoded, kept), values.to(torch.float32) * scale
+
     def decode_slice(
         self, encoded: TensorSource, layout: WeightsLayout, name: str, start: int, stop: int
     ) -> torch.Tensor:
@@ -400,6 +415,11 @@ class DecodedContribution:
         base = self.base.read_flat(name, start, stop)
         update = self.codec.decode_slice(self.encoded, self.layout, name, start, stop)
         return (base.to(torch.float32) + update).to(spec.dtype)
+
+    def read_kept(self, name: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Tensor ``name``'s update as (positions, float32 values) when the codec keeps few of
+        its values (``UpdateCodec.read_kept``), else None."""
+        return self.codec.read_kept(self.encoded, self.layout, name)
 
 
 class ErrorFeedback:

@@ -12,6 +12,7 @@ from learnchain.ml.adversaries import ByzantineLearner
 from learnchain.ml.aggregate import Contribution
 from learnchain.ml.contribution_value import compute_contribution_values
 from learnchain.ml.learner import Learner
+from learnchain.ml.weights_file import TensorSource
 from tests.ml.test_learning import make_learner
 
 Honest = tuple[dict[str, torch.Tensor], list[Contribution]]
@@ -271,3 +272,57 @@ def appraise_exact(
     return compute_contribution_values(
         base, made, learner.loss, learner.score, learner.task.config.harm_margin
     )
+
+
+@pytest.mark.parametrize("appraisal", ["exact", "first_order"])
+def test_top_k_updates_are_appraised_from_their_kept_values_as_from_every_value(
+    judge: Learner, base_and_honest: Honest, appraisal: str
+) -> None:
+    """Updates a sparse codec encoded (``topk``) are appraised from their kept values alone (the
+    aggregate, the copies' Gram matrix, the first-order dot products), and are worth what the
+    same updates decoded whole are worth, to float32's rounding; a copy among them still 0."""
+    from learnchain.ml.contribution_value import compute_values_of
+    from learnchain.ml.update_codec import DecodedContribution, ErrorFeedback, parse_codec
+    from learnchain.ml.weights_file import (
+        StateSource,
+        WeightsLayout,
+        collect_state,
+        iter_source,
+    )
+
+    base, honest = base_and_honest
+    layout = WeightsLayout.of_state(base)
+    codec = parse_codec("topk:0.05")
+    made = [*honest, honest[1]]  # the last a copy of the second, sent later
+
+    def decoded(contribution: Contribution) -> DecodedContribution:
+        encoded = ErrorFeedback(codec).encode(
+            StateSource(contribution.state), StateSource(base), layout
+        )
+        return DecodedContribution(StateSource(base), StateSource(encoded), codec, layout)
+
+    sparse = [decoded(c) for c in made]
+    dense = [StateSource(collect_state(layout, iter_source(s, layout))) for s in sparse]
+
+    def gradient(source: TensorSource) -> TensorSource:
+        return StateSource(judge.loss_gradient(source))
+
+    def values(named: list[TensorSource]) -> list[float]:
+        return compute_values_of(
+            StateSource(base),
+            named,
+            3,  # two screened out, to be valued as had they been added
+            judge.loss,
+            judge.score,
+            1.0,
+            layout,
+            lambda slices: StateSource(collect_state(layout, slices)),
+            reputation=True,
+            arrival=[float(i) for i in range(len(named))],
+            duplicate_margin=0.2,
+            gradient=gradient if appraisal == "first_order" else None,
+        )
+
+    from_kept, from_all = values(list(sparse)), values(list(dense))
+    assert from_kept == pytest.approx(from_all, abs=1e-5)
+    assert from_kept[len(made) - 1] == 0.0 and any(v > 0 for v in from_kept[:3])
