@@ -51,10 +51,11 @@ def run_learnchain(*args: str, timeout: float = 120) -> subprocess.CompletedProc
 
 
 def check_learnchain(*args: str) -> str:
-    """Run the command line; its output, or ClusterError with what it said."""
+    """Run the command line; its output, or ClusterError with what it said (without the
+    ``Error: `` a command puts before its message, which whoever reports it adds again)."""
     result = run_learnchain(*args)
     if result.returncode != 0:
-        raise ClusterError((result.stderr or result.stdout).strip())
+        raise ClusterError((result.stderr or result.stdout).strip().removeprefix("Error: "))
     return result.stdout
 
 

@@ -210,3 +210,18 @@ def test_init_refuses_a_shard_outside_the_parties(net: Path, tmp_path: Path, sha
     assert refused.exit_code == 2
     assert "--shard" in refused.output
     assert not (tmp_path / "j").exists()
+
+
+@pytest.mark.parametrize(
+    ("param", "message"),
+    [
+        ("appraisal=shapley", "task.appraisal must be one of exact, first_order, got 'shapley'"),
+        ("appraisal", "--task-param takes KEY=VALUE, got 'appraisal'"),
+    ],
+)
+def test_a_demo_with_a_bad_task_param_is_one_line_that_says_error_once(
+    param: str, message: str
+) -> None:
+    refused = CliRunner().invoke(main, ["demo", "--validators", "2", "--task-param", param])
+    assert refused.exit_code == 1
+    assert refused.output == f"Error: {message}\n"
