@@ -52,7 +52,12 @@ from learnchain.ml.config import APPRAISALS, TaskConfig
 from learnchain.ml.data import load_digits_party
 from learnchain.ml.learner import Learner
 from learnchain.ml.tasks import get_task
-from learnchain.ml.update_codec import ErrorFeedback, open_contribution, parse_codec
+from learnchain.ml.update_codec import (
+    ErrorFeedback,
+    UpdateCodec,
+    open_contribution,
+    parse_codec,
+)
 from learnchain.ml.weights_file import (
     StateSource,
     TensorSource,
@@ -103,7 +108,7 @@ def measure(
     layout = WeightsLayout.of_state(base)
     base_source = StateSource(base)
     with tempfile.TemporaryDirectory() as scratch:
-        paths = write_contributions(Path(scratch), base, layout, codec_name, validators)
+        paths = write_contributions(Path(scratch), base, layout, codec, validators)
         contribution_mb = sum(p.stat().st_size for p in paths) / len(paths) / 1e6
 
         def open_all() -> list[TensorSource]:
@@ -165,12 +170,11 @@ def write_contributions(
     folder: Path,
     base: dict[str, torch.Tensor],
     layout: WeightsLayout,
-    codec_name: str,
+    codec: UpdateCodec,
     count: int,
 ) -> list[Path]:
     """``count`` contributions (the model plus Gaussian updates), encoded and written as a
     contributor writes them."""
-    codec = parse_codec(codec_name)
     encoded_layout = layout if codec.sends_weights else codec.compute_encoded_layout(layout)
     generator = torch.Generator().manual_seed(0)
     paths = []
