@@ -15,9 +15,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_bench(script: str, *arguments: str, timeout: float = 600) -> dict[str, Any]:
-    """The last JSON line ``bench/SCRIPT`` prints (it must exit 0)."""
-    shown = subprocess.run(
+def run_bench_process(
+    script: str, *arguments: str, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """``bench/SCRIPT`` run to its end, as a user runs it."""
+    return subprocess.run(
         [sys.executable, str(ROOT / "bench" / script), *arguments],
         capture_output=True,
         text=True,
@@ -25,6 +27,11 @@ def run_bench(script: str, *arguments: str, timeout: float = 600) -> dict[str, A
         check=False,
         cwd=ROOT,
     )
+
+
+def run_bench(script: str, *arguments: str, timeout: float = 600) -> dict[str, Any]:
+    """The last JSON line ``bench/SCRIPT`` prints (it must exit 0)."""
+    shown = run_bench_process(script, *arguments, timeout=timeout)
     assert shown.returncode == 0, shown.stderr[-3000:]
     last = [line for line in shown.stdout.splitlines() if line.startswith("{")][-1]
     found: dict[str, Any] = json.loads(last)
@@ -93,16 +100,8 @@ def test_a_backdoor_run_reports_what_the_trigger_reaches_without_any_attack() ->
 
 
 def test_a_backdoor_target_outside_the_classes_is_a_one_line_error() -> None:
-    shown = subprocess.run(
-        [
-            *(sys.executable, str(ROOT / "bench" / "quality.py"), *SHORT),
-            *("--byzantine", "backdoor:1", "--backdoor-target", "10"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        cwd=ROOT,
+    shown = run_bench_process(
+        "quality.py", *SHORT, "--byzantine", "backdoor:1", "--backdoor-target", "10"
     )
     assert shown.returncode != 0
     assert shown.stderr.strip() == (

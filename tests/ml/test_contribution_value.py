@@ -238,9 +238,8 @@ def test_first_order_values_keep_the_exact_verdicts_on_digits(
         assert 0 < estimate <= value + 1e-5 or estimate == value
 
 
-def test_a_learner_appraises_to_first_order_when_its_task_says_so(
-    base_and_honest: Honest,
-) -> None:
+@pytest.mark.parametrize("appraisal", ["exact", "first_order"])
+def test_a_learner_appraises_as_its_task_says(base_and_honest: Honest, appraisal: str) -> None:
     from dataclasses import replace
 
     from learnchain.ml.tasks import get_task
@@ -249,29 +248,17 @@ def test_a_learner_appraises_to_first_order_when_its_task_says_so(
     base, honest = base_and_honest
     learner = make_learner(4, "dirichlet:0.5")
     learner.accept(base)
-    sources = [StateSource(c.state) for c in honest]
+    learner.task = get_task(replace(learner.task.config, appraisal=appraisal))
     expected = compute_contribution_values(
         base,
         honest,
         learner.loss,
         learner.score,
         learner.task.config.harm_margin,
-        gradient=learner.loss_gradient,
+        gradient=learner.loss_gradient if appraisal == "first_order" else None,
     )
-    learner.task = get_task(replace(learner.task.config, appraisal="first_order"))
+    sources = [StateSource(c.state) for c in honest]
     assert learner.appraise(sources, len(sources)) == pytest.approx(expected, abs=1e-6)
-    learner.task = get_task(replace(learner.task.config, appraisal="exact"))
-    assert learner.appraise(sources, len(sources)) == pytest.approx(
-        appraise_exact(learner, base, honest), abs=1e-6
-    )
-
-
-def appraise_exact(
-    learner: Learner, base: dict[str, torch.Tensor], made: list[Contribution]
-) -> list[float]:
-    return compute_contribution_values(
-        base, made, learner.loss, learner.score, learner.task.config.harm_margin
-    )
 
 
 @pytest.mark.parametrize("appraisal", ["exact", "first_order"])
