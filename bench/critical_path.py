@@ -106,7 +106,7 @@ def measure(
     codec = parse_codec(codec_name)
     base = learner.current()
     layout = WeightsLayout.of_state(base)
-    base_source = StateSource(base)
+    base_source = learner.global_source  # contributions decode against it, as on a node
     with tempfile.TemporaryDirectory() as scratch:
         paths = write_contributions(Path(scratch), base, layout, codec, validators)
         contribution_mb = sum(p.stat().st_size for p in paths) / len(paths) / 1e6
@@ -115,6 +115,8 @@ def measure(
             return [open_contribution(p, base_source, codec, layout, 1 << 40) for p in paths]
 
         aggregate_path = Path(scratch) / "aggregate.safetensors"
+        # each update's norm and score are measured as it arrives (``prepare``): not on the path
+        norms = compute_update_norms(base_source, open_all(), layout)
 
         def prepare() -> None:
             last = open_all()[-1]
@@ -126,14 +128,11 @@ def measure(
             listed = [ListedSource(str(i), s, 100) for i, s in enumerate(sources)]
             rule = get_aggregation_rule(config.aggregation)
             rule.population = validators
-            slices = iter_aggregate(base_source, listed, rule, layout)
+            slices = iter_aggregate(base_source, listed, rule, layout, norms=norms)
             write_weights(aggregate_path, layout, slices)
 
         def decide() -> None:
             learner.vote(WeightsFile(aggregate_path, layout, 1 << 40))
-
-        # each update's norm and score are measured as it arrives (``prepare``): not on the path
-        norms = compute_update_norms(base_source, open_all(), layout)
 
         def appraise() -> None:
             sources = open_all()

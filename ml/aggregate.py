@@ -35,6 +35,7 @@ import torch
 from learnchain.ml.codec import StateDict
 from learnchain.ml.config import AGGREGATION_NAMES, Aggregation, is_plugin_name
 from learnchain.ml.errors import TaskError
+from learnchain.ml.kept_updates import iter_kept_combined, read_all_kept
 from learnchain.ml.plugins import import_class, register_class
 from learnchain.ml.weights_file import StateSource, TensorSource, WeightsLayout, collect_state
 
@@ -97,8 +98,26 @@ class ClippedMean(AggregationRule):
     name = Aggregation.CLIPPED_MEAN
 
     def combine(self, deltas: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
-        weights = samples.clamp_max(2 * samples.median())
-        return (deltas * (weights / weights.sum()).unsqueeze(1)).sum(dim=0)
+        # row after row, in the contributions' order: torch's own sum over rows groups them by
+        # the rows' count and length, which a sparse codec's kept values could not follow
+        # (``iter_kept_combined``)
+        total = torch.zeros(deltas.shape[1], dtype=deltas.dtype)
+        for row, weight in zip(deltas, compute_row_weights(samples), strict=True):
+            total += row * weight
+        return total
+
+
+def compute_row_weights(samples: torch.Tensor) -> torch.Tensor:
+    """Each contribution's weight in the clipped mean: its sample count, capped at twice the
+    median count, over their sum."""
+    weights = samples.clamp_max(2 * samples.median())
+    return weights / weights.sum()
+
+
+def is_weighted_sum(strategy: AggregationRule) -> bool:
+    """True when the rule combines by ``ClippedMean``'s own weighted sum of rows (not a rule
+    that overrides it)."""
+    return strategy.coordinate_wise and type(strategy).combine is ClippedMean.combine
 
 
 @register_aggregation
@@ -206,6 +225,11 @@ def iter_combined(
         norms = compute_update_norms(base, [c.source for c in listed], layout)
     scales = compute_clip_scales(norms)
     samples = torch.tensor([float(c.samples) for c in listed], dtype=torch.float64)
+    # a sparse codec's updates (top-k) under the clipped mean: from their kept values alone
+    kept = read_all_kept(base, [c.source for c in listed], layout)
+    if kept is not None and is_weighted_sum(strategy):
+        yield from iter_kept_combined(base, kept, scales, compute_row_weights(samples), layout)
+        return
 
     def read_deltas(name: str, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
         base_slice = base.read_flat(name, start, stop).to(torch.float64)

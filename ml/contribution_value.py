@@ -27,13 +27,18 @@ opposed to the rest), hence gains are floored at 0 and only the score gap counts
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 
 from learnchain.ml.aggregate import Contribution, compute_clip_scales, compute_update_norms
 from learnchain.ml.codec import StateDict
-from learnchain.ml.update_codec import DecodedContribution
+from learnchain.ml.kept_updates import (
+    compute_kept_dots,
+    compute_kept_gram,
+    iter_kept_aggregate,
+    read_all_kept,
+)
 from learnchain.ml.weights_file import (
     StateSource,
     TensorSource,
@@ -133,7 +138,7 @@ def compute_values_of(
 
     # a sparse codec's updates (top-k): the aggregate, the Gram matrix and the dot products from
     # their kept values alone, not from every value of every update decoded
-    kept = read_all_kept(named, layout)
+    kept = read_all_kept(base, named, layout)
     if kept is None:
         with_all_source = materialize(iter_with_all())
     else:
@@ -232,78 +237,6 @@ def compute_first_order_dots(
             torch.dot(grad, aggregate.read_flat(name, start, stop).to(dtype) - base_slice)
         )
     return dots, step_dot
-
-
-Kept = dict[str, tuple[torch.Tensor, torch.Tensor]]  # tensor -> (positions, float32 values)
-
-
-def read_all_kept(named: Sequence[TensorSource], layout: WeightsLayout) -> list[Kept] | None:
-    """Each source's update as its kept values, tensor by tensor, when every source is an update
-    a sparse codec encoded, decoded against the same model as the appraisal's base
-    (``DecodedContribution.read_kept``); else None."""
-    found = []
-    for source in named:
-        if not isinstance(source, DecodedContribution):
-            return None
-        kept = {}
-        for name in layout.names:
-            pair = source.read_kept(name)
-            if pair is None:
-                return None
-            kept[name] = pair
-        found.append(kept)
-    return found
-
-
-def iter_kept_aggregate(
-    base: TensorSource, kept: Sequence[Kept], weights: Sequence[float], layout: WeightsLayout
-) -> Iterator[torch.Tensor]:
-    """``base`` plus the ``weights``-weighted sum of the kept updates, in ``layout``'s slices
-    (each cast to its tensor's dtype), built a tensor at a time."""
-    current, tensor = "", torch.empty(0)
-    for name, start, stop in layout.iter_slices():
-        if name != current:
-            spec = layout.specs[name]
-            read = base.read_flat(name, 0, spec.numel)
-            tensor = read.to(torch.promote_types(read.dtype, torch.float32), copy=True)
-            for updates, weight in zip(kept, weights, strict=True):
-                positions, values = updates[name]
-                tensor.index_add_(0, positions, values.to(tensor.dtype), alpha=weight)
-            tensor, current = tensor.to(spec.dtype), name
-        yield tensor[start:stop]
-
-
-def compute_kept_gram(kept: Sequence[Kept], layout: WeightsLayout) -> torch.Tensor:
-    """The Gram matrix of the kept updates (float64): each pair's products where both kept a
-    value, through one dense buffer a tensor."""
-    gram = torch.zeros((len(kept), len(kept)), dtype=torch.float64)
-    for name, spec in layout.specs.items():
-        buffer = torch.zeros(spec.numel, dtype=torch.float32)
-        for i, updates in enumerate(kept):
-            positions, values = updates[name]
-            buffer[positions] = values
-            for j in range(i + 1):
-                other_positions, other_values = kept[j][name]
-                product = float(torch.dot(buffer[other_positions], other_values))
-                gram[i, j] += product
-                if j != i:
-                    gram[j, i] += product
-            buffer[positions] = 0
-    return gram
-
-
-def compute_kept_dots(
-    gradient: TensorSource, kept: Sequence[Kept], layout: WeightsLayout
-) -> list[float]:
-    """The dot product of ``gradient`` with each kept update."""
-    dots = [0.0] * len(kept)
-    for name, spec in layout.specs.items():
-        grad = gradient.read_flat(name, 0, spec.numel)
-        grad = grad.to(torch.promote_types(grad.dtype, torch.float32))
-        for i, updates in enumerate(kept):
-            positions, values = updates[name]
-            dots[i] += float(torch.dot(grad[positions], values.to(grad.dtype)))
-    return dots
 
 
 def compute_slice_gram(read: Sequence[torch.Tensor], base_slice: torch.Tensor) -> torch.Tensor:

@@ -278,15 +278,14 @@ def test_top_k_updates_are_appraised_from_their_kept_values_as_from_every_value(
     )
 
     base, honest = base_and_honest
+    base_source = StateSource(base)
     layout = WeightsLayout.of_state(base)
     codec = parse_codec("topk:0.05")
     made = [*honest, honest[1]]  # the last a copy of the second, sent later
 
     def decoded(contribution: Contribution) -> DecodedContribution:
-        encoded = ErrorFeedback(codec).encode(
-            StateSource(contribution.state), StateSource(base), layout
-        )
-        return DecodedContribution(StateSource(base), StateSource(encoded), codec, layout)
+        encoded = ErrorFeedback(codec).encode(StateSource(contribution.state), base_source, layout)
+        return DecodedContribution(base_source, StateSource(encoded), codec, layout)
 
     sparse = [decoded(c) for c in made]
     dense = [StateSource(collect_state(layout, iter_source(s, layout))) for s in sparse]
@@ -296,7 +295,7 @@ def test_top_k_updates_are_appraised_from_their_kept_values_as_from_every_value(
 
     def values(named: list[TensorSource]) -> list[float]:
         return compute_values_of(
-            StateSource(base),
+            base_source,
             named,
             3,  # two screened out, to be valued as had they been added
             judge.loss,

@@ -1,0 +1,134 @@
+"""Updates a sparse codec sent (top-k), worked on through their kept values alone.
+
+A ``topk`` update keeps about 1 % of its values; decoding every update whole to add, multiply
+or compare it reads and writes the other 99 % as zeros. The functions here take each update as
+its kept (positions, values), tensor by tensor (``DecodedContribution.read_kept``), and do the
+same arithmetic on those values only:
+
+- ``iter_kept_combined``: the clipped weighted mean a block's aggregate is made of (§3.7), to
+  the bit what the dense computation in ``ml/aggregate.py`` gives, so that every validator that
+  computes the proposed model itself finds the block's model hash;
+- ``iter_kept_aggregate``, ``compute_kept_gram``, ``compute_kept_dots``: the appraisal's
+  aggregate, the copies' Gram matrix and the first-order dot products (§3.5), which are each
+  validator's own measurements and need no bit-exact agreement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+
+from learnchain.ml.update_codec import DecodedContribution
+from learnchain.ml.weights_file import TensorSource, WeightsLayout
+
+Kept = dict[str, tuple[torch.Tensor, torch.Tensor]]  # tensor -> (positions, float32 values)
+
+
+def read_all_kept(
+    base: TensorSource, named: Sequence[TensorSource], layout: WeightsLayout
+) -> list[Kept] | None:
+    """Each source's update from ``base`` as its kept values, tensor by tensor, when every
+    source is an update a sparse codec encoded, decoded against ``base`` itself
+    (``DecodedContribution.read_kept``); else None."""
+    found = []
+    for source in named:
+        if not isinstance(source, DecodedContribution) or source.base is not base:
+            return None
+        kept = {}
+        for name in layout.names:
+            pair = source.read_kept(name)
+            if pair is None:
+                return None
+            kept[name] = pair
+        found.append(kept)
+    return found
+
+
+def compute_kept_in_slice(
+    positions: torch.Tensor, values: torch.Tensor, start: int, stop: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The kept (positions less ``start``, values) that fall in [start, stop): positions are
+    sorted."""
+    low = int(torch.searchsorted(positions, start))
+    high = int(torch.searchsorted(positions, stop))
+    return positions[low:high] - start, values[low:high]
+
+
+def iter_kept_combined(
+    base: TensorSource,
+    kept: Sequence[Kept],
+    scales: torch.Tensor,
+    row_weights: torch.Tensor,
+    layout: WeightsLayout,
+) -> Iterator[tuple[str, int, int, torch.Tensor, torch.Tensor]]:
+    """(name, start, stop, base slice, combined step slice), float64, in ``layout``'s slices:
+    the sum, in the updates' order, of each update clipped by its ``scales`` entry and weighted
+    by its ``row_weights`` one. Each kept value goes through the operations the dense
+    computation applies to it (decoded as ``DecodedContribution.read_flat`` decodes it, less the
+    base in float64, times the scale, times the weight, added to the running sum), and a value
+    that was not kept adds a zero there, which changes no sum: the result is the dense one to
+    the bit."""
+    for name, start, stop in layout.iter_slices():
+        dtype = layout.specs[name].dtype
+        raw = base.read_flat(name, start, stop)
+        base_slice = raw.to(torch.float64)
+        step = torch.zeros(stop - start, dtype=torch.float64)
+        for updates, scale, weight in zip(kept, scales, row_weights, strict=True):
+            local, values = compute_kept_in_slice(*updates[name], start, stop)
+            decoded = (raw[local].to(torch.float32) + values).to(dtype)
+            delta = decoded.to(torch.float64) - base_slice[local]
+            delta *= scale
+            step[local] += delta * weight
+        yield name, start, stop, base_slice, step
+
+
+def iter_kept_aggregate(
+    base: TensorSource, kept: Sequence[Kept], weights: Sequence[float], layout: WeightsLayout
+) -> Iterator[torch.Tensor]:
+    """``base`` plus the ``weights``-weighted sum of the kept updates, in ``layout``'s slices
+    (each cast to its tensor's dtype), built a tensor at a time."""
+    current, tensor = "", torch.empty(0)
+    for name, start, stop in layout.iter_slices():
+        if name != current:
+            spec = layout.specs[name]
+            read = base.read_flat(name, 0, spec.numel)
+            tensor = read.to(torch.promote_types(read.dtype, torch.float32), copy=True)
+            for updates, weight in zip(kept, weights, strict=True):
+                positions, values = updates[name]
+                tensor.index_add_(0, positions, values.to(tensor.dtype), alpha=weight)
+            tensor, current = tensor.to(spec.dtype), name
+        yield tensor[start:stop]
+
+
+def compute_kept_gram(kept: Sequence[Kept], layout: WeightsLayout) -> torch.Tensor:
+    """The Gram matrix of the kept updates (float64): each pair's products where both kept a
+    value, through one dense buffer a tensor."""
+    gram = torch.zeros((len(kept), len(kept)), dtype=torch.float64)
+    for name, spec in layout.specs.items():
+        buffer = torch.zeros(spec.numel, dtype=torch.float32)
+        for i, updates in enumerate(kept):
+            positions, values = updates[name]
+            buffer[positions] = values
+            for j in range(i + 1):
+                other_positions, other_values = kept[j][name]
+                product = float(torch.dot(buffer[other_positions], other_values))
+                gram[i, j] += product
+                if j != i:
+                    gram[j, i] += product
+            buffer[positions] = 0
+    return gram
+
+
+def compute_kept_dots(
+    gradient: TensorSource, kept: Sequence[Kept], layout: WeightsLayout
+) -> list[float]:
+    """The dot product of ``gradient`` with each kept update."""
+    dots = [0.0] * len(kept)
+    for name, spec in layout.specs.items():
+        grad = gradient.read_flat(name, 0, spec.numel)
+        grad = grad.to(torch.promote_types(grad.dtype, torch.float32))
+        for i, updates in enumerate(kept):
+            positions, values = updates[name]
+            dots[i] += float(torch.dot(grad[positions], values.to(grad.dtype)))
+    return dots
