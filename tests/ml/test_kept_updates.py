@@ -67,7 +67,9 @@ def aggregate_slices(
     rule: str,
     layout: WeightsLayout,
 ) -> list[torch.Tensor]:
-    listed = [ListedSource(str(i), s, n) for i, (s, n) in enumerate(zip(sources, samples))]
+    listed = [
+        ListedSource(str(i), s, n) for i, (s, n) in enumerate(zip(sources, samples, strict=True))
+    ]
     previous = StateSource({k: v.float() - 1e-3 for k, v in make_base(0).items()})
     slices = iter_aggregate(
         base_source, listed, get_aggregation_rule(rule), layout, 0.7, previous, None, 0.9
