@@ -36,6 +36,7 @@ from learnchain.ml.codec import StateDict
 from learnchain.ml.kept_updates import (
     compute_kept_dots,
     compute_kept_gram,
+    compute_kept_in_slice,
     iter_kept_aggregate,
     read_all_kept,
 )
@@ -122,7 +123,12 @@ def compute_values_of(
     def clipped_delta(
         i: int, name: str, start: int, stop: int, base_slice: torch.Tensor
     ) -> torch.Tensor:
-        return clip(i, sources[i].read_flat(name, start, stop), base_slice)
+        if kept is None:
+            return clip(i, sources[i].read_flat(name, start, stop), base_slice)
+        local, values = compute_kept_in_slice(*kept[i][name], start, stop)
+        delta = torch.zeros_like(base_slice)
+        delta[local] = values.to(base_slice.dtype) * float(scales[i])
+        return delta
 
     def iter_with_all() -> Iterable[torch.Tensor]:
         for name, start, stop in layout.iter_slices():

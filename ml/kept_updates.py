@@ -101,22 +101,25 @@ def iter_kept_aggregate(
         yield tensor[start:stop]
 
 
+GRAM_BLOCK = 1 << 18  # positions a block of the Gram matrix's dense rows covers
+
+
 def compute_kept_gram(kept: Sequence[Kept], layout: WeightsLayout) -> torch.Tensor:
-    """The Gram matrix of the kept updates (float64): each pair's products where both kept a
-    value, through one dense buffer a tensor."""
+    """The Gram matrix of the kept updates (float64): over the positions any of them kept, in
+    blocks, each update's values as one dense float32 row, and the rows' products."""
     gram = torch.zeros((len(kept), len(kept)), dtype=torch.float64)
-    for name, spec in layout.specs.items():
-        buffer = torch.zeros(spec.numel, dtype=torch.float32)
-        for i, updates in enumerate(kept):
-            positions, values = updates[name]
-            buffer[positions] = values
-            for j in range(i + 1):
-                other_positions, other_values = kept[j][name]
-                product = float(torch.dot(buffer[other_positions], other_values))
-                gram[i, j] += product
-                if j != i:
-                    gram[j, i] += product
-            buffer[positions] = 0
+    for name in layout.names:
+        pairs = [updates[name] for updates in kept]
+        union, inverse = torch.unique(torch.cat([p for p, _ in pairs]), return_inverse=True)
+        # each update's positions are sorted, so its places in the union are too
+        places = inverse.split([p.numel() for p, _ in pairs])
+        for start in range(0, union.numel(), GRAM_BLOCK):
+            stop = min(start + GRAM_BLOCK, union.numel())
+            rows = torch.zeros((len(kept), stop - start), dtype=torch.float32)
+            for row, at, (_, values) in zip(rows, places, pairs, strict=True):
+                local, chosen = compute_kept_in_slice(at, values, start, stop)
+                row[local] = chosen
+            gram += (rows @ rows.T).to(torch.float64)
     return gram
 
 

@@ -17,7 +17,7 @@ from learnchain.ml.aggregate import (
     iter_aggregate,
 )
 from learnchain.ml.config import Aggregation
-from learnchain.ml.kept_updates import read_all_kept
+from learnchain.ml.kept_updates import compute_kept_gram, read_all_kept
 from learnchain.ml.update_codec import DecodedContribution, ErrorFeedback, parse_codec
 from learnchain.ml.weights_file import (
     SLICE_ELEMENTS,
@@ -145,3 +145,35 @@ def test_other_rules_combine_top_k_updates_as_decoded_whole(rule: str) -> None:
     from_dense = aggregate_slices(base_source, dense, [10, 20, 30, 40], rule, layout)
     for a, b in zip(from_sparse, from_dense, strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("block", [7, 1 << 18])
+def test_the_gram_matrix_of_kept_values_is_that_of_the_updates_decoded_whole(
+    monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    """Block by block over the positions any update kept, as over every value of the updates
+    laid out whole."""
+    import learnchain.ml.kept_updates as kept_updates
+
+    monkeypatch.setattr(kept_updates, "GRAM_BLOCK", block)
+    base = {k: v.float() for k, v in make_base(7).items()}
+    base_source = StateSource(base)
+    layout = WeightsLayout.of_state(base)
+    sparse = make_updates(base_source, base, "topk:0.05", [1e-3, 1e-2, 1e-3, 1.0], 7)
+    kept = read_all_kept(base_source, sparse, layout)
+    assert kept is not None
+    rows = torch.stack(
+        [
+            torch.cat(
+                [
+                    torch.zeros(spec.numel, dtype=torch.float64).index_put_(
+                        (updates[name][0],), updates[name][1].to(torch.float64)
+                    )
+                    for name, spec in layout.specs.items()
+                ]
+            )
+            for updates in kept
+        ]
+    )
+    expected = rows @ rows.T
+    assert torch.allclose(compute_kept_gram(kept, layout), expected, rtol=1e-5, atol=1e-9)
