@@ -10,9 +10,10 @@ with the node's own functions and files:
 
 - ``prepare``: the last contribution to arrive, decoded from its file, measured (its update's
   norm) and scored on the vote set;
-- ``aggregate``: the clipped mean of every contribution plus the server step, written slice by
-  slice to a weights file and hashed, as a validator computes the proposed model itself
-  (§3.7, §3.8);
+- ``aggregate``: the clipped mean of every contribution plus the server step (with the default
+  genesis's momentum, from the model before this one), written slice by slice to a weights file
+  and hashed, as a validator computes the proposed model itself (§3.7, §3.8); each update's norm
+  was measured as it arrived (``prepare``);
 - ``decide``: the vote set's evaluation of that model (the vote);
 - ``appraise``: every contribution's value (§3.5), with the copies' Gram matrix, by the genesis's
   ``task.appraisal``.
@@ -115,6 +116,8 @@ def measure(
             return [open_contribution(p, base_source, codec, layout, 1 << 40) for p in paths]
 
         aggregate_path = Path(scratch) / "aggregate.safetensors"
+        # the model before this one: the server momentum's last step (§3.8), read in full
+        previous = StateSource({k: v - 1e-3 for k, v in base.items()})
         # each update's norm and score are measured as it arrives (``prepare``): not on the path
         norms = compute_update_norms(base_source, open_all(), layout)
 
@@ -128,7 +131,16 @@ def measure(
             listed = [ListedSource(str(i), s, 100) for i, s in enumerate(sources)]
             rule = get_aggregation_rule(config.aggregation)
             rule.population = validators
-            slices = iter_aggregate(base_source, listed, rule, layout, norms=norms)
+            slices = iter_aggregate(
+                base_source,
+                listed,
+                rule,
+                layout,
+                config.server_momentum,
+                previous,
+                norms,
+                config.server_learning_rate,
+            )
             write_weights(aggregate_path, layout, slices)
 
         def decide() -> None:
