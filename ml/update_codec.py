@@ -99,6 +99,13 @@ class UpdateCodec(ABC):
             StateSource(entries), WeightsLayout({name: spec}), name, 0, spec.numel
         )
 
+    def subtract_decoded(
+        self, update: torch.Tensor, entries: StateDict, name: str, spec: TensorSpec
+    ) -> None:
+        """``update`` less what decodes from ``entries`` (its encoding), in place: what the
+        encoding dropped."""
+        update -= self.decode_entries(entries, name, spec)
+
     def pack(self, entries: StateDict, layout: WeightsLayout) -> StateDict:
         """Every tensor's entries (from ``encode_tensor``) as the encoded layout holds them:
         as they are, for a codec with entries of its own per tensor."""
@@ -332,6 +339,13 @@ class TopKCodec(UpdateCodec):
             spec.numel,
         )
 
+    def subtract_decoded(
+        self, update: torch.Tensor, entries: StateDict, name: str, spec: TensorSpec
+    ) -> None:
+        # only the kept values decode to anything: no dense copy of the decoded update
+        positions = entries[name + INDEX].to(torch.int64)
+        update[positions] -= entries[name].to(torch.float32) * entries[name + SCALE]
+
     def pack(self, entries: StateDict, layout: WeightsLayout) -> StateDict:
         packing = self.compute_packing(layout)
         names = layout.names
@@ -436,16 +450,19 @@ class ErrorFeedback:
         the residue becomes what this encoding dropped."""
         encoded: StateDict = {}
         for name, spec in layout.specs.items():
-            update = trained.read_flat(name, 0, spec.numel).to(torch.float32)
-            update = update - base.read_flat(name, 0, spec.numel).to(torch.float32)
-            residue = self.residue.get(name)
+            # one float32 copy of the tensor at a time, which becomes its residue in place
+            update = trained.read_flat(name, 0, spec.numel).to(torch.float32, copy=True)
+            update -= base.read_flat(name, 0, spec.numel).to(torch.float32)
+            residue = self.residue.pop(name, None)
             if residue is not None:
                 if self.codec.feedback_decay != 1.0:
                     residue.mul_(self.codec.feedback_decay)
-                update = update + residue
+                update += residue
+                del residue
             entries = self.codec.encode_tensor(name, spec, update)
             encoded.update(entries)
-            self.residue[name] = update - self.codec.decode_entries(entries, name, spec)
+            self.codec.subtract_decoded(update, entries, name, spec)
+            self.residue[name] = update
         return self.codec.pack(encoded, layout)
 
 
