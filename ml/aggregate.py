@@ -226,8 +226,12 @@ def iter_combined(
     scales = compute_clip_scales(norms)
     samples = torch.tensor([float(c.samples) for c in listed], dtype=torch.float64)
     # a sparse codec's updates (top-k) under the clipped mean: from their kept values alone
-    kept = read_all_kept(base, [c.source for c in listed], layout)
-    if kept is not None and is_weighted_sum(strategy):
+    kept = (
+        read_all_kept(base, [c.source for c in listed], layout)
+        if is_weighted_sum(strategy)
+        else None
+    )
+    if kept is not None:
         yield from iter_kept_combined(base, kept, scales, compute_row_weights(samples), layout)
         return
 
