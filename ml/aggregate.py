@@ -35,7 +35,12 @@ import torch
 from learnchain.ml.codec import StateDict
 from learnchain.ml.config import AGGREGATION_NAMES, Aggregation, is_plugin_name
 from learnchain.ml.errors import TaskError
-from learnchain.ml.kept_updates import iter_kept_combined, read_all_kept
+from learnchain.ml.kept_updates import (
+    compute_kept_norms,
+    iter_kept_combined,
+    read_all_kept,
+    read_kept_update,
+)
 from learnchain.ml.plugins import import_class, register_class
 from learnchain.ml.weights_file import StateSource, TensorSource, WeightsLayout, collect_state
 
@@ -191,14 +196,25 @@ class ListedSource:
 def compute_update_norms(
     base: TensorSource, sources: Sequence[TensorSource], layout: WeightsLayout
 ) -> torch.Tensor:
-    """Each source's update norm from ``base`` (float64), slice by slice."""
-    squares = torch.zeros(len(sources), dtype=torch.float64)
+    """Each source's update norm from ``base`` (float64): a sparse codec's update from ``base``
+    from its kept values alone (``compute_kept_norms``), any other slice by slice. Each norm
+    depends on its own source only, however they are listed together."""
+    norms = torch.zeros(len(sources), dtype=torch.float64)
+    found = [read_kept_update(base, source, layout) for source in sources]
+    kept = {i: updates for i, updates in enumerate(found) if updates is not None}
+    if kept:
+        norms[list(kept)] = compute_kept_norms(base, list(kept.values()), layout)
+    dense = [i for i in range(len(sources)) if i not in kept]
+    if not dense:
+        return norms
+    squares = torch.zeros(len(dense), dtype=torch.float64)
     for name, start, stop in layout.iter_slices():
         base_slice = base.read_flat(name, start, stop).to(torch.float64)
-        for i, source in enumerate(sources):
-            delta = source.read_flat(name, start, stop).to(torch.float64) - base_slice
-            squares[i] += torch.dot(delta, delta)
-    return squares.sqrt()
+        for row, i in enumerate(dense):
+            delta = sources[i].read_flat(name, start, stop).to(torch.float64) - base_slice
+            squares[row] += torch.dot(delta, delta)
+    norms[dense] = squares.sqrt()
+    return norms
 
 
 def compute_clip_scales(norms: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,9 @@ same arithmetic on those values only:
 - ``iter_kept_combined``: the clipped weighted mean a block's aggregate is made of (§3.7), to
   the bit what the dense computation in ``ml/aggregate.py`` gives, so that every validator that
   computes the proposed model itself finds the block's model hash;
+- ``compute_kept_norms``: the updates' norms the clipping divides by, equal to the dense ones to
+  float64's rounding (not to the bit: the squares are summed in another order), and computed
+  this way by every node of a chain with a sparse codec;
 - ``iter_kept_aggregate``, ``compute_kept_gram``, ``compute_kept_dots``: the appraisal's
   aggregate, the copies' Gram matrix and the first-order dot products (§3.5), which are each
   validator's own measurements and need no bit-exact agreement.
@@ -25,22 +28,32 @@ from learnchain.ml.weights_file import TensorSource, WeightsLayout
 Kept = dict[str, tuple[torch.Tensor, torch.Tensor]]  # tensor -> (positions, float32 values)
 
 
+def read_kept_update(
+    base: TensorSource, source: TensorSource, layout: WeightsLayout
+) -> Kept | None:
+    """``source``'s update from ``base`` as its kept values, tensor by tensor, when it is an
+    update a sparse codec encoded, decoded against ``base`` itself
+    (``DecodedContribution.read_kept``); else None."""
+    if not isinstance(source, DecodedContribution) or source.base is not base:
+        return None
+    kept = {}
+    for name in layout.names:
+        pair = source.read_kept(name)
+        if pair is None:
+            return None
+        kept[name] = pair
+    return kept
+
+
 def read_all_kept(
     base: TensorSource, named: Sequence[TensorSource], layout: WeightsLayout
 ) -> list[Kept] | None:
-    """Each source's update from ``base`` as its kept values, tensor by tensor, when every
-    source is an update a sparse codec encoded, decoded against ``base`` itself
-    (``DecodedContribution.read_kept``); else None."""
+    """Every source's kept values (``read_kept_update``) when each has them; else None."""
     found = []
     for source in named:
-        if not isinstance(source, DecodedContribution) or source.base is not base:
+        kept = read_kept_update(base, source, layout)
+        if kept is None:
             return None
-        kept = {}
-        for name in layout.names:
-            pair = source.read_kept(name)
-            if pair is None:
-                return None
-            kept[name] = pair
         found.append(kept)
     return found
 
@@ -53,6 +66,23 @@ def compute_kept_in_slice(
     low = int(torch.searchsorted(positions, start))
     high = int(torch.searchsorted(positions, stop))
     return positions[low:high] - start, values[low:high]
+
+
+def compute_kept_norms(
+    base: TensorSource, kept: Sequence[Kept], layout: WeightsLayout
+) -> torch.Tensor:
+    """Each update's norm (float64) from its kept values, each decoded as
+    ``DecodedContribution.read_flat`` decodes it, less the base in float64."""
+    squares = torch.zeros(len(kept), dtype=torch.float64)
+    for name, spec in layout.specs.items():
+        raw = base.read_flat(name, 0, spec.numel)
+        for i, updates in enumerate(kept):
+            positions, values = updates[name]
+            at = raw[positions]
+            decoded = (at.to(torch.float32) + values).to(spec.dtype)
+            delta = decoded.to(torch.float64) - at.to(torch.float64)
+            squares[i] += torch.dot(delta, delta)
+    return squares.sqrt()
 
 
 def iter_kept_combined(

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from learnchain.ml.aggregate import (
     ClippedMean,
     ListedSource,
+    compute_update_norms,
     get_aggregation_rule,
     is_weighted_sum,
     iter_aggregate,
@@ -66,13 +67,14 @@ def aggregate_slices(
     samples: list[int],
     rule: str,
     layout: WeightsLayout,
+    norms: torch.Tensor,
 ) -> list[torch.Tensor]:
-    listed = [
-        ListedSource(str(i), s, n) for i, (s, n) in enumerate(zip(sources, samples, strict=True))
-    ]
+    """The aggregate's slices, with the updates' ``norms`` as a node measured them on arrival."""
+    pairs = zip(sources, samples, strict=True)
+    listed = [ListedSource(str(i), source, n) for i, (source, n) in enumerate(pairs)]
     previous = StateSource({k: v.float() - 1e-3 for k, v in make_base(0).items()})
     slices = iter_aggregate(
-        base_source, listed, get_aggregation_rule(rule), layout, 0.7, previous, None, 0.9
+        base_source, listed, get_aggregation_rule(rule), layout, 0.7, previous, norms, 0.9
     )
     return list(slices)
 
@@ -101,11 +103,29 @@ def test_the_clipped_mean_of_kept_values_is_the_dense_one_to_the_bit(
     dense: list[TensorSource] = [decoded_whole(s, layout) for s in sparse]
     counts = samples[: len(sizes)]
     rule = Aggregation.CLIPPED_MEAN
-    from_kept = aggregate_slices(base_source, list(sparse), counts, rule, layout)
-    from_all = aggregate_slices(base_source, dense, counts, rule, layout)
+    norms = compute_update_norms(base_source, sparse, layout)
+    from_kept = aggregate_slices(base_source, list(sparse), counts, rule, layout, norms)
+    from_all = aggregate_slices(base_source, dense, counts, rule, layout, norms)
     assert len(from_kept) == len(from_all) == len(list(layout.iter_slices()))
     for a, b in zip(from_kept, from_all, strict=True):
         assert torch.equal(a, b)
+
+
+def test_a_top_k_updates_norm_from_its_kept_values_is_the_same_whatever_it_is_listed_with() -> None:
+    """Equal to the norm of the update decoded whole, to float64's rounding (the squares are
+    summed in another order), and the same alone, among others, or beside a dense source."""
+    base = make_base(11)
+    base_source = StateSource(base)
+    layout = WeightsLayout.of_state(base)
+    sparse = make_updates(base_source, base, "topk:0.05", [1e-3, 1e-2, 1.0], 11)
+    dense: list[TensorSource] = [decoded_whole(s, layout) for s in sparse]
+    from_kept = compute_update_norms(base_source, sparse, layout)
+    assert torch.allclose(from_kept, compute_update_norms(base_source, dense, layout), rtol=1e-12)
+    alone = torch.cat([compute_update_norms(base_source, [s], layout) for s in sparse])
+    mixed = compute_update_norms(base_source, [sparse[0], dense[1], sparse[2]], layout)
+    assert torch.equal(alone, from_kept)
+    assert torch.equal(mixed[[0, 2]], from_kept[[0, 2]])
+    assert torch.equal(mixed[1], compute_update_norms(base_source, [dense[1]], layout)[0])
 
 
 def test_updates_decoded_against_another_model_are_not_read_as_kept_values() -> None:
@@ -141,8 +161,10 @@ def test_other_rules_combine_top_k_updates_as_decoded_whole(rule: str) -> None:
     layout = WeightsLayout.of_state(base)
     sparse = make_updates(base_source, base, "topk:0.3", [1e-3, 1e-2, 1e-3, 1e-3], 5)
     dense: list[TensorSource] = [decoded_whole(s, layout) for s in sparse]
-    from_sparse = aggregate_slices(base_source, list(sparse), [10, 20, 30, 40], rule, layout)
-    from_dense = aggregate_slices(base_source, dense, [10, 20, 30, 40], rule, layout)
+    norms = compute_update_norms(base_source, sparse, layout)
+    counts = [10, 20, 30, 40]
+    from_sparse = aggregate_slices(base_source, list(sparse), counts, rule, layout, norms)
+    from_dense = aggregate_slices(base_source, dense, counts, rule, layout, norms)
     for a, b in zip(from_sparse, from_dense, strict=True):
         assert torch.equal(a, b)
 
