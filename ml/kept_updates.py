@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-from learnchain.ml.update_codec import DecodedContribution
+from learnchain.ml.update_codec import DecodedContribution, compute_decoded_weights
 from learnchain.ml.weights_file import TensorSource, WeightsLayout
 
 Kept = dict[str, tuple[torch.Tensor, torch.Tensor]]  # tensor -> (positions, float32 values)
@@ -68,19 +68,25 @@ def compute_kept_in_slice(
     return positions[low:high] - start, values[low:high]
 
 
+def compute_kept_deltas(
+    base_at: torch.Tensor, values: torch.Tensor, dtype: torch.dtype
+) -> torch.Tensor:
+    """The update's kept ``values`` as the dense computation sees them, float64: the weights
+    decoded at those positions (``compute_decoded_weights``) less the base there."""
+    decoded = compute_decoded_weights(base_at, values, dtype)
+    return decoded.to(torch.float64) - base_at.to(torch.float64)
+
+
 def compute_kept_norms(
     base: TensorSource, kept: Sequence[Kept], layout: WeightsLayout
 ) -> torch.Tensor:
-    """Each update's norm (float64) from its kept values, each decoded as
-    ``DecodedContribution.read_flat`` decodes it, less the base in float64."""
+    """Each update's norm (float64) from its kept values (``compute_kept_deltas``)."""
     squares = torch.zeros(len(kept), dtype=torch.float64)
     for name, spec in layout.specs.items():
         raw = base.read_flat(name, 0, spec.numel)
         for i, updates in enumerate(kept):
             positions, values = updates[name]
-            at = raw[positions]
-            decoded = (at.to(torch.float32) + values).to(spec.dtype)
-            delta = decoded.to(torch.float64) - at.to(torch.float64)
+            delta = compute_kept_deltas(raw[positions], values, spec.dtype)
             squares[i] += torch.dot(delta, delta)
     return squares.sqrt()
 
@@ -95,8 +101,8 @@ def iter_kept_combined(
     """(name, start, stop, base slice, combined step slice), float64, in ``layout``'s slices:
     the sum, in the updates' order, of each update clipped by its ``scales`` entry and weighted
     by its ``row_weights`` one. Each kept value goes through the operations the dense
-    computation applies to it (decoded as ``DecodedContribution.read_flat`` decodes it, less the
-    base in float64, times the scale, times the weight, added to the running sum), and a value
+    computation applies to it (``compute_kept_deltas``, times the scale, times the weight, added
+    to the running sum), and a value
     that was not kept adds a zero there, which changes no sum: the result is the dense one to
     the bit."""
     for name, start, stop in layout.iter_slices():
@@ -106,8 +112,7 @@ def iter_kept_combined(
         step = torch.zeros(stop - start, dtype=torch.float64)
         for updates, scale, weight in zip(kept, scales, row_weights, strict=True):
             local, values = compute_kept_in_slice(*updates[name], start, stop)
-            decoded = (raw[local].to(torch.float32) + values).to(dtype)
-            delta = decoded.to(torch.float64) - base_slice[local]
+            delta = compute_kept_deltas(raw[local], values, dtype)
             delta *= scale
             step[local] += delta * weight
         yield name, start, stop, base_slice, step

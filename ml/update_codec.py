@@ -161,6 +161,20 @@ class BFloat16Codec(UpdateCodec):
         return encoded.read_flat(name, start, stop).to(torch.float32)
 
 
+def dequantize(values: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """int8 ``values`` times their scale (one, or one per value), float32."""
+    return values.to(torch.float32) * scales
+
+
+def compute_decoded_weights(
+    base: torch.Tensor, update: torch.Tensor, dtype: torch.dtype
+) -> torch.Tensor:
+    """Weights as every node decodes a contribution (§3.8): ``base`` plus the decoded ``update``
+    in float32, cast to the model's ``dtype``. The dense and the kept-value paths both call it,
+    so that they agree to the bit."""
+    return (base.to(torch.float32) + update).to(dtype)
+
+
 def count_blocks(numel: int, block: int) -> int:
     """Blocks of ``block`` values covering ``numel`` values (one at least)."""
     return max(1, math.ceil(numel / block))
@@ -209,7 +223,7 @@ class Int8Codec(UpdateCodec):
         scales = encoded.read_flat(name + SCALE, first, last + 1)
         offset = start - first * self.block
         per_value = scales.repeat_interleave(self.block)[offset : offset + stop - start]
-        return encoded.read_flat(name, start, stop).to(torch.float32) * per_value
+        return dequantize(encoded.read_flat(name, start, stop), per_value)
 
 
 # topk's encoded layout: every tensor's kept values, positions and scale, packed into four
@@ -249,7 +263,7 @@ def scatter_kept(
     """Elements [start, stop) of a tensor whose only non-zero values are ``values`` (int8, times
     ``scale``) at the sorted ``positions``; float32."""
     dense = torch.zeros(stop - start, dtype=torch.float32)
-    dense[positions - start] = values.to(torch.float32) * scale
+    dense[positions - start] = dequantize(values, scale)
     return dense
 
 
@@ -344,7 +358,7 @@ class TopKCodec(UpdateCodec):
     ) -> None:
         # only the kept values decode to anything: no dense copy of the decoded update
         positions = entries[name + INDEX].to(torch.int64)
-        update[positions] -= entries[name].to(torch.float32) * entries[name + SCALE]
+        update[positions] -= dequantize(entries[name], entries[name + SCALE])
 
     def pack(self, entries: StateDict, layout: WeightsLayout) -> StateDict:
         packing = self.compute_packing(layout)
@@ -386,7 +400,7 @@ class TopKCodec(UpdateCodec):
         kept = self.compute_packing(layout)[name]
         scale = encoded.read_flat(SCALES, kept.scale, kept.scale + 1).to(torch.float32)
         values = encoded.read_flat(VALUES, kept.values, kept.values + kept.kept)
-        return self._read_positions(encoded, kept), values.to(torch.float32) * scale
+        return self._read_positions(encoded, kept), dequantize(values, scale)
 
     def decode_slice(
         self, encoded: TensorSource, layout: WeightsLayout, name: str, start: int, stop: int
@@ -428,7 +442,7 @@ class DecodedContribution:
         spec = self.layout.specs[name]
         base = self.base.read_flat(name, start, stop)
         update = self.codec.decode_slice(self.encoded, self.layout, name, start, stop)
-        return (base.to(torch.float32) + update).to(spec.dtype)
+        return compute_decoded_weights(base, update, spec.dtype)
 
     def read_kept(self, name: str) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Tensor ``name``'s update as (positions, float32 values) when the codec keeps few of
