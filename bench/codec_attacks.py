@@ -15,7 +15,7 @@ its accuracy under attack less that ceiling.
 
     .venv/bin/python bench/codec_attacks.py [--codec topk:0.01] [--seeds 0-9]
         [--attacks none,label_flip:1,backdoor:1,ipm:1] [--absent ipm:1] [--hidden 192] [--jobs 2]
-        [--attackers-fresh] [--attackers-median-norm]
+        [--attackers-fresh] [--attackers-median-norm] [--aggregation RULE]
 
 Prints a table, then one JSON line.
 """
@@ -49,7 +49,13 @@ MEASURES = {  # bench/quality.py's JSON keys
 
 
 def run_seed(
-    seed: int, codec: str, attack: str, absent: bool, hidden: int | None, options: list[str]
+    seed: int,
+    codec: str,
+    attack: str,
+    absent: bool,
+    hidden: int | None,
+    options: list[str],
+    aggregation: str | None = None,
 ) -> dict[str, float]:
     """One seed's accuracy by each of ``MEASURES``."""
     command = [
@@ -74,6 +80,8 @@ def run_seed(
         command.append("--attackers-absent")
     if hidden is not None:
         command += ["--hidden", str(hidden)]
+    if aggregation is not None:
+        command += ["--aggregation", aggregation]
     command += options
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -105,6 +113,7 @@ def main() -> None:
         "--absent", default="ipm:1", help="attacks also run with the attacker left out (ceiling)"
     )
     parser.add_argument("--hidden", type=int, default=None, help="the MLP's width (192)")
+    parser.add_argument("--aggregation", default=None, help="the rule, for both codecs")
     parser.add_argument("--jobs", type=int, default=2, help="quality runs at a time")
     for option in ATTACKER_OPTIONS:
         parser.add_argument(option, action="store_true", help="passed to bench/quality.py")
@@ -122,7 +131,10 @@ def main() -> None:
     with ThreadPoolExecutor(args.jobs) as pool:
         accuracies = list(
             pool.map(
-                lambda job: run_seed(job[2], job[3], job[0], job[1], args.hidden, options), jobs
+                lambda job: run_seed(
+                    job[2], job[3], job[0], job[1], args.hidden, options, args.aggregation
+                ),
+                jobs,
             )
         )
     by_job = dict(zip(jobs, accuracies, strict=True))
@@ -166,6 +178,7 @@ def main() -> None:
                 "codec": args.codec,
                 "seeds": seeds,
                 "hidden": args.hidden,
+                "aggregation": args.aggregation,
                 "attacker_options": options,
                 "rows": rows,
             }

@@ -79,13 +79,16 @@ def main() -> None:
     parser.add_argument("--validators", type=int, default=8, help="contributions a round")
     parser.add_argument("--codec", default="topk:0.01")
     parser.add_argument("--appraisal", choices=APPRAISALS, default=TaskConfig().appraisal)
+    parser.add_argument("--aggregation", default=TaskConfig().aggregation, help="the rule")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
         "--threads", type=int, default=1, help="torch's threads (config.toml threads; 1 default)"
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    summary = measure(args.size, args.validators, args.codec, args.appraisal, args.repeats)
+    summary = measure(
+        args.size, args.validators, args.codec, args.appraisal, args.repeats, args.aggregation
+    )
     walls = summary["wall_seconds"]
     for part, seconds in summary["cpu_seconds"].items():
         print(f"{part:<10} {seconds:6.3f} CPU-s {walls[part]:6.3f} s")
@@ -95,13 +98,22 @@ def main() -> None:
 
 
 def measure(
-    size_mb: float, validators: int, codec_name: str, appraisal: str, repeats: int
+    size_mb: float,
+    validators: int,
+    codec_name: str,
+    appraisal: str,
+    repeats: int,
+    aggregation: str = TaskConfig().aggregation,
 ) -> dict[str, Any]:
     """Each part's least CPU seconds over ``repeats`` (see the module)."""
     width = compute_width(size_mb, DEPTH)
     params = {"width": width, "depth": DEPTH}
     config = TaskConfig(
-        name="large_model_task:DeepMLP", params=params, codec=codec_name, appraisal=appraisal
+        name="large_model_task:DeepMLP",
+        params=params,
+        codec=codec_name,
+        appraisal=appraisal,
+        aggregation=aggregation,
     )
     learner = Learner(get_task(config), load_digits_party(0, validators, "dirichlet:0.5", 0)[0])
     codec = parse_codec(codec_name)
@@ -167,6 +179,7 @@ def measure(
         "weights_mb": round(sum(t.numel() * t.element_size() for t in base.values()) / 1e6, 1),
         "validators": validators,
         "codec": codec_name,
+        "aggregation": aggregation,
         "appraisal": appraisal,
         "contribution_mb": round(contribution_mb, 2),
         "cpu_seconds": {name: round(seconds, 3) for name, seconds in cpu.items()},

@@ -63,6 +63,7 @@ class Aggregation(enum.StrEnum):
     SCREENED_MEAN = "screened_mean"
     TRIMMED_MEAN = "trimmed_mean"
     WINSORIZED_MEAN = "winsorized_mean"
+    SOFT_WINSORIZED_MEAN = "soft_winsorized_mean"
     MEDIAN = "median"
 
 

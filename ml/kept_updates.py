@@ -8,6 +8,8 @@ same arithmetic on those values only:
 - ``iter_kept_combined``: the clipped weighted mean a block's aggregate is made of (§3.7), to
   the bit what the dense computation in ``ml/aggregate.py`` gives, so that every validator that
   computes the proposed model itself finds the block's model hash;
+- ``iter_kept_columns_combined``: the same for a coordinate-wise robust rule (the winsorized
+  means, the median), over the columns some update moved;
 - ``compute_kept_norms``: the updates' norms the clipping divides by, equal to the dense ones to
   float64's rounding (not to the bit: the squares are summed in another order), and computed
   this way by every node of a chain with a sparse codec;
@@ -18,7 +20,7 @@ same arithmetic on those values only:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 
@@ -115,6 +117,36 @@ def iter_kept_combined(
             delta = compute_kept_deltas(raw[local], values, dtype)
             delta *= scale
             step[local] += delta * weight
+        yield name, start, stop, base_slice, step
+
+
+def iter_kept_columns_combined(
+    base: TensorSource,
+    kept: Sequence[Kept],
+    scales: torch.Tensor,
+    combine: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    samples: torch.Tensor,
+    layout: WeightsLayout,
+) -> Iterator[tuple[str, int, int, torch.Tensor, torch.Tensor]]:
+    """As ``iter_kept_combined``, for a rule whose ``combine`` gives each column the same result
+    from the columns some update moved as from the whole slice, and a column of zeros zero
+    (``is_moved_columns_rule``): it combines the clipped updates over the union of their kept
+    positions in each slice, the other coordinates' step is zero, and the result is the dense
+    one to the bit (a value that was not kept is a zero in either matrix)."""
+    for name, start, stop in layout.iter_slices():
+        dtype = layout.specs[name].dtype
+        raw = base.read_flat(name, start, stop)
+        base_slice = raw.to(torch.float64)
+        step = torch.zeros(stop - start, dtype=torch.float64)
+        rows = [compute_kept_in_slice(*updates[name], start, stop) for updates in kept]
+        moved = torch.unique(torch.cat([local for local, _ in rows]))
+        if len(moved):
+            deltas = torch.zeros((len(kept), len(moved)), dtype=torch.float64)
+            for row, (local, values), scale in zip(deltas, rows, scales, strict=True):
+                delta = compute_kept_deltas(raw[local], values, dtype)
+                delta *= scale
+                row[torch.searchsorted(moved, local)] = delta
+            step[moved] = combine(deltas, samples)
         yield name, start, stop, base_slice, step
 
 

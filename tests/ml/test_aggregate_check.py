@@ -8,6 +8,7 @@ import torch
 
 from learnchain.ml.aggregate import (
     Contribution,
+    SoftWinsorizedMean,
     WinsorizedMean,
     aggregate_contributions,
     is_rule_aggregate,
@@ -34,7 +35,10 @@ def round_of_four() -> tuple[State, State, list[Contribution]]:
     )
 
 
-@pytest.mark.parametrize("rule", [Aggregation.CLIPPED_MEAN, Aggregation.WINSORIZED_MEAN])
+@pytest.mark.parametrize(
+    "rule",
+    [Aggregation.CLIPPED_MEAN, Aggregation.WINSORIZED_MEAN, Aggregation.SOFT_WINSORIZED_MEAN],
+)
 def test_the_rules_aggregate_of_the_listed_contributions_is_verified(round_of_four, rule) -> None:  # type: ignore[no-untyped-def]
     base, previous, listed = round_of_four
     proposed, _ = aggregate_contributions(
@@ -101,6 +105,21 @@ def test_winsorizing_cuts_one_partys_extreme_coordinate_to_the_others_range() ->
     step = WinsorizedMean().combine(deltas, torch.ones(4, dtype=torch.float64))
     assert step[0] == 0.0
     assert step[1] == pytest.approx(0.15)
+
+
+def test_soft_winsorizing_lets_a_lone_value_out_by_two_fifths_of_the_median_peak() -> None:
+    """The rows' peaks are 0.2, 0.3, 0.1 and 9.0, their (lower) median 0.2: the bounds widen by
+    0.08. The lone 9.0 (a trigger's weight) is cut to 0.08, the 0.3 beside a 0.2 to 0.28, and
+    values within the others' range are untouched."""
+    deltas = torch.tensor(
+        [[0.0, 0.1, 0.2], [0.0, 0.2, 0.3], [0.0, 0.1, 0.0], [9.0, 0.2, 0.0]], dtype=torch.float64
+    )
+    step = SoftWinsorizedMean().combine(deltas, torch.ones(4, dtype=torch.float64))
+    assert step[0] == pytest.approx(0.08 / 4)
+    assert step[1] == pytest.approx(0.15)
+    assert step[2] == pytest.approx((0.2 + 0.28) / 4)
+    zeros = torch.zeros(4, 3, dtype=torch.float64)
+    assert torch.equal(SoftWinsorizedMean().combine(zeros, torch.ones(4)), torch.zeros(3))
 
 
 def test_winsorizing_three_or_fewer_is_the_plain_mean() -> None:

@@ -11,9 +11,11 @@ from hypothesis import strategies as st
 
 from learnchain.ml.aggregate import (
     ClippedMean,
+    CoordinateMedian,
     ListedSource,
     compute_update_norms,
     get_aggregation_rule,
+    is_moved_columns_rule,
     is_weighted_sum,
     iter_aggregate,
 )
@@ -90,11 +92,15 @@ def decoded_whole(source: TensorSource, layout: WeightsLayout) -> StateSource:
     sizes=st.lists(st.sampled_from([1e-4, 1e-3, 1e-2, 1.0]), min_size=1, max_size=6),
     samples=st.lists(st.integers(1, 500), min_size=6, max_size=6),
     fraction=st.sampled_from(["0.01", "0.05", "0.3"]),
+    rule=st.sampled_from(
+        [Aggregation.CLIPPED_MEAN, Aggregation.SOFT_WINSORIZED_MEAN, Aggregation.MEDIAN]
+    ),
 )
-def test_the_clipped_mean_of_kept_values_is_the_dense_one_to_the_bit(
-    seed: int, sizes: list[float], samples: list[int], fraction: str
+def test_the_rules_combination_of_kept_values_is_the_dense_one_to_the_bit(
+    seed: int, sizes: list[float], samples: list[int], fraction: str, rule: str
 ) -> None:
-    """Clipped to the median norm, weighted by capped sample counts, with the server step."""
+    """Clipped to the median norm, weighted by capped sample counts (the clipped mean), cut to
+    the others' range (the winsorized means) or the median, with the server step."""
     base = make_base(seed)
     base_source = StateSource(base)
     layout = WeightsLayout.of_state(base)
@@ -102,7 +108,6 @@ def test_the_clipped_mean_of_kept_values_is_the_dense_one_to_the_bit(
     assert read_all_kept(base_source, sparse, layout) is not None
     dense: list[TensorSource] = [decoded_whole(s, layout) for s in sparse]
     counts = samples[: len(sizes)]
-    rule = Aggregation.CLIPPED_MEAN
     norms = compute_update_norms(base_source, sparse, layout)
     from_kept = aggregate_slices(base_source, list(sparse), counts, rule, layout, norms)
     from_all = aggregate_slices(base_source, dense, counts, rule, layout, norms)
@@ -146,15 +151,41 @@ class DoubledMean(ClippedMean):
         return 2 * super().combine(deltas, samples)
 
 
-def test_only_the_clipped_means_own_combination_is_made_from_kept_values() -> None:
+class HalvedMedian(CoordinateMedian):
+    """A user's rule that extends the median but combines its own way."""
+
+    def combine(self, deltas: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
+        return super().combine(deltas, samples) / 2
+
+
+def test_only_the_built_in_combinations_are_made_from_kept_values() -> None:
+    """The clipped mean's weighted sum, or the built-in rules that combine each coordinate from
+    its own column alone; a user's rule that combines its own way is read whole."""
     assert is_weighted_sum(get_aggregation_rule(Aggregation.CLIPPED_MEAN))
     assert is_weighted_sum(get_aggregation_rule(Aggregation.SCREENED_MEAN))
     for rule in (Aggregation.WINSORIZED_MEAN, Aggregation.TRIMMED_MEAN, Aggregation.MEDIAN):
         assert not is_weighted_sum(get_aggregation_rule(rule))
     assert not is_weighted_sum(DoubledMean())
+    for rule in (
+        Aggregation.WINSORIZED_MEAN,
+        Aggregation.SOFT_WINSORIZED_MEAN,
+        Aggregation.MEDIAN,
+    ):
+        assert is_moved_columns_rule(get_aggregation_rule(rule))
+    for rule in (Aggregation.CLIPPED_MEAN, Aggregation.TRIMMED_MEAN):
+        assert not is_moved_columns_rule(get_aggregation_rule(rule))
+    assert not is_moved_columns_rule(HalvedMedian())
 
 
-@pytest.mark.parametrize("rule", [Aggregation.WINSORIZED_MEAN, Aggregation.TRIMMED_MEAN])
+@pytest.mark.parametrize(
+    "rule",
+    [
+        Aggregation.WINSORIZED_MEAN,
+        Aggregation.SOFT_WINSORIZED_MEAN,
+        Aggregation.MEDIAN,
+        Aggregation.TRIMMED_MEAN,
+    ],
+)
 def test_other_rules_combine_top_k_updates_as_decoded_whole(rule: str) -> None:
     base = make_base(5)
     base_source = StateSource(base)
