@@ -40,6 +40,7 @@ from learnchain.ml.weights_file import (
 )
 from learnchain.node.home.files import DataSource, NodeConfig
 from learnchain.node.libs.memory import release_free_memory
+from learnchain.node.libs.work_order import WorkOrder
 from learnchain.node.store.fresh_writes import FreshWrites
 from learnchain.node.store.weights_store import EncodedWeights
 from learnchain.node.weights.weights_problems import WeightsProblems
@@ -209,6 +210,7 @@ class LearningWorker:
         self.layout = learner.layout
         self.max_bytes = learner.task.config.max_weights_bytes
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="learner")
+        self._order = WorkOrder()  # the round's work before measurements that can wait
         # Checking arriving weights against their hash needs no learner state, so it does not
         # queue behind training.
         self._checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="weights-check")
@@ -264,9 +266,17 @@ class LearningWorker:
         return self.learner_seconds + self.checker_seconds
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._executor, self._timed, "learner_seconds", fn, *args
-        )
+        async with self._order.urgent():
+            return await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._timed, "learner_seconds", fn, *args
+            )
+
+    async def _run_deferrable(self, fn: Callable[..., T], *args: object) -> T:
+        """``fn`` on the learner thread once no other work waits for it (``WorkOrder``)."""
+        async with self._order.deferrable():
+            return await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._timed, "learner_seconds", fn, *args
+            )
 
     def _timed(self, counter: str, fn: Callable[..., T], *args: object) -> T:
         # The monotonic clock is shared by every process on a host, so the intervals logged
@@ -457,7 +467,9 @@ class LearningWorker:
     async def prepare(self, path: Path) -> None:
         """Measure a contribution's update, and score it when this node will need the score
         (``scores_contributions``), as it arrives, while the round still trains, so that
-        aggregating, checking and appraising a block need not."""
+        aggregating, checking and appraising a block need not; after any other work waiting
+        for the learner (a proposal's aggregate does not wait for it: what it needs of this
+        it computes)."""
 
         def prepare() -> None:
             with contextlib.suppress(MLError):  # reported when a block needs it
@@ -465,7 +477,7 @@ class LearningWorker:
                 if self.scores_contributions:
                     self._get_score(path)
 
-        await self._run(prepare)
+        await self._run_deferrable(prepare)
 
     def _get_norms(self, paths: Sequence[Path]) -> torch.Tensor:
         return torch.tensor([self._get_norm(path) for path in paths], dtype=torch.float64)
