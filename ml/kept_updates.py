@@ -139,13 +139,18 @@ def iter_kept_columns_combined(
         base_slice = raw.to(torch.float64)
         step = torch.zeros(stop - start, dtype=torch.float64)
         rows = [compute_kept_in_slice(*updates[name], start, stop) for updates in kept]
-        moved = torch.unique(torch.cat([local for local, _ in rows]))
+        is_moved = torch.zeros(stop - start, dtype=torch.bool)
+        for local, _ in rows:
+            is_moved[local] = True
+        moved = is_moved.nonzero().squeeze(1)  # in order
         if len(moved):
+            column = torch.empty(stop - start, dtype=torch.long)
+            column[moved] = torch.arange(len(moved))
             deltas = torch.zeros((len(kept), len(moved)), dtype=torch.float64)
             for row, (local, values), scale in zip(deltas, rows, scales, strict=True):
                 delta = compute_kept_deltas(raw[local], values, dtype)
                 delta *= scale
-                row[torch.searchsorted(moved, local)] = delta
+                row[column[local]] = delta
             step[moved] = combine(deltas, samples)
         yield name, start, stop, base_slice, step
 
