@@ -83,8 +83,10 @@ TRAINING = ("propose", "accept_and_train", "encode")
 EVALUATION = ("decide",)
 # the rest of a round's ML work, by the learning worker's verb: checking arriving weights'
 # hashes, aggregating (the proposer), re-computing a proposed aggregate, appraising contributions
-OVERHEAD_WORK = {"check": ("check",), "aggregate": ("combine",), "verify": ("recompute",)}
-OVERHEAD_WORK |= {"appraise": ("measure",), "accept": ("_accept",), "prepare": ("prepare",)}
+OVERHEAD_WORK: dict[str, tuple[str, ...]] = {"check": ("check",), "aggregate": ("combine",)}
+OVERHEAD_WORK |= {"verify": ("recompute",)}
+OVERHEAD_WORK |= {"appraise": ("measure",), "accept": ("_accept",)}
+OVERHEAD_WORK |= {"prepare": ("prepare", "_get_score")}  # on arrival, or before an appraisal
 MB = 1e6
 
 

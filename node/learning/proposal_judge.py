@@ -181,6 +181,12 @@ class ProposalJudge:
         except MLError:
             return None
         if weights.weights_hash != block.header.model_hash or len(used) != len(inputs):
+            log.info(
+                "computed %s from the %d updates block model %s lists: fetching the model",
+                weights.weights_hash.hex()[:12],
+                len(used),
+                block.header.model_hash.hex()[:12],
+            )
             return None
         self._computed = weights.weights_hash
         return weights.path
@@ -225,7 +231,14 @@ class ProposalJudge:
         try:
             reputation = state.params.keeps_reputation  # and the reputation values (§3.9)
             arrival = [self._get_arrival(c) for c in (*block.contributions, *block.screened)]
-            values = await self.learning.appraise(inputs, screened, reputation, arrival)
+            height = block.header.height
+            values = await self.learning.appraise(
+                inputs,
+                screened,
+                reputation,
+                arrival,
+                is_wanted=lambda: self._consensus.state.height < height,
+            )
         except MLError as error:
             log.warning("contributions not appraised: %s", error)
             return ()

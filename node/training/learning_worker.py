@@ -188,6 +188,7 @@ WORK_KINDS = {
     "measure": "value",
     "check": "check",
     "prepare": "prepare",
+    "_get_score": "prepare",
     "_accept": "accept",
     "encode": "encode",
 }
@@ -594,15 +595,25 @@ class LearningWorker:
         screened: Sequence[tuple[str, Path, int]] = (),
         reputation: bool = False,
         arrival: Sequence[float] | None = None,
+        is_wanted: Callable[[], bool] = lambda: True,
     ) -> list[float]:
         """Each (contributor, weights file, samples)'s value on this party's data
         (ml/contribution_value.py), in the order given, then each screened-out one's (with
         ``reputation``, then all of their reputation values, §3.9); with ``arrival`` (when each
         reached this node, in the same order) a copy of an earlier one is worth 0; MLError when
-        one does not fit the model."""
+        one does not fit the model. Nothing once ``is_wanted`` turns false (the block was
+        decided without this node's values): the contributions' scores that their measurement
+        on arrival left are made one at a time, so that moot work does not hold up the next
+        round's training."""
+        paths = [path for _, path, _ in [*contributions, *screened]]
+        for path in paths:
+            if not is_wanted():
+                return []
+            await self._run(self._get_score, path)
+        if not is_wanted():
+            return []
 
         def measure() -> list[float]:
-            paths = [path for _, path, _ in [*contributions, *screened]]
             scores = [self._get_score(path) for path in paths]
             norms = [self._get_norm(path) for path in paths]
             if self.trainer is not None:

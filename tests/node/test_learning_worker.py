@@ -162,3 +162,32 @@ def test_with_a_codec_contributions_travel_as_encoded_updates_and_aggregate_exac
             other.close()
 
     asyncio.run(scenario())
+
+
+def test_an_appraisal_no_longer_wanted_stops_between_scores(tmp_path: Path) -> None:
+    """A block decided without this node's values: its appraisal stops at the next score, and
+    the learner thread is free for the next round's training."""
+
+    async def scenario() -> tuple[list[float], list[float], int]:
+        worker = make_worker(tmp_path)
+        try:
+            made = [await worker.propose() for _ in range(3)]
+            contributions = [(str(i), c.path, 10) for i, c in enumerate(made)]
+            asked = 0
+
+            def is_wanted() -> bool:
+                nonlocal asked
+                asked += 1
+                return asked < 2  # decided while the first score was made
+
+            stopped = await worker.appraise(contributions, is_wanted=is_wanted)
+            scored = len(worker._scores)
+            values = await worker.appraise(contributions)
+        finally:
+            worker.close()
+        return stopped, values, scored
+
+    stopped, values, scored = asyncio.run(scenario())
+    assert stopped == []
+    assert scored == 1
+    assert len(values) == 3
