@@ -83,10 +83,14 @@ TRAINING = ("propose", "accept_and_train", "encode")
 EVALUATION = ("decide",)
 # the rest of a round's ML work, by the learning worker's verb: checking arriving weights'
 # hashes, aggregating (the proposer), re-computing a proposed aggregate, appraising contributions
-OVERHEAD_WORK: dict[str, tuple[str, ...]] = {"check": ("check",), "aggregate": ("combine",)}
-OVERHEAD_WORK |= {"verify": ("recompute",)}
-OVERHEAD_WORK |= {"appraise": ("measure",), "accept": ("_accept",)}
-OVERHEAD_WORK |= {"prepare": ("prepare", "_get_score")}  # on arrival, or before an appraisal
+OVERHEAD_WORK: dict[str, tuple[str, ...]] = {
+    "check": ("check",),
+    "aggregate": ("combine",),
+    "verify": ("recompute",),
+    "appraise": ("measure",),
+    "accept": ("_accept",),
+    "prepare": ("prepare", "_get_score"),  # scores on arrival, or those an appraisal still needs
+}
 MB = 1e6
 
 

@@ -278,22 +278,22 @@ def iter_combined(
         norms = compute_update_norms(base, [c.source for c in listed], layout)
     scales = compute_clip_scales(norms)
     samples = torch.tensor([float(c.samples) for c in listed], dtype=torch.float64)
-    # a sparse codec's updates (top-k) under the clipped mean: from their kept values alone
+    # a sparse codec's updates (top-k) under the clipped mean, or a rule that needs only the
+    # columns they moved: from their kept values alone
+    weighted_sum = is_weighted_sum(strategy)
     kept = (
         read_all_kept(base, [c.source for c in listed], layout)
-        if is_weighted_sum(strategy)
+        if weighted_sum or is_moved_columns_rule(strategy)
         else None
     )
     if kept is not None:
-        yield from iter_kept_combined(base, kept, scales, compute_row_weights(samples), layout)
-        return
-    kept = (
-        read_all_kept(base, [c.source for c in listed], layout)
-        if is_moved_columns_rule(strategy)
-        else None
-    )
-    if kept is not None:
-        yield from iter_kept_columns_combined(base, kept, scales, strategy.combine, samples, layout)
+        if weighted_sum:
+            weights = compute_row_weights(samples)
+            yield from iter_kept_combined(base, kept, scales, weights, layout)
+        else:
+            yield from iter_kept_columns_combined(
+                base, kept, scales, strategy.combine, samples, layout
+            )
         return
 
     def read_deltas(name: str, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:

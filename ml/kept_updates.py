@@ -93,6 +93,24 @@ def compute_kept_norms(
     return squares.sqrt()
 
 
+def iter_clipped_in_slice(
+    raw: torch.Tensor,
+    kept: Sequence[Kept],
+    scales: torch.Tensor,
+    name: str,
+    start: int,
+    stop: int,
+    dtype: torch.dtype,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Each update's kept (positions less ``start``, float64 deltas times its ``scales``
+    entry) in [start, stop) of tensor ``name``, whose base values there are ``raw``."""
+    for updates, scale in zip(kept, scales, strict=True):
+        local, values = compute_kept_in_slice(*updates[name], start, stop)
+        delta = compute_kept_deltas(raw[local], values, dtype)
+        delta *= scale
+        yield local, delta
+
+
 def iter_kept_combined(
     base: TensorSource,
     kept: Sequence[Kept],
@@ -112,10 +130,8 @@ def iter_kept_combined(
         raw = base.read_flat(name, start, stop)
         base_slice = raw.to(torch.float64)
         step = torch.zeros(stop - start, dtype=torch.float64)
-        for updates, scale, weight in zip(kept, scales, row_weights, strict=True):
-            local, values = compute_kept_in_slice(*updates[name], start, stop)
-            delta = compute_kept_deltas(raw[local], values, dtype)
-            delta *= scale
+        clipped = iter_clipped_in_slice(raw, kept, scales, name, start, stop, dtype)
+        for (local, delta), weight in zip(clipped, row_weights, strict=True):
             step[local] += delta * weight
         yield name, start, stop, base_slice, step
 
@@ -138,7 +154,7 @@ def iter_kept_columns_combined(
         raw = base.read_flat(name, start, stop)
         base_slice = raw.to(torch.float64)
         step = torch.zeros(stop - start, dtype=torch.float64)
-        rows = [compute_kept_in_slice(*updates[name], start, stop) for updates in kept]
+        rows = list(iter_clipped_in_slice(raw, kept, scales, name, start, stop, dtype))
         is_moved = torch.zeros(stop - start, dtype=torch.bool)
         for local, _ in rows:
             is_moved[local] = True
@@ -147,9 +163,7 @@ def iter_kept_columns_combined(
             column = torch.empty(stop - start, dtype=torch.long)
             column[moved] = torch.arange(len(moved))
             deltas = torch.zeros((len(kept), len(moved)), dtype=torch.float64)
-            for row, (local, values), scale in zip(deltas, rows, scales, strict=True):
-                delta = compute_kept_deltas(raw[local], values, dtype)
-                delta *= scale
+            for row, (local, delta) in zip(deltas, rows, strict=True):
                 row[column[local]] = delta
             step[moved] = combine(deltas, samples)
         yield name, start, stop, base_slice, step
