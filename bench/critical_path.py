@@ -51,10 +51,10 @@ from learnchain.ml.aggregate import (
 )
 from learnchain.ml.config import APPRAISALS, TaskConfig
 from learnchain.ml.data import load_digits_party
+from learnchain.ml.error_feedback import ErrorFeedback
 from learnchain.ml.learner import Learner
 from learnchain.ml.tasks import get_task
 from learnchain.ml.update_codec import (
-    ErrorFeedback,
     UpdateCodec,
     open_contribution,
     parse_codec,

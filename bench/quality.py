@@ -55,6 +55,7 @@ from learnchain.ml.codec import decode_weights, encode_weights
 from learnchain.ml.data import (
     Dataset,
 )
+from learnchain.ml.error_feedback import ErrorFeedback
 from learnchain.ml.errors import MLError, PrivacyBudgetExceeded, WeightsError
 from learnchain.ml.learner import Learner
 from learnchain.ml.parties import (
@@ -70,7 +71,6 @@ from learnchain.ml.tasks import TaskConfig, get_task
 from learnchain.ml.training import evaluate_state
 from learnchain.ml.update_codec import (
     DecodedContribution,
-    ErrorFeedback,
     UpdateCodec,
     parse_codec,
 )
@@ -390,6 +390,8 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
                     print(f"  seed {seed} round {round_index} reputations {shown}")
             for learner in learners:
                 learner.accept(candidate)
+            for party in feedback:  # a model was committed after these encodings
+                party.settle()
             new_accuracy = test_accuracy(learners[0], candidate, test)
             worst_drop = max(worst_drop, accuracy - new_accuracy)
             if args.trace:
@@ -402,6 +404,8 @@ def run_trial(args: argparse.Namespace, seed: int, attacks: list[str]) -> Trial:
             rejected += 1
             rejected_rounds.append(round_index + 1)
             previous_global = None  # as a node: the next attempt aggregates without momentum
+            for party in feedback:  # and trains afresh from the same model (§3.2)
+                party.vote_down()
         curve.append(accuracy)
     seconds_per_round = (time.perf_counter() - started) / args.rounds
     honest_parties = [p for i, p in enumerate(parties) if kinds[i] not in POISONING_ATTACKS]

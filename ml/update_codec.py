@@ -16,11 +16,11 @@ CPU, in float32 (``DecodedContribution``: the model plus the decoded update, rea
 slice), so the aggregate every validator re-computes from decoded updates is the proposer's to
 the bit (§3.7), and screening, appraisal and deposits judge what was sent.
 
-What an encoding drops is kept by its maker (``ErrorFeedback``) and added to its next update, so
-that nothing is lost over rounds, only delayed (EF-SGD; as DeMo and SparseLoCo do). Top-k's
-residue decays instead (``TOPK_FEEDBACK_DECAY``, SparseLoCo's beta): kept whole, it grows for
-rounds and leaves in bursts, so honest top-k updates weigh several times their round's training
-and the median-norm clip lets a party that keeps no residue through at full strength.
+What an encoding drops is kept by its maker (``ml/error_feedback.py``) and added to its next
+update, so that nothing is lost over rounds, only delayed (EF-SGD; as DeMo and SparseLoCo do).
+Top-k's residue decays instead (``TOPK_FEEDBACK_DECAY``, SparseLoCo's beta): kept whole, it
+grows for rounds and leaves in bursts, so honest top-k updates weigh several times their round's
+training and the median-norm clip lets a party that keeps no residue through at full strength.
 """
 
 from __future__ import annotations
@@ -448,36 +448,6 @@ class DecodedContribution:
         """Tensor ``name``'s update as (positions, float32 values) when the codec keeps few of
         its values (``UpdateCodec.read_kept``), else None."""
         return self.codec.read_kept(self.encoded, self.layout, name)
-
-
-class ErrorFeedback:
-    """What this party's encodings dropped, times the codec's ``feedback_decay``, added to its
-    next update (kept in memory, one float32 tensor per trainable tensor; lost on a restart,
-    which only loses that residue)."""
-
-    def __init__(self, codec: UpdateCodec) -> None:
-        self.codec = codec
-        self.residue: StateDict = {}
-
-    def encode(self, trained: TensorSource, base: TensorSource, layout: WeightsLayout) -> StateDict:
-        """The encoded update from ``base`` to ``trained`` plus the residue, tensor by tensor;
-        the residue becomes what this encoding dropped."""
-        encoded: StateDict = {}
-        for name, spec in layout.specs.items():
-            # one float32 copy of the tensor at a time, which becomes its residue in place
-            update = trained.read_flat(name, 0, spec.numel).to(torch.float32, copy=True)
-            update -= base.read_flat(name, 0, spec.numel).to(torch.float32)
-            residue = self.residue.pop(name, None)
-            if residue is not None:
-                if self.codec.feedback_decay != 1.0:
-                    residue.mul_(self.codec.feedback_decay)
-                update += residue
-                del residue
-            entries = self.codec.encode_tensor(name, spec, update)
-            encoded.update(entries)
-            self.codec.subtract_decoded(update, entries, name, spec)
-            self.residue[name] = update
-        return self.codec.pack(encoded, layout)
 
 
 def open_contribution(

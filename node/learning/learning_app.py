@@ -159,8 +159,9 @@ class LearningApp:
         A block that keeps the model after failed rounds (``commit_round`` > 0) ends the
         attempt: the update proposed from these contributions was voted down (or its proposer
         was down), and the same contributions would make the same update again. Every validator
-        sees the same block, so all of them train afresh (new batches) for a new attempt, and
-        aggregate it without server momentum."""
+        sees the same block, so all of them train afresh (new batches) for a new attempt, without
+        what their voted-down contributions' encodings dropped, and aggregate it without server
+        momentum."""
         model_height = state.learning.model_height
         failed = (
             self._round is not None
@@ -170,7 +171,7 @@ class LearningApp:
         )
         if failed:
             self.contributions.forget(model_height)
-            self.learning.forget_momentum()
+            self.learning.forget_attempt()
             self.trainer.forget()
         self.contributions.update(state)
         self.model.ensure()

@@ -25,11 +25,12 @@ from learnchain.ml.aggregate import (
 from learnchain.ml.codec import StateDict
 from learnchain.ml.data import describe_scaling, load_digits_party, split_train_vote
 from learnchain.ml.device import LocalSettings, resolve_device
+from learnchain.ml.error_feedback import ErrorFeedback
 from learnchain.ml.errors import MLError, WeightsError
 from learnchain.ml.learner import Learner
 from learnchain.ml.tasks import TaskConfig, get_task
 from learnchain.ml.training import Evaluation
-from learnchain.ml.update_codec import ErrorFeedback, open_contribution, parse_codec
+from learnchain.ml.update_codec import open_contribution, parse_codec
 from learnchain.ml.vote import VoteDecision
 from learnchain.ml.weights_file import (
     StateSource,
@@ -235,10 +236,11 @@ class LearningWorker:
         self.scores_contributions = True
         # the global model's evaluation by the learner process, under the model's hash
         self._current_evaluation: tuple[Hash, Evaluation] | None = None
-        # how contributions travel (task.codec), and what this node's encodings dropped
+        # how contributions travel (task.codec), and what this node's encodings dropped (kept
+        # in a file of the store's between rounds)
         self.codec = parse_codec(learner.task.config.codec)
         self.update_layout = self.codec.compute_encoded_layout(self.layout)
-        self.feedback = ErrorFeedback(self.codec)
+        self.feedback = ErrorFeedback(self.codec, files.new_partial())
         self.fresh_writes = FreshWrites()  # kept from prunes until something names them
         torch.set_num_threads(learner.task.local.threads)
         # the initial model, written without another copy
@@ -312,7 +314,13 @@ class LearningWorker:
         what the last encodings dropped), hashing it on the way."""
         encoded = self.feedback.encode(trained, self.learner.global_source, self.layout)
         slices = iter_source(StateSource(encoded), self.update_layout)
-        return self._store(lambda partial: Hash(write_weights(partial, self.update_layout, slices)))
+        try:
+            return self._store(
+                lambda partial: Hash(write_weights(partial, self.update_layout, slices))
+            )
+        except BaseException:
+            self.feedback.discard()  # no contribution was made
+            raise
 
     def _write(self, state: StateDict) -> EncodedWeights:
         """Write ``state`` into the store, hashing it on the way."""
@@ -431,6 +439,7 @@ class LearningWorker:
         self._previous_global = self.learner.global_source
         self.previous_hash = self._current_hash
         self.momentum_forgotten = False
+        self.feedback.settle()  # a model was committed after this node's last contribution
         self.learner.accept(self.open(path))
         self._current_hash = weights_hash
         self.current_path = path
@@ -566,6 +575,14 @@ class LearningWorker:
 
         result: bool = await self._run(recompute)
         return result
+
+    def forget_attempt(self) -> None:
+        """The attempt at the next model was voted down, and every validator trains afresh from
+        the same model: this node's last contribution was never applied, so its next one does
+        not carry what that one's encoding dropped (``ErrorFeedback.vote_down``), and the next
+        aggregate leaves out the server momentum."""
+        self.feedback.vote_down()
+        self.forget_momentum()
 
     def forget_momentum(self) -> None:
         """Aggregate without server momentum until the next model is accepted: after the

@@ -269,7 +269,8 @@ def test_top_k_updates_are_appraised_from_their_kept_values_as_from_every_value(
     aggregate, the copies' Gram matrix, the first-order dot products), and are worth what the
     same updates decoded whole are worth, to float32's rounding; a copy among them still 0."""
     from learnchain.ml.contribution_value import compute_values_of
-    from learnchain.ml.update_codec import DecodedContribution, ErrorFeedback, parse_codec
+    from learnchain.ml.error_feedback import ErrorFeedback
+    from learnchain.ml.update_codec import DecodedContribution, parse_codec
     from learnchain.ml.weights_file import (
         StateSource,
         WeightsLayout,

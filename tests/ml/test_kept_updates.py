@@ -20,8 +20,9 @@ from learnchain.ml.aggregate import (
     iter_aggregate,
 )
 from learnchain.ml.config import Aggregation
+from learnchain.ml.error_feedback import ErrorFeedback
 from learnchain.ml.kept_updates import compute_kept_gram, read_all_kept
-from learnchain.ml.update_codec import DecodedContribution, ErrorFeedback, parse_codec
+from learnchain.ml.update_codec import DecodedContribution, parse_codec
 from learnchain.ml.weights_file import (
     SLICE_ELEMENTS,
     StateSource,

@@ -156,7 +156,7 @@ def test_with_a_codec_contributions_travel_as_encoded_updates_and_aggregate_exac
             # the update is what was trained, to int8 rounding: the model moved
             moved = decoded[0].state
             assert any(not torch.equal(moved[k], maker.learner.current()[k]) for k in moved)
-            assert maker.feedback.residue  # what the encoding dropped waits for the next update
+            assert maker.feedback.pending  # what the encoding dropped, until a commit
         finally:
             maker.close()
             other.close()
@@ -191,3 +191,35 @@ def test_an_appraisal_no_longer_wanted_stops_between_scores(tmp_path: Path) -> N
     assert stopped == []
     assert scored == 1
     assert len(values) == 3
+
+
+def test_a_contributions_residue_is_carried_once_a_model_is_committed_not_after_a_failed_attempt(
+    tmp_path: Path,
+) -> None:
+    """Error feedback (§3.8): what a contribution's encoding dropped waits, in a file of the
+    store's, for the next contribution only when a model was committed after it; a voted-down
+    attempt's contribution was never applied, so nothing of it is carried."""
+
+    async def scenario() -> None:
+        data, _ = load_digits_party(0, 5, "iid", seed=0)
+        worker = LearningWorker(
+            Learner(get_task(TaskConfig(codec="topk:0.01")), data, seed=0), WeightsStore(tmp_path)
+        )
+        residue = worker.feedback.path
+        assert residue is not None and residue.parent == tmp_path / "partial"
+        try:
+            committed = await worker.propose()  # weights to commit later
+            await worker.propose(update=True)
+            assert worker.feedback.pending
+            worker.forget_attempt()  # voted down: every validator trains afresh
+            assert not worker.feedback.pending and not worker.has_momentum
+            await worker.accept(committed.path, committed.weights_hash)
+            assert not residue.exists()  # nothing of the voted-down contribution carried
+            await worker.propose(update=True)
+            following = await worker.propose()
+            await worker.accept(following.path, following.weights_hash)
+            assert residue.exists() and not worker.feedback.pending
+        finally:
+            worker.close()
+
+    asyncio.run(scenario())
