@@ -3,13 +3,16 @@
 An encoding's residue is *pending* until its attempt ends. When a model is committed after it
 (``settle``), the residue is what the next update carries, times the codec's
 ``feedback_decay``. When the attempt is voted down (``vote_down``), every validator trains afresh
-from the same model (docs/protocol.md §3.2): the update was never applied, and the next one
-trains it again. Carrying what its encoding dropped would add that update twice at every new
-attempt, and such inflated top-k updates were voted down in turn (a chain under IPM stalled for
-24 of 30 rounds). So the next update carries the settled residue again, and of it what the
-voted-down update carried: the decay applies once more for each voted-down attempt. Carried
-whole again instead, a stale residue made every attempt the same bad update (two chains of ten
-stalled on one model; bench/README.md, "Error feedback across attempts").
+from the same model (docs/protocol.md §3.2): the update was never applied and the next one trains
+it again, so what its encoding dropped is carried decayed once more, times the decay squared.
+Carried as after a commit, an update retrained at every new attempt added up to 1 / (1 - 0.8) =
+5 times its round's training on the values it dropped, and such inflated top-k updates were
+voted down in turn (a chain under IPM stalled for 24 of 30 rounds). Forgotten instead, every new
+attempt sent the same values from the same stale residue, the same update voted down again
+(stalls under IPM and the backdoor). Decayed once more, a retrained update weighs at most
+1 / (1 - 0.64) = 2.8 times its training, and the values the voted-down one sent give way to
+those it dropped, so that the new attempt is another update (bench/README.md, "Error feedback
+across attempts").
 
 The settled residue (one float32 value per trainable value) is kept in memory, or in a file
 between rounds (``path``), so that a node holds at most one residue in memory, the pending one,
@@ -48,7 +51,7 @@ class ErrorFeedback:
         self.residue: StateDict = {}  # the settled residue, when kept in memory
         self.pending: StateDict = {}
         # the share of the settled residue the next update carries, before the codec's decay:
-        # times the decay for each voted-down attempt that carried it
+        # the decay again after a voted-down attempt
         self.carried_share = 1.0
         self._layout: WeightsLayout | None = None  # the residue's, once a file holds it
         if path is not None:
@@ -80,9 +83,9 @@ class ErrorFeedback:
 
     def _open_settled(self) -> TensorSource | None:
         """The settled residue, or None when there is none."""
-        if self.path is None:
-            return StateSource(self.residue) if self.residue else None
-        if self._layout is None:
+        if self.residue:
+            return StateSource(self.residue)
+        if self.path is None or self._layout is None:
             return None
         return WeightsFile(self.path, self._layout, self._layout.file_size)
 
@@ -96,6 +99,7 @@ class ErrorFeedback:
         if self.path is None:
             self.residue = pending
             return
+        self.residue = {}
         layout = WeightsLayout.of_state(pending)  # float32, each tensor flat
         try:
             write_weights(self.path, layout, iter_source(StateSource(pending), layout))
@@ -108,10 +112,13 @@ class ErrorFeedback:
 
     def vote_down(self) -> None:
         """The last encoding's attempt was voted down, to be trained again from the same model:
-        what it dropped is forgotten, and the settled residue it carried decays once more."""
-        if self.pending:
-            self.carried_share *= self.codec.feedback_decay
-        self.pending = {}
+        its residue is settled, carried decayed once more (kept in memory, since this runs
+        between the commit and the next training, until the next ``settle`` writes one)."""
+        if not self.pending:
+            return
+        self.residue, self.pending = self.pending, {}
+        self._layout = None  # a residue file is older than this one
+        self.carried_share = self.codec.feedback_decay
 
     def discard(self) -> None:
         """The last encoding was never sent (its contribution not made): forgotten, as if it had

@@ -578,9 +578,9 @@ class LearningWorker:
 
     def forget_attempt(self) -> None:
         """The attempt at the next model was voted down, and every validator trains afresh from
-        the same model: this node's last contribution was never applied, so its next one does
-        not carry what that one's encoding dropped (``ErrorFeedback.vote_down``), and the next
-        aggregate leaves out the server momentum."""
+        the same model: this node's last contribution was never applied and is trained again,
+        so what its encoding dropped is carried decayed once more (``ErrorFeedback.vote_down``),
+        and the next aggregate leaves out the server momentum."""
         self.feedback.vote_down()
         self.forget_momentum()
 

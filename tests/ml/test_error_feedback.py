@@ -1,8 +1,7 @@
 """Error feedback (ml/error_feedback.py): each update carries what the encodings before it
-dropped (whole, or for top-k decayed) once a model was committed after them; of an encoding
-whose attempt was voted down nothing of its own update is carried, and the residue it carried
-decays once more; the residue kept in a file gives, to the bit, the updates it gives in
-memory."""
+dropped (whole, or for top-k decayed) once a model was committed after them, and once more
+decayed after a voted-down attempt; an encoding never sent is forgotten; the residue kept in a
+file gives, to the bit, the updates it gives in memory."""
 
 from __future__ import annotations
 
@@ -91,46 +90,57 @@ def read_settled(feedback: ErrorFeedback) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("where", ["memory", "file"])
 @pytest.mark.parametrize("name", CODECS)
-def test_after_voted_down_attempts_an_update_carries_the_settled_residue_decayed_once_for_each(
+def test_after_a_voted_down_attempt_an_update_carries_its_residue_decayed_once_more(
     name: str, where: str, tmp_path: Path
 ) -> None:
-    """None of what the voted-down encodings dropped of their own updates (each is trained
-    again), and of the settled residue what the last of them carried, decayed once more."""
+    """The voted-down update is trained again: what its encoding dropped is carried times the
+    decay squared, and a commit after the new attempt carries the new one's once again."""
     feedback = make_feedback(name, where, tmp_path)
     codec = feedback.codec
     encode(feedback, 1)
     feedback.settle()
-    settled = read_settled(feedback)
-    for attempt, seed in enumerate((2, 3, 4)):
+    owed, share = read_settled(feedback), codec.feedback_decay
+    for seed, then in ((2, "vote_down"), (3, "vote_down"), (4, "settle"), (5, "settle")):
         entries = encode(feedback, seed)
         decoded = DecodedContribution(StateSource(BASE), StateSource(entries), codec, LAYOUT)
         step = make_state(seed, 0.01)
-        share = codec.feedback_decay ** (attempt + 1)
         for key, spec in LAYOUT.specs.items():
             this_round = decoded.read_flat(key, 0, spec.numel) - BASE[key].flatten()
-            carried = step[key].flatten() + share * settled[key]
+            carried = step[key].flatten() + share * owed[key]
             assert torch.allclose(this_round + feedback.pending[key], carried, atol=1e-5)
-        feedback.vote_down()
-        feedback.settle()  # a commit with nothing encoded since keeps the settled residue
-        assert all(torch.equal(read_settled(feedback)[k], settled[k]) for k in BASE)
+        owed = {k: v.clone() for k, v in feedback.pending.items()}
+        getattr(feedback, then)()
+        share = codec.feedback_decay ** (2 if then == "vote_down" else 1)
+        assert all(torch.equal(read_settled(feedback)[k], owed[k]) for k in BASE)
 
 
 @pytest.mark.parametrize("where", ["memory", "file"])
 @pytest.mark.parametrize("name", ["bfloat16", "int8"])
-def test_with_a_codec_whose_residue_does_not_decay_a_voted_down_encoding_is_as_if_not_made(
+def test_with_a_codec_whose_residue_does_not_decay_a_voted_down_one_is_carried_as_committed(
     name: str, where: str, tmp_path: Path
 ) -> None:
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
     voted_down = make_feedback(name, where, tmp_path / "a")
-    never = make_feedback(name, where, tmp_path / "b")
-    for feedback in (voted_down, never):
+    committed = make_feedback(name, where, tmp_path / "b")
+    for feedback in (voted_down, committed):
         encode(feedback, 1)
         feedback.settle()
-    encode(voted_down, 2)
+        encode(feedback, 2)
     voted_down.vote_down()
-    retrained, plain = encode(voted_down, 3), encode(never, 3)
+    committed.settle()
+    retrained, plain = encode(voted_down, 3), encode(committed, 3)
     assert all(torch.equal(retrained[k], plain[k]) for k in plain)
+
+
+def test_a_vote_down_with_nothing_encoded_since_the_commit_changes_nothing(tmp_path: Path) -> None:
+    feedback = make_feedback("topk:0.01", "file", tmp_path)
+    encode(feedback, 1)
+    feedback.settle()
+    before = read_settled(feedback)
+    feedback.vote_down()  # e.g. this node made no contribution to the attempt
+    assert feedback.carried_share == 1.0
+    assert all(torch.equal(read_settled(feedback)[k], before[k]) for k in BASE)
 
 
 @pytest.mark.parametrize("name", CODECS)

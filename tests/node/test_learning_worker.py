@@ -193,32 +193,31 @@ def test_an_appraisal_no_longer_wanted_stops_between_scores(tmp_path: Path) -> N
     assert len(values) == 3
 
 
-def test_a_contributions_residue_is_carried_once_a_model_is_committed_not_after_a_failed_attempt(
+def test_a_contributions_residue_waits_in_a_file_after_a_commit_and_decays_after_a_failed_attempt(
     tmp_path: Path,
 ) -> None:
-    """Error feedback (§3.8): what a contribution's encoding dropped waits, in a file of the
-    store's, for the next contribution only when a model was committed after it; a voted-down
-    attempt's contribution was never applied, so nothing of it is carried."""
+    """Error feedback (§3.8): what a contribution's encoding dropped is carried by the next
+    contribution, from a file of the store's once a model was committed after it, and decayed
+    once more after a voted-down attempt (held in memory until the next commit)."""
 
     async def scenario() -> None:
         data, _ = load_digits_party(0, 5, "iid", seed=0)
-        worker = LearningWorker(
-            Learner(get_task(TaskConfig(codec="topk:0.01")), data, seed=0), WeightsStore(tmp_path)
-        )
-        residue = worker.feedback.path
-        assert residue is not None and residue.parent == tmp_path / "partial"
+        config = TaskConfig(codec="topk:0.01")
+        worker = LearningWorker(Learner(get_task(config), data, seed=0), WeightsStore(tmp_path))
+        feedback = worker.feedback
+        assert feedback.path is not None and feedback.path.parent == tmp_path / "partial"
         try:
             committed = await worker.propose()  # weights to commit later
             await worker.propose(update=True)
-            assert worker.feedback.pending
+            assert feedback.pending and not feedback.path.exists()
             worker.forget_attempt()  # voted down: every validator trains afresh
-            assert not worker.feedback.pending and not worker.has_momentum
+            assert not worker.has_momentum
+            assert feedback.residue and not feedback.pending and not feedback.path.exists()
+            assert feedback.carried_share == worker.codec.feedback_decay < 1
+            await worker.propose(update=True)  # the new attempt, which commits
             await worker.accept(committed.path, committed.weights_hash)
-            assert not residue.exists()  # nothing of the voted-down contribution carried
-            await worker.propose(update=True)
-            following = await worker.propose()
-            await worker.accept(following.path, following.weights_hash)
-            assert residue.exists() and not worker.feedback.pending
+            assert feedback.path.exists() and not feedback.residue and not feedback.pending
+            assert feedback.carried_share == 1
         finally:
             worker.close()
 
