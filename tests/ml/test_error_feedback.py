@@ -13,18 +13,9 @@ import torch
 from learnchain.ml.error_feedback import ErrorFeedback
 from learnchain.ml.update_codec import DecodedContribution, parse_codec
 from learnchain.ml.weights_file import StateSource, WeightsLayout
+from tests.ml.states import make_state
 
 CODECS = ("bfloat16", "int8", "topk:0.01")
-
-
-def make_state(seed: int, scale: float = 1.0) -> dict[str, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    return {
-        "a.weight": torch.randn(300, 70, generator=generator) * scale,
-        "a.bias": torch.randn(300, generator=generator) * scale,
-        "b.weight": torch.randn(10, 300, generator=generator) * scale,
-        "empty": torch.zeros(0),
-    }
 
 
 BASE = make_state(0)

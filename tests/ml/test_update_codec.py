@@ -33,18 +33,9 @@ from learnchain.ml.weights_file import (
     write_state,
     write_weights,
 )
+from tests.ml.states import make_state
 
 CODECS = ("float32", "bfloat16", "int8", "topk:0.01", "topk:0.3")
-
-
-def make_state(seed: int, scale: float = 1.0) -> dict[str, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    return {
-        "a.weight": torch.randn(300, 70, generator=generator) * scale,
-        "a.bias": torch.randn(300, generator=generator) * scale,
-        "b.weight": torch.randn(10, 300, generator=generator) * scale,
-        "empty": torch.zeros(0),
-    }
 
 
 def write_update(

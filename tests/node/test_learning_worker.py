@@ -18,11 +18,7 @@ from learnchain.ml.learner import Learner
 from learnchain.ml.tasks import TaskConfig, get_task
 from learnchain.node.store.weights_store import WeightsStore
 from learnchain.node.training.learning_worker import LearningWorker
-
-
-def make_worker(folder: Path) -> LearningWorker:
-    data, _ = load_digits_party(0, 5, "iid", seed=0)
-    return LearningWorker(Learner(get_task(TaskConfig()), data, seed=0), WeightsStore(folder))
+from tests.node.workers import make_worker
 
 
 def test_the_genesis_model_is_stored_as_a_file_under_its_hash(tmp_path: Path) -> None:
@@ -201,9 +197,7 @@ def test_a_contributions_residue_waits_in_a_file_after_a_commit_and_decays_after
     once more after a voted-down attempt (held in memory until the next commit)."""
 
     async def scenario() -> None:
-        data, _ = load_digits_party(0, 5, "iid", seed=0)
-        config = TaskConfig(codec="topk:0.01")
-        worker = LearningWorker(Learner(get_task(config), data, seed=0), WeightsStore(tmp_path))
+        worker = make_worker(tmp_path, TaskConfig(codec="topk:0.01"))
         feedback = worker.feedback
         assert feedback.path is not None and feedback.path.parent == tmp_path / "partial"
         try:

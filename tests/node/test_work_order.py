@@ -11,7 +11,7 @@ from pathlib import Path
 
 from learnchain.node.libs.work_order import WorkOrder
 from learnchain.node.training.learning_worker import LearningWorker
-from tests.node.test_learning_worker import make_worker
+from tests.node.workers import make_worker
 
 
 async def run_on(
