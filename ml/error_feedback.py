@@ -15,8 +15,10 @@ those it dropped, so that the new attempt is another update (bench/README.md, "E
 across attempts").
 
 The settled residue (one float32 value per trainable value) is kept in memory, or in a file
-between rounds (``path``), so that a node holds at most one residue in memory, the pending one,
-from its encoding until the commit. Either is lost on a restart, which only loses that residue.
+between rounds (``path``), so that a node holds no residue in memory while it trains and one,
+the pending one, from its encoding until the commit; after a voted-down attempt the settled one
+stays in memory too until the next commit writes it. Either is lost on a restart, which only
+loses that residue.
 """
 
 from __future__ import annotations

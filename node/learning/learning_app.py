@@ -159,9 +159,9 @@ class LearningApp:
         A block that keeps the model after failed rounds (``commit_round`` > 0) ends the
         attempt: the update proposed from these contributions was voted down (or its proposer
         was down), and the same contributions would make the same update again. Every validator
-        sees the same block, so all of them train afresh (new batches) for a new attempt, without
-        what their voted-down contributions' encodings dropped, and aggregate it without server
-        momentum."""
+        sees the same block, so all of them train afresh (new batches) for a new attempt, carrying
+        what their voted-down contributions' encodings dropped decayed once more, and aggregate
+        it without server momentum."""
         model_height = state.learning.model_height
         failed = (
             self._round is not None
